@@ -381,8 +381,7 @@ impl fmt::Display for ConfigError {
         let n = self.problems.len();
         writeln!(
             f,
-            "configuration error{}: {n} problem{} found; nothing was sent to Microsoft Graph",
-            if n == 1 { "" } else { "s" },
+            "configuration error: {n} problem{} found; nothing was sent to Microsoft Graph",
             if n == 1 { "" } else { "s" }
         )?;
         for (i, p) in self.problems.iter().enumerate() {
