@@ -5,5 +5,7 @@
 //! generation are passed in by the caller, so every decision is reproducible in tests.
 
 pub mod model;
+pub mod tags;
 
 pub use model::{Contact, ContactFields, EmailAddress, SYNCED_FIELDS};
+pub use tags::{ParsedNotes, SyncId, Tags};
