@@ -4,6 +4,7 @@
 //! This crate never does I/O, never reads the clock and never draws random numbers: time and id
 //! generation are passed in by the caller, so every decision is reproducible in tests.
 
+pub mod fields;
 pub mod model;
 pub mod tags;
 
