@@ -6,7 +6,14 @@
 
 pub mod fields;
 pub mod model;
+pub mod plan;
 pub mod tags;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
+pub use fields::FieldChange;
 pub use model::{Contact, ContactFields, EmailAddress, SYNCED_FIELDS};
+pub use plan::{
+    Action, DataProblem, MailboxSnapshot, Operation, Plan, PlanInput, ProblemKind, Target, plan,
+};
 pub use tags::{ParsedNotes, SyncId, Tags};
