@@ -1,0 +1,855 @@
+//! The convergence plan: from one snapshot of the hub folder and of every user's default Contacts
+//! folder, the complete, sorted list of writes that makes every copy of every contact equal to its
+//! newest version (SPEC §2.5–§2.8a).
+//!
+//! Data flow (see ARCHITECTURE.md "Plan"):
+//! 1. *Read keys* of every contact once: SyncId (last tag line), primary email, displayName key.
+//! 2. *Hub logical contacts*: each hub contact with a new SyncId is one logical contact; a hub
+//!    contact without SyncId matching an earlier one by email/displayName is a duplicate and is
+//!    left alone.
+//! 3. *Link user copies* mailbox by mailbox (fixed order: sorted mailbox names) through the hub's
+//!    index, ladder SyncId → email → displayName (only without email), SyncId matches first. A
+//!    second copy of the same logical contact in one folder is a duplicate, left alone.
+//! 4. *Group the rest* across users by the same ladder into new logical contacts.
+//! 5. *Decide* per logical contact: winner = newest `lastModifiedDateTime` (ties: hub, then mailbox
+//!    order); update every other copy that differs (rule §2.7), stamp every copy lacking the
+//!    SyncId, create it where it is missing — unless the target folder already holds a contact the
+//!    ladder would match, which is reported instead (never a duplicate, invariant I2).
+//!
+//! Decisions use only the timestamps read at the start of the run, and a copy's note text is only
+//! ever its own text plus a fresh tag line (I3). This module never performs I/O, reads a clock or
+//! draws random numbers: `now` and the SyncId generator come in with the input. It never deletes
+//! and never merges: data problems are reported, not fixed.
+
+use crate::fields::{self, FieldChange};
+use crate::model::Contact;
+use crate::tags::{self, SyncId, Tags};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::{HashMap, HashSet};
+
+/// Every contact read from one folder (the hub's "All Contacts", or a user's default folder).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxSnapshot {
+    /// UPN, or object id when the user has none (SPEC §2.2).
+    pub mailbox: String,
+    pub contacts: Vec<Contact>,
+}
+
+/// Everything the planner decides from. Nothing else is consulted.
+#[derive(Clone, Debug)]
+pub struct PlanInput {
+    pub hub: MailboxSnapshot,
+    pub users: Vec<MailboxSnapshot>,
+    /// `UpdateExisting` (default on): whether differing older copies are overwritten.
+    pub update_existing: bool,
+    /// `LastUpdatedAt` of every write of this run.
+    pub now: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Action {
+    /// POST a new contact (body: the winner's fields and a tag line).
+    Create,
+    /// PATCH the winner's differing fields, `displayName`, and the copy's notes with a fresh tag line.
+    Update,
+    /// PATCH only the copy's notes (its own text and the SyncId tag line) and its `displayName`.
+    Stamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Target {
+    /// The hub's "All Contacts" folder.
+    Hub,
+    /// A user's default Contacts folder.
+    UserDefault,
+}
+
+/// One write. Operations are independent of each other (SyncIds are chosen up front), so they
+/// may run in any order or in parallel; the binary still runs step 1 before step 2.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Operation {
+    /// 1 = users → hub (hub writes and stamps of user copies), 2 = hub → users (user data writes).
+    pub step: u8,
+    pub action: Action,
+    /// Target mailbox.
+    pub mailbox: String,
+    pub target: Target,
+    /// `None` for Create.
+    pub contact_id: Option<String>,
+    /// `If-Match` for Update/Stamp: the etag read at the start of the run (invariant I9).
+    pub etag: Option<String>,
+    pub sync_id: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub created_by: String,
+    /// Where the data comes from (the `LastUpdatedBy` written).
+    pub source_mailbox: String,
+    /// Differing fields, old → new (Update only).
+    pub changes: Vec<FieldChange>,
+    /// The exact JSON to POST/PATCH, including `personalNotes`.
+    pub body: Map<String, Value>,
+    /// The `personalNotes` written; if a created contact comes back without it, write it again
+    /// (SPEC §2.7).
+    pub expected_notes: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ProblemKind {
+    /// Several contacts in one folder carry the same SyncId.
+    DuplicateSyncId,
+    /// Several contacts in one folder share a primary email.
+    DuplicateEmail,
+    /// Several contacts without email in one folder share a displayName.
+    DuplicateDisplayName,
+    /// A contact matched a logical contact that already has a copy in this folder; left alone.
+    ExtraCopy,
+    /// A user copy's SyncId is not in the hub (the hub copy was deleted); it is re-created in the
+    /// hub, or linked by email/displayName if the ladder finds another hub contact.
+    UnknownSyncId,
+    /// A contact with neither email nor displayName; without a SyncId it cannot be matched and is
+    /// left alone.
+    NoEmailOrName,
+    /// A contact was not created in a folder because the folder already holds a different contact
+    /// with the same SyncId, email or displayName (it would be a duplicate).
+    CreateSuppressed,
+}
+
+/// A data problem: reported, never "fixed" by deleting or merging.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DataProblem {
+    pub kind: ProblemKind,
+    pub mailbox: String,
+    pub target: Target,
+    /// The contacts concerned, in folder order.
+    pub contact_ids: Vec<String>,
+    /// The SyncId, email or displayName concerned.
+    pub key: String,
+    pub detail: String,
+}
+
+/// The plan: every write of the run, sorted, and every data problem found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub operations: Vec<Operation>,
+    pub problems: Vec<DataProblem>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_empty()
+    }
+}
+
+/// What the planner reads from one contact.
+struct Copy<'a> {
+    contact: &'a Contact,
+    sync_id: Option<SyncId>,
+    created_by: Option<&'a str>,
+    email: Option<Cow<'a, str>>,
+    /// displayName key; only set for contacts without email (SPEC §2.6).
+    name: Option<Cow<'a, str>>,
+}
+
+impl<'a> Copy<'a> {
+    fn new(contact: &'a Contact) -> Self {
+        let tags = contact.personal_notes.as_deref().and_then(tags::find_tags);
+        let email = fields::primary_email(&contact.fields);
+        let name = if email.is_none() {
+            fields::name_key(&contact.fields)
+        } else {
+            None
+        };
+        Copy {
+            contact,
+            sync_id: tags.map(|t| t.sync_id),
+            created_by: tags.and_then(|t| t.created_by),
+            email,
+            name,
+        }
+    }
+
+    fn has_key(&self) -> bool {
+        self.sync_id.is_some() || self.email.is_some() || self.name.is_some()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Unlinked,
+    To(u32),
+    Extra(u32),
+    NoKey,
+}
+
+/// First-wins index of a folder (or of the new logical contacts) by the three ladder keys.
+#[derive(Default)]
+struct Index<'b> {
+    sync_id: HashMap<SyncId, u32>,
+    email: HashMap<&'b str, u32>,
+    name: HashMap<&'b str, u32>,
+}
+
+impl<'b> Index<'b> {
+    fn insert(&mut self, c: &'b Copy<'_>, l: u32) {
+        if let Some(s) = c.sync_id {
+            self.sync_id.entry(s).or_insert(l);
+        }
+        if let Some(e) = c.email.as_deref() {
+            self.email.entry(e).or_insert(l);
+        }
+        if let Some(n) = c.name.as_deref() {
+            self.name.entry(n).or_insert(l);
+        }
+    }
+
+    fn by_sync_id(&self, c: &Copy<'_>) -> Option<u32> {
+        self.sync_id.get(&c.sync_id?).copied()
+    }
+
+    /// Email, or displayName when the contact has no email (SPEC §2.6).
+    fn by_email_or_name(&self, c: &Copy<'_>) -> Option<u32> {
+        match (c.email.as_deref(), c.name.as_deref()) {
+            (Some(e), _) => self.email.get(e).copied(),
+            (None, Some(n)) => self.name.get(n).copied(),
+            (None, None) => None,
+        }
+    }
+
+    fn ladder(&self, c: &Copy<'_>) -> Option<u32> {
+        self.by_sync_id(c).or_else(|| self.by_email_or_name(c))
+    }
+}
+
+struct Logical {
+    /// (mailbox index, contact index); mailbox 0 is the hub; in mailbox order.
+    copies: Vec<(u32, u32)>,
+    /// Last mailbox a copy was linked from, to spot a second copy in one folder.
+    last_mb: u32,
+}
+
+/// Builds the plan. `new_sync_id` is called once per logical contact that has no SyncId yet, in a
+/// deterministic order; it must return a GUID (36 hex digits and dashes, e.g. a UUID v4).
+///
+/// # Panics
+/// If `new_sync_id` returns something that is not a GUID (a caller bug).
+pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan {
+    // Fixed mailbox order: hub first, then users by name, so the result never depends on the
+    // order Graph listed the users in.
+    let mut snaps: Vec<&MailboxSnapshot> = input.users.iter().collect();
+    snaps.sort_by(|a, b| {
+        a.mailbox
+            .to_lowercase()
+            .cmp(&b.mailbox.to_lowercase())
+            .then_with(|| a.mailbox.cmp(&b.mailbox))
+    });
+    snaps.insert(0, &input.hub);
+    let copies: Vec<Vec<Copy<'_>>> = snaps
+        .iter()
+        .map(|s| s.contacts.iter().map(Copy::new).collect())
+        .collect();
+    let mut links: Vec<Vec<Link>> = copies
+        .iter()
+        .map(|mb| {
+            mb.iter()
+                .map(|c| {
+                    if c.has_key() {
+                        Link::Unlinked
+                    } else {
+                        Link::NoKey
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let mut logicals: Vec<Logical> = Vec::new();
+    let mut problems = Vec::new();
+
+    // Hub: distinct SyncIds are distinct logical contacts; a contact without SyncId that matches
+    // an earlier one by the ladder is a duplicate.
+    let mut hub_index = Index::default();
+    for with_sync_id in [true, false] {
+        for (i, c) in copies[0].iter().enumerate() {
+            if links[0][i] != Link::Unlinked || c.sync_id.is_some() != with_sync_id {
+                continue;
+            }
+            let dup = if with_sync_id {
+                hub_index.by_sync_id(c)
+            } else {
+                hub_index.by_email_or_name(c)
+            };
+            if let Some(l) = dup {
+                links[0][i] = Link::Extra(l);
+                continue;
+            }
+            let l = logicals.len() as u32;
+            logicals.push(Logical {
+                copies: vec![(0, i as u32)],
+                last_mb: 0,
+            });
+            hub_index.insert(c, l);
+            links[0][i] = Link::To(l);
+        }
+    }
+    let hub_logicals = logicals.len();
+
+    let mut new_index = Index::default();
+    for mb in 1..copies.len() {
+        let mbu = mb as u32;
+        let try_link = |logicals: &mut Vec<Logical>, link: &mut Link, l: u32, i: usize| {
+            let lg = &mut logicals[l as usize];
+            if lg.last_mb == mbu {
+                *link = Link::Extra(l);
+            } else {
+                lg.last_mb = mbu;
+                lg.copies.push((mbu, i as u32));
+                *link = Link::To(l);
+            }
+        };
+        // Through the hub's index: all SyncId matches first, so a stamped copy is preferred to an
+        // unstamped one with the same email.
+        for by_sync_id in [true, false] {
+            for (i, c) in copies[mb].iter().enumerate() {
+                if links[mb][i] != Link::Unlinked {
+                    continue;
+                }
+                let found = if by_sync_id {
+                    hub_index.by_sync_id(c)
+                } else {
+                    hub_index.by_email_or_name(c)
+                };
+                if let Some(l) = found {
+                    try_link(&mut logicals, &mut links[mb][i], l, i);
+                }
+            }
+        }
+        // The rest: grouped across users by the same ladder. SyncId matches with earlier
+        // mailboxes' groups go first, then copies with a SyncId, then the others — the same
+        // precedence as above, so a stamped copy is always preferred to an unstamped one.
+        for pass in 0..3 {
+            for (i, c) in copies[mb].iter().enumerate() {
+                if links[mb][i] != Link::Unlinked || c.sync_id.is_some() != (pass < 2) {
+                    continue;
+                }
+                let found = if pass == 0 {
+                    new_index.by_sync_id(c)
+                } else {
+                    new_index.ladder(c)
+                };
+                let l = match found {
+                    Some(l) => {
+                        try_link(&mut logicals, &mut links[mb][i], l, i);
+                        l
+                    }
+                    None if pass == 0 => continue,
+                    None => {
+                        let l = logicals.len() as u32;
+                        logicals.push(Logical {
+                            copies: vec![(mbu, i as u32)],
+                            last_mb: mbu,
+                        });
+                        links[mb][i] = Link::To(l);
+                        l
+                    }
+                };
+                if links[mb][i] == Link::To(l) {
+                    new_index.insert(c, l);
+                }
+            }
+        }
+    }
+
+    report_folder_problems(
+        &snaps,
+        &copies,
+        &links,
+        &hub_index,
+        hub_logicals,
+        &logicals,
+        &mut problems,
+    );
+
+    // Keys present in each folder, so a create never adds a second contact the ladder would match.
+    let mut present: Vec<Present<'_>> = copies.iter().map(|mb| Present::of(mb)).collect();
+
+    // How many contacts carry each SyncId, in all folders: a logical contact adopts a user
+    // copy's SyncId only if no contact outside it carries that SyncId (see `decide`).
+    let mut sync_id_count: HashMap<SyncId, u32> = HashMap::new();
+    for c in copies.iter().flatten() {
+        if let Some(s) = c.sync_id {
+            *sync_id_count.entry(s).or_default() += 1;
+        }
+    }
+    let ctx = Ctx {
+        snaps: &snaps,
+        copies: &copies,
+        now: input.now,
+        sync_id_count: &sync_id_count,
+    };
+    let mut ops: Vec<(u32, Operation)> = Vec::new();
+    for lg in &logicals {
+        decide(
+            &ctx,
+            lg,
+            input.update_existing,
+            new_sync_id,
+            &mut present,
+            &mut ops,
+            &mut problems,
+        );
+    }
+
+    ops.sort_by(|(ma, a), (mb, b)| {
+        (a.step, *ma, &a.sync_id, a.action, &a.contact_id).cmp(&(
+            b.step,
+            *mb,
+            &b.sync_id,
+            b.action,
+            &b.contact_id,
+        ))
+    });
+    let rank: HashMap<&str, usize> = snaps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.mailbox.as_str(), i))
+        .collect();
+    problems.sort_by(|a: &DataProblem, b: &DataProblem| {
+        (rank.get(a.mailbox.as_str()), a.kind, &a.key, &a.contact_ids).cmp(&(
+            rank.get(b.mailbox.as_str()),
+            b.kind,
+            &b.key,
+            &b.contact_ids,
+        ))
+    });
+    Plan {
+        operations: ops.into_iter().map(|(_, o)| o).collect(),
+        problems,
+    }
+}
+
+struct Ctx<'s, 'a> {
+    snaps: &'s [&'a MailboxSnapshot],
+    copies: &'s [Vec<Copy<'a>>],
+    now: Timestamp,
+    sync_id_count: &'s HashMap<SyncId, u32>,
+}
+
+#[derive(Default)]
+struct Present<'a> {
+    sync_id: HashSet<SyncId>,
+    email: HashSet<Cow<'a, str>>,
+    name: HashSet<Cow<'a, str>>,
+}
+
+impl<'a> Present<'a> {
+    fn of(mb: &[Copy<'a>]) -> Self {
+        let mut p = Present::default();
+        for c in mb {
+            if let Some(s) = c.sync_id {
+                p.sync_id.insert(s);
+            }
+            if let Some(e) = &c.email {
+                p.email.insert(e.clone());
+            }
+            if let Some(n) = &c.name {
+                p.name.insert(n.clone());
+            }
+        }
+        p
+    }
+
+    /// Claims the keys of a contact about to be created; false if one is already taken.
+    fn claim(
+        &mut self,
+        sync_id: SyncId,
+        email: Option<&Cow<'a, str>>,
+        name: Option<&Cow<'a, str>>,
+    ) -> bool {
+        if self.sync_id.contains(&sync_id)
+            || email.is_some_and(|e| self.email.contains(e))
+            || name.is_some_and(|n| self.name.contains(n))
+        {
+            return false;
+        }
+        self.sync_id.insert(sync_id);
+        if let Some(e) = email {
+            self.email.insert(e.clone());
+        }
+        if let Some(n) = name {
+            self.name.insert(n.clone());
+        }
+        true
+    }
+}
+
+fn target_of(mb: u32) -> Target {
+    if mb == 0 {
+        Target::Hub
+    } else {
+        Target::UserDefault
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide<'a>(
+    ctx: &Ctx<'_, 'a>,
+    lg: &Logical,
+    update_existing: bool,
+    new_sync_id: &mut dyn FnMut() -> String,
+    present: &mut [Present<'a>],
+    ops: &mut Vec<(u32, Operation)>,
+    problems: &mut Vec<DataProblem>,
+) {
+    let copy = |&(mb, i): &(u32, u32)| &ctx.copies[mb as usize][i as usize];
+    let mailbox = |mb: u32| ctx.snaps[mb as usize].mailbox.as_str();
+    let hub_mailbox = mailbox(0);
+
+    // Newest at read time wins; ties go to the hub, then to the earlier mailbox. A copy without a
+    // timestamp is older than any with one (SPEC §2.7).
+    let &(w_mb, w_i) = lg
+        .copies
+        .iter()
+        .max_by_key(|&&(mb, i)| {
+            (
+                ctx.copies[mb as usize][i as usize]
+                    .contact
+                    .last_modified_date_time,
+                Reverse(mb),
+            )
+        })
+        .expect("a logical contact has at least one copy");
+    let winner = &ctx.copies[w_mb as usize][w_i as usize];
+    let w_fields = &winner.contact.fields;
+
+    // SyncId (SPEC §2.5 "kept if present"): the hub copy's; else a user copy's, but only one
+    // that no contact outside this logical contact carries — otherwise stamping it would give a
+    // folder a second contact with that SyncId and the next run would link differently (I1, I2);
+    // else a new one.
+    let hub_sync_id = lg
+        .copies
+        .first()
+        .filter(|c| c.0 == 0)
+        .and_then(|c| copy(c).sync_id);
+    let adoptable = |s: SyncId| {
+        let mine = lg
+            .copies
+            .iter()
+            .filter(|c| copy(c).sync_id == Some(s))
+            .count() as u32;
+        ctx.sync_id_count.get(&s).copied() == Some(mine)
+    };
+    let sync_id = hub_sync_id
+        .or_else(|| {
+            lg.copies
+                .iter()
+                .filter_map(|c| copy(c).sync_id)
+                .find(|&s| adoptable(s))
+        })
+        .unwrap_or_else(|| {
+            let s = new_sync_id();
+            SyncId::parse(s.trim())
+                .unwrap_or_else(|| panic!("SyncId generator returned {s:?}, not a GUID"))
+        });
+    // CreatedBy (SPEC §2.5): kept from a copy's own tags, else the hub's, else the winning
+    // source's, else any copy's, else the mailbox the contact first reaches the hub from.
+    let hub_copy = lg.copies.first().filter(|c| c.0 == 0).map(copy);
+    let created_by: String = hub_copy
+        .and_then(|c| c.created_by)
+        .or(winner.created_by)
+        .or_else(|| lg.copies.iter().find_map(|c| copy(c).created_by))
+        .unwrap_or(mailbox(w_mb))
+        .to_owned();
+    let w_display = w_fields.display_name.clone().filter(|s| !s.is_empty());
+    let w_email = fields::primary_email(w_fields);
+
+    let notes_for = |own: Option<&Contact>, created: &str, source: &str| -> String {
+        let text = tags::user_text(own.and_then(|c| c.personal_notes.as_deref()));
+        tags::build(
+            &text,
+            &Tags {
+                sync_id,
+                created_by: Some(created.to_owned()),
+                last_updated_at: Some(ctx.now),
+                last_updated_by: Some(source.to_owned()),
+            },
+        )
+    };
+
+    // Existing copies: one write each at most, combining data and stamp (SPEC §2.8a).
+    for &(mb, i) in &lg.copies {
+        let c = &ctx.copies[mb as usize][i as usize];
+        let is_winner = (mb, i) == (w_mb, w_i);
+        // The winner is newer than every other copy in the (timestamp, tie-break) order, so
+        // "target older than source" holds for all of them; a winner without a timestamp never
+        // overwrites (SPEC §2.7).
+        let needs_data = !is_winner
+            && update_existing
+            && winner.contact.last_modified_date_time.is_some()
+            && !fields::fields_equal(&c.contact.fields, w_fields);
+        let needs_stamp = c.sync_id != Some(sync_id);
+        if !needs_data && !needs_stamp {
+            continue;
+        }
+        let own_created = c
+            .created_by
+            .map(str::to_owned)
+            .unwrap_or_else(|| created_by.clone());
+        let (step, action, source, mut body, changes, display, email) = if needs_data {
+            let source = if mb == 0 { mailbox(w_mb) } else { hub_mailbox };
+            (
+                if mb == 0 { 1 } else { 2 },
+                Action::Update,
+                source,
+                fields::update_body(&c.contact.fields, w_fields),
+                fields::diff(&c.contact.fields, w_fields),
+                w_display.clone(),
+                w_email.as_deref().map(str::to_owned),
+            )
+        } else {
+            let mut body = Map::new();
+            let display = c
+                .contact
+                .fields
+                .display_name
+                .clone()
+                .filter(|s| !s.is_empty());
+            // displayName in every PATCH (graph-facts §1 displayName caveat).
+            if let Some(d) = &display {
+                body.insert("displayName".into(), Value::String(d.clone()));
+            }
+            (
+                1,
+                Action::Stamp,
+                mailbox(w_mb),
+                body,
+                Vec::new(),
+                display,
+                c.email.as_deref().map(str::to_owned),
+            )
+        };
+        let notes = notes_for(Some(c.contact), &own_created, source);
+        body.insert("personalNotes".into(), Value::String(notes.clone()));
+        ops.push((
+            mb,
+            Operation {
+                step,
+                action,
+                mailbox: mailbox(mb).to_owned(),
+                target: target_of(mb),
+                contact_id: Some(c.contact.id.clone()),
+                etag: c.contact.etag.clone(),
+                sync_id: sync_id.to_string(),
+                display_name: display,
+                email,
+                created_by: own_created,
+                source_mailbox: source.to_owned(),
+                changes,
+                body,
+                expected_notes: notes,
+            },
+        ));
+    }
+
+    // Missing copies: created from the winner, in the hub (step 1) and in every user (step 2).
+    let mut create_body: Option<Map<String, Value>> = None;
+    let mut next = lg.copies.iter().map(|c| c.0).peekable();
+    let w_name = if w_email.is_none() {
+        fields::name_key(w_fields)
+    } else {
+        None
+    };
+    for mb in 0..ctx.copies.len() as u32 {
+        if next.peek() == Some(&mb) {
+            next.next();
+            continue;
+        }
+        if !present[mb as usize].claim(sync_id, w_email.as_ref(), w_name.as_ref()) {
+            problems.push(DataProblem {
+                kind: ProblemKind::CreateSuppressed,
+                mailbox: mailbox(mb).to_owned(),
+                target: target_of(mb),
+                contact_ids: Vec::new(),
+                key: sync_id.to_string(),
+                detail: format!(
+                    "not created: the folder already holds another contact with SyncId {sync_id}{}",
+                    match (&w_email, &w_name) {
+                        (Some(e), _) => format!(" or email {e}"),
+                        (None, Some(n)) => format!(" or displayName {n}"),
+                        _ => String::new(),
+                    }
+                ),
+            });
+            continue;
+        }
+        let source = if mb == 0 { mailbox(w_mb) } else { hub_mailbox };
+        let notes = notes_for(None, &created_by, source);
+        let mut body = create_body
+            .get_or_insert_with(|| fields::create_body(w_fields))
+            .clone();
+        body.insert("personalNotes".into(), Value::String(notes.clone()));
+        ops.push((
+            mb,
+            Operation {
+                step: if mb == 0 { 1 } else { 2 },
+                action: Action::Create,
+                mailbox: mailbox(mb).to_owned(),
+                target: target_of(mb),
+                contact_id: None,
+                etag: None,
+                sync_id: sync_id.to_string(),
+                display_name: w_display.clone(),
+                email: w_email.as_deref().map(str::to_owned),
+                created_by: created_by.clone(),
+                source_mailbox: source.to_owned(),
+                changes: Vec::new(),
+                body,
+                expected_notes: notes,
+            },
+        ));
+    }
+}
+
+fn report_folder_problems(
+    snaps: &[&MailboxSnapshot],
+    copies: &[Vec<Copy<'_>>],
+    links: &[Vec<Link>],
+    hub_index: &Index<'_>,
+    hub_logicals: usize,
+    logicals: &[Logical],
+    problems: &mut Vec<DataProblem>,
+) {
+    for (mb, folder) in copies.iter().enumerate() {
+        let mailbox = &snaps[mb].mailbox;
+        let target = target_of(mb as u32);
+        let push = |problems: &mut Vec<DataProblem>,
+                    kind,
+                    ids: Vec<String>,
+                    key: String,
+                    detail: String| {
+            problems.push(DataProblem {
+                kind,
+                mailbox: mailbox.clone(),
+                target,
+                contact_ids: ids,
+                key,
+                detail,
+            })
+        };
+        // Duplicate keys inside the folder (first seen order kept).
+        let mut by_sid: HashMap<SyncId, Vec<usize>> = HashMap::new();
+        let mut by_email: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, c) in folder.iter().enumerate() {
+            if let Some(s) = c.sync_id {
+                by_sid.entry(s).or_default().push(i);
+            }
+            if let Some(e) = c.email.as_deref() {
+                by_email.entry(e).or_default().push(i);
+            }
+            if let Some(n) = c.name.as_deref() {
+                by_name.entry(n).or_default().push(i);
+            }
+        }
+        let ids = |v: &[usize]| {
+            v.iter()
+                .map(|&i| folder[i].contact.id.clone())
+                .collect::<Vec<_>>()
+        };
+        for (s, v) in by_sid.iter().filter(|(_, v)| v.len() > 1) {
+            push(
+                problems,
+                ProblemKind::DuplicateSyncId,
+                ids(v),
+                s.to_string(),
+                format!("{} contacts share this SyncId", v.len()),
+            );
+        }
+        for (e, v) in by_email.iter().filter(|(_, v)| v.len() > 1) {
+            push(
+                problems,
+                ProblemKind::DuplicateEmail,
+                ids(v),
+                (*e).to_owned(),
+                format!("{} contacts share this email", v.len()),
+            );
+        }
+        for (n, v) in by_name.iter().filter(|(_, v)| v.len() > 1) {
+            push(
+                problems,
+                ProblemKind::DuplicateDisplayName,
+                ids(v),
+                (*n).to_owned(),
+                format!("{} contacts without email share this displayName", v.len()),
+            );
+        }
+        for (i, c) in folder.iter().enumerate() {
+            match links[mb][i] {
+                Link::Extra(l) => push(
+                    problems,
+                    ProblemKind::ExtraCopy,
+                    vec![c.contact.id.clone()],
+                    c.sync_id
+                        .map(|s| s.to_string())
+                        .or_else(|| c.email.as_deref().map(str::to_owned))
+                        .or_else(|| c.name.as_deref().map(str::to_owned))
+                        .unwrap_or_default(),
+                    format!(
+                        "matches a contact that already has a copy in this folder ({}); left alone",
+                        folder[logicals[l as usize]
+                            .copies
+                            .iter()
+                            .find(|x| x.0 == mb as u32)
+                            .map(|x| x.1 as usize)
+                            .unwrap_or(i)]
+                        .contact
+                        .id
+                    ),
+                ),
+                Link::NoKey => push(
+                    problems,
+                    ProblemKind::NoEmailOrName,
+                    vec![c.contact.id.clone()],
+                    String::new(),
+                    "neither email nor displayName nor SyncId: cannot be matched, left alone"
+                        .into(),
+                ),
+                Link::To(l) => {
+                    if c.email.is_none() && c.name.is_none() {
+                        push(
+                            problems,
+                            ProblemKind::NoEmailOrName,
+                            vec![c.contact.id.clone()],
+                            c.sync_id.map(|s| s.to_string()).unwrap_or_default(),
+                            "neither email nor displayName; matched by SyncId only".into(),
+                        );
+                    }
+                    if let Some(s) = c
+                        .sync_id
+                        .filter(|s| mb > 0 && !hub_index.sync_id.contains_key(s))
+                    {
+                        let detail = if (l as usize) < hub_logicals {
+                            "SyncId unknown to the hub; linked to a hub contact by email/displayName and re-stamped"
+                        } else {
+                            "SyncId unknown to the hub (hub copy deleted?); the contact is re-created in the hub"
+                        };
+                        push(
+                            problems,
+                            ProblemKind::UnknownSyncId,
+                            vec![c.contact.id.clone()],
+                            s.to_string(),
+                            detail.into(),
+                        );
+                    }
+                }
+                Link::Unlinked => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
