@@ -108,6 +108,9 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>, env: Env) -> Exit {
     };
     let verbosity = if cli.quiet {
         -1
+    } else if matches!(cli.command, Command::Demo(_)) && cli.verbose == 0 {
+        // The demo tells its own story on stdout; info logs of three runs would bury it.
+        -1
     } else {
         cli.verbose.min(3) as i8
     };
@@ -150,7 +153,8 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>, env: Env) -> Exit {
 /// `synccontacts sync`: stage-one config (exit 2 on any problem, before any request), then every
 /// tenant in turn.
 pub async fn sync_command(env: &Env, args: &SyncArgs, opts: OutputOptions, out: &Out) -> Exit {
-    let (exit, report) = sync_with_report(env, args, opts, out).await;
+    let (exit, report) =
+        sync_with_report(env, args, &crate::run::RunEnv::default(), opts, out).await;
     if let Some(path) = &args.report
         && let Err(e) = report::write_json(&report, path)
     {
@@ -164,6 +168,7 @@ pub async fn sync_command(env: &Env, args: &SyncArgs, opts: OutputOptions, out: 
 pub async fn sync_with_report(
     env: &Env,
     args: &SyncArgs,
+    run_env: &crate::run::RunEnv,
     opts: OutputOptions,
     out: &Out,
 ) -> (Exit, RunReport) {
@@ -189,9 +194,21 @@ pub async fn sync_with_report(
         config.dry_run = true;
         config.dry_run_origin = Some("--dry-run".into());
     }
-    let report = crate::run::sync_all(&config, opts, out).await;
-    let outcomes: Vec<_> = report.tenants.iter().map(|t| t.outcome).collect();
-    (Exit::for_tenants(&outcomes), report)
+    match crate::run::sync_all(&config, run_env, opts, out).await {
+        Ok(report) => {
+            let outcomes: Vec<_> = report.tenants.iter().map(|t| t.outcome).collect();
+            (Exit::for_tenants(&outcomes), report)
+        }
+        Err(e) => {
+            eprint!("{e}");
+            let report = RunReport {
+                dry_run: config.dry_run,
+                error: Some(e.to_string()),
+                tenants: Vec::new(),
+            };
+            (Exit::Config, report)
+        }
+    }
 }
 
 impl Exit {

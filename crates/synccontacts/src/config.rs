@@ -30,9 +30,12 @@ pub const TEST_USERS_JSON: &str = "AUTOMATION_SYNCCONTACTS_TEST_USER_LIST_BY_TEN
 pub const LOGIN_URL: &str = "AUTOMATION_SYNCCONTACTS_LOGIN_URL";
 pub const GRAPH_URL: &str = "AUTOMATION_SYNCCONTACTS_GRAPH_URL";
 pub const CA_FILE: &str = "AUTOMATION_SYNCCONTACTS_CA_FILE";
+/// `false` sends every write as its own request instead of `$batch` (an escape hatch for a proxy
+/// that blocks `$batch`; costs up to 20× the requests).
+pub const BATCH: &str = "AUTOMATION_SYNCCONTACTS_BATCH";
 
 /// Every variable this module reads (for messages and for the hermetic tests).
-pub const ALL_VARIABLES: [&str; 11] = [
+pub const ALL_VARIABLES: [&str; 12] = [
     CONFIG_JSON,
     TENANTS_JSON,
     DRY_RUN,
@@ -44,6 +47,7 @@ pub const ALL_VARIABLES: [&str; 11] = [
     LOGIN_URL,
     GRAPH_URL,
     CA_FILE,
+    BATCH,
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -302,6 +306,8 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     /// `AUTOMATION_SYNCCONTACTS_CA_FILE`, read and checked to contain a PEM certificate.
     pub extra_ca_pem: Option<Vec<u8>>,
+    /// Group writes into `$batch` requests (default; `AUTOMATION_SYNCCONTACTS_BATCH=false` turns it off).
+    pub batch_writes: bool,
     /// Things that are not errors but that an administrator should see (unknown fields, ignored
     /// variables, test-user keys that match no tenant).
     pub warnings: Vec<String>,
@@ -727,6 +733,14 @@ impl Loader<'_> {
         let login_override = self.url_var(LOGIN_URL);
         let graph_override = self.url_var(GRAPH_URL);
         let extra_ca_pem = self.ca_file();
+        let batch_writes = match self.env.non_blank(BATCH).map(parse_flag_str) {
+            None => true,
+            Some(Ok(b)) => b,
+            Some(Err(msg)) => {
+                self.problem(BATCH, None, None, msg, "use true (the default) or false");
+                true
+            }
+        };
 
         let mut tenants = Vec::new();
         for raw in raws {
@@ -816,6 +830,7 @@ impl Loader<'_> {
             dry_run_origin,
             tenants,
             extra_ca_pem,
+            batch_writes,
             warnings: Vec::new(),
         })
     }
