@@ -175,7 +175,8 @@ pub async fn check_tenant(t: &TenantConfig, client: &GraphClient) -> Vec<CheckIt
         }
     }
 
-    // Directory permission and user scope.
+    // Directory permission and user scope; the first user is also the mailbox-permission probe.
+    let mut probe: Option<String> = None;
     match &t.test_users {
         Some(list) => {
             let mut missing = Vec::new();
@@ -199,11 +200,17 @@ pub async fn check_tenant(t: &TenantConfig, client: &GraphClient) -> Vec<CheckIt
                     format!("looking up test users: {e}"),
                     "retry later; if it persists, the request-id helps Microsoft support",
                 )),
-                None if missing.is_empty() => items.push(CheckItem::ok(format!(
-                    "{} test users resolved (from {})",
-                    list.len(),
-                    t.test_users_origin.as_deref().unwrap_or("TestUserList")
-                ))),
+                None if missing.is_empty() => {
+                    probe = list
+                        .iter()
+                        .find(|u| !u.eq_ignore_ascii_case(&t.hub))
+                        .cloned();
+                    items.push(CheckItem::ok(format!(
+                        "{} test users resolved (from {})",
+                        list.len(),
+                        t.test_users_origin.as_deref().unwrap_or("TestUserList")
+                    )));
+                }
                 None => items.push(CheckItem::fail(
                     format!("test users not found: {}", missing.join(", ")),
                     "fix the user principal names in the test-user list",
@@ -212,10 +219,12 @@ pub async fn check_tenant(t: &TenantConfig, client: &GraphClient) -> Vec<CheckIt
         }
         None => match client.licensed_users().await {
             Ok(users) => {
-                let n = users
+                let others: Vec<&graph::User> = users
                     .iter()
                     .filter(|u| !u.key().eq_ignore_ascii_case(&t.hub))
-                    .count();
+                    .collect();
+                let n = others.len();
+                probe = others.first().map(|u| u.key().to_owned());
                 if n == 0 {
                     items.push(CheckItem::fail(
                         "no licensed users found (the shared mailbox does not count)",
@@ -285,6 +294,21 @@ pub async fn check_tenant(t: &TenantConfig, client: &GraphClient) -> Vec<CheckIt
             "GlobalAddressBookUserId must name a shared (or user) mailbox in Exchange Online",
         )),
         Err(e) => items.push(mailbox_fail(&t.hub, &e)),
+    }
+
+    // One user's mailbox: an access policy or RBAC scope that leaves users out shows here.
+    if let Some(u) = probe {
+        match client.list_contacts(&u, &FolderRef::Default).await {
+            Ok(c) => items.push(CheckItem::ok(format!(
+                "user mailboxes readable (e.g. {u}: {} contacts)",
+                c.len()
+            ))),
+            Err(e) if e.is_missing_mailbox() => items.push(CheckItem::warn(
+                format!("{u} has no Exchange Online mailbox; such users are skipped"),
+                "nothing to do unless this user should be synced (assign an Exchange plan)",
+            )),
+            Err(e) => items.push(mailbox_fail(&u, &e)),
+        }
     }
     items
 }

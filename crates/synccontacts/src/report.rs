@@ -297,9 +297,13 @@ pub fn tenant_text(t: &TenantReport, dry_run: bool, detail: Detail) -> Vec<Strin
             out.push(action_line(a));
         }
     }
-    out.push(totals_line(1, &t.step1));
-    out.push(totals_line(2, &t.step2));
-    if detail == Detail::Normal {
+    // A tenant that stopped before planning has no totals worth printing.
+    let planned = t.hub_folder != "unknown";
+    if planned {
+        out.push(totals_line(1, &t.step1));
+        out.push(totals_line(2, &t.step2));
+    }
+    if planned && detail == Detail::Normal {
         out.extend(creation_summary(&t.actions, 1));
         out.extend(creation_summary(&t.actions, 2));
     }
@@ -468,6 +472,7 @@ mod tests {
     fn quiet_text_keeps_failures_and_totals_only() {
         let mut t = TenantReport::failed("t", "hub@c.com", TenantOutcome::Partial, String::new());
         t.error = None;
+        t.hub_folder = "found";
         t.actions = vec![
             action(1, ActionKind::Create, ActionResult::Done),
             action(1, ActionKind::Create, ActionResult::Failed),
@@ -487,6 +492,10 @@ mod tests {
         let normal = tenant_text(&t, false, Detail::Normal);
         assert!(normal.iter().any(|l| l.starts_with("Created:")));
         assert!(normal.iter().any(|l| l == "Step1 summary:"));
+        let failed = TenantReport::failed("t", "h", TenantOutcome::AuthFailed, "no token".into());
+        let text = tenant_text(&failed, false, Detail::Normal);
+        assert!(!text.iter().any(|l| l.starts_with("Step1")), "{text:?}");
+        assert!(text.last().unwrap().ends_with("— no token"), "{text:?}");
     }
 
     #[test]

@@ -157,6 +157,8 @@ impl Stop {
 pub struct Snapshots {
     pub hub: MailboxSnapshot,
     pub hub_folder: Option<graph::Folder>,
+    /// `found`, `created` or `would-create` (dry run).
+    pub hub_folder_state: &'static str,
     pub users: Vec<MailboxSnapshot>,
     pub users_in_scope: usize,
     pub skipped: Vec<MailboxNote>,
@@ -179,11 +181,7 @@ pub async fn sync_tenant(
             return r;
         }
     };
-    let hub_folder_state = match (&snaps.hub_folder, dry_run) {
-        (Some(_), _) => "found",
-        (None, true) => "would-create",
-        (None, false) => "created",
-    };
+    let hub_folder_state = snaps.hub_folder_state;
 
     let input = PlanInput {
         hub: std::mem::take(&mut snaps.hub),
@@ -354,7 +352,9 @@ async fn read_tenant(
         .find_contact_folder(&t.hub, HUB_FOLDER)
         .await
         .map_err(|e| hub_err(&e))?;
+    let mut hub_folder_state = "found";
     if hub_folder.is_none() {
+        hub_folder_state = if dry_run { "would-create" } else { "created" };
         if dry_run {
             info!(
                 "\"{HUB_FOLDER}\" does not exist in {} (a real run creates it)",
@@ -410,6 +410,7 @@ async fn read_tenant(
     let mut snaps = Snapshots {
         hub,
         hub_folder,
+        hub_folder_state,
         users: Vec::new(),
         users_in_scope,
         skipped: Vec::new(),

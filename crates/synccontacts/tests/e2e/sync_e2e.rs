@@ -99,6 +99,7 @@ async fn fresh_tenant_converges_in_one_run_and_the_second_run_writes_nothing() {
     let r = sync(&env, &[]).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.results().iter().all(|x| x == "done"), "{:?}", r.results());
+    assert_eq!(r.tenant(0)["hubFolder"], "created");
     let n = assert_converged(&emu, &s);
     assert!(n <= 12 && n > 5, "hub holds {n} contacts from a pool of 12");
     assert!(r.stdout.contains("Step1 - Created: "), "{}", r.stdout);
@@ -115,6 +116,12 @@ async fn fresh_tenant_converges_in_one_run_and_the_second_run_writes_nothing() {
         emu.stats().by_mailbox
     );
     assert!(r2.action_keys().is_empty(), "{:?}", r2.action_keys());
+    assert_eq!(r2.tenant(0)["hubFolder"], "found");
+    assert_eq!(
+        r2.tenant(0)["step1"]["skipped"],
+        n,
+        "every hub contact was skipped"
+    );
     // One pass over each folder: users + hub, and at most a folder lookup besides.
     let stats = emu.stats();
     assert!(stats.batches == 0, "no batches without writes");
@@ -129,6 +136,11 @@ async fn dry_run_writes_nothing_and_predicts_the_real_run() {
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     assert_eq!(emu.writes(), 0, "dry run wrote");
     assert!(dry.results().iter().all(|x| x == "planned"));
+    assert_eq!(dry.tenant(0)["hubFolder"], "would-create");
+    assert!(
+        emu.hub_contacts().is_none(),
+        "the dry run created the hub folder"
+    );
     assert!(!dry.action_keys().is_empty());
     assert!(dry.stdout.contains("Would create: NotesId="));
     let real = sync(&env, &[]).await;
