@@ -610,3 +610,157 @@ async fn demo_runs_and_its_second_run_writes_nothing() {
     );
     assert!(r.stdout.contains("Would create: NotesId="), "{}", r.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_dropped_on_create_are_written_again() {
+    // Some mailboxes ignore personalNotes on create (SPEC §2.7); the emulator's quirk does that.
+    let mut s = scenario(vec![
+        hub_with(None),
+        user(
+            "adele@contoso.com",
+            vec![contact(
+                "Alex Wilber",
+                Some("alex@fabrikam.com"),
+                "2026-01-01T00:00:00Z",
+            )],
+        ),
+        user(
+            "megan@contoso.com",
+            vec![contact(
+                "Bianca Pisani",
+                Some("bianca@fabrikam.com"),
+                "2026-01-01T00:00:00Z",
+            )],
+        ),
+    ]);
+    s.quirks = Some(graph_emulator::scenario::Quirks {
+        ignore_notes_on_create: true,
+    });
+    let emu = Emu::start(s).await;
+    let env = one_tenant(&emu);
+    let r = sync(&env, &[]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for cs in [
+        emu.hub_contacts().unwrap(),
+        emu.contacts("adele@contoso.com"),
+        emu.contacts("megan@contoso.com"),
+    ] {
+        assert_eq!(cs.len(), 2);
+        for c in &cs {
+            assert!(
+                sync_id(c).is_some(),
+                "created contact without its tag line: {c:?}"
+            );
+        }
+    }
+    emu.reset();
+    assert_eq!(sync(&env, &[]).await.code, 0);
+    assert_eq!(emu.writes(), 0, "second run wrote");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_outside_the_access_policy_fails_alone_and_the_run_is_partial() {
+    let mut t = tenant_json(
+        TENANT,
+        vec![
+            hub_with(None),
+            user(
+                "adele@contoso.com",
+                vec![contact(
+                    "Alex Wilber",
+                    Some("alex@fabrikam.com"),
+                    "2026-01-01T00:00:00Z",
+                )],
+            ),
+            user(
+                "megan@contoso.com",
+                vec![contact(
+                    "Bianca Pisani",
+                    Some("bianca@fabrikam.com"),
+                    "2026-01-01T00:00:00Z",
+                )],
+            ),
+            user("nestor@contoso.com", vec![]),
+        ],
+    );
+    t["apps"][0]["mailboxScope"] = json!([HUB, "adele@contoso.com", "nestor@contoso.com"]);
+    let emu = Emu::start(scenario_of(vec![t])).await;
+    let r = sync(&one_tenant(&emu), &[]).await;
+    assert_eq!(r.code, 1, "partial run\n{}\n{}", r.stdout, r.stderr);
+    let t = r.tenant(0);
+    assert_eq!(t["status"], "failed");
+    assert_eq!(t["outcome"], "partial");
+    let failed = t["failedMailboxes"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{t}");
+    assert_eq!(failed[0]["mailbox"], "megan@contoso.com");
+    assert!(failed[0]["requestId"].is_string(), "request-id kept: {t}");
+    assert!(
+        r.stdout.contains("Failed mailbox: megan@contoso.com"),
+        "{}",
+        r.stdout
+    );
+    // The rest converged, and Megan's mailbox was not touched.
+    assert_eq!(emu.hub_contacts().unwrap().len(), 1);
+    assert_eq!(emu.contacts("nestor@contoso.com").len(), 1);
+    assert_eq!(emu.contacts("megan@contoso.com").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line() {
+    let emu = Emu::start(scenario(vec![
+        hub_with(None),
+        user(
+            "adele@contoso.com",
+            vec![contact(
+                "Alex Wilber",
+                Some("alex@fabrikam.com"),
+                "2026-01-01T00:00:00Z",
+            )],
+        ),
+    ]))
+    .await;
+    let r = sync(&one_tenant(&emu), &["--log-format", "json", "-v"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v.get("level").is_some(), "{l}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_is_not_a_crash() {
+    let emu = Emu::start(scenario(vec![
+        hub_with(None),
+        user(
+            "adele@contoso.com",
+            vec![contact(
+                "Alex Wilber",
+                Some("alex@fabrikam.com"),
+                "2026-01-01T00:00:00Z",
+            )],
+        ),
+    ]))
+    .await;
+    let env = one_tenant(&emu);
+    let out = tokio::task::spawn_blocking(move || {
+        let bin = assert_cmd::cargo::cargo_bin("synccontacts");
+        let mut child = std::process::Command::new(bin)
+            .env_clear()
+            .envs(env)
+            .args(["sync", "--dry-run"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader goes away, like `| head -0`
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
