@@ -739,3 +739,41 @@ fn describe_problem(p: &sync_engine::plan::DataProblem) -> String {
         p.contact_ids.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(kind: ErrorKind, status: u16) -> GraphError {
+        GraphError {
+            kind,
+            status: Some(status),
+            code: None,
+            message: "x".into(),
+            request_id: Some("rid".into()),
+        }
+    }
+
+    #[test]
+    fn a_412_is_a_conflict_left_for_the_next_run_not_a_failure() {
+        let o = Outcome::from_error(&err(ErrorKind::Conflict, 412));
+        assert_eq!(o.result, ActionResult::Conflict);
+        assert_eq!(o.request_id.as_deref(), Some("rid"));
+        // A 409 (folder exists and the like) is not a user edit: a failure.
+        assert_eq!(
+            Outcome::from_error(&err(ErrorKind::Conflict, 409)).result,
+            ActionResult::Failed
+        );
+        assert_eq!(
+            Outcome::from_error(&err(ErrorKind::Server, 503)).result,
+            ActionResult::Failed
+        );
+    }
+
+    #[test]
+    fn notes_differing_only_in_line_endings_are_the_same() {
+        assert!(same_notes("a\r\nSyncId=x", "a\nSyncId=x"));
+        assert!(same_notes("a\n", "a"));
+        assert!(!same_notes("", "SyncId=x"));
+    }
+}

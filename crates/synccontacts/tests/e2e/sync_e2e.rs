@@ -764,3 +764,123 @@ async fn a_closed_stdout_is_not_a_crash() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_all_contacts_folder_is_found_not_duplicated() {
+    let mut hub = hub_with(None);
+    hub["contactFolders"] = json!([{
+        "displayName": "Shared",
+        "childFolders": [{"displayName": "All Contacts", "contacts": [
+            with(contact("Alex Wilber", Some("alex@fabrikam.com"), "2026-01-01T00:00:00Z"), "personalNotes", json!(tag4(SID_A, "adele@contoso.com")))
+        ]}]
+    }]);
+    let emu = Emu::start(scenario(vec![hub, user("adele@contoso.com", vec![])])).await;
+    let r = sync(&one_tenant(&emu), &[]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.tenant(0)["hubFolder"], "found");
+    let state = emu.inner.state();
+    let hub = state.tenants[0]
+        .users
+        .iter()
+        .find(|u| u.user_principal_name == HUB)
+        .unwrap();
+    assert_eq!(
+        hub.contact_folders.len(),
+        1,
+        "a second All Contacts was created at the top"
+    );
+    assert_eq!(
+        emu.contacts("adele@contoso.com").len(),
+        1,
+        "the nested hub folder's contact reached the user"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_existing_false_creates_and_stamps_but_never_updates() {
+    let hub_a = with(
+        with(
+            contact(
+                "Alex Wilber",
+                Some("alex@fabrikam.com"),
+                "2026-01-01T00:00:00Z",
+            ),
+            "jobTitle",
+            json!("Developer"),
+        ),
+        "personalNotes",
+        json!(tag4(SID_A, "adele@contoso.com")),
+    );
+    let adele_a = with(
+        with(
+            contact(
+                "Alex Wilber",
+                Some("alex@fabrikam.com"),
+                "2026-02-01T00:00:00Z",
+            ),
+            "jobTitle",
+            json!("Lead"),
+        ),
+        "personalNotes",
+        json!(tag4(SID_A, "adele@contoso.com")),
+    );
+    let emu = Emu::start(scenario(vec![
+        hub_with(Some(vec![hub_a])),
+        user(
+            "adele@contoso.com",
+            vec![
+                adele_a,
+                contact(
+                    "Bianca Pisani",
+                    Some("bianca@fabrikam.com"),
+                    "2026-01-01T00:00:00Z",
+                ),
+            ],
+        ),
+    ]))
+    .await;
+    let mut entry = tenant_entry(TENANT, SECRET);
+    entry["UpdateExisting"] = json!("false");
+    let mut env = endpoints(&emu);
+    env.push(var(
+        "AUTOMATION_SYNCCONTACTS_MICROSOFT_TENANTS_JSON",
+        json!([entry]).to_string(),
+    ));
+    let r = sync(&env, &[]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let hub = by_email(&emu.hub_contacts().unwrap());
+    assert_eq!(
+        s(&hub["alex@fabrikam.com"], "jobTitle"),
+        Some("Developer"),
+        "updated despite UpdateExisting=false"
+    );
+    assert!(
+        hub.contains_key("bianca@fabrikam.com"),
+        "creation still happens"
+    );
+    assert!(
+        !r.action_keys().iter().any(|k| k.contains("\"update\"")),
+        "{:?}",
+        r.action_keys()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_selects_one_of_several_tenants() {
+    let emu = Emu::start(two_tenants()).await;
+    let mut env = endpoints(&emu);
+    let mut b = tenant_entry(TENANT_B, SECRET);
+    b["PrimaryDomain"] = json!("fabrikam.com");
+    env.push(var(
+        "AUTOMATION_SYNCCONTACTS_MICROSOFT_TENANTS_JSON",
+        json!([tenant_entry(TENANT, SECRET), b]).to_string(),
+    ));
+    let r = sync(&env, &["--tenant", "FABRIKAM.com", "--dry-run"]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let tenants = r.report.as_ref().unwrap()["tenants"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(tenants.len(), 1);
+    assert_eq!(tenants[0]["tenantId"], TENANT_B);
+}
