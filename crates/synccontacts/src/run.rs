@@ -374,6 +374,7 @@ async fn read_tenant(
 
     // One read of the hub and of every user's default folder.
     let read_span = info_span!("read", "indicatif.pb_show" = tracing::field::Empty);
+    read_span.pb_set_style(&bar_style());
     read_span.pb_set_length(users.len() as u64 + 1);
     read_span.pb_set_message("reading mailboxes");
     let hub_contacts = match &hub_folder {
@@ -458,6 +459,13 @@ async fn read_tenant(
     Ok(snaps)
 }
 
+/// The progress bar of a phase (only drawn on a terminal; see `logging.rs`).
+fn bar_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template("{spinner} {msg:18} [{bar:40}] {pos}/{len} ({elapsed})")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
 /// The result of one operation.
 #[derive(Clone, Debug)]
 pub struct Outcome {
@@ -530,6 +538,7 @@ async fn apply(
     let ops = &plan.operations;
     let mut results: Vec<Option<Outcome>> = vec![None; ops.len()];
     let write_span = info_span!("write", "indicatif.pb_show" = tracing::field::Empty);
+    write_span.pb_set_style(&bar_style());
     write_span.pb_set_length(ops.len() as u64);
     write_span.pb_set_message("applying writes");
 
