@@ -733,7 +733,7 @@ impl GraphClient {
         };
         let mut headers = Vec::new();
         if let Some(m) = &w.if_match {
-            headers.push(("if-match", m.clone()));
+            headers.push(("If-Match", m.clone()));
         }
         Ok(match w.op {
             WriteOp::Create => Prepared(
