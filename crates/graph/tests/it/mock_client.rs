@@ -715,3 +715,44 @@ async fn create_folder_that_already_exists_returns_the_existing_one() {
         "F"
     );
 }
+
+#[tokio::test]
+async fn batch_item_401_refreshes_the_token_once_and_retries_the_item() {
+    let clock = Arc::new(VirtualClock::default());
+    let m = Mock::start(clock.clone(), 3599, |s, _| {
+        if s.is_token() {
+            return pass();
+        }
+        let stale = s.header("authorization") == Some("Bearer tok-1");
+        batch_answer(s, |id, _| {
+            if stale && id == "1" {
+                json!({"id": id, "status": 401, "body": {"error": {"code": "InvalidAuthenticationToken", "message": "expired"}}})
+            } else {
+                json!({"id": id, "status": 204})
+            }
+        })
+    })
+    .await;
+    let c = client(&m, &clock);
+    let writes = (0..3)
+        .map(|i| WriteRequest::delete(FolderRef::Default, format!("c{i}"), None))
+        .collect();
+    let res = c.execute_writes("a@x", writes).await;
+    assert!(
+        res.iter().all(|r| r
+            .as_ref()
+            .is_ok_and(|w| w.status == 204 && w.body.is_none())),
+        "{res:?}"
+    );
+    let g = m.graph_requests();
+    assert_eq!(g.len(), 2);
+    assert_eq!(g[1].header("authorization"), Some("Bearer tok-2"));
+    let second: serde_json::Value = serde_json::from_str(&g[1].body).unwrap();
+    assert_eq!(
+        second["requests"].as_array().unwrap().len(),
+        1,
+        "only the refused item is resent"
+    );
+    assert_eq!(second["requests"][0]["method"], "DELETE");
+    assert_eq!(m.token_requests().len(), 2);
+}
