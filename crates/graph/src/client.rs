@@ -631,6 +631,22 @@ impl GraphClient {
         Ok(None)
     }
 
+    /// Checks that the app can read `mailbox`'s contacts (one cheap request), for `check`:
+    /// distinguishes a missing mailbox, an access policy/RBAC denial and success.
+    pub async fn probe_mailbox(&self, mailbox: &str) -> Result<(), GraphError> {
+        let q = path::query(&[("$select", "id"), ("$top", "1")]);
+        let url = self.url(&format!("{}/contactFolders{q}", path::user(mailbox)))?;
+        let _: Value = self
+            .get_json(
+                url,
+                Some(mailbox),
+                vec![],
+                format!("reading the contact folders of {mailbox}"),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Creates a top-level contact folder. If Graph says it already exists (`ErrorFolderExists`,
     /// a lost response to an earlier create, graph-facts §2), the existing one is returned.
     pub async fn create_contact_folder(
