@@ -2,6 +2,7 @@
 //! against the in-process Graph emulator (realistic behaviour and limits).
 
 mod auth_flows;
+mod emulator;
 mod mock;
 mod mock_client;
 mod secrets;
