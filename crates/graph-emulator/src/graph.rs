@@ -91,6 +91,18 @@ pub async fn dispatch(shared: &Shared, req: GraphRequest) -> GraphResponse {
         }
     };
     resp.headers.push(("request-id".into(), request_id));
+    // Our ids never change on a move (there are no moves), so immutable ids are always in
+    // effect; echo the preference as Graph does (outlook-immutable-id.md, graph-facts §1).
+    let prefers_immutable = req
+        .headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("idtype=\"immutableid\""));
+    if prefers_immutable {
+        resp.headers
+            .push(("preference-applied".into(), "IdType=\"ImmutableId\"".into()));
+    }
     if let Some(c) = client_request_id {
         resp.headers.push(("client-request-id".into(), c));
     }
@@ -220,6 +232,11 @@ fn parse_route(segs: &[String]) -> Result<Route, GraphError> {
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match s.as_slice() {
         [] => Err(GraphError::segment_not_found("v1.0")),
+        // App-only tokens have no signed-in user (graph-facts §8: client credentials).
+        [m, ..] if is(m, "me") => Err(GraphError::bad_request(
+            "BadRequest",
+            "/me request is only valid with delegated authentication flow.",
+        )),
         [u] if is(u, "users") => Ok(Route::Users),
         [o] if is(o, "organization") => Ok(Route::Organization),
         [u, id] if is(u, "users") => Ok(Route::User(id.to_string())),

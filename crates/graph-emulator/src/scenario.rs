@@ -331,3 +331,55 @@ fn validate_folders(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Scenario::from_json(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_fields_name_their_path() {
+        let e = err(
+            r#"{"tenants":[{"tenantId":"t","users":[{"userPrincipalName":"a@b","mailbx":true}]}]}"#,
+        );
+        assert!(e.contains("tenants[0].users[0]"), "{e}");
+        assert!(e.contains("mailbx"), "{e}");
+        let e = err(r#"{"tenants":[], "quirks": {"ignoreNotes": true}}"#);
+        assert!(e.contains("quirks"), "{e}");
+    }
+
+    #[test]
+    fn contact_problems_name_the_contact() {
+        let e = err(
+            r#"{"tenants":[{"tenantId":"t","users":[{"userPrincipalName":"a@b",
+               "contactFolders":[{"displayName":"F","contacts":[{"displayName":"x","phones":[]}]}]}]}]}"#,
+        );
+        assert!(
+            e.contains("tenants[0].users[0].contactFolders[0].contacts[0]"),
+            "{e}"
+        );
+        assert!(e.contains("phones"), "{e}");
+        let e = err(
+            r#"{"tenants":[{"tenantId":"t","users":[{"userPrincipalName":"a@b",
+               "contacts":[{"businessPhones":["1","2","3"]}]}]}]}"#,
+        );
+        assert!(e.contains("BusinessPhones has 3 entries"), "{e}");
+    }
+
+    #[test]
+    fn required_fields_and_uniqueness() {
+        assert!(err(r#"{"tenants":[{}]}"#).contains("tenantId"));
+        let e = err(
+            r#"{"tenants":[{"tenantId":"t","users":[{"userPrincipalName":"a@b"},{"userPrincipalName":"A@b"}]}]}"#,
+        );
+        assert!(e.contains("tenants[0].users[1].userPrincipalName"), "{e}");
+        let e = err(
+            r#"{"tenants":[{"tenantId":"t","users":[{"userPrincipalName":"a@b","mailbox":false,
+               "contacts":[{"displayName":"x"}]}]}]}"#,
+        );
+        assert!(e.contains("mailbox"), "{e}");
+    }
+}
