@@ -322,6 +322,7 @@ pub fn generate(opts: &GenerateOptions) -> Scenario {
         mailbox: Some(true),
         contacts: vec![],
         contact_folders: vec![],
+        contact_groups: vec![],
     }];
     let per_user = opts.contacts_per_user.min(pool_size);
     let mut taken = std::collections::HashSet::new();
@@ -370,6 +371,7 @@ pub fn generate(opts: &GenerateOptions) -> Scenario {
             mailbox: Some(true),
             contacts,
             contact_folders: vec![],
+            contact_groups: vec![],
         });
     }
     Scenario {
