@@ -595,3 +595,46 @@ async fn ignore_notes_on_create_quirk_drops_notes_until_patched() {
         .await;
     assert_eq!(patched["personalNotes"], "SyncId: 1");
 }
+
+#[tokio::test]
+async fn contact_groups_take_paging_slots_so_pages_can_be_short() {
+    let env = start().await;
+    let token = env.token().await;
+    let hub = "/v1.0/users/hub@contoso.com";
+    let (_, folders) = env
+        .send(
+            Method::GET,
+            &format!("{hub}/contactFolders?$filter=displayName eq 'Bob''s Folder'"),
+            &token,
+            None,
+        )
+        .await;
+    let fid = folders["value"][0]["id"].as_str().unwrap().to_string();
+    let (status, first) = env
+        .send(
+            Method::GET,
+            &format!("{hub}/contactFolders/{fid}/contacts?$count=true"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    // 12 contacts + 2 groups: the groups sit inside the first ten slots.
+    assert_eq!(first["@odata.count"], 14);
+    assert_eq!(first["value"].as_array().unwrap().len(), 8);
+    let next = first["@odata.nextLink"]
+        .as_str()
+        .expect("short page still has a nextLink");
+    let (_, second) = env.send(Method::GET, next, &token, None).await;
+    assert_eq!(second["value"].as_array().unwrap().len(), 4);
+    assert!(second.get("@odata.nextLink").is_none());
+    let names: Vec<&str> = first["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["value"].as_array().unwrap())
+        .map(|c| c["givenName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 12);
+    assert!(!names.iter().any(|n| n.starts_with("Team")));
+}
