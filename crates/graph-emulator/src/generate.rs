@@ -322,6 +322,7 @@ pub fn generate(opts: &GenerateOptions) -> Scenario {
         mailbox: Some(true),
         contacts: vec![],
         contact_folders: vec![],
+        contact_groups: vec![],
     }];
     let per_user = opts.contacts_per_user.min(pool_size);
     let mut taken = std::collections::HashSet::new();
@@ -370,6 +371,7 @@ pub fn generate(opts: &GenerateOptions) -> Scenario {
             mailbox: Some(true),
             contacts,
             contact_folders: vec![],
+            contact_groups: vec![],
         });
     }
     Scenario {
@@ -400,5 +402,137 @@ pub fn generate(opts: &GenerateOptions) -> Scenario {
         }],
         token_lifetime_seconds: None,
         quirks: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn opts(users: usize, m: usize, pool: Option<usize>, edits: f64) -> GenerateOptions {
+        GenerateOptions {
+            users,
+            contacts_per_user: m,
+            pool,
+            edits,
+            seed: 42,
+        }
+    }
+
+    fn primary_addresses(s: &Scenario) -> Vec<String> {
+        s.tenants[0].users[1..]
+            .iter()
+            .flat_map(|u| &u.contacts)
+            .map(|c| {
+                c["emailAddresses"][0]["address"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn same_seed_same_bytes_and_valid() {
+        let a = generate(&opts(4, 6, Some(10), 0.3)).to_json_pretty();
+        assert_eq!(a, generate(&opts(4, 6, Some(10), 0.3)).to_json_pretty());
+        Scenario::from_json(&a).expect("generated scenarios validate");
+    }
+
+    #[test]
+    fn hub_is_unlicensed_with_an_empty_mailbox_and_users_are_licensed() {
+        let s = generate(&opts(3, 2, None, 0.0));
+        let t = &s.tenants[0];
+        let default = t.domains.iter().find(|d| d.is_default).unwrap();
+        let hub = &t.users[0];
+        assert_eq!(hub.user_principal_name, format!("hub@{}", default.id));
+        assert!(hub.assigned_licenses.is_empty() && hub.has_mailbox() && hub.contacts.is_empty());
+        assert_eq!(t.users.len(), 4);
+        assert!(
+            t.users[1..]
+                .iter()
+                .all(|u| u.assigned_licenses.len() == 1 && u.contacts.len() == 2)
+        );
+        let app = &t.apps[0];
+        assert!(app.client_secret.is_some());
+        assert!(app.roles.contains(&"Contacts.ReadWrite".to_string()));
+        assert!(app.roles.contains(&"User.Read.All".to_string()));
+    }
+
+    #[test]
+    fn default_pool_has_no_overlap_and_a_small_pool_is_shared() {
+        let s = generate(&opts(5, 4, None, 0.0));
+        let all = primary_addresses(&s);
+        assert_eq!(all.iter().collect::<HashSet<_>>().len(), 20);
+        let s = generate(&opts(5, 4, Some(7), 0.0));
+        let all = primary_addresses(&s);
+        assert_eq!(all.len(), 20);
+        assert_eq!(
+            all.iter().collect::<HashSet<_>>().len(),
+            7,
+            "every pool person is used"
+        );
+        for u in &s.tenants[0].users[1..] {
+            let mine: HashSet<_> = u
+                .contacts
+                .iter()
+                .map(|c| c["emailAddresses"][0]["address"].clone())
+                .collect();
+            assert_eq!(mine.len(), 4, "no duplicates within one mailbox");
+        }
+    }
+
+    #[test]
+    fn edits_make_copies_differ_and_move_last_modified() {
+        let plain = generate(&opts(6, 5, Some(5), 0.0));
+        let edited = generate(&opts(6, 5, Some(5), 0.5));
+        // With no edits, every copy of a person is identical apart from server fields.
+        let strip = |c: &Map<String, Value>| {
+            let mut c = c.clone();
+            for k in ["id", "createdDateTime", "lastModifiedDateTime"] {
+                c.remove(k);
+            }
+            c
+        };
+        let distinct = |s: &Scenario| {
+            s.tenants[0].users[1..]
+                .iter()
+                .flat_map(|u| &u.contacts)
+                .map(|c| serde_json::to_string(&strip(c)).unwrap())
+                .collect::<HashSet<_>>()
+                .len()
+        };
+        assert_eq!(distinct(&plain), 5);
+        assert!(
+            distinct(&edited) > 5,
+            "edited copies differ from the pool version"
+        );
+        let late = |s: &Scenario| {
+            s.tenants[0].users[1..]
+                .iter()
+                .flat_map(|u| &u.contacts)
+                .filter(|c| {
+                    let ts = |k: &str| c[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+                    ts("lastModifiedDateTime").as_second() - ts("createdDateTime").as_second()
+                        >= 86_400
+                })
+                .count()
+        };
+        assert_eq!(late(&plain), 0);
+        assert!(
+            late(&edited) > 0,
+            "edited copies carry later lastModifiedDateTime"
+        );
+    }
+
+    #[test]
+    fn includes_non_ascii_text_and_ascii_addresses() {
+        let s = generate(&opts(10, 10, None, 0.0));
+        let json = s.to_json_pretty();
+        assert!(!json.is_ascii(), "some names are non-ASCII");
+        for a in primary_addresses(&s) {
+            assert!(a.is_ascii(), "{a}");
+        }
     }
 }

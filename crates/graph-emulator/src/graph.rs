@@ -91,6 +91,18 @@ pub async fn dispatch(shared: &Shared, req: GraphRequest) -> GraphResponse {
         }
     };
     resp.headers.push(("request-id".into(), request_id));
+    // Our ids never change on a move (there are no moves), so immutable ids are always in
+    // effect; echo the preference as Graph does (outlook-immutable-id.md, graph-facts §1).
+    let prefers_immutable = req
+        .headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("idtype=\"immutableid\""));
+    if prefers_immutable {
+        resp.headers
+            .push(("preference-applied".into(), "IdType=\"ImmutableId\"".into()));
+    }
     if let Some(c) = client_request_id {
         resp.headers.push(("client-request-id".into(), c));
     }
@@ -123,17 +135,20 @@ async fn handle(shared: &Shared, req: &GraphRequest) -> Result<GraphResponse, Gr
     };
     hooks::before_execute(shared, &ctx).await?;
 
-    let now = shared.clock.now();
-    let mut store = shared.store.lock().unwrap();
     let call = Call {
         req,
         principal: &principal,
         query: Query::parse(req.query.as_deref()),
-        now,
+        now: shared.clock.now(),
     };
-    let result = execute(&mut store, &call, &route);
-    drop(store);
+    // The lock lives only in this block, never across an await.
+    let result = {
+        let mut store = shared.store.lock().unwrap();
+        execute(&mut store, &call, &route)
+    };
+    let result = hooks::after_execute(shared, &ctx, result).await;
     drop(guard);
+    tracing::debug!(method = %req.method, path = %req.path, ok = result.is_ok(), "graph request");
     result
 }
 
@@ -220,6 +235,11 @@ fn parse_route(segs: &[String]) -> Result<Route, GraphError> {
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match s.as_slice() {
         [] => Err(GraphError::segment_not_found("v1.0")),
+        // App-only tokens have no signed-in user (graph-facts §8: client credentials).
+        [m, ..] if is(m, "me") => Err(GraphError::bad_request(
+            "BadRequest",
+            "/me request is only valid with delegated authentication flow.",
+        )),
         [u] if is(u, "users") => Ok(Route::Users),
         [o] if is(o, "organization") => Ok(Route::Organization),
         [u, id] if is(u, "users") => Ok(Route::User(id.to_string())),
@@ -844,23 +864,30 @@ impl MailboxCall<'_, '_> {
             Some(f) => Some(odata::parse_email_filter(f).ok_or_else(GraphError::invalid_filter)?),
         };
         // Exact address match; case-insensitive as SMTP addresses are in Exchange [UNCONF,
-        // graph-facts §3].
-        let matches = |c: &&crate::store::StoredContact| match &address {
-            None => true,
-            Some(a) => c.data["emailAddresses"].as_array().is_some_and(|emails| {
-                emails.iter().any(|e| {
-                    e["address"]
-                        .as_str()
-                        .is_some_and(|x| x.eq_ignore_ascii_case(a))
+        // graph-facts §3]. Contact groups never match a filter; without one they take paging
+        // slots and count, but are not returned, so a page can be short while a nextLink is
+        // still present (graph-facts §3, MGD-issue#8153).
+        let all: Vec<&crate::store::StoredContact> = match &address {
+            None => self.mailbox.items_in(folder).collect(),
+            Some(a) => self
+                .mailbox
+                .contacts_in(folder)
+                .filter(|c| {
+                    c.data["emailAddresses"].as_array().is_some_and(|emails| {
+                        emails.iter().any(|e| {
+                            e["address"]
+                                .as_str()
+                                .is_some_and(|x| x.eq_ignore_ascii_case(a))
+                        })
+                    })
                 })
-            }),
+                .collect(),
         };
-        let all: Vec<&crate::store::StoredContact> =
-            self.mailbox.contacts_in(folder).filter(matches).collect();
         let page: Vec<Value> = all
             .iter()
             .skip(skip)
             .take(top)
+            .filter(|c| !c.is_group)
             .map(|c| {
                 let mut r = contact::render(&c.data, select.as_deref());
                 contact::list_notes_quirk(&mut r);

@@ -1,12 +1,13 @@
-//! The point where per-request policies wrap every Graph request, direct or inside a `$batch`:
+//! The points where per-request policies wrap every Graph request, direct or inside a `$batch`:
 //! service latency now; the Outlook limits (`limits.rs`) and the fault plan (`faults.rs`) plug in
 //! here, in that order, so batch items are throttled exactly like direct requests.
 //!
 //! A hook sees the request after authentication and routing (it knows the app and the mailbox)
-//! and before the store is touched. It must never touch the store itself: it may only delay the
-//! request or answer it with an error.
+//! and before (or after) the store is touched. It must never touch the store itself: it may only
+//! delay the request or answer it with an error.
 
 use crate::error::GraphError;
+use crate::graph::GraphResponse;
 use crate::server::Shared;
 
 /// What a hook knows about one Graph request.
@@ -33,4 +34,15 @@ pub async fn before_execute(shared: &Shared, _ctx: &RequestContext) -> Result<()
         tokio::time::sleep(shared.latency).await;
     }
     Ok(())
+}
+
+/// Runs after a request executed (its effects are in the store). A hook may replace the answer:
+/// the fault plan's "apply, then answer 504" (the ambiguous write, EMULATOR.md §5) lives here.
+/// Today nothing replaces it.
+pub async fn after_execute(
+    _shared: &Shared,
+    _ctx: &RequestContext,
+    result: Result<GraphResponse, GraphError>,
+) -> Result<GraphResponse, GraphError> {
+    result
 }

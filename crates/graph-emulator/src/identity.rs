@@ -464,6 +464,30 @@ pub fn openid_configuration(shared: &Shared, tenant_name: &str, base_url: &str) 
     .into_response()
 }
 
+/// `GET /common/discovery/instance?authorization_endpoint=…`: MSAL's instance discovery, asked
+/// before the discovery document unless disabled. Every alias is the emulator itself.
+pub fn instance_discovery(query: Option<&str>, base_url: &str) -> Response {
+    let tenant = query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(k, _)| k == "authorization_endpoint")
+        .and_then(|(_, v)| url::Url::parse(&v).ok())
+        .and_then(|u| u.path_segments()?.next().map(str::to_string))
+        .unwrap_or_else(|| "common".into());
+    let host = base_url.split("://").nth(1).unwrap_or(base_url).to_string();
+    axum::Json(json!({
+        "tenant_discovery_endpoint": format!("{base_url}/{tenant}/v2.0/.well-known/openid-configuration"),
+        "api-version": "1.1",
+        "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}]
+    }))
+    .into_response()
+}
+
 /// Verifies the bearer token of a Graph request (graph-facts §7 401 cases).
 pub fn verify_access_token(
     shared: &Shared,

@@ -108,6 +108,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(scenario: Scenario, args: ServeArgs) -> anyhow::Result<()> {
+    // Handlers go in before the listening line: a supervisor may signal as soon as it reads it.
+    let signalled = shutdown_signal()?;
     let emulator = graph_emulator::start(
         scenario,
         EmulatorOptions {
@@ -122,23 +124,29 @@ async fn serve(scenario: Scenario, args: ServeArgs) -> anyhow::Result<()> {
         writeln!(out, "listening on {}", emulator.url())?;
         out.flush()?;
     }
-    wait_for_signal().await?;
+    signalled.await?;
     tracing::info!("shutting down");
     emulator.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// A future that completes on SIGINT or SIGTERM; the handlers are installed when this returns.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
-            _ = term.recv() => {}
-        }
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+    {
+        Ok(async { Ok(tokio::signal::ctrl_c().await?) })
+    }
 }

@@ -129,6 +129,20 @@ pub struct User {
     pub contacts: Vec<Map<String, Value>>,
     #[serde(default)]
     pub contact_folders: Vec<ContactFolder>,
+    /// Contact groups (distribution lists) in the default folder: they take `$top`/`$skip` slots
+    /// and count in `@odata.count` but are never returned by `/contacts` (graph-facts §3).
+    /// Additive to the §2 format.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contact_groups: Vec<ContactGroup>,
+}
+
+/// A contact group (distribution list) in a folder; only its slot in paging is modelled.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContactGroup {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub display_name: String,
 }
 
 impl User {
@@ -157,6 +171,8 @@ pub struct ContactFolder {
     pub contacts: Vec<Map<String, Value>>,
     #[serde(default)]
     pub child_folders: Vec<ContactFolder>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contact_groups: Vec<ContactGroup>,
 }
 
 /// A scenario that cannot be used; the message names the offending field's path.
@@ -262,13 +278,22 @@ impl Scenario {
                 {
                     return Err(invalid(format!("{up}.id"), "duplicate user id"));
                 }
-                if !u.has_mailbox() && (!u.contacts.is_empty() || !u.contact_folders.is_empty()) {
+                if !u.has_mailbox()
+                    && (!u.contacts.is_empty()
+                        || !u.contact_folders.is_empty()
+                        || !u.contact_groups.is_empty())
+                {
                     return Err(invalid(
                         format!("{up}.mailbox"),
                         "a user without a mailbox cannot have contacts or contact folders",
                     ));
                 }
                 validate_contacts(&u.contacts, &format!("{up}.contacts"), &mut item_ids)?;
+                validate_groups(
+                    &u.contact_groups,
+                    &format!("{up}.contactGroups"),
+                    &mut item_ids,
+                )?;
                 validate_folders(
                     &u.contact_folders,
                     &format!("{up}.contactFolders"),
@@ -293,6 +318,24 @@ fn validate_contacts(
         {
             return Err(invalid(
                 format!("{cp}.id"),
+                "duplicate item id in this mailbox",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_groups(
+    groups: &[ContactGroup],
+    path: &str,
+    item_ids: &mut HashSet<String>,
+) -> Result<(), ScenarioError> {
+    for (gi, g) in groups.iter().enumerate() {
+        if let Some(id) = &g.id
+            && !item_ids.insert(id.clone())
+        {
+            return Err(invalid(
+                format!("{path}[{gi}].id"),
                 "duplicate item id in this mailbox",
             ));
         }
@@ -327,7 +370,60 @@ fn validate_folders(
             ));
         }
         validate_contacts(&f.contacts, &format!("{fp}.contacts"), item_ids)?;
+        validate_groups(&f.contact_groups, &format!("{fp}.contactGroups"), item_ids)?;
         validate_folders(&f.child_folders, &format!("{fp}.childFolders"), item_ids)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Scenario::from_json(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_fields_name_their_path() {
+        let e = err(
+            r#"{"tenants":[{"tenantId":"t","users":[{"userPrincipalName":"a@b","mailbx":true}]}]}"#,
+        );
+        assert!(e.contains("tenants[0].users[0]"), "{e}");
+        assert!(e.contains("mailbx"), "{e}");
+        let e = err(r#"{"tenants":[], "quirks": {"ignoreNotes": true}}"#);
+        assert!(e.contains("quirks"), "{e}");
+    }
+
+    #[test]
+    fn contact_problems_name_the_contact() {
+        let e = err(
+            r#"{"tenants":[{"tenantId":"t","users":[{"userPrincipalName":"a@b",
+               "contactFolders":[{"displayName":"F","contacts":[{"displayName":"x","phones":[]}]}]}]}]}"#,
+        );
+        assert!(
+            e.contains("tenants[0].users[0].contactFolders[0].contacts[0]"),
+            "{e}"
+        );
+        assert!(e.contains("phones"), "{e}");
+        let e = err(
+            r#"{"tenants":[{"tenantId":"t","users":[{"userPrincipalName":"a@b",
+               "contacts":[{"businessPhones":["1","2","3"]}]}]}]}"#,
+        );
+        assert!(e.contains("BusinessPhones has 3 entries"), "{e}");
+    }
+
+    #[test]
+    fn required_fields_and_uniqueness() {
+        assert!(err(r#"{"tenants":[{}]}"#).contains("tenantId"));
+        let e = err(
+            r#"{"tenants":[{"tenantId":"t","users":[{"userPrincipalName":"a@b"},{"userPrincipalName":"A@b"}]}]}"#,
+        );
+        assert!(e.contains("tenants[0].users[1].userPrincipalName"), "{e}");
+        let e = err(
+            r#"{"tenants":[{"tenantId":"t","users":[{"userPrincipalName":"a@b","mailbox":false,
+               "contacts":[{"displayName":"x"}]}]}]}"#,
+        );
+        assert!(e.contains("mailbox"), "{e}");
+    }
 }

@@ -43,6 +43,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/{tenant}/v2.0/.well-known/openid-configuration",
             get(openid_configuration),
         )
+        .route("/{tenant}/discovery/instance", get(instance_discovery))
         .route("/v1.0", any(graph_surface))
         .route("/v1.0/{*rest}", any(graph_surface))
         .fallback(not_found)
@@ -124,6 +125,15 @@ async fn openid_configuration(
 ) -> Response {
     let base = base_url(&shared, &headers, &uri);
     identity::openid_configuration(&shared, &tenant, &base)
+}
+
+async fn instance_discovery(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let base = base_url(&shared, &headers, &uri);
+    identity::instance_discovery(uri.query(), &base)
 }
 
 async fn control_state(State(shared): State<Arc<Shared>>) -> Response {

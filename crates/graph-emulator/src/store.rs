@@ -136,8 +136,12 @@ pub struct Folder {
 
 pub struct StoredContact {
     pub folder_id: String,
-    /// The full v1.0 contact including id, timestamps, changeKey and parentFolderId.
+    /// The full v1.0 contact including id, timestamps, changeKey and parentFolderId. For a
+    /// contact group only `id` and `displayName`.
     pub data: Map<String, Value>,
+    /// A contact group (distribution list): it occupies a paging slot but is never served as a
+    /// contact (graph-facts §3, MGD-issue#8153).
+    pub is_group: bool,
 }
 
 /// One Exchange mailbox's contacts. Contacts are kept in creation order (a sequence number), with
@@ -235,27 +239,65 @@ impl Mailbox {
         Ok(id)
     }
 
-    pub fn contacts_in<'a>(
-        &'a self,
-        folder_id: &'a str,
-    ) -> impl Iterator<Item = &'a StoredContact> {
+    /// Every item of a folder in order, contact groups included (they take paging slots).
+    pub fn items_in<'a>(&'a self, folder_id: &'a str) -> impl Iterator<Item = &'a StoredContact> {
         self.contacts
             .values()
             .filter(move |c| c.folder_id == folder_id)
     }
 
+    /// The contacts of a folder in order (no groups).
+    pub fn contacts_in<'a>(
+        &'a self,
+        folder_id: &'a str,
+    ) -> impl Iterator<Item = &'a StoredContact> {
+        self.items_in(folder_id).filter(|c| !c.is_group)
+    }
+
+    /// A contact by id anywhere in the mailbox (a group's id is not a contact's).
     pub fn contact(&self, id: &str) -> Option<&StoredContact> {
-        self.index.get(id).and_then(|seq| self.contacts.get(seq))
+        self.index
+            .get(id)
+            .and_then(|seq| self.contacts.get(seq))
+            .filter(|c| !c.is_group)
     }
 
     pub fn contact_mut(&mut self, id: &str) -> Option<&mut StoredContact> {
         let seq = *self.index.get(id)?;
-        self.contacts.get_mut(&seq)
+        self.contacts.get_mut(&seq).filter(|c| !c.is_group)
     }
 
     pub fn remove_contact(&mut self, id: &str) -> Option<StoredContact> {
+        self.contact(id)?;
         let seq = self.index.remove(id)?;
         self.contacts.remove(&seq)
+    }
+
+    /// Appends a contact group to a folder.
+    pub fn insert_group(
+        &mut self,
+        ids: &mut IdGen,
+        folder_id: &str,
+        group: &scenario::ContactGroup,
+    ) {
+        let id = group.id.clone().unwrap_or_else(|| ids.item_id());
+        let mut data = Map::new();
+        data.insert("id".into(), Value::String(id.clone()));
+        data.insert(
+            "displayName".into(),
+            Value::String(group.display_name.clone()),
+        );
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.index.insert(id, seq);
+        self.contacts.insert(
+            seq,
+            StoredContact {
+                folder_id: folder_id.to_string(),
+                data,
+                is_group: true,
+            },
+        );
     }
 
     /// Stores a contact whose writable properties are already validated and normalised, filling
@@ -306,6 +348,7 @@ impl Mailbox {
             StoredContact {
                 folder_id: folder_id.to_string(),
                 data,
+                is_group: false,
             },
         );
         &self.contacts[&seq]
@@ -370,7 +413,14 @@ impl Store {
                 let mailbox = u.has_mailbox().then(|| {
                     let mut mb = Mailbox::new(&id);
                     let default = mb.default_folder_id.clone();
-                    load_contacts(&mut mb, &mut ids, &default, &u.contacts, now);
+                    load_items(
+                        &mut mb,
+                        &mut ids,
+                        &default,
+                        &u.contacts,
+                        &u.contact_groups,
+                        now,
+                    );
                     load_folders(&mut mb, &mut ids, &default, &u.contact_folders, now);
                     mb
                 });
@@ -431,42 +481,65 @@ impl Store {
     }
 }
 
-fn load_contacts(
+/// Loads a folder's contacts with its groups spread evenly between them (group `j` of `k` goes
+/// before contact `(j+1)·n/(k+1)`), so groups fall inside pages rather than only at the end.
+/// The placement depends only on the two lists, so export → replay is stable.
+fn load_items(
     mb: &mut Mailbox,
     ids: &mut IdGen,
     folder_id: &str,
     contacts: &[Map<String, Value>],
+    groups: &[scenario::ContactGroup],
     now: jiff::Timestamp,
 ) {
-    for c in contacts {
-        let mut data = Map::new();
-        for (k, v) in c {
-            // Validated already (Scenario::validate); normalise the writable part the same way a
-            // POST would, and keep the server-set part verbatim. parentFolderId is positional.
-            match k.as_str() {
-                "id" | "createdDateTime" | "lastModifiedDateTime" | "changeKey" => {
-                    let v = match k.as_str() {
-                        "createdDateTime" | "lastModifiedDateTime" => {
-                            match contact::parse_timestamp(k, v) {
-                                Ok(ts) => Value::String(format_ts(ts)),
-                                Err(_) => v.clone(),
-                            }
-                        }
-                        _ => v.clone(),
-                    };
-                    data.insert(k.clone(), v);
-                }
-                "parentFolderId" => {}
-                _ => {
-                    let one: Map<String, Value> = [(k.clone(), v.clone())].into_iter().collect();
-                    if let Ok(norm) = contact::validate_write(&one) {
-                        data.extend(norm);
-                    }
+    let n = contacts.len();
+    let k = groups.len();
+    let slot = |j: usize| (j + 1) * n / (k + 1);
+    let mut next_group = 0;
+    for (i, c) in contacts.iter().enumerate() {
+        while next_group < k && slot(next_group) == i {
+            mb.insert_group(ids, folder_id, &groups[next_group]);
+            next_group += 1;
+        }
+        load_contact(mb, ids, folder_id, c, now);
+    }
+    for g in &groups[next_group..] {
+        mb.insert_group(ids, folder_id, g);
+    }
+}
+
+fn load_contact(
+    mb: &mut Mailbox,
+    ids: &mut IdGen,
+    folder_id: &str,
+    c: &Map<String, Value>,
+    now: jiff::Timestamp,
+) {
+    let mut data = Map::new();
+    for (k, v) in c {
+        // Validated already (Scenario::validate); normalise the writable part the same way a
+        // POST would, and keep the server-set part verbatim. parentFolderId is positional.
+        match k.as_str() {
+            "createdDateTime" | "lastModifiedDateTime" => {
+                let v = match contact::parse_timestamp(k, v) {
+                    Ok(ts) => Value::String(format_ts(ts)),
+                    Err(_) => v.clone(),
+                };
+                data.insert(k.clone(), v);
+            }
+            "id" | "changeKey" => {
+                data.insert(k.clone(), v.clone());
+            }
+            "parentFolderId" => {}
+            _ => {
+                let one: Map<String, Value> = [(k.clone(), v.clone())].into_iter().collect();
+                if let Ok(norm) = contact::validate_write(&one) {
+                    data.extend(norm);
                 }
             }
         }
-        mb.insert_contact(ids, folder_id, data, now);
     }
+    mb.insert_contact(ids, folder_id, data, now);
 }
 
 fn load_folders(
@@ -481,7 +554,7 @@ fn load_folders(
         let Ok(id) = mb.create_folder(ids, parent_id, &f.display_name, f.id.clone()) else {
             continue;
         };
-        load_contacts(mb, ids, &id, &f.contacts, now);
+        load_items(mb, ids, &id, &f.contacts, &f.contact_groups, now);
         load_folders(mb, ids, &id, &f.child_folders, now);
     }
 }
@@ -504,7 +577,27 @@ fn export_user(u: &UserState) -> scenario::User {
         mailbox: Some(u.mailbox.is_some()),
         contacts,
         contact_folders,
+        contact_groups: u
+            .mailbox
+            .as_ref()
+            .map(|mb| export_groups(mb, &mb.default_folder_id))
+            .unwrap_or_default(),
     }
+}
+
+fn export_groups(mb: &Mailbox, folder_id: &str) -> Vec<scenario::ContactGroup> {
+    mb.items_in(folder_id)
+        .filter(|c| c.is_group)
+        .map(|c| scenario::ContactGroup {
+            id: c.data.get("id").and_then(Value::as_str).map(str::to_string),
+            display_name: c
+                .data
+                .get("displayName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        })
+        .collect()
 }
 
 fn export_contacts(mb: &Mailbox, folder_id: &str) -> Vec<Map<String, Value>> {
@@ -518,6 +611,7 @@ fn export_folders(mb: &Mailbox, parent_id: &str) -> Vec<scenario::ContactFolder>
             display_name: f.display_name.clone(),
             contacts: export_contacts(mb, &f.id),
             child_folders: export_folders(mb, &f.id),
+            contact_groups: export_groups(mb, &f.id),
         })
         .collect()
 }

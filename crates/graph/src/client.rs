@@ -154,13 +154,17 @@ struct Call {
 /// A successful (2xx) response.
 struct Reply {
     status: u16,
-    body: bytes_like::Bytes,
+    body: Vec<u8>,
     request_id: Option<String>,
+    /// The access token the successful attempt carried (a batch item's 401 invalidates it).
+    token: Secret,
 }
 
-mod bytes_like {
-    /// The response body; a plain alias keeps `bytes` out of our dependency list.
-    pub type Bytes = Vec<u8>;
+/// A `$batch` answer: items by id, the outer request-id, the token used.
+struct BatchReply {
+    items: std::collections::HashMap<String, batch::ItemResponse>,
+    request_id: Option<String>,
+    token: Secret,
 }
 
 /// `e` and its sources, joined, for a transport error message.
@@ -390,6 +394,7 @@ impl GraphClient {
                             status,
                             body,
                             request_id: rid,
+                            token,
                         });
                     }
                     let err = GraphError::from_graph_response(status, &body, rid, &call.context);
@@ -626,6 +631,22 @@ impl GraphClient {
         Ok(None)
     }
 
+    /// Checks that the app can read `mailbox`'s contacts (one cheap request), for `check`:
+    /// distinguishes a missing mailbox, an access policy/RBAC denial and success.
+    pub async fn probe_mailbox(&self, mailbox: &str) -> Result<(), GraphError> {
+        let q = path::query(&[("$select", "id"), ("$top", "1")]);
+        let url = self.url(&format!("{}/contactFolders{q}", path::user(mailbox)))?;
+        let _: Value = self
+            .get_json(
+                url,
+                Some(mailbox),
+                vec![],
+                format!("reading the contact folders of {mailbox}"),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Creates a top-level contact folder. If Graph says it already exists (`ErrorFolderExists`,
     /// a lost response to an earlier create, graph-facts §2), the existing one is returned.
     pub async fn create_contact_folder(
@@ -733,7 +754,7 @@ impl GraphClient {
         };
         let mut headers = Vec::new();
         if let Some(m) = &w.if_match {
-            headers.push(("if-match", m.clone()));
+            headers.push(("If-Match", m.clone()));
         }
         Ok(match w.op {
             WriteOp::Create => Prepared(
@@ -798,6 +819,7 @@ impl GraphClient {
         let mut results: Vec<Option<Result<WriteResponse, GraphError>>> = vec![None; n];
         let mut attempts = vec![0u32; n];
         let mut refreshed = vec![false; n];
+        let mut rejected: Vec<Secret> = Vec::new();
         let mut prepared = Vec::with_capacity(n);
         let mut pending = Vec::new();
         for (i, w) in writes.iter().enumerate() {
@@ -827,7 +849,11 @@ impl GraphClient {
             let mut next = Vec::new();
             let mut backoff = Duration::ZERO;
             for (chunk, outcome) in chunks.iter().zip(outcomes) {
-                let (items, outer_rid) = match outcome {
+                let BatchReply {
+                    items,
+                    request_id: outer_rid,
+                    token: used_token,
+                } = match outcome {
                     Ok(v) => v,
                     Err(e) => {
                         // The batch request as a whole failed after its own retries.
@@ -911,7 +937,10 @@ impl GraphClient {
                         &ctx,
                     ));
                     if item.status == 401 && !refreshed[i] {
+                        // graph-facts §7: token expired between batch acceptance and this
+                        // item; refresh once (per item) and retry the item.
                         refreshed[i] = true;
+                        rejected.push(used_token.clone());
                         attempts[i] -= 1;
                         next.push(i);
                         continue;
@@ -960,11 +989,9 @@ impl GraphClient {
                     }
                 }
             }
-            if next.iter().any(|&i| refreshed[i]) {
-                // At least one item got a 401: drop the cached token (once per item).
-                if let Ok((tok, _)) = self.access_token().await {
-                    self.inner.tokens.invalidate(&tok).await;
-                }
+            for tok in rejected.drain(..) {
+                // Only drops the cache if it still holds that token.
+                self.inner.tokens.invalidate(&tok).await;
             }
             if !next.is_empty() {
                 self.inner
@@ -1003,13 +1030,7 @@ impl GraphClient {
         mailbox: &str,
         idx: &[usize],
         prepared: &[Option<Prepared>],
-    ) -> Result<
-        (
-            std::collections::HashMap<String, batch::ItemResponse>,
-            Option<String>,
-        ),
-        GraphError,
-    > {
+    ) -> Result<BatchReply, GraphError> {
         let mut items = Vec::with_capacity(idx.len());
         let mut idem = Idempotency::Repeatable;
         for &i in idx {
@@ -1046,7 +1067,11 @@ impl GraphClient {
             context: format!("$batch of {} writes to {mailbox}", items.len()),
         };
         let r = self.call(&call).await?;
-        Ok((batch::parse_response(&r.body)?, r.request_id))
+        Ok(BatchReply {
+            items: batch::parse_response(&r.body)?,
+            request_id: r.request_id,
+            token: r.token,
+        })
     }
 }
 

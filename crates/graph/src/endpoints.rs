@@ -113,6 +113,20 @@ impl Endpoints {
         })
     }
 
+    /// SPEC §6 resolution: explicit roots (per-tenant `LoginUrl`/`GraphUrl`, or the
+    /// `AUTOMATION_SYNCCONTACTS_*_URL` overrides the caller already applied) win over `cloud`;
+    /// a root not given explicitly comes from `cloud`.
+    pub fn resolve(
+        cloud: Cloud,
+        login: Option<&str>,
+        graph: Option<&str>,
+    ) -> Result<Self, GraphError> {
+        let (cl, cg) = cloud.roots();
+        let login = login.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(cl);
+        let graph = graph.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(cg);
+        Self::new(login, graph)
+    }
+
     /// `<login>/<tenant>/oauth2/v2.0/token` — also the `aud` of a client assertion (graph-facts §8).
     pub fn token_url(&self, tenant: &str) -> Result<Url, GraphError> {
         let mut u = self.login.clone();
@@ -251,6 +265,18 @@ mod tests {
             let err = Endpoints::new("https://login.microsoftonline.com", bad).unwrap_err();
             assert_eq!(err.kind, ErrorKind::Config, "{bad}");
         }
+    }
+
+    #[test]
+    fn resolve_prefers_explicit_roots_over_the_cloud() {
+        let e = Endpoints::resolve(Cloud::China, None, Some("http://127.0.0.1:8080")).unwrap();
+        assert_eq!(e.login.as_str(), "https://login.chinacloudapi.cn/");
+        assert_eq!(e.graph.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(
+            Endpoints::resolve(Cloud::UsGov, Some(" "), None).unwrap(),
+            Endpoints::for_cloud(Cloud::UsGov)
+        );
+        assert!(Endpoints::resolve(Cloud::Global, Some("http://login.example"), None).is_err());
     }
 
     #[test]

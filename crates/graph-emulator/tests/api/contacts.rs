@@ -500,3 +500,141 @@ async fn errors_carry_request_ids_and_echo_client_request_id() {
     assert_eq!(body["error"]["innerError"]["request-id"], request_id);
     assert_eq!(body["error"]["innerError"]["client-request-id"], "abc-123");
 }
+
+#[tokio::test]
+async fn me_is_refused_for_app_only_tokens() {
+    let env = start().await;
+    let (status, body) = env.get("/v1.0/me/contacts").await;
+    assert_graph_error(status, &body, 400, "BadRequest");
+}
+
+#[tokio::test]
+async fn immutable_id_preference_is_echoed() {
+    let env = start().await;
+    let token = env.token().await;
+    let resp = env
+        .http
+        .get(env.url(&format!("{ADELE}/contacts?$top=1")))
+        .bearer_auth(&token)
+        .header("Prefer", "IdType=\"ImmutableId\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["preference-applied"],
+        "IdType=\"ImmutableId\""
+    );
+}
+
+#[tokio::test]
+async fn notes_with_leading_line_break_are_mangled_in_lists_only() {
+    let env = start().await;
+    let token = env.token().await;
+    let notes = format!("\n{}\nend", "x".repeat(300));
+    let (status, created) = env
+        .send(
+            Method::POST,
+            "/v1.0/users/carol@contoso.com/contacts",
+            &token,
+            Some(json!({"displayName": "Notes", "personalNotes": notes})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().unwrap();
+    let (_, got) = env
+        .send(
+            Method::GET,
+            &format!("/v1.0/users/carol@contoso.com/contacts/{id}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(got["personalNotes"], notes.as_str(), "GET by id is intact");
+    let (_, list) = env
+        .send(
+            Method::GET,
+            "/v1.0/users/carol@contoso.com/contacts?$select=personalNotes",
+            &token,
+            None,
+        )
+        .await;
+    let listed = list["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap();
+    let mangled = listed["personalNotes"].as_str().unwrap();
+    assert_eq!(mangled.chars().count(), 256);
+    assert!(!mangled.contains('\n'));
+}
+
+#[tokio::test]
+async fn ignore_notes_on_create_quirk_drops_notes_until_patched() {
+    let mut scenario = fixture_json();
+    scenario["quirks"] = json!({"ignoreNotesOnCreate": true});
+    let env = start_with(graph_emulator::Scenario::from_json(&scenario.to_string()).unwrap()).await;
+    let token = env.token().await;
+    let (_, created) = env
+        .send(
+            Method::POST,
+            &format!("{ADELE}/contacts"),
+            &token,
+            Some(json!({"displayName": "N", "personalNotes": "SyncId: 1"})),
+        )
+        .await;
+    assert_eq!(created["personalNotes"], Value::Null);
+    let id = created["id"].as_str().unwrap();
+    let (_, patched) = env
+        .send(
+            Method::PATCH,
+            &format!("{ADELE}/contacts/{id}"),
+            &token,
+            Some(json!({"personalNotes": "SyncId: 1"})),
+        )
+        .await;
+    assert_eq!(patched["personalNotes"], "SyncId: 1");
+}
+
+#[tokio::test]
+async fn contact_groups_take_paging_slots_so_pages_can_be_short() {
+    let env = start().await;
+    let token = env.token().await;
+    let hub = "/v1.0/users/hub@contoso.com";
+    let (_, folders) = env
+        .send(
+            Method::GET,
+            &format!("{hub}/contactFolders?$filter=displayName eq 'Bob''s Folder'"),
+            &token,
+            None,
+        )
+        .await;
+    let fid = folders["value"][0]["id"].as_str().unwrap().to_string();
+    let (status, first) = env
+        .send(
+            Method::GET,
+            &format!("{hub}/contactFolders/{fid}/contacts?$count=true"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    // 12 contacts + 2 groups: the groups sit inside the first ten slots.
+    assert_eq!(first["@odata.count"], 14);
+    assert_eq!(first["value"].as_array().unwrap().len(), 8);
+    let next = first["@odata.nextLink"]
+        .as_str()
+        .expect("short page still has a nextLink");
+    let (_, second) = env.send(Method::GET, next, &token, None).await;
+    assert_eq!(second["value"].as_array().unwrap().len(), 4);
+    assert!(second.get("@odata.nextLink").is_none());
+    let names: Vec<&str> = first["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["value"].as_array().unwrap())
+        .map(|c| c["givenName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 12);
+    assert!(!names.iter().any(|n| n.starts_with("Team")));
+}

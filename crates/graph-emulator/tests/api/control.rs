@@ -103,3 +103,41 @@ async fn stats_count_per_mailbox_and_reset() {
     assert!(resp.status().is_success());
     assert_eq!(env.emu.stats(), graph_emulator::Stats::default());
 }
+
+#[tokio::test]
+async fn max_in_flight_counts_concurrent_requests_per_mailbox() {
+    let emu = graph_emulator::start(
+        fixture(),
+        graph_emulator::EmulatorOptions {
+            latency: std::time::Duration::from_millis(300),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let env = Env {
+        emu,
+        http: reqwest::Client::new(),
+    };
+    let token = env.token().await;
+    let calls = (0..3).map(|_| {
+        env.send(
+            Method::GET,
+            "/v1.0/users/adele@contoso.com/contacts?$top=1",
+            &token,
+            None,
+        )
+    });
+    let results = futures::future::join_all(calls).await;
+    assert!(results.iter().all(|(s, _)| *s == 200));
+    env.send(
+        Method::GET,
+        "/v1.0/users/carol@contoso.com/contacts",
+        &token,
+        None,
+    )
+    .await;
+    let stats = env.emu.stats();
+    assert_eq!(stats.by_mailbox["adele@contoso.com"].max_in_flight, 3);
+    assert_eq!(stats.by_mailbox["carol@contoso.com"].max_in_flight, 1);
+}

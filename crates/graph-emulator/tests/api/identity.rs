@@ -285,3 +285,27 @@ async fn expired_token_is_401() {
     env.emu.advance_clock(Duration::from_secs(3600));
     assert_401(&env, &token, "expired").await;
 }
+
+#[tokio::test]
+async fn instance_discovery_points_msal_at_the_emulator() {
+    let env = start().await;
+    let auth = format!("{}/{TENANT}/oauth2/v2.0/authorize", env.emu.url());
+    let resp = env
+        .http
+        .get(env.url(&format!(
+            "/common/discovery/instance?api-version=1.1&authorization_endpoint={}",
+            url::form_urlencoded::byte_serialize(auth.as_bytes()).collect::<String>()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["tenant_discovery_endpoint"],
+        format!(
+            "{}/{TENANT}/v2.0/.well-known/openid-configuration",
+            env.emu.url()
+        )
+    );
+}
