@@ -955,9 +955,7 @@ impl MailboxCall<'_, '_> {
         }
         let stored = self
             .mailbox
-            .insert_contact(self.ids, folder, data, self.call.now)
-            .data
-            .clone();
+            .create_contact(self.ids, folder, data, self.call.now);
         Ok(GraphResponse::json(
             StatusCode::CREATED,
             self.entity(folders, &stored, None),
@@ -1016,11 +1014,12 @@ impl MailboxCall<'_, '_> {
         let body = self.call.body_object()?;
         let patch = contact::validate_write(&body)
             .map_err(|e| GraphError::bad_request(e.code, e.message))?;
-        let now = self.call.now;
-        let ids = &mut *self.ids;
-        let c = self.mailbox.contact_mut(id).expect("found above");
-        c.apply_patch(patch, ids, now);
-        let data = c.data.clone();
+        let data = self
+            .mailbox
+            .patch_contact(id, patch, self.ids, self.call.now)
+            .expect("found above")
+            .data
+            .clone();
         Ok(GraphResponse::json(
             StatusCode::OK,
             self.entity(folders, &data, None),
@@ -1034,7 +1033,7 @@ impl MailboxCall<'_, '_> {
     ) -> Result<GraphResponse, GraphError> {
         self.find(folder, id)?;
         self.check_if_match(id)?;
-        self.mailbox.remove_contact(id);
+        self.mailbox.delete_contact(id, self.call.now);
         Ok(GraphResponse {
             status: StatusCode::NO_CONTENT,
             headers: Vec::new(),
