@@ -182,6 +182,7 @@ pub async fn sync_with_report(
             let report = RunReport {
                 dry_run: args.dry_run,
                 error: Some(e.to_string()),
+                exit_code: Exit::Config.code(),
                 tenants: Vec::new(),
             };
             return (Exit::Config, report);
@@ -195,15 +196,19 @@ pub async fn sync_with_report(
         config.dry_run_origin = Some("--dry-run".into());
     }
     match crate::run::sync_all(&config, run_env, opts, out).await {
-        Ok(report) => {
+        Ok(mut report) => {
             let outcomes: Vec<_> = report.tenants.iter().map(|t| t.outcome).collect();
-            (Exit::for_tenants(&outcomes), report)
+            let exit = Exit::for_tenants(&outcomes);
+            report.exit_code = exit.code();
+            out.line(&report::run_summary(&report));
+            (exit, report)
         }
         Err(e) => {
             eprint!("{e}");
             let report = RunReport {
                 dry_run: config.dry_run,
                 error: Some(e.to_string()),
+                exit_code: Exit::Config.code(),
                 tenants: Vec::new(),
             };
             (Exit::Config, report)

@@ -21,7 +21,38 @@ pub struct RunReport {
     pub dry_run: bool,
     /// A configuration error (exit code 2): nothing was requested.
     pub error: Option<String>,
+    /// The process exit code of this run (SPEC §6).
+    pub exit_code: u8,
     pub tenants: Vec<TenantReport>,
+}
+
+/// The last line of a run: how many tenants ended how, and the exit code.
+pub fn run_summary(r: &RunReport) -> String {
+    let count = |o: TenantOutcome| r.tenants.iter().filter(|t| t.outcome == o).count();
+    let mut parts = vec![format!("{} ok", count(TenantOutcome::Ok))];
+    for (o, word) in [
+        (TenantOutcome::Partial, "partial"),
+        (TenantOutcome::Failed, "failed"),
+        (
+            TenantOutcome::AuthFailed,
+            "failed on authentication/permission",
+        ),
+    ] {
+        if count(o) > 0 {
+            parts.push(format!("{} {word}", count(o)));
+        }
+    }
+    format!(
+        "Run finished{}: {} tenant(s) — {}; exit code {}",
+        if r.dry_run {
+            " (dry run, nothing written)"
+        } else {
+            ""
+        },
+        r.tenants.len(),
+        parts.join(", "),
+        r.exit_code
+    )
 }
 
 /// One tenant's part of the report.
@@ -507,10 +538,16 @@ mod tests {
         let r = RunReport {
             dry_run: true,
             error: None,
+            exit_code: 0,
             tenants: vec![t],
         };
+        assert_eq!(
+            run_summary(&r),
+            "Run finished (dry run, nothing written): 1 tenant(s) — 1 ok; exit code 0"
+        );
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["dryRun"], true);
+        assert_eq!(v["exitCode"], 0);
         let t = &v["tenants"][0];
         for k in [
             "tenantId", "status", "error", "users", "step1", "step2", "requests", "actions",

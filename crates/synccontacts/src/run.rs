@@ -120,6 +120,7 @@ pub async fn sync_all(
     let mut report = RunReport {
         dry_run: config.dry_run,
         error: None,
+        exit_code: 0,
         tenants: Vec::new(),
     };
     for (t, client) in config.tenants.iter().zip(clients) {

@@ -485,6 +485,13 @@ async fn a_tenant_with_a_wrong_secret_fails_alone() {
         "mixed: one tenant synced, one failed\n{}\n{}",
         r.stdout, r.stderr
     );
+    assert_eq!(r.report.as_ref().unwrap()["exitCode"], 1);
+    assert!(
+        r.stdout
+            .contains("2 tenant(s) — 1 ok, 1 failed on authentication/permission; exit code 1"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(r.tenant(0)["status"], "failed");
     assert_eq!(r.tenant(0)["outcome"], "auth-failed");
     assert!(
