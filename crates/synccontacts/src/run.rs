@@ -562,12 +562,21 @@ async fn apply(
         }
         write_span.pb_inc(n);
     }
+    // In CI there are no bars: a log line at every quarter says the run is alive.
+    let total = ops.len();
+    let applied = std::sync::atomic::AtomicUsize::new(hub_idx.len());
+    let applied = &applied;
     let done: Vec<Vec<(usize, Outcome)>> = futures::stream::iter(by_mailbox)
         .map(|(mailbox, idx)| {
             let span = write_span.clone();
             async move {
                 let r = apply_mailbox(client, ops, mailbox, &idx, hub_folder).await;
                 span.pb_inc(idx.len() as u64);
+                let before = applied.fetch_add(idx.len(), std::sync::atomic::Ordering::Relaxed);
+                let after = before + idx.len();
+                if total >= 100 && after * 4 / total > before * 4 / total && after < total {
+                    info!("applied {after} of {total} writes");
+                }
                 r
             }
         })
