@@ -806,7 +806,7 @@ fn key_counts(t: &Tenant) -> HashMap<(String, String), usize> {
     let mut m = HashMap::new();
     for f in t.folders() {
         for c in &f.contacts {
-            let cp = Copy::new(c);
+            let cp = Seen::new(c);
             if let Some(s) = cp.sync_id {
                 *m.entry((f.mailbox.clone(), format!("sid:{s}")))
                     .or_default() += 1;
@@ -878,7 +878,7 @@ proptest! {
         if update_existing {
             for f in t.folders() {
                 for c in &f.contacts {
-                    let sid = Copy::new(c).sync_id;
+                    let sid = Seen::new(c).sync_id;
                     let linked = p1.operations.iter().any(|o| o.contact_id.as_deref() == Some(&c.id) && o.mailbox == f.mailbox);
                     if linked {
                         prop_assert!(sid.is_some());
