@@ -438,16 +438,29 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         now_text: tags::format_round_trip(input.now),
     };
     let mut ops = Ops::default();
-    for lg in &logicals {
-        decide(
-            &ctx,
-            lg,
-            input.update_existing,
-            new_sync_id,
-            &mut present,
-            &mut ops,
-            &mut problems,
-        );
+    // Phase 1: existing copies (updates, stamps). Phase 2: creates, checked against each
+    // folder's keys as they will be after phase 1, so the next run sees the same folders.
+    let mut rewritten: Vec<Vec<bool>> = copies.iter().map(|mb| vec![false; mb.len()]).collect();
+    let decisions: Vec<Decision> = logicals
+        .iter()
+        .map(|lg| {
+            decide_existing(
+                &ctx,
+                lg,
+                input.update_existing,
+                new_sync_id,
+                &mut rewritten,
+                &mut ops,
+            )
+        })
+        .collect();
+    let finals = Finals {
+        links: &links,
+        rewritten: &rewritten,
+        decisions: &decisions,
+    };
+    for (lg, d) in logicals.iter().zip(&decisions) {
+        create_missing(&ctx, lg, d, &finals, &mut present, &mut ops, &mut problems);
     }
 
     let operations = ops.into_sorted();
@@ -509,6 +522,21 @@ impl Ops {
     }
 }
 
+/// What phase 1 decided for one logical contact.
+struct Decision {
+    sync_id: SyncId,
+    /// (mailbox, position) of the winning copy.
+    winner: (u32, u32),
+    created_by: String,
+}
+
+/// The folders' state after phase 1, for phase 2's duplicate check.
+struct Finals<'s> {
+    links: &'s [Vec<Link>],
+    rewritten: &'s [Vec<bool>],
+    decisions: &'s [Decision],
+}
+
 struct Ctx<'s, 'a> {
     snaps: &'s [&'a MailboxSnapshot],
     copies: &'s [Vec<Seen<'a>>],
@@ -525,16 +553,26 @@ struct Present<'a> {
 }
 
 impl<'a> Present<'a> {
-    fn of(mb: &[Seen<'a>]) -> Self {
+    /// The keys of folder `mb` as they will be after phase 1: a linked copy carries its logical
+    /// contact's SyncId, and a rewritten one the winner's email/displayName.
+    fn of(ctx: &Ctx<'_, 'a>, finals: &Finals<'_>, mb: usize) -> Self {
         let mut p = Present::default();
-        for c in mb {
-            if let Some(s) = c.sync_id {
+        for (i, c) in ctx.copies[mb].iter().enumerate() {
+            let (mut sync_id, mut keys) = (c.sync_id, c);
+            if let Link::To(l) = finals.links[mb][i] {
+                let d = &finals.decisions[l as usize];
+                sync_id = Some(d.sync_id);
+                if finals.rewritten[mb][i] {
+                    keys = &ctx.copies[d.winner.0 as usize][d.winner.1 as usize];
+                }
+            }
+            if let Some(s) = sync_id {
                 p.sync_id.insert(s);
             }
-            if let Some(e) = &c.email {
+            if let Some(e) = &keys.email {
                 p.email.insert(e.clone());
             }
-            if let Some(n) = &c.name {
+            if let Some(n) = &keys.name {
                 p.name.insert(n.clone());
             }
         }
@@ -574,15 +612,14 @@ fn target_of(mb: u32) -> Target {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn decide<'a>(
-    ctx: &Ctx<'_, 'a>,
+fn decide_existing(
+    ctx: &Ctx<'_, '_>,
     lg: &Logical,
     update_existing: bool,
     new_sync_id: &mut dyn FnMut() -> String,
-    present: &mut [Option<Present<'a>>],
+    rewritten: &mut [Vec<bool>],
     ops: &mut Ops,
-    problems: &mut Vec<DataProblem>,
-) {
+) -> Decision {
     let copy = |&(mb, i): &(u32, u32)| &ctx.copies[mb as usize][i as usize];
     let mailbox = |mb: u32| ctx.snaps[mb as usize].mailbox.as_str();
     let hub_mailbox = mailbox(0);
@@ -645,9 +682,9 @@ fn decide<'a>(
     let w_display = w_fields.display_name.clone().filter(|s| !s.is_empty());
     let w_email = fields::primary_email(w_fields);
 
-    let notes_for = |own: Option<&Contact>, created: &str, source: &str| -> String {
+    let notes_for = |own: &Contact, created: &str, source: &str| -> String {
         tags::rebuild(
-            own.and_then(|c| c.personal_notes.as_deref()),
+            own.personal_notes.as_deref(),
             sync_id,
             Some(created),
             Some(&ctx.now_text),
@@ -674,6 +711,7 @@ fn decide<'a>(
             .created_by
             .map(str::to_owned)
             .unwrap_or_else(|| created_by.clone());
+        rewritten[mb as usize][i as usize] = needs_data;
         let (step, action, source, mut body, changes, display, email) = if needs_data {
             let source = if mb == 0 { mailbox(w_mb) } else { hub_mailbox };
             (
@@ -707,7 +745,7 @@ fn decide<'a>(
                 c.email.as_deref().map(str::to_owned),
             )
         };
-        let notes = notes_for(Some(c.contact), &own_created, source);
+        let notes = notes_for(c.contact, &own_created, source);
         body.insert("personalNotes".into(), Value::String(notes.clone()));
         ops.push((
             (step, mb, sync_id, action, i),
@@ -730,21 +768,53 @@ fn decide<'a>(
         ));
     }
 
+    Decision {
+        sync_id,
+        winner: (w_mb, w_i),
+        created_by,
+    }
+}
+
+/// Phase 2 for one logical contact: create it, from the winner, in every folder that lacks it —
+/// unless the folder would then hold two contacts the ladder matches to each other.
+fn create_missing<'a>(
+    ctx: &Ctx<'_, 'a>,
+    lg: &Logical,
+    d: &Decision,
+    finals: &Finals<'_>,
+    present: &mut [Option<Present<'a>>],
+    ops: &mut Ops,
+    problems: &mut Vec<DataProblem>,
+) {
+    let mailbox = |mb: u32| ctx.snaps[mb as usize].mailbox.as_str();
+    let hub_mailbox = mailbox(0);
+    let (w_mb, w_i) = d.winner;
+    let winner = &ctx.copies[w_mb as usize][w_i as usize];
+    let w_fields = &winner.contact.fields;
+    let sync_id = d.sync_id;
+    let created_by = &d.created_by;
+    let w_display = w_fields.display_name.clone().filter(|s| !s.is_empty());
+    let w_email = winner.email.clone();
+    let w_name = winner.name.clone();
+    let notes_for = |created: &str, source: &str| -> String {
+        tags::rebuild(
+            None,
+            sync_id,
+            Some(created),
+            Some(&ctx.now_text),
+            Some(source),
+        )
+    };
     // Missing copies: created from the winner, in the hub (step 1) and in every user (step 2).
     let mut create_body: Option<Map<String, Value>> = None;
     let mut next = lg.copies.iter().map(|c| c.0).peekable();
-    let w_name = if w_email.is_none() {
-        fields::name_key(w_fields)
-    } else {
-        None
-    };
     for mb in 0..ctx.copies.len() as u32 {
         if next.peek() == Some(&mb) {
             next.next();
             continue;
         }
         let folder =
-            present[mb as usize].get_or_insert_with(|| Present::of(&ctx.copies[mb as usize]));
+            present[mb as usize].get_or_insert_with(|| Present::of(ctx, finals, mb as usize));
         if !folder.claim(sync_id, w_email.as_ref(), w_name.as_ref()) {
             problems.push(DataProblem {
                 kind: ProblemKind::CreateSuppressed,
@@ -764,7 +834,7 @@ fn decide<'a>(
             continue;
         }
         let source = if mb == 0 { mailbox(w_mb) } else { hub_mailbox };
-        let notes = notes_for(None, &created_by, source);
+        let notes = notes_for(created_by, source);
         let mut body = create_body
             .get_or_insert_with(|| fields::create_body(w_fields))
             .clone();
