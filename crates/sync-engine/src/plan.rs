@@ -23,13 +23,60 @@
 
 use crate::fields::{self, FieldChange};
 use crate::model::Contact;
-use crate::tags::{self, SyncId, Tags};
+use crate::tags::{self, SyncId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FxHash (as in rustc): the planner hashes a few million short keys per run and SipHash's
+/// flooding resistance buys nothing in a batch job over one tenant's own data.
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl Fx {
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+type FastSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
 
 /// Every contact read from one folder (the hub's "All Contacts", or a user's default folder).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,7 +192,7 @@ impl Plan {
 }
 
 /// What the planner reads from one contact.
-struct Copy<'a> {
+struct Seen<'a> {
     contact: &'a Contact,
     sync_id: Option<SyncId>,
     created_by: Option<&'a str>,
@@ -154,7 +201,7 @@ struct Copy<'a> {
     name: Option<Cow<'a, str>>,
 }
 
-impl<'a> Copy<'a> {
+impl<'a> Seen<'a> {
     fn new(contact: &'a Contact) -> Self {
         let tags = contact.personal_notes.as_deref().and_then(tags::find_tags);
         let email = fields::primary_email(&contact.fields);
@@ -163,7 +210,7 @@ impl<'a> Copy<'a> {
         } else {
             None
         };
-        Copy {
+        Seen {
             contact,
             sync_id: tags.map(|t| t.sync_id),
             created_by: tags.and_then(|t| t.created_by),
@@ -188,13 +235,13 @@ enum Link {
 /// First-wins index of a folder (or of the new logical contacts) by the three ladder keys.
 #[derive(Default)]
 struct Index<'b> {
-    sync_id: HashMap<SyncId, u32>,
-    email: HashMap<&'b str, u32>,
-    name: HashMap<&'b str, u32>,
+    sync_id: FastMap<SyncId, u32>,
+    email: FastMap<&'b str, u32>,
+    name: FastMap<&'b str, u32>,
 }
 
 impl<'b> Index<'b> {
-    fn insert(&mut self, c: &'b Copy<'_>, l: u32) {
+    fn insert(&mut self, c: &'b Seen<'_>, l: u32) {
         if let Some(s) = c.sync_id {
             self.sync_id.entry(s).or_insert(l);
         }
@@ -206,12 +253,12 @@ impl<'b> Index<'b> {
         }
     }
 
-    fn by_sync_id(&self, c: &Copy<'_>) -> Option<u32> {
+    fn by_sync_id(&self, c: &Seen<'_>) -> Option<u32> {
         self.sync_id.get(&c.sync_id?).copied()
     }
 
     /// Email, or displayName when the contact has no email (SPEC §2.6).
-    fn by_email_or_name(&self, c: &Copy<'_>) -> Option<u32> {
+    fn by_email_or_name(&self, c: &Seen<'_>) -> Option<u32> {
         match (c.email.as_deref(), c.name.as_deref()) {
             (Some(e), _) => self.email.get(e).copied(),
             (None, Some(n)) => self.name.get(n).copied(),
@@ -219,7 +266,7 @@ impl<'b> Index<'b> {
         }
     }
 
-    fn ladder(&self, c: &Copy<'_>) -> Option<u32> {
+    fn ladder(&self, c: &Seen<'_>) -> Option<u32> {
         self.by_sync_id(c).or_else(|| self.by_email_or_name(c))
     }
 }
@@ -247,9 +294,9 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
             .then_with(|| a.mailbox.cmp(&b.mailbox))
     });
     snaps.insert(0, &input.hub);
-    let copies: Vec<Vec<Copy<'_>>> = snaps
+    let copies: Vec<Vec<Seen<'_>>> = snaps
         .iter()
-        .map(|s| s.contacts.iter().map(Copy::new).collect())
+        .map(|s| s.contacts.iter().map(Seen::new).collect())
         .collect();
     let mut links: Vec<Vec<Link>> = copies
         .iter()
@@ -373,11 +420,12 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
     );
 
     // Keys present in each folder, so a create never adds a second contact the ladder would match.
-    let mut present: Vec<Present<'_>> = copies.iter().map(|mb| Present::of(mb)).collect();
+    // Built lazily: a run without creates (the steady state) never pays for them.
+    let mut present: Vec<Option<Present<'_>>> = copies.iter().map(|_| None).collect();
 
     // How many contacts carry each SyncId, in all folders: a logical contact adopts a user
     // copy's SyncId only if no contact outside it carries that SyncId (see `decide`).
-    let mut sync_id_count: HashMap<SyncId, u32> = HashMap::new();
+    let mut sync_id_count: FastMap<SyncId, u32> = FastMap::default();
     for c in copies.iter().flatten() {
         if let Some(s) = c.sync_id {
             *sync_id_count.entry(s).or_default() += 1;
@@ -386,31 +434,36 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
     let ctx = Ctx {
         snaps: &snaps,
         copies: &copies,
-        now: input.now,
         sync_id_count: &sync_id_count,
+        now_text: tags::format_round_trip(input.now),
     };
-    let mut ops: Vec<(u32, Operation)> = Vec::new();
-    for lg in &logicals {
-        decide(
-            &ctx,
-            lg,
-            input.update_existing,
-            new_sync_id,
-            &mut present,
-            &mut ops,
-            &mut problems,
-        );
+    let mut ops = Ops::default();
+    // Phase 1: existing copies (updates, stamps). Phase 2: creates, checked against each
+    // folder's keys as they will be after phase 1, so the next run sees the same folders.
+    let mut rewritten: Vec<Vec<bool>> = copies.iter().map(|mb| vec![false; mb.len()]).collect();
+    let decisions: Vec<Decision> = logicals
+        .iter()
+        .map(|lg| {
+            decide_existing(
+                &ctx,
+                lg,
+                input.update_existing,
+                new_sync_id,
+                &mut rewritten,
+                &mut ops,
+            )
+        })
+        .collect();
+    let finals = Finals {
+        links: &links,
+        rewritten: &rewritten,
+        decisions: &decisions,
+    };
+    for (lg, d) in logicals.iter().zip(&decisions) {
+        create_missing(&ctx, lg, d, &finals, &mut present, &mut ops, &mut problems);
     }
 
-    ops.sort_by(|(ma, a), (mb, b)| {
-        (a.step, *ma, &a.sync_id, a.action, &a.contact_id).cmp(&(
-            b.step,
-            *mb,
-            &b.sync_id,
-            b.action,
-            &b.contact_id,
-        ))
-    });
+    let operations = ops.into_sorted();
     let rank: HashMap<&str, usize> = snaps
         .iter()
         .enumerate()
@@ -425,36 +478,101 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         ))
     });
     Plan {
-        operations: ops.into_iter().map(|(_, o)| o).collect(),
+        operations,
         problems,
     }
 }
 
+/// Sort key of an operation: (step, mailbox rank, SyncId, action, folder position or MAX).
+type OpKey = (u8, u32, SyncId, Action, u32);
+
+/// Operations with their sort keys, kept apart so sorting moves small keys, not operations.
+#[derive(Default)]
+struct Ops {
+    keys: Vec<OpKey>,
+    ops: Vec<Operation>,
+}
+
+impl Ops {
+    fn push(&mut self, (key, op): (OpKey, Operation)) {
+        self.keys.push(key);
+        self.ops.push(op);
+    }
+
+    /// Sorted by step, mailbox (hub first, then name order), SyncId, action, folder position.
+    fn into_sorted(self) -> Vec<Operation> {
+        let Ops { keys, mut ops } = self;
+        let mut order: Vec<usize> = (0..ops.len()).collect();
+        order.sort_unstable_by_key(|&i| keys[i]);
+        // Apply the permutation in place, cycle by cycle: position j receives ops[order[j]].
+        let mut done = vec![false; ops.len()];
+        for start in 0..ops.len() {
+            let mut j = start;
+            while !done[j] {
+                done[j] = true;
+                let k = order[j];
+                if k == start {
+                    break;
+                }
+                ops.swap(j, k);
+                j = k;
+            }
+        }
+        ops
+    }
+}
+
+/// What phase 1 decided for one logical contact.
+struct Decision {
+    sync_id: SyncId,
+    /// (mailbox, position) of the winning copy.
+    winner: (u32, u32),
+    created_by: String,
+}
+
+/// The folders' state after phase 1, for phase 2's duplicate check.
+struct Finals<'s> {
+    links: &'s [Vec<Link>],
+    rewritten: &'s [Vec<bool>],
+    decisions: &'s [Decision],
+}
+
 struct Ctx<'s, 'a> {
     snaps: &'s [&'a MailboxSnapshot],
-    copies: &'s [Vec<Copy<'a>>],
-    now: Timestamp,
-    sync_id_count: &'s HashMap<SyncId, u32>,
+    copies: &'s [Vec<Seen<'a>>],
+    sync_id_count: &'s FastMap<SyncId, u32>,
+    /// `now` in the tag line's round-trip form, formatted once.
+    now_text: String,
 }
 
 #[derive(Default)]
 struct Present<'a> {
-    sync_id: HashSet<SyncId>,
-    email: HashSet<Cow<'a, str>>,
-    name: HashSet<Cow<'a, str>>,
+    sync_id: FastSet<SyncId>,
+    email: FastSet<Cow<'a, str>>,
+    name: FastSet<Cow<'a, str>>,
 }
 
 impl<'a> Present<'a> {
-    fn of(mb: &[Copy<'a>]) -> Self {
+    /// The keys of folder `mb` as they will be after phase 1: a linked copy carries its logical
+    /// contact's SyncId, and a rewritten one the winner's email/displayName.
+    fn of(ctx: &Ctx<'_, 'a>, finals: &Finals<'_>, mb: usize) -> Self {
         let mut p = Present::default();
-        for c in mb {
-            if let Some(s) = c.sync_id {
+        for (i, c) in ctx.copies[mb].iter().enumerate() {
+            let (mut sync_id, mut keys) = (c.sync_id, c);
+            if let Link::To(l) = finals.links[mb][i] {
+                let d = &finals.decisions[l as usize];
+                sync_id = Some(d.sync_id);
+                if finals.rewritten[mb][i] {
+                    keys = &ctx.copies[d.winner.0 as usize][d.winner.1 as usize];
+                }
+            }
+            if let Some(s) = sync_id {
                 p.sync_id.insert(s);
             }
-            if let Some(e) = &c.email {
+            if let Some(e) = &keys.email {
                 p.email.insert(e.clone());
             }
-            if let Some(n) = &c.name {
+            if let Some(n) = &keys.name {
                 p.name.insert(n.clone());
             }
         }
@@ -494,15 +612,14 @@ fn target_of(mb: u32) -> Target {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn decide<'a>(
-    ctx: &Ctx<'_, 'a>,
+fn decide_existing(
+    ctx: &Ctx<'_, '_>,
     lg: &Logical,
     update_existing: bool,
     new_sync_id: &mut dyn FnMut() -> String,
-    present: &mut [Present<'a>],
-    ops: &mut Vec<(u32, Operation)>,
-    problems: &mut Vec<DataProblem>,
-) {
+    rewritten: &mut [Vec<bool>],
+    ops: &mut Ops,
+) -> Decision {
     let copy = |&(mb, i): &(u32, u32)| &ctx.copies[mb as usize][i as usize];
     let mailbox = |mb: u32| ctx.snaps[mb as usize].mailbox.as_str();
     let hub_mailbox = mailbox(0);
@@ -565,16 +682,13 @@ fn decide<'a>(
     let w_display = w_fields.display_name.clone().filter(|s| !s.is_empty());
     let w_email = fields::primary_email(w_fields);
 
-    let notes_for = |own: Option<&Contact>, created: &str, source: &str| -> String {
-        let text = tags::user_text(own.and_then(|c| c.personal_notes.as_deref()));
-        tags::build(
-            &text,
-            &Tags {
-                sync_id,
-                created_by: Some(created.to_owned()),
-                last_updated_at: Some(ctx.now),
-                last_updated_by: Some(source.to_owned()),
-            },
+    let notes_for = |own: &Contact, created: &str, source: &str| -> String {
+        tags::rebuild(
+            own.personal_notes.as_deref(),
+            sync_id,
+            Some(created),
+            Some(&ctx.now_text),
+            Some(source),
         )
     };
 
@@ -597,6 +711,7 @@ fn decide<'a>(
             .created_by
             .map(str::to_owned)
             .unwrap_or_else(|| created_by.clone());
+        rewritten[mb as usize][i as usize] = needs_data;
         let (step, action, source, mut body, changes, display, email) = if needs_data {
             let source = if mb == 0 { mailbox(w_mb) } else { hub_mailbox };
             (
@@ -630,10 +745,10 @@ fn decide<'a>(
                 c.email.as_deref().map(str::to_owned),
             )
         };
-        let notes = notes_for(Some(c.contact), &own_created, source);
+        let notes = notes_for(c.contact, &own_created, source);
         body.insert("personalNotes".into(), Value::String(notes.clone()));
         ops.push((
-            mb,
+            (step, mb, sync_id, action, i),
             Operation {
                 step,
                 action,
@@ -641,7 +756,7 @@ fn decide<'a>(
                 target: target_of(mb),
                 contact_id: Some(c.contact.id.clone()),
                 etag: c.contact.etag.clone(),
-                sync_id: sync_id.to_string(),
+                sync_id: sync_id.as_str().to_owned(),
                 display_name: display,
                 email,
                 created_by: own_created,
@@ -653,20 +768,54 @@ fn decide<'a>(
         ));
     }
 
+    Decision {
+        sync_id,
+        winner: (w_mb, w_i),
+        created_by,
+    }
+}
+
+/// Phase 2 for one logical contact: create it, from the winner, in every folder that lacks it —
+/// unless the folder would then hold two contacts the ladder matches to each other.
+fn create_missing<'a>(
+    ctx: &Ctx<'_, 'a>,
+    lg: &Logical,
+    d: &Decision,
+    finals: &Finals<'_>,
+    present: &mut [Option<Present<'a>>],
+    ops: &mut Ops,
+    problems: &mut Vec<DataProblem>,
+) {
+    let mailbox = |mb: u32| ctx.snaps[mb as usize].mailbox.as_str();
+    let hub_mailbox = mailbox(0);
+    let (w_mb, w_i) = d.winner;
+    let winner = &ctx.copies[w_mb as usize][w_i as usize];
+    let w_fields = &winner.contact.fields;
+    let sync_id = d.sync_id;
+    let created_by = &d.created_by;
+    let w_display = w_fields.display_name.clone().filter(|s| !s.is_empty());
+    let w_email = winner.email.clone();
+    let w_name = winner.name.clone();
+    let notes_for = |created: &str, source: &str| -> String {
+        tags::rebuild(
+            None,
+            sync_id,
+            Some(created),
+            Some(&ctx.now_text),
+            Some(source),
+        )
+    };
     // Missing copies: created from the winner, in the hub (step 1) and in every user (step 2).
     let mut create_body: Option<Map<String, Value>> = None;
     let mut next = lg.copies.iter().map(|c| c.0).peekable();
-    let w_name = if w_email.is_none() {
-        fields::name_key(w_fields)
-    } else {
-        None
-    };
     for mb in 0..ctx.copies.len() as u32 {
         if next.peek() == Some(&mb) {
             next.next();
             continue;
         }
-        if !present[mb as usize].claim(sync_id, w_email.as_ref(), w_name.as_ref()) {
+        let folder =
+            present[mb as usize].get_or_insert_with(|| Present::of(ctx, finals, mb as usize));
+        if !folder.claim(sync_id, w_email.as_ref(), w_name.as_ref()) {
             problems.push(DataProblem {
                 kind: ProblemKind::CreateSuppressed,
                 mailbox: mailbox(mb).to_owned(),
@@ -685,13 +834,19 @@ fn decide<'a>(
             continue;
         }
         let source = if mb == 0 { mailbox(w_mb) } else { hub_mailbox };
-        let notes = notes_for(None, &created_by, source);
+        let notes = notes_for(created_by, source);
         let mut body = create_body
             .get_or_insert_with(|| fields::create_body(w_fields))
             .clone();
         body.insert("personalNotes".into(), Value::String(notes.clone()));
         ops.push((
-            mb,
+            (
+                if mb == 0 { 1 } else { 2 },
+                mb,
+                sync_id,
+                Action::Create,
+                u32::MAX,
+            ),
             Operation {
                 step: if mb == 0 { 1 } else { 2 },
                 action: Action::Create,
@@ -699,7 +854,7 @@ fn decide<'a>(
                 target: target_of(mb),
                 contact_id: None,
                 etag: None,
-                sync_id: sync_id.to_string(),
+                sync_id: sync_id.as_str().to_owned(),
                 display_name: w_display.clone(),
                 email: w_email.as_deref().map(str::to_owned),
                 created_by: created_by.clone(),
@@ -712,9 +867,29 @@ fn decide<'a>(
     }
 }
 
+/// Groups of positions sharing a key, only for keys seen more than once (no allocation per key).
+fn duplicates<K: std::hash::Hash + Eq + Copy>(
+    items: impl Iterator<Item = (K, usize)>,
+) -> FastMap<K, Vec<usize>> {
+    let mut first: FastMap<K, usize> = FastMap::default();
+    let mut dups: FastMap<K, Vec<usize>> = FastMap::default();
+    for (k, i) in items {
+        match first.entry(k) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let f = *o.get();
+                dups.entry(*o.key()).or_insert_with(|| vec![f]).push(i);
+            }
+        }
+    }
+    dups
+}
+
 fn report_folder_problems(
     snaps: &[&MailboxSnapshot],
-    copies: &[Vec<Copy<'_>>],
+    copies: &[Vec<Seen<'_>>],
     links: &[Vec<Link>],
     hub_index: &Index<'_>,
     hub_logicals: usize,
@@ -738,21 +913,25 @@ fn report_folder_problems(
                 detail,
             })
         };
-        // Duplicate keys inside the folder (first seen order kept).
-        let mut by_sid: HashMap<SyncId, Vec<usize>> = HashMap::new();
-        let mut by_email: HashMap<&str, Vec<usize>> = HashMap::new();
-        let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, c) in folder.iter().enumerate() {
-            if let Some(s) = c.sync_id {
-                by_sid.entry(s).or_default().push(i);
-            }
-            if let Some(e) = c.email.as_deref() {
-                by_email.entry(e).or_default().push(i);
-            }
-            if let Some(n) = c.name.as_deref() {
-                by_name.entry(n).or_default().push(i);
-            }
-        }
+        // Duplicate keys inside the folder (folder order kept within a group).
+        let by_sid = duplicates(
+            folder
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| Some((c.sync_id?, i))),
+        );
+        let by_email = duplicates(
+            folder
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| Some((c.email.as_deref()?, i))),
+        );
+        let by_name = duplicates(
+            folder
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| Some((c.name.as_deref()?, i))),
+        );
         let ids = |v: &[usize]| {
             v.iter()
                 .map(|&i| folder[i].contact.id.clone())

@@ -806,7 +806,7 @@ fn key_counts(t: &Tenant) -> HashMap<(String, String), usize> {
     let mut m = HashMap::new();
     for f in t.folders() {
         for c in &f.contacts {
-            let cp = Copy::new(c);
+            let cp = Seen::new(c);
             if let Some(s) = cp.sync_id {
                 *m.entry((f.mailbox.clone(), format!("sid:{s}")))
                     .or_default() += 1;
@@ -878,7 +878,7 @@ proptest! {
         if update_existing {
             for f in t.folders() {
                 for c in &f.contacts {
-                    let sid = Copy::new(c).sync_id;
+                    let sid = Seen::new(c).sync_id;
                     let linked = p1.operations.iter().any(|o| o.contact_id.as_deref() == Some(&c.id) && o.mailbox == f.mailbox);
                     if linked {
                         prop_assert!(sid.is_some());
@@ -887,4 +887,46 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn create_check_uses_folder_state_after_updates() {
+    // X moves from old@c to new@c in this run (the hub is newer), so H2, which has old@c, is
+    // created next to it now rather than in a second run (I1).
+    let hub = vec![
+        contact(
+            "h1",
+            "Rex",
+            Some("new@c"),
+            Some(9),
+            Some(&format!("SyncId={GUID_A}")),
+        ),
+        contact(
+            "h2",
+            "Rex Old",
+            Some("old@c"),
+            Some(1),
+            Some(&format!("SyncId={GUID_B}")),
+        ),
+    ];
+    let users = vec![mbx(
+        "u@c",
+        vec![contact(
+            "x",
+            "Rex",
+            Some("old@c"),
+            Some(1),
+            Some(&format!("SyncId={GUID_A}")),
+        )],
+    )];
+    let p = run(hub.clone(), users.clone(), true);
+    assert_eq!(
+        summary(&p),
+        [
+            (2, Action::Update, "u@c".into(), Some("x".into())),
+            (2, Action::Create, "u@c".into(), None),
+        ]
+    );
+    assert!(p.problems.is_empty(), "{:?}", p.problems);
+    assert_converges(hub, users, true);
 }

@@ -163,13 +163,10 @@ pub fn parse_tag_line(line: &str) -> Option<TagsRef<'_>> {
 
 /// The tags of the last tag line in `notes`, without copying the text (planner hot path).
 pub fn find_tags(notes: &str) -> Option<TagsRef<'_>> {
-    let mut found = None;
-    for (content, _) in lines(notes) {
-        if let Some(t) = parse_tag_line(content) {
-            found = Some(t);
-        }
-    }
-    found
+    // From the end: the tag line is normally the last line, so one line is parsed. Splitting on
+    // CR and LF separately yields the same line contents as `lines` (plus empty ones, which are
+    // never tag lines).
+    notes.rsplit(['\r', '\n']).find_map(parse_tag_line)
 }
 
 /// Splits notes into the user's text and the tags of the last tag line.
@@ -180,26 +177,58 @@ pub fn find_tags(notes: &str) -> Option<TagsRef<'_>> {
 /// for every text `t` that holds no tag line — including texts that end in line breaks.
 pub fn parse(notes: &str) -> ParsedNotes {
     let mut text = String::with_capacity(notes.len());
+    let tags = strip_into(notes, &mut text);
+    ParsedNotes {
+        text,
+        tags: tags.map(TagsRef::into_tags),
+    }
+}
+
+/// Appends the user's text of `notes` to `out` (see [`parse`]); returns the last tag line's tags.
+fn strip_into<'a>(notes: &'a str, out: &mut String) -> Option<TagsRef<'a>> {
+    let start = out.len();
     let mut tags = None;
-    // Length of the terminator of the last line copied to `text`, if the previous line was kept.
+    // Length of the terminator of the last line copied to `out`, if the previous line was kept.
     let mut prev_kept_term: Option<usize> = None;
     for (content, term) in lines(notes) {
         if let Some(t) = parse_tag_line(content) {
             tags = Some(t);
             if let (true, Some(n)) = (term.is_empty(), prev_kept_term) {
-                text.truncate(text.len() - n);
+                out.truncate((out.len() - n).max(start));
             }
             prev_kept_term = None;
         } else {
-            text.push_str(content);
-            text.push_str(term);
+            out.push_str(content);
+            out.push_str(term);
             prev_kept_term = Some(term.len());
         }
     }
-    ParsedNotes {
-        text,
-        tags: tags.map(TagsRef::into_tags),
+    tags
+}
+
+/// The notes to write for a contact whose current notes are `notes`: its own text kept exactly,
+/// then the fresh tag line — [`build`]`(parse(notes).text, tags)` in a single allocation.
+pub fn rebuild(
+    notes: Option<&str>,
+    sync_id: SyncId,
+    created_by: Option<&str>,
+    last_updated_at: Option<&str>,
+    last_updated_by: Option<&str>,
+) -> String {
+    let notes = notes.unwrap_or("");
+    let mut s = String::with_capacity(notes.len() + 180);
+    strip_into(notes, &mut s);
+    if !s.is_empty() {
+        s.push_str("\r\n");
     }
+    push_tag_line(
+        &mut s,
+        sync_id,
+        created_by,
+        last_updated_at,
+        last_updated_by,
+    );
+    s
 }
 
 /// The user's text of `notes` (tag lines stripped); `None` notes have empty text.
@@ -210,14 +239,18 @@ pub fn user_text(notes: Option<&str>) -> String {
 /// Rebuilds notes: the user's `text` exactly as given, then CRLF and the fresh tag line — or the
 /// tag line alone if there is no text (SPEC §2.5).
 pub fn build(text: &str, tags: &Tags) -> String {
-    let line = tag_line(tags);
+    build_with_line(text, &tag_line(tags))
+}
+
+/// [`build`] with a tag line made already (see [`tag_line_parts`]).
+pub fn build_with_line(text: &str, line: &str) -> String {
     if text.is_empty() {
-        line
+        line.to_owned()
     } else {
         let mut s = String::with_capacity(text.len() + 2 + line.len());
         s.push_str(text);
         s.push_str("\r\n");
-        s.push_str(&line);
+        s.push_str(line);
         s
     }
 }
@@ -226,30 +259,62 @@ pub fn build(text: &str, tags: &Tags) -> String {
 /// `;` and line breaks (they would end the pair or the line) and surrounding spaces (trimmed on
 /// read); UPNs and object ids never contain them.
 pub fn tag_line(tags: &Tags) -> String {
-    let mut s = format!("SyncId={}", tags.sync_id);
-    let mut push = |key: &str, value: &str| {
-        let clean: String = value
-            .chars()
-            .filter(|c| !matches!(c, ';' | '\r' | '\n'))
-            .collect();
-        let clean = clean.trim();
-        if !clean.is_empty() {
-            s.push(';');
-            s.push_str(key);
-            s.push('=');
+    let at = tags.last_updated_at.map(format_round_trip);
+    tag_line_parts(
+        tags.sync_id,
+        tags.created_by.as_deref(),
+        at.as_deref(),
+        tags.last_updated_by.as_deref(),
+    )
+}
+
+/// [`tag_line`] from parts, with `LastUpdatedAt` already formatted (see [`format_round_trip`]).
+pub fn tag_line_parts(
+    sync_id: SyncId,
+    created_by: Option<&str>,
+    last_updated_at: Option<&str>,
+    last_updated_by: Option<&str>,
+) -> String {
+    let mut s = String::with_capacity(160);
+    push_tag_line(
+        &mut s,
+        sync_id,
+        created_by,
+        last_updated_at,
+        last_updated_by,
+    );
+    s
+}
+
+fn push_tag_line(
+    s: &mut String,
+    sync_id: SyncId,
+    created_by: Option<&str>,
+    last_updated_at: Option<&str>,
+    last_updated_by: Option<&str>,
+) {
+    s.push_str("SyncId=");
+    s.push_str(sync_id.as_str());
+    for (key, value) in [
+        ("CreatedBy", created_by),
+        ("LastUpdatedAt", last_updated_at),
+        ("LastUpdatedBy", last_updated_by),
+    ] {
+        let Some(value) = value else { continue };
+        let clean =
+            value.trim_matches(|c: char| c.is_whitespace() || matches!(c, ';' | '\r' | '\n'));
+        if clean.is_empty() {
+            continue;
+        }
+        s.push(';');
+        s.push_str(key);
+        s.push('=');
+        if clean.contains([';', '\r', '\n']) {
+            s.extend(clean.chars().filter(|c| !matches!(c, ';' | '\r' | '\n')));
+        } else {
             s.push_str(clean);
         }
-    };
-    if let Some(v) = &tags.created_by {
-        push("CreatedBy", v);
     }
-    if let Some(v) = &tags.last_updated_at {
-        push("LastUpdatedAt", &format_round_trip(*v));
-    }
-    if let Some(v) = &tags.last_updated_by {
-        push("LastUpdatedBy", v);
-    }
-    s
 }
 
 /// .NET round-trip ("o") form of a UTC instant: `2026-11-27T12:00:00.1234567Z`, always seven
@@ -444,7 +509,12 @@ mod tests {
             prop_assert_eq!(again.tags.as_ref(), Some(&tags));
             prop_assert_eq!(find_tags(&rebuilt).map(TagsRef::into_tags), Some(tags.clone()));
             // And once more: a second run rebuilding the same notes writes the same bytes.
-            prop_assert_eq!(build(&again.text, &tags), rebuilt);
+            prop_assert_eq!(build(&again.text, &tags), rebuilt.clone());
+            let at = tags.last_updated_at.map(format_round_trip);
+            prop_assert_eq!(
+                rebuild(Some(&notes), tags.sync_id, tags.created_by.as_deref(), at.as_deref(), tags.last_updated_by.as_deref()),
+                rebuilt
+            );
         }
 
         /// Text that holds no whole tag line is returned exactly.
