@@ -208,6 +208,7 @@ enum Route {
     Users,
     User(String),
     Organization,
+    OrganizationItem(String),
     Mailbox { user: String, target: Target },
 }
 
@@ -243,6 +244,7 @@ fn parse_route(segs: &[String]) -> Result<Route, GraphError> {
         [u] if is(u, "users") => Ok(Route::Users),
         [o] if is(o, "organization") => Ok(Route::Organization),
         [u, id] if is(u, "users") => Ok(Route::User(id.to_string())),
+        [o, id] if is(o, "organization") => Ok(Route::OrganizationItem(id.to_string())),
         [u, id, rest @ ..] if is(u, "users") => Ok(Route::Mailbox {
             user: id.to_string(),
             target: parse_target(rest)?,
@@ -348,11 +350,11 @@ impl Call<'_> {
 fn execute(store: &mut Store, call: &Call<'_>, route: &Route) -> Result<GraphResponse, GraphError> {
     let method = &call.req.method;
     match route {
-        Route::Users | Route::User(_) | Route::Organization => {
+        Route::Users | Route::User(_) | Route::Organization | Route::OrganizationItem(_) => {
             if method != Method::GET {
                 return Err(GraphError::method_not_allowed(true));
             }
-            let roles = if *route == Route::Organization {
+            let roles = if matches!(route, Route::Organization | Route::OrganizationItem(_)) {
                 ORGANIZATION_ROLES
             } else {
                 DIRECTORY_ROLES
@@ -364,6 +366,20 @@ fn execute(store: &mut Store, call: &Call<'_>, route: &Route) -> Result<GraphRes
             match route {
                 Route::Users => list_users(tenant, call),
                 Route::User(id) => get_user(tenant, call, id),
+                Route::OrganizationItem(id) => {
+                    if !id.eq_ignore_ascii_case(&tenant.tenant_id) {
+                        return Err(GraphError::directory_not_found(id));
+                    }
+                    let mut body = match organization(tenant, call)?.body {
+                        Some(Value::Object(mut m)) => match m.remove("value") {
+                            Some(Value::Array(mut v)) if !v.is_empty() => v.remove(0),
+                            _ => Value::Null,
+                        },
+                        _ => Value::Null,
+                    };
+                    body["@odata.context"] = json!(call.metadata("organization/$entity"));
+                    Ok(GraphResponse::json(StatusCode::OK, body))
+                }
                 _ => organization(tenant, call),
             }
         }
