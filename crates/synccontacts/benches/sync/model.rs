@@ -1,0 +1,379 @@
+//! The two yardsticks every benchmark number is printed against, as pure functions of the data:
+//! the **bound** — the fewest requests the data needs and the shortest wall time Graph's limits
+//! allow (graph-facts §5, §6) — and the **old script's cost** on the same data, computed from its
+//! algorithm (SPEC §3). Neither looks at what synccontacts did: a model that read our own numbers
+//! would make every ratio 1.
+//!
+//! It must never do I/O or read a clock; `shape.rs` turns a scenario into the [`DataShape`] these
+//! functions take.
+
+/// What the data at the start of one run looks like, counted the way the bound needs it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DataShape {
+    /// Licensed users in scope (the hub excluded).
+    pub users: u64,
+    /// Whether "All Contacts" exists in the hub at the start (if not, one create is needed).
+    pub hub_folder_exists: bool,
+    /// Contact folders in the hub's folder tree at the start (the old script walks them per user).
+    pub hub_tree_folders: u64,
+    /// Contacts in the hub folder at the start.
+    pub hub_contacts: u64,
+    /// Contacts in each user's default folder at the start.
+    pub user_contacts: Vec<u64>,
+    /// Contact copies in the hub that must be created or changed for every copy to converge.
+    pub hub_writes: u64,
+    /// The same per user mailbox (same order as `user_contacts`).
+    pub user_writes: Vec<u64>,
+    /// Size of the hub folder just before the old script's step 1 reaches user k (it grows as
+    /// earlier users' contacts are created there), plus a last entry: its size after step 1.
+    pub hub_before_user_step1: Vec<u64>,
+}
+
+impl DataShape {
+    pub fn total_writes(&self) -> u64 {
+        self.hub_writes + self.user_writes.iter().sum::<u64>()
+    }
+}
+
+/// Graph's limits and the page sizes, as the bound and the old-script model use them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// Service time of one Graph request (the emulator's `--latency-ms`), in seconds.
+    pub latency_s: f64,
+    /// Requests in flight per (app, mailbox): Outlook allows 4 (graph-facts §6).
+    pub per_mailbox: u64,
+    /// Requests per app per window, across everything: 130,000 per 10 s (graph-facts §6).
+    pub app_requests: u64,
+    pub app_window_s: f64,
+    /// `$top` maximum for contacts (1,000) and for users (999) (graph-facts §3).
+    pub contacts_page: u64,
+    pub users_page: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            latency_s: 0.020,
+            per_mailbox: 4,
+            app_requests: 130_000,
+            app_window_s: 10.0,
+            contacts_page: 1000,
+            users_page: 999,
+        }
+    }
+}
+
+/// The floor for one run: requests as Graph counts them (a `$batch` item counts as one request,
+/// graph-facts §5–§6) and seconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bound {
+    /// Everything, token request included.
+    pub requests: u64,
+    /// Requests to the hub mailbox (folder lookup/create, reads, writes).
+    pub hub_requests: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub wall_s: f64,
+    /// The wall time if hub writes must finish before user writes start (synccontacts' order, for
+    /// crash safety; not a Graph limit). Reported beside the physical bound.
+    pub wall_hub_first_s: f64,
+}
+
+/// Pages needed to read `n` items at `page` per page: an empty folder still costs one request.
+pub fn pages(n: u64, page: u64) -> u64 {
+    n.div_ceil(page.max(1)).max(1)
+}
+
+/// Shortest time in which `n` requests fit under a fixed-window budget of `per_window` per
+/// `window_s` (the emulator's and, as far as documented, Graph's app limit), when the last one
+/// still takes `latency_s`: a burst fills the first window at once, the rest wait for new windows.
+pub fn rate_floor_s(n: u64, per_window: u64, window_s: f64, latency_s: f64) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    let windows = n.div_ceil(per_window.max(1));
+    (windows - 1) as f64 * window_s + latency_s
+}
+
+/// Time to push `n` requests through one mailbox that serves `per_mailbox` at once.
+fn mailbox_floor_s(n: u64, l: &Limits) -> f64 {
+    n.div_ceil(l.per_mailbox.max(1)) as f64 * l.latency_s
+}
+
+/// The bound for one run of synccontacts on `d`.
+///
+/// Requests: one token; the licensed-user list in pages of 999; the hub's directory entry; one
+/// folder lookup in the hub (plus its create when missing); one pass of pages of 1,000 over the
+/// hub folder and over every user's default folder; one write per contact copy that must change.
+///
+/// Wall: the critical path of (user list → slowest user folder read) and (hub lookup → hub folder
+/// read), then the writes, which cannot start before every folder is read (the plan needs all
+/// of them) and then take at least the slowest mailbox's writes at 4 in flight. The whole run
+/// also cannot beat the app's request budget. The token request is not delayed by the emulator
+/// and costs no latency here.
+pub fn bound(d: &DataShape, l: &Limits) -> Bound {
+    let user_list_pages = pages(d.users, l.users_page);
+    let hub_folder = 1 + u64::from(!d.hub_folder_exists);
+    let hub_pages = pages(d.hub_contacts, l.contacts_page);
+    let user_pages: Vec<u64> = d
+        .user_contacts
+        .iter()
+        .map(|&n| pages(n, l.contacts_page))
+        .collect();
+    let reads = user_list_pages + 1 + hub_folder + hub_pages + user_pages.iter().sum::<u64>();
+    let writes = d.total_writes();
+    let requests = 1 + reads + writes;
+
+    let lat = l.latency_s;
+    let users_path = (user_list_pages + user_pages.iter().copied().max().unwrap_or(0)) as f64 * lat;
+    let hub_path = (hub_folder + hub_pages) as f64 * lat;
+    let read_s = users_path.max(hub_path);
+    let slowest_user = d.user_writes.iter().copied().max().unwrap_or(0);
+    let write_s = mailbox_floor_s(d.hub_writes.max(slowest_user), l);
+    let hub_first_s = mailbox_floor_s(d.hub_writes, l) + mailbox_floor_s(slowest_user, l);
+    let rate_s = rate_floor_s(requests - 1, l.app_requests, l.app_window_s, lat);
+    Bound {
+        requests,
+        hub_requests: hub_folder + hub_pages + d.hub_writes,
+        reads,
+        writes,
+        wall_s: (read_s + write_s).max(rate_s),
+        wall_hub_first_s: (read_s + hub_first_s).max(rate_s),
+    }
+}
+
+/// The old script's cost on the same data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OldScript {
+    pub requests: u64,
+    pub hub_requests: u64,
+    /// Sequential: every Graph request waits for the previous one.
+    pub wall_s: f64,
+    /// Whether its hub traffic alone exceeds Outlook's per-mailbox budget within its run (10,000
+    /// per 10 minutes): Graph answers 429 and the script, having no retry, aborts the tenant.
+    pub hub_throttled: bool,
+}
+
+/// Outlook's per (app, mailbox) budget (graph-facts §6).
+pub const MAILBOX_BUDGET: u64 = 10_000;
+pub const MAILBOX_WINDOW_S: f64 = 600.0;
+
+/// The old script's algorithm (SPEC §3, reference/seed-readme.txt), counted on `d`:
+/// one token; users in Graph's default pages of 100; the hub's directory entry; then, per user,
+/// **step 1**: read the user's folder, walk the hub's folder tree (one list of the top level plus
+/// one `childFolders` list per folder), read the whole hub folder (which grows as earlier users'
+/// contacts are created in it), write; then per user, **step 2**: walk the tree again, read the
+/// whole hub folder, read the user's folder, write. Pages of 100 (its `$top`), one request per
+/// write, nothing in parallel.
+///
+/// Writes are counted as the data's required writes, which is what the script does at best (its
+/// order effects — a stamp followed by an update of the same copy, last-user-wins rewrites — only
+/// add more), so this model flatters the script.
+pub fn old_script(d: &DataShape, l: &Limits) -> OldScript {
+    const PAGE: u64 = 100;
+    let users = d.user_contacts.len() as u64;
+    let mut hub = 0u64;
+    let mut total = 1 + pages(d.users, PAGE) + 1; // token, users, hub directory entry
+    let mut folders = d.hub_tree_folders;
+    let mut hub_folder_exists = d.hub_folder_exists;
+    for k in 0..d.user_contacts.len() {
+        let user_read = pages(d.user_contacts[k], PAGE);
+        let mut walk = 1 + folders;
+        if !hub_folder_exists {
+            // The first user finds no folder and creates it; from then on it is in the tree.
+            walk += 1;
+            hub_folder_exists = true;
+            folders += 1;
+        }
+        let hub_size = d
+            .hub_before_user_step1
+            .get(k)
+            .copied()
+            .unwrap_or(d.hub_contacts);
+        let hub_read = pages(hub_size, PAGE);
+        hub += walk + hub_read;
+        total += user_read + walk + hub_read;
+    }
+    let final_hub = hub_after_step1(d);
+    let walk = 1 + folders;
+    let step2_hub = users * (walk + pages(final_hub, PAGE));
+    let step2_user: u64 = d.user_contacts.iter().map(|&n| pages(n, PAGE)).sum();
+    hub += step2_hub + d.hub_writes;
+    total += step2_hub + step2_user + d.total_writes();
+    // The script's hub traffic squeezed into its own runtime: over budget if the share of it that
+    // falls into any 10-minute window exceeds 10,000 (it is spread evenly enough to use the mean).
+    let wall_s = (total - 1) as f64 * l.latency_s;
+    let windows = (wall_s / MAILBOX_WINDOW_S).max(1.0);
+    OldScript {
+        requests: total,
+        hub_requests: hub,
+        wall_s,
+        hub_throttled: hub as f64 / windows > MAILBOX_BUDGET as f64,
+    }
+}
+
+/// Hub size after the old script's step 1: the last user's starting size plus what that user adds.
+/// `shape.rs` records it as one more entry of `hub_before_user_step1` (index = users).
+fn hub_after_step1(d: &DataShape) -> u64 {
+    d.hub_before_user_step1
+        .get(d.user_contacts.len())
+        .copied()
+        .unwrap_or(d.hub_contacts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    /// 2 users with 3 and 1500 contacts, empty hub without folder, 10 hub creates.
+    fn cold() -> DataShape {
+        DataShape {
+            users: 2,
+            hub_folder_exists: false,
+            hub_tree_folders: 0,
+            hub_contacts: 0,
+            user_contacts: vec![3, 1500],
+            hub_writes: 10,
+            user_writes: vec![10, 12],
+            hub_before_user_step1: vec![0, 3, 10],
+        }
+    }
+
+    #[test]
+    fn pages_count_an_empty_folder_as_one_request() {
+        assert_eq!(pages(0, 1000), 1);
+        assert_eq!(pages(1, 1000), 1);
+        assert_eq!(pages(1000, 1000), 1);
+        assert_eq!(pages(1001, 1000), 2);
+    }
+
+    #[test]
+    fn bound_counts_token_lookups_reads_and_writes() {
+        let b = bound(&cold(), &limits());
+        // reads: users 1 + hub entry 1 + folder lookup+create 2 + hub page 1 + user pages 1+2
+        assert_eq!(b.reads, 8);
+        assert_eq!(b.writes, 32);
+        assert_eq!(b.requests, 1 + 8 + 32);
+        assert_eq!(b.hub_requests, 2 + 1 + 10);
+    }
+
+    #[test]
+    fn bound_wall_is_read_path_then_slowest_mailbox_at_four_in_flight() {
+        let b = bound(&cold(), &limits());
+        // read: users path = (1 list page + 2 pages) * 20ms = 60ms > hub path (2+1)*20 = 60ms
+        // writes: slowest mailbox 12 → 3 rounds of 4 → 60 ms
+        assert!((b.wall_s - 0.120).abs() < 1e-9, "{}", b.wall_s);
+        // hub first: 10 → 3 rounds, then 12 → 3 rounds
+        assert!(
+            (b.wall_hub_first_s - 0.180).abs() < 1e-9,
+            "{}",
+            b.wall_hub_first_s
+        );
+    }
+
+    #[test]
+    fn second_run_bound_has_no_writes_and_one_pass_per_folder() {
+        let d = DataShape {
+            users: 3,
+            hub_folder_exists: true,
+            hub_tree_folders: 1,
+            hub_contacts: 2500,
+            user_contacts: vec![2500, 2500, 2500],
+            hub_writes: 0,
+            user_writes: vec![0, 0, 0],
+            hub_before_user_step1: vec![2500, 2500, 2500, 2500],
+        };
+        let b = bound(&d, &limits());
+        assert_eq!(b.writes, 0);
+        assert_eq!(b.reads, 1 + 1 + 1 + 3 + 9);
+        assert_eq!(b.hub_requests, 1 + 3);
+        // users list 1 + 3 pages = 4 × 20 ms; hub lookup 1 + 3 pages = 4 × 20 ms
+        assert!((b.wall_s - 0.080).abs() < 1e-9);
+    }
+
+    #[test]
+    fn app_budget_dominates_a_write_heavy_tenant() {
+        // 1,000 mailboxes × 300 writes: each mailbox needs only 75 rounds (1.5 s), but 300,000
+        // requests need three windows of 130,000: at least 20 s.
+        let d = DataShape {
+            users: 1000,
+            hub_folder_exists: false,
+            hub_tree_folders: 0,
+            hub_contacts: 0,
+            user_contacts: vec![10; 1000],
+            hub_writes: 300,
+            user_writes: vec![300; 1000],
+            hub_before_user_step1: vec![300; 1001],
+        };
+        let b = bound(&d, &limits());
+        assert_eq!(b.writes, 300_300);
+        assert!(b.wall_s > 20.0 && b.wall_s < 20.1, "{}", b.wall_s);
+        assert!((rate_floor_s(130_000, 130_000, 10.0, 0.02) - 0.02).abs() < 1e-12);
+        assert!((rate_floor_s(130_001, 130_000, 10.0, 0.02) - 10.02).abs() < 1e-9);
+        assert_eq!(rate_floor_s(0, 130_000, 10.0, 0.02), 0.0);
+    }
+
+    #[test]
+    fn old_script_rereads_hub_and_tree_per_user_in_both_steps() {
+        let d = cold();
+        let o = old_script(&d, &limits());
+        // token 1, users 1, hub entry 1
+        // step 1 user 0: user 1 page, walk 1 + create 1, hub (0) 1 page
+        // step 1 user 1: user 15 pages, walk 1 + 1 folder, hub (3) 1 page
+        // step 2: per user walk 2 + hub (10) 1 page = 3, ×2 = 6; user pages 1 + 15
+        // writes 32
+        let expected = 3 + (1 + 2 + 1) + (15 + 2 + 1) + 6 + 16 + 32;
+        assert_eq!(o.requests, expected);
+        assert_eq!(o.hub_requests, (2 + 1) + (2 + 1) + 6 + 10);
+        assert!((o.wall_s - (expected - 1) as f64 * 0.02).abs() < 1e-9);
+        assert!(!o.hub_throttled);
+    }
+
+    #[test]
+    fn old_script_hub_reads_grow_with_users_and_hit_the_mailbox_budget() {
+        // 1,000 users, hub of 300: per user and step a 2-request walk and 3 pages of the hub.
+        let d = DataShape {
+            users: 1000,
+            hub_folder_exists: true,
+            hub_tree_folders: 1,
+            hub_contacts: 300,
+            user_contacts: vec![300; 1000],
+            hub_writes: 0,
+            user_writes: vec![0; 1000],
+            hub_before_user_step1: vec![300; 1001],
+        };
+        let o = old_script(&d, &limits());
+        assert_eq!(o.hub_requests, 2 * 1000 * (2 + 3));
+        // token, 10 user pages, hub entry; per user and step 3 user pages, walk 2, hub 3
+        assert_eq!(o.requests, 12 + 1000 * (3 + 2 + 3) * 2);
+        // 16,012 sequential requests × 20 ms = 320 s, inside one 10-minute window: 10,000 hub
+        // requests in it is not over the budget, one more would be.
+        assert!(!o.hub_throttled);
+        let mut bigger = d.clone();
+        bigger.hub_contacts = 400;
+        bigger.hub_before_user_step1 = vec![400; 1001];
+        assert!(old_script(&bigger, &limits()).hub_throttled);
+    }
+
+    #[test]
+    fn old_script_is_far_costlier_than_the_bound_on_a_shared_pool() {
+        let d = DataShape {
+            users: 50,
+            hub_folder_exists: false,
+            hub_tree_folders: 0,
+            hub_contacts: 0,
+            user_contacts: vec![40; 50],
+            hub_writes: 865,
+            user_writes: vec![865; 50],
+            hub_before_user_step1: (0..=50).map(|k| (k * 17).min(865)).collect(),
+        };
+        let b = bound(&d, &limits());
+        let o = old_script(&d, &limits());
+        assert!(o.requests > b.requests);
+        assert!(o.wall_s > 10.0 * b.wall_s);
+    }
+}
