@@ -1,1 +1,4 @@
-//! placeholder
+//! graph-emulator: a local stand-in for Microsoft Graph v1.0 and the identity platform's token
+//! endpoint (EMULATOR.md). It must never talk to a real tenant.
+
+pub mod faults;
