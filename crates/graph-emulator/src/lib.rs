@@ -1,4 +1,6 @@
 //! graph-emulator: a local stand-in for Microsoft Graph v1.0 and the identity platform's token
 //! endpoint (EMULATOR.md). It must never talk to a real tenant.
 
+pub mod assertion;
 pub mod faults;
+pub mod limits;
