@@ -4,3 +4,4 @@
 pub mod assertion;
 pub mod faults;
 pub mod limits;
+pub mod tls;
