@@ -2,6 +2,7 @@
 //! endpoint (EMULATOR.md). It must never talk to a real tenant.
 
 pub mod assertion;
+pub mod batch;
 pub mod delta;
 pub mod faults;
 pub mod limits;
