@@ -6,4 +6,5 @@ pub mod batch;
 pub mod delta;
 pub mod faults;
 pub mod limits;
+pub mod realism;
 pub mod tls;
