@@ -3,92 +3,106 @@
 //! first, then throttling, then the service time while holding a concurrency slot, then the
 //! handler, then the "answer lost after the write" faults.
 //!
-//! It knows nothing about users, tokens or the store: it asks the [`RealismHost`] (the core) for
-//! the mailbox behind a path and the app behind a token. It must never apply a request that a
+//! It knows nothing about users, tokens or the store: the core resolves the app and the mailbox
+//! and passes them in a [`Ctx`]; the core must never apply a request that a
 //! fault or a limit refused, and never answer a request whose connection a fault dropped.
 
-use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::faults::{DropWhen, FaultAction, FaultEngine, FaultPlan, FaultRequest, status_error};
-use crate::limits::{Limits, LimitsState, Throttle};
-use crate::tls::ConnInfo;
+use crate::limits::{Limits, LimitsState, Permit, Throttle};
 
 /// A mailbox as the core knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxName {
-    /// Stable key shared by all addressing forms (the user id), for limits.
+    /// Stable key shared by all addressing forms (limits are per app + this key).
     pub key: String,
     /// userPrincipalName, for fault matching and stats.
     pub upn: String,
 }
 
-/// What the realism layer needs from the emulator core.
-pub trait RealismHost: Send + Sync + 'static {
-    /// The mailbox a `/users/{who}/...` mailbox path addresses, if `who` is a known user.
-    fn mailbox(&self, who: &str) -> Option<MailboxName>;
-    /// The client id of the app whose bearer token this is (`None` if absent or not a token of
-    /// ours; the core answers 401 later).
-    fn app_id(&self, authorization: Option<&str>) -> Option<String>;
-    /// Makes this bearer token expired from now on (fault `expireToken`).
-    fn expire_token(&self, authorization: Option<&str>);
-    /// A request to `mailbox` (UPN) or to no mailbox was answered 429 by this layer.
-    fn on_throttled(&self, mailbox: Option<&str>);
+/// What this layer needs to know about one request (direct or `$batch` item).
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub method: &'a str,
+    /// Path without query, e.g. `/v1.0/users/adele@contoso.com/contacts`.
+    pub path: &'a str,
+    /// Client id of the authenticated app; `None` skips the limits (the core refuses the
+    /// request anyway).
+    pub app: Option<&'a str>,
+    /// The mailbox addressed, for mailbox-data paths.
+    pub mailbox: Option<&'a MailboxName>,
 }
 
-/// Marks a request that is an item of a `$batch` (set by the batch handler as an extension).
-#[derive(Debug, Clone, Copy)]
-pub struct BatchItem;
+/// An answer this layer gives instead of the handler's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: &'static str,
+    /// E.g. `Retry-After`.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Refusal {
+    pub fn is_throttle(&self) -> bool {
+        self.status == 429
+    }
+}
+
+/// Why a request does not get the handler's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refused {
+    /// Answer with this error (Graph's envelope).
+    Respond(Refusal),
+    /// Close the connection without any answer.
+    Drop,
+    /// Expire the presented token now and answer 401 as for an expired token.
+    ExpireToken,
+}
 
 /// Faults, limits and latency for one emulator.
+#[derive(Debug)]
 pub struct Realism {
     pub faults: FaultEngine,
     pub limits: LimitsState,
     latency_ms: AtomicU64,
-    host: Arc<dyn RealismHost>,
 }
 
-impl std::fmt::Debug for Realism {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Realism")
-            .field("faults", &self.faults)
-            .field("limits", &self.limits)
-            .field("latency_ms", &self.latency_ms)
-            .finish_non_exhaustive()
+/// A request that may run: holds its concurrency slot until [`Admitted::finish`].
+#[derive(Debug)]
+pub struct Admitted {
+    _permit: Option<Permit>,
+    delay: Duration,
+    latency: Duration,
+    after: Option<FaultAction>,
+}
+
+impl Admitted {
+    /// Fault delay plus the configured service time, spent holding the concurrency slot.
+    pub async fn service_time(&self) {
+        let total = self.delay + self.latency;
+        if !total.is_zero() {
+            tokio::time::sleep(total).await;
+        }
     }
-}
 
-/// The parts of a request this layer looks at.
-#[derive(Debug, Clone)]
-pub struct RequestInfo {
-    pub method: String,
-    /// Path without query.
-    pub path: String,
-    pub authorization: Option<String>,
-    pub client_request_id: Option<String>,
-}
-
-impl RequestInfo {
-    pub fn from_parts(method: &str, path: &str, headers: &HeaderMap) -> Self {
-        let h = |n: &str| {
-            headers
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        RequestInfo {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            authorization: h("authorization"),
-            client_request_id: h("client-request-id"),
+    /// Call after the request was applied: `Err` for the "answer lost after the write" faults.
+    /// Releases the concurrency slot.
+    pub fn finish(self) -> Result<(), Refused> {
+        match self.after {
+            Some(FaultAction::Status {
+                status,
+                retry_after,
+                ..
+            }) => Err(Refused::Respond(fault_refusal(status, retry_after))),
+            Some(FaultAction::Drop(_)) => Err(Refused::Drop),
+            _ => Ok(()),
         }
     }
 }
@@ -105,17 +119,11 @@ pub fn mailbox_segment(path: &str) -> Option<&str> {
 }
 
 impl Realism {
-    pub fn new(
-        host: Arc<dyn RealismHost>,
-        limits: Limits,
-        faults: Option<FaultPlan>,
-        latency: Duration,
-    ) -> Self {
+    pub fn new(limits: Limits, faults: Option<FaultPlan>, latency: Duration) -> Self {
         Realism {
             faults: FaultEngine::new(faults.unwrap_or_default()),
             limits: LimitsState::new(limits),
             latency_ms: AtomicU64::new(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX)),
-            host,
         }
     }
 
@@ -130,46 +138,34 @@ impl Realism {
         Duration::from_millis(self.latency_ms.load(Ordering::Relaxed))
     }
 
-    /// Runs `inner` (the real handler) under faults, limits and latency.
-    pub async fn handle<Fut>(
-        &self,
-        req: &RequestInfo,
-        conn: Option<&ConnInfo>,
-        inner: Fut,
-    ) -> Response
-    where
-        Fut: Future<Output = Response>,
-    {
-        let raw_who = mailbox_segment(&req.path).map(percent_decode);
-        let mailbox = raw_who.as_deref().and_then(|w| self.host.mailbox(w));
-        let aliases: Vec<&str> = [raw_who.as_deref(), mailbox.as_ref().map(|m| m.key.as_str())]
+    /// Decides whether a request may run: the fault plan first (gateway faults come before the
+    /// service), then the Outlook limits. On `Ok`, run [`Admitted::service_time`], apply the
+    /// request, then [`Admitted::finish`].
+    pub fn admit(&self, ctx: &Ctx<'_>) -> Result<Admitted, Refused> {
+        let raw_who = mailbox_segment(ctx.path).map(percent_decode);
+        let aliases: Vec<&str> = [raw_who.as_deref(), ctx.mailbox.map(|m| m.key.as_str())]
             .into_iter()
             .flatten()
             .collect();
         let fault = self.faults.decide(&FaultRequest {
-            method: &req.method,
-            path: &req.path,
-            mailbox: mailbox.as_ref().map(|m| m.upn.as_str()),
+            method: ctx.method,
+            path: ctx.path,
+            mailbox: ctx.mailbox.map(|m| m.upn.as_str()),
             mailbox_aliases: &aliases,
         });
-        let mut after: Option<FaultAction> = None;
+        let mut delay = Duration::ZERO;
+        let mut after = None;
         match fault {
             Some(FaultAction::Status {
                 status,
                 retry_after,
                 after_apply: false,
             }) => {
-                if status == 429 {
-                    self.host
-                        .on_throttled(mailbox.as_ref().map(|m| m.upn.as_str()));
-                }
-                return fault_response(status, retry_after, req);
+                return Err(Refused::Respond(fault_refusal(status, retry_after)));
             }
-            Some(FaultAction::Drop(DropWhen::Before)) => return dropped(conn),
-            Some(FaultAction::Delay { delay_ms }) => {
-                tokio::time::sleep(Duration::from_millis(delay_ms)).await
-            }
-            Some(FaultAction::ExpireToken) => self.host.expire_token(req.authorization.as_deref()),
+            Some(FaultAction::Drop(DropWhen::Before)) => return Err(Refused::Drop),
+            Some(FaultAction::ExpireToken) => return Err(Refused::ExpireToken),
+            Some(FaultAction::Delay { delay_ms }) => delay = Duration::from_millis(delay_ms),
             Some(
                 a @ (FaultAction::Status {
                     after_apply: true, ..
@@ -178,52 +174,25 @@ impl Realism {
             ) => after = Some(a),
             None => {}
         }
-
-        let app = self.host.app_id(req.authorization.as_deref());
-        let _permit = match &app {
-            // Unauthenticated requests are refused by the core; they never reach Outlook.
+        let permit = match ctx.app {
             None => None,
-            Some(app) => {
-                match self.limits.admit(
-                    app,
-                    mailbox.as_ref().map(|m| m.key.as_str()),
-                    tokio::time::Instant::now(),
-                ) {
-                    Ok(p) => Some(p),
-                    Err(t) => {
-                        self.host
-                            .on_throttled(mailbox.as_ref().map(|m| m.upn.as_str()));
-                        return throttle_response(&t, req);
-                    }
-                }
-            }
+            Some(app) => Some(
+                self.limits
+                    .admit(
+                        app,
+                        ctx.mailbox.map(|m| m.key.as_str()),
+                        tokio::time::Instant::now(),
+                    )
+                    .map_err(|t| Refused::Respond(throttle_refusal(&t)))?,
+            ),
         };
-        let latency = self.latency();
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
-        let resp = inner.await;
-        match after {
-            Some(FaultAction::Status {
-                status,
-                retry_after,
-                ..
-            }) => fault_response(status, retry_after, req),
-            Some(FaultAction::Drop(_)) => dropped(conn),
-            _ => resp,
-        }
+        Ok(Admitted {
+            _permit: permit,
+            delay,
+            latency: self.latency(),
+            after,
+        })
     }
-}
-
-/// axum middleware: `middleware::from_fn_with_state(realism, realism::middleware)` on the
-/// Graph (`/v1.0`) routes.
-pub async fn middleware(State(r): State<Arc<Realism>>, req: Request, next: Next) -> Response {
-    let info = RequestInfo::from_parts(req.method().as_str(), req.uri().path(), req.headers());
-    let conn = req
-        .extensions()
-        .get::<ConnectInfo<ConnInfo>>()
-        .map(|c| c.0.clone());
-    r.handle(&info, conn.as_ref(), next.run(req)).await
 }
 
 fn percent_decode(s: &str) -> String {
@@ -233,25 +202,9 @@ fn percent_decode(s: &str) -> String {
         .unwrap_or_else(|| s.to_owned())
 }
 
-fn dropped(conn: Option<&ConnInfo>) -> Response {
-    match conn {
-        Some(c) => c.kill.kill(),
-        // Without a connection handle (served without ConnInfo) a drop cannot be simulated;
-        // say so loudly rather than answering as if nothing happened.
-        None => tracing::error!("drop fault without a connection handle; answering 500 instead"),
-    }
-    graph_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "generalException",
-        "Connection dropped by fault plan.",
-        None,
-    )
-}
-
-fn fault_response(status: u16, retry_after: Option<f64>, req: &RequestInfo) -> Response {
+fn fault_refusal(status: u16, retry_after: Option<f64>) -> Refusal {
     let (code, message) = status_error(status);
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut r = graph_error(status, code, message, req.client_request_id.as_deref());
+    let mut headers = vec![];
     if let Some(s) = retry_after {
         // Graph sends integers and decimals (e.g. `2.128`, graph-facts §6); keep what the plan says.
         let v = if s.fract() == 0.0 {
@@ -259,27 +212,32 @@ fn fault_response(status: u16, retry_after: Option<f64>, req: &RequestInfo) -> R
         } else {
             format!("{s}")
         };
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            r.headers_mut().insert("retry-after", v);
-        }
+        headers.push(("Retry-After".to_owned(), v));
     }
-    r
+    Refusal {
+        status,
+        code,
+        message,
+        headers,
+    }
 }
 
-fn throttle_response(t: &Throttle, req: &RequestInfo) -> Response {
-    let mut r = graph_error(
-        StatusCode::TOO_MANY_REQUESTS,
-        t.code(),
-        t.message(),
-        req.client_request_id.as_deref(),
-    );
-    if let Some(s) = t.retry_after_secs() {
-        r.headers_mut().insert("retry-after", HeaderValue::from(s));
+fn throttle_refusal(t: &Throttle) -> Refusal {
+    let headers = t
+        .retry_after_secs()
+        .map(|s| ("Retry-After".to_owned(), s.to_string()))
+        .into_iter()
+        .collect();
+    Refusal {
+        status: 429,
+        code: t.code(),
+        message: t.message(),
+        headers,
     }
-    r
 }
 
-/// Graph's error envelope (graph-facts §7) with `request-id` / `client-request-id` headers.
+/// Graph's error envelope (graph-facts §7) with `request-id` / `client-request-id` headers, for
+/// callers that have no envelope of their own.
 pub fn graph_error(
     status: StatusCode,
     code: &str,
@@ -309,51 +267,105 @@ pub fn graph_error(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::EmuListener;
+    use crate::tls::{ConnInfo, EmuListener};
     use axum::Router;
+    use axum::extract::{ConnectInfo, Request, State};
+    use axum::middleware::Next;
     use axum::routing::get;
     use std::collections::HashMap;
     use std::net::SocketAddr;
+    use std::sync::Arc;
     use std::sync::Mutex;
     use std::sync::atomic::AtomicUsize;
 
     /// A stand-in core: users "adele" (id u1) and "bob" (id u2); tokens are "Bearer <app>".
     #[derive(Default)]
     struct FakeHost {
+        realism: Option<Arc<Realism>>,
         expired: Mutex<Vec<String>>,
         throttled: Mutex<HashMap<String, usize>>,
     }
 
-    impl RealismHost for FakeHost {
-        fn mailbox(&self, who: &str) -> Option<MailboxName> {
-            let (key, upn) = match who.to_lowercase().as_str() {
-                "u1" | "adele@contoso.com" => ("u1", "adele@contoso.com"),
-                "u2" | "bob@contoso.com" => ("u2", "bob@contoso.com"),
-                _ => return None,
-            };
-            Some(MailboxName {
-                key: key.into(),
-                upn: upn.into(),
-            })
-        }
-        fn app_id(&self, a: Option<&str>) -> Option<String> {
-            a?.strip_prefix("Bearer ").map(str::to_owned)
-        }
-        fn expire_token(&self, a: Option<&str>) {
-            self.expired.lock().unwrap().extend(a.map(str::to_owned));
-        }
-        fn on_throttled(&self, m: Option<&str>) {
-            *self
-                .throttled
-                .lock()
-                .unwrap()
-                .entry(m.unwrap_or("-").to_owned())
-                .or_default() += 1;
+    fn lookup(who: &str) -> Option<MailboxName> {
+        let (key, upn) = match who.to_lowercase().as_str() {
+            "u1" | "adele@contoso.com" => ("u1", "adele@contoso.com"),
+            "u2" | "bob@contoso.com" => ("u2", "bob@contoso.com"),
+            _ => return None,
+        };
+        Some(MailboxName {
+            key: key.into(),
+            upn: upn.into(),
+        })
+    }
+
+    /// The wiring the core does in its dispatcher, as axum middleware.
+    async fn fake_core(State(host): State<Arc<FakeHost>>, req: Request, next: Next) -> Response {
+        let realism = host.realism.clone().unwrap();
+        let path = req.uri().path().to_owned();
+        let method = req.method().to_string();
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let app = auth
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .map(str::to_owned);
+        let mailbox = mailbox_segment(&path).and_then(lookup);
+        let conn = req
+            .extensions()
+            .get::<ConnectInfo<ConnInfo>>()
+            .map(|c| c.0.clone());
+        let ctx = Ctx {
+            method: &method,
+            path: &path,
+            app: app.as_deref(),
+            mailbox: mailbox.as_ref(),
+        };
+        let refused = |r: Refused| match r {
+            Refused::Respond(x) => {
+                if x.is_throttle() {
+                    let key = mailbox.as_ref().map_or("-".to_owned(), |m| m.upn.clone());
+                    *host.throttled.lock().unwrap().entry(key).or_default() += 1;
+                }
+                let mut resp = graph_error(
+                    StatusCode::from_u16(x.status).unwrap(),
+                    x.code,
+                    x.message,
+                    None,
+                );
+                for (k, v) in x.headers {
+                    resp.headers_mut().insert(
+                        axum::http::HeaderName::try_from(k).unwrap(),
+                        HeaderValue::from_str(&v).unwrap(),
+                    );
+                }
+                resp
+            }
+            Refused::Drop => {
+                conn.as_ref().unwrap().kill.kill();
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+            Refused::ExpireToken => {
+                host.expired.lock().unwrap().extend(auth.clone());
+                StatusCode::UNAUTHORIZED.into_response()
+            }
+        };
+        let admitted = match realism.admit(&ctx) {
+            Ok(a) => a,
+            Err(r) => return refused(r),
+        };
+        admitted.service_time().await;
+        let resp = next.run(req).await;
+        match admitted.finish() {
+            Ok(()) => resp,
+            Err(r) => refused(r),
         }
     }
 
     async fn start(
-        realism: Arc<Realism>,
+        host: Arc<FakeHost>,
         applied: Arc<AtomicUsize>,
     ) -> (String, tokio::task::JoinHandle<()>) {
         let app = Router::new()
@@ -367,7 +379,7 @@ mod tests {
                     }
                 }),
             )
-            .layer(axum::middleware::from_fn_with_state(realism, middleware));
+            .layer(axum::middleware::from_fn_with_state(host, fake_core));
         let listener = EmuListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)), None)
             .await
             .unwrap();
@@ -385,15 +397,17 @@ mod tests {
 
     #[tokio::test]
     async fn five_parallel_requests_to_one_mailbox_get_one_429_and_max_in_flight_4() {
-        let host = Arc::new(FakeHost::default());
         let realism = Arc::new(Realism::new(
-            host.clone(),
             Limits::default(),
             None,
             Duration::from_millis(300),
         ));
+        let host = Arc::new(FakeHost {
+            realism: Some(realism.clone()),
+            ..FakeHost::default()
+        });
         let applied = Arc::new(AtomicUsize::new(0));
-        let (url, task) = start(realism.clone(), applied.clone()).await;
+        let (url, task) = start(host.clone(), applied.clone()).await;
         let client = reqwest::Client::new();
         // Mix id and UPN addressing: both are the same mailbox for Outlook's limit.
         let sends: Vec<_> = (0..6)
@@ -448,7 +462,6 @@ mod tests {
 
     #[tokio::test]
     async fn fault_plan_actions_over_http() {
-        let host = Arc::new(FakeHost::default());
         let plan: FaultPlan = serde_json::from_str(
             r#"{"seed": 1, "rules": [
                 {"match": {"mailbox": "adele@contoso.com"}, "nth": 1, "action": {"status": 429, "retryAfter": 2.5}},
@@ -459,14 +472,13 @@ mod tests {
             ]}"#,
         )
         .unwrap();
-        let realism = Arc::new(Realism::new(
-            host.clone(),
-            Limits::default(),
-            Some(plan),
-            Duration::ZERO,
-        ));
+        let realism = Arc::new(Realism::new(Limits::default(), Some(plan), Duration::ZERO));
+        let host = Arc::new(FakeHost {
+            realism: Some(realism),
+            ..FakeHost::default()
+        });
         let applied = Arc::new(AtomicUsize::new(0));
-        let (url, task) = start(realism, applied.clone()).await;
+        let (url, task) = start(host.clone(), applied.clone()).await;
         let client = reqwest::Client::new();
         let get = || {
             client
@@ -502,7 +514,12 @@ mod tests {
         assert!(get().await.is_err(), "drop after: no response");
         assert_eq!(applied.load(Ordering::SeqCst), 2, "drop after: applied");
 
-        assert_eq!(get().await.unwrap().status(), 200);
+        assert_eq!(get().await.unwrap().status(), 401, "expireToken");
+        assert_eq!(
+            applied.load(Ordering::SeqCst),
+            2,
+            "expireToken: not applied"
+        );
         assert_eq!(*host.expired.lock().unwrap(), vec!["Bearer a".to_owned()]);
 
         // Other mailboxes never matched.
