@@ -1,10 +1,175 @@
 //! graph-emulator: a local stand-in for Microsoft Graph v1.0 and the identity platform's token
-//! endpoint (EMULATOR.md). It must never talk to a real tenant.
+//! endpoint, for synccontacts' tests, benchmark and demo (contract: EMULATOR.md).
+//!
+//! Start one in-process with [`start`]; it listens on `127.0.0.1:0` and serves Graph at
+//! `{url}/v1.0/…`, tokens at `{url}/{tenant}/oauth2/v2.0/token` and the control plane at
+//! `{url}/_emulator/…`. It is judged by one thing: a client that works against it works against
+//! Graph, so it must never be more lenient than Graph for our client's convenience.
+//!
+//! Module map: [`scenario`] (file format) → `store` (state) ← `graph` (the v1.0 surface, one
+//! `dispatch` shared by HTTP and `$batch`) ← `server` (axum router); `identity` (tokens),
+//! `odata` (query options), `contact` (resource shape), `hooks` (latency, later limits/faults),
+//! `stats` (control-plane counters), [`generate`] (synthetic scenarios).
 
 pub mod assertion;
 pub mod batch;
+mod contact;
 pub mod delta;
+mod error;
 pub mod faults;
+pub mod generate;
+mod graph;
+mod hooks;
+mod identity;
 pub mod limits;
+mod odata;
 pub mod realism;
+pub mod scenario;
+mod server;
+mod stats;
+mod store;
 pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use generate::{GenerateOptions, generate};
+pub use scenario::{Scenario, ScenarioError};
+pub use stats::{MailboxStats, Stats};
+
+/// How to run an emulator. `Default` is what tests want: a free port on 127.0.0.1, no latency.
+#[derive(Debug, Clone, Default)]
+pub struct EmulatorOptions {
+    /// Service time added to every Graph request (`--latency-ms`).
+    pub latency: Duration,
+    /// Address to bind; `None` means `127.0.0.1:0`.
+    pub listen: Option<SocketAddr>,
+    /// Seed for server-generated ids and change keys; `None` picks a random one.
+    pub seed: Option<u64>,
+}
+
+/// A running emulator. Dropping it stops the server (without waiting); [`shutdown`] waits.
+///
+/// [`shutdown`]: RunningEmulator::shutdown
+pub struct RunningEmulator {
+    url: String,
+    addr: SocketAddr,
+    shared: Arc<server::Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::fmt::Debug for RunningEmulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningEmulator")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+fn random_bytes() -> [u8; 16] {
+    *uuid::Uuid::new_v4().as_bytes()
+}
+
+/// Validates `scenario`, loads it and starts serving. Returns once the socket accepts connections.
+pub async fn start(scenario: Scenario, opts: EmulatorOptions) -> anyhow::Result<RunningEmulator> {
+    scenario.validate()?;
+    let seed = opts
+        .seed
+        .unwrap_or_else(|| u64::from_le_bytes(random_bytes()[..8].try_into().unwrap_or_default()));
+    let clock = store::Clock::default();
+    let store = store::Store::from_scenario(&scenario, seed, clock.now());
+    let mut jwt_key = random_bytes().to_vec();
+    jwt_key.extend_from_slice(&random_bytes());
+    let shared = Arc::new(server::Shared {
+        store: Mutex::new(store),
+        stats: stats::StatsRecorder::default(),
+        clock,
+        jwt_key,
+        latency: opts.latency,
+        scheme: "http",
+    });
+    let listen = opts
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let app = server::router(shared.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "graph-emulator listening");
+    Ok(RunningEmulator {
+        url: format!("http://{addr}"),
+        addr,
+        shared,
+        stop: Some(stop_tx),
+        task: Some(task),
+    })
+}
+
+impl RunningEmulator {
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The current state in scenario format (same as `GET /_emulator/state`).
+    pub fn state(&self) -> Scenario {
+        self.shared.store.lock().unwrap().export()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.stats.snapshot()
+    }
+
+    pub fn reset_stats(&self) {
+        self.shared.stats.reset();
+    }
+
+    /// Moves the emulator's clock forward (token expiry and other time rules) without sleeping.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.clock.advance(by);
+    }
+
+    /// Stops accepting, lets in-flight requests finish (at most 5 s), and returns.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            // Keep-alive connections would otherwise hold a graceful shutdown open forever.
+            task.abort();
+        }
+    }
+}

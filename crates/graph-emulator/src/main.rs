@@ -1,0 +1,153 @@
+//! The `graph-emulator` binary (EMULATOR.md §1): `serve` a scenario over HTTP, or `generate` a
+//! deterministic synthetic scenario to stdout.
+//!
+//! stdout carries only the contract output (the one `listening on …` line, or the scenario
+//! JSON); logs go to stderr. Nothing here implements Graph behaviour: that lives in the library.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use graph_emulator::{EmulatorOptions, GenerateOptions, Scenario};
+
+#[derive(Parser)]
+#[command(
+    name = "graph-emulator",
+    version,
+    about = "Local Microsoft Graph v1.0 + identity platform emulator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a scenario; prints `listening on http://127.0.0.1:PORT` once accepting.
+    Serve(ServeArgs),
+    /// Write a deterministic synthetic scenario to stdout.
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Scenario file (JSON, EMULATOR.md §2); `/dev/stdin` works.
+    #[arg(long)]
+    scenario: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Service time added to each Graph request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Seed for server-generated ids.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    #[arg(long)]
+    users: usize,
+    #[arg(long)]
+    contacts_per_user: usize,
+    /// Distinct people to draw contacts from (default users × contacts-per-user: no overlap).
+    #[arg(long)]
+    pool: Option<usize>,
+    /// Share of contact copies that differ from the pool's version.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    edits: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("must be between 0 and 1".into())
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match cli.command {
+        Command::Generate(args) => {
+            let scenario = graph_emulator::generate(&GenerateOptions {
+                users: args.users,
+                contacts_per_user: args.contacts_per_user,
+                pool: args.pool,
+                edits: args.edits,
+                seed: args.seed,
+            });
+            let mut out = std::io::stdout().lock();
+            let written = writeln!(out, "{}", scenario.to_json_pretty()).and_then(|()| out.flush());
+            match written {
+                // A closed pipe (`generate | head`) is a normal end, not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.context("writing the scenario to stdout"),
+            }
+        }
+        Command::Serve(args) => {
+            let scenario = Scenario::from_file(&args.scenario)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve(scenario, args))
+        }
+    }
+}
+
+async fn serve(scenario: Scenario, args: ServeArgs) -> anyhow::Result<()> {
+    // Handlers go in before the listening line: a supervisor may signal as soon as it reads it.
+    let signalled = shutdown_signal()?;
+    let emulator = graph_emulator::start(
+        scenario,
+        EmulatorOptions {
+            latency: Duration::from_millis(args.latency_ms),
+            listen: Some(args.listen),
+            seed: args.seed,
+        },
+    )
+    .await?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {}", emulator.url())?;
+        out.flush()?;
+    }
+    signalled.await?;
+    tracing::info!("shutting down");
+    emulator.shutdown().await;
+    Ok(())
+}
+
+/// A future that completes on SIGINT or SIGTERM; the handlers are installed when this returns.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            Ok(())
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async { Ok(tokio::signal::ctrl_c().await?) })
+    }
+}

@@ -1,0 +1,159 @@
+//! The HTTP layer: the axum router that maps the identity platform, the Graph surface and the
+//! control plane onto their modules, and the state they share.
+//!
+//! Handlers here only translate between HTTP and the modules' types (base URL from the `Host`
+//! header, body bytes, response headers); they never decide Graph behaviour themselves. Graph
+//! requests all go through [`crate::graph::dispatch`].
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+
+use crate::graph::{self, GraphRequest, GraphResponse};
+use crate::identity;
+use crate::stats::StatsRecorder;
+use crate::store::{Clock, Store};
+
+/// State shared by every handler.
+pub struct Shared {
+    pub store: Mutex<Store>,
+    pub stats: StatsRecorder,
+    pub clock: Clock,
+    /// HS256 key for access tokens; random per emulator, so another instance's tokens are foreign.
+    pub jwt_key: Vec<u8>,
+    /// Service time added to each Graph request (EMULATOR.md §5).
+    pub latency: Duration,
+    /// `http` or `https`, for links built from the Host header.
+    pub scheme: &'static str,
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/_emulator/state", get(control_state))
+        .route("/_emulator/stats", get(control_stats))
+        .route("/_emulator/stats/reset", post(control_reset))
+        .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route("/{tenant}/discovery/instance", get(instance_discovery))
+        .route("/v1.0", any(graph_surface))
+        .route("/v1.0/{*rest}", any(graph_surface))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+/// `scheme://host` as the client addressed us (paging links must use it, graph-facts §3).
+pub fn base_url(shared: &Shared, headers: &HeaderMap, uri: &Uri) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "127.0.0.1".to_string());
+    format!("{}://{host}", shared.scheme)
+}
+
+async fn graph_surface(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    shared.stats.graph_request();
+    let req = GraphRequest {
+        method,
+        path: uri.path().to_string(),
+        query: uri.query().map(str::to_string),
+        base_url: base_url(&shared, &headers, &uri),
+        headers,
+        body,
+        in_batch: false,
+    };
+    into_http(graph::dispatch(&shared, req).await)
+}
+
+/// Graph's JSON content type (what the service sends on v1.0 responses).
+const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
+pub fn into_http(resp: GraphResponse) -> Response {
+    let mut builder = Response::builder().status(resp.status);
+    for (k, v) in &resp.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) {
+            builder = builder.header(k, v);
+        }
+    }
+    let body = match resp.body {
+        Some(v) => {
+            builder = builder.header(header::CONTENT_TYPE, GRAPH_JSON);
+            Body::from(serde_json::to_vec(&v).unwrap_or_default())
+        }
+        None => Body::empty(),
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn token(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let base = base_url(&shared, &headers, &uri);
+    identity::token(&shared, &tenant, &headers, &body, &base)
+}
+
+async fn openid_configuration(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let base = base_url(&shared, &headers, &uri);
+    identity::openid_configuration(&shared, &tenant, &base)
+}
+
+async fn instance_discovery(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let base = base_url(&shared, &headers, &uri);
+    identity::instance_discovery(uri.query(), &base)
+}
+
+async fn control_state(State(shared): State<Arc<Shared>>) -> Response {
+    let scenario = shared.store.lock().unwrap().export();
+    axum::Json(scenario).into_response()
+}
+
+async fn control_stats(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(shared.stats.snapshot()).into_response()
+}
+
+async fn control_reset(State(shared): State<Arc<Shared>>) -> Response {
+    shared.stats.reset();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn not_found(uri: Uri) -> Response {
+    let body = serde_json::json!({"error": {
+        "code": "NotFound",
+        "message": format!("graph-emulator serves no resource at '{}'.", uri.path()),
+    }});
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}

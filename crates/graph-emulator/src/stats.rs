@@ -1,0 +1,145 @@
+//! Request accounting for the control plane (`GET /_emulator/stats`, EMULATOR.md §4): what the
+//! client sent, per mailbox, and how many ran at once.
+//!
+//! It only counts; it never decides whether a request may run (that is the limits layer's job,
+//! which reads the in-flight numbers kept here).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+/// The stats document (stable shape, EMULATOR.md §4).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// HTTP requests received on the Graph surface; a `$batch` counts once.
+    pub requests: u64,
+    pub throttled: u64,
+    pub by_mailbox: BTreeMap<String, MailboxStats>,
+    pub batches: u64,
+    pub batch_items: u64,
+    pub token_requests: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxStats {
+    #[serde(rename = "GET")]
+    pub get: u64,
+    #[serde(rename = "POST")]
+    pub post: u64,
+    #[serde(rename = "PATCH")]
+    pub patch: u64,
+    #[serde(rename = "DELETE")]
+    pub delete: u64,
+    pub throttled: u64,
+    #[serde(rename = "maxInFlight")]
+    pub max_in_flight: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    stats: Stats,
+    /// Current in-flight count per mailbox key (not reset by `reset`: requests still running
+    /// must decrement what they incremented).
+    in_flight: BTreeMap<String, u64>,
+}
+
+/// Shared, cheap-to-clone stats recorder.
+#[derive(Clone, Default)]
+pub struct StatsRecorder {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[allow(
+    dead_code,
+    reason = "batch/throttled/in_flight are for the batch and limits layers"
+)]
+impl StatsRecorder {
+    pub fn snapshot(&self) -> Stats {
+        self.inner.lock().unwrap().stats.clone()
+    }
+
+    pub fn reset(&self) {
+        self.inner.lock().unwrap().stats = Stats::default();
+    }
+
+    pub fn graph_request(&self) {
+        self.inner.lock().unwrap().stats.requests += 1;
+    }
+
+    pub fn token_request(&self) {
+        self.inner.lock().unwrap().stats.token_requests += 1;
+    }
+
+    pub fn batch(&self, items: u64) {
+        let mut g = self.inner.lock().unwrap();
+        g.stats.batches += 1;
+        g.stats.batch_items += items;
+    }
+
+    /// A request answered 429 (by the limits or faults layer).
+    pub fn throttled(&self, mailbox: Option<&str>) {
+        let mut g = self.inner.lock().unwrap();
+        g.stats.throttled += 1;
+        if let Some(m) = mailbox {
+            g.stats
+                .by_mailbox
+                .entry(m.to_string())
+                .or_default()
+                .throttled += 1;
+        }
+    }
+
+    /// Counts one request to a mailbox and marks it in flight until the guard drops.
+    pub fn enter_mailbox(&self, mailbox: &str, method: &str) -> InFlight {
+        let mut g = self.inner.lock().unwrap();
+        let now = {
+            let n = g.in_flight.entry(mailbox.to_string()).or_default();
+            *n += 1;
+            *n
+        };
+        let m = g.stats.by_mailbox.entry(mailbox.to_string()).or_default();
+        match method {
+            "GET" => m.get += 1,
+            "POST" => m.post += 1,
+            "PATCH" => m.patch += 1,
+            "DELETE" => m.delete += 1,
+            _ => {}
+        }
+        m.max_in_flight = m.max_in_flight.max(now);
+        InFlight {
+            recorder: self.clone(),
+            mailbox: mailbox.to_string(),
+            count_at_entry: now,
+        }
+    }
+
+    /// Requests to this mailbox currently in flight.
+    pub fn in_flight(&self, mailbox: &str) -> u64 {
+        self.inner
+            .lock()
+            .unwrap()
+            .in_flight
+            .get(mailbox)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// Marks one request in flight to a mailbox; decrements on drop.
+pub struct InFlight {
+    recorder: StatsRecorder,
+    mailbox: String,
+    /// How many were in flight (this one included) when it entered.
+    pub count_at_entry: u64,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut g = self.recorder.inner.lock().unwrap();
+        if let Some(n) = g.in_flight.get_mut(&self.mailbox) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}

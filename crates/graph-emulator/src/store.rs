@@ -1,0 +1,757 @@
+//! The in-memory state of an emulator: tenants, apps, users and their mailboxes, built from a
+//! [`Scenario`] and exportable back into one.
+//!
+//! The store answers "what is there" and applies writes with Graph's server-side bookkeeping
+//! (ids, timestamps, change keys, parent folders). It knows nothing about HTTP, tokens or
+//! permissions, and it never reads the wall clock itself: `now` comes from the caller's [`Clock`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use base64::Engine as _;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Map, Value};
+use sha2::Digest as _;
+
+use crate::contact::{self, format_ts};
+use crate::scenario::{self, App, AssignedLicense, Domain, Quirks, Scenario};
+
+/// The emulator's clock: real time plus an offset tests can move forward (token expiry, delta
+/// token eviction) without sleeping.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: AtomicI64,
+}
+
+impl Clock {
+    pub fn now(&self) -> jiff::Timestamp {
+        // The emulator stands in for a real service, so real time is right here; the offset lets
+        // tests jump ahead.
+        #[allow(clippy::disallowed_methods)]
+        let real = jiff::Timestamp::now();
+        real + jiff::SignedDuration::from_millis(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+/// Seeded source of server-generated ids and change keys, so a run with a fixed seed and request
+/// order produces the same ids.
+pub struct IdGen {
+    rng: SmallRng,
+}
+
+impl IdGen {
+    pub fn new(seed: u64) -> Self {
+        IdGen {
+            rng: SmallRng::seed_from_u64(seed),
+        }
+    }
+
+    fn bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut b = [0u8; N];
+        self.rng.fill(&mut b[..]);
+        b
+    }
+
+    /// An Exchange-looking item id: `AAMk…`, URL-safe base64 with `-`/`_`, case-sensitive
+    /// (graph-facts §1) and ending in `=` like many real ones, so clients must not lowercase or
+    /// trim them.
+    pub fn item_id(&mut self) -> String {
+        let b: [u8; 34] = self.bytes();
+        format!(
+            "AAMkA{}",
+            base64::engine::general_purpose::URL_SAFE.encode(b)
+        )
+    }
+
+    pub fn folder_id(&mut self) -> String {
+        let b: [u8; 31] = self.bytes();
+        format!(
+            "AAMkAGF{}",
+            base64::engine::general_purpose::URL_SAFE.encode(b)
+        )
+    }
+
+    /// A changeKey: base64 like Exchange's `EQAAABYAAAA…`.
+    pub fn change_key(&mut self) -> String {
+        let b: [u8; 18] = self.bytes();
+        format!(
+            "EQAAABYAAA{}",
+            base64::engine::general_purpose::STANDARD.encode(b)
+        )
+    }
+
+    pub fn guid(&mut self) -> String {
+        uuid::Builder::from_random_bytes(self.bytes())
+            .into_uuid()
+            .to_string()
+    }
+}
+
+/// A folder id derived from the user id, so the default folder keeps its id across an export and
+/// replay (the scenario format has no place for it).
+fn derived_id(prefix: &str, user_id: &str) -> String {
+    let digest = sha2::Sha256::digest(format!("{prefix}:{user_id}").as_bytes());
+    format!(
+        "AAMkAGI{}",
+        base64::engine::general_purpose::URL_SAFE.encode(&digest[..30])
+    )
+}
+
+pub struct Store {
+    pub tenants: Vec<TenantState>,
+    pub token_lifetime_seconds: u64,
+    pub quirks: Option<Quirks>,
+    pub ids: IdGen,
+}
+
+pub struct TenantState {
+    pub tenant_id: String,
+    pub display_name: Option<String>,
+    pub domains: Vec<Domain>,
+    pub apps: Vec<App>,
+    pub users: Vec<UserState>,
+}
+
+pub struct UserState {
+    pub id: String,
+    pub upn: String,
+    pub display_name: Option<String>,
+    pub mail: Option<String>,
+    pub account_enabled: Option<bool>,
+    pub licenses: Vec<AssignedLicense>,
+    pub mailbox: Option<Mailbox>,
+}
+
+pub struct Folder {
+    pub id: String,
+    pub display_name: String,
+    pub parent_id: String,
+}
+
+pub struct StoredContact {
+    pub folder_id: String,
+    /// The full v1.0 contact including id, timestamps, changeKey and parentFolderId. For a
+    /// contact group only `id` and `displayName`.
+    pub data: Map<String, Value>,
+    /// A contact group (distribution list): it occupies a paging slot but is never served as a
+    /// contact (graph-facts §3, MGD-issue#8153).
+    pub is_group: bool,
+}
+
+/// One Exchange mailbox's contacts. Contacts are kept in creation order (a sequence number), with
+/// an id index, because listing pages through a folder in a stable order.
+pub struct Mailbox {
+    pub root_folder_id: String,
+    pub default_folder_id: String,
+    /// Every folder except the default one, in creation order.
+    pub folders: Vec<Folder>,
+    contacts: BTreeMap<u64, StoredContact>,
+    index: HashMap<String, u64>,
+    next_seq: u64,
+    /// Every contact write since the mailbox was loaded, oldest first (for delta queries).
+    changes: Vec<Change>,
+    next_change: u64,
+}
+
+/// What happened to a contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Created or modified.
+    Upserted,
+    Removed,
+}
+
+/// One entry of a mailbox's change log. Positions (`seq`) start at 1 and only grow; a delta
+/// token can be a position, and "what changed since" is [`Mailbox::changes_since`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: u64,
+    pub item_id: String,
+    pub folder_id: String,
+    pub kind: ChangeKind,
+    pub at: jiff::Timestamp,
+}
+
+impl TenantState {
+    /// Whether `name` is this tenant's id or one of its domains (case-insensitive).
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.tenant_id.eq_ignore_ascii_case(name)
+            || self.domains.iter().any(|d| d.id.eq_ignore_ascii_case(name))
+    }
+
+    /// A user by object id or userPrincipalName (both case-insensitive).
+    pub fn user_index(&self, id_or_upn: &str) -> Option<usize> {
+        self.users.iter().position(|u| {
+            u.id.eq_ignore_ascii_case(id_or_upn) || u.upn.to_lowercase() == id_or_upn.to_lowercase()
+        })
+    }
+
+    pub fn app(&self, client_id: &str) -> Option<&App> {
+        self.apps
+            .iter()
+            .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+    }
+}
+
+impl Mailbox {
+    fn new(user_id: &str) -> Self {
+        Mailbox {
+            root_folder_id: derived_id("root", user_id),
+            default_folder_id: derived_id("contacts", user_id),
+            folders: Vec::new(),
+            contacts: BTreeMap::new(),
+            index: HashMap::new(),
+            next_seq: 0,
+            changes: Vec::new(),
+            next_change: 0,
+        }
+    }
+
+    fn log(&mut self, item_id: &str, folder_id: &str, kind: ChangeKind, at: jiff::Timestamp) {
+        self.next_change += 1;
+        self.changes.push(Change {
+            seq: self.next_change,
+            item_id: item_id.to_string(),
+            folder_id: folder_id.to_string(),
+            kind,
+            at,
+        });
+    }
+
+    /// The position of the latest change (0 before any write after load).
+    #[allow(dead_code, reason = "read by delta queries (delta.rs)")]
+    pub fn change_position(&self) -> u64 {
+        self.next_change
+    }
+
+    /// Changes after position `pos`, oldest first. Loading a scenario logs nothing: the initial
+    /// state is what an initial delta round returns.
+    #[allow(dead_code, reason = "read by delta queries (delta.rs)")]
+    pub fn changes_since(&self, pos: u64) -> &[Change] {
+        let start = self.changes.partition_point(|c| c.seq <= pos);
+        &self.changes[start..]
+    }
+
+    /// Applies a validated PATCH body to a contact (see [`StoredContact::apply_patch`]) and logs
+    /// it. Also what a user's edit in Outlook does (the control plane's `touch`).
+    pub fn patch_contact(
+        &mut self,
+        id: &str,
+        patch: Map<String, Value>,
+        ids: &mut IdGen,
+        now: jiff::Timestamp,
+    ) -> Option<&StoredContact> {
+        let c = self.contact_mut(id)?;
+        c.apply_patch(patch, ids, now);
+        let folder = c.folder_id.clone();
+        self.log(id, &folder, ChangeKind::Upserted, now);
+        self.contact(id)
+    }
+
+    /// Creates a contact through the API (logged, unlike scenario loading).
+    pub fn create_contact(
+        &mut self,
+        ids: &mut IdGen,
+        folder_id: &str,
+        data: Map<String, Value>,
+        now: jiff::Timestamp,
+    ) -> Map<String, Value> {
+        let stored = self.insert_contact(ids, folder_id, data, now).data.clone();
+        let id = stored["id"].as_str().unwrap_or_default().to_string();
+        self.log(&id, folder_id, ChangeKind::Upserted, now);
+        stored
+    }
+
+    /// Deletes a contact through the API (logged).
+    pub fn delete_contact(&mut self, id: &str, now: jiff::Timestamp) -> Option<StoredContact> {
+        let removed = self.remove_contact(id)?;
+        self.log(id, &removed.folder_id, ChangeKind::Removed, now);
+        Some(removed)
+    }
+
+    /// Whether the id names a folder of this mailbox (the default folder included).
+    pub fn folder_exists(&self, id: &str) -> bool {
+        id == self.default_folder_id || self.folders.iter().any(|f| f.id == id)
+    }
+
+    /// `{id, displayName, parentFolderId}` of a folder (the default one is named "Contacts").
+    pub fn folder_json(&self, id: &str) -> Option<Map<String, Value>> {
+        let (display_name, parent) = if id == self.default_folder_id {
+            ("Contacts".to_string(), self.root_folder_id.clone())
+        } else {
+            let f = self.folders.iter().find(|f| f.id == id)?;
+            (f.display_name.clone(), f.parent_id.clone())
+        };
+        let mut m = Map::new();
+        m.insert("id".into(), Value::String(id.to_string()));
+        m.insert("displayName".into(), Value::String(display_name));
+        m.insert("parentFolderId".into(), Value::String(parent));
+        Some(m)
+    }
+
+    pub fn child_folders(&self, parent_id: &str) -> impl Iterator<Item = &Folder> {
+        self.folders
+            .iter()
+            .filter(move |f| f.parent_id == parent_id)
+    }
+
+    pub fn create_folder(
+        &mut self,
+        ids: &mut IdGen,
+        parent_id: &str,
+        display_name: &str,
+        id: Option<String>,
+    ) -> Result<String, FolderExists> {
+        // Exchange compares folder names case-insensitively [UNCONF] (graph-facts §2).
+        let lower = display_name.to_lowercase();
+        if self
+            .child_folders(parent_id)
+            .any(|f| f.display_name.to_lowercase() == lower)
+        {
+            return Err(FolderExists);
+        }
+        let id = id.unwrap_or_else(|| ids.folder_id());
+        self.folders.push(Folder {
+            id: id.clone(),
+            display_name: display_name.to_string(),
+            parent_id: parent_id.to_string(),
+        });
+        Ok(id)
+    }
+
+    /// Every item of a folder in order, contact groups included (they take paging slots).
+    pub fn items_in<'a>(&'a self, folder_id: &'a str) -> impl Iterator<Item = &'a StoredContact> {
+        self.contacts
+            .values()
+            .filter(move |c| c.folder_id == folder_id)
+    }
+
+    /// The contacts of a folder in order (no groups).
+    pub fn contacts_in<'a>(
+        &'a self,
+        folder_id: &'a str,
+    ) -> impl Iterator<Item = &'a StoredContact> {
+        self.items_in(folder_id).filter(|c| !c.is_group)
+    }
+
+    /// A contact by id anywhere in the mailbox (a group's id is not a contact's).
+    pub fn contact(&self, id: &str) -> Option<&StoredContact> {
+        self.index
+            .get(id)
+            .and_then(|seq| self.contacts.get(seq))
+            .filter(|c| !c.is_group)
+    }
+
+    pub fn contact_mut(&mut self, id: &str) -> Option<&mut StoredContact> {
+        let seq = *self.index.get(id)?;
+        self.contacts.get_mut(&seq).filter(|c| !c.is_group)
+    }
+
+    pub fn remove_contact(&mut self, id: &str) -> Option<StoredContact> {
+        self.contact(id)?;
+        let seq = self.index.remove(id)?;
+        self.contacts.remove(&seq)
+    }
+
+    /// Appends a contact group to a folder.
+    pub fn insert_group(
+        &mut self,
+        ids: &mut IdGen,
+        folder_id: &str,
+        group: &scenario::ContactGroup,
+    ) {
+        let id = group.id.clone().unwrap_or_else(|| ids.item_id());
+        let mut data = Map::new();
+        data.insert("id".into(), Value::String(id.clone()));
+        data.insert(
+            "displayName".into(),
+            Value::String(group.display_name.clone()),
+        );
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.index.insert(id, seq);
+        self.contacts.insert(
+            seq,
+            StoredContact {
+                folder_id: folder_id.to_string(),
+                data,
+                is_group: true,
+            },
+        );
+    }
+
+    /// Stores a contact whose writable properties are already validated and normalised, filling
+    /// in what the server sets. Existing `id`/timestamps/`changeKey` (from a scenario) are kept.
+    pub fn insert_contact(
+        &mut self,
+        ids: &mut IdGen,
+        folder_id: &str,
+        mut data: Map<String, Value>,
+        now: jiff::Timestamp,
+    ) -> &StoredContact {
+        contact::fill_defaults(&mut data);
+        let blank = |v: Option<&Value>| v.and_then(Value::as_str).is_none_or(str::is_empty);
+        if blank(data.get("displayName"))
+            && let Some(name) = contact::composed_display_name(&data)
+        {
+            data.insert("displayName".into(), Value::String(name));
+        }
+        let id = match data.get("id").and_then(Value::as_str) {
+            Some(id) => id.to_string(),
+            None => ids.item_id(),
+        };
+        let created = data
+            .get("createdDateTime")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format_ts(now));
+        let modified = data
+            .get("lastModifiedDateTime")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| created.clone());
+        if !data.get("changeKey").is_some_and(Value::is_string) {
+            data.insert("changeKey".into(), Value::String(ids.change_key()));
+        }
+        data.insert("id".into(), Value::String(id.clone()));
+        data.insert("createdDateTime".into(), Value::String(created));
+        data.insert("lastModifiedDateTime".into(), Value::String(modified));
+        data.insert(
+            "parentFolderId".into(),
+            Value::String(folder_id.to_string()),
+        );
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.index.insert(id, seq);
+        self.contacts.insert(
+            seq,
+            StoredContact {
+                folder_id: folder_id.to_string(),
+                data,
+                is_group: false,
+            },
+        );
+        &self.contacts[&seq]
+    }
+}
+
+/// A sibling folder already has that name.
+#[derive(Debug)]
+pub struct FolderExists;
+
+impl StoredContact {
+    pub fn change_key(&self) -> &str {
+        self.data
+            .get("changeKey")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// Applies a validated PATCH body: collections are replaced wholesale, the change key and
+    /// lastModifiedDateTime move. Changing a name part without resending displayName regenerates
+    /// it, as Exchange may (contact-update.md: "include displayName in every PATCH to keep it").
+    pub fn apply_patch(
+        &mut self,
+        patch: Map<String, Value>,
+        ids: &mut IdGen,
+        now: jiff::Timestamp,
+    ) {
+        let touches_names = ["givenName", "middleName", "surname"]
+            .iter()
+            .any(|k| patch.contains_key(*k));
+        let sets_display = patch.contains_key("displayName");
+        for (k, v) in patch {
+            self.data.insert(k, v);
+        }
+        contact::fill_defaults(&mut self.data);
+        if touches_names
+            && !sets_display
+            && let Some(name) = contact::composed_display_name(&self.data)
+        {
+            self.data.insert("displayName".into(), Value::String(name));
+        }
+        self.touch(ids, now);
+    }
+
+    pub fn touch(&mut self, ids: &mut IdGen, now: jiff::Timestamp) {
+        self.data
+            .insert("changeKey".into(), Value::String(ids.change_key()));
+        self.data
+            .insert("lastModifiedDateTime".into(), Value::String(format_ts(now)));
+    }
+}
+
+impl Store {
+    /// Builds the store from a validated scenario. `seed` drives generated ids.
+    pub fn from_scenario(sc: &Scenario, seed: u64, now: jiff::Timestamp) -> Store {
+        let mut ids = IdGen::new(seed);
+        let mut tenants = Vec::new();
+        for t in &sc.tenants {
+            let mut users = Vec::new();
+            for u in &t.users {
+                let id = u.id.clone().unwrap_or_else(|| ids.guid());
+                let mailbox = u.has_mailbox().then(|| {
+                    let mut mb = Mailbox::new(&id);
+                    let default = mb.default_folder_id.clone();
+                    load_items(
+                        &mut mb,
+                        &mut ids,
+                        &default,
+                        &u.contacts,
+                        &u.contact_groups,
+                        now,
+                    );
+                    load_folders(&mut mb, &mut ids, &default, &u.contact_folders, now);
+                    mb
+                });
+                users.push(UserState {
+                    id,
+                    upn: u.user_principal_name.clone(),
+                    display_name: u.display_name.clone(),
+                    mail: u.mail.clone(),
+                    account_enabled: u.account_enabled,
+                    licenses: u.assigned_licenses.clone(),
+                    mailbox,
+                });
+            }
+            tenants.push(TenantState {
+                tenant_id: t.tenant_id.clone(),
+                display_name: t.display_name.clone(),
+                domains: t.domains.clone(),
+                apps: t.apps.clone(),
+                users,
+            });
+        }
+        Store {
+            tenants,
+            token_lifetime_seconds: sc.token_lifetime_seconds.unwrap_or(3599),
+            quirks: sc.quirks.clone(),
+            ids,
+        }
+    }
+
+    pub fn ignore_notes_on_create(&self) -> bool {
+        self.quirks
+            .as_ref()
+            .is_some_and(|q| q.ignore_notes_on_create)
+    }
+
+    pub fn tenant_index(&self, name: &str) -> Option<usize> {
+        self.tenants.iter().position(|t| t.answers_to(name))
+    }
+
+    /// The current state in scenario format (EMULATOR.md §4 `GET /_emulator/state`).
+    pub fn export(&self) -> Scenario {
+        let tenants = self
+            .tenants
+            .iter()
+            .map(|t| scenario::Tenant {
+                tenant_id: t.tenant_id.clone(),
+                display_name: t.display_name.clone(),
+                domains: t.domains.clone(),
+                apps: t.apps.clone(),
+                users: t.users.iter().map(export_user).collect(),
+            })
+            .collect();
+        Scenario {
+            tenants,
+            token_lifetime_seconds: Some(self.token_lifetime_seconds),
+            quirks: self.quirks.clone(),
+        }
+    }
+}
+
+/// Loads a folder's contacts with its groups spread evenly between them (group `j` of `k` goes
+/// before contact `(j+1)·n/(k+1)`), so groups fall inside pages rather than only at the end.
+/// The placement depends only on the two lists, so export → replay is stable.
+fn load_items(
+    mb: &mut Mailbox,
+    ids: &mut IdGen,
+    folder_id: &str,
+    contacts: &[Map<String, Value>],
+    groups: &[scenario::ContactGroup],
+    now: jiff::Timestamp,
+) {
+    let n = contacts.len();
+    let k = groups.len();
+    let slot = |j: usize| (j + 1) * n / (k + 1);
+    let mut next_group = 0;
+    for (i, c) in contacts.iter().enumerate() {
+        while next_group < k && slot(next_group) == i {
+            mb.insert_group(ids, folder_id, &groups[next_group]);
+            next_group += 1;
+        }
+        load_contact(mb, ids, folder_id, c, now);
+    }
+    for g in &groups[next_group..] {
+        mb.insert_group(ids, folder_id, g);
+    }
+}
+
+fn load_contact(
+    mb: &mut Mailbox,
+    ids: &mut IdGen,
+    folder_id: &str,
+    c: &Map<String, Value>,
+    now: jiff::Timestamp,
+) {
+    let mut data = Map::new();
+    for (k, v) in c {
+        // Validated already (Scenario::validate); normalise the writable part the same way a
+        // POST would, and keep the server-set part verbatim. parentFolderId is positional.
+        match k.as_str() {
+            "createdDateTime" | "lastModifiedDateTime" => {
+                let v = match contact::parse_timestamp(k, v) {
+                    Ok(ts) => Value::String(format_ts(ts)),
+                    Err(_) => v.clone(),
+                };
+                data.insert(k.clone(), v);
+            }
+            "id" | "changeKey" => {
+                data.insert(k.clone(), v.clone());
+            }
+            "parentFolderId" => {}
+            _ => {
+                let one: Map<String, Value> = [(k.clone(), v.clone())].into_iter().collect();
+                if let Ok(norm) = contact::validate_write(&one) {
+                    data.extend(norm);
+                }
+            }
+        }
+    }
+    mb.insert_contact(ids, folder_id, data, now);
+}
+
+fn load_folders(
+    mb: &mut Mailbox,
+    ids: &mut IdGen,
+    parent_id: &str,
+    folders: &[scenario::ContactFolder],
+    now: jiff::Timestamp,
+) {
+    for f in folders {
+        // Sibling names were checked unique by Scenario::validate.
+        let Ok(id) = mb.create_folder(ids, parent_id, &f.display_name, f.id.clone()) else {
+            continue;
+        };
+        load_items(mb, ids, &id, &f.contacts, &f.contact_groups, now);
+        load_folders(mb, ids, &id, &f.child_folders, now);
+    }
+}
+
+fn export_user(u: &UserState) -> scenario::User {
+    let (contacts, contact_folders) = match &u.mailbox {
+        Some(mb) => (
+            export_contacts(mb, &mb.default_folder_id),
+            export_folders(mb, &mb.default_folder_id),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    scenario::User {
+        id: Some(u.id.clone()),
+        user_principal_name: u.upn.clone(),
+        display_name: u.display_name.clone(),
+        mail: u.mail.clone(),
+        account_enabled: u.account_enabled,
+        assigned_licenses: u.licenses.clone(),
+        mailbox: Some(u.mailbox.is_some()),
+        contacts,
+        contact_folders,
+        contact_groups: u
+            .mailbox
+            .as_ref()
+            .map(|mb| export_groups(mb, &mb.default_folder_id))
+            .unwrap_or_default(),
+    }
+}
+
+fn export_groups(mb: &Mailbox, folder_id: &str) -> Vec<scenario::ContactGroup> {
+    mb.items_in(folder_id)
+        .filter(|c| c.is_group)
+        .map(|c| scenario::ContactGroup {
+            id: c.data.get("id").and_then(Value::as_str).map(str::to_string),
+            display_name: c
+                .data
+                .get("displayName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        })
+        .collect()
+}
+
+fn export_contacts(mb: &Mailbox, folder_id: &str) -> Vec<Map<String, Value>> {
+    mb.contacts_in(folder_id).map(|c| c.data.clone()).collect()
+}
+
+fn export_folders(mb: &Mailbox, parent_id: &str) -> Vec<scenario::ContactFolder> {
+    mb.child_folders(parent_id)
+        .map(|f| scenario::ContactFolder {
+            id: Some(f.id.clone()),
+            display_name: f.display_name.clone(),
+            contacts: export_contacts(mb, &f.id),
+            child_folders: export_folders(mb, &f.id),
+            contact_groups: export_groups(mb, &f.id),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ts(s: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_767_600_000 + s).unwrap()
+    }
+
+    #[test]
+    fn change_log_records_api_writes_in_order() {
+        let mut ids = IdGen::new(1);
+        let mut mb = Mailbox::new("u");
+        let folder = mb.default_folder_id.clone();
+        // Scenario loading is the initial state, not a change.
+        mb.insert_contact(&mut ids, &folder, Map::new(), ts(0));
+        assert_eq!(mb.change_position(), 0);
+
+        let a = mb.create_contact(&mut ids, &folder, Map::new(), ts(1));
+        let a_id = a["id"].as_str().unwrap().to_string();
+        let before = a["changeKey"].clone();
+        let patch = json!({"jobTitle": "CFO"}).as_object().unwrap().clone();
+        let patched = mb.patch_contact(&a_id, patch, &mut ids, ts(2)).unwrap();
+        assert_ne!(patched.data["changeKey"], before);
+        assert_eq!(patched.data["lastModifiedDateTime"], "2026-01-05T08:00:02Z");
+        let pos = mb.change_position();
+        mb.delete_contact(&a_id, ts(3)).unwrap();
+
+        let all: Vec<(u64, ChangeKind)> = mb
+            .changes_since(0)
+            .iter()
+            .map(|c| (c.seq, c.kind))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                (1, ChangeKind::Upserted),
+                (2, ChangeKind::Upserted),
+                (3, ChangeKind::Removed)
+            ]
+        );
+        let later = mb.changes_since(pos);
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].item_id, a_id);
+        assert_eq!(later[0].folder_id, folder);
+        assert!(mb.changes_since(3).is_empty());
+        assert!(
+            mb.delete_contact(&a_id, ts(4)).is_none(),
+            "deleting twice logs nothing"
+        );
+        assert_eq!(mb.change_position(), 3);
+    }
+}

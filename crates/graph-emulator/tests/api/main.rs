@@ -1,0 +1,10 @@
+//! Integration tests of graph-emulator over HTTP (one test binary, shared harness in `common`).
+//! Each test pins one behaviour of EMULATOR.md / graph-facts.md against an in-process emulator.
+
+mod common;
+
+mod binary;
+mod contacts;
+mod control;
+mod directory;
+mod identity;
