@@ -10,14 +10,13 @@
 //! 410 `SyncStateNotFound`, as observed from Graph.
 //!
 //! This module never reads the store or a clock itself: the caller passes the folder's current
-//! contents (only when a round starts) and `now`.
+//! contents (only when a round starts) and `now` (the emulator's clock, which tests can move).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use tokio::time::Instant;
 
 /// Delta configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +148,7 @@ enum State {
 #[derive(Debug, Default)]
 struct Inner {
     cfg: DeltaConfig,
-    states: HashMap<String, (Instant, State)>,
+    states: HashMap<String, (jiff::Timestamp, State)>,
     order: VecDeque<String>,
     next_id: u64,
 }
@@ -198,7 +197,7 @@ impl DeltaStore {
         token: Option<DeltaToken<'_>>,
         select: Option<Vec<String>>,
         page_size: usize,
-        now: Instant,
+        now: jiff::Timestamp,
         current: impl FnOnce() -> Vec<DeltaItem>,
     ) -> Result<DeltaPage, DeltaError> {
         let page_size = page_size.max(1);
@@ -206,9 +205,7 @@ impl DeltaStore {
         let ttl = g.cfg.ttl;
         let lookup = |g: &Inner, t: &str| -> Result<State, DeltaError> {
             match g.states.get(t) {
-                Some((created, st)) if now.saturating_duration_since(*created) < ttl => {
-                    Ok(st.clone())
-                }
+                Some((created, st)) if age(*created, now) < ttl => Ok(st.clone()),
                 _ => Err(DeltaError::SyncStateNotFound),
             }
         };
@@ -261,7 +258,7 @@ impl DeltaStore {
 }
 
 impl Inner {
-    fn insert(&mut self, st: State, now: Instant) -> String {
+    fn insert(&mut self, st: State, now: jiff::Timestamp) -> String {
         self.next_id += 1;
         // Opaque, unguessable enough for a local emulator, and unique per emulator.
         let token = format!("{}{:x}", uuid::Uuid::new_v4().simple(), self.next_id);
@@ -274,6 +271,14 @@ impl Inner {
         }
         token
     }
+}
+
+/// Time since `created` (zero if the clock went backwards).
+fn age(created: jiff::Timestamp, now: jiff::Timestamp) -> Duration {
+    let ms = now
+        .as_millisecond()
+        .saturating_sub(created.as_millisecond());
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 fn build_round(
@@ -363,6 +368,8 @@ mod tests {
         }
     }
 
+    const T0: jiff::Timestamp = jiff::Timestamp::constant(1_800_000_000, 0);
+
     fn scope() -> DeltaScope {
         DeltaScope {
             mailbox: "u1".into(),
@@ -376,7 +383,7 @@ mod tests {
         start: Option<DeltaToken<'_>>,
         select: Option<Vec<String>>,
         page: usize,
-        now: Instant,
+        now: jiff::Timestamp,
         items: Vec<DeltaItem>,
     ) -> (Vec<Value>, String, usize) {
         let mut rows = vec![];
@@ -408,7 +415,7 @@ mod tests {
     #[test]
     fn initial_round_then_update_delete_and_add() {
         let s = DeltaStore::new(DeltaConfig::default());
-        let t0 = Instant::now();
+        let t0 = T0;
         let sel = parse_select(Some("displayName"));
         let items = vec![
             item("a", "1", "A"),
@@ -459,7 +466,7 @@ mod tests {
     #[test]
     fn skip_tokens_are_idempotent() {
         let s = DeltaStore::new(DeltaConfig::default());
-        let t0 = Instant::now();
+        let t0 = T0;
         let items: Vec<_> = (0..5).map(|i| item(&format!("i{i}"), "1", "n")).collect();
         let p1 = s.request(&scope(), None, None, 2, t0, || items).unwrap();
         let DeltaNext::Skip(t) = p1.next else {
@@ -483,7 +490,7 @@ mod tests {
             ..DeltaConfig::default()
         };
         let s = DeltaStore::new(cfg);
-        let t0 = Instant::now();
+        let t0 = T0;
         let err = s
             .request(
                 &scope(),
@@ -532,12 +539,12 @@ mod tests {
                 Some(DeltaToken::Delta(&delta)),
                 None,
                 10,
-                t0 + Duration::from_secs(59),
+                t0 + jiff::SignedDuration::from_secs(59),
                 Vec::new
             )
             .is_ok()
         );
-        let late = t0 + Duration::from_secs(60);
+        let late = t0 + jiff::SignedDuration::from_secs(60);
         assert_eq!(
             s.request(
                 &scope(),
@@ -593,9 +600,7 @@ mod tests {
             Some(50)
         );
         assert_eq!(prefer_max_page_size(Some("IdType=\"ImmutableId\"")), None);
-        let p = s
-            .request(&scope(), None, None, 10, Instant::now(), Vec::new)
-            .unwrap();
+        let p = s.request(&scope(), None, None, 10, T0, Vec::new).unwrap();
         let base = "http://127.0.0.1:9/v1.0/users/u1/contactFolders/f1/contacts/delta";
         let body = p.body(
             base,
