@@ -53,6 +53,8 @@ pub struct Principal {
     pub tenant_id: String,
     pub client_id: String,
     pub roles: Vec<String>,
+    /// The token's `uti`, so a fault can expire exactly this token.
+    pub token_id: String,
 }
 
 impl Principal {
@@ -538,9 +540,19 @@ pub fn verify_access_token(
     if store.tenant_index(&claims.tid).is_none() {
         return Err(GraphError::token_invalid());
     }
+    // Expired early by the fault plan (`expireToken`), whatever its `exp` says.
+    if shared
+        .revoked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&claims.uti)
+    {
+        return Err(GraphError::token_expired());
+    }
     Ok(Principal {
         tenant_id: claims.tid,
         client_id: claims.appid,
         roles: claims.roles,
+        token_id: claims.uti,
     })
 }
