@@ -194,6 +194,10 @@ impl Plan {
 /// What the planner reads from one contact.
 struct Seen<'a> {
     contact: &'a Contact,
+    /// `lastModifiedDateTime` at read time (copied here: the planner looks at it often).
+    modified: Option<Timestamp>,
+    /// [`fields::fingerprint`] of the synced fields.
+    fingerprint: u64,
     sync_id: Option<SyncId>,
     created_by: Option<&'a str>,
     email: Option<Cow<'a, str>>,
@@ -212,6 +216,8 @@ impl<'a> Seen<'a> {
         };
         Seen {
             contact,
+            modified: contact.last_modified_date_time,
+            fingerprint: fields::fingerprint(&contact.fields),
             sync_id: tags.map(|t| t.sync_id),
             created_by: tags.and_then(|t| t.created_by),
             email,
@@ -310,14 +316,7 @@ fn try_link(logicals: &mut [Logical], link: &mut Link, l: u32, i: usize, mb: u32
 fn winner_of(copies: &[Vec<Seen<'_>>], lg: &Logical) -> (u32, u32) {
     *lg.copies
         .iter()
-        .max_by_key(|&&(mb, i)| {
-            (
-                copies[mb as usize][i as usize]
-                    .contact
-                    .last_modified_date_time,
-                Reverse(mb),
-            )
-        })
+        .max_by_key(|&&(mb, i)| (copies[mb as usize][i as usize].modified, Reverse(mb)))
         .expect("a logical contact has at least one copy")
 }
 
@@ -902,7 +901,7 @@ fn decide_existing(
         let needs_data = !is_winner
             && update_existing
             && winner.contact.last_modified_date_time.is_some()
-            && !fields::fields_equal(&c.contact.fields, w_fields);
+            && c.fingerprint != winner.fingerprint;
         let needs_stamp = c.sync_id != Some(sync_id);
         if !needs_data && !needs_stamp {
             continue;
