@@ -292,6 +292,37 @@ struct Logical {
     copies: Vec<(u32, u32)>,
 }
 
+/// Reads the keys and fingerprint of every contact. This touches every string of every contact
+/// once (memory-bound), so it is split over a few scoped threads; the result does not depend on
+/// the split. Pure: no I/O, fixed thread count.
+fn read_all<'a>(snaps: &[&'a MailboxSnapshot]) -> Vec<Vec<Seen<'a>>> {
+    const THREADS: usize = 4;
+    let total: usize = snaps.iter().map(|s| s.contacts.len()).sum();
+    if total < 10_000 {
+        return snaps
+            .iter()
+            .map(|s| s.contacts.iter().map(Seen::new).collect())
+            .collect();
+    }
+    let chunk = snaps.len().div_ceil(THREADS).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = snaps
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|s| s.contacts.iter().map(Seen::new).collect::<Vec<_>>())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("reading contacts does not panic"))
+            .collect()
+    })
+}
+
 /// Links copy `i` of mailbox `mb` to logical contact `l`, or marks it an extra copy if `l`
 /// already has one in that folder. A logical contact's copies are kept in mailbox order.
 fn try_link(logicals: &mut [Logical], link: &mut Link, l: u32, i: usize, mb: u32) {
@@ -504,10 +535,7 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
             .then_with(|| a.mailbox.cmp(&b.mailbox))
     });
     snaps.insert(0, &input.hub);
-    let copies: Vec<Vec<Seen<'_>>> = snaps
-        .iter()
-        .map(|s| s.contacts.iter().map(Seen::new).collect())
-        .collect();
+    let copies = read_all(&snaps);
     let mut links: Vec<Vec<Link>> = copies
         .iter()
         .map(|mb| {

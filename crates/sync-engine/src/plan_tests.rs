@@ -923,3 +923,40 @@ proptest! {
         converge(&mut t, update_existing, 3)?;
     }
 }
+
+#[test]
+fn threaded_read_matches_sequential_read() {
+    let snaps: Vec<MailboxSnapshot> = (0..7)
+        .map(|u| {
+            mbx(
+                &format!("u{u}@c"),
+                (0..2_000)
+                    .map(|i| {
+                        contact(
+                            &format!("{u}-{i}"),
+                            &format!("P {i}"),
+                            Some(&format!("P{i}@C")),
+                            Some(i),
+                            None,
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let refs: Vec<&MailboxSnapshot> = snaps.iter().collect();
+    let threaded = read_all(&refs);
+    assert_eq!(threaded.len(), 7);
+    for (mb, s) in snaps.iter().enumerate() {
+        assert_eq!(threaded[mb].len(), s.contacts.len());
+        for (i, c) in s.contacts.iter().enumerate() {
+            let one = Seen::new(c);
+            let t = &threaded[mb][i];
+            assert!(std::ptr::eq(t.contact, c));
+            assert_eq!(
+                (t.fingerprint, &t.email, t.sync_id),
+                (one.fingerprint, &one.email, one.sync_id)
+            );
+        }
+    }
+}
