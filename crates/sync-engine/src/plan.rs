@@ -10,16 +10,22 @@
 //! 3. *Link user copies* mailbox by mailbox (fixed order: sorted mailbox names) through the hub's
 //!    index, ladder SyncId → email → displayName (only without email), SyncId matches first. A
 //!    second copy of the same logical contact in one folder is a duplicate, left alone.
+//!    Unlinked copies also try the key each hub contact will have *after* this run (its winner's),
+//!    and extra copies that matched by a key about to change are released, so that the next run
+//!    links exactly as this one did (I1).
 //! 4. *Group the rest* across users by the same ladder into new logical contacts.
-//! 5. *Decide* per logical contact: winner = newest `lastModifiedDateTime` (ties: hub, then mailbox
-//!    order); update every other copy that differs (rule §2.7), stamp every copy lacking the
-//!    SyncId, create it where it is missing — unless the target folder already holds a contact the
-//!    ladder would match, which is reported instead (never a duplicate, invariant I2).
+//! 5. *Decide* (phase 1) per logical contact: winner = newest `lastModifiedDateTime` (ties: hub,
+//!    then mailbox order); SyncId; update every other copy that differs (rule §2.7), stamp every
+//!    copy lacking the SyncId — one write per copy.
+//! 6. *Create* (phase 2) where the contact is missing — unless the target folder, as it will be
+//!    after phase 1, already holds a contact the ladder would match, which is reported instead
+//!    (never a duplicate, invariant I2).
 //!
 //! Decisions use only the timestamps read at the start of the run, and a copy's note text is only
 //! ever its own text plus a fresh tag line (I3). This module never performs I/O, reads a clock or
-//! draws random numbers: `now` and the SyncId generator come in with the input. It never deletes
-//! and never merges: data problems are reported, not fixed.
+//! draws random numbers: `now` and the SyncId generator come in with the input (reading keys uses
+//! a fixed number of scoped threads; the result does not depend on them). It never deletes and
+//! never merges: data problems are reported, not fixed.
 
 use crate::fields::{self, FieldChange};
 use crate::model::Contact;
