@@ -960,3 +960,70 @@ fn threaded_read_matches_sequential_read() {
         }
     }
 }
+
+#[test]
+fn created_by_comes_from_tags_before_mailboxes() {
+    // A user copy carrying the old script's CreatedBy (hub copy deleted): the re-created hub
+    // contact and the copies created in other users keep that CreatedBy.
+    let tagged = format!("SyncId={GUID_A};CreatedBy=adele@contoso.com");
+    let users = vec![
+        mbx(
+            "u@c",
+            vec![contact("u1", "Sam", Some("sam@c"), Some(3), Some(&tagged))],
+        ),
+        mbx("v@c", vec![]),
+    ];
+    let p = run(vec![], users, true);
+    assert_eq!(p.operations.len(), 2, "{:?}", summary(&p));
+    for op in &p.operations {
+        assert_eq!(op.action, Action::Create);
+        assert_eq!(op.created_by, "adele@contoso.com");
+        assert_eq!(op.sync_id, GUID_A.to_lowercase());
+        assert!(op.expected_notes.contains(";CreatedBy=adele@contoso.com;"));
+    }
+    // The source copy already carries the SyncId (case-insensitively): no stamp.
+    assert!(p.operations.iter().all(|o| o.contact_id.is_none()));
+}
+
+#[test]
+fn unstamped_hub_contact_gets_a_sync_id_and_reaches_users() {
+    let hub = vec![contact(
+        "h",
+        "Tia",
+        Some("tia@c"),
+        Some(1),
+        Some("admin note"),
+    )];
+    let users = vec![mbx(
+        "u@c",
+        vec![contact("u", "Tia", Some("tia@c"), Some(1), None)],
+    )];
+    let p = run(hub.clone(), users.clone(), true);
+    assert_eq!(
+        summary(&p),
+        [
+            (1, Action::Stamp, HUB.into(), Some("h".into())),
+            (1, Action::Stamp, "u@c".into(), Some("u".into())),
+        ]
+    );
+    assert!(p.operations[0].expected_notes.starts_with(
+        "admin note\r\nSyncId=00000000-0000-4000-8000-000000000001;CreatedBy=hub@contoso.com;"
+    ));
+    assert_converges(hub, users, true);
+}
+
+#[test]
+fn stamp_body_is_notes_and_display_name_only() {
+    let u = contact("u", "Uma", Some("uma@c"), Some(1), None);
+    let p = run(vec![], vec![mbx("u@c", vec![u])], true);
+    let stamp = p
+        .operations
+        .iter()
+        .find(|o| o.action == Action::Stamp)
+        .unwrap();
+    assert_eq!(
+        stamp.body.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["displayName", "personalNotes"]
+    );
+    assert_eq!(stamp.body["personalNotes"], json!(stamp.expected_notes));
+}
