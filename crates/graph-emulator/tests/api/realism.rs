@@ -773,3 +773,74 @@ mod assertions {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The binary: `serve --tls --ca-out --faults`
+
+#[tokio::test]
+async fn binary_serves_https_with_exported_ca_and_a_fault_plan() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = std::env::temp_dir().join(format!("graph-emulator-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (scenario, faults, ca) = (
+        dir.join("scenario.json"),
+        dir.join("faults.json"),
+        dir.join("ca.pem"),
+    );
+    std::fs::write(&scenario, fixture_json().to_string()).unwrap();
+    let plan = json!({"seed": 1, "rules": [{"match": {"path": "/v1.0/users/**"}, "nth": 1,
+                                            "action": {"status": 503, "retryAfter": 2}}]});
+    std::fs::write(&faults, plan.to_string()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_graph-emulator"))
+        .args(["serve", "--tls", "--scenario"])
+        .arg(&scenario)
+        .arg("--faults")
+        .arg(&faults)
+        .arg("--ca-out")
+        .arg(&ca)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim_end()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_owned();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let pem = std::fs::read(&ca).expect("the CA is written before the listening line");
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .build()
+        .unwrap();
+    let token: Value = http
+        .post(format!("{url}/{TENANT}/oauth2/v2.0/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(crate::common::form_body(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "app-full"),
+            ("client_secret", crate::common::SECRET),
+            ("scope", GRAPH_SCOPE),
+        ]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    let get = || http.get(format!("{url}{ADELE}")).bearer_auth(token).send();
+    let first = get().await.unwrap();
+    assert_eq!(first.status(), 503, "the plan's first match");
+    assert_eq!(first.headers()["retry-after"], "2");
+    assert_eq!(get().await.unwrap().status(), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}
