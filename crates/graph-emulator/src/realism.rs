@@ -88,6 +88,14 @@ impl Admitted {
         }
     }
 
+    /// Only the fault plan's delay, without `--latency-ms` (for a `$batch` envelope, whose
+    /// items each take their own service time).
+    pub async fn fault_delay(&self) {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+    }
+
     /// Call after the request was applied: `Err` for the "answer lost after the write" faults.
     /// Releases the concurrency slot.
     pub fn finish(self) -> Result<(), Refused> {

@@ -844,3 +844,59 @@ async fn binary_serves_https_with_exported_ca_and_a_fault_plan() {
     child.wait().unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn batch_items_meet_the_mailbox_budget_and_drop_faults_individually() {
+    let env = start_opts(
+        fixture(),
+        EmulatorOptions {
+            limits: Limits {
+                mailbox_requests: 2,
+                ..Limits::default()
+            },
+            ..EmulatorOptions::default()
+        },
+    )
+    .await;
+    let token = env.token().await;
+    let items: Vec<Value> = (0..3)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/users/carol@contoso.com/contacts"}))
+        .collect();
+    let (s, b) = batch(&env, &token, json!({"requests": items})).await;
+    assert_eq!(s, 200);
+    let throttled: Vec<&Value> = b["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == 429)
+        .collect();
+    assert_eq!(throttled.len(), 1, "a budget of 2, three items: {b}");
+    assert_eq!(
+        throttled[0]["body"]["error"]["code"],
+        "ApplicationThrottled"
+    );
+    let retry: u64 = throttled[0]["headers"]["Retry-After"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "{b}");
+
+    // An item whose connection is dropped after applying loses the whole batch's answer.
+    env.emu.set_limits(Limits::default());
+    env.emu.set_faults(
+        serde_json::from_value(json!({"rules": [{"match": {"method": "POST"}, "nth": 1, "action": {"drop": "after"}}]}))
+            .unwrap(),
+    );
+    let r = env
+        .http
+        .post(env.url("/v1.0/$batch"))
+        .bearer_auth(&token)
+        .json(&json!({"requests": [{"id": "1", "method": "POST", "url": "/users/carol@contoso.com/contacts",
+            "headers": {"Content-Type": "application/json"}, "body": {"givenName": "InLostBatch"}}]}))
+        .send()
+        .await;
+    assert!(r.is_err(), "{r:?}");
+    let state = serde_json::to_value(env.emu.state()).unwrap().to_string();
+    assert!(state.contains("InLostBatch"));
+}
