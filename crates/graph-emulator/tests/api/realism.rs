@@ -135,7 +135,9 @@ async fn a_seeded_fault_plan_replays_identically() {
     let plan: FaultPlan = serde_json::from_value(json!({"seed": 42, "rules": [
         {"match": {"path": "/v1.0/users/*/contacts"}, "probability": 0.3,
          "action": {"status": 503, "retryAfter": 1}},
-        {"match": {"mailbox": "carol@contoso.com"}, "nth": 2, "action": {"status": 500}}
+        {"match": {"mailbox": "carol@contoso.com"}, "nth": 2, "action": {"status": 500}},
+        // adele by id, while the requests address her by UPN.
+        {"match": {"mailbox": "11111111-1111-4111-8111-111111111111"}, "nth": 3, "action": {"status": 502}}
     ]}))
     .unwrap();
     let a = statuses_under_plan_sequence(&plan).await;
