@@ -777,7 +777,7 @@ mod assertions {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The binary: `serve --tls --ca-out --faults`
+// The binary: `serve --tls --ca-out --faults --mailbox-requests`
 
 #[tokio::test]
 async fn binary_serves_https_with_exported_ca_and_a_fault_plan() {
@@ -802,6 +802,7 @@ async fn binary_serves_https_with_exported_ca_and_a_fault_plan() {
         .arg(&faults)
         .arg("--ca-out")
         .arg(&ca)
+        .args(["--mailbox-requests", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -841,7 +842,12 @@ async fn binary_serves_https_with_exported_ca_and_a_fault_plan() {
     let first = get().await.unwrap();
     assert_eq!(first.status(), 503, "the plan's first match");
     assert_eq!(first.headers()["retry-after"], "2");
+    // A request refused by a fault never reached Outlook: two more fit the budget of 2.
     assert_eq!(get().await.unwrap().status(), 200);
+    assert_eq!(get().await.unwrap().status(), 200);
+    let over = get().await.unwrap();
+    assert_eq!(over.status(), 429, "--mailbox-requests 2");
+    assert!(over.headers().contains_key("retry-after"));
     child.kill().unwrap();
     child.wait().unwrap();
     std::fs::remove_dir_all(&dir).ok();
