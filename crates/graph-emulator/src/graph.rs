@@ -208,6 +208,7 @@ enum Route {
     Users,
     User(String),
     Organization,
+    OrganizationItem(String),
     Mailbox { user: String, target: Target },
 }
 
@@ -243,6 +244,7 @@ fn parse_route(segs: &[String]) -> Result<Route, GraphError> {
         [u] if is(u, "users") => Ok(Route::Users),
         [o] if is(o, "organization") => Ok(Route::Organization),
         [u, id] if is(u, "users") => Ok(Route::User(id.to_string())),
+        [o, id] if is(o, "organization") => Ok(Route::OrganizationItem(id.to_string())),
         [u, id, rest @ ..] if is(u, "users") => Ok(Route::Mailbox {
             user: id.to_string(),
             target: parse_target(rest)?,
@@ -348,11 +350,11 @@ impl Call<'_> {
 fn execute(store: &mut Store, call: &Call<'_>, route: &Route) -> Result<GraphResponse, GraphError> {
     let method = &call.req.method;
     match route {
-        Route::Users | Route::User(_) | Route::Organization => {
+        Route::Users | Route::User(_) | Route::Organization | Route::OrganizationItem(_) => {
             if method != Method::GET {
                 return Err(GraphError::method_not_allowed(true));
             }
-            let roles = if *route == Route::Organization {
+            let roles = if matches!(route, Route::Organization | Route::OrganizationItem(_)) {
                 ORGANIZATION_ROLES
             } else {
                 DIRECTORY_ROLES
@@ -364,6 +366,20 @@ fn execute(store: &mut Store, call: &Call<'_>, route: &Route) -> Result<GraphRes
             match route {
                 Route::Users => list_users(tenant, call),
                 Route::User(id) => get_user(tenant, call, id),
+                Route::OrganizationItem(id) => {
+                    if !id.eq_ignore_ascii_case(&tenant.tenant_id) {
+                        return Err(GraphError::directory_not_found(id));
+                    }
+                    let mut body = match organization(tenant, call)?.body {
+                        Some(Value::Object(mut m)) => match m.remove("value") {
+                            Some(Value::Array(mut v)) if !v.is_empty() => v.remove(0),
+                            _ => Value::Null,
+                        },
+                        _ => Value::Null,
+                    };
+                    body["@odata.context"] = json!(call.metadata("organization/$entity"));
+                    Ok(GraphResponse::json(StatusCode::OK, body))
+                }
                 _ => organization(tenant, call),
             }
         }
@@ -955,9 +971,7 @@ impl MailboxCall<'_, '_> {
         }
         let stored = self
             .mailbox
-            .insert_contact(self.ids, folder, data, self.call.now)
-            .data
-            .clone();
+            .create_contact(self.ids, folder, data, self.call.now);
         Ok(GraphResponse::json(
             StatusCode::CREATED,
             self.entity(folders, &stored, None),
@@ -1016,11 +1030,12 @@ impl MailboxCall<'_, '_> {
         let body = self.call.body_object()?;
         let patch = contact::validate_write(&body)
             .map_err(|e| GraphError::bad_request(e.code, e.message))?;
-        let now = self.call.now;
-        let ids = &mut *self.ids;
-        let c = self.mailbox.contact_mut(id).expect("found above");
-        c.apply_patch(patch, ids, now);
-        let data = c.data.clone();
+        let data = self
+            .mailbox
+            .patch_contact(id, patch, self.ids, self.call.now)
+            .expect("found above")
+            .data
+            .clone();
         Ok(GraphResponse::json(
             StatusCode::OK,
             self.entity(folders, &data, None),
@@ -1034,7 +1049,7 @@ impl MailboxCall<'_, '_> {
     ) -> Result<GraphResponse, GraphError> {
         self.find(folder, id)?;
         self.check_if_match(id)?;
-        self.mailbox.remove_contact(id);
+        self.mailbox.delete_contact(id, self.call.now);
         Ok(GraphResponse {
             status: StatusCode::NO_CONTENT,
             headers: Vec::new(),

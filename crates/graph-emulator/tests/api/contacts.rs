@@ -638,3 +638,75 @@ async fn contact_groups_take_paging_slots_so_pages_can_be_short() {
     assert_eq!(names.len(), 12);
     assert!(!names.iter().any(|n| n.starts_with("Team")));
 }
+
+#[tokio::test]
+async fn percent_encoded_upn_and_filter_survive_paging() {
+    let env = start().await;
+    let token = env.token().await;
+    let (status, body) = env
+        .send(
+            Method::GET,
+            "/v1.0/users/adele%40contoso.com/contacts?$top=1&$filter=emailAddresses/any(a:a/address%20eq%20'a3@fabrikam.com')&$count=true",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["@odata.count"], 1);
+    assert_eq!(body["value"][0]["givenName"], "a3");
+    assert!(body.get("@odata.nextLink").is_none());
+}
+
+#[tokio::test]
+async fn patch_on_a_collection_is_405_and_unknown_segments_400() {
+    let env = start().await;
+    let token = env.token().await;
+    let (status, body) = env
+        .send(
+            Method::PATCH,
+            &format!("{ADELE}/contacts"),
+            &token,
+            Some(json!({"jobTitle": "x"})),
+        )
+        .await;
+    assert_graph_error(status, &body, 405, "ErrorInvalidRequest");
+    let (status, body) = env
+        .send(Method::GET, &format!("{ADELE}/calendars"), &token, None)
+        .await;
+    assert_graph_error(status, &body, 400, "BadRequest");
+    let (status, body) = env.send(Method::GET, "/v1.0/groups", &token, None).await;
+    assert_graph_error(status, &body, 400, "BadRequest");
+}
+
+#[tokio::test]
+async fn filtered_next_link_keeps_the_filter() {
+    let env = start().await;
+    let token = env.token().await;
+    // Two of Adele's contacts share a new address, so a $top=1 filtered list needs two pages.
+    for name in ["dup1", "dup2"] {
+        let (status, _) = env
+            .send(
+                Method::POST,
+                &format!("{ADELE}/contacts"),
+                &token,
+                Some(json!({"displayName": name, "emailAddresses": [{"address": "shared@x.com"}]})),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let (_, first) = env
+        .send(
+            Method::GET,
+            &format!(
+                "{ADELE}/contacts?$top=1&$filter=emailAddresses/any(a:a/address eq 'shared@x.com')"
+            ),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(first["value"][0]["displayName"], "dup1");
+    let next = first["@odata.nextLink"].as_str().unwrap();
+    let (_, second) = env.send(Method::GET, next, &token, None).await;
+    assert_eq!(second["value"].as_array().unwrap().len(), 1);
+    assert_eq!(second["value"][0]["displayName"], "dup2");
+}

@@ -209,3 +209,16 @@ async fn directory_without_user_read_all_is_authorization_request_denied() {
         .await;
     assert_graph_error(status, &body, 403, "Authorization_RequestDenied");
 }
+
+#[tokio::test]
+async fn organization_by_id_is_the_object_and_other_ids_are_404() {
+    let env = start().await;
+    let (status, body) = env.get(&format!("/v1.0/organization/{TENANT}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], TENANT);
+    assert!(body["verifiedDomains"].is_array());
+    let (status, body) = env
+        .get("/v1.0/organization/00000000-0000-4000-8000-000000000000")
+        .await;
+    assert_graph_error(status, &body, 404, "Request_ResourceNotFound");
+}
