@@ -299,9 +299,6 @@ pub fn endpoints(emu: &Emu) -> EnvVars {
     vec![
         var("AUTOMATION_SYNCCONTACTS_LOGIN_URL", emu.url()),
         var("AUTOMATION_SYNCCONTACTS_GRAPH_URL", emu.url()),
-        // The emulator core has no `$batch` yet (emu-realism adds it); until then the writes go
-        // one by one. Remove this line once `$batch` lands.
-        var("AUTOMATION_SYNCCONTACTS_BATCH", "false"),
     ]
 }
 
