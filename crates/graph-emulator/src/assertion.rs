@@ -13,9 +13,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// The `client_assertion_type` value for JWT bearer assertions.
-pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
 /// A federated identity credential of an app (scenario `federated` entry).
 #[derive(Debug, Clone, Copy)]
 pub struct FederatedRef<'a> {

@@ -480,7 +480,7 @@ pub(crate) async fn serve(
             return fail(GraphError::token_expired());
         }
     };
-    admitted.service_time().await;
+    admitted.fault_delay().await;
     let parsed = match parse(&body) {
         Ok(p) => p,
         Err(e) => return fail(GraphError::bad_request(e.code, e.message)),

@@ -8,7 +8,9 @@
 //!
 //! Module map: [`scenario`] (file format) → `store` (state) ← `graph` (the v1.0 surface, one
 //! `dispatch` shared by HTTP and `$batch`) ← `server` (axum router); `identity` (tokens),
-//! `odata` (query options), `contact` (resource shape), `hooks` (latency, later limits/faults),
+//! `odata` (query options), `contact` (resource shape), `hooks` (where [`realism`] wraps every
+//! request: [`faults`], [`limits`], latency), [`batch`], [`delta`], [`assertion`] (client
+//! assertions), [`tls`] (listener, HTTPS, connection drops), `control` (control-plane extras),
 //! `stats` (control-plane counters), [`generate`] (synthetic scenarios).
 
 pub mod assertion;

@@ -10,10 +10,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
-
 use crate::faults::{DropWhen, FaultAction, FaultEngine, FaultPlan, FaultRequest, status_error};
 use crate::limits::{Limits, LimitsState, Permit, Throttle};
 
@@ -89,6 +85,14 @@ impl Admitted {
         let total = self.delay + self.latency;
         if !total.is_zero() {
             tokio::time::sleep(total).await;
+        }
+    }
+
+    /// Only the fault plan's delay, without `--latency-ms` (for a `$batch` envelope, whose
+    /// items each take their own service time).
+    pub async fn fault_delay(&self) {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
         }
     }
 
@@ -236,47 +240,51 @@ fn throttle_refusal(t: &Throttle) -> Refusal {
     }
 }
 
-/// Graph's error envelope (graph-facts §7) with `request-id` / `client-request-id` headers, for
-/// callers that have no envelope of their own.
-pub fn graph_error(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    client_request_id: Option<&str>,
-) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    #[allow(clippy::disallowed_methods)] // the emulator serves real wall-clock dates, like Graph
-    let date = jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%S")
-        .to_string();
-    let mut inner = json!({"date": date, "request-id": request_id});
-    if let Some(c) = client_request_id {
-        inner["client-request-id"] = c.into();
-    }
-    let body = json!({"error": {"code": code, "message": message, "innerError": inner}});
-    let mut r = (status, axum::Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        r.headers_mut().insert("request-id", v);
-    }
-    if let Some(c) = client_request_id.and_then(|c| HeaderValue::from_str(c).ok()) {
-        r.headers_mut().insert("client-request-id", c);
-    }
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tls::{ConnInfo, EmuListener};
     use axum::Router;
     use axum::extract::{ConnectInfo, Request, State};
+    use axum::http::{HeaderValue, StatusCode};
     use axum::middleware::Next;
+    use axum::response::{IntoResponse, Response};
     use axum::routing::get;
+    use serde_json::json;
     use std::collections::HashMap;
     use std::net::SocketAddr;
     use std::sync::Arc;
     use std::sync::Mutex;
     use std::sync::atomic::AtomicUsize;
+
+    /// Graph's error envelope (graph-facts §7) with `request-id` / `client-request-id` headers, for
+    /// callers that have no envelope of their own.
+    fn graph_error(
+        status: StatusCode,
+        code: &str,
+        message: &str,
+        client_request_id: Option<&str>,
+    ) -> Response {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        #[allow(clippy::disallowed_methods)]
+        // the emulator serves real wall-clock dates, like Graph
+        let date = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S")
+            .to_string();
+        let mut inner = json!({"date": date, "request-id": request_id});
+        if let Some(c) = client_request_id {
+            inner["client-request-id"] = c.into();
+        }
+        let body = json!({"error": {"code": code, "message": message, "innerError": inner}});
+        let mut r = (status, axum::Json(body)).into_response();
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            r.headers_mut().insert("request-id", v);
+        }
+        if let Some(c) = client_request_id.and_then(|c| HeaderValue::from_str(c).ok()) {
+            r.headers_mut().insert("client-request-id", c);
+        }
+        r
+    }
 
     /// A stand-in core: users "adele" (id u1) and "bob" (id u2); tokens are "Bearer <app>".
     #[derive(Default)]

@@ -10,16 +10,22 @@
 //! 3. *Link user copies* mailbox by mailbox (fixed order: sorted mailbox names) through the hub's
 //!    index, ladder SyncId → email → displayName (only without email), SyncId matches first. A
 //!    second copy of the same logical contact in one folder is a duplicate, left alone.
+//!    Unlinked copies also try the key each hub contact will have *after* this run (its winner's),
+//!    and extra copies that matched by a key about to change are released, so that the next run
+//!    links exactly as this one did (I1).
 //! 4. *Group the rest* across users by the same ladder into new logical contacts.
-//! 5. *Decide* per logical contact: winner = newest `lastModifiedDateTime` (ties: hub, then mailbox
-//!    order); update every other copy that differs (rule §2.7), stamp every copy lacking the
-//!    SyncId, create it where it is missing — unless the target folder already holds a contact the
-//!    ladder would match, which is reported instead (never a duplicate, invariant I2).
+//! 5. *Decide* (phase 1) per logical contact: winner = newest `lastModifiedDateTime` (ties: hub,
+//!    then mailbox order); SyncId; update every other copy that differs (rule §2.7), stamp every
+//!    copy lacking the SyncId — one write per copy.
+//! 6. *Create* (phase 2) where the contact is missing — unless the target folder, as it will be
+//!    after phase 1, already holds a contact the ladder would match, which is reported instead
+//!    (never a duplicate, invariant I2).
 //!
 //! Decisions use only the timestamps read at the start of the run, and a copy's note text is only
 //! ever its own text plus a fresh tag line (I3). This module never performs I/O, reads a clock or
-//! draws random numbers: `now` and the SyncId generator come in with the input. It never deletes
-//! and never merges: data problems are reported, not fixed.
+//! draws random numbers: `now` and the SyncId generator come in with the input (reading keys uses
+//! a fixed number of scoped threads; the result does not depend on them). It never deletes and
+//! never merges: data problems are reported, not fixed.
 
 use crate::fields::{self, FieldChange};
 use crate::model::Contact;
@@ -194,6 +200,10 @@ impl Plan {
 /// What the planner reads from one contact.
 struct Seen<'a> {
     contact: &'a Contact,
+    /// `lastModifiedDateTime` at read time (copied here: the planner looks at it often).
+    modified: Option<Timestamp>,
+    /// [`fields::fingerprint`] of the synced fields.
+    fingerprint: u64,
     sync_id: Option<SyncId>,
     created_by: Option<&'a str>,
     email: Option<Cow<'a, str>>,
@@ -212,6 +222,8 @@ impl<'a> Seen<'a> {
         };
         Seen {
             contact,
+            modified: contact.last_modified_date_time,
+            fingerprint: fields::fingerprint(&contact.fields),
             sync_id: tags.map(|t| t.sync_id),
             created_by: tags.and_then(|t| t.created_by),
             email,
@@ -253,6 +265,16 @@ impl<'b> Index<'b> {
         }
     }
 
+    /// Email/displayName keys only (for the post-run keys of hub contacts).
+    fn insert_keys(&mut self, c: &'b Seen<'_>, l: u32) {
+        if let Some(e) = c.email.as_deref() {
+            self.email.entry(e).or_insert(l);
+        }
+        if let Some(n) = c.name.as_deref() {
+            self.name.entry(n).or_insert(l);
+        }
+    }
+
     fn by_sync_id(&self, c: &Seen<'_>) -> Option<u32> {
         self.sync_id.get(&c.sync_id?).copied()
     }
@@ -274,8 +296,233 @@ impl<'b> Index<'b> {
 struct Logical {
     /// (mailbox index, contact index); mailbox 0 is the hub; in mailbox order.
     copies: Vec<(u32, u32)>,
-    /// Last mailbox a copy was linked from, to spot a second copy in one folder.
-    last_mb: u32,
+}
+
+/// Reads the keys and fingerprint of every contact. This touches every string of every contact
+/// once (memory-bound), so it is split over a few scoped threads; the result does not depend on
+/// the split. Pure: no I/O, fixed thread count.
+fn read_all<'a>(snaps: &[&'a MailboxSnapshot]) -> Vec<Vec<Seen<'a>>> {
+    const THREADS: usize = 4;
+    let total: usize = snaps.iter().map(|s| s.contacts.len()).sum();
+    if total < 10_000 {
+        return snaps
+            .iter()
+            .map(|s| s.contacts.iter().map(Seen::new).collect())
+            .collect();
+    }
+    let chunk = snaps.len().div_ceil(THREADS).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = snaps
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|s| s.contacts.iter().map(Seen::new).collect::<Vec<_>>())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("reading contacts does not panic"))
+            .collect()
+    })
+}
+
+/// Links copy `i` of mailbox `mb` to logical contact `l`, or marks it an extra copy if `l`
+/// already has one in that folder. A logical contact's copies are kept in mailbox order.
+fn try_link(logicals: &mut [Logical], link: &mut Link, l: u32, i: usize, mb: u32) {
+    let copies = &mut logicals[l as usize].copies;
+    // Usually an append: folders are linked in increasing order.
+    if copies.last().is_some_and(|x| x.0 < mb) || copies.is_empty() {
+        copies.push((mb, i as u32));
+        *link = Link::To(l);
+        return;
+    }
+    match copies.binary_search_by_key(&mb, |x| x.0) {
+        Ok(_) => *link = Link::Extra(l),
+        Err(at) => {
+            copies.insert(at, (mb, i as u32));
+            *link = Link::To(l);
+        }
+    }
+}
+
+/// Newest copy at read time; ties go to the hub, then to the earlier mailbox. A copy without a
+/// timestamp is older than any with one (SPEC §2.7).
+fn winner_of(copies: &[Vec<Seen<'_>>], lg: &Logical) -> (u32, u32) {
+    *lg.copies
+        .iter()
+        .max_by_key(|&&(mb, i)| (copies[mb as usize][i as usize].modified, Reverse(mb)))
+        .expect("a logical contact has at least one copy")
+}
+
+/// Links against the email/displayName each hub contact will have *after* this run (its
+/// winner's, when the winner's data is written), so the next run links exactly as this one did
+/// (I1):
+/// - an unlinked user copy that matches only the *new* key joins that contact now (else it would
+///   become a new contact now and match the hub contact next run);
+/// - an extra copy that matched by an *old* key it will no longer share is released to be
+///   grouped as its own contact now (next run would do so anyway).
+///
+/// Linking can change a winner and so a key; this repeats until nothing changes.
+fn link_to_final_hub_keys(
+    copies: &[Vec<Seen<'_>>],
+    links: &mut [Vec<Link>],
+    logicals: &mut [Logical],
+    hub_logicals: usize,
+    update_existing: bool,
+) {
+    if !update_existing {
+        // Nothing is rewritten, so the keys after the run are the keys read.
+        return;
+    }
+    // Bounded for safety; each round only adds links or releases extras, so it settles fast.
+    for _ in 0..64 {
+        let mut index = Index::default();
+        let mut finals: Vec<(Option<&str>, Option<&str>)> = Vec::with_capacity(hub_logicals);
+        for (l, lg) in logicals.iter().enumerate().take(hub_logicals) {
+            let (w_mb, w_i) = winner_of(copies, lg);
+            let w = &copies[w_mb as usize][w_i as usize];
+            let keys = if w.contact.last_modified_date_time.is_some() {
+                w
+            } else {
+                &copies[0][lg.copies[0].1 as usize]
+            };
+            index.insert_keys(keys, l as u32);
+            finals.push((keys.email.as_deref(), keys.name.as_deref()));
+        }
+        let mut changed = false;
+        for (mb, folder) in copies.iter().enumerate().skip(1) {
+            for (i, c) in folder.iter().enumerate() {
+                match links[mb][i] {
+                    Link::Extra(l) if (l as usize) < hub_logicals => {
+                        let lg = &logicals[l as usize];
+                        let hub_sid = copies[0][lg.copies[0].1 as usize].sync_id;
+                        let same_key = match (c.email.as_deref(), c.name.as_deref()) {
+                            (Some(e), _) => finals[l as usize].0 == Some(e),
+                            (None, Some(n)) => {
+                                finals[l as usize].0.is_none() && finals[l as usize].1 == Some(n)
+                            }
+                            (None, None) => false,
+                        };
+                        if !same_key && (c.sync_id.is_none() || c.sync_id != hub_sid) {
+                            links[mb][i] = Link::Unlinked;
+                            changed = true;
+                        }
+                    }
+                    Link::Unlinked => {
+                        let Some(l) = index.by_email_or_name(c) else {
+                            continue;
+                        };
+                        try_link(logicals, &mut links[mb][i], l, i, mb as u32);
+                        changed = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+/// Groups unlinked user copies into new logical contacts by the ladder (SPEC §2.8a), mailbox by
+/// mailbox: SyncId matches with earlier groups first, then copies with a SyncId, then the others —
+/// the same precedence as for the hub.
+fn group_leftovers<'b>(
+    copies: &'b [Vec<Seen<'_>>],
+    links: &mut [Vec<Link>],
+    logicals: &mut Vec<Logical>,
+    new_index: &mut Index<'b>,
+    released: &FastSet<(u32, u32)>,
+) {
+    for (mb, folder) in copies.iter().enumerate().skip(1) {
+        let mbu = mb as u32;
+        for pass in 0..3 {
+            for (i, c) in folder.iter().enumerate() {
+                if links[mb][i] != Link::Unlinked || c.sync_id.is_some() != (pass < 2) {
+                    continue;
+                }
+                let found = if pass == 0 {
+                    new_index.by_sync_id(c)
+                } else {
+                    new_index.ladder(c)
+                };
+                // A released copy only joins a contact it will still match next run.
+                let found = found.filter(|&l| {
+                    !released.contains(&(mbu, i as u32))
+                        || still_matches(copies, &logicals[l as usize], c)
+                });
+                let l = match found {
+                    Some(l) => {
+                        try_link(logicals, &mut links[mb][i], l, i, mbu);
+                        l
+                    }
+                    None if pass == 0 => continue,
+                    None => {
+                        let l = logicals.len() as u32;
+                        logicals.push(Logical {
+                            copies: vec![(mbu, i as u32)],
+                        });
+                        links[mb][i] = Link::To(l);
+                        l
+                    }
+                };
+                if links[mb][i] == Link::To(l) {
+                    new_index.insert(c, l);
+                }
+            }
+        }
+    }
+}
+
+/// Releases extra copies of new logical contacts that share neither a SyncId with one of its
+/// copies nor the key its hub copy will be created with (the winner's): next run they would not
+/// match it, so they are grouped on their own now. Returns whether any was released.
+fn release_stale_extras(
+    copies: &[Vec<Seen<'_>>],
+    links: &mut [Vec<Link>],
+    logicals: &[Logical],
+    hub_logicals: usize,
+    released: &mut FastSet<(u32, u32)>,
+) -> bool {
+    let mut any = false;
+    for (mb, folder) in copies.iter().enumerate().skip(1) {
+        for (i, c) in folder.iter().enumerate() {
+            let Link::Extra(l) = links[mb][i] else {
+                continue;
+            };
+            if (l as usize) < hub_logicals {
+                continue;
+            }
+            if !still_matches(copies, &logicals[l as usize], c) {
+                links[mb][i] = Link::Unlinked;
+                released.insert((mb as u32, i as u32));
+                any = true;
+            }
+        }
+    }
+    any
+}
+
+/// Whether `c` will still match logical contact `lg` next run: it shares a SyncId with one of its
+/// copies, or the key of its winner (which the hub copy will carry).
+fn still_matches(copies: &[Vec<Seen<'_>>], lg: &Logical, c: &Seen<'_>) -> bool {
+    let (w_mb, w_i) = winner_of(copies, lg);
+    let w = &copies[w_mb as usize][w_i as usize];
+    let same_key = match (c.email.as_deref(), c.name.as_deref()) {
+        (Some(e), _) => w.email.as_deref() == Some(e),
+        (None, Some(n)) => w.email.is_none() && w.name.as_deref() == Some(n),
+        (None, None) => false,
+    };
+    same_key
+        || (c.sync_id.is_some()
+            && lg
+                .copies
+                .iter()
+                .any(|&(m, j)| copies[m as usize][j as usize].sync_id == c.sync_id))
 }
 
 /// Builds the plan. `new_sync_id` is called once per logical contact that has no SyncId yet, in a
@@ -294,10 +541,7 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
             .then_with(|| a.mailbox.cmp(&b.mailbox))
     });
     snaps.insert(0, &input.hub);
-    let copies: Vec<Vec<Seen<'_>>> = snaps
-        .iter()
-        .map(|s| s.contacts.iter().map(Seen::new).collect())
-        .collect();
+    let copies = read_all(&snaps);
     let mut links: Vec<Vec<Link>> = copies
         .iter()
         .map(|mb| {
@@ -335,7 +579,6 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
             let l = logicals.len() as u32;
             logicals.push(Logical {
                 copies: vec![(0, i as u32)],
-                last_mb: 0,
             });
             hub_index.insert(c, l);
             links[0][i] = Link::To(l);
@@ -343,21 +586,10 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
     }
     let hub_logicals = logicals.len();
 
-    let mut new_index = Index::default();
+    // Step 3: user copies through the hub's index, mailbox by mailbox; all SyncId matches of a
+    // folder first, so a stamped copy is preferred to an unstamped one with the same email.
     for mb in 1..copies.len() {
         let mbu = mb as u32;
-        let try_link = |logicals: &mut Vec<Logical>, link: &mut Link, l: u32, i: usize| {
-            let lg = &mut logicals[l as usize];
-            if lg.last_mb == mbu {
-                *link = Link::Extra(l);
-            } else {
-                lg.last_mb = mbu;
-                lg.copies.push((mbu, i as u32));
-                *link = Link::To(l);
-            }
-        };
-        // Through the hub's index: all SyncId matches first, so a stamped copy is preferred to an
-        // unstamped one with the same email.
         for by_sync_id in [true, false] {
             for (i, c) in copies[mb].iter().enumerate() {
                 if links[mb][i] != Link::Unlinked {
@@ -369,44 +601,42 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
                     hub_index.by_email_or_name(c)
                 };
                 if let Some(l) = found {
-                    try_link(&mut logicals, &mut links[mb][i], l, i);
+                    try_link(&mut logicals, &mut links[mb][i], l, i, mbu);
                 }
             }
         }
-        // The rest: grouped across users by the same ladder. SyncId matches with earlier
-        // mailboxes' groups go first, then copies with a SyncId, then the others — the same
-        // precedence as above, so a stamped copy is always preferred to an unstamped one.
-        for pass in 0..3 {
-            for (i, c) in copies[mb].iter().enumerate() {
-                if links[mb][i] != Link::Unlinked || c.sync_id.is_some() != (pass < 2) {
-                    continue;
-                }
-                let found = if pass == 0 {
-                    new_index.by_sync_id(c)
-                } else {
-                    new_index.ladder(c)
-                };
-                let l = match found {
-                    Some(l) => {
-                        try_link(&mut logicals, &mut links[mb][i], l, i);
-                        l
-                    }
-                    None if pass == 0 => continue,
-                    None => {
-                        let l = logicals.len() as u32;
-                        logicals.push(Logical {
-                            copies: vec![(mbu, i as u32)],
-                            last_mb: mbu,
-                        });
-                        links[mb][i] = Link::To(l);
-                        l
-                    }
-                };
-                if links[mb][i] == Link::To(l) {
-                    new_index.insert(c, l);
-                }
-            }
+    }
+    link_to_final_hub_keys(
+        &copies,
+        &mut links,
+        &mut logicals,
+        hub_logicals,
+        input.update_existing,
+    );
+
+    // Step 4: the rest, grouped across users by the same ladder — then, as long as some extra
+    // copy turns out to match only by a key its contact is about to lose, release it and group
+    // again (see `link_to_final_hub_keys`).
+    let mut new_index = Index::default();
+    let mut released = FastSet::default();
+    for _ in 0..64 {
+        group_leftovers(
+            &copies,
+            &mut links,
+            &mut logicals,
+            &mut new_index,
+            &released,
+        );
+        if !release_stale_extras(&copies, &mut links, &logicals, hub_logicals, &mut released) {
+            break;
         }
+        link_to_final_hub_keys(
+            &copies,
+            &mut links,
+            &mut logicals,
+            hub_logicals,
+            input.update_existing,
+        );
     }
 
     report_folder_problems(
@@ -423,24 +653,19 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
     // Built lazily: a run without creates (the steady state) never pays for them.
     let mut present: Vec<Option<Present<'_>>> = copies.iter().map(|_| None).collect();
 
-    // How many contacts carry each SyncId, in all folders: a logical contact adopts a user
-    // copy's SyncId only if no contact outside it carries that SyncId (see `decide`).
-    let mut sync_id_count: FastMap<SyncId, u32> = FastMap::default();
-    for c in copies.iter().flatten() {
-        if let Some(s) = c.sync_id {
-            *sync_id_count.entry(s).or_default() += 1;
-        }
-    }
     let ctx = Ctx {
         snaps: &snaps,
         copies: &copies,
-        sync_id_count: &sync_id_count,
         now_text: tags::format_round_trip(input.now),
     };
     let mut ops = Ops::default();
     // Phase 1: existing copies (updates, stamps). Phase 2: creates, checked against each
     // folder's keys as they will be after phase 1, so the next run sees the same folders.
     let mut rewritten: Vec<Vec<bool>> = copies.iter().map(|mb| vec![false; mb.len()]).collect();
+    let mut sync_ids = SyncIdClaims {
+        claimed: FastSet::default(),
+        folders: copies.iter().map(|_| None).collect(),
+    };
     let decisions: Vec<Decision> = logicals
         .iter()
         .map(|lg| {
@@ -449,6 +674,7 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
                 lg,
                 input.update_existing,
                 new_sync_id,
+                &mut sync_ids,
                 &mut rewritten,
                 &mut ops,
             )
@@ -530,6 +756,19 @@ struct Decision {
     created_by: String,
 }
 
+/// SyncIds taken by logical contacts so far, and (built on demand) each folder's SyncIds.
+struct SyncIdClaims {
+    claimed: FastSet<SyncId>,
+    folders: Vec<Option<FastSet<SyncId>>>,
+}
+
+impl SyncIdClaims {
+    fn folder(&mut self, ctx: &Ctx<'_, '_>, mb: usize) -> &FastSet<SyncId> {
+        self.folders[mb]
+            .get_or_insert_with(|| ctx.copies[mb].iter().filter_map(|c| c.sync_id).collect())
+    }
+}
+
 /// The folders' state after phase 1, for phase 2's duplicate check.
 struct Finals<'s> {
     links: &'s [Vec<Link>],
@@ -540,7 +779,6 @@ struct Finals<'s> {
 struct Ctx<'s, 'a> {
     snaps: &'s [&'a MailboxSnapshot],
     copies: &'s [Vec<Seen<'a>>],
-    sync_id_count: &'s FastMap<SyncId, u32>,
     /// `now` in the tag line's round-trip form, formatted once.
     now_text: String,
 }
@@ -617,6 +855,7 @@ fn decide_existing(
     lg: &Logical,
     update_existing: bool,
     new_sync_id: &mut dyn FnMut() -> String,
+    sync_ids: &mut SyncIdClaims,
     rewritten: &mut [Vec<bool>],
     ops: &mut Ops,
 ) -> Decision {
@@ -624,52 +863,46 @@ fn decide_existing(
     let mailbox = |mb: u32| ctx.snaps[mb as usize].mailbox.as_str();
     let hub_mailbox = mailbox(0);
 
-    // Newest at read time wins; ties go to the hub, then to the earlier mailbox. A copy without a
-    // timestamp is older than any with one (SPEC §2.7).
-    let &(w_mb, w_i) = lg
-        .copies
-        .iter()
-        .max_by_key(|&&(mb, i)| {
-            (
-                ctx.copies[mb as usize][i as usize]
-                    .contact
-                    .last_modified_date_time,
-                Reverse(mb),
-            )
-        })
-        .expect("a logical contact has at least one copy");
+    let (w_mb, w_i) = winner_of(ctx.copies, lg);
     let winner = &ctx.copies[w_mb as usize][w_i as usize];
     let w_fields = &winner.contact.fields;
 
-    // SyncId (SPEC §2.5 "kept if present"): the hub copy's; else a user copy's, but only one
-    // that no contact outside this logical contact carries — otherwise stamping it would give a
-    // folder a second contact with that SyncId and the next run would link differently (I1, I2);
-    // else a new one.
+    // SyncId (SPEC §2.5 "kept if present"): the hub copy's (unique among hub logical contacts);
+    // else the first user copy's that is safe to spread — no earlier logical contact uses it, and
+    // no folder that gets it stamped already holds another contact with it (I2, and the next run
+    // must link exactly as this one did, I1); else a new one.
     let hub_sync_id = lg
         .copies
         .first()
         .filter(|c| c.0 == 0)
         .and_then(|c| copy(c).sync_id);
-    let adoptable = |s: SyncId| {
-        let mine = lg
-            .copies
-            .iter()
-            .filter(|c| copy(c).sync_id == Some(s))
-            .count() as u32;
-        ctx.sync_id_count.get(&s).copied() == Some(mine)
+    let sync_id = match hub_sync_id {
+        Some(s) => s,
+        None => {
+            let candidates: Vec<SyncId> =
+                lg.copies.iter().filter_map(|c| copy(c).sync_id).collect();
+            let mut chosen = None;
+            for s in candidates {
+                if sync_ids.claimed.contains(&s) {
+                    continue;
+                }
+                let clash = lg.copies.iter().any(|&(mb, i)| {
+                    ctx.copies[mb as usize][i as usize].sync_id != Some(s)
+                        && sync_ids.folder(ctx, mb as usize).contains(&s)
+                });
+                if !clash {
+                    chosen = Some(s);
+                    break;
+                }
+            }
+            chosen.unwrap_or_else(|| {
+                let s = new_sync_id();
+                SyncId::parse(s.trim())
+                    .unwrap_or_else(|| panic!("SyncId generator returned {s:?}, not a GUID"))
+            })
+        }
     };
-    let sync_id = hub_sync_id
-        .or_else(|| {
-            lg.copies
-                .iter()
-                .filter_map(|c| copy(c).sync_id)
-                .find(|&s| adoptable(s))
-        })
-        .unwrap_or_else(|| {
-            let s = new_sync_id();
-            SyncId::parse(s.trim())
-                .unwrap_or_else(|| panic!("SyncId generator returned {s:?}, not a GUID"))
-        });
+    sync_ids.claimed.insert(sync_id);
     // CreatedBy (SPEC §2.5): kept from a copy's own tags, else the hub's, else the winning
     // source's, else any copy's, else the mailbox the contact first reaches the hub from.
     let hub_copy = lg.copies.first().filter(|c| c.0 == 0).map(copy);
@@ -702,7 +935,7 @@ fn decide_existing(
         let needs_data = !is_winner
             && update_existing
             && winner.contact.last_modified_date_time.is_some()
-            && !fields::fields_equal(&c.contact.fields, w_fields);
+            && c.fingerprint != winner.fingerprint;
         let needs_stamp = c.sync_id != Some(sync_id);
         if !needs_data && !needs_stamp {
             continue;

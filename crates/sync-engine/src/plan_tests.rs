@@ -667,7 +667,8 @@ struct GenCopy {
     time: Option<i64>,
     tag: u8,
     text: &'static str,
-    email_upper: bool,
+    /// 0: the person's address, 1: upper-cased, 2: a changed address.
+    email: u8,
 }
 
 const TEXTS: [&str; 8] = [
@@ -692,7 +693,12 @@ fn person_guid(p: usize, upper: bool) -> String {
 }
 
 fn build_copy(p: usize, mb: usize, k: usize, g: &GenCopy) -> Contact {
-    let email = person_email(p).map(|e| if g.email_upper { e.to_uppercase() } else { e });
+    let email = person_email(p).map(|e| match g.email {
+        0 => e,
+        1 => e.to_uppercase(),
+        // The person's new address (an edit of the email in one copy).
+        _ => e.replace('@', ".new@"),
+    });
     let mut c = contact(
         &format!("m{mb}-p{p}-{k}"),
         &format!("Person {p}"),
@@ -746,32 +752,32 @@ fn build_copy(p: usize, mb: usize, k: usize, g: &GenCopy) -> Contact {
 /// Timestamps are always present here, as Graph always returns `lastModifiedDateTime`; with all
 /// copies lacking one, SPEC §2.7 lets nothing overwrite, so convergence takes a second run (see
 /// `timestamps_missing_source_never_overwrites_target_without_is_older`).
-fn arb_copy() -> impl Strategy<Value = GenCopy> {
+fn arb_copy(changed_emails: bool) -> impl Strategy<Value = GenCopy> {
     (
         0u8..4,
         (0i64..6).prop_map(Some),
         0u8..4,
         0usize..TEXTS.len(),
-        proptest::bool::weighted(0.2),
+        prop_oneof![14 => Just(0u8), 3 => Just(1u8), 3 => Just(if changed_emails { 2u8 } else { 1 })],
     )
-        .prop_map(|(variant, time, tag, t, email_upper)| GenCopy {
+        .prop_map(|(variant, time, tag, t, email)| GenCopy {
             variant,
             time,
             tag,
             text: TEXTS[t],
-            email_upper,
+            email,
         })
 }
 
 /// Per folder (hub + 1..4 users), per person: 0 (absent), 1 or, rarely, 2 copies.
-fn arb_tenant() -> impl Strategy<Value = Tenant> {
-    (1usize..7, 2usize..6).prop_flat_map(|(persons, folders)| {
+fn arb_tenant(changed_emails: bool) -> impl Strategy<Value = Tenant> {
+    (1usize..7, 2usize..6).prop_flat_map(move |(persons, folders)| {
         proptest::collection::vec(
             proptest::collection::vec(
                 (
                     prop_oneof![5 => Just(0usize), 6 => Just(1usize), 1 => Just(2usize)],
-                    arb_copy(),
-                    arb_copy(),
+                    arb_copy(changed_emails),
+                    arb_copy(changed_emails),
                 ),
                 persons,
             ),
@@ -802,22 +808,20 @@ fn arb_tenant() -> impl Strategy<Value = Tenant> {
     })
 }
 
+/// RELIABILITY.md I2 oracle: contacts grouped per folder by SyncId, and by email (or displayName)
+/// for unstamped ones.
 fn key_counts(t: &Tenant) -> HashMap<(String, String), usize> {
     let mut m = HashMap::new();
     for f in t.folders() {
         for c in &f.contacts {
             let cp = Seen::new(c);
-            if let Some(s) = cp.sync_id {
-                *m.entry((f.mailbox.clone(), format!("sid:{s}")))
-                    .or_default() += 1;
-            }
-            let k = cp
-                .email
-                .map(|e| format!("email:{e}"))
-                .or(cp.name.map(|n| format!("name:{n}")));
-            if let Some(k) = k {
-                *m.entry((f.mailbox.clone(), k)).or_default() += 1;
-            }
+            let k = match (cp.sync_id, cp.email, cp.name) {
+                (Some(s), _, _) => format!("sid:{s}"),
+                (None, Some(e), _) => format!("email:{e}"),
+                (None, None, Some(n)) => format!("name:{n}"),
+                (None, None, None) => continue,
+            };
+            *m.entry((f.mailbox.clone(), k)).or_default() += 1;
         }
     }
     m
@@ -836,97 +840,190 @@ fn texts(t: &Tenant) -> HashMap<(String, String), String> {
         .collect()
 }
 
+/// Plans and applies until a plan is empty (at most `max_runs` runs), then checks I2 and I3
+/// against the tenant as it was before the first run. Returns the number of runs that wrote.
+fn converge(
+    t: &mut Tenant,
+    update_existing: bool,
+    max_runs: usize,
+) -> Result<usize, TestCaseError> {
+    let before_keys = key_counts(t);
+    let before_texts = texts(t);
+    let before_count: usize = t.folders().map(|f| f.contacts.len()).sum();
+    let mut ids = sequential_ids(0xabc);
+    let mut runs = 0;
+    loop {
+        let p = plan(&t.input(update_existing), &mut ids);
+        if p.operations.is_empty() {
+            break;
+        }
+        runs += 1;
+        prop_assert!(
+            runs <= max_runs,
+            "run {} still plans: {:#?}",
+            runs,
+            p.operations
+        );
+        t.apply(&p)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        // Every written copy carries a SyncId afterwards.
+        for op in &p.operations {
+            if let Some(id) = &op.contact_id {
+                let f = t.folders().find(|f| f.mailbox == op.mailbox).unwrap();
+                let c = f.contacts.iter().find(|c| &c.id == id).unwrap();
+                prop_assert_eq!(
+                    Seen::new(c).sync_id.map(|s| s.to_string()),
+                    Some(op.sync_id.clone())
+                );
+            }
+        }
+    }
+
+    // I2: no key group grows beyond one copy per folder (pre-existing duplicates stay as they are).
+    for (k, n) in &key_counts(t) {
+        let was = before_keys.get(k).copied().unwrap_or(0);
+        prop_assert!(*n <= was.max(1), "{k:?}: {was} -> {n}");
+    }
+    // Nothing is deleted.
+    let after_count: usize = t.folders().map(|f| f.contacts.len()).sum();
+    prop_assert!(after_count >= before_count);
+    // I3: every contact's own note text is unchanged; new contacts carry only a tag line.
+    for (k, text) in &texts(t) {
+        match before_texts.get(k) {
+            Some(was) => prop_assert_eq!(was, text, "{:?}", k),
+            None => prop_assert_eq!(text, ""),
+        }
+    }
+    Ok(runs)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
+    /// I1–I3 over random tenants: old-script stamps in both formats, foreign SyncIds, duplicates,
+    /// case-varied emails, ties, clears, note texts with inline tags and odd line breaks.
     #[test]
-    fn random_tenants_converge_without_duplicates_or_lost_text(
-        mut t in arb_tenant(),
+    fn random_tenants_converge_in_one_run(
+        mut t in arb_tenant(false),
         update_existing in proptest::bool::weighted(0.8),
     ) {
-        let before_keys = key_counts(&t);
-        let before_texts = texts(&t);
-        let before_count: usize = t.folders().map(|f| f.contacts.len()).sum();
-        let mut ids = sequential_ids(0xabc);
-        let p1 = plan(&t.input(update_existing), &mut ids);
-        t.apply(&p1).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        converge(&mut t, update_existing, 1)?;
+    }
 
-        // I1: the next run plans nothing.
-        let p2 = plan(&t.input(update_existing), &mut ids);
-        prop_assert!(p2.operations.is_empty(), "second plan: {:#?}", p2.operations);
+    /// The same with copies whose email was changed. Matching by email cannot be fully stable
+    /// when the address itself changes *and* a folder already holds duplicates (the same SyncId
+    /// twice, or an unstamped / foreign-stamped second copy): the planner predicts the keys the
+    /// hub will have after the run, but which duplicate a later run links can still shift, so a
+    /// second or third run may still write (stamps, one update). Bounded here; I2/I3 always hold.
+    #[test]
+    fn random_tenants_with_email_changes_converge(
+        mut t in arb_tenant(true),
+        update_existing in proptest::bool::weighted(0.8),
+    ) {
+        converge(&mut t, update_existing, 3)?;
+    }
+}
 
-        // I2: no key group grows beyond one copy per folder (pre-existing duplicates stay as they are).
-        let after_keys = key_counts(&t);
-        for (k, n) in &after_keys {
-            let was = before_keys.get(k).copied().unwrap_or(0);
-            prop_assert!(*n <= was.max(1), "{k:?}: {was} -> {n}");
-        }
-        // Nothing is deleted.
-        let after_count: usize = t.folders().map(|f| f.contacts.len()).sum();
-        prop_assert!(after_count >= before_count);
-
-        // I3: every contact's own note text is unchanged; new contacts carry only a tag line.
-        let after_texts = texts(&t);
-        for (k, text) in &after_texts {
-            match before_texts.get(k) {
-                Some(was) => prop_assert_eq!(was, text, "{:?}", k),
-                None => prop_assert_eq!(text, ""),
-            }
-        }
-
-        // Every written copy carries a SyncId, and every copy of a logical contact matches.
-        if update_existing {
-            for f in t.folders() {
-                for c in &f.contacts {
-                    let sid = Seen::new(c).sync_id;
-                    let linked = p1.operations.iter().any(|o| o.contact_id.as_deref() == Some(&c.id) && o.mailbox == f.mailbox);
-                    if linked {
-                        prop_assert!(sid.is_some());
-                    }
-                }
-            }
+#[test]
+fn threaded_read_matches_sequential_read() {
+    let snaps: Vec<MailboxSnapshot> = (0..7)
+        .map(|u| {
+            mbx(
+                &format!("u{u}@c"),
+                (0..2_000)
+                    .map(|i| {
+                        contact(
+                            &format!("{u}-{i}"),
+                            &format!("P {i}"),
+                            Some(&format!("P{i}@C")),
+                            Some(i),
+                            None,
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let refs: Vec<&MailboxSnapshot> = snaps.iter().collect();
+    let threaded = read_all(&refs);
+    assert_eq!(threaded.len(), 7);
+    for (mb, s) in snaps.iter().enumerate() {
+        assert_eq!(threaded[mb].len(), s.contacts.len());
+        for (i, c) in s.contacts.iter().enumerate() {
+            let one = Seen::new(c);
+            let t = &threaded[mb][i];
+            assert!(std::ptr::eq(t.contact, c));
+            assert_eq!(
+                (t.fingerprint, &t.email, t.sync_id),
+                (one.fingerprint, &one.email, one.sync_id)
+            );
         }
     }
 }
 
 #[test]
-fn create_check_uses_folder_state_after_updates() {
-    // X moves from old@c to new@c in this run (the hub is newer), so H2, which has old@c, is
-    // created next to it now rather than in a second run (I1).
-    let hub = vec![
-        contact(
-            "h1",
-            "Rex",
-            Some("new@c"),
-            Some(9),
-            Some(&format!("SyncId={GUID_A}")),
+fn created_by_comes_from_tags_before_mailboxes() {
+    // A user copy carrying the old script's CreatedBy (hub copy deleted): the re-created hub
+    // contact and the copies created in other users keep that CreatedBy.
+    let tagged = format!("SyncId={GUID_A};CreatedBy=adele@contoso.com");
+    let users = vec![
+        mbx(
+            "u@c",
+            vec![contact("u1", "Sam", Some("sam@c"), Some(3), Some(&tagged))],
         ),
-        contact(
-            "h2",
-            "Rex Old",
-            Some("old@c"),
-            Some(1),
-            Some(&format!("SyncId={GUID_B}")),
-        ),
+        mbx("v@c", vec![]),
     ];
+    let p = run(vec![], users, true);
+    assert_eq!(p.operations.len(), 2, "{:?}", summary(&p));
+    for op in &p.operations {
+        assert_eq!(op.action, Action::Create);
+        assert_eq!(op.created_by, "adele@contoso.com");
+        assert_eq!(op.sync_id, GUID_A.to_lowercase());
+        assert!(op.expected_notes.contains(";CreatedBy=adele@contoso.com;"));
+    }
+    // The source copy already carries the SyncId (case-insensitively): no stamp.
+    assert!(p.operations.iter().all(|o| o.contact_id.is_none()));
+}
+
+#[test]
+fn unstamped_hub_contact_gets_a_sync_id_and_reaches_users() {
+    let hub = vec![contact(
+        "h",
+        "Tia",
+        Some("tia@c"),
+        Some(1),
+        Some("admin note"),
+    )];
     let users = vec![mbx(
         "u@c",
-        vec![contact(
-            "x",
-            "Rex",
-            Some("old@c"),
-            Some(1),
-            Some(&format!("SyncId={GUID_A}")),
-        )],
+        vec![contact("u", "Tia", Some("tia@c"), Some(1), None)],
     )];
     let p = run(hub.clone(), users.clone(), true);
     assert_eq!(
         summary(&p),
         [
-            (2, Action::Update, "u@c".into(), Some("x".into())),
-            (2, Action::Create, "u@c".into(), None),
+            (1, Action::Stamp, HUB.into(), Some("h".into())),
+            (1, Action::Stamp, "u@c".into(), Some("u".into())),
         ]
     );
-    assert!(p.problems.is_empty(), "{:?}", p.problems);
+    assert!(p.operations[0].expected_notes.starts_with(
+        "admin note\r\nSyncId=00000000-0000-4000-8000-000000000001;CreatedBy=hub@contoso.com;"
+    ));
     assert_converges(hub, users, true);
+}
+
+#[test]
+fn stamp_body_is_notes_and_display_name_only() {
+    let u = contact("u", "Uma", Some("uma@c"), Some(1), None);
+    let p = run(vec![], vec![mbx("u@c", vec![u])], true);
+    let stamp = p
+        .operations
+        .iter()
+        .find(|o| o.action == Action::Stamp)
+        .unwrap();
+    assert_eq!(
+        stamp.body.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["displayName", "personalNotes"]
+    );
+    assert_eq!(stamp.body["personalNotes"], json!(stamp.expected_notes));
 }
