@@ -116,6 +116,10 @@ pub struct TenantState {
     pub domains: Vec<Domain>,
     pub apps: Vec<App>,
     pub users: Vec<UserState>,
+    /// Lower-cased id and UPN → index in `users` (built once at load; users are never added
+    /// later). Every Graph request resolves its mailbox here, under the store lock: a scan that
+    /// lower-cased every UPN cost ~100 µs a request at 1,000 users (issue 8 benchmark).
+    pub user_keys: HashMap<String, usize>,
 }
 
 pub struct UserState {
@@ -187,9 +191,17 @@ impl TenantState {
 
     /// A user by object id or userPrincipalName (both case-insensitive).
     pub fn user_index(&self, id_or_upn: &str) -> Option<usize> {
-        self.users.iter().position(|u| {
-            u.id.eq_ignore_ascii_case(id_or_upn) || u.upn.to_lowercase() == id_or_upn.to_lowercase()
-        })
+        self.user_keys.get(&id_or_upn.to_lowercase()).copied()
+    }
+
+    /// The `user_keys` of `users`: the first user wins a key, as a scan in order would.
+    fn keys_of(users: &[UserState]) -> HashMap<String, usize> {
+        let mut keys = HashMap::with_capacity(users.len() * 2);
+        for (i, u) in users.iter().enumerate() {
+            keys.entry(u.id.to_lowercase()).or_insert(i);
+            keys.entry(u.upn.to_lowercase()).or_insert(i);
+        }
+        keys
     }
 
     pub fn app(&self, client_id: &str) -> Option<&App> {
@@ -525,6 +537,7 @@ impl Store {
                 display_name: t.display_name.clone(),
                 domains: t.domains.clone(),
                 apps: t.apps.clone(),
+                user_keys: TenantState::keys_of(&users),
                 users,
             });
         }

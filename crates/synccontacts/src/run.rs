@@ -608,9 +608,30 @@ async fn apply(
         .collect()
 }
 
-/// The writes of one mailbox, then the notes re-write for creates whose notes did not stick
-/// (SPEC §2.7: some mailboxes ignore `personalNotes` on create).
+/// Writes handed to the client at once per mailbox. A mailbox runs one `$batch` of 20 at a time
+/// anyway (4 in flight), so two batches keep it busy; handing it all its writes at once held
+/// every request body and every response of every mailbox in flight in memory together (issue 8:
+/// 2.1 GB peak for 1,000 users × 300 writes).
+const WRITE_CHUNK: usize = 40;
+
+/// The writes of one mailbox, a chunk at a time.
 async fn apply_mailbox(
+    client: &GraphClient,
+    ops: &[Operation],
+    mailbox: &str,
+    idx: &[usize],
+    hub_folder: &FolderRef,
+) -> Vec<(usize, Outcome)> {
+    let mut out = Vec::with_capacity(idx.len());
+    for chunk in idx.chunks(WRITE_CHUNK) {
+        out.extend(apply_chunk(client, ops, mailbox, chunk, hub_folder).await);
+    }
+    out
+}
+
+/// Some writes of one mailbox, then the notes re-write for creates whose notes did not stick
+/// (SPEC §2.7: some mailboxes ignore `personalNotes` on create).
+async fn apply_chunk(
     client: &GraphClient,
     ops: &[Operation],
     mailbox: &str,

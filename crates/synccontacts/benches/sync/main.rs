@@ -52,6 +52,13 @@ struct Args {
     /// Extra environment for synccontacts, e.g. `AUTOMATION_SYNCCONTACTS_BATCH=false` (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     sync_env: Vec<String>,
+    /// Run synccontacts under this command (e.g. `heaptrack -o /tmp/ht`): for profiling only,
+    /// its CPU and memory numbers are then the wrapper's.
+    #[arg(long, value_name = "CMD")]
+    wrap: Option<String>,
+    /// A custom chain `x` (runs x1 cold, x2 second run): USERS,CONTACTS,POOL.
+    #[arg(long, value_name = "U,C,P")]
+    custom: Option<String>,
     /// `cargo bench` passes `--bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -109,8 +116,8 @@ impl Chain {
 
 fn describe(label: &str) -> &'static str {
     match label {
-        "a" | "d" | "s1" => "cold",
-        "b" | "e" | "s2" => "second run",
+        "a" | "d" | "s1" | "x1" => "cold",
+        "b" | "e" | "s2" | "x2" => "second run",
         _ => "after edits",
     }
 }
@@ -169,7 +176,28 @@ fn main() -> anyhow::Result<()> {
         args.runs.clone()
     };
     let mut chains: Vec<(&Chain, usize)> = Vec::new();
-    for chain in [&SMALL, &LARGE, &SMOKE] {
+    let custom = match &args.custom {
+        Some(spec) => {
+            let n: Vec<usize> = spec
+                .split(',')
+                .map(|v| v.trim().parse())
+                .collect::<Result<_, _>>()
+                .context("--custom USERS,CONTACTS,POOL")?;
+            let [users, contacts_per_user, pool] = n[..] else {
+                bail!("--custom takes USERS,CONTACTS,POOL");
+            };
+            Some(Chain {
+                name: "custom",
+                users,
+                contacts_per_user,
+                pool,
+                group: "x",
+                labels: &["x1", "x2"],
+            })
+        }
+        None => None,
+    };
+    for chain in [&SMALL, &LARGE, &SMOKE].into_iter().chain(custom.as_ref()) {
         if let Some(i) = chain.labels.iter().rposition(|l| chain.wants(&wanted, l)) {
             chains.push((chain, i));
         }
@@ -229,6 +257,7 @@ fn main() -> anyhow::Result<()> {
             let app = &state.tenants[0].apps[0];
             let env = SyncEnv {
                 url: emu.url.clone(),
+                wrap: args.wrap.clone(),
                 extra: args
                     .sync_env
                     .iter()
@@ -434,6 +463,7 @@ fn edit_copies(mut s: Scenario, share: f64, seed: u64) -> Scenario {
 
 struct SyncEnv {
     url: String,
+    wrap: Option<String>,
     extra: Vec<(String, String)>,
     tenant: String,
     client_id: String,
@@ -498,7 +528,16 @@ fn measure(
 ) -> anyhow::Result<ProcessMeasure> {
     let ticks = clock_ticks();
     let emu_pid = emulator_pid.to_string();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_synccontacts"));
+    let exe = env!("CARGO_BIN_EXE_synccontacts");
+    let mut cmd = match &env.wrap {
+        Some(w) => {
+            let mut parts = w.split_whitespace();
+            let mut c = Command::new(parts.next().unwrap_or("env"));
+            c.args(parts).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
     for (k, _) in std::env::vars() {
         if k.starts_with("AUTOMATION_SYNCCONTACTS_") {
             cmd.env_remove(k);
@@ -755,7 +794,7 @@ fn table(rows: &[Row], l: &Limits) -> String {
                 r.bound_wall_s, r.bound_wall_hub_first_s
             ),
             ratio(m.wall_s, r.bound_wall_s),
-            format!("{:.0}", r.old_wall_s),
+            format!("{:.0} ({:.0}× ours)", r.old_wall_s, r.old_wall_s / m.wall_s),
         );
         line(
             "CPU (s) synccontacts / emulator",
