@@ -365,10 +365,13 @@ fn outcome_word(o: TenantOutcome) -> &'static str {
     }
 }
 
-/// Writes the JSON report to `path` (pretty, UTF-8).
+/// Writes the JSON report to `path` (pretty, UTF-8), streamed: a 1,000-user cold run reports
+/// 300,000 actions, 170 MB of JSON that as one buffer was the run's peak memory (issue 8).
 pub fn write_json(report: &RunReport, path: &std::path::Path) -> std::io::Result<()> {
-    let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
-    std::fs::write(path, json)
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    serde_json::to_writer_pretty(&mut out, report).map_err(std::io::Error::other)?;
+    out.flush()
 }
 
 #[cfg(test)]
