@@ -326,7 +326,13 @@ impl Emulator {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(log)?));
-        let mut child = cmd.spawn().context("starting the emulator")?;
+        let mut child = cmd.spawn().with_context(|| {
+            format!(
+                "starting the emulator {:?} (cargo bench runs in crates/synccontacts: give \
+                 --emulator-bin as an absolute path)",
+                cmd.get_program()
+            )
+        })?;
         let stdout = child.stdout.take().context("emulator stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
