@@ -1080,7 +1080,7 @@ impl MailboxCall<'_, '_> {
     ) -> Result<GraphResponse, GraphError> {
         self.find(folder, id)?;
         self.check_if_match(id)?;
-        self.mailbox.delete_contact(id, self.call.now);
+        self.mailbox.delete_contact(id);
         Ok(GraphResponse {
             status: StatusCode::NO_CONTENT,
             headers: Vec::new(),
