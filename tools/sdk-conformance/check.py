@@ -199,6 +199,18 @@ def msal_secret(c: Ctx) -> None:
             again = app.acquire_token_for_client(scopes=[GRAPH_SCOPE])
             check("second call is served from MSAL's cache", again.get("token_source") == "cache", again.get("token_source"))
 
+    # Instance discovery pointed at the emulator (MSAL accepts a URL for it): the emulator's
+    # /common/discovery/instance answer must lead MSAL to the tenant's discovery document.
+    app = msal.ConfidentialClientApplication(
+        c.client_id,
+        client_credential=c.secret,
+        authority=f"{c.emu.url}/{c.tenant_id}",
+        instance_discovery=f"{c.emu.url}/common/discovery/instance",
+        verify=c.emu.ca,
+    )
+    result = app.acquire_token_for_client(scopes=[GRAPH_SCOPE])
+    check("token after instance discovery against the emulator", "access_token" in result, result)
+
     bad = msal.ConfidentialClientApplication(
         c.client_id,
         client_credential="not-the-secret",
@@ -530,6 +542,48 @@ async def contacts(c: Ctx) -> None:
         await cred.close()
 
 
+@section("msgraph-sdk: contact folders")
+async def contact_folders(c: Ctx) -> None:
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from msgraph.generated.models.contact import Contact
+    from msgraph.generated.models.contact_folder import ContactFolder
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+    from msgraph.generated.users.item.contact_folders.contact_folders_request_builder import (
+        ContactFoldersRequestBuilder,
+    )
+
+    client, cred = graph_client(c)
+    try:
+        folders = client.users.by_user_id(c.hub).contact_folders
+        created = await folders.post(ContactFolder(display_name="All Contacts"))
+        check("folder created with an id", bool(created.id), created)
+        check("folder's parent is the default folder", bool(created.parent_folder_id), created.parent_folder_id)
+        try:
+            await folders.post(ContactFolder(display_name="All Contacts"))
+            check("duplicate folder name rejected", False, "accepted")
+        except ODataError as e:
+            check("duplicate folder: ErrorFolderExists", e.error is not None and e.error.code == "ErrorFolderExists", e.error and e.error.code)
+        found = await folders.get(
+            request_configuration=RequestConfiguration(
+                query_parameters=ContactFoldersRequestBuilder.ContactFoldersRequestBuilderGetQueryParameters(
+                    filter="displayName eq 'All Contacts'"
+                )
+            )
+        )
+        check("displayName filter finds the folder", [f.id for f in found.value] == [created.id], [f.id for f in found.value])
+        child = await folders.by_contact_folder_id(created.id).child_folders.post(ContactFolder(display_name="Child"))
+        check("child folder's parent is the folder", child.parent_folder_id == created.id, child.parent_folder_id)
+        in_folder = folders.by_contact_folder_id(created.id).contacts
+        contact = await in_folder.post(Contact(given_name="Folder", surname="Item", display_name="Folder Item"))
+        check("contact created in the folder", contact.parent_folder_id == created.id, contact.parent_folder_id)
+        listed = await in_folder.get()
+        check("folder lists its contact", [x.id for x in listed.value] == [contact.id], [x.id for x in listed.value])
+        fetched = await client.users.by_user_id(c.hub).contacts.by_contact_id(contact.id).get()
+        check("/contacts/{id} resolves a contact in any folder", fetched.id == contact.id, fetched.id)
+    finally:
+        await cred.close()
+
+
 @section("msgraph-core: $batch")
 async def batch(c: Ctx) -> None:
     from msgraph.generated.models.contact import Contact
@@ -679,6 +733,7 @@ async def run_all(c: Ctx) -> None:
     await azure_identity_tokens(c)
     await users_paging(c)
     await contacts(c)
+    await contact_folders(c)
     await batch(c)
     await delta(c)
     await throttling(c)
