@@ -18,6 +18,7 @@ import asyncio
 import datetime
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -95,7 +96,36 @@ def make_certificate(workdir: str) -> tuple[str, str]:
     return key_pem, cert_pem
 
 
-def make_scenario(emulator: str, workdir: str, cert_pem: str) -> dict:
+GITLAB_ISSUER = "https://gitlab.example.com"
+GITLAB_SUBJECT = "project_path:grp/proj:ref_type:branch:ref:main"
+FEDERATED_AUDIENCE = "api://AzureADTokenExchange"
+
+
+def make_ci_issuer_key() -> tuple[str, str]:
+    """The signing key of a stand-in CI identity provider (GitLab's id_tokens), PEM private/public."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    return private, public
+
+
+def ci_id_token(private_pem: str, subject: str = GITLAB_SUBJECT) -> str:
+    """A GitLab-style CI job id token (graph-facts §8: iss = GitLab URL, sub = project/ref)."""
+    import jwt
+
+    now = int(time.time())
+    claims = {"iss": GITLAB_ISSUER, "sub": subject, "aud": FEDERATED_AUDIENCE, "iat": now, "nbf": now, "exp": now + 300}
+    return jwt.encode(claims, private_pem, algorithm="RS256", headers={"kid": "ci"})
+
+
+def make_scenario(emulator: str, workdir: str, cert_pem: str, ci_public_pem: str) -> dict:
     out = subprocess.run(
         [emulator, "generate", "--users", "5", "--contacts-per-user", "25", "--seed", "7"],
         check=True,
@@ -104,6 +134,9 @@ def make_scenario(emulator: str, workdir: str, cert_pem: str) -> dict:
     ).stdout
     scenario = json.loads(out)
     scenario["tenants"][0]["apps"][0]["certificatePem"] = cert_pem
+    scenario["tenants"][0]["apps"][0]["federated"] = [
+        {"issuer": GITLAB_ISSUER, "subject": GITLAB_SUBJECT, "audience": FEDERATED_AUDIENCE, "jwksPem": ci_public_pem}
+    ]
     with open(os.path.join(workdir, "scenario.json"), "w") as f:
         json.dump(scenario, f)
     return scenario
@@ -172,6 +205,7 @@ class Ctx:
     secret: str
     key_pem: str
     cert_pem: str
+    ci_private_pem: str
     licensed: list[str]
     hub: str
 
@@ -325,6 +359,37 @@ def azure_identity_tokens(c: Ctx) -> None:
         check("wrong secret raises ClientAuthenticationError", False, "no exception")
     except ClientAuthenticationError as e:
         check("wrong secret raises ClientAuthenticationError with AADSTS7000215", "AADSTS7000215" in str(e), e)
+
+
+@section("federated credential (workload identity, as from GitLab CI)")
+def federated(c: Ctx) -> None:
+    import msal
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import ClientAssertionCredential
+
+    common = dict(authority=c.emu.url, disable_instance_discovery=True, connection_verify=c.emu.ca)
+    credential = ClientAssertionCredential(c.tenant_id, c.client_id, lambda: ci_id_token(c.ci_private_pem), **common)
+    token = credential.get_token(GRAPH_SCOPE)
+    check("azure-identity ClientAssertionCredential token", bool(token.token))
+
+    app = msal.ConfidentialClientApplication(
+        c.client_id,
+        client_credential={"client_assertion": ci_id_token(c.ci_private_pem)},
+        authority=f"{c.emu.url}/{c.tenant_id}",
+        instance_discovery=False,
+        verify=c.emu.ca,
+    )
+    result = app.acquire_token_for_client(scopes=[GRAPH_SCOPE])
+    check("MSAL with a federated client_assertion", "access_token" in result, result)
+
+    other_branch = "project_path:grp/proj:ref_type:branch:ref:feature"
+    try:
+        ClientAssertionCredential(
+            c.tenant_id, c.client_id, lambda: ci_id_token(c.ci_private_pem, other_branch), **common
+        ).get_token(GRAPH_SCOPE)
+        check("another branch's token rejected", False, "accepted")
+    except ClientAuthenticationError as e:
+        check("another branch's token: AADSTS70021 (no wildcard subjects)", "AADSTS70021" in str(e), e)
 
 
 def graph_client(c: Ctx):
@@ -731,6 +796,7 @@ async def run_all(c: Ctx) -> None:
     await msal_secret(c)
     await msal_certificate(c)
     await azure_identity_tokens(c)
+    await federated(c)
     await users_paging(c)
     await contacts(c)
     await contact_folders(c)
@@ -740,6 +806,9 @@ async def run_all(c: Ctx) -> None:
 
 
 def main() -> int:
+    # azure-identity logs every expected authentication failure as a warning; the checks report
+    # those themselves.
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser()
     parser.add_argument("--emulator", required=True)
     parser.add_argument("--workdir", required=True)
@@ -747,7 +816,8 @@ def main() -> int:
     os.makedirs(args.workdir, exist_ok=True)
 
     key_pem, cert_pem = make_certificate(args.workdir)
-    scenario = make_scenario(args.emulator, args.workdir, cert_pem)
+    ci_private, ci_public = make_ci_issuer_key()
+    scenario = make_scenario(args.emulator, args.workdir, cert_pem, ci_public)
     emu = Emulator(args.emulator, args.workdir)
     try:
         # httpx (msgraph) and requests (MSAL, azure-identity) trust the emulator's CA this way.
@@ -762,6 +832,7 @@ def main() -> int:
         c.client_id = app["clientId"]
         c.secret = app["clientSecret"]
         c.key_pem, c.cert_pem = key_pem, cert_pem
+        c.ci_private_pem = ci_private
         c.licensed = [u["userPrincipalName"] for u in tenant["users"] if u.get("assignedLicenses")]
         c.hub = next(u["userPrincipalName"] for u in tenant["users"] if not u.get("assignedLicenses"))
         print(f"emulator at {emu.url}, tenant {c.tenant_id}")
