@@ -13,6 +13,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use crate::contact;
+use crate::delta::{DeltaItem, DeltaScope, DeltaStore, DeltaToken, prefer_max_page_size};
 use crate::error::GraphError;
 use crate::hooks::{self, RequestContext};
 use crate::identity::{self, Principal};
@@ -121,39 +122,52 @@ async fn handle(shared: &Shared, req: &GraphRequest) -> Result<GraphResponse, Gr
         }
         _ => None,
     };
-    let guard = mailbox
-        .as_deref()
-        .map(|m| shared.stats.enter_mailbox(m, req.method.as_str()));
     let ctx = RequestContext {
         method: req.method.to_string(),
         path: req.path.clone(),
         tenant_id: principal.tenant_id.clone(),
         client_id: principal.client_id.clone(),
+        token_id: principal.token_id.clone(),
         mailbox,
-        in_flight: guard.as_ref().map_or(0, |g| g.count_at_entry),
         in_batch: req.in_batch,
     };
-    hooks::before_execute(shared, &ctx).await?;
+    // Faults and limits decide before the request counts as in flight, so a refused request
+    // never shows in maxInFlight (it still counts as a request to its mailbox).
+    let admission = match hooks::before_execute(shared, &ctx) {
+        Ok(a) => a,
+        Err(e) => {
+            if let Some(m) = ctx.mailbox.as_deref() {
+                shared.stats.mailbox_request(m, req.method.as_str());
+            }
+            return Err(e);
+        }
+    };
+    let guard = ctx
+        .mailbox
+        .as_deref()
+        .map(|m| shared.stats.enter_mailbox(m, req.method.as_str()));
+    admission.service_time().await;
 
     let call = Call {
         req,
         principal: &principal,
         query: Query::parse(req.query.as_deref()),
         now: shared.clock.now(),
+        delta: &shared.delta,
     };
     // The lock lives only in this block, never across an await.
     let result = {
         let mut store = shared.store.lock().unwrap();
         execute(&mut store, &call, &route)
     };
-    let result = hooks::after_execute(shared, &ctx, result).await;
+    let result = hooks::after_execute(shared, &ctx, admission, result);
     drop(guard);
     tracing::debug!(method = %req.method, path = %req.path, ok = result.is_ok(), "graph request");
     result
 }
 
 /// The stats/limits key of a mailbox: the stored UPN when the user exists.
-fn mailbox_key(store: &Store, tenant_id: &str, user: &str) -> String {
+pub(crate) fn mailbox_key(store: &Store, tenant_id: &str, user: &str) -> String {
     store
         .tenant_index(tenant_id)
         .and_then(|t| {
@@ -226,10 +240,16 @@ enum Target {
     Folders { folders: Vec<String> },
     /// `contactFolders/{id}` (or a childFolders chain).
     Folder { folders: Vec<String> },
+    /// `contacts/delta` (default folder) or `…/{folder}/contacts/delta` (graph-facts §2).
+    Delta { folders: Vec<String> },
 }
 
 fn is(seg: &str, name: &str) -> bool {
     seg.eq_ignore_ascii_case(name)
+}
+
+fn is_delta(seg: &str) -> bool {
+    is(seg, "delta") || is(seg, "microsoft.graph.delta") || is(seg, "delta()")
 }
 
 fn parse_route(segs: &[String]) -> Result<Route, GraphError> {
@@ -259,6 +279,9 @@ fn parse_target(rest: &[&str]) -> Result<Target, GraphError> {
             folders: vec![],
             item: None,
         }),
+        // `delta` (also `microsoft.graph.delta`, the function's full name) is the function, not an
+        // item id: Exchange ids are base64 and never spell it.
+        [c, d] if is(c, "contacts") && is_delta(d) => Ok(Target::Delta { folders: vec![] }),
         [c, id] if is(c, "contacts") => Ok(Target::Contacts {
             folders: vec![],
             item: Some(id.to_string()),
@@ -281,6 +304,9 @@ fn parse_target(rest: &[&str]) -> Result<Target, GraphError> {
                             item: None,
                         });
                     }
+                    [c, d] if is(c, "contacts") && is_delta(d) => {
+                        return Ok(Target::Delta { folders });
+                    }
                     [c, id] if is(c, "contacts") => {
                         return Ok(Target::Contacts {
                             folders,
@@ -302,6 +328,7 @@ struct Call<'a> {
     principal: &'a Principal,
     query: Query,
     now: jiff::Timestamp,
+    delta: &'a DeltaStore,
 }
 
 impl Call<'_> {
@@ -763,6 +790,10 @@ impl MailboxCall<'_, '_> {
                     _ => Err(GraphError::method_not_allowed(false)),
                 }
             }
+            Target::Delta { folders } => match method {
+                Method::GET => self.delta(folders),
+                _ => Err(GraphError::method_not_allowed(false)),
+            },
             Target::Folder { folders } => {
                 let id = self.resolve_folders(folders)?;
                 match method {
@@ -1055,6 +1086,77 @@ impl MailboxCall<'_, '_> {
             headers: Vec::new(),
             body: None,
         })
+    }
+
+    /// A page of a delta round (graph-facts §2; state and tokens in `delta.rs`). `$select`
+    /// counts only on the first request: later ones carry it in their token.
+    fn delta(&self, folders: &[String]) -> Result<GraphResponse, GraphError> {
+        self.call.check_options(
+            &["$select", "$skiptoken", "$deltatoken"],
+            "ErrorInvalidUrlQuery",
+        )?;
+        let folder = self.resolve_folders(folders)?;
+        let q = &self.call.query;
+        let token = match (q.get("$skiptoken"), q.get("$deltatoken")) {
+            (None, None) => None,
+            (Some(t), None) => Some(DeltaToken::Skip(t)),
+            (None, Some(t)) => Some(DeltaToken::Delta(t)),
+            (Some(_), Some(_)) => {
+                return Err(GraphError::bad_request(
+                    "ErrorInvalidUrlQuery",
+                    "$skiptoken and $deltatoken cannot be combined.",
+                ));
+            }
+        };
+        let select = if token.is_none() {
+            self.select()?
+        } else {
+            None
+        };
+        let prefer = self
+            .call
+            .req
+            .headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| prefer_max_page_size(Some(v)));
+        let page_size = self.call.delta.page_size(prefer);
+        // The default folder's id is unique to the mailbox, so it keys the mailbox.
+        let scope = DeltaScope {
+            mailbox: self.mailbox.default_folder_id.clone(),
+            folder: folder.clone(),
+        };
+        let mailbox = &*self.mailbox;
+        let page = self
+            .call
+            .delta
+            .request(&scope, token, select, page_size, self.call.now, || {
+                mailbox
+                    .contacts_in(&folder)
+                    .map(|c| DeltaItem {
+                        id: c
+                            .data
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        change_key: c.change_key().to_owned(),
+                        json: contact::render(&c.data, None),
+                    })
+                    .collect()
+            })
+            .map_err(|e| GraphError::new(StatusCode::GONE, e.code(), e.to_string()))?;
+        let link_base = format!("{}{}", self.call.req.base_url, self.call.req.path);
+        let body = page.body(&link_base, &self.call.metadata("Collection(contact)"));
+        let mut resp = GraphResponse::json(StatusCode::OK, body);
+        if prefer.is_some() {
+            resp.headers.push((
+                "preference-applied".into(),
+                format!("odata.maxpagesize={}", page.page_size),
+            ));
+        }
+        Ok(resp)
     }
 
     fn folder_context(&self, folders: &[String]) -> String {

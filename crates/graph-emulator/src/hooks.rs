@@ -1,48 +1,117 @@
 //! The points where per-request policies wrap every Graph request, direct or inside a `$batch`:
-//! service latency now; the Outlook limits (`limits.rs`) and the fault plan (`faults.rs`) plug in
-//! here, in that order, so batch items are throttled exactly like direct requests.
+//! the fault plan, the Outlook limits and the service latency ([`crate::realism`]), so batch
+//! items are faulted, throttled and delayed exactly like direct requests.
 //!
 //! A hook sees the request after authentication and routing (it knows the app and the mailbox)
 //! and before (or after) the store is touched. It must never touch the store itself: it may only
-//! delay the request or answer it with an error.
+//! delay the request, answer it with an error, or have its connection dropped.
+
+use axum::http::StatusCode;
 
 use crate::error::GraphError;
 use crate::graph::GraphResponse;
+use crate::realism::{Admitted, Ctx, MailboxName, Refused};
 use crate::server::Shared;
 
+/// Internal response header asking the HTTP layer to close the connection without answering
+/// (fault `drop`). Never sent to a client: the connection dies before anything is written.
+pub const DROP_MARKER: &str = "x-graph-emulator-drop";
+
 /// What a hook knows about one Graph request.
-#[allow(dead_code, reason = "read by the limits and faults hooks")]
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub method: String,
     /// The path as sent, starting with `/v1.0/`.
     pub path: String,
+    #[allow(dead_code, reason = "kept for per-tenant policies")]
     pub tenant_id: String,
     pub client_id: String,
+    /// The access token's id (`uti`), for the `expireToken` fault.
+    pub token_id: String,
     /// The mailbox key (UPN as stored, or the lower-cased segment when the user is unknown) for
     /// requests under `/users/{user}/` that reach mailbox data; `None` for directory requests.
     pub mailbox: Option<String>,
-    /// How many requests to this mailbox were in flight when this one entered (itself included).
-    pub in_flight: u64,
     /// Whether the request is an item of a `$batch`.
+    #[allow(
+        dead_code,
+        reason = "kept for hooks that treat batch items differently"
+    )]
     pub in_batch: bool,
 }
 
-/// Runs before a Graph request executes. `Err` answers the request without executing it.
-pub async fn before_execute(shared: &Shared, _ctx: &RequestContext) -> Result<(), GraphError> {
-    if !shared.latency.is_zero() {
-        tokio::time::sleep(shared.latency).await;
+/// A request the hooks let through; it holds its concurrency slot. Spend its
+/// [`Admission::service_time`] while counted in flight, then hand it to [`after_execute`].
+#[derive(Debug)]
+pub struct Admission(Admitted);
+
+impl Admission {
+    /// Fault delay plus `--latency-ms`.
+    pub async fn service_time(&self) {
+        self.0.service_time().await;
     }
-    Ok(())
 }
 
-/// Runs after a request executed (its effects are in the store). A hook may replace the answer:
-/// the fault plan's "apply, then answer 504" (the ambiguous write, EMULATOR.md §5) lives here.
-/// Today nothing replaces it.
-pub async fn after_execute(
-    _shared: &Shared,
-    _ctx: &RequestContext,
+/// Runs before a Graph request executes: faults, then limits. `Err` answers the request without
+/// executing it.
+pub fn before_execute(shared: &Shared, ctx: &RequestContext) -> Result<Admission, GraphError> {
+    let mailbox = ctx.mailbox.as_ref().map(|m| MailboxName {
+        key: m.clone(),
+        upn: m.clone(),
+    });
+    let rctx = Ctx {
+        method: &ctx.method,
+        path: &ctx.path,
+        app: Some(&ctx.client_id),
+        mailbox: mailbox.as_ref(),
+    };
+    shared
+        .realism
+        .admit(&rctx)
+        .map(Admission)
+        .map_err(|r| refused(shared, ctx, r))
+}
+
+/// Runs after a request executed (its effects are in the store). The fault plan's "apply, then
+/// answer 504 / drop the connection" (the ambiguous write, EMULATOR.md §5) replaces the answer.
+pub fn after_execute(
+    shared: &Shared,
+    ctx: &RequestContext,
+    admission: Admission,
     result: Result<GraphResponse, GraphError>,
 ) -> Result<GraphResponse, GraphError> {
-    result
+    match admission.0.finish() {
+        Ok(()) => result,
+        Err(r) => Err(refused(shared, ctx, r)),
+    }
+}
+
+fn refused(shared: &Shared, ctx: &RequestContext, r: Refused) -> GraphError {
+    match r {
+        Refused::Respond(x) => {
+            if x.is_throttle() {
+                shared.stats.throttled(ctx.mailbox.as_deref());
+            }
+            let status =
+                StatusCode::from_u16(x.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            x.headers
+                .into_iter()
+                .fold(GraphError::new(status, x.code, x.message), |e, (k, v)| {
+                    e.with_header(&k, v)
+                })
+        }
+        Refused::Drop => GraphError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "generalException",
+            "Connection dropped.",
+        )
+        .with_header(DROP_MARKER, "1"),
+        Refused::ExpireToken => {
+            shared
+                .revoked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(ctx.token_id.clone());
+            GraphError::token_expired()
+        }
+    }
 }

@@ -53,6 +53,8 @@ pub struct Principal {
     pub tenant_id: String,
     pub client_id: String,
     pub roles: Vec<String>,
+    /// The token's `uti`, so a fault can expire exactly this token.
+    pub token_id: String,
 }
 
 impl Principal {
@@ -186,15 +188,13 @@ pub struct AssertionContext<'a> {
     pub now: jiff::Timestamp,
 }
 
-/// Verifies a client assertion (certificate-signed JWT or federated token) for `app`.
-///
-/// Hook for `assertion.rs`: this build does not verify assertions yet, so it refuses every one
-/// (a credential the emulator cannot check must never be accepted).
+/// Verifies a client assertion (certificate-signed JWT or federated token) for `app`
+/// ([`crate::assertion`]: signature, `aud`, `iss`/`sub`, time, thumbprint, federated match).
 fn verify_client_assertion(
     app: &App,
     assertion_type: &str,
-    _assertion: &str,
-    _ctx: &AssertionContext<'_>,
+    assertion: &str,
+    ctx: &AssertionContext<'_>,
 ) -> Result<(), TokenError> {
     if assertion_type != JWT_BEARER {
         return Err(TokenError::new(
@@ -204,15 +204,31 @@ fn verify_client_assertion(
             format!("Invalid client_assertion_type '{assertion_type}'."),
         ));
     }
-    Err(TokenError::new(
-        StatusCode::UNAUTHORIZED,
-        "invalid_client",
-        700027,
-        format!(
-            "Client assertion failed signature validation (graph-emulator: client assertions are not supported by this build; app '{}').",
-            app.client_id
-        ),
-    ))
+    let federated: Vec<crate::assertion::FederatedRef<'_>> = app
+        .federated
+        .iter()
+        .map(|f| crate::assertion::FederatedRef {
+            issuer: &f.issuer,
+            subject: &f.subject,
+            audience: &f.audience,
+            jwks_pem: &f.jwks_pem,
+        })
+        .collect();
+    let keys = crate::assertion::AppKeys {
+        client_id: &app.client_id,
+        certificate_pem: app.certificate_pem.as_deref(),
+        federated: &federated,
+    };
+    crate::assertion::verify(assertion, &keys, &ctx.token_endpoint, ctx.now.as_second())
+        .map(|_| ())
+        .map_err(|e| {
+            TokenError::new(
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+                e.error,
+                e.code,
+                e.description,
+            )
+        })
 }
 
 /// Checks the presented credential against the app registration.
@@ -538,9 +554,19 @@ pub fn verify_access_token(
     if store.tenant_index(&claims.tid).is_none() {
         return Err(GraphError::token_invalid());
     }
+    // Expired early by the fault plan (`expireToken`), whatever its `exp` says.
+    if shared
+        .revoked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&claims.uti)
+    {
+        return Err(GraphError::token_expired());
+    }
     Ok(Principal {
         tenant_id: claims.tid,
         client_id: claims.appid,
         roles: claims.roles,
+        token_id: claims.uti,
     })
 }

@@ -8,20 +8,30 @@
 //!
 //! Module map: [`scenario`] (file format) → `store` (state) ← `graph` (the v1.0 surface, one
 //! `dispatch` shared by HTTP and `$batch`) ← `server` (axum router); `identity` (tokens),
-//! `odata` (query options), `contact` (resource shape), `hooks` (latency, later limits/faults),
+//! `odata` (query options), `contact` (resource shape), `hooks` (where [`realism`] wraps every
+//! request: [`faults`], [`limits`], latency), [`batch`], [`delta`], [`assertion`] (client
+//! assertions), [`tls`] (listener, HTTPS, connection drops), `control` (control-plane extras),
 //! `stats` (control-plane counters), [`generate`] (synthetic scenarios).
 
+pub mod assertion;
+pub mod batch;
 mod contact;
+mod control;
+pub mod delta;
 mod error;
+pub mod faults;
 pub mod generate;
 mod graph;
 mod hooks;
 mod identity;
+pub mod limits;
 mod odata;
+pub mod realism;
 pub mod scenario;
 mod server;
 mod stats;
 mod store;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -30,11 +40,15 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use delta::DeltaConfig;
+pub use faults::FaultPlan;
 pub use generate::{GenerateOptions, generate};
+pub use limits::Limits;
 pub use scenario::{Scenario, ScenarioError};
 pub use stats::{MailboxStats, Stats};
 
-/// How to run an emulator. `Default` is what tests want: a free port on 127.0.0.1, no latency.
+/// How to run an emulator. `Default` is what tests want: a free port on 127.0.0.1, no latency,
+/// plain HTTP, no faults, and Outlook's limits on (as in a real tenant).
 #[derive(Debug, Clone, Default)]
 pub struct EmulatorOptions {
     /// Service time added to every Graph request (`--latency-ms`).
@@ -43,6 +57,14 @@ pub struct EmulatorOptions {
     pub listen: Option<SocketAddr>,
     /// Seed for server-generated ids and change keys; `None` picks a random one.
     pub seed: Option<u64>,
+    /// Outlook and Graph limits (EMULATOR.md §5); on by default, `Limits::off()` to disable.
+    pub limits: Limits,
+    /// Fault plan (`--faults FILE`).
+    pub faults: Option<FaultPlan>,
+    /// Serve HTTPS with a certificate from a CA generated at start (`--tls`).
+    pub tls: bool,
+    /// Delta token lifetime and page sizes.
+    pub delta: DeltaConfig,
 }
 
 /// A running emulator. Dropping it stops the server (without waiting); [`shutdown`] waits.
@@ -50,6 +72,7 @@ pub struct EmulatorOptions {
 /// [`shutdown`]: RunningEmulator::shutdown
 pub struct RunningEmulator {
     url: String,
+    ca_pem: Option<String>,
     addr: SocketAddr,
     shared: Arc<server::Shared>,
     stop: Option<oneshot::Sender<()>>,
@@ -78,21 +101,31 @@ pub async fn start(scenario: Scenario, opts: EmulatorOptions) -> anyhow::Result<
     let store = store::Store::from_scenario(&scenario, seed, clock.now());
     let mut jwt_key = random_bytes().to_vec();
     jwt_key.extend_from_slice(&random_bytes());
+    let tls = if opts.tls {
+        Some(tls::generate()?)
+    } else {
+        None
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let shared = Arc::new(server::Shared {
         store: Mutex::new(store),
         stats: stats::StatsRecorder::default(),
         clock,
         jwt_key,
-        latency: opts.latency,
-        scheme: "http",
+        realism: realism::Realism::new(opts.limits, opts.faults, opts.latency),
+        delta: delta::DeltaStore::new(opts.delta),
+        revoked: Mutex::default(),
+        scheme,
     });
     let listen = opts
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
+    let tcp = tokio::net::TcpListener::bind(listen).await?;
+    let addr = tcp.local_addr()?;
+    let listener = tls::EmuListener::from_tcp(tcp, tls.as_ref().map(|t| t.server_config.clone()));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let app = server::router(shared.clone());
+    // ConnectInfo carries each connection's kill switch, for the fault plan's `drop` actions.
+    let app = server::router(shared.clone()).into_make_service_with_connect_info::<tls::ConnInfo>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -102,7 +135,8 @@ pub async fn start(scenario: Scenario, opts: EmulatorOptions) -> anyhow::Result<
     });
     tracing::info!(%addr, "graph-emulator listening");
     Ok(RunningEmulator {
-        url: format!("http://{addr}"),
+        url: format!("{scheme}://{addr}"),
+        ca_pem: tls.map(|t| t.ca_pem),
         addr,
         shared,
         stop: Some(stop_tx),
@@ -111,9 +145,30 @@ pub async fn start(scenario: Scenario, opts: EmulatorOptions) -> anyhow::Result<
 }
 
 impl RunningEmulator {
-    /// `http://127.0.0.1:PORT` (no trailing slash).
+    /// `http://127.0.0.1:PORT` (`https://` with TLS; no trailing slash).
     pub fn url(&self) -> String {
         self.url.clone()
+    }
+
+    /// With TLS: the PEM of the CA that signed the server certificate (what a client trusts).
+    pub fn ca_pem(&self) -> Option<String> {
+        self.ca_pem.clone()
+    }
+
+    /// Replaces the fault plan (same as `PUT /_emulator/faults`); its counters start over.
+    pub fn set_faults(&self, plan: FaultPlan) {
+        self.shared.realism.faults.replace(plan);
+    }
+
+    /// Replaces the limits configuration; in-flight requests and windows carry on.
+    pub fn set_limits(&self, limits: Limits) {
+        self.shared.realism.limits.set_limits(limits);
+    }
+
+    /// Forgets every delta token, as Outlook does when it evicts sync states: their next use
+    /// gets 410 `SyncStateNotFound` (same as `POST /_emulator/delta/expire`).
+    pub fn expire_delta_tokens(&self) {
+        self.shared.delta.expire_all();
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use graph_emulator::{EmulatorOptions, GenerateOptions, Scenario};
+use graph_emulator::{EmulatorOptions, FaultPlan, GenerateOptions, Scenario};
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +46,15 @@ struct ServeArgs {
     /// Seed for server-generated ids.
     #[arg(long)]
     seed: Option<u64>,
+    /// Serve HTTPS with a certificate for 127.0.0.1 and localhost from a CA generated at start.
+    #[arg(long)]
+    tls: bool,
+    /// With --tls: write the CA certificate (PEM) here, for clients to trust.
+    #[arg(long, requires = "tls")]
+    ca_out: Option<PathBuf>,
+    /// Fault plan (JSON, EMULATOR.md §5).
+    #[arg(long)]
+    faults: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -111,15 +120,34 @@ fn main() -> anyhow::Result<()> {
 async fn serve(scenario: Scenario, args: ServeArgs) -> anyhow::Result<()> {
     // Handlers go in before the listening line: a supervisor may signal as soon as it reads it.
     let signalled = shutdown_signal()?;
+    let faults = match &args.faults {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the fault plan {}", path.display()))?;
+            Some(
+                serde_json::from_str::<FaultPlan>(&text)
+                    .with_context(|| format!("parsing the fault plan {}", path.display()))?,
+            )
+        }
+    };
     let emulator = graph_emulator::start(
         scenario,
         EmulatorOptions {
             latency: Duration::from_millis(args.latency_ms),
             listen: Some(args.listen),
             seed: args.seed,
+            faults,
+            tls: args.tls,
+            ..EmulatorOptions::default()
         },
     )
     .await?;
+    // The CA file exists before the `listening on` line, so a script may use it right away.
+    if let (Some(path), Some(pem)) = (&args.ca_out, emulator.ca_pem()) {
+        std::fs::write(path, pem)
+            .with_context(|| format!("writing the CA to {}", path.display()))?;
+    }
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", emulator.url())?;

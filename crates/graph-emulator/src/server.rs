@@ -5,20 +5,24 @@
 //! header, body bytes, response headers); they never decide Graph behaviour themselves. Graph
 //! requests all go through [`crate::graph::dispatch`].
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 
+use crate::delta::DeltaStore;
 use crate::graph::{self, GraphRequest, GraphResponse};
+use crate::hooks::DROP_MARKER;
 use crate::identity;
+use crate::realism::Realism;
 use crate::stats::StatsRecorder;
 use crate::store::{Clock, Store};
+use crate::tls::ConnInfo;
 
 /// State shared by every handler.
 pub struct Shared {
@@ -27,8 +31,12 @@ pub struct Shared {
     pub clock: Clock,
     /// HS256 key for access tokens; random per emulator, so another instance's tokens are foreign.
     pub jwt_key: Vec<u8>,
-    /// Service time added to each Graph request (EMULATOR.md §5).
-    pub latency: Duration,
+    /// Fault plan, Outlook limits and service time (EMULATOR.md §5).
+    pub realism: Realism,
+    /// Delta sync states (graph-facts §2).
+    pub delta: DeltaStore,
+    /// Access tokens (`uti`) expired early by the fault plan.
+    pub revoked: Mutex<HashSet<String>>,
     /// `http` or `https`, for links built from the Host header.
     pub scheme: &'static str,
 }
@@ -38,6 +46,18 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_emulator/state", get(control_state))
         .route("/_emulator/stats", get(control_stats))
         .route("/_emulator/stats/reset", post(control_reset))
+        .route(
+            "/_emulator/faults",
+            get(crate::control::get_faults).put(crate::control::put_faults),
+        )
+        .route(
+            "/_emulator/delta/expire",
+            post(crate::control::expire_delta),
+        )
+        .route(
+            "/_emulator/users/{upn}/contacts/{cid}/touch",
+            post(crate::control::touch),
+        )
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
@@ -66,9 +86,18 @@ async fn graph_surface(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Bytes,
 ) -> Response {
     shared.stats.graph_request();
+    let conn = extensions
+        .get::<ConnectInfo<ConnInfo>>()
+        .map(|c| c.0.clone());
+    if uri.path().eq_ignore_ascii_case("/v1.0/$batch") {
+        let base = base_url(&shared, &headers, &uri);
+        let resp = crate::batch::serve(shared.clone(), method, headers, body, base).await;
+        return drop_or_answer(resp, conn.as_ref());
+    }
     let req = GraphRequest {
         method,
         path: uri.path().to_string(),
@@ -78,15 +107,27 @@ async fn graph_surface(
         body,
         in_batch: false,
     };
-    into_http(graph::dispatch(&shared, req).await)
+    drop_or_answer(graph::dispatch(&shared, req).await, conn.as_ref())
+}
+
+/// Answers, unless a fault asked to drop the connection (`DROP_MARKER`): then the connection is
+/// killed and nothing reaches the client.
+fn drop_or_answer(resp: GraphResponse, conn: Option<&ConnInfo>) -> Response {
+    if resp.headers.iter().any(|(k, _)| k == DROP_MARKER) {
+        match conn {
+            Some(c) => c.kill.kill(),
+            None => tracing::error!("drop fault without a connection handle; answering instead"),
+        }
+    }
+    into_http(resp)
 }
 
 /// Graph's JSON content type (what the service sends on v1.0 responses).
-const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+pub const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 pub fn into_http(resp: GraphResponse) -> Response {
     let mut builder = Response::builder().status(resp.status);
-    for (k, v) in &resp.headers {
+    for (k, v) in resp.headers.iter().filter(|(k, _)| k != DROP_MARKER) {
         if let (Ok(k), Ok(v)) = (
             HeaderName::try_from(k.as_str()),
             HeaderValue::try_from(v.as_str()),

@@ -8,3 +8,4 @@ mod contacts;
 mod control;
 mod directory;
 mod identity;
+mod realism;

@@ -1,0 +1,613 @@
+//! Delta query for contacts (graph-facts §2 "Delta", top-15 #6/#7): rounds of pages linked by
+//! `@odata.nextLink` (`$skiptoken`), ending in an `@odata.deltaLink` (`$deltatoken`) from which
+//! the next round reports what changed: new and modified contacts, and `@removed` rows for
+//! contacts that left the folder.
+//!
+//! Like Exchange's sync state, the emulator keeps the state server-side: a delta token names a
+//! snapshot `{id → changeKey}` of the folder taken when its round started, so no change log is
+//! needed and a contact edited during a round shows up again in the next one. `$select` is
+//! fixed by the first request and carried in the tokens. Unknown, foreign or expired tokens get
+//! 410 `SyncStateNotFound`, as observed from Graph.
+//!
+//! This module never reads the store or a clock itself: the caller passes the folder's current
+//! contents (only when a round starts) and `now` (the emulator's clock, which tests can move).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+/// Delta configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaConfig {
+    /// How long a token (skip or delta) stays valid. Graph gives Outlook tokens no fixed lifetime
+    /// (graph-facts §2); a day keeps tests deterministic while still expiring.
+    pub ttl: Duration,
+    /// At most this many tokens are kept; the oldest are evicted first (Outlook evicts old sync
+    /// states from its cache, graph-facts §2).
+    pub max_states: usize,
+    /// Page size without `Prefer: odata.maxpagesize` [UNCONF: messages delta uses 10].
+    pub default_page: usize,
+    /// Largest page honoured: ~200 observed regardless of a larger maxpagesize (graph-facts §3).
+    pub max_page: usize,
+}
+
+impl Default for DeltaConfig {
+    fn default() -> Self {
+        DeltaConfig {
+            ttl: Duration::from_secs(24 * 3600),
+            max_states: 100_000,
+            default_page: 10,
+            max_page: 200,
+        }
+    }
+}
+
+/// Which collection a token belongs to: a mailbox (canonical key, e.g. user id) and a folder
+/// (folder id, or the caller's name for the default folder).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeltaScope {
+    pub mailbox: String,
+    pub folder: String,
+}
+
+/// One contact as the store has it now.
+#[derive(Debug, Clone)]
+pub struct DeltaItem {
+    pub id: String,
+    pub change_key: String,
+    /// The full contact in v1.0 shape (with `id` and `@odata.etag`).
+    pub json: Map<String, Value>,
+}
+
+/// One page of a round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeltaPage {
+    pub value: Vec<Value>,
+    pub next: DeltaNext,
+    /// The page size applied (for `Preference-Applied`).
+    pub page_size: usize,
+}
+
+/// The link that ends a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeltaNext {
+    /// More pages in this round: `@odata.nextLink` with `$skiptoken`.
+    Skip(String),
+    /// Round complete: `@odata.deltaLink` with `$deltatoken`.
+    Delta(String),
+}
+
+impl DeltaPage {
+    /// The response body. `link_base` is the absolute URL of the delta function as the client
+    /// addressed it (scheme and host from the request, graph-facts §2), without query.
+    pub fn body(&self, link_base: &str, context: &str) -> Value {
+        let mut body = Map::new();
+        body.insert("@odata.context".into(), Value::String(context.to_owned()));
+        match &self.next {
+            DeltaNext::Skip(t) => body.insert(
+                "@odata.nextLink".into(),
+                Value::String(format!("{link_base}?$skiptoken={t}")),
+            ),
+            DeltaNext::Delta(t) => body.insert(
+                "@odata.deltaLink".into(),
+                Value::String(format!("{link_base}?$deltatoken={t}")),
+            ),
+        };
+        body.insert("value".into(), Value::Array(self.value.clone()));
+        Value::Object(body)
+    }
+}
+
+/// A delta request's token, from `$skiptoken` or `$deltatoken`.
+#[derive(Debug, Clone, Copy)]
+pub enum DeltaToken<'a> {
+    Skip(&'a str),
+    Delta(&'a str),
+}
+
+/// Why a delta request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeltaError {
+    /// 410 Gone, `SyncStateNotFound` (graph-facts §2, MGDold-issue#2350 [OBS]).
+    #[error("The sync state generation is not found.")]
+    SyncStateNotFound,
+}
+
+impl DeltaError {
+    pub fn status(&self) -> u16 {
+        410
+    }
+    pub fn code(&self) -> &'static str {
+        "SyncStateNotFound"
+    }
+}
+
+#[derive(Debug)]
+struct Round {
+    scope: DeltaScope,
+    select: Option<Vec<String>>,
+    rows: Vec<Value>,
+    /// The folder at round start; becomes the delta token's snapshot.
+    snapshot: Arc<HashMap<String, String>>,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    /// Page starting at `offset` of a round. Idempotent: a retried nextLink gets the same page.
+    Skip { round: Arc<Round>, offset: usize },
+    /// A finished round: the snapshot to diff against next time.
+    Delta {
+        scope: DeltaScope,
+        select: Option<Vec<String>>,
+        snapshot: Arc<HashMap<String, String>>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    cfg: DeltaConfig,
+    states: HashMap<String, (jiff::Timestamp, State)>,
+    order: VecDeque<String>,
+    next_id: u64,
+}
+
+/// All delta sync states of one emulator.
+#[derive(Debug, Default)]
+pub struct DeltaStore {
+    inner: Mutex<Inner>,
+}
+
+impl DeltaStore {
+    pub fn new(cfg: DeltaConfig) -> Self {
+        DeltaStore {
+            inner: Mutex::new(Inner {
+                cfg,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The page size for a `Prefer: odata.maxpagesize` value.
+    pub fn page_size(&self, prefer_max: Option<usize>) -> usize {
+        let g = self.lock();
+        prefer_max
+            .unwrap_or(g.cfg.default_page)
+            .clamp(1, g.cfg.max_page)
+    }
+
+    /// Forgets every token: the next use of any of them gets 410 (tests of the client's full
+    /// re-sync path; also `POST /_emulator/delta/expire`).
+    pub fn expire_all(&self) {
+        let mut g = self.lock();
+        g.states.clear();
+        g.order.clear();
+    }
+
+    /// A delta request. `token` is `None` for the initial request (then `select` applies);
+    /// `current` is called only when a new round starts.
+    pub fn request(
+        &self,
+        scope: &DeltaScope,
+        token: Option<DeltaToken<'_>>,
+        select: Option<Vec<String>>,
+        page_size: usize,
+        now: jiff::Timestamp,
+        current: impl FnOnce() -> Vec<DeltaItem>,
+    ) -> Result<DeltaPage, DeltaError> {
+        let page_size = page_size.max(1);
+        let mut g = self.lock();
+        let ttl = g.cfg.ttl;
+        let lookup = |g: &Inner, t: &str| -> Result<State, DeltaError> {
+            match g.states.get(t) {
+                Some((created, st)) if age(*created, now) < ttl => Ok(st.clone()),
+                _ => Err(DeltaError::SyncStateNotFound),
+            }
+        };
+        let (round, offset) = match token {
+            Some(DeltaToken::Skip(t)) => match lookup(&g, t)? {
+                State::Skip { round, offset } if round.scope == *scope => (round, offset),
+                _ => return Err(DeltaError::SyncStateNotFound),
+            },
+            Some(DeltaToken::Delta(t)) => match lookup(&g, t)? {
+                State::Delta {
+                    scope: s,
+                    select,
+                    snapshot,
+                } if s == *scope => (
+                    Arc::new(build_round(scope, select, &snapshot, current())),
+                    0,
+                ),
+                _ => return Err(DeltaError::SyncStateNotFound),
+            },
+            None => (
+                Arc::new(build_round(scope, select, &HashMap::new(), current())),
+                0,
+            ),
+        };
+        let end = (offset + page_size).min(round.rows.len());
+        let value = round.rows[offset..end].to_vec();
+        let next_state = if end < round.rows.len() {
+            State::Skip {
+                round: round.clone(),
+                offset: end,
+            }
+        } else {
+            State::Delta {
+                scope: scope.clone(),
+                select: round.select.clone(),
+                snapshot: round.snapshot.clone(),
+            }
+        };
+        let token = g.insert(next_state.clone(), now);
+        let next = match next_state {
+            State::Skip { .. } => DeltaNext::Skip(token),
+            State::Delta { .. } => DeltaNext::Delta(token),
+        };
+        Ok(DeltaPage {
+            value,
+            next,
+            page_size,
+        })
+    }
+}
+
+impl Inner {
+    fn insert(&mut self, st: State, now: jiff::Timestamp) -> String {
+        self.next_id += 1;
+        // Opaque, unguessable enough for a local emulator, and unique per emulator.
+        let token = format!("{}{:x}", uuid::Uuid::new_v4().simple(), self.next_id);
+        self.states.insert(token.clone(), (now, st));
+        self.order.push_back(token.clone());
+        while self.order.len() > self.cfg.max_states.max(1) {
+            if let Some(old) = self.order.pop_front() {
+                self.states.remove(&old);
+            }
+        }
+        token
+    }
+}
+
+/// Time since `created` (zero if the clock went backwards).
+fn age(created: jiff::Timestamp, now: jiff::Timestamp) -> Duration {
+    let ms = now
+        .as_millisecond()
+        .saturating_sub(created.as_millisecond());
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+fn build_round(
+    scope: &DeltaScope,
+    select: Option<Vec<String>>,
+    before: &HashMap<String, String>,
+    current: Vec<DeltaItem>,
+) -> Round {
+    let mut rows = Vec::new();
+    let mut snapshot = HashMap::with_capacity(current.len());
+    for item in &current {
+        if before.get(&item.id) != Some(&item.change_key) {
+            rows.push(project(&item.json, select.as_deref()));
+        }
+        snapshot.insert(item.id.clone(), item.change_key.clone());
+    }
+    let mut removed: Vec<&String> = before
+        .keys()
+        .filter(|id| !snapshot.contains_key(*id))
+        .collect();
+    removed.sort();
+    for id in removed {
+        // Exactly these three members (graph-facts §2, delta-query-messages.md).
+        rows.push(json!({"@odata.type": "#microsoft.graph.contact", "id": id, "@removed": {"reason": "deleted"}}));
+    }
+    Round {
+        scope: scope.clone(),
+        select,
+        rows,
+        snapshot: Arc::new(snapshot),
+    }
+}
+
+/// A delta row: `@odata.type`, `@odata.etag`, `id` always (Outlook delta always returns id,
+/// graph-facts §3), plus the `$select`ed properties (all without `$select`).
+fn project(contact: &Map<String, Value>, select: Option<&[String]>) -> Value {
+    let mut out = Map::new();
+    out.insert(
+        "@odata.type".into(),
+        Value::String("#microsoft.graph.contact".into()),
+    );
+    for (k, v) in contact {
+        let keep = match select {
+            None => true,
+            Some(sel) => {
+                k == "id" || k == "@odata.etag" || sel.iter().any(|s| s.eq_ignore_ascii_case(k))
+            }
+        };
+        if keep && k != "@odata.type" {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// Parses `$select=a,b` into names.
+pub fn parse_select(select: Option<&str>) -> Option<Vec<String>> {
+    select.map(|s| {
+        s.split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect()
+    })
+}
+
+/// Parses a `Prefer` header for `odata.maxpagesize=N`.
+pub fn prefer_max_page_size(prefer: Option<&str>) -> Option<usize> {
+    prefer?.split(',').find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("odata.maxpagesize")
+            .then(|| v.trim().trim_matches('"').parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, ck: &str, name: &str) -> DeltaItem {
+        let json = json!({"id": id, "@odata.etag": format!("W/\"{ck}\""), "changeKey": ck,
+                          "displayName": name, "jobTitle": "x"});
+        DeltaItem {
+            id: id.into(),
+            change_key: ck.into(),
+            json: json.as_object().unwrap().clone(),
+        }
+    }
+
+    const T0: jiff::Timestamp = jiff::Timestamp::constant(1_800_000_000, 0);
+
+    fn scope() -> DeltaScope {
+        DeltaScope {
+            mailbox: "u1".into(),
+            folder: "f1".into(),
+        }
+    }
+
+    /// Follows a round to its deltaLink; returns all rows and the delta token.
+    fn round(
+        s: &DeltaStore,
+        start: Option<DeltaToken<'_>>,
+        select: Option<Vec<String>>,
+        page: usize,
+        now: jiff::Timestamp,
+        items: Vec<DeltaItem>,
+    ) -> (Vec<Value>, String, usize) {
+        let mut rows = vec![];
+        let mut pages = 1;
+        let mut p = s
+            .request(&scope(), start, select, page, now, || items)
+            .unwrap();
+        loop {
+            rows.extend(p.value.clone());
+            match p.next {
+                DeltaNext::Delta(t) => return (rows, t, pages),
+                DeltaNext::Skip(t) => {
+                    pages += 1;
+                    p = s
+                        .request(
+                            &scope(),
+                            Some(DeltaToken::Skip(&t)),
+                            None,
+                            page,
+                            now,
+                            || panic!("mid-round"),
+                        )
+                        .unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn initial_round_then_update_delete_and_add() {
+        let s = DeltaStore::new(DeltaConfig::default());
+        let t0 = T0;
+        let sel = parse_select(Some("displayName"));
+        let items = vec![
+            item("a", "1", "A"),
+            item("b", "1", "B"),
+            item("c", "1", "C"),
+        ];
+        let (rows, delta, pages) = round(&s, None, sel, 2, t0, items);
+        assert_eq!(pages, 2);
+        assert_eq!(rows.len(), 3);
+        // $select applied: id, etag, type and displayName only.
+        assert_eq!(
+            rows[0],
+            json!({"@odata.type": "#microsoft.graph.contact", "id": "a", "@odata.etag": "W/\"1\"", "displayName": "A"})
+        );
+
+        // b updated, c deleted, d added.
+        let now = vec![
+            item("a", "1", "A"),
+            item("b", "2", "B2"),
+            item("d", "1", "D"),
+        ];
+        let (rows, delta2, _) = round(
+            &s,
+            Some(DeltaToken::Delta(&delta)),
+            None,
+            10,
+            t0,
+            now.clone(),
+        );
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows[0]["id"], "b");
+        assert_eq!(rows[0]["displayName"], "B2");
+        assert!(
+            rows[0].get("jobTitle").is_none(),
+            "$select carried in the token"
+        );
+        assert_eq!(rows[1]["id"], "d");
+        assert_eq!(
+            rows[2],
+            json!({"@odata.type": "#microsoft.graph.contact", "id": "c", "@removed": {"reason": "deleted"}})
+        );
+
+        // Nothing changed: an empty page with a deltaLink.
+        let (rows, _, _) = round(&s, Some(DeltaToken::Delta(&delta2)), None, 10, t0, now);
+        assert!(rows.is_empty());
+    }
+
+    #[test]
+    fn skip_tokens_are_idempotent() {
+        let s = DeltaStore::new(DeltaConfig::default());
+        let t0 = T0;
+        let items: Vec<_> = (0..5).map(|i| item(&format!("i{i}"), "1", "n")).collect();
+        let p1 = s.request(&scope(), None, None, 2, t0, || items).unwrap();
+        let DeltaNext::Skip(t) = p1.next else {
+            panic!("expected a nextLink")
+        };
+        let a = s
+            .request(&scope(), Some(DeltaToken::Skip(&t)), None, 2, t0, Vec::new)
+            .unwrap();
+        let b = s
+            .request(&scope(), Some(DeltaToken::Skip(&t)), None, 2, t0, Vec::new)
+            .unwrap();
+        assert_eq!(a.value, b.value);
+        assert_eq!(a.value[0]["id"], "i2");
+    }
+
+    #[test]
+    fn unknown_expired_foreign_and_evicted_tokens_get_410() {
+        let cfg = DeltaConfig {
+            ttl: Duration::from_secs(60),
+            max_states: 3,
+            ..DeltaConfig::default()
+        };
+        let s = DeltaStore::new(cfg);
+        let t0 = T0;
+        let err = s
+            .request(
+                &scope(),
+                Some(DeltaToken::Delta("nope")),
+                None,
+                10,
+                t0,
+                Vec::new,
+            )
+            .unwrap_err();
+        assert_eq!((err.status(), err.code()), (410, "SyncStateNotFound"));
+
+        let (_, delta, _) = round(&s, None, None, 10, t0, vec![item("a", "1", "A")]);
+        // Another folder's token.
+        let other = DeltaScope {
+            mailbox: "u1".into(),
+            folder: "f2".into(),
+        };
+        assert!(
+            s.request(
+                &other,
+                Some(DeltaToken::Delta(&delta)),
+                None,
+                10,
+                t0,
+                Vec::new
+            )
+            .is_err()
+        );
+        // A delta token used as a skip token.
+        assert!(
+            s.request(
+                &scope(),
+                Some(DeltaToken::Skip(&delta)),
+                None,
+                10,
+                t0,
+                Vec::new
+            )
+            .is_err()
+        );
+        // Still fine before the TTL, gone after.
+        assert!(
+            s.request(
+                &scope(),
+                Some(DeltaToken::Delta(&delta)),
+                None,
+                10,
+                t0 + jiff::SignedDuration::from_secs(59),
+                Vec::new
+            )
+            .is_ok()
+        );
+        let late = t0 + jiff::SignedDuration::from_secs(60);
+        assert_eq!(
+            s.request(
+                &scope(),
+                Some(DeltaToken::Delta(&delta)),
+                None,
+                10,
+                late,
+                Vec::new
+            ),
+            Err(DeltaError::SyncStateNotFound)
+        );
+
+        // Eviction of the oldest when over max_states.
+        let (_, first, _) = round(&s, None, None, 10, t0, vec![]);
+        for _ in 0..3 {
+            round(&s, None, None, 10, t0, vec![]);
+        }
+        assert!(
+            s.request(
+                &scope(),
+                Some(DeltaToken::Delta(&first)),
+                None,
+                10,
+                t0,
+                Vec::new
+            )
+            .is_err()
+        );
+
+        // expire_all.
+        let (_, fresh, _) = round(&s, None, None, 10, t0, vec![]);
+        s.expire_all();
+        assert!(
+            s.request(
+                &scope(),
+                Some(DeltaToken::Delta(&fresh)),
+                None,
+                10,
+                t0,
+                Vec::new
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn body_has_absolute_links_and_page_sizes_are_capped() {
+        let s = DeltaStore::new(DeltaConfig::default());
+        assert_eq!(s.page_size(None), 10);
+        assert_eq!(s.page_size(Some(5000)), 200);
+        assert_eq!(
+            prefer_max_page_size(Some("odata.track-changes, odata.maxpagesize=50")),
+            Some(50)
+        );
+        assert_eq!(prefer_max_page_size(Some("IdType=\"ImmutableId\"")), None);
+        let p = s.request(&scope(), None, None, 10, T0, Vec::new).unwrap();
+        let base = "http://127.0.0.1:9/v1.0/users/u1/contactFolders/f1/contacts/delta";
+        let body = p.body(
+            base,
+            "http://127.0.0.1:9/v1.0/$metadata#Collection(contact)",
+        );
+        let link = body["@odata.deltaLink"].as_str().unwrap();
+        assert!(link.starts_with(&format!("{base}?$deltatoken=")), "{link}");
+        assert_eq!(body["value"], json!([]));
+    }
+}
