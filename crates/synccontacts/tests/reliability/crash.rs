@@ -115,6 +115,7 @@ async fn one_case(
         assert!(first.code() <= 1, "{ctx}: {}", first.report);
     }
     kit::assert_no_duplicates(&emu, &ctx);
+    kit::assert_no_canary(&first.all_output(), &[harness::SECRET], &ctx);
     emu.inner.set_faults(kit::plan(0, vec![]));
     let runs = kit::converge(&emu, &vars, 3).await;
     kit::assert_no_duplicates(&emu, &ctx);

@@ -31,8 +31,9 @@ struct Copy {
 #[derive(Clone, Debug)]
 struct Case {
     users: Vec<Vec<Copy>>,
-    /// The hub's All Contacts (persons in it, tagged with their SyncId), or no folder.
-    hub: Option<Vec<usize>>,
+    /// The hub's All Contacts (persons in it, tagged with their SyncId, each with an edit day
+    /// and title of its own), or no folder.
+    hub: Option<Vec<(usize, u8, Option<u8>)>>,
     ignore_notes_on_create: bool,
     fault: u8,
     seed: u64,
@@ -105,13 +106,13 @@ fn to_scenario(case: &Case) -> graph_emulator::Scenario {
     let mut n = 0;
     let mut users = vec![hub_with(case.hub.as_ref().map(|ps| {
         ps.iter()
-            .map(|&p| {
+            .map(|&(p, day, title)| {
                 n += 1;
                 build_contact(
                     &Copy {
                         person: p,
-                        day: 0,
-                        title: None,
+                        day,
+                        title,
                         notes: 0,
                         tag: 2,
                     },
@@ -176,10 +177,22 @@ fn case_strategy() -> impl Strategy<Value = Case> {
             });
         (
             prop::collection::vec(prop::collection::vec(copy, 0..5), nusers),
-            prop::option::of(prop::sample::subsequence(
-                (0..people).collect::<Vec<_>>(),
-                0..=people,
-            )),
+            prop::option::of(
+                prop::sample::subsequence((0..people).collect::<Vec<_>>(), 0..=people)
+                    .prop_flat_map(|ps| {
+                        let n = ps.len();
+                        (
+                            Just(ps),
+                            prop::collection::vec((any::<u8>(), prop::option::of(0u8..3)), n),
+                        )
+                    })
+                    .prop_map(|(ps, edits)| {
+                        ps.into_iter()
+                            .zip(edits)
+                            .map(|(p, (d, t))| (p, d, t))
+                            .collect::<Vec<_>>()
+                    }),
+            ),
             any::<bool>(),
             0u8..6,
             any::<u64>(),
@@ -251,6 +264,36 @@ async fn check_case(case: Case) {
     for (f, e) in after.keys() {
         assert!(present.contains(e), "{e} appeared from nowhere in {f}");
     }
+    // Converged: every copy of a person that is alone in its folder (pre-existing duplicates are
+    // left alone by design) holds the same synced fields.
+    let mut versions: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for (_, cs) in kit::folders(&emu) {
+        let by_email = texts_count(&cs);
+        for c in &cs {
+            let e = harness::email(c).unwrap();
+            if by_email[&e] == 1 {
+                let fields: BTreeMap<&str, &Value> = ["displayName", "jobTitle", "emailAddresses"]
+                    .into_iter()
+                    .filter_map(|k| c.get(k).map(|v| (k, v)))
+                    .collect();
+                versions
+                    .entry(e)
+                    .or_default()
+                    .insert(serde_json::to_string(&fields).unwrap());
+            }
+        }
+    }
+    for (e, v) in versions {
+        assert_eq!(v.len(), 1, "copies of {e} did not converge: {v:#?}");
+    }
+}
+
+fn texts_count(cs: &[Map<String, Value>]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for c in cs {
+        *m.entry(harness::email(c).unwrap()).or_default() += 1;
+    }
+    m
 }
 
 fn cases() -> u32 {
