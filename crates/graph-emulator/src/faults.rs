@@ -57,7 +57,8 @@ pub struct RuleMatch {
     /// segments compare case-insensitively, as Graph's URL segments do.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Mailbox (userPrincipalName, or the id the request used), case-insensitive.
+    /// Mailbox: its userPrincipalName or user id, whichever form the request used;
+    /// case-insensitive.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mailbox: Option<String>,
 }

@@ -23,7 +23,6 @@ pub struct RequestContext {
     pub method: String,
     /// The path as sent, starting with `/v1.0/`.
     pub path: String,
-    #[allow(dead_code, reason = "kept for per-tenant policies")]
     pub tenant_id: String,
     pub client_id: String,
     /// The access token's id (`uti`), for the `expireToken` fault.
@@ -68,9 +67,11 @@ pub fn before_execute(shared: &Shared, ctx: &RequestContext) -> Result<Admission
     if let Some(m) = &ctx.mailbox {
         shared.stats.arrived(m, ctx.fingerprint, shared.clock.now());
     }
-    let mailbox = ctx.mailbox.as_ref().map(|m| MailboxName {
-        key: m.clone(),
-        upn: m.clone(),
+    // Limits are keyed by the user id (the UPN for an unknown user); fault rules may name the
+    // mailbox by UPN or id whichever form the client used.
+    let mailbox = ctx.mailbox.as_ref().map(|upn| MailboxName {
+        key: user_id(shared, &ctx.tenant_id, upn).unwrap_or_else(|| upn.clone()),
+        upn: upn.clone(),
     });
     let rctx = Ctx {
         method: &ctx.method,
@@ -97,6 +98,12 @@ pub fn after_execute(
         Ok(()) => result,
         Err(r) => Err(refused(shared, ctx, r)),
     }
+}
+
+fn user_id(shared: &Shared, tenant_id: &str, upn: &str) -> Option<String> {
+    let store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+    let tenant = &store.tenants[store.tenant_index(tenant_id)?];
+    tenant.user_index(upn).map(|u| tenant.users[u].id.clone())
 }
 
 fn refused(shared: &Shared, ctx: &RequestContext, r: Refused) -> GraphError {

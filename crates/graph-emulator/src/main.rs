@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use graph_emulator::{EmulatorOptions, FaultPlan, GenerateOptions, Scenario};
+use graph_emulator::{EmulatorOptions, FaultPlan, GenerateOptions, Limits, Scenario};
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +55,18 @@ struct ServeArgs {
     /// Fault plan (JSON, EMULATOR.md §5).
     #[arg(long)]
     faults: Option<PathBuf>,
+    /// Turn Outlook's limits off (concurrency and request budgets; on by default, as in Graph).
+    #[arg(long)]
+    no_limits: bool,
+    /// Concurrent requests per (app, mailbox) before 429 (Outlook: 4).
+    #[arg(long)]
+    mailbox_concurrency: Option<usize>,
+    /// Requests per (app, mailbox) per 10 minutes before 429 (Outlook: 10000).
+    #[arg(long)]
+    mailbox_requests: Option<u64>,
+    /// Requests per app per 10 seconds before 429 (Graph: 130000).
+    #[arg(long)]
+    app_requests: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -117,6 +129,17 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+fn limits(args: &ServeArgs) -> Limits {
+    let d = Limits::default();
+    Limits {
+        enabled: !args.no_limits,
+        mailbox_concurrency: args.mailbox_concurrency.unwrap_or(d.mailbox_concurrency),
+        mailbox_requests: args.mailbox_requests.unwrap_or(d.mailbox_requests),
+        app_requests: args.app_requests.unwrap_or(d.app_requests),
+        ..d
+    }
+}
+
 async fn serve(scenario: Scenario, args: ServeArgs) -> anyhow::Result<()> {
     // Handlers go in before the listening line: a supervisor may signal as soon as it reads it.
     let signalled = shutdown_signal()?;
@@ -139,6 +162,7 @@ async fn serve(scenario: Scenario, args: ServeArgs) -> anyhow::Result<()> {
             seed: args.seed,
             faults,
             tls: args.tls,
+            limits: limits(&args),
             ..EmulatorOptions::default()
         },
     )

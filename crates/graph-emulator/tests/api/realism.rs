@@ -135,7 +135,9 @@ async fn a_seeded_fault_plan_replays_identically() {
     let plan: FaultPlan = serde_json::from_value(json!({"seed": 42, "rules": [
         {"match": {"path": "/v1.0/users/*/contacts"}, "probability": 0.3,
          "action": {"status": 503, "retryAfter": 1}},
-        {"match": {"mailbox": "carol@contoso.com"}, "nth": 2, "action": {"status": 500}}
+        {"match": {"mailbox": "carol@contoso.com"}, "nth": 2, "action": {"status": 500}},
+        // adele by id, while the requests address her by UPN.
+        {"match": {"mailbox": "11111111-1111-4111-8111-111111111111"}, "nth": 3, "action": {"status": 502}}
     ]}))
     .unwrap();
     let a = statuses_under_plan_sequence(&plan).await;
@@ -775,7 +777,7 @@ mod assertions {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The binary: `serve --tls --ca-out --faults`
+// The binary: `serve --tls --ca-out --faults --mailbox-requests`
 
 #[tokio::test]
 async fn binary_serves_https_with_exported_ca_and_a_fault_plan() {
@@ -800,6 +802,7 @@ async fn binary_serves_https_with_exported_ca_and_a_fault_plan() {
         .arg(&faults)
         .arg("--ca-out")
         .arg(&ca)
+        .args(["--mailbox-requests", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -839,7 +842,12 @@ async fn binary_serves_https_with_exported_ca_and_a_fault_plan() {
     let first = get().await.unwrap();
     assert_eq!(first.status(), 503, "the plan's first match");
     assert_eq!(first.headers()["retry-after"], "2");
+    // A request refused by a fault never reached Outlook: two more fit the budget of 2.
     assert_eq!(get().await.unwrap().status(), 200);
+    assert_eq!(get().await.unwrap().status(), 200);
+    let over = get().await.unwrap();
+    assert_eq!(over.status(), 429, "--mailbox-requests 2");
+    assert!(over.headers().contains_key("retry-after"));
     child.kill().unwrap();
     child.wait().unwrap();
     std::fs::remove_dir_all(&dir).ok();
