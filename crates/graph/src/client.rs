@@ -484,19 +484,28 @@ impl GraphClient {
 
     /// Follows `@odata.nextLink` verbatim until absent (graph-facts §3), sending `headers` on
     /// every page (ConsistencyLevel is not carried into nextLinks, graph-facts §3).
-    async fn get_all_pages(
+    async fn get_all_pages<T: DeserializeOwned>(
         &self,
         first: Url,
         mailbox: Option<&str>,
         headers: Vec<(&'static str, String)>,
         context: &str,
-    ) -> Result<Vec<Value>, GraphError> {
+    ) -> Result<Vec<T>, GraphError> {
+        /// One page of a collection, parsed straight into `T` (no intermediate `Value`:
+        /// a 1000-contact page is the hot path of a read).
+        #[derive(serde::Deserialize)]
+        struct Page<T> {
+            #[serde(default = "Vec::new")]
+            value: Vec<T>,
+            #[serde(default, rename = "@odata.nextLink")]
+            next_link: Option<String>,
+        }
         let mut items = Vec::new();
         let mut next = Some(first);
         let mut page = 0usize;
         while let Some(url) = next.take() {
             page += 1;
-            let mut v: Value = self
+            let p: Page<T> = self
                 .get_json(
                     url,
                     mailbox,
@@ -504,11 +513,9 @@ impl GraphClient {
                     format!("{context} (page {page})"),
                 )
                 .await?;
-            if let Some(Value::Array(a)) = v.get_mut("value").map(Value::take) {
-                items.extend(a);
-            }
-            if let Some(link) = v.get("@odata.nextLink").and_then(Value::as_str) {
-                let u = Url::parse(link).map_err(|e| {
+            items.extend(p.value);
+            if let Some(link) = p.next_link {
+                let u = Url::parse(&link).map_err(|e| {
                     GraphError::new(
                         ErrorKind::Server,
                         format!("{context}: bad @odata.nextLink: {e}"),
@@ -531,18 +538,13 @@ impl GraphClient {
             ("$top", "999"),
         ]);
         let url = self.url(&format!("/users{q}"))?;
-        let items = self
-            .get_all_pages(
-                url,
-                None,
-                vec![("consistencylevel", "eventual".to_owned())],
-                "listing licensed users",
-            )
-            .await?;
-        items
-            .into_iter()
-            .map(|v| parse_value(v, "listing licensed users"))
-            .collect()
+        self.get_all_pages(
+            url,
+            None,
+            vec![("consistencylevel", "eventual".to_owned())],
+            "listing licensed users",
+        )
+        .await
     }
 
     /// One user by id or UPN (`GET /users/{x}`); the hub mailbox check uses it.
@@ -559,7 +561,7 @@ impl GraphClient {
             "/organization{}",
             path::query(&[("$select", "id,verifiedDomains")])
         ))?;
-        let items = self
+        let items: Vec<Value> = self
             .get_all_pages(url, None, vec![], "reading the organization")
             .await?;
         let mut out = Vec::new();
@@ -592,8 +594,7 @@ impl GraphClient {
         ]);
         let url = self.url(&format!("{base}{q}"))?;
         let ctx = format!("listing contact folders of {mailbox}");
-        let items = self.get_all_pages(url, Some(mailbox), vec![], &ctx).await?;
-        items.into_iter().map(|v| parse_value(v, &ctx)).collect()
+        self.get_all_pages(url, Some(mailbox), vec![], &ctx).await
     }
 
     /// Finds a contact folder by exact `displayName` anywhere in the mailbox's folder tree
@@ -696,8 +697,7 @@ impl GraphClient {
         let q = path::query(&[("$top", "1000"), ("$select", &select)]);
         let url = self.url(&format!("{}{q}", path::contacts(mailbox, folder)))?;
         let ctx = format!("listing contacts of {mailbox}");
-        let items = self.get_all_pages(url, Some(mailbox), vec![], &ctx).await?;
-        items.into_iter().map(|v| parse_value(v, &ctx)).collect()
+        self.get_all_pages(url, Some(mailbox), vec![], &ctx).await
     }
 
     /// Reads one contact by id (`GET …/contacts/{id}` resolves anywhere in the mailbox,

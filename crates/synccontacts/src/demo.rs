@@ -64,9 +64,6 @@ fn demo_env(t: &DemoTenant, url: &str) -> Env {
         (config::TENANTS_JSON, tenants.to_string()),
         (config::LOGIN_URL, url.to_owned()),
         (config::GRAPH_URL, url.to_owned()),
-        // The emulator core has no `$batch` yet (emu-realism adds it): write one by one until
-        // then. Remove this line once `$batch` lands.
-        (config::BATCH, "false".to_owned()),
     ]
     .into_iter()
     .collect()

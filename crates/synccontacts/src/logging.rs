@@ -71,8 +71,10 @@ pub fn init(env: &Env, opts: LogOptions) -> bool {
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
+                    // The span list carries the tenant of every line; the current span alone
+                    // would only say "read" or "write".
                     .with_current_span(false)
-                    .with_span_list(false)
+                    .with_span_list(true)
                     .with_writer(std::io::stderr),
             )
             .try_init(),

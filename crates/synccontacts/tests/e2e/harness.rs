@@ -299,9 +299,6 @@ pub fn endpoints(emu: &Emu) -> EnvVars {
     vec![
         var("AUTOMATION_SYNCCONTACTS_LOGIN_URL", emu.url()),
         var("AUTOMATION_SYNCCONTACTS_GRAPH_URL", emu.url()),
-        // The emulator core has no `$batch` yet (emu-realism adds it); until then the writes go
-        // one by one. Remove this line once `$batch` lands.
-        var("AUTOMATION_SYNCCONTACTS_BATCH", "false"),
     ]
 }
 
@@ -354,4 +351,35 @@ pub async fn sync(env: &EnvVars, extra: &[&str]) -> Run {
     let mut args = vec!["sync", "--no-progress"];
     args.extend_from_slice(extra);
     run(env, &args).await
+}
+
+impl Emu {
+    pub async fn start_with(s: Scenario, opts: EmulatorOptions) -> Self {
+        let inner = graph_emulator::start(s, opts)
+            .await
+            .expect("emulator starts");
+        Self { inner }
+    }
+
+    /// `POST /_emulator/users/{upn}/contacts/{cid}/touch` — a user's edit, mid-run.
+    pub async fn touch(&self, upn: &str, cid: &str, body: &Value) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let body = body.to_string();
+        let path = format!(
+            "/_emulator/users/{upn}/contacts/{}/touch",
+            url::form_urlencoded::byte_serialize(cid.as_bytes()).collect::<String>()
+        );
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.inner.addr(),
+            body.len()
+        );
+        let mut s = tokio::net::TcpStream::connect(self.inner.addr())
+            .await
+            .unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).await.unwrap();
+        assert!(resp.starts_with("HTTP/1.1 200"), "touch failed: {resp}");
+    }
 }

@@ -5,4 +5,5 @@
 mod harness;
 
 mod config_e2e;
+mod realism_e2e;
 mod sync_e2e;

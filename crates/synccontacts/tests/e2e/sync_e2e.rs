@@ -730,11 +730,17 @@ async fn json_logs_are_one_object_per_line() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty());
+    let mut saw_tenant_line = false;
     for l in lines {
         let v: serde_json::Value =
             serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
         assert!(v.get("level").is_some(), "{l}");
+        if l.contains("users in scope") {
+            assert_eq!(v["spans"][0]["tenant"], TENANT, "tenant missing: {l}");
+            saw_tenant_line = true;
+        }
     }
+    assert!(saw_tenant_line, "no per-tenant log line: {}", r.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
