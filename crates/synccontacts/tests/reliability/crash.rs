@@ -208,3 +208,35 @@ async fn the_reference_run_is_complete() {
         assert_eq!(harness::s(bob, "mobilePhone"), Some("+1 555 0100"));
     }
 }
+
+/// The heavier variant (not in CI's default run: `cargo test -p synccontacts --test reliability
+/// -- --ignored`): a generated tenant of 6 users × 6 contacts (some 80 writes), `$batch` on, a
+/// seeded sample of 25 crash points per fault kind.
+#[tokio::test]
+#[ignore = "heavy: ~80-write scenario, 75 crash runs; run with --ignored"]
+async fn crash_points_sampled_on_a_larger_tenant_batched() {
+    use rand::{Rng as _, SeedableRng as _};
+    let s = crate::storms::generated(6, 6, 31);
+    let emu = kit::start(s.clone()).await;
+    let vars = kit::tenant_env(&emu, true);
+    assert_eq!(kit::sync_lib(&emu, &vars, false).await.code(), 0);
+    let n = emu.writes();
+    let want = kit::normalised(&emu);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(31);
+    for fault in [Fault::DropBefore, Fault::DropAfter, Fault::Apply504] {
+        for _ in 0..25 {
+            let k = rng.random_range(1..=n);
+            let ctx = format!("k={k}/{n} {fault:?} large batched");
+            let emu = kit::start(s.clone()).await;
+            let vars = kit::tenant_env(&emu, true);
+            emu.inner
+                .set_faults(kit::plan(k, crash_rules(k, n, fault, true)));
+            let first = kit::sync_lib(&emu, &vars, false).await;
+            assert_eq!(first.code(), 1, "{ctx}");
+            emu.inner.set_faults(kit::plan(0, vec![]));
+            kit::converge(&emu, &vars, 3).await;
+            kit::assert_no_duplicates(&emu, &ctx);
+            assert_eq!(kit::normalised(&emu), want, "{ctx}");
+        }
+    }
+}
