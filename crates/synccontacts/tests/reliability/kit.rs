@@ -283,7 +283,7 @@ const VOLATILE: [&str; 7] = [
 
 /// A contact as the comparison sees it: its fields without volatile keys, its user note text,
 /// and its tag's CreatedBy (SyncId and LastUpdatedAt/By are run-specific).
-fn describe(mailbox: &str, c: &Map<String, Value>) -> String {
+fn describe(mailbox: &str, c: &Map<String, Value>, created_by: bool) -> String {
     let fields: BTreeMap<&str, &Value> = c
         .iter()
         .filter(|(k, _)| !VOLATILE.contains(&k.as_str()))
@@ -294,7 +294,7 @@ fn describe(mailbox: &str, c: &Map<String, Value>) -> String {
         "{mailbox} {} notes={:?} createdBy={:?}",
         serde_json::to_string(&fields).unwrap(),
         harness::user_text(c),
-        tags.map(|t| t.created_by)
+        tags.filter(|_| created_by).map(|t| t.created_by)
     )
 }
 
@@ -319,11 +319,16 @@ pub fn folders(emu: &harness::Emu) -> Vec<(String, Vec<Map<String, Value>>)> {
 /// each the sorted descriptions of its members across mailboxes, plus untagged contacts as
 /// groups of one. Two runs that end in the same contacts, linked the same way, compare equal.
 pub fn normalised(emu: &harness::Emu) -> Vec<Vec<String>> {
+    normalised_with(emu, true)
+}
+
+/// [`normalised`], optionally without the tags' CreatedBy.
+pub fn normalised_with(emu: &harness::Emu, created_by: bool) -> Vec<Vec<String>> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut out = Vec::new();
     for (mailbox, contacts) in folders(emu) {
         for c in &contacts {
-            let d = describe(&mailbox, c);
+            let d = describe(&mailbox, c, created_by);
             match harness::sync_id(c) {
                 Some(id) => groups.entry(id.to_lowercase()).or_default().push(d),
                 None => out.push(vec![format!("untagged {d}")]),
@@ -416,4 +421,29 @@ pub fn assert_no_canary(text: &str, canaries: &[&str], context: &str) {
             );
         }
     }
+}
+
+/// Asserts two [`normalised`] states are equal, showing only the groups that differ.
+pub fn assert_same_state(got: &[Vec<String>], want: &[Vec<String>], context: &str) {
+    if got == want {
+        return;
+    }
+    let only = |a: &[Vec<String>], b: &[Vec<String>]| -> Vec<Vec<String>> {
+        let mut b = b.to_vec();
+        a.iter()
+            .filter(|g| match b.iter().position(|x| x == *g) {
+                Some(i) => {
+                    b.remove(i);
+                    false
+                }
+                None => true,
+            })
+            .cloned()
+            .collect()
+    };
+    panic!(
+        "{context}: final state differs from the reference\nonly in this run: {:#?}\nonly in the reference: {:#?}",
+        only(got, want),
+        only(want, got)
+    );
 }

@@ -3,6 +3,7 @@
 //! both versions of the old script (known and unknown SyncIds), duplicates already in a folder,
 //! a hub folder or none, a mailbox that drops notes on create — and a fault plan for its first
 //! run. After the faults stop, runs repeat until one exits 0 (at most 4), then:
+//! I8 a dry run before it writes nothing and predicts the first run's actions;
 //! I1 a further run writes nothing; I2 every folder holds every person, each exactly as often as
 //! before (at least once) — no duplicate made, none deleted; I3 every contact's user note text is
 //! what it was (contacts we created have none). `SYNCCONTACTS_PROPTEST_CASES` sets the number of
@@ -235,10 +236,23 @@ async fn check_case(case: Case) {
     let present: std::collections::BTreeSet<String> =
         before.keys().map(|(_, e)| e.clone()).collect();
 
+    // I8: a dry run writes nothing and plans what the first real run then does.
+    let dry = kit::sync_lib(&emu, &vars, true).await;
+    assert_eq!(dry.code(), 0, "dry run: {}", dry.report);
+    assert_eq!(emu.writes(), 0, "the dry run wrote");
+
     emu.inner
         .set_faults(kit::plan(case.seed, fault_rules(case.fault)));
     let first = kit::sync_lib(&emu, &vars, false).await;
     assert!(first.code() <= 1, "first run: {}", first.report);
+    let t = &first.report["tenants"][0];
+    if t["outcome"] != "failed" && t["failedMailboxes"].as_array().is_some_and(Vec::is_empty) {
+        assert_eq!(
+            dry.action_keys(),
+            first.action_keys(),
+            "the dry run mispredicted"
+        );
+    }
     emu.inner.set_faults(kit::plan(0, vec![]));
     kit::converge(&emu, &vars, 4).await;
     kit::assert_second_run_writes_nothing(&emu, &vars, "random case").await;

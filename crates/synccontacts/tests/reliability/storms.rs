@@ -102,7 +102,7 @@ async fn weather(storm: Storm, seed: u64) -> (SharedEmu, Vec<kit::LibRun>, graph
         );
     }
     kit::assert_no_duplicates(&emu, &ctx);
-    assert_eq!(kit::normalised(&emu), want, "{ctx}: final state differs");
+    kit::assert_same_state(&kit::normalised(&emu), &want, &ctx);
     assert_polite(&emu, &ctx);
     for r in runs.iter().chain([&dry]) {
         kit::assert_no_canary(&r.all_output(), &[SECRET], &ctx);
