@@ -254,7 +254,17 @@ async fn check_case(case: Case) {
         );
     }
     emu.inner.set_faults(kit::plan(0, vec![]));
-    kit::converge(&emu, &vars, 4).await;
+    let runs = kit::converge(&emu, &vars, 4).await;
+    for r in runs.iter().chain([&dry, &first]) {
+        kit::assert_no_canary(&r.all_output(), &[harness::SECRET], "random case");
+    }
+    for (m, st) in &emu.stats().by_mailbox {
+        assert!(st.max_in_flight <= 4, "{m}: {st:?}");
+        assert_eq!(
+            st.early_retries, 0,
+            "{m} retried before Retry-After: {st:?}"
+        );
+    }
     kit::assert_second_run_writes_nothing(&emu, &vars, "random case").await;
 
     // I2 and nothing missing: every person present anywhere is in every folder, exactly as many

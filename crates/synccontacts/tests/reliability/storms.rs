@@ -272,6 +272,33 @@ async fn storm_apply_then_drop_on_batched_creates() {
     .await;
 }
 
+/// Connections lost: 10 % of mailbox requests (reads included) dropped before they apply, and
+/// 10 % of writes dropped after applying. Reads and updates are repeated; an ambiguous create is
+/// not, and the next run reconciles it.
+#[tokio::test]
+async fn storm_dropped_connections() {
+    let (_, runs, _) = weather(
+        Storm {
+            name: "dropped connections",
+            rules: vec![
+                json!({"match": mailbox_requests(), "probability": 0.1,
+                       "action": {"drop": "before"}}),
+                json!({"match": kit::writes_match(), "probability": 0.1,
+                       "action": {"drop": "after"}}),
+            ],
+            batch: false,
+            first_run_ok: false,
+        },
+        22,
+    )
+    .await;
+    assert!(
+        runs[0].logs.contains("connection"),
+        "the storm did not blow: {}",
+        runs[0].report
+    );
+}
+
 /// The token is revoked mid-run (the 20th mailbox request): one refresh, and the run goes on.
 #[tokio::test]
 async fn storm_token_expires_mid_run() {
