@@ -382,6 +382,35 @@ async fn regression_notes_starting_with_a_line_break_survive_list_mangling() {
     };
     check_case(case).await;
     // And a long one, past the 256 characters a list response keeps.
+    // In the hub's folder too (GET by id resolves anywhere in the mailbox), next to a user copy
+    // that is newer, so the hub copy is updated and its notes rebuilt.
+    let hub_note = "\nkept by the hub's owner\nsecond line";
+    let emu = kit::start(scenario(vec![
+        hub_with(Some(vec![with(
+            contact("Person 1", Some(&email_of(1)), "2026-01-02T10:00:00Z"),
+            "personalNotes",
+            json!(format!("{hub_note}\r\n{}", tag4(&person_id(1), HUB))),
+        )])),
+        user(
+            "user1@contoso.com",
+            vec![with(
+                contact("Person 1", Some(&email_of(1)), "2026-01-03T10:00:00Z"),
+                "jobTitle",
+                json!("newer"),
+            )],
+        ),
+    ]))
+    .await;
+    let vars = kit::tenant_env(&emu, false);
+    kit::converge(&emu, &vars, 1).await;
+    let c = &harness::by_email(&emu.hub_contacts().unwrap())[&email_of(1)];
+    assert_eq!(
+        harness::s(c, "jobTitle"),
+        Some("newer"),
+        "the hub copy was updated"
+    );
+    assert_eq!(harness::user_text(c), hub_note);
+
     let emu = kit::start(scenario(vec![
         hub_with(None),
         user(
