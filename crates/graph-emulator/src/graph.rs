@@ -130,6 +130,12 @@ async fn handle(shared: &Shared, req: &GraphRequest) -> Result<GraphResponse, Gr
         token_id: principal.token_id.clone(),
         mailbox,
         in_batch: req.in_batch,
+        fingerprint: hooks::fingerprint(
+            req.method.as_str(),
+            &req.path,
+            req.query.as_deref(),
+            &req.body,
+        ),
     };
     // Faults and limits decide before the request counts as in flight, so a refused request
     // never shows in maxInFlight (it still counts as a request to its mailbox).

@@ -1,0 +1,194 @@
+//! JSON batching (`POST /v1.0/$batch`, graph-facts §5): request assembly and response parsing.
+//!
+//! Items use relative URLs (`/users/{id}/…`), unique string ids, no `dependsOn` (every write is
+//! independent, so the batch is fully parallel as the docs recommend); responses are matched by
+//! id because their order is not guaranteed; the outer status is 200 even when items fail.
+//! Pure functions: the retry of individual items lives in the client. Never put secrets here.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::error::{ErrorKind, GraphError};
+
+/// Graph's limit of requests per batch (graph-facts §5).
+pub const MAX_BATCH: usize = 20;
+
+/// One request inside a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchItem {
+    pub id: String,
+    pub method: &'static str,
+    /// Relative to the version root, starting with `/`.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Value>,
+}
+
+/// The `$batch` request body. A body requires a `Content-Type` header (graph-facts §5); it is
+/// added when missing.
+pub fn request_body(items: &[BatchItem]) -> Value {
+    let requests: Vec<Value> = items
+        .iter()
+        .map(|it| {
+            let mut o = Map::new();
+            o.insert("id".into(), json!(it.id));
+            o.insert("method".into(), json!(it.method));
+            o.insert("url".into(), json!(it.url));
+            let mut headers = Map::new();
+            for (k, v) in &it.headers {
+                headers.insert(k.clone(), json!(v));
+            }
+            if let Some(b) = &it.body {
+                if !headers
+                    .keys()
+                    .any(|k| k.eq_ignore_ascii_case("content-type"))
+                {
+                    headers.insert("Content-Type".into(), json!("application/json"));
+                }
+                o.insert("body".into(), b.clone());
+            }
+            if !headers.is_empty() {
+                o.insert("headers".into(), Value::Object(headers));
+            }
+            Value::Object(o)
+        })
+        .collect();
+    json!({ "requests": requests })
+}
+
+/// One item of a `$batch` response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemResponse {
+    pub id: String,
+    pub status: u16,
+    /// Header names lower-cased (Graph sends `Retry-After`, JSON object keys are case-sensitive).
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+}
+
+impl ItemResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+/// Parses a `$batch` response into items keyed by id.
+pub fn parse_response(bytes: &[u8]) -> Result<HashMap<String, ItemResponse>, GraphError> {
+    #[derive(Deserialize)]
+    struct Outer {
+        responses: Vec<Inner>,
+    }
+    #[derive(Deserialize)]
+    struct Inner {
+        id: String,
+        status: u16,
+        #[serde(default)]
+        headers: Map<String, Value>,
+        #[serde(default)]
+        body: Value,
+    }
+    let outer: Outer = serde_json::from_slice(bytes).map_err(|e| {
+        GraphError::new(
+            ErrorKind::Server,
+            format!("unreadable $batch response: {e}"),
+        )
+    })?;
+    Ok(outer
+        .responses
+        .into_iter()
+        .map(|r| {
+            let headers = r
+                .headers
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (k.to_ascii_lowercase(), v)
+                })
+                .collect();
+            (
+                r.id.clone(),
+                ItemResponse {
+                    id: r.id,
+                    status: r.status,
+                    headers,
+                    body: r.body,
+                },
+            )
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_body_has_relative_urls_ids_and_content_type() {
+        let items = vec![
+            BatchItem {
+                id: "0".into(),
+                method: "POST",
+                url: "/users/adele%40contoso.com/contactFolders/F1/contacts".into(),
+                headers: vec![],
+                body: Some(json!({"displayName": "X"})),
+            },
+            BatchItem {
+                id: "1".into(),
+                method: "PATCH",
+                url: "/users/adele%40contoso.com/contacts/C1".into(),
+                headers: vec![("If-Match".into(), "W/\"ck\"".into())],
+                body: Some(json!({"jobTitle": null})),
+            },
+            BatchItem {
+                id: "2".into(),
+                method: "DELETE",
+                url: "/users/a/contacts/C2".into(),
+                headers: vec![],
+                body: None,
+            },
+        ];
+        let b = request_body(&items);
+        let r = b["requests"].as_array().unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0]["headers"]["Content-Type"], "application/json");
+        assert_eq!(r[0]["body"]["displayName"], "X");
+        assert!(r[0]["url"].as_str().unwrap().starts_with("/users/"));
+        assert_eq!(r[1]["headers"]["If-Match"], "W/\"ck\"");
+        assert!(r[1]["body"]["jobTitle"].is_null());
+        assert!(r[1]["body"].as_object().unwrap().contains_key("jobTitle"));
+        assert!(r[2].get("body").is_none());
+        assert!(r[2].get("headers").is_none());
+        assert!(r.iter().all(|x| x.get("dependsOn").is_none()));
+    }
+
+    #[test]
+    fn responses_are_matched_by_id_in_any_order_with_item_headers() {
+        let body = br#"{"responses":[
+            {"id":"2","status":429,"headers":{"Retry-After":"2.5"},"body":{"error":{"code":"ApplicationThrottled","message":"over"}}},
+            {"id":"0","status":201,"headers":{"Content-Type":"application/json"},"body":{"id":"new"}},
+            {"id":"1","status":412,"body":{"error":{"code":"ErrorIrresolvableConflict","message":"ck"}}}
+        ]}"#;
+        let m = parse_response(body).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m["0"].status, 201);
+        assert_eq!(m["0"].body["id"], "new");
+        assert_eq!(m["2"].header("Retry-After"), Some("2.5"));
+        assert_eq!(m["1"].status, 412);
+        assert!(m["1"].headers.is_empty());
+    }
+
+    #[test]
+    fn malformed_batch_response_is_a_server_error() {
+        assert_eq!(
+            parse_response(b"<html>").unwrap_err().kind,
+            ErrorKind::Server
+        );
+    }
+}

@@ -1,0 +1,361 @@
+//! Retry policy: which failures are retried, after how long, and how many attempts a request gets.
+//!
+//! Pure decisions, no I/O and no sleeping: the client asks [`RetryPolicy::decide`] and sleeps
+//! through its injected clock. Rules (graph-facts §6, SPEC §3): 429 honours `Retry-After`
+//! (integer, fractional like `2.128`, or an HTTP-date; absent → exponential backoff with jitter
+//! from a seeded RNG); 503 backs off; 500/502/504 and lost connections back off only for requests
+//! that are safe to repeat; every other 4xx is final. A create (POST) whose fate is unknown is
+//! never repeated, because a repeat could create a duplicate contact (RELIABILITY I2).
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rand::Rng;
+
+use crate::clock::until;
+
+/// Tunables for retries. `Default` suits Graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request (first try included).
+    pub max_attempts: u32,
+    /// First backoff step; doubles per attempt.
+    pub base_backoff: Duration,
+    /// Backoff cap (before jitter).
+    pub max_backoff: Duration,
+    /// A `Retry-After` longer than this is not waited for; the request fails as throttled.
+    /// Graph's per-mailbox budget is 10,000 requests per 10 minutes (graph-facts §6), so a
+    /// longer wait than that window means something else is wrong.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Whether a request may be sent twice without changing the outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idempotency {
+    /// GET, PATCH (sets the same fields), DELETE, token requests.
+    Repeatable,
+    /// POST that creates something: a repeat after an unknown outcome could duplicate it.
+    Create,
+}
+
+/// A failed attempt, as far as the retry decision needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Failure {
+    /// A response with this status (and its `Retry-After`, parsed).
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// No response. `maybe_sent` is false only when the connection was never established.
+    Transport { maybe_sent: bool },
+}
+
+/// What to do after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Wait this long, then try again. `throttled` marks a 429 (the whole mailbox pauses).
+    Retry { after: Duration, throttled: bool },
+    /// Do not retry; the failure is final.
+    GiveUp,
+    /// Do not retry: the outcome of a create is unknown (see [`Idempotency::Create`]).
+    Ambiguous,
+}
+
+impl RetryPolicy {
+    /// Decides after attempt number `attempt` (1-based) failed with `failure`.
+    pub fn decide<R: Rng + ?Sized>(
+        &self,
+        attempt: u32,
+        failure: &Failure,
+        idempotency: Idempotency,
+        rng: &mut R,
+    ) -> Decision {
+        let repeatable = idempotency == Idempotency::Repeatable;
+        let wanted = match failure {
+            Failure::Status {
+                status: 429,
+                retry_after,
+            } => {
+                // A throttled request was not executed, so even a create may be repeated.
+                let after = match retry_after {
+                    Some(d) if *d > self.max_retry_after => return Decision::GiveUp,
+                    Some(d) => *d,
+                    None => self.backoff(attempt, rng),
+                };
+                Decision::Retry {
+                    after,
+                    throttled: true,
+                }
+            }
+            // 503: the service did not take the request (graph-facts §6 "service unavailable";
+            // may carry Retry-After).
+            Failure::Status {
+                status: 503,
+                retry_after,
+            } => Decision::Retry {
+                after: retry_after
+                    .filter(|d| *d <= self.max_retry_after)
+                    .unwrap_or_else(|| self.backoff(attempt, rng)),
+                throttled: false,
+            },
+            // 500/502/504 and a connection lost mid-request: the request may have been applied.
+            Failure::Status {
+                status: 500 | 502 | 504,
+                retry_after,
+            } => {
+                if !repeatable {
+                    return Decision::Ambiguous;
+                }
+                Decision::Retry {
+                    after: retry_after
+                        .filter(|d| *d <= self.max_retry_after)
+                        .unwrap_or_else(|| self.backoff(attempt, rng)),
+                    throttled: false,
+                }
+            }
+            Failure::Transport { maybe_sent } => {
+                if *maybe_sent && !repeatable {
+                    return Decision::Ambiguous;
+                }
+                Decision::Retry {
+                    after: self.backoff(attempt, rng),
+                    throttled: false,
+                }
+            }
+            // 400/401/403/404/409/412 and the rest: the request itself is the problem.
+            // (401 gets its one token refresh in the client, not here.)
+            Failure::Status { .. } => return Decision::GiveUp,
+        };
+        if attempt >= self.max_attempts {
+            return Decision::GiveUp;
+        }
+        wanted
+    }
+
+    /// Exponential backoff with "equal jitter": half the step fixed, half random, so concurrent
+    /// clients spread out but never retry immediately.
+    pub fn backoff<R: Rng + ?Sized>(&self, attempt: u32, rng: &mut R) -> Duration {
+        let exp = attempt.saturating_sub(1).min(20);
+        let step = self
+            .base_backoff
+            .saturating_mul(1u32 << exp)
+            .min(self.max_backoff);
+        let half = step / 2;
+        let jitter_ms = rng.random_range(0..=half.as_millis() as u64);
+        half + Duration::from_millis(jitter_ms)
+    }
+}
+
+/// Parses a `Retry-After` value: delay-seconds (Graph sends integers like `1` and fractions like
+/// `2.128`, graph-facts §6) or an HTTP-date (RFC 9110 §10.2.3; a date in the past means "now").
+/// `None` for anything unparseable, so the caller falls back to backoff.
+pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
+    let v = value.trim();
+    if v.is_empty() {
+        return None;
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        if !secs.is_finite() || secs < 0.0 {
+            return None;
+        }
+        // Clamp absurd values instead of panicking in from_secs_f64; the policy caps them anyway.
+        return Some(Duration::from_secs_f64(secs.min(86_400.0 * 365.0)));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(v)
+        .ok()?;
+    Some(until(now, at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    fn rng() -> SmallRng {
+        SmallRng::seed_from_u64(7)
+    }
+
+    fn st(status: u16, retry_after: Option<f64>) -> Failure {
+        Failure::Status {
+            status,
+            retry_after: retry_after.map(Duration::from_secs_f64),
+        }
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now: Timestamp = "2015-10-21T07:27:50Z".parse().unwrap();
+        assert_eq!(parse_retry_after("1", now), Some(Duration::from_secs(1)));
+        assert_eq!(
+            parse_retry_after(" 2.128 ", now),
+            Some(Duration::from_millis(2128))
+        );
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        // A date in the past: retry now.
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        for bad in ["", "soon", "-1", "NaN", "inf"] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn throttling_honours_retry_after_even_for_creates() {
+        let p = RetryPolicy::default();
+        for idem in [Idempotency::Repeatable, Idempotency::Create] {
+            assert_eq!(
+                p.decide(1, &st(429, Some(2.128)), idem, &mut rng()),
+                Decision::Retry {
+                    after: Duration::from_millis(2128),
+                    throttled: true
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn throttling_without_retry_after_backs_off_exponentially_with_jitter() {
+        let p = RetryPolicy::default();
+        let mut r = rng();
+        let mut prev_step = Duration::ZERO;
+        for attempt in 1..=6 {
+            let Decision::Retry { after, throttled } =
+                p.decide(attempt, &st(429, None), Idempotency::Repeatable, &mut r)
+            else {
+                panic!("attempt {attempt} not retried")
+            };
+            assert!(throttled);
+            let step = (p.base_backoff * (1 << (attempt - 1))).min(p.max_backoff);
+            assert!(
+                after >= step / 2 && after <= step,
+                "attempt {attempt}: {after:?} vs {step:?}"
+            );
+            assert!(step >= prev_step);
+            prev_step = step;
+        }
+    }
+
+    #[test]
+    fn backoff_is_reproducible_from_the_seed() {
+        let p = RetryPolicy::default();
+        let a: Vec<_> = {
+            let mut r = rng();
+            (1..8).map(|n| p.backoff(n, &mut r)).collect()
+        };
+        let b: Vec<_> = {
+            let mut r = rng();
+            (1..8).map(|n| p.backoff(n, &mut r)).collect()
+        };
+        assert_eq!(a, b);
+        assert!(a.iter().all(|d| *d <= p.max_backoff));
+    }
+
+    #[test]
+    fn client_errors_are_never_retried() {
+        let p = RetryPolicy::default();
+        for status in [400, 401, 403, 404, 405, 409, 410, 412, 424] {
+            assert_eq!(
+                p.decide(
+                    1,
+                    &st(status, Some(1.0)),
+                    Idempotency::Repeatable,
+                    &mut rng()
+                ),
+                Decision::GiveUp,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn server_errors_back_off_but_creates_are_not_repeated_when_maybe_applied() {
+        let p = RetryPolicy::default();
+        for status in [500, 502, 503, 504] {
+            assert!(matches!(
+                p.decide(1, &st(status, None), Idempotency::Repeatable, &mut rng()),
+                Decision::Retry {
+                    throttled: false,
+                    ..
+                }
+            ));
+        }
+        // 503 = not taken; safe to repeat a create.
+        assert!(matches!(
+            p.decide(1, &st(503, Some(3.0)), Idempotency::Create, &mut rng()),
+            Decision::Retry { after, .. } if after == Duration::from_secs(3)
+        ));
+        for status in [500, 502, 504] {
+            assert_eq!(
+                p.decide(1, &st(status, None), Idempotency::Create, &mut rng()),
+                Decision::Ambiguous
+            );
+        }
+        assert_eq!(
+            p.decide(
+                1,
+                &Failure::Transport { maybe_sent: true },
+                Idempotency::Create,
+                &mut rng()
+            ),
+            Decision::Ambiguous
+        );
+        assert!(matches!(
+            p.decide(
+                1,
+                &Failure::Transport { maybe_sent: false },
+                Idempotency::Create,
+                &mut rng()
+            ),
+            Decision::Retry { .. }
+        ));
+    }
+
+    #[test]
+    fn attempt_budget_is_enforced() {
+        let p = RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        };
+        assert!(matches!(
+            p.decide(2, &st(429, Some(1.0)), Idempotency::Repeatable, &mut rng()),
+            Decision::Retry { .. }
+        ));
+        assert_eq!(
+            p.decide(3, &st(429, Some(1.0)), Idempotency::Repeatable, &mut rng()),
+            Decision::GiveUp
+        );
+    }
+
+    #[test]
+    fn absurd_retry_after_gives_up() {
+        let p = RetryPolicy::default();
+        assert_eq!(
+            p.decide(
+                1,
+                &st(429, Some(3600.0)),
+                Idempotency::Repeatable,
+                &mut rng()
+            ),
+            Decision::GiveUp
+        );
+    }
+}

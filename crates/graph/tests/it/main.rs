@@ -1,0 +1,8 @@
+//! Integration tests of the Graph client: against a scripted mock server (exact responses) and
+//! against the in-process Graph emulator (realistic behaviour and limits).
+
+mod auth_flows;
+mod emulator;
+mod mock;
+mod mock_client;
+mod secrets;

@@ -1,0 +1,106 @@
+//! RELIABILITY I7: secrets never appear in logs, errors or Debug output. A canary client secret
+//! and canary access tokens go through 401s, 429s and errors whose server text echoes the token;
+//! every captured byte is scanned for them raw, URL-encoded and base64-encoded.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use graph::{Credential, FolderRef, GraphClient, Secret, VirtualClock, WriteRequest};
+use serde_json::json;
+
+use crate::mock::{Answer, Mock};
+use crate::mock_client::{SECRET, config};
+
+const ACCESS: &str = "canary-access-token-55e1d0";
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn forms(s: &str) -> Vec<String> {
+    vec![
+        s.to_owned(),
+        url::form_urlencoded::byte_serialize(s.as_bytes()).collect(),
+        base64::engine::general_purpose::STANDARD.encode(s),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s),
+    ]
+}
+
+pub fn assert_no_canary(haystack: &str, canaries: &[&str]) {
+    for c in canaries {
+        for f in forms(c) {
+            assert!(
+                !haystack.contains(&f),
+                "secret {c:?} leaked as {f:?}:\n{haystack}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_secret_in_logs_errors_or_debug() {
+    let cap = Capture::default();
+    let cap2 = cap.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || cap2.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let clock = Arc::new(VirtualClock::default());
+    let m = Mock::start(clock.clone(), 3599, |s, seen| {
+        let n = seen.iter().filter(|x| x.is_token()).count();
+        if s.is_token() {
+            return Answer::json(200, json!({"token_type": "Bearer", "expires_in": 3599,
+                "access_token": format!("{ACCESS}-{n}")}));
+        }
+        let auth = s.header("authorization").unwrap_or("").to_owned();
+        let graph_n = seen.iter().filter(|x| !x.is_token()).count();
+        match graph_n {
+            1 => Answer::error(401, "InvalidAuthenticationToken"),
+            2 | 3 => Answer::error(429, "ApplicationThrottled").with_header("Retry-After", "1"),
+            // A hostile/buggy server echoing the bearer token and the secret in its message.
+            _ => Answer::json(403, json!({"error": {"code": "ErrorAccessDenied",
+                "message": format!("denied for {auth} secret={SECRET} {}", url::form_urlencoded::byte_serialize(SECRET.as_bytes()).collect::<String>())}})),
+        }
+    })
+    .await;
+    let cfg = config(&m.url, clock, Credential::Secret(Secret::new(SECRET)));
+    let cfg_debug = format!("{cfg:?}");
+    let c = GraphClient::new(cfg).unwrap();
+    let e = c
+        .list_contacts("a@x", &FolderRef::Default)
+        .await
+        .unwrap_err();
+    let writes = c
+        .execute_writes(
+            "a@x",
+            vec![WriteRequest::create(
+                FolderRef::Default,
+                json!({"displayName": "x"}),
+            )],
+        )
+        .await;
+    let info = c.token().await.unwrap();
+
+    let mut all = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+    all.push_str(&cfg_debug);
+    all.push_str(&format!("{c:?} {e:?} {e} {writes:?} {info:?}"));
+    assert!(all.contains("retrying"), "logs were captured: {all}");
+    assert!(all.contains("ErrorAccessDenied"));
+    assert!(e.message.contains("[REDACTED]"), "{e}");
+    let t1 = format!("{ACCESS}-1");
+    let t2 = format!("{ACCESS}-2");
+    assert_no_canary(&all, &[SECRET, &t1, &t2]);
+}
