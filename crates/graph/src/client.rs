@@ -329,12 +329,15 @@ impl GraphClient {
         let mut refreshed = false;
         loop {
             attempt += 1;
-            let (token, _) = self.access_token().await?;
+            // The slot first, then the token: waiting for a slot can mean sleeping through a
+            // mailbox's Retry-After, and a token taken before that wait may expire during it
+            // (a 401 that costs the request its one refresh; RELIABILITY I5).
             let permit = self
                 .inner
                 .limits
                 .acquire(call.mailbox.as_deref(), call.weight, &*self.inner.clock)
                 .await;
+            let (token, _) = self.access_token().await?;
             let mut rb = self
                 .inner
                 .http

@@ -1,0 +1,159 @@
+//! Micro-benchmark of the planner: 1,000 users × 1,000 contact copies (issue 4, target < 1 s and
+//! < 1 GiB). Prints the wall time of `plan` and the process's peak RSS (`VmHWM`) before planning
+//! (the input alone) and after.
+//!
+//! The tenant: the hub holds 1,000 stamped contacts and every user holds a copy of each (1,001,000
+//! contacts, nine fields set and about 170 bytes of notes each). Copies are stamped in the old
+//! script's formats: 40% with the two-field line and an upper-case GUID, the rest with the
+//! four-field line after user text.
+//!
+//! - `churn` (default): 30% of the copies need a write — per user, 10% are unstamped (matched by
+//!   email: stamp), 10% carry stale data (update), and for one contact in ten the hub cleared
+//!   `jobTitle` (update with an explicit null) — and the first 50 users each hold one newer edit
+//!   of a different contact, which must reach the hub and every other copy.
+//! - `steady`: only the 50 newer edits; everything else is in sync.
+//!
+//! Run: `cargo bench -p sync-engine --bench plan [-- steady]` (release). Without `--bench` (e.g.
+//! under `cargo test --all-targets`) it runs a tiny size so test runs stay fast.
+
+use std::time::Instant;
+use sync_engine::{Contact, ContactFields, EmailAddress, MailboxSnapshot, PlanInput, plan};
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn guid(i: usize) -> String {
+    format!("{i:08x}-4f89-41d3-9a0c-0305e82c3301")
+}
+
+fn base_fields(i: usize) -> ContactFields {
+    ContactFields {
+        display_name: Some(format!("Person {i}")),
+        given_name: Some("Person".into()),
+        surname: Some(format!("{i}")),
+        company_name: Some("Contoso".into()),
+        job_title: Some("Engineer".into()),
+        business_phones: vec![format!("+1 425 555 {i:04}")],
+        mobile_phone: Some(format!("+1 206 555 {i:04}")),
+        email_addresses: vec![EmailAddress {
+            name: Some(format!("Person {i}")),
+            address: Some(format!("person{i}@contoso.com")),
+        }],
+        ..Default::default()
+    }
+}
+
+fn ts(secs: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(1_790_000_000 + secs).unwrap()
+}
+
+fn tenant(users: usize, per_user: usize, churn: bool) -> PlanInput {
+    let four = |i: usize| {
+        format!(
+            "Met at Ignite\r\nSyncId={};CreatedBy=admin@contoso.com;LastUpdatedAt=2026-01-05T08:00:00.1234567Z;LastUpdatedBy=hub@contoso.com",
+            guid(i)
+        )
+    };
+    let hub = MailboxSnapshot {
+        mailbox: "hub@contoso.com".into(),
+        contacts: (0..per_user)
+            .map(|i| {
+                let mut f = base_fields(i);
+                if churn && i % 10 == 9 {
+                    f.job_title = None; // cleared in the hub
+                }
+                Contact {
+                    id: format!("hub-{i}"),
+                    etag: Some(format!("W/\"h{i}\"")),
+                    last_modified_date_time: Some(ts(1000)),
+                    personal_notes: Some(four(i)),
+                    fields: f,
+                }
+            })
+            .collect(),
+    };
+    let users = (0..users)
+        .map(|u| MailboxSnapshot {
+            mailbox: format!("user{u:04}@contoso.com"),
+            contacts: (0..per_user)
+                .map(|i| {
+                    let slot = match (i + u) % 10 {
+                        7 | 8 if !churn => 4, // steady: no unstamped or stale copies
+                        s => s,
+                    };
+                    let mut f = base_fields(i);
+                    let mut t = ts(500);
+                    let notes = match slot {
+                        0..=3 => Some(format!(
+                            "SyncId={};CreatedBy=admin@contoso.com",
+                            guid(i).to_uppercase()
+                        )),
+                        4..=6 => Some(four(i)),
+                        7 => Some("private note".to_owned()), // unstamped
+                        _ => Some(four(i)),
+                    };
+                    if slot == 8 {
+                        f.department = Some("Old department".into()); // stale
+                    }
+                    if u < 50 && i == u * 7 % per_user {
+                        f.mobile_phone = Some("+1 000 000 0000".into()); // newer user edit
+                        t = ts(2000 + u as i64);
+                    }
+                    Contact {
+                        id: format!("u{u}-{i}"),
+                        etag: Some(format!("W/\"u{u}-{i}\"")),
+                        last_modified_date_time: Some(t),
+                        personal_notes: notes,
+                        fields: f,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    PlanInput {
+        hub,
+        users,
+        update_existing: true,
+        now: ts(10_000),
+    }
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let churn = !std::env::args().any(|a| a == "steady");
+    let (users, per_user) = if full { (1000, 1000) } else { (20, 50) };
+    let input = tenant(users, per_user, churn);
+    let before = vm_hwm_kib();
+    let mut n = 0u64;
+    let mut ids = move || {
+        n += 1;
+        format!("00000000-0000-4000-8000-{n:012x}")
+    };
+    let start = Instant::now();
+    let p = plan(&input, &mut ids);
+    let elapsed = start.elapsed();
+    let after = vm_hwm_kib();
+    let count = |a| p.operations.iter().filter(|o| o.action == a).count();
+    println!(
+        "plan ({}): {users} users x {per_user} copies ({} contacts): {:.3} s; operations {} (create {}, update {}, stamp {}), problems {}; peak RSS {:.0} MiB (input alone {:.0} MiB)",
+        if churn { "churn" } else { "steady" },
+        users * per_user + per_user,
+        elapsed.as_secs_f64(),
+        p.operations.len(),
+        count(sync_engine::Action::Create),
+        count(sync_engine::Action::Update),
+        count(sync_engine::Action::Stamp),
+        p.problems.len(),
+        after as f64 / 1024.0,
+        before as f64 / 1024.0,
+    );
+    assert!(!p.operations.is_empty());
+}

@@ -1,0 +1,458 @@
+//! Comparing synced fields the way Graph returns them, and building the JSON bodies that write them.
+//!
+//! A contact we just wrote must never look changed on the next read, or every run rewrites the
+//! tenant (invariant I1). So comparison normalises exactly what Graph normalises on a round trip
+//! and nothing more (a real edit must still be seen):
+//!
+//! - unset strings: Graph returns `null`; an empty string we send may come back as `null` or `""`,
+//!   so `null`, a missing key and `""` are the same value (graph-facts §9 "Empty vs null").
+//! - unset collections come back as `[]`; the model already reads `null`/missing as empty.
+//! - `emailAddresses[].name`: contacts made in some UIs come back with `name` equal to the address,
+//!   and what the service does with an omitted name is unconfirmed (graph-facts §9, "normalise
+//!   `name` on compare"). We treat a name that is missing, empty, or equal to the address
+//!   (trimmed, case-insensitive) as "no name". A genuinely different name still counts as a change.
+//!   An empty address equals a missing one, like any string.
+//!
+//! Nothing else is normalised: order inside collections, case and spaces are user data.
+//!
+//! Bodies: an update sends every field that differs, with `null`/`[]` for a field the winner
+//! cleared (SPEC §2.7 FIX: the script omitted empty fields, so clears never propagated), and always
+//! `displayName`, because Graph may regenerate a custom displayName when other name fields change
+//! (graph-facts §1 "displayName caveat", contact-update.md). This module never decides *whether* to
+//! write; that is the planner's job.
+
+use crate::model::{ContactFields, EmailAddress};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// One field that differs between a target copy and the winning version, for the report
+/// (`Changed: <fields> | Delta: field: 'old' -> 'new'`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    /// Graph JSON name, e.g. `mobilePhone`.
+    pub field: String,
+    pub old: String,
+    pub new: String,
+}
+
+fn norm_str(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("")
+}
+
+/// The name of an email entry as Graph round-trips it: `""` when missing, empty or the address.
+fn norm_email_name(e: &EmailAddress) -> &str {
+    let name = norm_str(&e.name);
+    let (n, a) = (name.trim(), norm_str(&e.address).trim());
+    if n.is_empty()
+        || n.eq_ignore_ascii_case(a)
+        || (!n.is_ascii() && n.to_lowercase() == a.to_lowercase())
+    {
+        ""
+    } else {
+        name
+    }
+}
+
+fn emails_equal(a: &[EmailAddress], b: &[EmailAddress]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            norm_str(&x.address) == norm_str(&y.address) && norm_email_name(x) == norm_email_name(y)
+        })
+}
+
+/// A synced field, to iterate the twelve of SPEC §2.7 uniformly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    DisplayName,
+    GivenName,
+    Surname,
+    CompanyName,
+    JobTitle,
+    Department,
+    BusinessPhones,
+    MobilePhone,
+    HomePhones,
+    EmailAddresses,
+    ImAddresses,
+    Categories,
+}
+
+impl Field {
+    /// In SPEC §2.7 order (the same as [`crate::SYNCED_FIELDS`]).
+    pub const ALL: [Field; 12] = [
+        Field::DisplayName,
+        Field::GivenName,
+        Field::Surname,
+        Field::CompanyName,
+        Field::JobTitle,
+        Field::Department,
+        Field::BusinessPhones,
+        Field::MobilePhone,
+        Field::HomePhones,
+        Field::EmailAddresses,
+        Field::ImAddresses,
+        Field::Categories,
+    ];
+
+    pub fn json_name(self) -> &'static str {
+        crate::SYNCED_FIELDS[self as usize]
+    }
+
+    fn string(self, f: &ContactFields) -> Option<&Option<String>> {
+        Some(match self {
+            Field::DisplayName => &f.display_name,
+            Field::GivenName => &f.given_name,
+            Field::Surname => &f.surname,
+            Field::CompanyName => &f.company_name,
+            Field::JobTitle => &f.job_title,
+            Field::Department => &f.department,
+            Field::MobilePhone => &f.mobile_phone,
+            _ => return None,
+        })
+    }
+
+    fn list(self, f: &ContactFields) -> Option<&Vec<String>> {
+        Some(match self {
+            Field::BusinessPhones => &f.business_phones,
+            Field::HomePhones => &f.home_phones,
+            Field::ImAddresses => &f.im_addresses,
+            Field::Categories => &f.categories,
+            _ => return None,
+        })
+    }
+
+    /// Equal as Graph would return them (see the module note).
+    pub fn equal(self, a: &ContactFields, b: &ContactFields) -> bool {
+        if let (Some(x), Some(y)) = (self.string(a), self.string(b)) {
+            return norm_str(x) == norm_str(y);
+        }
+        if let (Some(x), Some(y)) = (self.list(a), self.list(b)) {
+            return x == y;
+        }
+        emails_equal(&a.email_addresses, &b.email_addresses)
+    }
+
+    /// Human-readable value for the report.
+    pub fn display(self, f: &ContactFields) -> String {
+        if let Some(s) = self.string(f) {
+            return norm_str(s).to_owned();
+        }
+        if let Some(l) = self.list(f) {
+            return l.join("; ");
+        }
+        f.email_addresses
+            .iter()
+            .map(|e| match norm_email_name(e) {
+                "" => norm_str(&e.address).to_owned(),
+                n => format!("{n} <{}>", norm_str(&e.address)),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The JSON value to send: `null` for an unset string, `[]` for an empty collection, so a
+    /// clear is written explicitly.
+    pub fn json(self, f: &ContactFields) -> Value {
+        if let Some(s) = self.string(f) {
+            return match s.as_deref() {
+                Some(v) if !v.is_empty() => Value::String(v.to_owned()),
+                _ => Value::Null,
+            };
+        }
+        if let Some(l) = self.list(f) {
+            return Value::Array(l.iter().cloned().map(Value::String).collect());
+        }
+        Value::Array(
+            f.email_addresses
+                .iter()
+                .map(|e| {
+                    let mut m = Map::new();
+                    // Name omitted when unset: Graph may fill it from the address (graph-facts §9);
+                    // either way it compares equal.
+                    if let Some(n) = e.name.as_deref().filter(|n| !n.is_empty()) {
+                        m.insert("name".into(), Value::String(n.to_owned()));
+                    }
+                    m.insert(
+                        "address".into(),
+                        Value::String(norm_str(&e.address).to_owned()),
+                    );
+                    Value::Object(m)
+                })
+                .collect(),
+        )
+    }
+
+    fn is_set(self, f: &ContactFields) -> bool {
+        if let Some(s) = self.string(f) {
+            return !norm_str(s).is_empty();
+        }
+        if let Some(l) = self.list(f) {
+            return !l.is_empty();
+        }
+        !f.email_addresses.is_empty()
+    }
+}
+
+/// True when every synced field is equal as Graph would return it.
+pub fn fields_equal(a: &ContactFields, b: &ContactFields) -> bool {
+    Field::ALL.iter().all(|f| f.equal(a, b))
+}
+
+/// A 64-bit fingerprint of the synced fields *as compared* (normalised like [`fields_equal`]):
+/// equal fields always give equal fingerprints, so different fingerprints prove a difference.
+/// The planner treats equal fingerprints as equal fields — a 2^-64 chance per pair of missing an
+/// update that the next edit repairs — because comparing a million copies field by field is
+/// memory-bound (every string is a cache miss), while this is computed once per contact.
+/// SipHash with fixed keys (`DefaultHasher::new`): deterministic within a build, and not
+/// steerable by crafted contact data the way a weak hash would be.
+pub fn fingerprint(f: &ContactFields) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    for field in Field::ALL {
+        if let Some(s) = field.string(f) {
+            norm_str(s).hash(&mut h);
+        } else if let Some(l) = field.list(f) {
+            l.hash(&mut h);
+        } else {
+            f.email_addresses.len().hash(&mut h);
+            for e in &f.email_addresses {
+                norm_str(&e.address).hash(&mut h);
+                norm_email_name(e).hash(&mut h);
+            }
+        }
+    }
+    h.finish()
+}
+
+/// The fields that differ between `old` (the target copy) and `new` (the winner), old → new.
+pub fn diff(old: &ContactFields, new: &ContactFields) -> Vec<FieldChange> {
+    Field::ALL
+        .iter()
+        .filter(|f| !f.equal(old, new))
+        .map(|f| FieldChange {
+            field: f.json_name().to_owned(),
+            old: f.display(old),
+            new: f.display(new),
+        })
+        .collect()
+}
+
+/// PATCH body turning `old` into `new`: every differing field (clears as `null`/`[]`) plus
+/// `displayName` always (graph-facts §1 displayName caveat). `personalNotes` is added by the caller.
+pub fn update_body(old: &ContactFields, new: &ContactFields) -> Map<String, Value> {
+    let mut m = Map::new();
+    for f in Field::ALL {
+        if f == Field::DisplayName || !f.equal(old, new) {
+            m.insert(f.json_name().into(), f.json(new));
+        }
+    }
+    m
+}
+
+/// POST body for a new contact: every set field (unset ones are simply absent on a new item).
+pub fn create_body(new: &ContactFields) -> Map<String, Value> {
+    let mut m = Map::new();
+    for f in Field::ALL {
+        if f.is_set(new) {
+            m.insert(f.json_name().into(), f.json(new));
+        }
+    }
+    m
+}
+
+/// Primary email (SPEC §2.6): the first non-empty `emailAddresses[].address`, trimmed and
+/// lower-cased. Borrowed when already lower-case, so indexing a million contacts stays cheap.
+pub fn primary_email(f: &ContactFields) -> Option<std::borrow::Cow<'_, str>> {
+    let a = f
+        .email_addresses
+        .iter()
+        .filter_map(|e| e.address.as_deref().map(str::trim))
+        .find(|a| !a.is_empty())?;
+    Some(if a.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(a.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(a)
+    })
+}
+
+/// The displayName key for contacts without email (SPEC §2.6): trimmed and compared
+/// case-insensitively, as the script's PowerShell hashtables do (their keys are case-insensitive).
+pub fn name_key(f: &ContactFields) -> Option<std::borrow::Cow<'_, str>> {
+    let n = f.display_name.as_deref()?.trim();
+    if n.is_empty() {
+        return None;
+    }
+    Some(if n.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(n.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(n)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn email(name: Option<&str>, address: &str) -> EmailAddress {
+        EmailAddress {
+            name: name.map(Into::into),
+            address: Some(address.into()),
+        }
+    }
+
+    #[test]
+    fn unset_and_empty_strings_are_equal_real_edits_are_not() {
+        let a = ContactFields {
+            job_title: Some(String::new()),
+            ..Default::default()
+        };
+        let b = ContactFields::default();
+        assert!(fields_equal(&a, &b));
+        let c = ContactFields {
+            job_title: Some("CEO".into()),
+            ..Default::default()
+        };
+        assert!(!fields_equal(&a, &c));
+        let d = ContactFields {
+            job_title: Some("ceo".into()),
+            ..Default::default()
+        };
+        assert!(!fields_equal(&c, &d), "case is user data");
+    }
+
+    #[test]
+    fn email_name_missing_empty_or_address_is_no_name() {
+        let base = |e| ContactFields {
+            email_addresses: vec![e],
+            ..Default::default()
+        };
+        let none = base(email(None, "adele@contoso.com"));
+        assert!(fields_equal(
+            &none,
+            &base(email(Some(""), "adele@contoso.com"))
+        ));
+        assert!(fields_equal(
+            &none,
+            &base(email(Some("Adele@Contoso.com"), "adele@contoso.com"))
+        ));
+        assert!(!fields_equal(
+            &none,
+            &base(email(Some("Adele Vance"), "adele@contoso.com"))
+        ));
+        assert!(!fields_equal(
+            &none,
+            &base(email(None, "adele@fabrikam.com"))
+        ));
+    }
+
+    #[test]
+    fn collection_order_matters() {
+        let a = ContactFields {
+            business_phones: vec!["1".into(), "2".into()],
+            ..Default::default()
+        };
+        let b = ContactFields {
+            business_phones: vec!["2".into(), "1".into()],
+            ..Default::default()
+        };
+        assert!(!fields_equal(&a, &b));
+        assert_eq!(diff(&a, &b)[0].field, "businessPhones");
+        assert_eq!(diff(&a, &b)[0].old, "1; 2");
+    }
+
+    #[test]
+    fn update_body_sends_clears_and_always_display_name() {
+        let old = ContactFields {
+            display_name: Some("Adele Vance".into()),
+            mobile_phone: Some("+1 555".into()),
+            categories: vec!["VIP".into()],
+            company_name: Some("Contoso".into()),
+            ..Default::default()
+        };
+        let new = ContactFields {
+            display_name: Some("Adele Vance".into()),
+            company_name: Some("Contoso".into()),
+            ..Default::default()
+        };
+        let body = Value::Object(update_body(&old, &new));
+        assert_eq!(
+            body,
+            json!({"displayName": "Adele Vance", "mobilePhone": null, "categories": []})
+        );
+        let changes = diff(&old, &new);
+        assert_eq!(
+            changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(),
+            ["mobilePhone", "categories"]
+        );
+    }
+
+    #[test]
+    fn create_body_has_only_set_fields() {
+        let new = ContactFields {
+            display_name: Some("Adele".into()),
+            job_title: Some(String::new()),
+            email_addresses: vec![email(None, "adele@contoso.com")],
+            ..Default::default()
+        };
+        assert_eq!(
+            Value::Object(create_body(&new)),
+            json!({"displayName": "Adele", "emailAddresses": [{"address": "adele@contoso.com"}]})
+        );
+    }
+
+    #[test]
+    fn fingerprint_agrees_with_comparison() {
+        let a = ContactFields {
+            job_title: Some(String::new()),
+            email_addresses: vec![email(Some("adele@contoso.com"), "adele@contoso.com")],
+            ..Default::default()
+        };
+        let b = ContactFields {
+            email_addresses: vec![email(None, "adele@contoso.com")],
+            ..Default::default()
+        };
+        assert!(fields_equal(&a, &b));
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        // Moving a value between fields changes the fingerprint (fields are delimited).
+        let c = ContactFields {
+            given_name: Some("ab".into()),
+            ..Default::default()
+        };
+        let d = ContactFields {
+            surname: Some("ab".into()),
+            ..Default::default()
+        };
+        assert_ne!(fingerprint(&c), fingerprint(&d));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn fingerprint_equal_iff_fields_equal(
+            a in proptest::collection::vec(proptest::option::of("|x|X|x@y"), 6),
+            b in proptest::collection::vec(proptest::option::of("|x|X|x@y"), 6),
+        ) {
+            let mk = |v: &[Option<String>]| ContactFields {
+                given_name: v[0].clone(),
+                surname: v[1].clone(),
+                categories: v[2].iter().cloned().collect(),
+                email_addresses: vec![EmailAddress { name: v[3].clone(), address: v[4].clone() }],
+                mobile_phone: v[5].clone(),
+                ..Default::default()
+            };
+            let (x, y) = (mk(&a), mk(&b));
+            proptest::prop_assert_eq!(fields_equal(&x, &y), fingerprint(&x) == fingerprint(&y));
+        }
+    }
+
+    #[test]
+    fn primary_email_is_first_non_empty_trimmed_lowercase() {
+        let f = ContactFields {
+            email_addresses: vec![email(None, "  "), email(None, " Adele@Contoso.COM ")],
+            ..Default::default()
+        };
+        assert_eq!(primary_email(&f).as_deref(), Some("adele@contoso.com"));
+        assert_eq!(primary_email(&ContactFields::default()), None);
+    }
+}

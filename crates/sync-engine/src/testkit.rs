@@ -1,0 +1,200 @@
+//! An in-memory tenant that applies a [`Plan`] the way Graph would, for tests (feature `testkit`).
+//!
+//! Writes behave as graph-facts §1 and §9 describe: a create gets a new server id, `changeKey`
+//! (etag) and `lastModifiedDateTime`; an update replaces exactly the properties in the body
+//! (collections wholesale), checks `If-Match` against the current etag (412 otherwise), bumps the
+//! etag and the timestamp, and keeps `personalNotes` exactly as sent. Round-trip normalisation is
+//! applied on purpose, and a little adversarially: empty strings come back as `null`, and an email
+//! entry without `name` comes back with `name` equal to its address (what UI-made contacts look
+//! like). This is a test double, never a second source of truth: the emulator is the real oracle.
+
+use crate::model::{Contact, ContactFields};
+use crate::plan::{Action, MailboxSnapshot, Plan, PlanInput, Target};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Map, Value};
+
+/// Why an operation could not be applied (each one is a planner bug in a test).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ApplyError {
+    #[error("unknown mailbox {0}")]
+    UnknownMailbox(String),
+    #[error("contact {0} not found in {1}")]
+    NotFound(String, String),
+    #[error("412 precondition failed for {0}: If-Match {1:?}, current {2:?}")]
+    EtagMismatch(String, Option<String>, Option<String>),
+    #[error("bad operation: {0}")]
+    Bad(String),
+    #[error("body does not deserialise as contact fields: {0}")]
+    Body(String),
+}
+
+/// A tenant held in memory: the hub folder and every user's default folder.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub hub: MailboxSnapshot,
+    pub users: Vec<MailboxSnapshot>,
+    /// The server clock: every write happens after everything already in the tenant.
+    pub clock: Timestamp,
+    next_id: u64,
+}
+
+impl Tenant {
+    pub fn new(hub: MailboxSnapshot, users: Vec<MailboxSnapshot>) -> Self {
+        let latest = hub
+            .contacts
+            .iter()
+            .chain(users.iter().flat_map(|u| u.contacts.iter()))
+            .filter_map(|c| c.last_modified_date_time)
+            .max()
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        Tenant {
+            hub,
+            users,
+            clock: latest + SignedDuration::from_secs(60),
+            next_id: 1,
+        }
+    }
+
+    /// The planner's input for a run starting now.
+    pub fn input(&self, update_existing: bool) -> PlanInput {
+        PlanInput {
+            hub: self.hub.clone(),
+            users: self.users.clone(),
+            update_existing,
+            now: self.clock,
+        }
+    }
+
+    /// All folders, hub first.
+    pub fn folders(&self) -> impl Iterator<Item = &MailboxSnapshot> {
+        std::iter::once(&self.hub).chain(self.users.iter())
+    }
+
+    fn folder_mut(
+        &mut self,
+        mailbox: &str,
+        target: Target,
+    ) -> Result<&mut MailboxSnapshot, ApplyError> {
+        match target {
+            Target::Hub if self.hub.mailbox == mailbox => Ok(&mut self.hub),
+            Target::UserDefault => self
+                .users
+                .iter_mut()
+                .find(|u| u.mailbox == mailbox)
+                .ok_or_else(|| ApplyError::UnknownMailbox(mailbox.to_owned())),
+            Target::Hub => Err(ApplyError::UnknownMailbox(mailbox.to_owned())),
+        }
+    }
+
+    fn tick(&mut self) -> (Timestamp, String) {
+        self.clock += SignedDuration::from_millis(1);
+        self.next_id += 1;
+        (self.clock, format!("W/\"ck{}\"", self.next_id))
+    }
+
+    /// Applies every operation in plan order, stopping at the first failure.
+    pub fn apply(&mut self, plan: &Plan) -> Result<(), ApplyError> {
+        for op in &plan.operations {
+            let (now, etag) = self.tick();
+            let id = format!("id-{}", self.next_id);
+            let folder = self.folder_mut(&op.mailbox, op.target)?;
+            match op.action {
+                Action::Create => {
+                    if op.contact_id.is_some() {
+                        return Err(ApplyError::Bad("create with a contact id".into()));
+                    }
+                    let mut c = Contact {
+                        id,
+                        etag: Some(etag),
+                        last_modified_date_time: Some(now),
+                        ..Default::default()
+                    };
+                    write_body(&mut c, &op.body)?;
+                    folder.contacts.push(c);
+                }
+                Action::Update | Action::Stamp => {
+                    let cid = op
+                        .contact_id
+                        .as_deref()
+                        .ok_or_else(|| ApplyError::Bad("no id".into()))?;
+                    let c = folder
+                        .contacts
+                        .iter_mut()
+                        .find(|c| c.id == cid)
+                        .ok_or_else(|| ApplyError::NotFound(cid.to_owned(), op.mailbox.clone()))?;
+                    if op.etag.is_some() && op.etag != c.etag {
+                        return Err(ApplyError::EtagMismatch(
+                            cid.to_owned(),
+                            op.etag.clone(),
+                            c.etag.clone(),
+                        ));
+                    }
+                    if op.action == Action::Stamp
+                        && op
+                            .body
+                            .keys()
+                            .any(|k| k != "personalNotes" && k != "displayName")
+                    {
+                        return Err(ApplyError::Bad(format!("stamp writes data: {:?}", op.body)));
+                    }
+                    write_body(c, &op.body)?;
+                    c.etag = Some(etag);
+                    c.last_modified_date_time = Some(now);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Overlays a PATCH/POST body on a contact and normalises like Graph's read-back.
+pub fn write_body(c: &mut Contact, body: &Map<String, Value>) -> Result<(), ApplyError> {
+    let mut current = match serde_json::to_value(&c.fields) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    for (k, v) in body {
+        if k == "personalNotes" {
+            c.personal_notes = match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Null => None,
+                other => return Err(ApplyError::Body(format!("personalNotes {other}"))),
+            };
+        } else if crate::SYNCED_FIELDS.contains(&k.as_str()) {
+            current.insert(k.clone(), v.clone());
+        } else {
+            return Err(ApplyError::Body(format!("unexpected property {k}")));
+        }
+    }
+    let mut fields: ContactFields = serde_json::from_value(Value::Object(current))
+        .map_err(|e| ApplyError::Body(e.to_string()))?;
+    for s in [
+        &mut fields.display_name,
+        &mut fields.given_name,
+        &mut fields.surname,
+        &mut fields.company_name,
+        &mut fields.job_title,
+        &mut fields.department,
+        &mut fields.mobile_phone,
+    ] {
+        if s.as_deref() == Some("") {
+            *s = None;
+        }
+    }
+    for e in &mut fields.email_addresses {
+        if e.name.as_deref().is_none_or(str::is_empty) {
+            e.name = e.address.clone();
+        }
+    }
+    c.fields = fields;
+    Ok(())
+}
+
+/// A deterministic SyncId generator for tests: `00000000-0000-4000-8000-000000000001`, …
+pub fn sequential_ids(prefix: u32) -> impl FnMut() -> String {
+    let mut n: u64 = 0;
+    move || {
+        n += 1;
+        format!("{prefix:08x}-0000-4000-8000-{n:012x}")
+    }
+}

@@ -1,0 +1,357 @@
+//! `synccontacts check`: the users' troubleshooting guide, automated. For each tenant, without
+//! writing anything: configuration, token (and which credential), directory permission, the hub
+//! mailbox and its "All Contacts" folder, mailbox permission, and the user scope — each as a
+//! checklist line, with what to do when it fails.
+//!
+//! It must never write (no folder creation, no contact write) and never print a secret; it stops
+//! a tenant's checklist at the first failure that makes later checks meaningless (no token → no
+//! permission checks).
+
+use std::fmt::Write as _;
+
+use graph::{ErrorKind, FolderRef, GraphClient, GraphError};
+
+use crate::config::{self, Env, TenantConfig};
+use crate::exit::{Exit, TenantOutcome};
+use crate::output::Out;
+use crate::run::{self, HUB_FOLDER, RunEnv};
+
+/// One line of the checklist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckItem {
+    pub status: CheckStatus,
+    pub what: String,
+    pub fix: Option<String>,
+    /// A failure whose fix is in the app registration (credential, permission): exit code 3.
+    pub auth: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckStatus {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl CheckItem {
+    fn ok(what: impl Into<String>) -> Self {
+        Self {
+            status: CheckStatus::Ok,
+            what: what.into(),
+            fix: None,
+            auth: false,
+        }
+    }
+    fn warn(what: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            status: CheckStatus::Warn,
+            what: what.into(),
+            fix: Some(fix.into()),
+            auth: false,
+        }
+    }
+    fn fail(what: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            status: CheckStatus::Fail,
+            what: what.into(),
+            fix: Some(fix.into()),
+            auth: false,
+        }
+    }
+    fn auth_fail(what: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            auth: true,
+            ..Self::fail(what, fix)
+        }
+    }
+
+    pub fn line(&self) -> String {
+        let tag = match self.status {
+            CheckStatus::Ok => "[ok]  ",
+            CheckStatus::Warn => "[warn]",
+            CheckStatus::Fail => "[FAIL]",
+        };
+        let mut s = format!("  {tag} {}", self.what);
+        if let Some(f) = &self.fix {
+            let _ = write!(s, "\n         fix: {f}");
+        }
+        s
+    }
+}
+
+/// `synccontacts check [--tenant KEY]...`.
+pub async fn check_command(env: &Env, tenants: &[String], out: &Out) -> Exit {
+    let config = match config::load(env).and_then(|mut c| {
+        c.select_tenants(tenants)?;
+        Ok(c)
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            out.line("[FAIL] configuration");
+            eprint!("{e}");
+            return Exit::Config;
+        }
+    };
+    let run_env = RunEnv::default();
+    let clients = match run::build_clients(&config, &run_env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return Exit::Config;
+        }
+    };
+    out.line(&format!(
+        "[ok]   configuration: {} tenant(s) from {}{}",
+        config.tenants.len(),
+        config.source.variable(),
+        if config.dry_run { ", DryRun on" } else { "" }
+    ));
+    for w in &config.warnings {
+        out.line(&format!("[warn] {w}"));
+    }
+    let mut outcomes = Vec::new();
+    for (t, client) in config.tenants.iter().zip(&clients) {
+        out.line(&format!("Tenant {} (hub {}):", t.label(), t.hub));
+        let items = check_tenant(t, client).await;
+        let lines: Vec<String> = items.iter().map(CheckItem::line).collect();
+        out.lines(lines.iter().map(String::as_str));
+        let failed: Vec<&CheckItem> = items
+            .iter()
+            .filter(|i| i.status == CheckStatus::Fail)
+            .collect();
+        outcomes.push(if failed.is_empty() {
+            TenantOutcome::Ok
+        } else if failed.iter().all(|i| i.auth) {
+            TenantOutcome::AuthFailed
+        } else {
+            TenantOutcome::Failed
+        });
+    }
+    Exit::for_tenants(&outcomes)
+}
+
+const PERM_USERS: &str = "grant the application permission User.Read.All (or Directory.Read.All) to the app registration and click \"Grant admin consent\"";
+const PERM_CONTACTS: &str = "grant the application permission Contacts.ReadWrite and admin consent; if the app is scoped to mailboxes (Application Access Policy or Exchange RBAC for Applications), include this mailbox";
+
+fn is_perm(e: &GraphError) -> bool {
+    e.is_auth_or_permission()
+}
+
+/// The checklist of one tenant.
+pub async fn check_tenant(t: &TenantConfig, client: &GraphClient) -> Vec<CheckItem> {
+    let mut items = vec![CheckItem::ok(format!(
+        "configuration valid ({}, {} cloud, Graph {})",
+        t.origin,
+        format_cloud(t),
+        t.endpoints.graph
+    ))];
+
+    // Token.
+    match client.token().await {
+        Ok(info) => {
+            let roles = if info.roles.is_empty() {
+                "no application roles in the token".to_owned()
+            } else {
+                format!("roles: {}", info.roles.join(", "))
+            };
+            items.push(CheckItem::ok(format!(
+                "token obtained with the {} ({roles})",
+                t.credential.describe()
+            )));
+            let has = |r: &str| info.roles.iter().any(|x| x.eq_ignore_ascii_case(r));
+            if !has("Contacts.ReadWrite") {
+                items.push(CheckItem::warn(
+                    "Contacts.ReadWrite is not among the token's roles",
+                    "fine if it is granted through Exchange RBAC for Applications (those grants never appear in the token); otherwise grant it and admin consent",
+                ));
+            }
+        }
+        Err(e) => {
+            items.push(CheckItem::auth_fail(
+                format!("token with the {}: {e}", t.credential.describe()),
+                token_fix(t, &e),
+            ));
+            return items;
+        }
+    }
+
+    // Directory permission and user scope; the first user is also the mailbox-permission probe.
+    let mut probe: Option<String> = None;
+    match &t.test_users {
+        Some(list) => {
+            let mut missing = Vec::new();
+            let mut denied = None;
+            for u in list {
+                match client.user(u).await {
+                    Ok(_) => {}
+                    Err(e) if e.kind == ErrorKind::NotFound => missing.push(u.clone()),
+                    Err(e) => {
+                        denied = Some(e);
+                        break;
+                    }
+                }
+            }
+            match denied {
+                Some(e) if is_perm(&e) => items.push(CheckItem::warn(
+                    format!("test users ({}) could not be looked up: {e}", list.len()),
+                    format!("test-user scope works without it, but {PERM_USERS}"),
+                )),
+                Some(e) => items.push(CheckItem::fail(
+                    format!("looking up test users: {e}"),
+                    "retry later; if it persists, the request-id helps Microsoft support",
+                )),
+                None if missing.is_empty() => {
+                    probe = list
+                        .iter()
+                        .find(|u| !u.eq_ignore_ascii_case(&t.hub))
+                        .cloned();
+                    items.push(CheckItem::ok(format!(
+                        "{} test users resolved (from {})",
+                        list.len(),
+                        t.test_users_origin.as_deref().unwrap_or("TestUserList")
+                    )));
+                }
+                None => items.push(CheckItem::fail(
+                    format!("test users not found: {}", missing.join(", ")),
+                    "fix the user principal names in the test-user list",
+                )),
+            }
+        }
+        None => match client.licensed_users().await {
+            Ok(users) => {
+                let others: Vec<&graph::User> = users
+                    .iter()
+                    .filter(|u| !u.key().eq_ignore_ascii_case(&t.hub))
+                    .collect();
+                let n = others.len();
+                probe = others.first().map(|u| u.key().to_owned());
+                if n == 0 {
+                    items.push(CheckItem::fail(
+                        "no licensed users found (the shared mailbox does not count)",
+                        "assign licences to the users to sync, or configure TestUserList",
+                    ));
+                } else {
+                    items.push(CheckItem::ok(format!(
+                        "{n} licensed users (read users: permitted)"
+                    )));
+                }
+            }
+            Err(e) if is_perm(&e) => {
+                items.push(CheckItem::auth_fail(
+                    format!("permission to read users missing: {e}"),
+                    PERM_USERS,
+                ));
+                return items;
+            }
+            Err(e) => items.push(CheckItem::fail(
+                format!("listing licensed users: {e}"),
+                "retry later",
+            )),
+        },
+    }
+
+    // The hub mailbox and its folder.
+    match client.user(&t.hub).await {
+        Ok(u) => items.push(CheckItem::ok(format!(
+            "shared mailbox user exists ({})",
+            u.user_principal_name.as_deref().unwrap_or(&u.id)
+        ))),
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            items.push(CheckItem::fail(
+                format!("shared mailbox not found: GlobalAddressBookUserId \"{}\" is not a user of this tenant", t.hub),
+                "set GlobalAddressBookUserId to the UPN of the shared mailbox",
+            ));
+            return items;
+        }
+        Err(e) => items.push(CheckItem::warn(
+            format!("shared mailbox user could not be read: {e}"),
+            PERM_USERS,
+        )),
+    }
+    match client.find_contact_folder(&t.hub, HUB_FOLDER).await {
+        Ok(Some(f)) => {
+            items.push(CheckItem::ok(format!(
+                "\"{HUB_FOLDER}\" found in {}",
+                t.hub
+            )));
+            match client.list_contacts(&t.hub, &FolderRef::Id(f.id)).await {
+                Ok(c) => items.push(CheckItem::ok(format!(
+                    "\"{HUB_FOLDER}\" readable ({} contacts)",
+                    c.len()
+                ))),
+                Err(e) => items.push(mailbox_fail(&t.hub, &e)),
+            }
+        }
+        Ok(None) => items.push(CheckItem::ok(format!(
+            "\"{HUB_FOLDER}\" not found in {}; the first real sync creates it",
+            t.hub
+        ))),
+        Err(e) if e.is_missing_mailbox() => items.push(CheckItem::fail(
+            format!(
+                "shared mailbox not found: \"{}\" has no Exchange Online mailbox ({e})",
+                t.hub
+            ),
+            "GlobalAddressBookUserId must name a shared (or user) mailbox in Exchange Online",
+        )),
+        Err(e) => items.push(mailbox_fail(&t.hub, &e)),
+    }
+
+    // One user's mailbox: an access policy or RBAC scope that leaves users out shows here.
+    if let Some(u) = probe {
+        match client.list_contacts(&u, &FolderRef::Default).await {
+            Ok(c) => items.push(CheckItem::ok(format!(
+                "user mailboxes readable (e.g. {u}: {} contacts)",
+                c.len()
+            ))),
+            Err(e) if e.is_missing_mailbox() => items.push(CheckItem::warn(
+                format!("{u} has no Exchange Online mailbox; such users are skipped"),
+                "nothing to do unless this user should be synced (assign an Exchange plan)",
+            )),
+            Err(e) => items.push(mailbox_fail(&u, &e)),
+        }
+    }
+    items
+}
+
+fn mailbox_fail(mailbox: &str, e: &GraphError) -> CheckItem {
+    if is_perm(e) {
+        CheckItem::auth_fail(
+            format!("permission to read contacts of {mailbox} missing: {e}"),
+            PERM_CONTACTS,
+        )
+    } else {
+        CheckItem::fail(
+            format!("reading contacts of {mailbox}: {e}"),
+            "retry later; if it persists, quote the request-id to Microsoft support",
+        )
+    }
+}
+
+fn token_fix(t: &TenantConfig, e: &GraphError) -> String {
+    let code = e.code.as_deref().unwrap_or("");
+    let cred = t.credential.field();
+    if code.contains("7000215") {
+        format!(
+            "the {cred} is wrong: create a new client secret in the app registration and update the CI variable"
+        )
+    } else if code.contains("7000222") {
+        "the client secret has expired: create a new one and update the CI variable".into()
+    } else if code.contains("700016") {
+        "ClientId is not an app registration in this tenant: check ClientId and TenantId".into()
+    } else if code.contains("90002") {
+        "TenantId is unknown (or belongs to another cloud): check TenantId and Cloud".into()
+    } else if code.contains("70021") {
+        "no federated credential matches the token: check issuer, subject (project path and branch) and audience api://AzureADTokenExchange in the app registration".into()
+    } else if e.kind == ErrorKind::Transport {
+        format!(
+            "cannot reach {}: check network, proxy, and AUTOMATION_SYNCCONTACTS_CA_FILE for a TLS-intercepting proxy",
+            t.endpoints.login
+        )
+    } else {
+        format!("check TenantId, ClientId and the {cred}")
+    }
+}
+
+fn format_cloud(t: &TenantConfig) -> String {
+    format!("{:?}", t.cloud)
+}

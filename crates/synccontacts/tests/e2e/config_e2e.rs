@@ -1,0 +1,214 @@
+//! Every configuration shape runs; every configuration error exits 2 having requested nothing —
+//! not even a token (RELIABILITY I6).
+
+use serde_json::json;
+
+use crate::harness::*;
+
+fn small() -> graph_emulator::Scenario {
+    scenario(vec![
+        hub_with(None),
+        user(
+            "adele@contoso.com",
+            vec![contact(
+                "Alex Wilber",
+                Some("alex@fabrikam.com"),
+                "2026-01-01T00:00:00Z",
+            )],
+        ),
+        user("megan@contoso.com", vec![]),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_configuration_shape_runs() {
+    let emu = Emu::start(small()).await;
+    let entry = tenant_entry(TENANT, SECRET);
+    let shapes: Vec<(&str, EnvVars)> = vec![
+        (
+            "config JSON with MicrosoftTenants and DryRun",
+            vec![var(
+                "AUTOMATION_SYNCCONTACTS_CONFIG_JSON",
+                json!({"MicrosoftTenants": [entry], "DryRun": "true"}).to_string(),
+            )],
+        ),
+        (
+            "config JSON, older top-level shape",
+            vec![var("AUTOMATION_SYNCCONTACTS_CONFIG_JSON", {
+                let mut o = entry.clone();
+                o["DryRun"] = json!(true);
+                o.to_string()
+            })],
+        ),
+        (
+            "tenants JSON + DRY_RUN",
+            vec![
+                var(
+                    "AUTOMATION_SYNCCONTACTS_MICROSOFT_TENANTS_JSON",
+                    json!([entry]).to_string(),
+                ),
+                var("AUTOMATION_SYNCCONTACTS_DRY_RUN", " Yes "),
+            ],
+        ),
+        (
+            "single-tenant variables + DRY_RUN",
+            vec![
+                var("AUTOMATION_SYNCCONTACTS_TENANT_ID", TENANT),
+                var("AUTOMATION_SYNCCONTACTS_CLIENT_ID", CLIENT),
+                var("AUTOMATION_SYNCCONTACTS_CLIENT_SECRET", SECRET),
+                var("AUTOMATION_SYNCCONTACTS_GLOBAL_ADDRESS_BOOK_USER_ID", HUB),
+                var("AUTOMATION_SYNCCONTACTS_DRY_RUN", "1"),
+            ],
+        ),
+    ];
+    for (name, mut env) in shapes {
+        env.extend(endpoints(&emu));
+        emu.reset();
+        let r = sync(&env, &[]).await;
+        assert_eq!(r.code, 0, "{name}: {}\n{}", r.stdout, r.stderr);
+        let rep = r.report.as_ref().unwrap();
+        assert_eq!(rep["dryRun"], true, "{name}");
+        assert_eq!(r.tenant(0)["tenantId"], TENANT, "{name}");
+        assert_eq!(r.tenant(0)["status"], "ok", "{name}");
+        assert_eq!(r.tenant(0)["users"], 2, "{name}");
+        assert!(
+            r.stdout.contains("Would create: NotesId="),
+            "{name}: {}",
+            r.stdout
+        );
+        assert_eq!(emu.writes(), 0, "{name}: a dry run wrote");
+        assert!(
+            emu.hub_contacts().is_none(),
+            "{name}: a dry run created the hub folder"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_tenant_urls_and_test_user_map_variable() {
+    let emu = Emu::start(small()).await;
+    let mut entry = tenant_entry(TENANT, SECRET);
+    entry["PrimaryDomain"] = json!("contoso.com");
+    entry["LoginUrl"] = json!(emu.url());
+    entry["GraphUrl"] = json!(emu.url());
+    let env = vec![
+        var(
+            "AUTOMATION_SYNCCONTACTS_CONFIG_JSON",
+            json!({"MicrosoftTenants": [entry], "TestUserListByTenant": {"contoso.com": ["megan@contoso.com", "adele@contoso.com"]}}).to_string(),
+        ),
+        // The variable overrides the map inside the config JSON; the key matches PrimaryDomain.
+        var(
+            "AUTOMATION_SYNCCONTACTS_TEST_USER_LIST_BY_TENANT_JSON",
+            json!({"CONTOSO.COM": ["megan@contoso.com"]}).to_string(),
+        ),
+    ];
+    let r = sync(&env, &["--dry-run"]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.tenant(0)["users"], 1);
+    let stats = emu.stats();
+    assert!(
+        !stats
+            .by_mailbox
+            .keys()
+            .any(|m| m.to_lowercase().contains("adele")),
+        "adele is outside the test scope but was read: {:?}",
+        stats.by_mailbox.keys()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_configuration_error_exits_2_without_any_request() {
+    let emu = Emu::start(small()).await;
+    let good = tenant_entry(TENANT, SECRET);
+    let dir = tempfile::tempdir().unwrap();
+    let bad_pem = dir.path().join("bad.pem");
+    std::fs::write(
+        &bad_pem,
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let tj = "AUTOMATION_SYNCCONTACTS_MICROSOFT_TENANTS_JSON";
+    let cases: Vec<(&str, EnvVars, Vec<&str>, &str)> = vec![
+        ("nothing configured", vec![], vec![], "no tenants configured"),
+        (
+            "DryRun typo",
+            vec![var(tj, json!([good]).to_string()), var("AUTOMATION_SYNCCONTACTS_DRY_RUN", "ture")],
+            vec![],
+            "AUTOMATION_SYNCCONTACTS_DRY_RUN",
+        ),
+        (
+            "JSON syntax error",
+            vec![var("AUTOMATION_SYNCCONTACTS_CONFIG_JSON", "{\"MicrosoftTenants\": [\n  {\"TenantId\": \"x\",,}\n]}")],
+            vec![],
+            "line 2",
+        ),
+        (
+            "missing field in the second tenant (the first is valid and must not be contacted)",
+            vec![var(tj, json!([good, {"TenantId": "t2", "ClientSecret": "x", "GlobalAddressBookUserId": HUB}]).to_string())],
+            vec![],
+            "tenant #2",
+        ),
+        (
+            "two credentials",
+            vec![var(tj, json!([{"TenantId": TENANT, "ClientId": CLIENT, "ClientSecret": SECRET, "ClientAssertionFile": "/x", "GlobalAddressBookUserId": HUB}]).to_string())],
+            vec![],
+            "more than one credential",
+        ),
+        (
+            "federated token variable not set",
+            vec![var(tj, json!([{"TenantId": TENANT, "ClientId": CLIENT, "ClientAssertionEnv": "AZURE_JWT", "GlobalAddressBookUserId": HUB}]).to_string())],
+            vec![],
+            "AZURE_JWT",
+        ),
+        (
+            "certificate that does not load",
+            vec![var(tj, json!([{"TenantId": TENANT, "ClientId": CLIENT, "ClientCertificatePath": bad_pem, "GlobalAddressBookUserId": HUB}]).to_string())],
+            vec![],
+            "ClientCertificatePath",
+        ),
+        (
+            "plain http to a non-loopback host",
+            vec![var(tj, json!([good]).to_string()), var("AUTOMATION_SYNCCONTACTS_GRAPH_URL", "http://graph.example.com")],
+            vec![],
+            "loopback",
+        ),
+        ("unknown --tenant", vec![var(tj, json!([good]).to_string())], vec!["--tenant", "fabrikam.com"], "fabrikam.com"),
+    ];
+    for (name, mut env, extra, needle) in cases {
+        // Endpoints go first so a case may override them.
+        let mut full = endpoints(&emu);
+        full.append(&mut env);
+        emu.reset();
+        let r = sync(&full, &extra).await;
+        assert_eq!(r.code, 2, "{name}: exit code\n{}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(needle),
+            "{name}: stderr lacks {needle:?}:\n{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("fix"),
+            "{name}: no fix given:\n{}",
+            r.stderr
+        );
+        assert_eq!(emu.any_requests(), 0, "{name}: requests were made");
+        assert!(!r.all_output().contains(SECRET), "{name}: secret printed");
+        let rep = r.report.as_ref().expect("a report even on a config error");
+        assert!(rep["error"].is_string(), "{name}: report lacks the error");
+        // check refuses the same way.
+        if extra.is_empty() {
+            let c = run(&full, &["check"]).await;
+            assert_eq!(c.code, 2, "{name}: check exit code\n{}", c.stderr);
+            assert_eq!(emu.any_requests(), 0, "{name}: check made requests");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_are_exit_2_and_help_is_0() {
+    let r = run(&vec![], &["sync", "--bogus"]).await;
+    assert_eq!(r.code, 2);
+    let r = run(&vec![], &["--help"]).await;
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("sync"));
+}
