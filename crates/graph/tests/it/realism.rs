@@ -455,3 +455,34 @@ async fn federated_credential_is_accepted_and_a_subject_mismatch_explained() {
     assert_eq!(e.code.as_deref(), Some("AADSTS70021"), "{e}");
     assert!(e.message.contains("federated identity credential"), "{e}");
 }
+
+#[tokio::test]
+async fn retry_after_is_honoured_in_real_time_per_the_emulator_clock() {
+    // Real clock here: the emulator's `earlyRetries` counts repeats sent before Retry-After
+    // passed on its own clock, which virtual time would (rightly) trip.
+    let env = Env::start(
+        small(31, 1, 2),
+        EmulatorOptions {
+            faults: Some(plan(json!({"rules": [
+                {"match": {"method": "GET", "path": "/v1.0/users/*/contacts"}, "nth": 1,
+                 "action": {"status": 429, "retryAfter": 1}},
+                {"match": {"method": "POST", "path": "/v1.0/users/*/contactFolders/*/contacts"}, "nth": 2,
+                 "action": {"status": 429, "retryAfter": 1}}]}))),
+            ..Default::default()
+        },
+    )
+    .await;
+    let c = env.client();
+    let u = env.users()[0].clone();
+    let f = FolderRef::Id(c.create_contact_folder(&u, "Other").await.unwrap().id);
+    let (read, writes) = tokio::join!(
+        c.list_contacts(&u, &FolderRef::Default),
+        c.execute_writes(&u, creates(&f, 3, "rt"))
+    );
+    assert_eq!(read.unwrap().len(), 2);
+    assert!(writes.iter().all(Result::is_ok), "{writes:?}");
+    let st = env.emu.stats();
+    let mb = &st.by_mailbox[&u.to_lowercase()];
+    assert_eq!(st.throttled, 2, "{st:?} {:?}", c.stats());
+    assert_eq!(mb.early_retries, 0, "{st:?}");
+}
