@@ -341,10 +341,13 @@ async fn tls_with_the_extra_ca_and_refused_without_it() {
 
     let mut cfg = env.config();
     cfg.clock = Arc::new(VirtualClock::default());
-    cfg.retry.max_attempts = 2;
-    let e = GraphClient::new(cfg).unwrap().token().await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Transport, "{e}");
+    let untrusting = GraphClient::new(cfg).unwrap();
+    let e = untrusting.token().await.unwrap_err();
+    // Not retried: no retry can make an untrusted certificate trusted.
+    assert_eq!(e.kind, ErrorKind::Config, "{e}");
     assert!(e.message.to_lowercase().contains("certificate"), "{e}");
+    assert!(e.message.contains("AUTOMATION_SYNCCONTACTS_CA_FILE"), "{e}");
+    assert_eq!(untrusting.stats().token_requests, 1);
 
     let mut cfg = env.config();
     cfg.extra_ca_pem = Some(b"not a pem".to_vec());
