@@ -107,8 +107,30 @@ struct Claims {
     iss: Option<String>,
     sub: Option<String>,
     aud: Option<Audience>,
+    #[serde(default, deserialize_with = "numeric_date")]
     exp: Option<i64>,
+    #[serde(default, deserialize_with = "numeric_date")]
     nbf: Option<i64>,
+}
+
+/// A JWT NumericDate: RFC 7519 §2 allows non-integer seconds, and MSAL Python sends them
+/// (`"exp": 1795789292.449769`, from `time.time()`; found by tools/sdk-conformance). Truncated to
+/// whole seconds, the precision of the emulator's clock: for `nbf` stamped "now" by the client,
+/// rounding up would reject a fresh assertion as not yet valid.
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        // Finite and well inside i64's range, so the cast cannot saturate.
+        Some(f) if f.is_finite() && f.abs() < 9.0e15 => Ok(Some(f.floor() as i64)),
+        _ => Err(serde::de::Error::custom(format!(
+            "NumericDate out of range: {n}"
+        ))),
+    }
 }
 
 /// Verifies a `client_assertion` for `app` at `token_endpoint` (the token URL exactly as the
@@ -186,9 +208,15 @@ fn verify_certificate(
     };
     let der =
         pem_der(cert_pem, "CERTIFICATE").ok_or_else(|| key_not_found("The key was not found."))?;
+    // MSAL Python sends the thumbprint base64url *with* `=` padding (`urlsafe_b64encode`, found
+    // by tools/sdk-conformance); other clients send it unpadded (RFC 7515 §2). Entra accepts
+    // both, so the padding is not part of the comparison.
+    let same = |presented: &str, digest: &[u8]| {
+        presented.trim_end_matches('=') == URL_SAFE_NO_PAD.encode(digest)
+    };
     let thumb_ok = match (&header.x5t_s256, &header.x5t) {
-        (Some(s256), _) => *s256 == URL_SAFE_NO_PAD.encode(Sha256::digest(&der)),
-        (None, Some(sha1)) => *sha1 == URL_SAFE_NO_PAD.encode(sha1_digest(&der)),
+        (Some(s256), _) => same(s256, &Sha256::digest(&der)),
+        (None, Some(sha1)) => same(sha1, &sha1_digest(&der)),
         (None, None) => false,
     };
     if !thumb_ok {
@@ -507,6 +535,56 @@ mod tests {
             verify(&rs, &a, TOKEN_URL, NOW),
             Ok(AssertionKind::Certificate)
         );
+    }
+
+    #[test]
+    fn accepts_fractional_numeric_dates_as_msal_python_sends_them() {
+        // MSAL Python stamps `nbf`/`exp` from time.time(): non-integer NumericDates (RFC 7519 §2).
+        let k = keys();
+        let a = app(Some(&k.cert_pem), &[]);
+        let mut c = good_claims();
+        c["nbf"] = serde_json::json!(NOW as f64 + 0.449_769);
+        c["exp"] = serde_json::json!(NOW as f64 + 600.5);
+        let token = cert_assertion(Algorithm::PS256, Thumb::S256, c.clone(), &k.key_pem);
+        assert_eq!(
+            verify(&token, &a, TOKEN_URL, NOW),
+            Ok(AssertionKind::Certificate)
+        );
+        // Still time-checked: a fractional exp in the past is AADSTS700024.
+        c["exp"] = serde_json::json!(NOW as f64 - 0.5);
+        let expired = cert_assertion(Algorithm::PS256, Thumb::S256, c, &k.key_pem);
+        assert_eq!(
+            verify(&expired, &a, TOKEN_URL, NOW).unwrap_err().code,
+            700024
+        );
+    }
+
+    #[test]
+    fn accepts_padded_base64url_thumbprints_as_msal_python_sends_them() {
+        let k = keys();
+        let a = app(Some(&k.cert_pem), &[]);
+        let padded = |digest: &[u8]| base64::engine::general_purpose::URL_SAFE.encode(digest);
+        let mut h = Header::new(Algorithm::PS256);
+        h.x5t_s256 = Some(padded(&Sha256::digest(&k.cert_der)));
+        assert!(h.x5t_s256.as_deref().unwrap().ends_with('='));
+        let enc = EncodingKey::from_rsa_pem(k.key_pem.as_bytes()).unwrap();
+        let ps = jsonwebtoken::encode(&h, &good_claims(), &enc).unwrap();
+        assert_eq!(
+            verify(&ps, &a, TOKEN_URL, NOW),
+            Ok(AssertionKind::Certificate)
+        );
+        let mut h = Header::new(Algorithm::RS256);
+        h.x5t = Some(padded(&sha1_digest(&k.cert_der)));
+        let rs = jsonwebtoken::encode(&h, &good_claims(), &enc).unwrap();
+        assert_eq!(
+            verify(&rs, &a, TOKEN_URL, NOW),
+            Ok(AssertionKind::Certificate)
+        );
+        // Padding is ignored, the digest is not: another certificate's thumbprint is 700027.
+        let mut h = Header::new(Algorithm::PS256);
+        h.x5t_s256 = Some(padded(&[9u8; 32]));
+        let wrong = jsonwebtoken::encode(&h, &good_claims(), &enc).unwrap();
+        assert_eq!(verify(&wrong, &a, TOKEN_URL, NOW).unwrap_err().code, 700027);
     }
 
     #[test]

@@ -48,7 +48,9 @@ pub struct FaultRule {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RuleMatch {
-    /// HTTP method, case-insensitive.
+    /// HTTP method, case-insensitive; `|` separates alternatives (`"POST|PATCH"`: every write),
+    /// so one rule's `nth` can count across methods (the k-th write of a run, for crash-point
+    /// enumeration).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     /// Path pattern: `*` matches one segment, `**` any rest (zero or more segments). Literal
@@ -232,7 +234,9 @@ impl RuleMatch {
     /// Whether this request matches.
     pub fn matches(&self, req: &FaultRequest<'_>) -> bool {
         if let Some(m) = &self.method
-            && !m.eq_ignore_ascii_case(req.method)
+            && !m
+                .split('|')
+                .any(|m| m.trim().eq_ignore_ascii_case(req.method))
         {
             return false;
         }
@@ -471,6 +475,26 @@ mod tests {
                 "accepted: {bad}"
             );
         }
+    }
+
+    #[test]
+    fn method_alternatives_share_one_nth_counter() {
+        let plan: FaultPlan = serde_json::from_str(
+            r#"{"rules":[{"match":{"method":"post|PATCH"},"nth":2,"action":{"drop":"before"}}]}"#,
+        )
+        .unwrap();
+        let e = FaultEngine::new(plan);
+        assert_eq!(e.decide(&req("GET", "/v1.0/users/a/contacts", None)), None);
+        assert_eq!(e.decide(&req("POST", "/v1.0/users/a/contacts", None)), None);
+        assert_eq!(
+            e.decide(&req("PATCH", "/v1.0/users/a/contacts/1", None)),
+            Some(FaultAction::Drop(DropWhen::Before)),
+            "the second write, whatever its method"
+        );
+        assert_eq!(
+            e.decide(&req("DELETE", "/v1.0/users/a/contacts/1", None)),
+            None
+        );
     }
 
     #[test]

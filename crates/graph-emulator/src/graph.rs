@@ -130,6 +130,12 @@ async fn handle(shared: &Shared, req: &GraphRequest) -> Result<GraphResponse, Gr
         token_id: principal.token_id.clone(),
         mailbox,
         in_batch: req.in_batch,
+        fingerprint: hooks::fingerprint(
+            req.method.as_str(),
+            &req.path,
+            req.query.as_deref(),
+            &req.body,
+        ),
     };
     // Faults and limits decide before the request counts as in flight, so a refused request
     // never shows in maxInFlight (it still counts as a request to its mailbox).
@@ -1080,7 +1086,7 @@ impl MailboxCall<'_, '_> {
     ) -> Result<GraphResponse, GraphError> {
         self.find(folder, id)?;
         self.check_if_match(id)?;
-        self.mailbox.delete_contact(id, self.call.now);
+        self.mailbox.delete_contact(id);
         Ok(GraphResponse {
             status: StatusCode::NO_CONTENT,
             headers: Vec::new(),

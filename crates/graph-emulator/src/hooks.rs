@@ -36,6 +36,17 @@ pub struct RequestContext {
         reason = "kept for hooks that treat batch items differently"
     )]
     pub in_batch: bool,
+    /// Hash of method, path, query and body: identifies a repeat of the same request (for the
+    /// `earlyRetries` stat).
+    pub fingerprint: u64,
+}
+
+/// The [`RequestContext::fingerprint`] of a request.
+pub fn fingerprint(method: &str, path: &str, query: Option<&str>, body: &[u8]) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (method, path, query, body).hash(&mut h);
+    h.finish()
 }
 
 /// A request the hooks let through; it holds its concurrency slot. Spend its
@@ -53,6 +64,9 @@ impl Admission {
 /// Runs before a Graph request executes: faults, then limits. `Err` answers the request without
 /// executing it.
 pub fn before_execute(shared: &Shared, ctx: &RequestContext) -> Result<Admission, GraphError> {
+    if let Some(m) = &ctx.mailbox {
+        shared.stats.arrived(m, ctx.fingerprint, shared.clock.now());
+    }
     // Limits are keyed by the user id (the UPN for an unknown user); fault rules may name the
     // mailbox by UPN or id whichever form the client used.
     let mailbox = ctx.mailbox.as_ref().map(|upn| MailboxName {
@@ -97,6 +111,16 @@ fn refused(shared: &Shared, ctx: &RequestContext, r: Refused) -> GraphError {
         Refused::Respond(x) => {
             if x.is_throttle() {
                 shared.stats.throttled(ctx.mailbox.as_deref());
+                let secs = x
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                    .and_then(|(_, v)| v.parse::<f64>().ok())
+                    .filter(|s| s.is_finite() && *s > 0.0);
+                if let (Some(m), Some(secs)) = (ctx.mailbox.as_deref(), secs) {
+                    let until = shared.clock.now() + jiff::SignedDuration::from_secs_f64(secs);
+                    shared.stats.retry_after_sent(m, ctx.fingerprint, until);
+                }
             }
             let status =
                 StatusCode::from_u16(x.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

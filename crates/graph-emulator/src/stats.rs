@@ -35,6 +35,12 @@ pub struct MailboxStats {
     pub throttled: u64,
     #[serde(rename = "maxInFlight")]
     pub max_in_flight: u64,
+    /// Requests that repeated a request answered 429 with `Retry-After` (same method, path,
+    /// query and body) before that `Retry-After` had passed on the emulator clock (RELIABILITY
+    /// I5). Only exact repeats count: another request already on its way when the 429 was sent
+    /// cannot have known about it, so counting it would accuse a well-behaved client.
+    #[serde(rename = "earlyRetries", default)]
+    pub early_retries: u64,
 }
 
 #[derive(Default)]
@@ -43,6 +49,8 @@ struct Inner {
     /// Current in-flight count per mailbox key (not reset by `reset`: requests still running
     /// must decrement what they incremented).
     in_flight: BTreeMap<String, u64>,
+    /// Per (mailbox, request fingerprint): when the `Retry-After` of its last 429 ends.
+    retry_after: BTreeMap<(String, u64), jiff::Timestamp>,
 }
 
 /// Shared, cheap-to-clone stats recorder.
@@ -88,6 +96,33 @@ impl StatsRecorder {
                 .entry(m.to_string())
                 .or_default()
                 .throttled += 1;
+        }
+    }
+
+    /// A request to `mailbox` with this fingerprint was answered 429 with `Retry-After` ending at
+    /// `until` (emulator clock).
+    pub fn retry_after_sent(&self, mailbox: &str, fingerprint: u64, until: jiff::Timestamp) {
+        let mut g = self.inner.lock().unwrap();
+        g.retry_after
+            .insert((mailbox.to_string(), fingerprint), until);
+    }
+
+    /// Called for every request to a mailbox as it arrives: counts it in `earlyRetries` when it
+    /// repeats a throttled request whose `Retry-After` has not passed yet.
+    pub fn arrived(&self, mailbox: &str, fingerprint: u64, now: jiff::Timestamp) {
+        let mut g = self.inner.lock().unwrap();
+        let key = (mailbox.to_string(), fingerprint);
+        let Some(until) = g.retry_after.get(&key).copied() else {
+            return;
+        };
+        if now < until {
+            g.stats
+                .by_mailbox
+                .entry(mailbox.to_string())
+                .or_default()
+                .early_retries += 1;
+        } else {
+            g.retry_after.remove(&key);
         }
     }
 

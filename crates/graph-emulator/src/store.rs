@@ -158,28 +158,6 @@ pub struct Mailbox {
     contacts: BTreeMap<u64, StoredContact>,
     index: HashMap<String, u64>,
     next_seq: u64,
-    /// Every contact write since the mailbox was loaded, oldest first (for delta queries).
-    changes: Vec<Change>,
-    next_change: u64,
-}
-
-/// What happened to a contact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    /// Created or modified.
-    Upserted,
-    Removed,
-}
-
-/// One entry of a mailbox's change log. Positions (`seq`) start at 1 and only grow; a delta
-/// token can be a position, and "what changed since" is [`Mailbox::changes_since`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub seq: u64,
-    pub item_id: String,
-    pub folder_id: String,
-    pub kind: ChangeKind,
-    pub at: jiff::Timestamp,
 }
 
 impl TenantState {
@@ -220,38 +198,13 @@ impl Mailbox {
             contacts: BTreeMap::new(),
             index: HashMap::new(),
             next_seq: 0,
-            changes: Vec::new(),
-            next_change: 0,
         }
     }
 
-    fn log(&mut self, item_id: &str, folder_id: &str, kind: ChangeKind, at: jiff::Timestamp) {
-        self.next_change += 1;
-        self.changes.push(Change {
-            seq: self.next_change,
-            item_id: item_id.to_string(),
-            folder_id: folder_id.to_string(),
-            kind,
-            at,
-        });
-    }
+    // Delta queries compare snapshots of a folder (delta.rs), so writes keep no change log.
 
-    /// The position of the latest change (0 before any write after load).
-    #[allow(dead_code, reason = "read by delta queries (delta.rs)")]
-    pub fn change_position(&self) -> u64 {
-        self.next_change
-    }
-
-    /// Changes after position `pos`, oldest first. Loading a scenario logs nothing: the initial
-    /// state is what an initial delta round returns.
-    #[allow(dead_code, reason = "read by delta queries (delta.rs)")]
-    pub fn changes_since(&self, pos: u64) -> &[Change] {
-        let start = self.changes.partition_point(|c| c.seq <= pos);
-        &self.changes[start..]
-    }
-
-    /// Applies a validated PATCH body to a contact (see [`StoredContact::apply_patch`]) and logs
-    /// it. Also what a user's edit in Outlook does (the control plane's `touch`).
+    /// Applies a validated PATCH body to a contact (see [`StoredContact::apply_patch`]). Also
+    /// what a user's edit in Outlook does (the control plane's `touch`).
     pub fn patch_contact(
         &mut self,
         id: &str,
@@ -261,12 +214,10 @@ impl Mailbox {
     ) -> Option<&StoredContact> {
         let c = self.contact_mut(id)?;
         c.apply_patch(patch, ids, now);
-        let folder = c.folder_id.clone();
-        self.log(id, &folder, ChangeKind::Upserted, now);
         self.contact(id)
     }
 
-    /// Creates a contact through the API (logged, unlike scenario loading).
+    /// Creates a contact through the API; returns the stored v1.0 shape.
     pub fn create_contact(
         &mut self,
         ids: &mut IdGen,
@@ -274,17 +225,12 @@ impl Mailbox {
         data: Map<String, Value>,
         now: jiff::Timestamp,
     ) -> Map<String, Value> {
-        let stored = self.insert_contact(ids, folder_id, data, now).data.clone();
-        let id = stored["id"].as_str().unwrap_or_default().to_string();
-        self.log(&id, folder_id, ChangeKind::Upserted, now);
-        stored
+        self.insert_contact(ids, folder_id, data, now).data.clone()
     }
 
-    /// Deletes a contact through the API (logged).
-    pub fn delete_contact(&mut self, id: &str, now: jiff::Timestamp) -> Option<StoredContact> {
-        let removed = self.remove_contact(id)?;
-        self.log(id, &removed.folder_id, ChangeKind::Removed, now);
-        Some(removed)
+    /// Deletes a contact through the API.
+    pub fn delete_contact(&mut self, id: &str) -> Option<StoredContact> {
+        self.remove_contact(id)
     }
 
     /// Whether the id names a folder of this mailbox (the default folder included).
@@ -725,46 +671,24 @@ mod tests {
     }
 
     #[test]
-    fn change_log_records_api_writes_in_order() {
+    fn api_writes_keep_graphs_bookkeeping() {
         let mut ids = IdGen::new(1);
         let mut mb = Mailbox::new("u");
         let folder = mb.default_folder_id.clone();
-        // Scenario loading is the initial state, not a change.
-        mb.insert_contact(&mut ids, &folder, Map::new(), ts(0));
-        assert_eq!(mb.change_position(), 0);
-
         let a = mb.create_contact(&mut ids, &folder, Map::new(), ts(1));
         let a_id = a["id"].as_str().unwrap().to_string();
+        assert_eq!(a["parentFolderId"], folder.as_str());
         let before = a["changeKey"].clone();
         let patch = json!({"jobTitle": "CFO"}).as_object().unwrap().clone();
         let patched = mb.patch_contact(&a_id, patch, &mut ids, ts(2)).unwrap();
         assert_ne!(patched.data["changeKey"], before);
         assert_eq!(patched.data["lastModifiedDateTime"], "2026-01-05T08:00:02Z");
-        let pos = mb.change_position();
-        mb.delete_contact(&a_id, ts(3)).unwrap();
-
-        let all: Vec<(u64, ChangeKind)> = mb
-            .changes_since(0)
-            .iter()
-            .map(|c| (c.seq, c.kind))
-            .collect();
-        assert_eq!(
-            all,
-            [
-                (1, ChangeKind::Upserted),
-                (2, ChangeKind::Upserted),
-                (3, ChangeKind::Removed)
-            ]
-        );
-        let later = mb.changes_since(pos);
-        assert_eq!(later.len(), 1);
-        assert_eq!(later[0].item_id, a_id);
-        assert_eq!(later[0].folder_id, folder);
-        assert!(mb.changes_since(3).is_empty());
+        assert_eq!(patched.data["jobTitle"], "CFO");
+        assert!(mb.delete_contact(&a_id).is_some());
+        assert!(mb.contact(&a_id).is_none());
         assert!(
-            mb.delete_contact(&a_id, ts(4)).is_none(),
-            "deleting twice logs nothing"
+            mb.delete_contact(&a_id).is_none(),
+            "deleting twice finds nothing"
         );
-        assert_eq!(mb.change_position(), 3);
     }
 }

@@ -481,6 +481,10 @@ impl TokenSource {
                     )
                 }
                 Err(e) => {
+                    let context = format!("requesting a token from {}", self.token_url);
+                    if let Some(err) = crate::client::untrusted_certificate(&e, &context) {
+                        return Err(scrubbed(err, ctx.redactor));
+                    }
                     let err = GraphError::new(
                         ErrorKind::Transport,
                         format!(

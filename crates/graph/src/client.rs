@@ -168,6 +168,23 @@ struct BatchReply {
 }
 
 /// `e` and its sources, joined, for a transport error message.
+/// A TLS certificate the client does not trust (a TLS-intercepting proxy, the emulator's `--tls`,
+/// a wrong host): no retry can fix it, so it fails at once with what to do instead of spending the
+/// attempt budget on backoff. rustls reports every such case as "invalid peer certificate: …".
+pub(crate) fn untrusted_certificate(e: &reqwest::Error, context: &str) -> Option<GraphError> {
+    let chain = error_chain(e);
+    chain.contains("invalid peer certificate").then(|| {
+        GraphError::new(
+            ErrorKind::Config,
+            format!(
+                "{context}: the server's TLS certificate is not trusted ({chain}) — if a \
+                 TLS-intercepting proxy or a test endpoint is in the way, set \
+                 AUTOMATION_SYNCCONTACTS_CA_FILE to its CA certificate (PEM)"
+            ),
+        )
+    })
+}
+
 pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -329,12 +346,15 @@ impl GraphClient {
         let mut refreshed = false;
         loop {
             attempt += 1;
-            let (token, _) = self.access_token().await?;
+            // The slot first, then the token: waiting for a slot can mean sleeping through a
+            // mailbox's Retry-After, and a token taken before that wait may expire during it
+            // (a 401 that costs the request its one refresh; RELIABILITY I5).
             let permit = self
                 .inner
                 .limits
                 .acquire(call.mailbox.as_deref(), call.weight, &*self.inner.clock)
                 .await;
+            let (token, _) = self.access_token().await?;
             let mut rb = self
                 .inner
                 .http
@@ -427,6 +447,9 @@ impl GraphClient {
                 }
                 Err(e) => {
                     drop(permit);
+                    if let Some(err) = untrusted_certificate(&e, &call.context) {
+                        return Err(self.scrub(err));
+                    }
                     let maybe_sent = !e.is_connect();
                     let err = GraphError::new(
                         ErrorKind::Transport,

@@ -22,7 +22,7 @@ use crate::report::{self, Detail, RunReport};
     about = "Keeps one company-wide contact book in Microsoft 365 in sync, through Microsoft Graph.",
     long_about = "Collects every licensed user's contacts into the \"All Contacts\" folder of a shared \
                   mailbox and distributes that set back to every user. Configuration comes from the \
-                  AUTOMATION_SYNCCONTACTS_* environment variables (see docs/USAGE.md).\n\n\
+                  AUTOMATION_SYNCCONTACTS_* environment variables (see README.md).\n\n\
                   Exit codes: 0 all tenants done; 1 some tenant or writes failed (safe to rerun); \
                   2 configuration error (nothing was requested); 3 authentication or permission error."
 )]

@@ -19,6 +19,14 @@ impl Out {
         Self::default()
     }
 
+    /// A printer that prints nothing: for library callers (tests, benchmarks) that rebuild the
+    /// text from the report themselves and must not flood their own stdout.
+    pub fn discard() -> Self {
+        Self {
+            closed: AtomicBool::new(true),
+        }
+    }
+
     /// Prints one line; silently stops printing once stdout is closed.
     pub fn line(&self, line: &str) {
         self.lines(std::iter::once(line));

@@ -388,8 +388,7 @@ async fn read_tenant(
     read_span.pb_set_length(users.len() as u64 + 1);
     read_span.pb_set_message("reading mailboxes");
     let hub_contacts = match &hub_folder {
-        Some(f) => client
-            .list_contacts(&t.hub, &FolderRef::Id(f.id.clone()))
+        Some(f) => read_folder(client, &t.hub, &FolderRef::Id(f.id.clone()))
             .instrument(read_span.clone())
             .await
             .map_err(|e| hub_err(&e))?,
@@ -406,7 +405,7 @@ async fn read_tenant(
             .map(|u| {
                 let span = read_span.clone();
                 async move {
-                    let r = client.list_contacts(&u, &FolderRef::Default).await;
+                    let r = read_folder(client, &u, &FolderRef::Default).await;
                     span.pb_inc(1);
                     (u, r)
                 }
@@ -467,6 +466,51 @@ async fn read_tenant(
         );
     }
     Ok(snaps)
+}
+
+/// One folder's contacts, with notes that a list response may have mangled read again by id.
+///
+/// Graph's list responses return `personalNotes` that start with a line break with every line
+/// break removed and cut to 256 characters, while GET by id returns them intact (graph-facts §9,
+/// MGDold-issue#17598). Notes rebuilt from such a value and written back would destroy the user's
+/// text for good (RELIABILITY I3). A mangled value has no line break left, so every contact whose
+/// listed notes hold none — and are not just our tag line, which never needs the user's text — is
+/// read again by id. Once stamped, a contact with user text carries a line break (before its tag
+/// line), so in steady state this reads nothing extra.
+async fn read_folder(
+    client: &GraphClient,
+    mailbox: &str,
+    folder: &FolderRef,
+) -> Result<Vec<graph::Contact>, GraphError> {
+    let mut contacts = client.list_contacts(mailbox, folder).await?;
+    let suspect: Vec<usize> = contacts
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.personal_notes.as_deref().is_some_and(may_be_mangled))
+        .map(|(i, _)| i)
+        .collect();
+    let fetched: Vec<(usize, Result<graph::Contact, GraphError>)> = futures::stream::iter(suspect)
+        .map(|i| {
+            let id = contacts[i].id.clone();
+            async move { (i, client.get_contact(mailbox, &id).await) }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    for (i, r) in fetched {
+        contacts[i].personal_notes = r?.personal_notes;
+    }
+    Ok(contacts)
+}
+
+/// Listed notes that may have lost line breaks to the list-response quirk (see [`read_folder`]).
+fn may_be_mangled(notes: &str) -> bool {
+    if notes.is_empty() || notes.contains(['\n', '\r']) {
+        return false;
+    }
+    let bare_tag_line = sync_engine::tags::parse(notes).tags.is_some()
+        && sync_engine::tags::user_text(Some(notes)).is_empty();
+    !bare_tag_line
 }
 
 /// The progress bar of a phase (only drawn on a terminal; see `logging.rs`).
@@ -819,6 +863,19 @@ mod tests {
             Outcome::from_error(&err(ErrorKind::Server, 503)).result,
             ActionResult::Failed
         );
+    }
+
+    #[test]
+    fn only_notes_without_any_line_break_that_are_not_a_bare_tag_line_are_re_read() {
+        assert!(may_be_mangled("blank lines aroundSyncId=x"));
+        assert!(may_be_mangled("a single line of user text"));
+        assert!(!may_be_mangled(""));
+        assert!(!may_be_mangled(
+            "text\r\nSyncId=0a9b8c7d-0000-4000-8000-0000000000de;CreatedBy=a"
+        ));
+        assert!(!may_be_mangled(
+            "SyncId=0a9b8c7d-0000-4000-8000-0000000000de;CreatedBy=a;LastUpdatedAt=2026-01-01T00:00:00.0000000Z;LastUpdatedBy=a"
+        ));
     }
 
     #[test]

@@ -908,3 +908,39 @@ async fn batch_items_meet_the_mailbox_budget_and_drop_faults_individually() {
     let state = serde_json::to_value(env.emu.state()).unwrap().to_string();
     assert!(state.contains("InLostBatch"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Retry-After compliance (RELIABILITY I5: no request repeated before its Retry-After passed)
+
+#[tokio::test]
+async fn a_repeat_before_retry_after_counts_as_an_early_retry_and_one_after_does_not() {
+    let plan: FaultPlan = serde_json::from_value(json!({
+        "rules": [{"match": {"method": "GET", "path": "/v1.0/users/*/contacts"}, "nth": 1,
+                   "action": {"status": 429, "retryAfter": 5}}]
+    }))
+    .unwrap();
+    let env = start_opts(
+        fixture(),
+        EmulatorOptions {
+            faults: Some(plan),
+            ..EmulatorOptions::default()
+        },
+    )
+    .await;
+    let (s, _) = env.get(ADELE).await;
+    assert_eq!(s, 429);
+    // Another request to the same mailbox is not a repeat of the throttled one.
+    let (s, _) = env.get(&format!("{ADELE}?$top=1")).await;
+    assert_eq!(s, 200);
+    let early = |env: &Env| env.emu.stats().by_mailbox["adele@contoso.com"].early_retries;
+    assert_eq!(early(&env), 0);
+    // The same request again at once: too early.
+    let (s, _) = env.get(ADELE).await;
+    assert_eq!(s, 200);
+    assert_eq!(early(&env), 1);
+    // After the Retry-After (on the emulator clock) it is fine.
+    env.emu.advance_clock(Duration::from_secs(6));
+    let (s, _) = env.get(ADELE).await;
+    assert_eq!(s, 200);
+    assert_eq!(early(&env), 1);
+}

@@ -5,4 +5,5 @@ mod auth_flows;
 mod emulator;
 mod mock;
 mod mock_client;
+mod realism;
 mod secrets;

@@ -94,7 +94,58 @@ async fn no_secret_in_logs_errors_or_debug() {
         .await;
     let info = c.token().await.unwrap();
 
+    // Certificate and federated credentials through the same capture.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["canary".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let key_pem = key.serialize_pem();
+    let key_body: String = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let pem_path = dir.path().join("app.pem");
+    std::fs::write(&pem_path, format!("{}{key_pem}", cert.pem())).unwrap();
+    let fed_path = dir.path().join("id_token");
+    const FED: &str = "canary-federated-token-0c9d8e";
+    std::fs::write(&fed_path, FED).unwrap();
+    let clock2 = Arc::new(VirtualClock::default());
+    // This server echoes the bearer token (the only secret these clients send to Graph).
+    let m2 = Mock::start(clock2.clone(), 3599, |s, seen| {
+        let n = seen.iter().filter(|x| x.is_token()).count();
+        if s.is_token() {
+            return Answer::json(200, json!({"token_type": "Bearer", "expires_in": 3599,
+                "access_token": format!("{ACCESS}-c{n}")}));
+        }
+        let auth = s.header("authorization").unwrap_or("").to_owned();
+        Answer::json(403, json!({"error": {"code": "ErrorAccessDenied", "message": format!("denied for {auth}")}}))
+    })
+    .await;
+    let mut assertions = Vec::new();
+    for cred in [
+        Credential::CertificatePem(pem_path),
+        Credential::AssertionFile(fed_path),
+    ] {
+        let cfg = config(&m2.url, clock2.clone(), cred);
+        all_debug_push(&mut assertions, format!("{cfg:?}"));
+        let c = GraphClient::new(cfg).unwrap();
+        let e = c
+            .list_contacts("b@x", &FolderRef::Default)
+            .await
+            .unwrap_err();
+        all_debug_push(&mut assertions, format!("{c:?} {e:?} {e}"));
+    }
+    let signed: Vec<String> = m2
+        .token_requests()
+        .iter()
+        .filter_map(|t| t.form().get("client_assertion").cloned())
+        .collect();
+    assert_eq!(signed.len(), 2, "both credentials were used");
+
     let mut all = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+    all.push_str(&assertions.join("\n"));
     all.push_str(&cfg_debug);
     all.push_str(&format!("{c:?} {e:?} {e} {writes:?} {info:?}"));
     assert!(all.contains("retrying"), "logs were captured: {all}");
@@ -102,5 +153,23 @@ async fn no_secret_in_logs_errors_or_debug() {
     assert!(e.message.contains("[REDACTED]"), "{e}");
     let t1 = format!("{ACCESS}-1");
     let t2 = format!("{ACCESS}-2");
-    assert_no_canary(&all, &[SECRET, &t1, &t2]);
+    let first_key_line = key_pem.lines().nth(1).unwrap().to_owned();
+    assert_no_canary(
+        &all,
+        &[
+            SECRET,
+            &t1,
+            &t2,
+            &format!("{ACCESS}-c1"),
+            &format!("{ACCESS}-c2"),
+            FED,
+            &signed[0],
+            &key_body,
+            &first_key_line,
+        ],
+    );
+}
+
+fn all_debug_push(v: &mut Vec<String>, s: String) {
+    v.push(s);
 }

@@ -149,11 +149,8 @@ async fn tls_endpoint_with_the_ca_file() {
     converged_simple(&emu);
 }
 
-/// Ignored because it takes ~40 s: the client classifies a certificate verification failure as
-/// a transport error and retries it with backoff, although no retry can fix it (reported to the
-/// client's owner). Run with `--ignored`.
+/// An untrusted certificate fails the tenant at once with what to do (no retry can fix it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "slow until the client stops retrying TLS verification failures"]
 async fn tls_endpoint_without_the_ca_file_fails_the_tenant() {
     let (emu, _dir, _ca) = tls_emulator().await;
     let r = sync(&one_tenant(&emu), &[]).await;
@@ -163,6 +160,13 @@ async fn tls_endpoint_without_the_ca_file_fails_the_tenant() {
         r.stderr
     );
     assert_eq!(emu.writes(), 0);
+    assert!(
+        r.stderr.contains("AUTOMATION_SYNCCONTACTS_CA_FILE")
+            || r.stdout.contains("AUTOMATION_SYNCCONTACTS_CA_FILE"),
+        "the error must say how to trust the certificate\n{}\n{}",
+        r.stdout,
+        r.stderr
+    );
 }
 
 fn plan(v: serde_json::Value) -> FaultPlan {
