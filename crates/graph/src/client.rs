@@ -17,6 +17,7 @@ use rand::rngs::SmallRng;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use url::Url;
 
 use crate::auth::{AssertionAlgorithm, Credential, TokenCtx, TokenInfo, TokenSource, token_info};
@@ -939,11 +940,11 @@ impl GraphClient {
                         .map(str::to_owned)
                         .or_else(|| outer_rid.clone());
                     if (200..300).contains(&item.status) {
-                        let body = match &item.body {
-                            Value::Null => Ok(None),
-                            Value::Object(o) if o.is_empty() => Ok(None),
-                            // Graph may base64-encode non-JSON item bodies; contacts are JSON.
-                            v => parse_value::<Contact>(v.clone(), &ctx).map(Some),
+                        // Graph may base64-encode non-JSON item bodies; contacts are JSON.
+                        let body = match item.body.as_deref().map(RawValue::get) {
+                            None => Ok(None),
+                            Some(raw) if is_empty_json(raw) => Ok(None),
+                            Some(raw) => parse_raw::<Contact>(raw, &ctx).map(Some),
                         };
                         results[i] = Some(body.map(|body| WriteResponse {
                             status: item.status,
@@ -952,10 +953,14 @@ impl GraphClient {
                         }));
                         continue;
                     }
-                    let body_bytes = serde_json::to_vec(&item.body).unwrap_or_default();
+                    let body_bytes = item
+                        .body
+                        .as_deref()
+                        .map_or("null", RawValue::get)
+                        .as_bytes();
                     let err = self.scrub(GraphError::from_graph_response(
                         item.status,
-                        &body_bytes,
+                        body_bytes,
                         rid,
                         &ctx,
                     ));
@@ -1143,6 +1148,25 @@ fn parse_body<T: DeserializeOwned>(bytes: &[u8], context: &str) -> Result<T, Gra
     })
 }
 
+fn parse_raw<T: DeserializeOwned>(raw: &str, context: &str) -> Result<T, GraphError> {
+    serde_json::from_str(raw).map_err(|e| {
+        GraphError::new(
+            ErrorKind::Server,
+            format!("{context}: unexpected item shape: {e}"),
+        )
+    })
+}
+
+/// `null` or an empty object, whitespace aside: an item answered without content.
+fn is_empty_json(raw: &str) -> bool {
+    let mut b = raw.bytes().filter(|c| !c.is_ascii_whitespace());
+    match b.next() {
+        Some(b'n') => raw.trim() == "null",
+        Some(b'{') => b.next() == Some(b'}') && b.next().is_none(),
+        _ => false,
+    }
+}
+
 fn parse_value<T: DeserializeOwned>(v: Value, context: &str) -> Result<T, GraphError> {
     serde_json::from_value(v).map_err(|e| {
         GraphError::new(
@@ -1150,4 +1174,27 @@ fn parse_value<T: DeserializeOwned>(v: Value, context: &str) -> Result<T, GraphE
             format!("{context}: unexpected item shape: {e}"),
         )
     })
+}
+
+#[cfg(test)]
+mod raw_body_tests {
+    use super::*;
+
+    #[test]
+    fn empty_item_bodies_are_recognised_without_parsing() {
+        for raw in ["null", " null ", "{}", "{ }", "{\n}"] {
+            assert!(is_empty_json(raw), "{raw:?}");
+        }
+        for raw in ["{\"id\":\"x\"}", "[]", "\"\"", "nul", "{}x"] {
+            assert!(!is_empty_json(raw), "{raw:?}");
+        }
+        let c: Contact = parse_raw(r#"{"id":"x","displayName":"Ann"}"#, "ctx").unwrap();
+        assert_eq!(c.id, "x");
+        let e = parse_raw::<Contact>("[1]", "writing").unwrap_err();
+        assert!(
+            e.message.starts_with("writing: unexpected item shape"),
+            "{}",
+            e.message
+        );
+    }
 }
