@@ -78,12 +78,7 @@ pub struct InnerRequest {
 pub struct InnerResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    /// The body as bytes; empty when `json` carries it.
     pub body: Vec<u8>,
-    /// The body, when the dispatcher answered JSON: kept as a value so the batch response embeds
-    /// it as is. Serializing it to `body` and parsing it back for the outer document was a fifth
-    /// of the emulator's CPU in a write-heavy benchmark (issue 8, BENCHMARKS.md).
-    pub json: Option<Value>,
 }
 
 /// A parsed batch, or per-item problems that answer without dispatch.
@@ -142,8 +137,8 @@ fn item_error(status: u16, code: &str, message: &str) -> InnerResponse {
     InnerResponse {
         status,
         headers: vec![("Content-Type".into(), "application/json".into())],
-        body: Vec::new(),
-        json: Some(json!({"error": {"code": code, "message": message}})),
+        body: serde_json::to_vec(&json!({"error": {"code": code, "message": message}}))
+            .unwrap_or_default(),
     }
 }
 
@@ -358,9 +353,9 @@ const ITEM_HEADERS: [&str; 7] = [
 ];
 
 /// The outer 200 body: `{"responses":[{"id","status","headers","body"}]}`.
-pub fn responses_body(results: Vec<(String, InnerResponse)>) -> Value {
+pub fn responses_body(results: &[(String, InnerResponse)]) -> Value {
     let responses: Vec<Value> = results
-        .into_iter()
+        .iter()
         .map(|(id, r)| {
             let mut headers = Map::new();
             for (k, v) in &r.headers {
@@ -371,12 +366,10 @@ pub fn responses_body(results: Vec<(String, InnerResponse)>) -> Value {
                 }
             }
             let mut item = Map::new();
-            item.insert("id".into(), Value::String(id));
+            item.insert("id".into(), Value::String(id.clone()));
             item.insert("status".into(), Value::from(r.status));
             item.insert("headers".into(), Value::Object(headers));
-            if let Some(v) = r.json {
-                item.insert("body".into(), v);
-            } else if !r.body.is_empty() {
+            if !r.body.is_empty() {
                 let is_json = r
                     .headers
                     .iter()
@@ -526,7 +519,7 @@ pub(crate) async fn serve(
     let mut resp = GraphResponse {
         status: StatusCode::OK,
         headers: Vec::new(),
-        body: Some(responses_body(results)),
+        body: Some(responses_body(&results)),
     };
     if let Err(r) = admitted.finish() {
         return match r {
@@ -615,14 +608,17 @@ fn inner_graph_request(
 
 fn inner_response(resp: GraphResponse) -> InnerResponse {
     let mut headers = resp.headers;
-    if resp.body.is_some() {
-        headers.push(("Content-Type".into(), GRAPH_JSON.into()));
-    }
+    let body = match resp.body {
+        Some(v) => {
+            headers.push(("Content-Type".into(), GRAPH_JSON.into()));
+            serde_json::to_vec(&v).unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
     InnerResponse {
         status: resp.status.as_u16(),
         headers,
-        body: Vec::new(),
-        json: resp.body,
+        body,
     }
 }
 
@@ -638,7 +634,6 @@ mod tests {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body: serde_json::to_vec(&v).unwrap(),
-            json: None,
         }
     }
 
@@ -807,33 +802,19 @@ mod tests {
                 ("request-id".into(), "x".into()),
             ],
             body: br#"{"error":{"code":"ApplicationThrottled"}}"#.to_vec(),
-            json: None,
         };
         let deleted = InnerResponse {
             status: 204,
             headers: vec![],
             body: vec![],
-            json: None,
         };
-        let created = InnerResponse {
-            status: 201,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: vec![],
-            json: Some(json!({"id": "c1"})),
-        };
-        let body = responses_body(vec![
-            ("1".into(), throttled),
-            ("2".into(), deleted),
-            ("3".into(), created),
-        ]);
+        let body = responses_body(&[("1".into(), throttled), ("2".into(), deleted)]);
         assert_eq!(
             body,
             json!({"responses": [
                 {"id": "1", "status": 429, "headers": {"Content-Type": "application/json", "Retry-After": "3"},
                  "body": {"error": {"code": "ApplicationThrottled"}}},
-                {"id": "2", "status": 204, "headers": {}},
-                {"id": "3", "status": 201, "headers": {"Content-Type": "application/json"},
-                 "body": {"id": "c1"}}]})
+                {"id": "2", "status": 204, "headers": {}}]})
         );
     }
 }
