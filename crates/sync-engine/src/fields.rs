@@ -182,7 +182,7 @@ impl Field {
         )
     }
 
-    fn is_set(self, f: &ContactFields) -> bool {
+    pub(crate) fn is_set(self, f: &ContactFields) -> bool {
         if let Some(s) = self.string(f) {
             return !norm_str(s).is_empty();
         }

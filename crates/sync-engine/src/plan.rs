@@ -27,8 +27,8 @@
 //! a fixed number of scoped threads; the result does not depend on them). It never deletes and
 //! never merges: data problems are reported, not fixed.
 
-use crate::fields::{self, FieldChange};
-use crate::model::Contact;
+use crate::fields::{self, Field, FieldChange};
+use crate::model::{Contact, ContactFields};
 use crate::tags::{self, SyncId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,7 @@ use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 /// FxHash (as in rustc): the planner hashes a few million short keys per run and SipHash's
 /// flooding resistance buys nothing in a batch job over one tenant's own data.
@@ -143,11 +144,56 @@ pub struct Operation {
     pub source_mailbox: String,
     /// Differing fields, old → new (Update only).
     pub changes: Vec<FieldChange>,
-    /// The exact JSON to POST/PATCH, including `personalNotes`.
-    pub body: Map<String, Value>,
-    /// The `personalNotes` written; if a created contact comes back without it, write it again
-    /// (SPEC §2.7).
+    /// The `personalNotes` written (the body's `personalNotes`); if a created contact comes back
+    /// without it, write it again (SPEC §2.7).
     pub expected_notes: String,
+    /// The data written: the winner's fields, shared by every write of one logical contact
+    /// (`None` for a Stamp, which writes no data). Kept instead of a JSON body because a plan
+    /// holds up to a few hundred thousand operations and a body map costs ~2 KB each; the body
+    /// is built when it is sent ([`Operation::body`]).
+    #[serde(skip)]
+    data: Option<Arc<ContactFields>>,
+    /// Which of [`Field::ALL`] go in the body (bit `i` = `Field::ALL[i]`).
+    #[serde(skip)]
+    written: u16,
+}
+
+impl Operation {
+    /// The exact JSON to POST/PATCH, including `personalNotes`: for a Create every field the
+    /// winner has set; for an Update every differing field (clears as `null`/`[]`) and always
+    /// `displayName` (graph-facts §1 displayName caveat); for a Stamp only the copy's own
+    /// `displayName` (same caveat) and the notes.
+    pub fn body(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        match &self.data {
+            Some(f) => {
+                for (bit, field) in Field::ALL.iter().enumerate() {
+                    if self.written & (1 << bit) != 0 {
+                        m.insert(field.json_name().into(), field.json(f));
+                    }
+                }
+            }
+            None => {
+                if let Some(d) = &self.display_name {
+                    m.insert("displayName".into(), Value::String(d.clone()));
+                }
+            }
+        }
+        m.insert(
+            "personalNotes".into(),
+            Value::String(self.expected_notes.clone()),
+        );
+        m
+    }
+}
+
+/// Bit mask over [`Field::ALL`] of the fields `pick` selects.
+fn field_mask(pick: impl Fn(Field) -> bool) -> u16 {
+    Field::ALL
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| pick(**f))
+        .fold(0, |m, (bit, _)| m | 1 << bit)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -754,6 +800,8 @@ struct Decision {
     /// (mailbox, position) of the winning copy.
     winner: (u32, u32),
     created_by: String,
+    /// The winner's fields, once some write of this contact needed them.
+    data: Option<Arc<ContactFields>>,
 }
 
 /// SyncIds taken by logical contacts so far, and (built on demand) each folder's SyncIds.
@@ -926,6 +974,7 @@ fn decide_existing(
     };
 
     // Existing copies: one write each at most, combining data and stamp (SPEC §2.8a).
+    let mut data: Option<Arc<ContactFields>> = None;
     for &(mb, i) in &lg.copies {
         let c = &ctx.copies[mb as usize][i as usize];
         let is_winner = (mb, i) == (w_mb, w_i);
@@ -945,41 +994,42 @@ fn decide_existing(
             .map(str::to_owned)
             .unwrap_or_else(|| created_by.clone());
         rewritten[mb as usize][i as usize] = needs_data;
-        let (step, action, source, mut body, changes, display, email) = if needs_data {
+        let (step, action, source, data, written, changes, display, email) = if needs_data {
             let source = if mb == 0 { mailbox(w_mb) } else { hub_mailbox };
+            let old = &c.contact.fields;
             (
                 if mb == 0 { 1 } else { 2 },
                 Action::Update,
                 source,
-                fields::update_body(&c.contact.fields, w_fields),
-                fields::diff(&c.contact.fields, w_fields),
+                Some(
+                    data.get_or_insert_with(|| Arc::new(w_fields.clone()))
+                        .clone(),
+                ),
+                // displayName in every PATCH (graph-facts §1 displayName caveat).
+                field_mask(|f| f == Field::DisplayName || !f.equal(old, w_fields)),
+                fields::diff(old, w_fields),
                 w_display.clone(),
                 w_email.as_deref().map(str::to_owned),
             )
         } else {
-            let mut body = Map::new();
             let display = c
                 .contact
                 .fields
                 .display_name
                 .clone()
                 .filter(|s| !s.is_empty());
-            // displayName in every PATCH (graph-facts §1 displayName caveat).
-            if let Some(d) = &display {
-                body.insert("displayName".into(), Value::String(d.clone()));
-            }
             (
                 1,
                 Action::Stamp,
                 mailbox(w_mb),
-                body,
+                None,
+                0,
                 Vec::new(),
                 display,
                 c.email.as_deref().map(str::to_owned),
             )
         };
         let notes = notes_for(c.contact, &own_created, source);
-        body.insert("personalNotes".into(), Value::String(notes.clone()));
         ops.push((
             (step, mb, sync_id, action, i),
             Operation {
@@ -995,8 +1045,9 @@ fn decide_existing(
                 created_by: own_created,
                 source_mailbox: source.to_owned(),
                 changes,
-                body,
                 expected_notes: notes,
+                data,
+                written,
             },
         ));
     }
@@ -1005,6 +1056,7 @@ fn decide_existing(
         sync_id,
         winner: (w_mb, w_i),
         created_by,
+        data,
     }
 }
 
@@ -1039,7 +1091,8 @@ fn create_missing<'a>(
         )
     };
     // Missing copies: created from the winner, in the hub (step 1) and in every user (step 2).
-    let mut create_body: Option<Map<String, Value>> = None;
+    let mut data = d.data.clone();
+    let written = field_mask(|f| f.is_set(w_fields));
     let mut next = lg.copies.iter().map(|c| c.0).peekable();
     for mb in 0..ctx.copies.len() as u32 {
         if next.peek() == Some(&mb) {
@@ -1068,10 +1121,9 @@ fn create_missing<'a>(
         }
         let source = if mb == 0 { mailbox(w_mb) } else { hub_mailbox };
         let notes = notes_for(created_by, source);
-        let mut body = create_body
-            .get_or_insert_with(|| fields::create_body(w_fields))
+        let data = data
+            .get_or_insert_with(|| Arc::new(w_fields.clone()))
             .clone();
-        body.insert("personalNotes".into(), Value::String(notes.clone()));
         ops.push((
             (
                 if mb == 0 { 1 } else { 2 },
@@ -1093,8 +1145,9 @@ fn create_missing<'a>(
                 created_by: created_by.clone(),
                 source_mailbox: source.to_owned(),
                 changes: Vec::new(),
-                body,
                 expected_notes: notes,
+                data: Some(data),
+                written,
             },
         ));
     }

@@ -136,7 +136,7 @@ fn user_contact_reaches_hub_and_other_users_and_source_is_stamped() {
             tags::format_round_trip(now())
         )
     );
-    assert_eq!(hub_create.body["displayName"], json!("Adele"));
+    assert_eq!(hub_create.body()["displayName"], json!("Adele"));
     // The source keeps its own text; only the tag line is added (SPEC 2.5 FIX).
     let stamp = &p.operations[1];
     assert!(stamp.expected_notes.starts_with("my text\r\nSyncId="));
@@ -255,9 +255,9 @@ fn newest_edit_wins_across_users_regardless_of_order() {
                 (2, Action::Update, "u2@c".into(), Some("u2c".into())),
             ]
         );
-        assert_eq!(p.operations[0].body["jobTitle"], json!("Lead"));
+        assert_eq!(p.operations[0].body()["jobTitle"], json!("Lead"));
         assert_eq!(p.operations[0].source_mailbox, "u1@c");
-        assert_eq!(p.operations[1].body["jobTitle"], json!("Lead"));
+        assert_eq!(p.operations[1].body()["jobTitle"], json!("Lead"));
         assert_eq!(p.operations[1].changes[0].old, "Manager");
         assert_converges(vec![hub_c.clone()], users, true);
     }
@@ -277,7 +277,7 @@ fn ties_go_to_the_hub_then_mailbox_order_and_still_converge() {
         .collect();
     assert_eq!(upd.len(), 1);
     assert_eq!(upd[0].mailbox, "a@c");
-    assert_eq!(upd[0].body["companyName"], json!("Hub Co"));
+    assert_eq!(upd[0].body()["companyName"], json!("Hub Co"));
     // Between users: the earlier mailbox in name order wins a tie.
     let mut b = a.clone();
     b.id = "b".into();
@@ -292,7 +292,7 @@ fn ties_go_to_the_hub_then_mailbox_order_and_still_converge() {
         .iter()
         .find(|o| o.target == Target::Hub)
         .unwrap();
-    assert_eq!(hub_create.body["companyName"], json!("A Co"));
+    assert_eq!(hub_create.body()["companyName"], json!("A Co"));
     assert_converges(vec![h], vec![mbx("a@c", vec![a.clone()])], true);
     assert_converges(vec![], vec![mbx("b@c", vec![b]), mbx("a@c", vec![a])], true);
 }
@@ -314,7 +314,7 @@ fn clears_propagate_as_explicit_null_and_empty_list() {
         true,
     );
     assert_eq!(p.operations.len(), 1);
-    let b = &p.operations[0].body;
+    let b = p.operations[0].body();
     assert_eq!(b["mobilePhone"], Value::Null);
     assert_eq!(b["businessPhones"], json!([]));
     assert_eq!(b["displayName"], json!("Dan"), "displayName in every PATCH");
@@ -523,7 +523,8 @@ fn data_and_stamp_are_one_write() {
         summary(&p),
         [(2, Action::Update, "u@c".into(), Some("u".into()))]
     );
-    let notes = p.operations[0].body["personalNotes"].as_str().unwrap();
+    let body = p.operations[0].body();
+    let notes = body["personalNotes"].as_str().unwrap();
     assert!(notes.starts_with(&format!("keep me\n\r\nSyncId={GUID_B};")));
     assert_eq!(tags::parse(notes).text, "keep me\n");
 }
@@ -1022,8 +1023,8 @@ fn stamp_body_is_notes_and_display_name_only() {
         .find(|o| o.action == Action::Stamp)
         .unwrap();
     assert_eq!(
-        stamp.body.keys().map(String::as_str).collect::<Vec<_>>(),
+        stamp.body().keys().map(String::as_str).collect::<Vec<_>>(),
         ["displayName", "personalNotes"]
     );
-    assert_eq!(stamp.body["personalNotes"], json!(stamp.expected_notes));
+    assert_eq!(stamp.body()["personalNotes"], json!(stamp.expected_notes));
 }
