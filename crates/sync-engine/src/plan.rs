@@ -248,8 +248,6 @@ struct Seen<'a> {
     contact: &'a Contact,
     /// `lastModifiedDateTime` at read time (copied here: the planner looks at it often).
     modified: Option<Timestamp>,
-    /// [`fields::fingerprint`] of the synced fields.
-    fingerprint: u64,
     sync_id: Option<SyncId>,
     created_by: Option<&'a str>,
     email: Option<Cow<'a, str>>,
@@ -269,7 +267,6 @@ impl<'a> Seen<'a> {
         Seen {
             contact,
             modified: contact.last_modified_date_time,
-            fingerprint: fields::fingerprint(&contact.fields),
             sync_id: tags.map(|t| t.sync_id),
             created_by: tags.and_then(|t| t.created_by),
             email,
@@ -344,26 +341,37 @@ struct Logical {
     copies: Vec<(u32, u32)>,
 }
 
-/// Reads the keys and fingerprint of every contact. This touches every string of every contact
+/// Reads the keys of every contact. This touches every string of every contact
 /// once (memory-bound), so it is split over a few scoped threads; the result does not depend on
 /// the split. Pure: no I/O, fixed thread count.
 fn read_all<'a>(snaps: &[&'a MailboxSnapshot]) -> Vec<Vec<Seen<'a>>> {
-    const THREADS: usize = 4;
-    let total: usize = snaps.iter().map(|s| s.contacts.len()).sum();
-    if total < 10_000 {
-        return snaps
-            .iter()
-            .map(|s| s.contacts.iter().map(Seen::new).collect())
-            .collect();
+    per_folder(snaps, |_, s| s.contacts.iter().map(Seen::new).collect())
+}
+
+/// `f(index, folder)` for every folder, in order. Passes that touch every contact are
+/// memory-bound, so big inputs are split over a few scoped threads (no more than cores: on a
+/// shared 2-core machine extra threads only add contention); the result does not depend on the
+/// split. Pure: no I/O.
+fn per_folder<X: Folder + Sync, T: Send>(
+    folders: &[X],
+    f: impl Fn(usize, &X) -> T + Sync,
+) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let total: usize = folders.iter().map(Folder::size).sum();
+    if total < 10_000 || threads == 1 {
+        return folders.iter().enumerate().map(|(i, x)| f(i, x)).collect();
     }
-    let chunk = snaps.len().div_ceil(THREADS).max(1);
+    let chunk = folders.len().div_ceil(threads).max(1);
+    let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = snaps
+        let handles: Vec<_> = folders
             .chunks(chunk)
-            .map(|part| {
+            .enumerate()
+            .map(|(n, part)| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|s| s.contacts.iter().map(Seen::new).collect::<Vec<_>>())
+                        .enumerate()
+                        .map(|(i, x)| f(n * chunk + i, x))
                         .collect::<Vec<_>>()
                 })
             })
@@ -371,6 +379,48 @@ fn read_all<'a>(snaps: &[&'a MailboxSnapshot]) -> Vec<Vec<Seen<'a>>> {
         handles
             .into_iter()
             .flat_map(|h| h.join().expect("reading contacts does not panic"))
+            .collect()
+    })
+}
+
+/// A folder's size, to decide whether splitting a pass over threads pays.
+trait Folder {
+    fn size(&self) -> usize;
+}
+
+impl Folder for &MailboxSnapshot {
+    fn size(&self) -> usize {
+        self.contacts.len()
+    }
+}
+
+impl Folder for Vec<Seen<'_>> {
+    fn size(&self) -> usize {
+        self.len()
+    }
+}
+
+/// For every copy linked to a logical contact, whether its synced fields differ from the
+/// winner's. Compared exactly, folder by folder: the copies are visited in memory order and the
+/// winners (one per logical contact) stay in cache, which is what makes a million comparisons
+/// cheap — visiting them contact by contact would miss the cache on every string.
+fn differing(
+    copies: &[Vec<Seen<'_>>],
+    links: &[Vec<Link>],
+    winners: &[(u32, u32)],
+) -> Vec<Vec<bool>> {
+    per_folder(copies, |mb, folder| {
+        folder
+            .iter()
+            .zip(&links[mb])
+            .map(|(c, link)| match *link {
+                Link::To(l) => {
+                    let (w_mb, w_i) = winners[l as usize];
+                    let w = &copies[w_mb as usize][w_i as usize];
+                    !fields::fields_equal(&c.contact.fields, &w.contact.fields)
+                }
+                _ => false,
+            })
             .collect()
     })
 }
@@ -699,9 +749,12 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
     // Built lazily: a run without creates (the steady state) never pays for them.
     let mut present: Vec<Option<Present<'_>>> = copies.iter().map(|_| None).collect();
 
+    let winners: Vec<(u32, u32)> = logicals.iter().map(|lg| winner_of(&copies, lg)).collect();
+    let differs = differing(&copies, &links, &winners);
     let ctx = Ctx {
         snaps: &snaps,
         copies: &copies,
+        differs: &differs,
         now_text: tags::format_round_trip(input.now),
     };
     let mut ops = Ops::default();
@@ -827,6 +880,8 @@ struct Finals<'s> {
 struct Ctx<'s, 'a> {
     snaps: &'s [&'a MailboxSnapshot],
     copies: &'s [Vec<Seen<'a>>],
+    /// Whether each linked copy's fields differ from its winner's ([`differing`]).
+    differs: &'s [Vec<bool>],
     /// `now` in the tag line's round-trip form, formatted once.
     now_text: String,
 }
@@ -984,7 +1039,7 @@ fn decide_existing(
         let needs_data = !is_winner
             && update_existing
             && winner.contact.last_modified_date_time.is_some()
-            && c.fingerprint != winner.fingerprint;
+            && ctx.differs[mb as usize][i as usize];
         let needs_stamp = c.sync_id != Some(sync_id);
         if !needs_data && !needs_stamp {
             continue;
@@ -1154,10 +1209,12 @@ fn create_missing<'a>(
 }
 
 /// Groups of positions sharing a key, only for keys seen more than once (no allocation per key).
+/// `first` is scratch space, kept by the caller so its table is allocated once, not per folder.
 fn duplicates<K: std::hash::Hash + Eq + Copy>(
+    first: &mut FastMap<K, usize>,
     items: impl Iterator<Item = (K, usize)>,
 ) -> FastMap<K, Vec<usize>> {
-    let mut first: FastMap<K, usize> = FastMap::default();
+    first.clear();
     let mut dups: FastMap<K, Vec<usize>> = FastMap::default();
     for (k, i) in items {
         match first.entry(k) {
@@ -1182,6 +1239,7 @@ fn report_folder_problems(
     logicals: &[Logical],
     problems: &mut Vec<DataProblem>,
 ) {
+    let (mut first_sid, mut first_email, mut first_name) = Default::default();
     for (mb, folder) in copies.iter().enumerate() {
         let mailbox = &snaps[mb].mailbox;
         let target = target_of(mb as u32);
@@ -1201,18 +1259,21 @@ fn report_folder_problems(
         };
         // Duplicate keys inside the folder (folder order kept within a group).
         let by_sid = duplicates(
+            &mut first_sid,
             folder
                 .iter()
                 .enumerate()
                 .filter_map(|(i, c)| Some((c.sync_id?, i))),
         );
         let by_email = duplicates(
+            &mut first_email,
             folder
                 .iter()
                 .enumerate()
                 .filter_map(|(i, c)| Some((c.email.as_deref()?, i))),
         );
         let by_name = duplicates(
+            &mut first_name,
             folder
                 .iter()
                 .enumerate()

@@ -955,8 +955,8 @@ fn threaded_read_matches_sequential_read() {
             let t = &threaded[mb][i];
             assert!(std::ptr::eq(t.contact, c));
             assert_eq!(
-                (t.fingerprint, &t.email, t.sync_id),
-                (one.fingerprint, &one.email, one.sync_id)
+                (&t.email, &t.name, t.sync_id, t.created_by),
+                (&one.email, &one.name, one.sync_id, one.created_by)
             );
         }
     }
