@@ -775,10 +775,14 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
                 new_sync_id,
                 &mut sync_ids,
                 &mut rewritten,
-                &mut ops,
             )
         })
         .collect();
+    for folder in existing_writes(&ctx, &links, &rewritten, &decisions) {
+        for op in folder {
+            ops.push(op);
+        }
+    }
     let finals = Finals {
         links: &links,
         rewritten: &rewritten,
@@ -960,11 +964,9 @@ fn decide_existing(
     new_sync_id: &mut dyn FnMut() -> String,
     sync_ids: &mut SyncIdClaims,
     rewritten: &mut [Vec<bool>],
-    ops: &mut Ops,
 ) -> Decision {
     let copy = |&(mb, i): &(u32, u32)| &ctx.copies[mb as usize][i as usize];
     let mailbox = |mb: u32| ctx.snaps[mb as usize].mailbox.as_str();
-    let hub_mailbox = mailbox(0);
 
     let (w_mb, w_i) = winner_of(ctx.copies, lg);
     let winner = &ctx.copies[w_mb as usize][w_i as usize];
@@ -1015,23 +1017,12 @@ fn decide_existing(
         .or_else(|| lg.copies.iter().find_map(|c| copy(c).created_by))
         .unwrap_or(mailbox(w_mb))
         .to_owned();
-    let w_display = w_fields.display_name.clone().filter(|s| !s.is_empty());
-    let w_email = fields::primary_email(w_fields);
 
-    let notes_for = |own: &Contact, created: &str, source: &str| -> String {
-        tags::rebuild(
-            own.personal_notes.as_deref(),
-            sync_id,
-            Some(created),
-            Some(&ctx.now_text),
-            Some(source),
-        )
-    };
-
-    // Existing copies: one write each at most, combining data and stamp (SPEC §2.8a).
+    // Existing copies: at most one write each, combining data and stamp (SPEC §2.8a). Here only
+    // *whether* a copy gets its data rewritten; the writes themselves are built folder by folder
+    // afterwards ([`existing_writes`]), which reads the copies in memory order.
     let mut data: Option<Arc<ContactFields>> = None;
     for &(mb, i) in &lg.copies {
-        let c = &ctx.copies[mb as usize][i as usize];
         let is_winner = (mb, i) == (w_mb, w_i);
         // The winner is newer than every other copy in the (timestamp, tie-break) order, so
         // "target older than source" holds for all of them; a winner without a timestamp never
@@ -1040,71 +1031,10 @@ fn decide_existing(
             && update_existing
             && winner.contact.last_modified_date_time.is_some()
             && ctx.differs[mb as usize][i as usize];
-        let needs_stamp = c.sync_id != Some(sync_id);
-        if !needs_data && !needs_stamp {
-            continue;
+        if needs_data && data.is_none() {
+            data = Some(Arc::new(w_fields.clone()));
         }
-        let own_created = c
-            .created_by
-            .map(str::to_owned)
-            .unwrap_or_else(|| created_by.clone());
         rewritten[mb as usize][i as usize] = needs_data;
-        let (step, action, source, data, written, changes, display, email) = if needs_data {
-            let source = if mb == 0 { mailbox(w_mb) } else { hub_mailbox };
-            let old = &c.contact.fields;
-            (
-                if mb == 0 { 1 } else { 2 },
-                Action::Update,
-                source,
-                Some(
-                    data.get_or_insert_with(|| Arc::new(w_fields.clone()))
-                        .clone(),
-                ),
-                // displayName in every PATCH (graph-facts §1 displayName caveat).
-                field_mask(|f| f == Field::DisplayName || !f.equal(old, w_fields)),
-                fields::diff(old, w_fields),
-                w_display.clone(),
-                w_email.as_deref().map(str::to_owned),
-            )
-        } else {
-            let display = c
-                .contact
-                .fields
-                .display_name
-                .clone()
-                .filter(|s| !s.is_empty());
-            (
-                1,
-                Action::Stamp,
-                mailbox(w_mb),
-                None,
-                0,
-                Vec::new(),
-                display,
-                c.email.as_deref().map(str::to_owned),
-            )
-        };
-        let notes = notes_for(c.contact, &own_created, source);
-        ops.push((
-            (step, mb, sync_id, action, i),
-            Operation {
-                step,
-                action,
-                mailbox: mailbox(mb).to_owned(),
-                target: target_of(mb),
-                contact_id: Some(c.contact.id.clone()),
-                etag: c.contact.etag.clone(),
-                sync_id: sync_id.as_str().to_owned(),
-                display_name: display,
-                email,
-                created_by: own_created,
-                source_mailbox: source.to_owned(),
-                changes,
-                expected_notes: notes,
-                data,
-                written,
-            },
-        ));
     }
 
     Decision {
@@ -1113,6 +1043,100 @@ fn decide_existing(
         created_by,
         data,
     }
+}
+
+/// Phase 1's writes to existing copies, folder by folder (in memory order, split over threads
+/// like [`read_all`]): a copy linked to a logical contact gets one write if its data is rewritten
+/// (Update: the winner's differing fields, `displayName`, and its notes with a fresh tag line) or
+/// it lacks the contact's SyncId (Stamp: its notes and its own `displayName`).
+fn existing_writes(
+    ctx: &Ctx<'_, '_>,
+    links: &[Vec<Link>],
+    rewritten: &[Vec<bool>],
+    decisions: &[Decision],
+) -> Vec<Vec<(OpKey, Operation)>> {
+    let mailbox = |mb: u32| ctx.snaps[mb as usize].mailbox.as_str();
+    let hub_mailbox = mailbox(0);
+    per_folder(ctx.copies, |mb, folder| {
+        let mbu = mb as u32;
+        let mut ops = Vec::new();
+        for (i, c) in folder.iter().enumerate() {
+            let Link::To(l) = links[mb][i] else {
+                continue;
+            };
+            let d = &decisions[l as usize];
+            let sync_id = d.sync_id;
+            let needs_data = rewritten[mb][i];
+            if !needs_data && c.sync_id == Some(sync_id) {
+                continue;
+            }
+            let (w_mb, w_i) = d.winner;
+            let winner = &ctx.copies[w_mb as usize][w_i as usize];
+            let w_fields = &winner.contact.fields;
+            let own_created = c.created_by.unwrap_or(&d.created_by).to_owned();
+            let (step, action, source, data, written, changes, display, email) = if needs_data {
+                let source = if mb == 0 { mailbox(w_mb) } else { hub_mailbox };
+                let changes = fields::diff(&c.contact.fields, w_fields);
+                // displayName in every PATCH (graph-facts §1 displayName caveat).
+                let written = field_mask(|f| {
+                    f == Field::DisplayName || changes.iter().any(|x| x.field == f.json_name())
+                });
+                (
+                    if mb == 0 { 1 } else { 2 },
+                    Action::Update,
+                    source,
+                    d.data.clone(),
+                    written,
+                    changes,
+                    w_fields.display_name.clone().filter(|s| !s.is_empty()),
+                    winner.email.as_deref().map(str::to_owned),
+                )
+            } else {
+                (
+                    1,
+                    Action::Stamp,
+                    mailbox(w_mb),
+                    None,
+                    0,
+                    Vec::new(),
+                    c.contact
+                        .fields
+                        .display_name
+                        .clone()
+                        .filter(|s| !s.is_empty()),
+                    c.email.as_deref().map(str::to_owned),
+                )
+            };
+            let notes = tags::rebuild(
+                c.contact.personal_notes.as_deref(),
+                sync_id,
+                Some(&own_created),
+                Some(&ctx.now_text),
+                Some(source),
+            );
+            ops.push((
+                (step, mbu, sync_id, action, i as u32),
+                Operation {
+                    step,
+                    action,
+                    mailbox: mailbox(mbu).to_owned(),
+                    target: target_of(mbu),
+                    contact_id: Some(c.contact.id.clone()),
+                    etag: c.contact.etag.clone(),
+                    sync_id: sync_id.as_str().to_owned(),
+                    display_name: display,
+                    email,
+                    created_by: own_created,
+                    source_mailbox: source.to_owned(),
+                    changes,
+                    expected_notes: notes,
+                    data,
+                    written,
+                },
+            ));
+        }
+        ops
+    })
 }
 
 /// Phase 2 for one logical contact: create it, from the winner, in every folder that lacks it —

@@ -234,6 +234,9 @@ pub fn rebuild(
         last_updated_at,
         last_updated_by,
     );
+    // The capacity above counted the old tag line too; a plan holds hundreds of thousands of
+    // these notes, so give the excess back (an in-place shrink).
+    s.shrink_to_fit();
     s
 }
 
