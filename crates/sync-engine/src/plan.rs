@@ -16,16 +16,20 @@
 //! 4. *Group the rest* across users by the same ladder into new logical contacts.
 //! 5. *Decide* (phase 1) per logical contact: winner = newest `lastModifiedDateTime` (ties: hub,
 //!    then mailbox order); SyncId; update every other copy that differs (rule §2.7), stamp every
-//!    copy lacking the SyncId — one write per copy.
+//!    copy lacking the SyncId — one write per copy. Whether a copy differs is decided in one
+//!    folder-ordered pass, and the writes are then built folder by folder (memory order).
 //! 6. *Create* (phase 2) where the contact is missing — unless the target folder, as it will be
 //!    after phase 1, already holds a contact the ladder would match, which is reported instead
 //!    (never a duplicate, invariant I2).
 //!
 //! Decisions use only the timestamps read at the start of the run, and a copy's note text is only
 //! ever its own text plus a fresh tag line (I3). This module never performs I/O, reads a clock or
-//! draws random numbers: `now` and the SyncId generator come in with the input (reading keys uses
-//! a fixed number of scoped threads; the result does not depend on them). It never deletes and
-//! never merges: data problems are reported, not fixed.
+//! draws random numbers: `now` and the SyncId generator come in with the input (the passes over
+//! every contact use at most one scoped thread per core; the result does not depend on them). It
+//! never deletes and never merges: data problems are reported, not fixed.
+//!
+//! Memory: an [`Operation`] holds its notes once and shares the winner's fields with the other
+//! writes of its contact; its JSON body is built when sent ([`Operation::body`]).
 
 use crate::fields::{self, Field, FieldChange};
 use crate::model::{Contact, ContactFields};
@@ -341,9 +345,7 @@ struct Logical {
     copies: Vec<(u32, u32)>,
 }
 
-/// Reads the keys of every contact. This touches every string of every contact
-/// once (memory-bound), so it is split over a few scoped threads; the result does not depend on
-/// the split. Pure: no I/O, fixed thread count.
+/// Reads the keys of every contact (see [`per_folder`] for the threads).
 fn read_all<'a>(snaps: &[&'a MailboxSnapshot]) -> Vec<Vec<Seen<'a>>> {
     per_folder(snaps, |_, s| s.contacts.iter().map(Seen::new).collect())
 }
