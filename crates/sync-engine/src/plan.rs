@@ -759,9 +759,10 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         differs: &differs,
         now_text: tags::format_round_trip(input.now),
     };
-    let mut ops = Ops::default();
     // Phase 1: existing copies (updates, stamps). Phase 2: creates, checked against each
     // folder's keys as they will be after phase 1, so the next run sees the same folders.
+    // Both phases only *decide* writes (small `Pending` records); every `Operation` is built
+    // once, in plan order, at the end — no second copy of the operations ever exists.
     let mut rewritten: Vec<Vec<bool>> = copies.iter().map(|mb| vec![false; mb.len()]).collect();
     let mut sync_ids = SyncIdClaims {
         claimed: FastSet::default(),
@@ -780,21 +781,35 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
             )
         })
         .collect();
-    for folder in existing_writes(&ctx, &links, &rewritten, &decisions) {
-        for op in folder {
-            ops.push(op);
-        }
-    }
+    let mut pending: Vec<Pending> = existing_writes(&ctx, &links, &rewritten, &decisions)
+        .into_iter()
+        .flatten()
+        .collect();
     let finals = Finals {
         links: &links,
         rewritten: &rewritten,
         decisions: &decisions,
     };
-    for (lg, d) in logicals.iter().zip(&decisions) {
-        create_missing(&ctx, lg, d, &finals, &mut present, &mut ops, &mut problems);
+    for (l, (lg, d)) in logicals.iter().zip(&decisions).enumerate() {
+        create_missing(
+            &ctx,
+            lg,
+            l as u32,
+            d,
+            &finals,
+            &mut present,
+            &mut pending,
+            &mut problems,
+        );
     }
+    // Sorted by step, mailbox (hub first, then name order), SyncId, action, folder position.
+    pending.sort_unstable_by_key(|p| p.key);
+    let mut shared: Vec<Option<Arc<ContactFields>>> = vec![None; decisions.len()];
+    let operations: Vec<Operation> = pending
+        .iter()
+        .map(|p| build_operation(&ctx, &decisions, &mut shared, p))
+        .collect();
 
-    let operations = ops.into_sorted();
     let rank: HashMap<&str, usize> = snaps
         .iter()
         .enumerate()
@@ -817,40 +832,11 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
 /// Sort key of an operation: (step, mailbox rank, SyncId, action, folder position or MAX).
 type OpKey = (u8, u32, SyncId, Action, u32);
 
-/// Operations with their sort keys, kept apart so sorting moves small keys, not operations.
-#[derive(Default)]
-struct Ops {
-    keys: Vec<OpKey>,
-    ops: Vec<Operation>,
-}
-
-impl Ops {
-    fn push(&mut self, (key, op): (OpKey, Operation)) {
-        self.keys.push(key);
-        self.ops.push(op);
-    }
-
-    /// Sorted by step, mailbox (hub first, then name order), SyncId, action, folder position.
-    fn into_sorted(self) -> Vec<Operation> {
-        let Ops { keys, mut ops } = self;
-        let mut order: Vec<usize> = (0..ops.len()).collect();
-        order.sort_unstable_by_key(|&i| keys[i]);
-        // Apply the permutation in place, cycle by cycle: position j receives ops[order[j]].
-        let mut done = vec![false; ops.len()];
-        for start in 0..ops.len() {
-            let mut j = start;
-            while !done[j] {
-                done[j] = true;
-                let k = order[j];
-                if k == start {
-                    break;
-                }
-                ops.swap(j, k);
-                j = k;
-            }
-        }
-        ops
-    }
+/// A write decided but not built yet: its sort key (which also names the target folder, the
+/// action and the copy) and its logical contact.
+struct Pending {
+    key: OpKey,
+    l: u32,
 }
 
 /// What phase 1 decided for one logical contact.
@@ -859,8 +845,6 @@ struct Decision {
     /// (mailbox, position) of the winning copy.
     winner: (u32, u32),
     created_by: String,
-    /// The winner's fields, once some write of this contact needed them.
-    data: Option<Arc<ContactFields>>,
 }
 
 /// SyncIds taken by logical contacts so far, and (built on demand) each folder's SyncIds.
@@ -972,7 +956,6 @@ fn decide_existing(
 
     let (w_mb, w_i) = winner_of(ctx.copies, lg);
     let winner = &ctx.copies[w_mb as usize][w_i as usize];
-    let w_fields = &winner.contact.fields;
 
     // SyncId (SPEC §2.5 "kept if present"): the hub copy's (unique among hub logical contacts);
     // else the first user copy's that is safe to spread — no earlier logical contact uses it, and
@@ -1023,7 +1006,6 @@ fn decide_existing(
     // Existing copies: at most one write each, combining data and stamp (SPEC §2.8a). Here only
     // *whether* a copy gets its data rewritten; the writes themselves are built folder by folder
     // afterwards ([`existing_writes`]), which reads the copies in memory order.
-    let mut data: Option<Arc<ContactFields>> = None;
     for &(mb, i) in &lg.copies {
         let is_winner = (mb, i) == (w_mb, w_i);
         // The winner is newer than every other copy in the (timestamp, tie-break) order, so
@@ -1033,9 +1015,6 @@ fn decide_existing(
             && update_existing
             && winner.contact.last_modified_date_time.is_some()
             && ctx.differs[mb as usize][i as usize];
-        if needs_data && data.is_none() {
-            data = Some(Arc::new(w_fields.clone()));
-        }
         rewritten[mb as usize][i as usize] = needs_data;
     }
 
@@ -1043,60 +1022,99 @@ fn decide_existing(
         sync_id,
         winner: (w_mb, w_i),
         created_by,
-        data,
     }
 }
 
-/// Phase 1's writes to existing copies, folder by folder (in memory order, split over threads
-/// like [`read_all`]): a copy linked to a logical contact gets one write if its data is rewritten
-/// (Update: the winner's differing fields, `displayName`, and its notes with a fresh tag line) or
-/// it lacks the contact's SyncId (Stamp: its notes and its own `displayName`).
+/// Phase 1's writes to existing copies, folder by folder (memory order, split over threads like
+/// [`read_all`]): a copy linked to a logical contact gets one write if its data is rewritten
+/// (Update) or it lacks the contact's SyncId (Stamp).
 fn existing_writes(
     ctx: &Ctx<'_, '_>,
     links: &[Vec<Link>],
     rewritten: &[Vec<bool>],
     decisions: &[Decision],
-) -> Vec<Vec<(OpKey, Operation)>> {
-    let mailbox = |mb: u32| ctx.snaps[mb as usize].mailbox.as_str();
-    let hub_mailbox = mailbox(0);
+) -> Vec<Vec<Pending>> {
     per_folder(ctx.copies, |mb, folder| {
         let mbu = mb as u32;
-        let mut ops = Vec::new();
+        let mut out = Vec::new();
         for (i, c) in folder.iter().enumerate() {
             let Link::To(l) = links[mb][i] else {
                 continue;
             };
-            let d = &decisions[l as usize];
-            let sync_id = d.sync_id;
-            let needs_data = rewritten[mb][i];
-            if !needs_data && c.sync_id == Some(sync_id) {
+            let sync_id = decisions[l as usize].sync_id;
+            let key = if rewritten[mb][i] {
+                let step = if mb == 0 { 1 } else { 2 };
+                (step, mbu, sync_id, Action::Update, i as u32)
+            } else if c.sync_id != Some(sync_id) {
+                (1, mbu, sync_id, Action::Stamp, i as u32)
+            } else {
                 continue;
-            }
-            let (w_mb, w_i) = d.winner;
-            let winner = &ctx.copies[w_mb as usize][w_i as usize];
-            let w_fields = &winner.contact.fields;
-            let own_created = c.created_by.unwrap_or(&d.created_by).to_owned();
-            let (step, action, source, data, written, changes, display, email) = if needs_data {
-                let source = if mb == 0 { mailbox(w_mb) } else { hub_mailbox };
+            };
+            out.push(Pending { key, l });
+        }
+        out
+    })
+}
+
+/// Builds the operation of one pending write. `shared` holds each logical contact's winning
+/// fields once, for every write of that contact to share.
+fn build_operation(
+    ctx: &Ctx<'_, '_>,
+    decisions: &[Decision],
+    shared: &mut [Option<Arc<ContactFields>>],
+    p: &Pending,
+) -> Operation {
+    let mailbox = |mb: u32| ctx.snaps[mb as usize].mailbox.as_str();
+    let (step, mb, sync_id, action, i) = p.key;
+    let d = &decisions[p.l as usize];
+    let (w_mb, w_i) = d.winner;
+    let winner = &ctx.copies[w_mb as usize][w_i as usize];
+    let w_fields = &winner.contact.fields;
+    let mut data = || {
+        Some(
+            shared[p.l as usize]
+                .get_or_insert_with(|| Arc::new(w_fields.clone()))
+                .clone(),
+        )
+    };
+    // Data comes from the winner: to the hub from the winner's mailbox, to users from the hub.
+    let data_source = if mb == 0 { mailbox(w_mb) } else { mailbox(0) };
+    let w_display = || w_fields.display_name.clone().filter(|s| !s.is_empty());
+    let w_email = || winner.email.as_deref().map(str::to_owned);
+    let (contact, created_by, source, data, written, changes, display, email) = match action {
+        Action::Create => (
+            None,
+            d.created_by.clone(),
+            data_source,
+            data(),
+            field_mask(|f| f.is_set(w_fields)),
+            Vec::new(),
+            w_display(),
+            w_email(),
+        ),
+        Action::Update | Action::Stamp => {
+            let c = &ctx.copies[mb as usize][i as usize];
+            let created_by = c.created_by.unwrap_or(&d.created_by).to_owned();
+            if action == Action::Update {
                 let changes = fields::diff(&c.contact.fields, w_fields);
                 // displayName in every PATCH (graph-facts §1 displayName caveat).
                 let written = field_mask(|f| {
                     f == Field::DisplayName || changes.iter().any(|x| x.field == f.json_name())
                 });
                 (
-                    if mb == 0 { 1 } else { 2 },
-                    Action::Update,
-                    source,
-                    d.data.clone(),
+                    Some(c),
+                    created_by,
+                    data_source,
+                    data(),
                     written,
                     changes,
-                    w_fields.display_name.clone().filter(|s| !s.is_empty()),
-                    winner.email.as_deref().map(str::to_owned),
+                    w_display(),
+                    w_email(),
                 )
             } else {
                 (
-                    1,
-                    Action::Stamp,
+                    Some(c),
+                    created_by,
                     mailbox(w_mb),
                     None,
                     0,
@@ -1108,72 +1126,55 @@ fn existing_writes(
                         .filter(|s| !s.is_empty()),
                     c.email.as_deref().map(str::to_owned),
                 )
-            };
-            let notes = tags::rebuild(
-                c.contact.personal_notes.as_deref(),
-                sync_id,
-                Some(&own_created),
-                Some(&ctx.now_text),
-                Some(source),
-            );
-            ops.push((
-                (step, mbu, sync_id, action, i as u32),
-                Operation {
-                    step,
-                    action,
-                    mailbox: mailbox(mbu).to_owned(),
-                    target: target_of(mbu),
-                    contact_id: Some(c.contact.id.clone()),
-                    etag: c.contact.etag.clone(),
-                    sync_id: sync_id.as_str().to_owned(),
-                    display_name: display,
-                    email,
-                    created_by: own_created,
-                    source_mailbox: source.to_owned(),
-                    changes,
-                    expected_notes: notes,
-                    data,
-                    written,
-                },
-            ));
+            }
         }
-        ops
-    })
+    };
+    // A copy's notes: its own text kept exactly, then the fresh tag line (I3).
+    let expected_notes = tags::rebuild(
+        contact.and_then(|c| c.contact.personal_notes.as_deref()),
+        sync_id,
+        Some(&created_by),
+        Some(&ctx.now_text),
+        Some(source),
+    );
+    Operation {
+        step,
+        action,
+        mailbox: mailbox(mb).to_owned(),
+        target: target_of(mb),
+        contact_id: contact.map(|c| c.contact.id.clone()),
+        etag: contact.and_then(|c| c.contact.etag.clone()),
+        sync_id: sync_id.as_str().to_owned(),
+        display_name: display,
+        email,
+        created_by,
+        source_mailbox: source.to_owned(),
+        changes,
+        expected_notes,
+        data,
+        written,
+    }
 }
 
 /// Phase 2 for one logical contact: create it, from the winner, in every folder that lacks it —
 /// unless the folder would then hold two contacts the ladder matches to each other.
+#[allow(clippy::too_many_arguments)]
 fn create_missing<'a>(
     ctx: &Ctx<'_, 'a>,
     lg: &Logical,
+    l: u32,
     d: &Decision,
     finals: &Finals<'_>,
     present: &mut [Option<Present<'a>>],
-    ops: &mut Ops,
+    pending: &mut Vec<Pending>,
     problems: &mut Vec<DataProblem>,
 ) {
     let mailbox = |mb: u32| ctx.snaps[mb as usize].mailbox.as_str();
-    let hub_mailbox = mailbox(0);
-    let (w_mb, w_i) = d.winner;
-    let winner = &ctx.copies[w_mb as usize][w_i as usize];
-    let w_fields = &winner.contact.fields;
+    let winner = &ctx.copies[d.winner.0 as usize][d.winner.1 as usize];
     let sync_id = d.sync_id;
-    let created_by = &d.created_by;
-    let w_display = w_fields.display_name.clone().filter(|s| !s.is_empty());
     let w_email = winner.email.clone();
     let w_name = winner.name.clone();
-    let notes_for = |created: &str, source: &str| -> String {
-        tags::rebuild(
-            None,
-            sync_id,
-            Some(created),
-            Some(&ctx.now_text),
-            Some(source),
-        )
-    };
     // Missing copies: created from the winner, in the hub (step 1) and in every user (step 2).
-    let mut data = d.data.clone();
-    let written = field_mask(|f| f.is_set(w_fields));
     let mut next = lg.copies.iter().map(|c| c.0).peekable();
     for mb in 0..ctx.copies.len() as u32 {
         if next.peek() == Some(&mb) {
@@ -1200,37 +1201,11 @@ fn create_missing<'a>(
             });
             continue;
         }
-        let source = if mb == 0 { mailbox(w_mb) } else { hub_mailbox };
-        let notes = notes_for(created_by, source);
-        let data = data
-            .get_or_insert_with(|| Arc::new(w_fields.clone()))
-            .clone();
-        ops.push((
-            (
-                if mb == 0 { 1 } else { 2 },
-                mb,
-                sync_id,
-                Action::Create,
-                u32::MAX,
-            ),
-            Operation {
-                step: if mb == 0 { 1 } else { 2 },
-                action: Action::Create,
-                mailbox: mailbox(mb).to_owned(),
-                target: target_of(mb),
-                contact_id: None,
-                etag: None,
-                sync_id: sync_id.as_str().to_owned(),
-                display_name: w_display.clone(),
-                email: w_email.as_deref().map(str::to_owned),
-                created_by: created_by.clone(),
-                source_mailbox: source.to_owned(),
-                changes: Vec::new(),
-                expected_notes: notes,
-                data: Some(data),
-                written,
-            },
-        ));
+        let step = if mb == 0 { 1 } else { 2 };
+        pending.push(Pending {
+            key: (step, mb, sync_id, Action::Create, u32::MAX),
+            l,
+        });
     }
 }
 
