@@ -345,9 +345,26 @@ struct Logical {
     copies: Vec<(u32, u32)>,
 }
 
-/// Reads the keys of every contact (see [`per_folder`] for the threads).
-fn read_all<'a>(snaps: &[&'a MailboxSnapshot]) -> Vec<Vec<Seen<'a>>> {
-    per_folder(snaps, |_, s| s.contacts.iter().map(Seen::new).collect())
+/// Reads the keys of every contact (see [`per_folder`] for the threads), and starts each one
+/// unlinked — or never linkable, without any key — in the same pass while it is in cache.
+#[allow(clippy::type_complexity)]
+fn read_all<'a>(snaps: &[&'a MailboxSnapshot]) -> (Vec<Vec<Seen<'a>>>, Vec<Vec<Link>>) {
+    per_folder(snaps, |_, s| {
+        let seen: Vec<Seen<'a>> = s.contacts.iter().map(Seen::new).collect();
+        let links = seen
+            .iter()
+            .map(|c| {
+                if c.has_key() {
+                    Link::Unlinked
+                } else {
+                    Link::NoKey
+                }
+            })
+            .collect();
+        (seen, links)
+    })
+    .into_iter()
+    .unzip()
 }
 
 /// `f(index, folder)` for every folder, in order. Passes that touch every contact are
@@ -639,21 +656,7 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
             .then_with(|| a.mailbox.cmp(&b.mailbox))
     });
     snaps.insert(0, &input.hub);
-    let copies = read_all(&snaps);
-    let mut links: Vec<Vec<Link>> = copies
-        .iter()
-        .map(|mb| {
-            mb.iter()
-                .map(|c| {
-                    if c.has_key() {
-                        Link::Unlinked
-                    } else {
-                        Link::NoKey
-                    }
-                })
-                .collect()
-        })
-        .collect();
+    let (copies, mut links) = read_all(&snaps);
     let mut logicals: Vec<Logical> = Vec::new();
     let mut problems = Vec::new();
 

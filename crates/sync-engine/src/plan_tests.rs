@@ -946,7 +946,8 @@ fn threaded_read_matches_sequential_read() {
         })
         .collect();
     let refs: Vec<&MailboxSnapshot> = snaps.iter().collect();
-    let threaded = read_all(&refs);
+    let (threaded, links) = read_all(&refs);
+    assert_eq!(links.len(), 7);
     assert_eq!(threaded.len(), 7);
     for (mb, s) in snaps.iter().enumerate() {
         assert_eq!(threaded[mb].len(), s.contacts.len());
@@ -954,6 +955,12 @@ fn threaded_read_matches_sequential_read() {
             let one = Seen::new(c);
             let t = &threaded[mb][i];
             assert!(std::ptr::eq(t.contact, c));
+            let expected = if one.has_key() {
+                Link::Unlinked
+            } else {
+                Link::NoKey
+            };
+            assert!(links[mb][i] == expected);
             assert_eq!(
                 (&t.email, &t.name, t.sync_id, t.created_by),
                 (&one.email, &one.name, one.sync_id, one.created_by)
