@@ -807,11 +807,15 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
     }
     // Sorted by step, mailbox (hub first, then name order), SyncId, action, folder position.
     pending.sort_unstable_by_key(|p| p.key);
+    // The winner's fields once per logical contact that writes data, shared by its writes.
     let mut shared: Vec<Option<Arc<ContactFields>>> = vec![None; decisions.len()];
-    let operations: Vec<Operation> = pending
-        .iter()
-        .map(|p| build_operation(&ctx, &decisions, &mut shared, p))
-        .collect();
+    for p in pending.iter().filter(|p| p.key.3 != Action::Stamp) {
+        let (w_mb, w_i) = decisions[p.l as usize].winner;
+        shared[p.l as usize].get_or_insert_with(|| {
+            Arc::new(copies[w_mb as usize][w_i as usize].contact.fields.clone())
+        });
+    }
+    let operations = build_operations(&ctx, &decisions, &shared, &pending);
 
     let rank: HashMap<&str, usize> = snaps
         .iter()
@@ -1059,12 +1063,28 @@ fn existing_writes(
     })
 }
 
-/// Builds the operation of one pending write. `shared` holds each logical contact's winning
-/// fields once, for every write of that contact to share.
+/// Builds the operations of the pending writes, in their order, straight into the result (the
+/// operations are never copied). Deliberately on one thread: the strings of operations built on
+/// other threads land in other malloc arenas, which cost ~60 MiB more peak RSS on the 1,000 × 1,000
+/// benchmark for no measurable wall-time gain on the shared 2-core machine.
+fn build_operations(
+    ctx: &Ctx<'_, '_>,
+    decisions: &[Decision],
+    shared: &[Option<Arc<ContactFields>>],
+    pending: &[Pending],
+) -> Vec<Operation> {
+    pending
+        .iter()
+        .map(|p| build_operation(ctx, decisions, shared, p))
+        .collect()
+}
+
+/// Builds the operation of one pending write; `shared` holds each writing logical contact's
+/// winning fields once.
 fn build_operation(
     ctx: &Ctx<'_, '_>,
     decisions: &[Decision],
-    shared: &mut [Option<Arc<ContactFields>>],
+    shared: &[Option<Arc<ContactFields>>],
     p: &Pending,
 ) -> Operation {
     let mailbox = |mb: u32| ctx.snaps[mb as usize].mailbox.as_str();
@@ -1073,12 +1093,13 @@ fn build_operation(
     let (w_mb, w_i) = d.winner;
     let winner = &ctx.copies[w_mb as usize][w_i as usize];
     let w_fields = &winner.contact.fields;
-    let mut data = || {
-        Some(
-            shared[p.l as usize]
-                .get_or_insert_with(|| Arc::new(w_fields.clone()))
-                .clone(),
-        )
+    let data = || {
+        let data = shared[p.l as usize].clone();
+        debug_assert!(
+            data.is_some(),
+            "shared fields prepared for every data write"
+        );
+        data
     };
     // Data comes from the winner: to the hub from the winner's mailbox, to users from the hub.
     let data_source = if mb == 0 { mailbox(w_mb) } else { mailbox(0) };
