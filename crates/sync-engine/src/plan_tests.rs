@@ -962,8 +962,8 @@ fn threaded_read_matches_sequential_read() {
             };
             assert!(links[mb][i] == expected);
             assert_eq!(
-                (&t.email, &t.name, t.sync_id, t.created_by),
-                (&one.email, &one.name, one.sync_id, one.created_by)
+                (&t.email, &t.name, t.sync_id, t.modified),
+                (&one.email, &one.name, one.sync_id, one.modified)
             );
         }
     }
