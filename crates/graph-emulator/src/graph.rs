@@ -947,31 +947,12 @@ impl MailboxCall<'_, '_> {
                 Value::Object(r)
             })
             .collect();
-        let mut body = Map::new();
-        body.insert(
-            "@odata.context".into(),
-            json!(self.call.metadata(&format!(
-                "{}{}",
-                self.context_path(folders),
-                select_suffix(select.as_deref())
-            ))),
+        let context = format!(
+            "{}{}",
+            self.context_path(folders),
+            select_suffix(select.as_deref())
         );
-        if self.call.query.count_requested() {
-            body.insert("@odata.count".into(), json!(all.len()));
-        }
-        body.insert("value".into(), Value::Array(page));
-        if skip + top < all.len() {
-            body.insert(
-                "@odata.nextLink".into(),
-                json!(self.call.query.next_link(
-                    &self.call.req.base_url,
-                    &self.call.req.path,
-                    "$skip",
-                    &(skip + top).to_string()
-                )),
-            );
-        }
-        Ok(GraphResponse::json(StatusCode::OK, Value::Object(body)))
+        Ok(self.skip_page(&context, all.len(), page, skip, top))
     }
 
     fn entity(
@@ -1219,20 +1200,31 @@ impl MailboxCall<'_, '_> {
                 }
             })
             .collect();
-        let mut body = Map::new();
-        body.insert(
-            "@odata.context".into(),
-            json!(self.call.metadata(&format!(
-                "{}{}",
-                self.folder_context(folders),
-                select_suffix(select.as_deref())
-            ))),
+        let context = format!(
+            "{}{}",
+            self.folder_context(folders),
+            select_suffix(select.as_deref())
         );
+        Ok(self.skip_page(&context, all.len(), page, skip, top))
+    }
+
+    /// One page of an Outlook collection: Outlook pages with `$skip` (graph-facts §3), the
+    /// nextLink absolute and built from the host the client used, `@odata.count` when asked.
+    fn skip_page(
+        &self,
+        context: &str,
+        total: usize,
+        page: Vec<Value>,
+        skip: usize,
+        top: usize,
+    ) -> GraphResponse {
+        let mut body = Map::new();
+        body.insert("@odata.context".into(), json!(self.call.metadata(context)));
         if self.call.query.count_requested() {
-            body.insert("@odata.count".into(), json!(all.len()));
+            body.insert("@odata.count".into(), json!(total));
         }
         body.insert("value".into(), Value::Array(page));
-        if skip + top < all.len() {
+        if skip + top < total {
             body.insert(
                 "@odata.nextLink".into(),
                 json!(self.call.query.next_link(
@@ -1243,7 +1235,7 @@ impl MailboxCall<'_, '_> {
                 )),
             );
         }
-        Ok(GraphResponse::json(StatusCode::OK, Value::Object(body)))
+        GraphResponse::json(StatusCode::OK, Value::Object(body))
     }
 
     fn create_folder(

@@ -136,7 +136,7 @@ fn user_contact_reaches_hub_and_other_users_and_source_is_stamped() {
             tags::format_round_trip(now())
         )
     );
-    assert_eq!(hub_create.body["displayName"], json!("Adele"));
+    assert_eq!(hub_create.body()["displayName"], json!("Adele"));
     // The source keeps its own text; only the tag line is added (SPEC 2.5 FIX).
     let stamp = &p.operations[1];
     assert!(stamp.expected_notes.starts_with("my text\r\nSyncId="));
@@ -255,9 +255,9 @@ fn newest_edit_wins_across_users_regardless_of_order() {
                 (2, Action::Update, "u2@c".into(), Some("u2c".into())),
             ]
         );
-        assert_eq!(p.operations[0].body["jobTitle"], json!("Lead"));
+        assert_eq!(p.operations[0].body()["jobTitle"], json!("Lead"));
         assert_eq!(p.operations[0].source_mailbox, "u1@c");
-        assert_eq!(p.operations[1].body["jobTitle"], json!("Lead"));
+        assert_eq!(p.operations[1].body()["jobTitle"], json!("Lead"));
         assert_eq!(p.operations[1].changes[0].old, "Manager");
         assert_converges(vec![hub_c.clone()], users, true);
     }
@@ -277,7 +277,7 @@ fn ties_go_to_the_hub_then_mailbox_order_and_still_converge() {
         .collect();
     assert_eq!(upd.len(), 1);
     assert_eq!(upd[0].mailbox, "a@c");
-    assert_eq!(upd[0].body["companyName"], json!("Hub Co"));
+    assert_eq!(upd[0].body()["companyName"], json!("Hub Co"));
     // Between users: the earlier mailbox in name order wins a tie.
     let mut b = a.clone();
     b.id = "b".into();
@@ -292,7 +292,7 @@ fn ties_go_to_the_hub_then_mailbox_order_and_still_converge() {
         .iter()
         .find(|o| o.target == Target::Hub)
         .unwrap();
-    assert_eq!(hub_create.body["companyName"], json!("A Co"));
+    assert_eq!(hub_create.body()["companyName"], json!("A Co"));
     assert_converges(vec![h], vec![mbx("a@c", vec![a.clone()])], true);
     assert_converges(vec![], vec![mbx("b@c", vec![b]), mbx("a@c", vec![a])], true);
 }
@@ -314,7 +314,7 @@ fn clears_propagate_as_explicit_null_and_empty_list() {
         true,
     );
     assert_eq!(p.operations.len(), 1);
-    let b = &p.operations[0].body;
+    let b = p.operations[0].body();
     assert_eq!(b["mobilePhone"], Value::Null);
     assert_eq!(b["businessPhones"], json!([]));
     assert_eq!(b["displayName"], json!("Dan"), "displayName in every PATCH");
@@ -523,7 +523,8 @@ fn data_and_stamp_are_one_write() {
         summary(&p),
         [(2, Action::Update, "u@c".into(), Some("u".into()))]
     );
-    let notes = p.operations[0].body["personalNotes"].as_str().unwrap();
+    let body = p.operations[0].body();
+    let notes = body["personalNotes"].as_str().unwrap();
     assert!(notes.starts_with(&format!("keep me\n\r\nSyncId={GUID_B};")));
     assert_eq!(tags::parse(notes).text, "keep me\n");
 }
@@ -945,7 +946,8 @@ fn threaded_read_matches_sequential_read() {
         })
         .collect();
     let refs: Vec<&MailboxSnapshot> = snaps.iter().collect();
-    let threaded = read_all(&refs);
+    let (threaded, links) = read_all(&refs);
+    assert_eq!(links.len(), 7);
     assert_eq!(threaded.len(), 7);
     for (mb, s) in snaps.iter().enumerate() {
         assert_eq!(threaded[mb].len(), s.contacts.len());
@@ -953,9 +955,15 @@ fn threaded_read_matches_sequential_read() {
             let one = Seen::new(c);
             let t = &threaded[mb][i];
             assert!(std::ptr::eq(t.contact, c));
+            let expected = if one.has_key() {
+                Link::Unlinked
+            } else {
+                Link::NoKey
+            };
+            assert!(links[mb][i] == expected);
             assert_eq!(
-                (t.fingerprint, &t.email, t.sync_id),
-                (one.fingerprint, &one.email, one.sync_id)
+                (&t.email, &t.name, t.sync_id, t.modified),
+                (&one.email, &one.name, one.sync_id, one.modified)
             );
         }
     }
@@ -1022,8 +1030,66 @@ fn stamp_body_is_notes_and_display_name_only() {
         .find(|o| o.action == Action::Stamp)
         .unwrap();
     assert_eq!(
-        stamp.body.keys().map(String::as_str).collect::<Vec<_>>(),
+        stamp.body().keys().map(String::as_str).collect::<Vec<_>>(),
         ["displayName", "personalNotes"]
     );
-    assert_eq!(stamp.body["personalNotes"], json!(stamp.expected_notes));
+    assert_eq!(stamp.body()["personalNotes"], json!(stamp.expected_notes));
+}
+
+/// A big plan (> 10,000 writes, decided folder by folder on several threads, then built from
+/// pending records): every operation belongs to its own copy (id, mailbox, etag, the copy's own
+/// note text), the list is in plan order, and applying it converges (I1).
+#[test]
+fn big_plan_keeps_each_write_with_its_copy() {
+    let users: Vec<MailboxSnapshot> = (0..11)
+        .map(|u| {
+            mbx(
+                &format!("u{u:02}@c"),
+                (0..1_000)
+                    .map(|i| {
+                        let note = format!("note {u}-{i}");
+                        let mut c = contact(
+                            &format!("u{u}-{i}"),
+                            &format!("P{i}"),
+                            Some(&format!("p{i}@c")),
+                            Some(i + u),
+                            Some(&note),
+                        );
+                        // Copies differ (updates) except in every third user (stamps only).
+                        if u % 3 != 0 {
+                            c.fields.mobile_phone = Some(format!("+1 {u}"));
+                        }
+                        c
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut t = Tenant::new(mbx(HUB, vec![]), users);
+    let mut ids = sequential_ids(0);
+    let p = plan(&t.input(true), &mut ids);
+    assert!(p.operations.len() > 10_000, "{}", p.operations.len());
+    let mut last = (0, String::new());
+    for op in &p.operations {
+        let pos = (op.step, op.mailbox.clone());
+        assert!(pos >= last, "out of order: {pos:?} after {last:?}");
+        last = pos;
+        if let Some(id) = &op.contact_id {
+            let (u, i) = id[1..].split_once('-').unwrap();
+            let u: usize = u.parse().unwrap();
+            assert_eq!(op.mailbox, format!("u{u:02}@c"));
+            assert!(
+                op.expected_notes
+                    .starts_with(&format!("note {u}-{i}\r\nSyncId="))
+            );
+            assert_eq!(op.etag.as_deref(), Some(format!("W/\"{id}\"").as_str()));
+            assert_eq!(
+                op.action == Action::Update,
+                u != 10 && op.body().contains_key("mobilePhone")
+            );
+        }
+    }
+    t.apply(&p).unwrap();
+    let again = plan(&t.input(true), &mut ids);
+    assert!(again.operations.is_empty(), "{:?}", again.operations.len());
 }

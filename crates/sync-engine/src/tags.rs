@@ -166,7 +166,13 @@ pub fn find_tags(notes: &str) -> Option<TagsRef<'_>> {
     // From the end: the tag line is normally the last line, so one line is parsed. Splitting on
     // CR and LF separately yields the same line contents as `lines` (plus empty ones, which are
     // never tag lines).
-    notes.rsplit(['\r', '\n']).find_map(parse_tag_line)
+    // Fast path for that normal case: one byte scan for the last line break, no char searcher.
+    let last = notes
+        .bytes()
+        .rposition(|b| b == b'\r' || b == b'\n')
+        .map_or(0, |i| i + 1);
+    parse_tag_line(&notes[last..])
+        .or_else(|| notes[..last].rsplit(['\r', '\n']).find_map(parse_tag_line))
 }
 
 /// Splits notes into the user's text and the tags of the last tag line.
@@ -228,6 +234,9 @@ pub fn rebuild(
         last_updated_at,
         last_updated_by,
     );
+    // The capacity above counted the old tag line too; a plan holds hundreds of thousands of
+    // these notes, so give the excess back (an in-place shrink).
+    s.shrink_to_fit();
     s
 }
 

@@ -109,7 +109,7 @@ impl Tenant {
                         last_modified_date_time: Some(now),
                         ..Default::default()
                     };
-                    write_body(&mut c, &op.body)?;
+                    write_body(&mut c, &op.body())?;
                     folder.contacts.push(c);
                 }
                 Action::Update | Action::Stamp => {
@@ -129,15 +129,15 @@ impl Tenant {
                             c.etag.clone(),
                         ));
                     }
+                    let body = op.body();
                     if op.action == Action::Stamp
-                        && op
-                            .body
+                        && body
                             .keys()
                             .any(|k| k != "personalNotes" && k != "displayName")
                     {
-                        return Err(ApplyError::Bad(format!("stamp writes data: {:?}", op.body)));
+                        return Err(ApplyError::Bad(format!("stamp writes data: {body:?}")));
                     }
-                    write_body(c, &op.body)?;
+                    write_body(c, &body)?;
                     c.etag = Some(etag);
                     c.last_modified_date_time = Some(now);
                 }

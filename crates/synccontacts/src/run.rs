@@ -565,7 +565,7 @@ fn folder_of(op: &Operation, hub_folder: &FolderRef) -> FolderRef {
 }
 
 fn write_request(op: &Operation, hub_folder: &FolderRef) -> WriteRequest {
-    let body = serde_json::Value::Object(op.body.as_ref().clone());
+    let body = serde_json::Value::Object(op.body());
     let folder = folder_of(op, hub_folder);
     match (op.action, &op.contact_id) {
         (Action::Create, _) | (_, None) => WriteRequest::create(folder, body),
