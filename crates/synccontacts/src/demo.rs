@@ -12,7 +12,7 @@ use crate::cli::{DemoArgs, OutputOptions, SyncArgs};
 use crate::config::{self, Env};
 use crate::exit::Exit;
 use crate::output::Out;
-use crate::report::{ActionResult, Detail, RunReport, action_line, totals_line};
+use crate::report::{ActionResult, Detail, RunReport, action_line};
 use crate::run::RunEnv;
 
 /// How many action lines of the dry run to show.
@@ -179,7 +179,7 @@ async fn demo(args: &DemoArgs, opts: OutputOptions, out: &Out) -> anyhow::Result
 
     out.line("");
     out.line("3) A second run — everything already converged, so it only reads:");
-    let (exit, report) = run_once(&env, false, quiet, out).await;
+    let (exit, _) = run_once(&env, false, quiet, out).await;
     let s = emulator.stats();
     out.line(&format!("   {}", stats_line(&s)));
     let second_writes = writes(&s);
@@ -210,10 +210,6 @@ async fn demo(args: &DemoArgs, opts: OutputOptions, out: &Out) -> anyhow::Result
         },
         started.elapsed().as_secs_f64()
     ));
-    for t in &report.tenants {
-        out.line(&format!("   {}", totals_line(1, &t.step1)));
-        out.line(&format!("   {}", totals_line(2, &t.step2)));
-    }
     emulator.shutdown().await;
     if second_writes != 0 {
         anyhow::bail!("the second run wrote {second_writes} times; it should write nothing");
