@@ -95,8 +95,13 @@ async fn graph_surface(
         .map(|c| c.0.clone());
     if uri.path().eq_ignore_ascii_case("/v1.0/$batch") {
         let base = base_url(&shared, &headers, &uri);
-        let resp = crate::batch::serve(shared.clone(), method, headers, body, base).await;
-        return drop_or_answer(resp, conn.as_ref());
+        return match crate::batch::serve(shared.clone(), method, headers, body, base).await {
+            crate::batch::Served::Refused(resp) => drop_or_answer(resp, conn.as_ref()),
+            crate::batch::Served::Responses { headers, body } => {
+                drop_if_marked(&headers, conn.as_ref());
+                http_response(StatusCode::OK, &headers, Some(body))
+            }
+        };
     }
     let req = GraphRequest {
         method,
@@ -106,6 +111,7 @@ async fn graph_surface(
         headers,
         body,
         in_batch: false,
+        verified: None,
     };
     drop_or_answer(graph::dispatch(&shared, req).await, conn.as_ref())
 }
@@ -113,21 +119,38 @@ async fn graph_surface(
 /// Answers, unless a fault asked to drop the connection (`DROP_MARKER`): then the connection is
 /// killed and nothing reaches the client.
 fn drop_or_answer(resp: GraphResponse, conn: Option<&ConnInfo>) -> Response {
-    if resp.headers.iter().any(|(k, _)| k == DROP_MARKER) {
+    drop_if_marked(&resp.headers, conn);
+    into_http(resp)
+}
+
+fn drop_if_marked(headers: &[(String, String)], conn: Option<&ConnInfo>) {
+    if headers.iter().any(|(k, _)| k == DROP_MARKER) {
         match conn {
             Some(c) => c.kill.kill(),
             None => tracing::error!("drop fault without a connection handle; answering instead"),
         }
     }
-    into_http(resp)
 }
 
 /// Graph's JSON content type (what the service sends on v1.0 responses).
 pub const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 pub fn into_http(resp: GraphResponse) -> Response {
-    let mut builder = Response::builder().status(resp.status);
-    for (k, v) in resp.headers.iter().filter(|(k, _)| k != DROP_MARKER) {
+    let body = resp
+        .body
+        .map(|v| serde_json::to_vec(&v).unwrap_or_default());
+    http_response(resp.status, &resp.headers, body)
+}
+
+/// An HTTP response from a status, headers (minus `DROP_MARKER`) and an already-serialized JSON
+/// body (`None`: empty).
+fn http_response(
+    status: StatusCode,
+    headers: &[(String, String)],
+    body: Option<Vec<u8>>,
+) -> Response {
+    let mut builder = Response::builder().status(status);
+    for (k, v) in headers.iter().filter(|(k, _)| k != DROP_MARKER) {
         if let (Ok(k), Ok(v)) = (
             HeaderName::try_from(k.as_str()),
             HeaderValue::try_from(v.as_str()),
@@ -135,10 +158,10 @@ pub fn into_http(resp: GraphResponse) -> Response {
             builder = builder.header(k, v);
         }
     }
-    let body = match resp.body {
-        Some(v) => {
+    let body = match body {
+        Some(bytes) => {
             builder = builder.header(header::CONTENT_TYPE, GRAPH_JSON);
-            Body::from(serde_json::to_vec(&v).unwrap_or_default())
+            Body::from(bytes)
         }
         None => Body::empty(),
     };

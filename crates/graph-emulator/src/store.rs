@@ -224,8 +224,8 @@ impl Mailbox {
         folder_id: &str,
         data: Map<String, Value>,
         now: jiff::Timestamp,
-    ) -> Map<String, Value> {
-        self.insert_contact(ids, folder_id, data, now).data.clone()
+    ) -> &Map<String, Value> {
+        &self.insert_contact(ids, folder_id, data, now).data
     }
 
     /// Deletes a contact through the API.

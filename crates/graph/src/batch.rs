@@ -7,56 +7,86 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::{ErrorKind, GraphError};
 
 /// Graph's limit of requests per batch (graph-facts §5).
 pub const MAX_BATCH: usize = 20;
 
-/// One request inside a batch.
+/// One request inside a batch. It borrows its URL, headers and body from the write it
+/// carries: the body is serialized once, straight into the batch document (issue 8: each write
+/// body used to be copied three times on its way there).
 #[derive(Clone, Debug, PartialEq)]
-pub struct BatchItem {
+pub struct BatchItem<'a> {
     pub id: String,
     pub method: &'static str,
     /// Relative to the version root, starting with `/`.
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Value>,
+    pub url: &'a str,
+    pub headers: Vec<(&'a str, &'a str)>,
+    pub body: Option<&'a Value>,
 }
 
-/// The `$batch` request body. A body requires a `Content-Type` header (graph-facts §5); it is
-/// added when missing.
-pub fn request_body(items: &[BatchItem]) -> Value {
-    let requests: Vec<Value> = items
+/// The `$batch` request body, serialized. A body requires a `Content-Type` header
+/// (graph-facts §5); it is added when missing.
+pub fn request_body(items: &[BatchItem<'_>]) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Outer<'b, 'a> {
+        requests: Vec<Item<'b, 'a>>,
+    }
+    #[derive(Serialize)]
+    struct Item<'b, 'a> {
+        id: &'b str,
+        method: &'static str,
+        url: &'a str,
+        #[serde(skip_serializing_if = "Headers::is_empty")]
+        headers: Headers<'b, 'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        body: Option<&'a Value>,
+    }
+    struct Headers<'b, 'a> {
+        given: &'b [(&'a str, &'a str)],
+        content_type: bool,
+    }
+    impl Headers<'_, '_> {
+        fn is_empty(&self) -> bool {
+            self.given.is_empty() && !self.content_type
+        }
+    }
+    impl Serialize for Headers<'_, '_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut m = s.serialize_map(None)?;
+            for (k, v) in self.given {
+                m.serialize_entry(k, v)?;
+            }
+            if self.content_type {
+                m.serialize_entry("Content-Type", "application/json")?;
+            }
+            m.end()
+        }
+    }
+    let requests = items
         .iter()
-        .map(|it| {
-            let mut o = Map::new();
-            o.insert("id".into(), json!(it.id));
-            o.insert("method".into(), json!(it.method));
-            o.insert("url".into(), json!(it.url));
-            let mut headers = Map::new();
-            for (k, v) in &it.headers {
-                headers.insert(k.clone(), json!(v));
-            }
-            if let Some(b) = &it.body {
-                if !headers
-                    .keys()
-                    .any(|k| k.eq_ignore_ascii_case("content-type"))
-                {
-                    headers.insert("Content-Type".into(), json!("application/json"));
-                }
-                o.insert("body".into(), b.clone());
-            }
-            if !headers.is_empty() {
-                o.insert("headers".into(), Value::Object(headers));
-            }
-            Value::Object(o)
+        .map(|it| Item {
+            id: &it.id,
+            method: it.method,
+            url: it.url,
+            headers: Headers {
+                given: &it.headers,
+                content_type: it.body.is_some()
+                    && !it
+                        .headers
+                        .iter()
+                        .any(|(k, _)| k.eq_ignore_ascii_case("content-type")),
+            },
+            body: it.body,
         })
         .collect();
-    json!({ "requests": requests })
+    // Serializing borrowed strings and `Value`s into a Vec cannot fail.
+    serde_json::to_vec(&Outer { requests }).unwrap_or_default()
 }
 
 /// One item of a `$batch` response.
@@ -132,39 +162,46 @@ pub fn parse_response(bytes: &[u8]) -> Result<HashMap<String, ItemResponse>, Gra
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn request_body_has_relative_urls_ids_and_content_type() {
+        let (create, update) = (json!({"displayName": "X"}), json!({"jobTitle": null}));
         let items = vec![
             BatchItem {
                 id: "0".into(),
                 method: "POST",
-                url: "/users/adele%40contoso.com/contactFolders/F1/contacts".into(),
+                url: "/users/adele%40contoso.com/contactFolders/F1/contacts",
                 headers: vec![],
-                body: Some(json!({"displayName": "X"})),
+                body: Some(&create),
             },
             BatchItem {
                 id: "1".into(),
                 method: "PATCH",
-                url: "/users/adele%40contoso.com/contacts/C1".into(),
-                headers: vec![("If-Match".into(), "W/\"ck\"".into())],
-                body: Some(json!({"jobTitle": null})),
+                url: "/users/adele%40contoso.com/contacts/C1",
+                headers: vec![("If-Match", "W/\"ck\"")],
+                body: Some(&update),
             },
             BatchItem {
                 id: "2".into(),
                 method: "DELETE",
-                url: "/users/a/contacts/C2".into(),
+                url: "/users/a/contacts/C2",
                 headers: vec![],
                 body: None,
             },
         ];
-        let b = request_body(&items);
+        let b: Value = serde_json::from_slice(&request_body(&items)).unwrap();
         let r = b["requests"].as_array().unwrap();
         assert_eq!(r.len(), 3);
+        assert_eq!(r[0]["id"], "0");
+        assert_eq!(r[0]["method"], "POST");
         assert_eq!(r[0]["headers"]["Content-Type"], "application/json");
         assert_eq!(r[0]["body"]["displayName"], "X");
         assert!(r[0]["url"].as_str().unwrap().starts_with("/users/"));
         assert_eq!(r[1]["headers"]["If-Match"], "W/\"ck\"");
+        assert_eq!(r[1]["headers"]["Content-Type"], "application/json");
+        assert_eq!(r[2]["method"], "DELETE");
+        assert_eq!(r[2]["url"], "/users/a/contacts/C2");
         assert!(r[1]["body"]["jobTitle"].is_null());
         assert!(r[1]["body"].as_object().unwrap().contains_key("jobTitle"));
         assert!(r[2].get("body").is_none());

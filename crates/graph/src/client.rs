@@ -146,7 +146,8 @@ struct Call {
     /// Mailbox slots held while in flight (a batch of k items holds min(k, limit)).
     weight: usize,
     headers: Vec<(&'static str, String)>,
-    body: Option<Value>,
+    /// The JSON body, serialized once (each attempt sends a copy of these bytes).
+    body: Option<Vec<u8>>,
     idempotency: Idempotency,
     /// What we were doing, for error messages ("listing contacts of adele@contoso.com").
     context: String,
@@ -368,7 +369,7 @@ impl GraphClient {
             if let Some(b) = &call.body {
                 rb = rb
                     .header("content-type", "application/json")
-                    .body(serde_json::to_vec(b).unwrap_or_default());
+                    .body(b.clone());
             }
             self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
             if attempt > 1 {
@@ -686,7 +687,10 @@ impl GraphClient {
             mailbox: Some(mailbox.to_owned()),
             weight: 1,
             headers: vec![],
-            body: Some(serde_json::json!({ "displayName": display_name })),
+            body: Some(
+                serde_json::to_vec(&serde_json::json!({ "displayName": display_name }))
+                    .unwrap_or_default(),
+            ),
             idempotency: Idempotency::Create,
             context: format!("creating contact folder '{display_name}' in {mailbox}"),
         };
@@ -764,7 +768,11 @@ impl GraphClient {
         self.write_batched(mailbox, &writes).await
     }
 
-    fn write_parts(&self, mailbox: &str, w: &WriteRequest) -> Result<Prepared, GraphError> {
+    fn write_parts<'w>(
+        &self,
+        mailbox: &str,
+        w: &'w WriteRequest,
+    ) -> Result<Prepared<'w>, GraphError> {
         let need_id = || {
             w.contact_id
                 .as_deref()
@@ -785,14 +793,14 @@ impl GraphClient {
                 Method::POST,
                 path::contacts(mailbox, &w.folder),
                 vec![],
-                Some(w.body.clone()),
+                Some(&w.body),
                 Idempotency::Create,
             ),
             WriteOp::Update => Prepared(
                 Method::PATCH,
                 path::contact(mailbox, &w.folder, need_id()?),
                 headers,
-                Some(w.body.clone()),
+                Some(&w.body),
                 Idempotency::Repeatable,
             ),
             WriteOp::Delete => Prepared(
@@ -817,7 +825,7 @@ impl GraphClient {
             mailbox: Some(mailbox.to_owned()),
             weight: 1,
             headers,
-            body,
+            body: body.map(|b| serde_json::to_vec(b).unwrap_or_default()),
             idempotency,
             context: write_context(mailbox, w),
         };
@@ -1057,7 +1065,7 @@ impl GraphClient {
         &self,
         mailbox: &str,
         idx: &[usize],
-        prepared: &[Option<Prepared>],
+        prepared: &[Option<Prepared<'_>>],
     ) -> Result<BatchReply, GraphError> {
         let mut items = Vec::with_capacity(idx.len());
         let mut idem = Idempotency::Repeatable;
@@ -1071,12 +1079,9 @@ impl GraphClient {
             items.push(BatchItem {
                 id: i.to_string(),
                 method: method_str(m),
-                url: p.clone(),
-                headers: h
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                    .collect(),
-                body: b.clone(),
+                url: p,
+                headers: h.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+                body: *b,
             });
         }
         self.inner.counters.batches.fetch_add(1, Ordering::Relaxed);
@@ -1103,12 +1108,13 @@ impl GraphClient {
     }
 }
 
-/// A write turned into method, path, headers, body and whether it may be repeated.
-struct Prepared(
+/// A write turned into method, path, headers, body (borrowed from the write) and whether it may
+/// be repeated.
+struct Prepared<'w>(
     Method,
     String,
     Vec<(&'static str, String)>,
-    Option<Value>,
+    Option<&'w Value>,
     Idempotency,
 );
 

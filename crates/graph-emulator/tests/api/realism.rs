@@ -317,6 +317,55 @@ async fn batch_items_run_individually_with_their_own_status_and_retry_after() {
 }
 
 #[tokio::test]
+async fn batch_items_share_the_batch_token_and_see_it_expire_mid_batch() {
+    // Items are verified once with the batch (no JWT decode per item) but must still see the
+    // token expire while the batch runs: item 2 expires it (fault), item 3 runs after it
+    // (dependsOn orders the batch) and must be refused the same way.
+    let env = crate::common::start().await;
+    let token = env.token().await;
+    env.emu.set_faults(
+        serde_json::from_value(json!({"rules": [
+            {"match": {"method": "GET", "mailbox": "adele@contoso.com"}, "nth": 2,
+             "action": {"expireToken": true}}]}))
+        .unwrap(),
+    );
+    let url = "/users/adele@contoso.com/contacts?$top=1";
+    let (s, b) = batch(
+        &env,
+        &token,
+        json!({"requests": [
+            {"id": "1", "method": "GET", "url": url},
+            {"id": "2", "method": "GET", "url": url, "dependsOn": ["1"]},
+            {"id": "3", "method": "GET", "url": url, "dependsOn": ["1"]}
+        ]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let r = by_id(&b);
+    assert_eq!(r["1"]["status"], 200, "{b}");
+    assert_eq!(r["2"]["status"], 401, "{b}");
+    assert_eq!(
+        r["2"]["body"]["error"]["code"],
+        "InvalidAuthenticationToken"
+    );
+    assert_eq!(
+        r["3"]["status"], 401,
+        "the expired token is seen by later items: {b}"
+    );
+    assert_eq!(
+        r["3"]["body"]["error"]["code"],
+        "InvalidAuthenticationToken"
+    );
+    let (s, _) = batch(
+        &env,
+        &token,
+        json!({"requests": [{"id": "1", "method": "GET", "url": url}]}),
+    )
+    .await;
+    assert_eq!(s, 401, "the batch's token stays expired");
+}
+
+#[tokio::test]
 async fn batch_validation_and_depends_on() {
     let env = crate::common::start().await;
     let token = env.token().await;
