@@ -383,3 +383,27 @@ impl Emu {
         assert!(resp.starts_with("HTTP/1.1 200"), "touch failed: {resp}");
     }
 }
+
+/// The hub (no "All Contacts" yet) and two users with one contact each: the smallest tenant
+/// that exercises both steps.
+pub fn simple_users() -> Vec<serde_json::Value> {
+    vec![
+        hub_with(None),
+        user(
+            "adele@contoso.com",
+            vec![contact(
+                "Alex Wilber",
+                Some("alex@fabrikam.com"),
+                "2026-01-01T00:00:00Z",
+            )],
+        ),
+        user(
+            "megan@contoso.com",
+            vec![contact(
+                "Bianca Pisani",
+                Some("bianca@fabrikam.com"),
+                "2026-01-01T00:00:00Z",
+            )],
+        ),
+    ]
+}

@@ -8,28 +8,6 @@ use serde_json::json;
 
 use crate::harness::*;
 
-fn simple_users() -> Vec<serde_json::Value> {
-    vec![
-        hub_with(None),
-        user(
-            "adele@contoso.com",
-            vec![contact(
-                "Alex Wilber",
-                Some("alex@fabrikam.com"),
-                "2026-01-01T00:00:00Z",
-            )],
-        ),
-        user(
-            "megan@contoso.com",
-            vec![contact(
-                "Bianca Pisani",
-                Some("bianca@fabrikam.com"),
-                "2026-01-01T00:00:00Z",
-            )],
-        ),
-    ]
-}
-
 fn converged_simple(emu: &Emu) {
     for cs in [
         emu.hub_contacts().unwrap(),

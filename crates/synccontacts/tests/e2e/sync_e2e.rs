@@ -354,33 +354,20 @@ async fn the_newest_edit_wins_clears_propagate_and_notes_are_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_user_scope_touches_only_the_test_users() {
-    let emu = Emu::start(scenario(vec![
-        hub_with(None),
-        user(
-            "adele@contoso.com",
-            vec![contact(
-                "Alex Wilber",
-                Some("alex@fabrikam.com"),
-                "2026-01-01T00:00:00Z",
+    let emu = Emu::start(scenario(
+        [
+            simple_users(),
+            vec![user(
+                "nestor@contoso.com",
+                vec![contact(
+                    "Cameron White",
+                    Some("cameron@fabrikam.com"),
+                    "2026-01-01T00:00:00Z",
+                )],
             )],
-        ),
-        user(
-            "megan@contoso.com",
-            vec![contact(
-                "Bianca Pisani",
-                Some("bianca@fabrikam.com"),
-                "2026-01-01T00:00:00Z",
-            )],
-        ),
-        user(
-            "nestor@contoso.com",
-            vec![contact(
-                "Cameron White",
-                Some("cameron@fabrikam.com"),
-                "2026-01-01T00:00:00Z",
-            )],
-        ),
-    ]))
+        ]
+        .concat(),
+    ))
     .await;
     let mut entry = tenant_entry(TENANT, SECRET);
     entry["TestUserList"] = json!(["adele@contoso.com", "Megan@Contoso.com", HUB]);
@@ -621,25 +608,7 @@ async fn demo_runs_and_its_second_run_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notes_dropped_on_create_are_written_again() {
     // Some mailboxes ignore personalNotes on create (SPEC §2.7); the emulator's quirk does that.
-    let mut s = scenario(vec![
-        hub_with(None),
-        user(
-            "adele@contoso.com",
-            vec![contact(
-                "Alex Wilber",
-                Some("alex@fabrikam.com"),
-                "2026-01-01T00:00:00Z",
-            )],
-        ),
-        user(
-            "megan@contoso.com",
-            vec![contact(
-                "Bianca Pisani",
-                Some("bianca@fabrikam.com"),
-                "2026-01-01T00:00:00Z",
-            )],
-        ),
-    ]);
+    let mut s = scenario(simple_users());
     s.quirks = Some(graph_emulator::scenario::Quirks {
         ignore_notes_on_create: true,
     });
@@ -669,26 +638,7 @@ async fn notes_dropped_on_create_are_written_again() {
 async fn a_mailbox_outside_the_access_policy_fails_alone_and_the_run_is_partial() {
     let mut t = tenant_json(
         TENANT,
-        vec![
-            hub_with(None),
-            user(
-                "adele@contoso.com",
-                vec![contact(
-                    "Alex Wilber",
-                    Some("alex@fabrikam.com"),
-                    "2026-01-01T00:00:00Z",
-                )],
-            ),
-            user(
-                "megan@contoso.com",
-                vec![contact(
-                    "Bianca Pisani",
-                    Some("bianca@fabrikam.com"),
-                    "2026-01-01T00:00:00Z",
-                )],
-            ),
-            user("nestor@contoso.com", vec![]),
-        ],
+        [simple_users(), vec![user("nestor@contoso.com", vec![])]].concat(),
     );
     t["apps"][0]["mailboxScope"] = json!([HUB, "adele@contoso.com", "nestor@contoso.com"]);
     let emu = Emu::start(scenario_of(vec![t])).await;
