@@ -51,6 +51,12 @@ impl fmt::Debug for Secret {
     }
 }
 
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
 /// Scrubs every registered secret (raw, URL-encoded and base64-encoded, as RELIABILITY I7 scans
 /// for) out of a text. Shared by the client and its token provider; secrets learned at run time
 /// (an access token, a federated assertion) are added as they appear.

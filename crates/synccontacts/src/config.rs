@@ -15,6 +15,10 @@ use std::path::PathBuf;
 
 use url::{Host, Url};
 
+/// The client secret and the cloud are the Graph client's own types: one redaction, one table of
+/// national-cloud roots.
+pub use graph::{Cloud, Secret};
+
 /// The full configuration JSON (preferred shape).
 pub const CONFIG_JSON: &str = "AUTOMATION_SYNCCONTACTS_CONFIG_JSON";
 /// A JSON array of tenants (used when [`CONFIG_JSON`] is unset or blank).
@@ -106,32 +110,6 @@ impl fmt::Debug for Env {
     }
 }
 
-/// A secret value (client secret). `Debug` and `Display` never show it; [`Secret::expose`] is the
-/// one door, used only where the value is put on the wire.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The validated configuration
 // ---------------------------------------------------------------------------------------------
@@ -176,47 +154,6 @@ impl fmt::Debug for CredentialConfig {
         match self {
             Self::Secret(s) => write!(f, "Secret({s:?})"),
             other => f.write_str(&other.describe()),
-        }
-    }
-}
-
-/// A national cloud (graph-facts §8, "National clouds").
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Cloud {
-    #[default]
-    Global,
-    UsGov,
-    UsGovDod,
-    China,
-}
-
-impl Cloud {
-    fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "global" => Some(Self::Global),
-            "usgov" => Some(Self::UsGov),
-            "usgovdod" => Some(Self::UsGovDod),
-            "china" => Some(Self::China),
-            _ => None,
-        }
-    }
-
-    /// Token host root for this cloud (graph-facts §8 table, from MGD: concepts/deployments.md).
-    pub fn login_root(self) -> &'static str {
-        match self {
-            Self::Global => "https://login.microsoftonline.com",
-            Self::UsGov | Self::UsGovDod => "https://login.microsoftonline.us",
-            Self::China => "https://login.chinacloudapi.cn",
-        }
-    }
-
-    /// Graph root for this cloud (same source).
-    pub fn graph_root(self) -> &'static str {
-        match self {
-            Self::Global => "https://graph.microsoft.com",
-            Self::UsGov => "https://graph.microsoft.us",
-            Self::UsGovDod => "https://dod-graph.microsoft.us",
-            Self::China => "https://microsoftgraph.chinacloudapi.cn",
         }
     }
 }
@@ -768,11 +705,11 @@ impl Loader<'_> {
             let login = login_override
                 .clone()
                 .or(raw.login_url.clone())
-                .unwrap_or_else(|| Url::parse(raw.cloud.login_root()).expect("constant URL"));
+                .unwrap_or_else(|| Url::parse(raw.cloud.roots().0).expect("constant URL"));
             let graph = graph_override
                 .clone()
                 .or(raw.graph_url.clone())
-                .unwrap_or_else(|| Url::parse(raw.cloud.graph_root()).expect("constant URL"));
+                .unwrap_or_else(|| Url::parse(raw.cloud.roots().1).expect("constant URL"));
             if let (Some(tenant_id), Some(client_id), Some(credential), Some(hub)) = (
                 raw.tenant_id.clone(),
                 raw.client_id.clone(),
@@ -1098,7 +1035,7 @@ impl Loader<'_> {
         };
         let cloud = match self.string_field(var, &who, obj, "Cloud") {
             None => Cloud::Global,
-            Some(s) => Cloud::parse(&s).unwrap_or_else(|| {
+            Some(s) => s.parse::<Cloud>().unwrap_or_else(|_| {
                 self.problem(
                     var,
                     Some(&who),

@@ -74,7 +74,7 @@ pub fn client_config(
     env: &RunEnv,
 ) -> Result<ClientConfig, GraphError> {
     let credential = match &t.credential {
-        CredentialConfig::Secret(s) => graph::Credential::Secret(graph::Secret::new(s.expose())),
+        CredentialConfig::Secret(s) => graph::Credential::Secret(s.clone()),
         CredentialConfig::CertificatePath(p) => graph::Credential::CertificatePem(p.clone()),
         CredentialConfig::AssertionFile(p) => graph::Credential::AssertionFile(p.clone()),
         CredentialConfig::AssertionEnv(v) => graph::Credential::AssertionEnv(v.clone()),
