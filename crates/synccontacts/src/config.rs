@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use url::{Host, Url};
+use url::Url;
 
 /// The client secret and the cloud are the Graph client's own types: one redaction, one table of
 /// national-cloud roots.
@@ -1411,13 +1411,7 @@ pub fn check_root_url(s: &str) -> Result<Url, String> {
     match u.scheme() {
         "https" => Ok(u),
         "http" => {
-            let loopback = match u.host() {
-                Some(Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                None => false,
-            };
-            if loopback {
+            if graph::endpoints::is_loopback_host(&u) {
                 Ok(u)
             } else {
                 Err(format!(
