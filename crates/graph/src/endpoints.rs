@@ -156,7 +156,10 @@ impl Endpoints {
     }
 }
 
-fn root(what: &str, raw: &str) -> Result<Url, GraphError> {
+/// One login or Graph root checked against the rule above (https, or http to loopback; a host; no
+/// query, fragment or credentials), ending in `/`. `what` names it in the error. Public so the
+/// binary's configuration check applies this rule instead of a copy of it.
+pub fn root(what: &str, raw: &str) -> Result<Url, GraphError> {
     let raw = raw.trim();
     let mut u = Url::parse(raw)
         .map_err(|e| GraphError::config(format!("{what} '{raw}' is not a valid URL: {e}")))?;
