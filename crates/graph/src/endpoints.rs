@@ -198,7 +198,7 @@ pub fn root(what: &str, raw: &str) -> Result<Url, GraphError> {
 }
 
 /// Loopback: `127.0.0.0/8`, `::1`, or the reserved name `localhost` (RFC 6761 §6.3) — the only
-/// hosts plain http may reach (SPEC §6). Also used by the binary's stage-one config check.
+/// hosts plain http may reach (SPEC §6).
 pub fn is_loopback_host(u: &Url) -> bool {
     match u.host() {
         Some(url::Host::Ipv4(a)) => a.is_loopback(),

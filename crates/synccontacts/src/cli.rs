@@ -187,8 +187,8 @@ fn demo_command(
 pub const NO_DEMO: &str = "error: this synccontacts was built without the demo (cargo feature `demo`, \
      on by default); build it with the default features to run `synccontacts demo`";
 
-/// `synccontacts sync`: stage-one config (exit 2 on any problem, before any request), then every
-/// tenant in turn.
+/// `synccontacts sync`: configuration, both stages (exit 2 on any problem, before any request),
+/// then every tenant in turn.
 pub async fn sync_command(env: &Env, args: &SyncArgs, opts: OutputOptions, out: &Out) -> Exit {
     let (exit, report) =
         sync_with_report(env, args, &crate::run::RunEnv::default(), opts, out).await;
