@@ -16,8 +16,8 @@ use super::ordered_json::{JsonObject, OrderedJson};
 use super::problem::Findings;
 use super::values::{check_root_url, parse_flag, truncate};
 
-/// A tenant's sync options: settings with a default that a tenant may override and that the
-/// config JSON's top level may set for every tenant (`top_level` rows). The README's "Tenant
+/// A tenant's sync options: settings with a default, which a tenant may override and, when their
+/// row is `top_level`, the config JSON's top level may set for every tenant. The README's "Tenant
 /// fields" table documents each.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantOptions {
