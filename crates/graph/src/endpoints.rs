@@ -156,7 +156,10 @@ impl Endpoints {
     }
 }
 
-fn root(what: &str, raw: &str) -> Result<Url, GraphError> {
+/// One login or Graph root checked against the rule above (https, or http to loopback; a host; no
+/// query, fragment or credentials), ending in `/`. `what` names it in the error. Public so the
+/// binary's configuration check applies this rule instead of a copy of it.
+pub fn root(what: &str, raw: &str) -> Result<Url, GraphError> {
     let raw = raw.trim();
     let mut u = Url::parse(raw)
         .map_err(|e| GraphError::config(format!("{what} '{raw}' is not a valid URL: {e}")))?;
@@ -195,7 +198,7 @@ fn root(what: &str, raw: &str) -> Result<Url, GraphError> {
 }
 
 /// Loopback: `127.0.0.0/8`, `::1`, or the reserved name `localhost` (RFC 6761 §6.3) — the only
-/// hosts plain http may reach (SPEC §6). Also used by the binary's stage-one config check.
+/// hosts plain http may reach (SPEC §6).
 pub fn is_loopback_host(u: &Url) -> bool {
     match u.host() {
         Some(url::Host::Ipv4(a)) => a.is_loopback(),

@@ -141,9 +141,7 @@ fn is_perm(e: &GraphError) -> bool {
 pub async fn check_tenant(t: &TenantConfig, client: &GraphClient) -> Vec<CheckItem> {
     let mut items = vec![CheckItem::ok(format!(
         "configuration valid ({}, {} cloud, Graph {})",
-        t.origin,
-        format_cloud(t),
-        t.endpoints.graph
+        t.origin, t.cloud, t.endpoints.graph
     ))];
 
     // Token.
@@ -350,8 +348,4 @@ fn token_fix(t: &TenantConfig, e: &GraphError) -> String {
     } else {
         format!("check TenantId, ClientId and the {cred}")
     }
-}
-
-fn format_cloud(t: &TenantConfig) -> String {
-    format!("{:?}", t.cloud)
 }

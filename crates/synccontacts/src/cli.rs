@@ -50,6 +50,16 @@ pub enum Command {
     /// Diagnose each tenant without writing anything: config, token, permissions, hub, users.
     Check(CheckArgs),
     /// Run the whole job against the bundled Graph emulator with a generated sample tenant.
+    // A build without the `demo` feature keeps the word so `synccontacts demo` gets a clear
+    // answer instead of a usage error, but does not offer it in --help.
+    #[cfg_attr(
+        not(feature = "demo"),
+        command(
+            hide = true,
+            about = "Not in this build: synccontacts was built without the `demo` feature.",
+            long_about = None
+        )
+    )]
     Demo(DemoArgs),
 }
 
@@ -146,12 +156,39 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>, env: Env) -> Exit {
         Command::Check(args) => {
             runtime.block_on(crate::check::check_command(&env, &args.tenants, &out))
         }
-        Command::Demo(args) => runtime.block_on(crate::demo::demo_command(&args, opts, &out)),
+        Command::Demo(args) => demo_command(&runtime, &args, opts, &out),
     }
 }
 
-/// `synccontacts sync`: stage-one config (exit 2 on any problem, before any request), then every
-/// tenant in turn.
+#[cfg(feature = "demo")]
+fn demo_command(
+    runtime: &tokio::runtime::Runtime,
+    args: &DemoArgs,
+    opts: OutputOptions,
+    out: &Out,
+) -> Exit {
+    runtime.block_on(crate::demo::demo_command(args, opts, out))
+}
+
+/// Without the emulator in the binary there is nothing to run against: say so (exit 2, like any
+/// request the binary cannot honour before doing anything).
+#[cfg(not(feature = "demo"))]
+fn demo_command(
+    _runtime: &tokio::runtime::Runtime,
+    _args: &DemoArgs,
+    _opts: OutputOptions,
+    _out: &Out,
+) -> Exit {
+    eprintln!("{NO_DEMO}");
+    Exit::Config
+}
+
+/// What `synccontacts demo` prints in a build without the `demo` feature.
+pub const NO_DEMO: &str = "error: this synccontacts was built without the demo (cargo feature `demo`, \
+     on by default); build it with the default features to run `synccontacts demo`";
+
+/// `synccontacts sync`: configuration, both stages (exit 2 on any problem, before any request),
+/// then every tenant in turn.
 pub async fn sync_command(env: &Env, args: &SyncArgs, opts: OutputOptions, out: &Out) -> Exit {
     let (exit, report) =
         sync_with_report(env, args, &crate::run::RunEnv::default(), opts, out).await;

@@ -7,6 +7,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod exit;
 pub mod logging;

@@ -196,7 +196,7 @@ pub async fn sync_tenant(
     let input = PlanInput {
         hub: std::mem::take(&mut snaps.hub),
         users: std::mem::take(&mut snaps.users),
-        update_existing: t.update_existing,
+        update_existing: t.options.update_existing,
         now: env.clock.now(),
     };
     let gen_id = env.new_sync_id.clone();

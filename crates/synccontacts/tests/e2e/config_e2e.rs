@@ -212,3 +212,17 @@ async fn usage_errors_are_exit_2_and_help_is_0() {
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("sync"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_the_cloud_as_the_configuration_spells_it() {
+    let emu = Emu::start(small()).await;
+    let mut entry = tenant_entry(TENANT, SECRET);
+    entry["Cloud"] = json!("usgovdod");
+    let mut env = endpoints(&emu);
+    env.push(var(
+        "AUTOMATION_SYNCCONTACTS_MICROSOFT_TENANTS_JSON",
+        json!([entry]).to_string(),
+    ));
+    let c = run(&env, &["check"]).await;
+    assert!(c.stdout.contains("USGovDoD cloud"), "{}", c.stdout);
+}

@@ -589,6 +589,7 @@ async fn secrets_never_appear_in_any_output_at_the_most_verbose_level() {
     );
 }
 
+#[cfg(feature = "demo")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_and_its_second_run_writes_nothing() {
     let r = run(
@@ -603,6 +604,21 @@ async fn demo_runs_and_its_second_run_writes_nothing() {
         r.stdout
     );
     assert!(r.stdout.contains("Would create: NotesId="), "{}", r.stdout);
+}
+
+/// `cargo test -p synccontacts --no-default-features`: the lean binary says why there is no demo.
+#[cfg(not(feature = "demo"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_without_the_feature_says_so_and_exits_2() {
+    let r = run(&vec![], &["demo"]).await;
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(synccontacts::cli::NO_DEMO),
+        "{}",
+        r.stderr
+    );
+    let help = run(&vec![], &["--help"]).await;
+    assert!(!help.stdout.contains("demo"), "{}", help.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
