@@ -2,6 +2,8 @@
 //! against the in-process Graph emulator (realistic behaviour and limits).
 
 mod auth_flows;
+mod contact;
+mod emulated_writes;
 mod emulator;
 mod mock;
 mod mock_client;
