@@ -127,7 +127,10 @@ impl GraphClient {
                 ),
             ));
         }
+        // Attempts count against the policy's budget (a 401's resend with a fresh token does
+        // not); every send after the first is one retry in the stats, whatever caused it.
         let mut attempt = 0u32;
+        let mut sends = 0u32;
         let mut refreshed = false;
         loop {
             attempt += 1;
@@ -154,8 +157,9 @@ impl GraphClient {
                     .header("content-type", "application/json")
                     .body(b.clone());
             }
+            sends += 1;
             self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
-            if attempt > 1 {
+            if sends > 1 {
                 self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
             }
             let (failure, error) = match rb.send().await {
@@ -203,7 +207,6 @@ impl GraphClient {
                                 );
                                 self.inner.tokens.invalidate(&token).await;
                                 attempt -= 1;
-                                self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
                                 continue;
                             }
                             if status == 429 {

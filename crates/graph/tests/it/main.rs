@@ -8,4 +8,5 @@ mod emulator;
 mod mock;
 mod mock_client;
 mod realism;
+mod retry_rules;
 mod secrets;
