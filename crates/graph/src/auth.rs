@@ -388,6 +388,12 @@ impl TokenSource {
                     );
                     ctx.clock.sleep(after).await;
                 }
+                Decision::WaitTooLong { asked, cap } => {
+                    return Err(scrubbed(
+                        failure.1.waited_too_long(asked, cap),
+                        ctx.redactor,
+                    ));
+                }
                 Decision::GiveUp | Decision::Ambiguous => {
                     return Err(scrubbed(failure.1, ctx.redactor));
                 }

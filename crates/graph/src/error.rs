@@ -11,6 +11,8 @@ mod identity;
 
 use std::fmt;
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 pub use identity::{TokenProblem, from_token_response};
@@ -143,6 +145,18 @@ impl GraphError {
         identity::parse_aadsts(self.code.as_deref()?).map(TokenProblem::from_aadsts)
     }
 
+    /// The error for a request that gave up because Graph asked for a longer wait than the
+    /// policy allows (see [`crate::retry`]).
+    pub(crate) fn waited_too_long(mut self, asked: Duration, cap: Duration) -> Self {
+        self.message.push_str(&format!(
+            " — Graph asked to wait {} before trying again, longer than this client waits ({}); \
+             waiting less than asked is against Graph's guidance, so try again later",
+            seconds(asked),
+            seconds(cap)
+        ));
+        self
+    }
+
     /// Whether this is an authentication or permission problem (SPEC §6 exit code 3).
     pub fn is_auth_or_permission(&self) -> bool {
         matches!(self.kind, ErrorKind::Auth | ErrorKind::Permission)
@@ -252,6 +266,16 @@ fn advice(kind: ErrorKind, code: Option<&str>, message: &str) -> Option<&'static
         }
         _ => return None,
     })
+}
+
+/// `12 s`, `2.128 s`.
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s:.3} s")
+    }
 }
 
 #[cfg(test)]
@@ -420,5 +444,14 @@ mod tests {
         let mut amb = graph_err(504, "", "m");
         amb.kind = ErrorKind::AmbiguousWrite;
         assert!(!amb.is_retryable());
+    }
+
+    #[test]
+    fn a_refused_long_wait_says_how_long_and_the_cap() {
+        let e = graph_err(503, "serviceNotAvailable", "busy")
+            .waited_too_long(Duration::from_secs(3600), Duration::from_millis(600_500));
+        assert!(e.message.contains("3600 s"), "{e}");
+        assert!(e.message.contains("600.500 s"), "{e}");
+        assert!(e.is_retryable());
     }
 }

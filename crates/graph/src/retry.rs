@@ -16,8 +16,10 @@
 //!   repeat could create a duplicate contact (RELIABILITY I2).
 //! - Every other status (400, 401, 403, 404, 409, 412, 501 …) is final: the request itself is the
 //!   problem. (401 gets its one token refresh in the client, not here.)
-//! - A 429 whose `Retry-After` is longer than [`RetryPolicy::max_retry_after`] gives up; any other
-//!   status falls back to backoff then.
+//! - **A `Retry-After` longer than [`RetryPolicy::max_retry_after`] is never shortened**, whatever
+//!   the status: waiting less than Graph asked is against its guidance (graph-facts §6, Graph keeps
+//!   counting while we are throttled), so the request gives up at once with
+//!   [`Decision::WaitTooLong`], and the error says how long Graph asked for and what the cap is.
 //! - At most [`RetryPolicy::max_attempts`] attempts per request.
 
 use std::time::Duration;
@@ -36,8 +38,8 @@ pub struct RetryPolicy {
     pub base_backoff: Duration,
     /// Backoff cap (before jitter).
     pub max_backoff: Duration,
-    /// A `Retry-After` longer than this is not waited for; the request fails as throttled.
-    /// Graph's per-mailbox budget is 10,000 requests per 10 minutes (graph-facts §6),
+    /// A `Retry-After` longer than this is not waited for; the request fails at once (see the
+    /// module doc). Graph's per-mailbox budget is 10,000 requests per 10 minutes (graph-facts §6),
     /// so a longer wait than that window means something else is wrong.
     pub max_retry_after: Duration,
 }
@@ -127,6 +129,8 @@ pub enum Decision {
     GiveUp,
     /// Do not retry: the outcome of a create is unknown (see [`Idempotency::Create`]).
     Ambiguous,
+    /// Do not retry: Graph asked for a wait (`asked`) longer than the policy's cap (`cap`).
+    WaitTooLong { asked: Duration, cap: Duration },
 }
 
 impl RetryPolicy {
@@ -147,17 +151,17 @@ impl RetryPolicy {
             _ => {}
         }
         let asked = failure.retry_after();
-        let too_long = asked.is_some_and(|d| d > self.max_retry_after);
-        if retryability == Retryability::Throttled && too_long {
-            return Decision::GiveUp;
+        if let Some(asked) = asked.filter(|d| *d > self.max_retry_after) {
+            return Decision::WaitTooLong {
+                asked,
+                cap: self.max_retry_after,
+            };
         }
         if attempt >= self.max_attempts {
             return Decision::GiveUp;
         }
         Decision::Retry {
-            after: asked
-                .filter(|_| !too_long)
-                .unwrap_or_else(|| self.backoff(attempt, rng)),
+            after: asked.unwrap_or_else(|| self.backoff(attempt, rng)),
             throttled: retryability == Retryability::Throttled,
         }
     }
@@ -364,17 +368,39 @@ mod tests {
         );
     }
 
+    /// One rule for every status: a wait longer than the cap is never shortened; the request
+    /// gives up and says how long Graph asked for. (Before, a 503 fell back to backoff here
+    /// while a 429 gave up.)
     #[test]
-    fn absurd_retry_after_gives_up() {
+    fn a_retry_after_beyond_the_cap_gives_up_for_every_status() {
         let p = RetryPolicy::default();
+        for status in [429, 503, 500, 502, 504] {
+            assert_eq!(
+                p.decide(
+                    1,
+                    &st(status, Some(3600.0)),
+                    Idempotency::Repeatable,
+                    &mut rng()
+                ),
+                Decision::WaitTooLong {
+                    asked: Duration::from_secs(3600),
+                    cap: Duration::from_secs(600)
+                },
+                "{status}"
+            );
+        }
+        // At the cap exactly, Graph's wait is honoured.
         assert_eq!(
-            p.decide(
-                1,
-                &st(429, Some(3600.0)),
-                Idempotency::Repeatable,
-                &mut rng()
-            ),
-            Decision::GiveUp
+            p.decide(1, &st(503, Some(600.0)), Idempotency::Create, &mut rng()),
+            Decision::Retry {
+                after: Duration::from_secs(600),
+                throttled: false
+            }
+        );
+        // A create that may have been applied stays ambiguous, however long the wait.
+        assert_eq!(
+            p.decide(1, &st(504, Some(3600.0)), Idempotency::Create, &mut rng()),
+            Decision::Ambiguous
         );
     }
 

@@ -3,8 +3,9 @@
 //! clock), and paging on top of it.
 //!
 //! It never sends the bearer token outside the configured Graph root, never logs more than
-//! method, path and status (server text passes the redactor first), and never repeats a create
-//! whose outcome is unknown (the policy says [`Decision::Ambiguous`]).
+//! method, path and status (server text passes the redactor first), never repeats a create whose
+//! outcome is unknown (the policy says [`Decision::Ambiguous`]), and never shortens a wait Graph
+//! asked for.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -252,6 +253,9 @@ impl GraphClient {
                         .await;
                 }
                 Decision::Ambiguous => return Err(self.scrub(ambiguous(error))),
+                Decision::WaitTooLong { asked, cap } => {
+                    return Err(self.scrub(error.waited_too_long(asked, cap)));
+                }
                 Decision::GiveUp => return Err(self.scrub(error)),
             }
         }

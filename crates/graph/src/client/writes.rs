@@ -384,6 +384,9 @@ impl GraphClient {
                 }
             }
             Decision::Ambiguous => ItemNext::Done(Err(ambiguous(err))),
+            Decision::WaitTooLong { asked, cap } => {
+                ItemNext::Done(Err(err.waited_too_long(asked, cap)))
+            }
             Decision::GiveUp => ItemNext::Done(Err(err)),
         }
     }
