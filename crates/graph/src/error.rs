@@ -46,6 +46,12 @@ pub enum ErrorKind {
     /// A create whose outcome is unknown (504 or a connection lost after sending): it was not
     /// retried because a retry could create a duplicate (RELIABILITY I2); a later run repairs it.
     AmbiguousWrite,
+    /// An update or delete refused with 412 (a delete also with 404) after an earlier attempt of
+    /// the same write whose outcome was unknown (answered 500/502/504 or lost): the refusal may be
+    /// that attempt's own doing (it changed the etag, or removed the contact). The status is the
+    /// final one. Re-read the contact: if it holds what was sent (or is gone, for a delete) the
+    /// write is done; otherwise someone else changed it, a conflict.
+    UnconfirmedWrite,
     /// The server's TLS certificate is not trusted (a TLS-intercepting proxy, a test endpoint, a
     /// wrong host). No retry can fix it; trusting its CA (`ClientConfig::extra_ca_pem`) can.
     UntrustedCertificate,
@@ -67,6 +73,7 @@ impl ErrorKind {
             ErrorKind::Conflict => "conflict",
             ErrorKind::BadRequest => "bad-request",
             ErrorKind::AmbiguousWrite => "ambiguous-write",
+            ErrorKind::UnconfirmedWrite => "unconfirmed-write",
             ErrorKind::UntrustedCertificate => "untrusted-certificate",
             ErrorKind::Config => "config",
         }
@@ -154,6 +161,17 @@ impl GraphError {
             seconds(asked),
             seconds(cap)
         ));
+        self
+    }
+
+    /// Marks a final refusal as possibly caused by an earlier attempt of the same write (see
+    /// [`ErrorKind::UnconfirmedWrite`]).
+    pub(crate) fn after_unknown_attempt(mut self) -> Self {
+        self.kind = ErrorKind::UnconfirmedWrite;
+        self.message.push_str(
+            " — an earlier attempt of this write may have been applied (its answer was lost), so \
+             this refusal may be its own doing; re-read the contact to tell",
+        );
         self
     }
 
@@ -444,6 +462,11 @@ mod tests {
         let mut amb = graph_err(504, "", "m");
         amb.kind = ErrorKind::AmbiguousWrite;
         assert!(!amb.is_retryable());
+        let unconfirmed = graph_err(412, "ErrorIrresolvableConflict", "m").after_unknown_attempt();
+        assert_eq!(unconfirmed.kind, ErrorKind::UnconfirmedWrite);
+        assert_eq!(unconfirmed.status, Some(412));
+        assert!(!unconfirmed.is_retryable());
+        assert!(unconfirmed.message.contains("re-read"), "{unconfirmed}");
     }
 
     #[test]

@@ -122,6 +122,7 @@ impl GraphClient {
                     .unwrap_or_default(),
             ),
             idempotency: Idempotency::Create,
+            echo_statuses: &[],
             context: format!("creating contact folder '{display_name}' in {mailbox}"),
         };
         match self.call(&call).await {

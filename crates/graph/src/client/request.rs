@@ -17,7 +17,7 @@ use url::Url;
 use super::GraphClient;
 use crate::clock::add;
 use crate::error::{ErrorKind, GraphError};
-use crate::retry::{Decision, Failure, Idempotency, parse_retry_after};
+use crate::retry::{Decision, Failure, Idempotency, Retryability, parse_retry_after};
 use crate::secret::Secret;
 
 /// One logical request: the client turns it into one or more HTTP attempts.
@@ -31,6 +31,10 @@ pub(super) struct Call {
     /// The JSON body, serialized once (each attempt sends a copy of these bytes).
     pub body: Option<Vec<u8>>,
     pub idempotency: Idempotency,
+    /// Final statuses that an earlier attempt of this same call, if it may have been applied,
+    /// can explain by itself (see [`refusal_after_unknown_attempt`]). Empty for reads and
+    /// creates.
+    pub echo_statuses: &'static [u16],
     /// What we were doing, for error messages ("listing contacts of adele@contoso.com").
     pub context: String,
 }
@@ -42,6 +46,25 @@ pub(super) struct Reply {
     pub request_id: Option<String>,
     /// The access token the successful attempt carried (a batch item's 401 invalidates it).
     pub token: Secret,
+    /// An earlier attempt of this call may have been applied before this one succeeded (it was
+    /// answered 500/502/504 or its answer was lost). A `$batch` reply's items inherit it.
+    pub after_unknown_attempt: bool,
+}
+
+/// The final error of a write, marked when it is a refusal (`echo_statuses`: 412, or 404 for a
+/// delete) that an earlier attempt of the same write, applied but unanswered, can explain: a
+/// PATCH applied once has changed the etag its retry still carries; a DELETE applied once leaves
+/// nothing for its retry to find. Only a re-read can tell that from a concurrent change.
+pub(super) fn refusal_after_unknown_attempt(
+    e: GraphError,
+    unknown_attempt_before: bool,
+    echo_statuses: &[u16],
+) -> GraphError {
+    if unknown_attempt_before && e.status.is_some_and(|s| echo_statuses.contains(&s)) {
+        e.after_unknown_attempt()
+    } else {
+        e
+    }
 }
 
 /// The error for a create whose outcome is unknown and that is therefore not repeated.
@@ -133,6 +156,7 @@ impl GraphClient {
         let mut attempt = 0u32;
         let mut sends = 0u32;
         let mut refreshed = false;
+        let mut unknown_attempt_before = false;
         loop {
             attempt += 1;
             // The slot first, then the token: waiting for a slot can mean sleeping through a
@@ -193,6 +217,7 @@ impl GraphClient {
                                 body: body.to_vec(),
                                 request_id: rid,
                                 token,
+                                after_unknown_attempt: unknown_attempt_before,
                             });
                         }
                         Ok(body) => {
@@ -241,6 +266,9 @@ impl GraphClient {
             };
             match self.decide(attempt, &failure, call.idempotency) {
                 Decision::Retry { after, throttled } => {
+                    if failure.retryability() == Retryability::MaybeApplied {
+                        unknown_attempt_before = true;
+                    }
                     tracing::warn!(
                         method = %call.method,
                         path = call.url.path(),
@@ -256,7 +284,13 @@ impl GraphClient {
                 Decision::WaitTooLong { asked, cap } => {
                     return Err(self.scrub(error.waited_too_long(asked, cap)));
                 }
-                Decision::GiveUp => return Err(self.scrub(error)),
+                Decision::GiveUp => {
+                    return Err(self.scrub(refusal_after_unknown_attempt(
+                        error,
+                        unknown_attempt_before,
+                        call.echo_statuses,
+                    )));
+                }
             }
         }
     }
@@ -276,6 +310,7 @@ impl GraphClient {
             headers,
             body: None,
             idempotency: Idempotency::Repeatable,
+            echo_statuses: &[],
             context,
         };
         let reply = self.call(&call).await?;

@@ -3,7 +3,9 @@
 //!
 //! The result of each write is read into the caller's type `T` (a `$batch` item's body stays raw
 //! JSON until then). This module never repeats a create whose outcome is unknown (RELIABILITY
-//! I2).
+//! I2), and never reports as a plain conflict a 412 (or a delete's 404) that an earlier,
+//! possibly applied attempt of the same write can explain: that becomes
+//! [`ErrorKind::UnconfirmedWrite`], for the caller to settle by re-reading.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -15,12 +17,12 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::GraphClient;
-use super::request::{Call, ambiguous, parse_body};
+use super::request::{Call, ambiguous, parse_body, refusal_after_unknown_attempt};
 use crate::batch::{self, BatchItem, ItemResponse, MAX_BATCH};
 use crate::clock::add;
 use crate::error::{ErrorKind, GraphError};
 use crate::path;
-use crate::retry::{Decision, Failure, Idempotency, parse_retry_after};
+use crate::retry::{Decision, Failure, Idempotency, Retryability, parse_retry_after};
 use crate::secret::Secret;
 use crate::types::{WriteRequest, WriteResponse};
 
@@ -34,6 +36,8 @@ struct Prepared<'w> {
     headers: Vec<(&'static str, String)>,
     body: Option<&'w Value>,
     idempotency: Idempotency,
+    /// Final statuses an earlier, possibly applied attempt of this write can explain.
+    echo_statuses: &'static [u16],
     /// What the write does, for messages ("updating contact X in adele@contoso.com").
     context: String,
 }
@@ -52,6 +56,8 @@ impl<'w> Prepared<'w> {
                 headers: vec![],
                 body: Some(body),
                 idempotency: Idempotency::Create,
+                // Never repeated once its outcome is unknown, so never refused after that.
+                echo_statuses: &[],
                 context: format!("creating a contact in {mailbox}"),
             },
             WriteRequest::Update {
@@ -65,6 +71,8 @@ impl<'w> Prepared<'w> {
                 headers: if_match(tag),
                 body: Some(body),
                 idempotency: Idempotency::Repeatable,
+                // An applied PATCH changed the etag its retry still carries.
+                echo_statuses: &[412],
                 context: format!("updating contact {contact_id} in {mailbox}"),
             },
             WriteRequest::Delete {
@@ -77,6 +85,8 @@ impl<'w> Prepared<'w> {
                 headers: if_match(tag),
                 body: None,
                 idempotency: Idempotency::Repeatable,
+                // An applied DELETE leaves nothing for its retry to find (or to match).
+                echo_statuses: &[404, 412],
                 context: format!("deleting contact {contact_id} in {mailbox}"),
             },
         }
@@ -90,6 +100,8 @@ struct ItemState {
     attempts: u32,
     /// Its one token refresh after a 401 is spent.
     refreshed: bool,
+    /// An earlier attempt may have been applied (a 500/502/504, a lost answer, a lost batch).
+    unknown_attempt_before: bool,
 }
 
 /// What one item needs after a round.
@@ -108,6 +120,7 @@ struct BatchReply {
     items: HashMap<String, ItemResponse>,
     request_id: Option<String>,
     token: Secret,
+    after_unknown_attempt: bool,
 }
 
 impl GraphClient {
@@ -117,7 +130,8 @@ impl GraphClient {
     /// With batching on, writes go in `$batch` requests of ≤ 20 (graph-facts §5); each item is
     /// retried on its own status: a 429 item after its `Retry-After` (pausing the mailbox), a
     /// 5xx item after backoff. Creates whose outcome is unknown are not repeated
-    /// ([`ErrorKind::AmbiguousWrite`]).
+    /// ([`ErrorKind::AmbiguousWrite`]); a 412 (or a delete's 404) after an earlier attempt whose
+    /// outcome is unknown is [`ErrorKind::UnconfirmedWrite`].
     pub async fn execute_writes<T: DeserializeOwned>(
         &self,
         mailbox: &str,
@@ -147,6 +161,7 @@ impl GraphClient {
             headers: p.headers,
             body: p.body.map(|b| serde_json::to_vec(b).unwrap_or_default()),
             idempotency: p.idempotency,
+            echo_statuses: p.echo_statuses,
             context: p.context,
         };
         let r = self.call(&call).await?;
@@ -208,6 +223,9 @@ impl GraphClient {
                 };
                 for &i in chunk {
                     let st = &mut states[i];
+                    // The whole batch was sent again after an answer was lost: each of its
+                    // items may have been applied by the lost attempt.
+                    st.unknown_attempt_before |= reply.after_unknown_attempt;
                     let item = reply.items.get(&i.to_string());
                     match self.item_next(
                         mailbox,
@@ -265,7 +283,8 @@ impl GraphClient {
 
     /// An item whose whole `$batch` failed after that request's own retries: `None` sends it
     /// again. A batch holding a create is not repeated once its outcome is unknown (it is
-    /// [`ErrorKind::AmbiguousWrite`]); the repeatable items in it go into the next round.
+    /// [`ErrorKind::AmbiguousWrite`]); the repeatable items in it go into the next round, marked
+    /// as possibly applied.
     fn after_lost_batch(
         &self,
         e: &GraphError,
@@ -275,6 +294,7 @@ impl GraphClient {
         let lost = e.kind == ErrorKind::AmbiguousWrite;
         let repeatable = p.idempotency == Idempotency::Repeatable;
         if lost && repeatable && st.attempts < self.inner.policy.max_attempts {
+            st.unknown_attempt_before = true;
             return None;
         }
         let mut e = e.clone();
@@ -371,6 +391,9 @@ impl GraphClient {
     ) -> ItemNext<T> {
         match self.decide(st.attempts, failure, p.idempotency) {
             Decision::Retry { after, throttled } => {
+                if failure.retryability() == Retryability::MaybeApplied {
+                    st.unknown_attempt_before = true;
+                }
                 if throttled {
                     // The item's Retry-After pauses the whole mailbox.
                     self.inner
@@ -387,7 +410,11 @@ impl GraphClient {
             Decision::WaitTooLong { asked, cap } => {
                 ItemNext::Done(Err(err.waited_too_long(asked, cap)))
             }
-            Decision::GiveUp => ItemNext::Done(Err(err)),
+            Decision::GiveUp => ItemNext::Done(Err(refusal_after_unknown_attempt(
+                err,
+                st.unknown_attempt_before,
+                p.echo_statuses,
+            ))),
         }
     }
 
@@ -425,6 +452,9 @@ impl GraphClient {
             headers: vec![],
             body: Some(batch::request_body(&items)),
             idempotency,
+            // The batch's own status is 200 whatever its items say; their refusals are judged
+            // per item (`item_next`), with `after_unknown_attempt` passed down.
+            echo_statuses: &[],
             context: format!("$batch of {} writes to {mailbox}", items.len()),
         };
         let r = self.call(&call).await?;
@@ -432,6 +462,7 @@ impl GraphClient {
             items: batch::parse_response(&r.body)?,
             request_id: r.request_id,
             token: r.token,
+            after_unknown_attempt: r.after_unknown_attempt,
         })
     }
 }
