@@ -1,5 +1,5 @@
 //! Token providers for app-only auth (client credentials, graph-facts §8): client secret,
-//! certificate (a client assertion JWT we sign, see [`certificate`]), or a federated assertion
+//! certificate (a client assertion JWT we sign, see `certificate`), or a federated assertion
 //! (e.g. a CI job's OIDC token) that the caller's [`AssertionSource`] supplies fresh at every
 //! token request.
 //!

@@ -1,7 +1,7 @@
 //! [`GraphClient`]: every Graph call a caller makes, with auth, retries, throttling, concurrency
 //! limits, paging and `$batch`.
 //!
-//! The client is split by what a call does: [`request`] is the one request path every call goes
+//! The client is split by what a call does: `request` is the one request path every call goes
 //! through (wait for the mailbox's pause and a concurrency slot, attach a cached token, send,
 //! classify, retry per [`RetryPolicy`] through the injected [`Clock`]) and paging; `reads` holds
 //! users, folders and contacts; `writes` holds contact writes, one by one or in `$batch`es. This
