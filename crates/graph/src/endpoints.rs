@@ -79,7 +79,7 @@ impl FromStr for Cloud {
             "usgovdod" => Ok(Cloud::UsGovDod),
             "china" => Ok(Cloud::China),
             _ => Err(GraphError::config(format!(
-                "unknown Cloud '{s}': use one of Global, USGov, USGovDoD, China (or give LoginUrl and GraphUrl)"
+                "unknown cloud '{s}': use one of Global, USGov, USGovDoD, China (or give explicit login and Graph roots)"
             ))),
         }
     }
@@ -104,27 +104,12 @@ impl Endpoints {
         }
     }
 
-    /// Explicit roots (config `LoginUrl`/`GraphUrl` or the `AUTOMATION_SYNCCONTACTS_*_URL`
-    /// overrides). `what` names the setting in error messages.
+    /// Explicit roots (a caller's own settings, or a test server's address).
     pub fn new(login: &str, graph: &str) -> Result<Self, GraphError> {
         Ok(Self {
             login: root("login URL", login)?,
             graph: root("Graph URL", graph)?,
         })
-    }
-
-    /// SPEC §6 resolution: explicit roots (per-tenant `LoginUrl`/`GraphUrl`, or the
-    /// `AUTOMATION_SYNCCONTACTS_*_URL` overrides the caller already applied) win over `cloud`;
-    /// a root not given explicitly comes from `cloud`.
-    pub fn resolve(
-        cloud: Cloud,
-        login: Option<&str>,
-        graph: Option<&str>,
-    ) -> Result<Self, GraphError> {
-        let (cl, cg) = cloud.roots();
-        let login = login.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(cl);
-        let graph = graph.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(cg);
-        Self::new(login, graph)
     }
 
     /// `<login>/<tenant>/oauth2/v2.0/token` — also the `aud` of a client assertion (graph-facts §8).
@@ -269,18 +254,6 @@ mod tests {
             let err = Endpoints::new("https://login.microsoftonline.com", bad).unwrap_err();
             assert_eq!(err.kind, ErrorKind::Config, "{bad}");
         }
-    }
-
-    #[test]
-    fn resolve_prefers_explicit_roots_over_the_cloud() {
-        let e = Endpoints::resolve(Cloud::China, None, Some("http://127.0.0.1:8080")).unwrap();
-        assert_eq!(e.login.as_str(), "https://login.chinacloudapi.cn/");
-        assert_eq!(e.graph.as_str(), "http://127.0.0.1:8080/");
-        assert_eq!(
-            Endpoints::resolve(Cloud::UsGov, Some(" "), None).unwrap(),
-            Endpoints::for_cloud(Cloud::UsGov)
-        );
-        assert!(Endpoints::resolve(Cloud::Global, Some("http://login.example"), None).is_err());
     }
 
     #[test]

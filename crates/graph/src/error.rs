@@ -1,13 +1,24 @@
 //! Typed, classified errors from Graph and the identity platform.
 //!
-//! Callers branch on [`ErrorKind`] and ask [`GraphError::is_retryable`]; they never parse messages.
-//! Every error keeps Graph's `request-id` (or the identity platform's trace id) for support
-//! tickets, and every message says what to fix. Messages built from server text pass through
-//! the client's [`crate::secret::Redactor`]; this module must never format a secret.
+//! Callers branch on [`ErrorKind`] (and, for a refused token, [`GraphError::token_problem`]) and
+//! ask [`GraphError::is_retryable`]; they never parse messages. Every error keeps Graph's
+//! `request-id` (or the identity platform's trace id) for support tickets, and every message says
+//! what to fix in neutral words: it names the tenant, the app and Graph's permissions, never a
+//! caller's setting or variable (the caller adds those). Messages built from server text pass
+//! through the client's [`crate::secret::Redactor`]; this module must never format a secret.
+
+mod identity;
 
 use std::fmt;
 
+use std::time::Duration;
+
 use serde_json::Value;
+
+pub use identity::{TokenProblem, from_token_response};
+
+use crate::retry::Retryability;
+use crate::text::truncate;
 
 /// What went wrong, as far as the caller needs to decide what to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,6 +46,15 @@ pub enum ErrorKind {
     /// A create whose outcome is unknown (504 or a connection lost after sending): it was not
     /// retried because a retry could create a duplicate (RELIABILITY I2); a later run repairs it.
     AmbiguousWrite,
+    /// An update or delete refused with 412 (a delete also with 404) after an earlier attempt of
+    /// the same write whose outcome was unknown (answered 500/502/504 or lost): the refusal may be
+    /// that attempt's own doing (it changed the etag, or removed the contact). The status is the
+    /// final one. Re-read the contact: if it holds what was sent (or is gone, for a delete) the
+    /// write is done; otherwise someone else changed it, a conflict.
+    UnconfirmedWrite,
+    /// The server's TLS certificate is not trusted (a TLS-intercepting proxy, a test endpoint, a
+    /// wrong host). No retry can fix it; trusting its CA (`ClientConfig::extra_ca_pem`) can.
+    UntrustedCertificate,
     /// Configuration problem found before any request (bad URL, unreadable certificate …).
     Config,
 }
@@ -53,6 +73,8 @@ impl ErrorKind {
             ErrorKind::Conflict => "conflict",
             ErrorKind::BadRequest => "bad-request",
             ErrorKind::AmbiguousWrite => "ambiguous-write",
+            ErrorKind::UnconfirmedWrite => "unconfirmed-write",
+            ErrorKind::UntrustedCertificate => "untrusted-certificate",
             ErrorKind::Config => "config",
         }
     }
@@ -111,11 +133,46 @@ impl GraphError {
 
     /// Whether running the same request again later may succeed (throttling, server or network
     /// trouble). The client has already spent its attempt budget when it returns such an error.
+    /// A response's status is judged by [`Retryability::of_status`], the rule the retry loop
+    /// follows too; the kind only speaks where there is no status.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self.kind,
-            ErrorKind::Throttled | ErrorKind::Server | ErrorKind::Transport
-        )
+        match (self.kind, self.status) {
+            (ErrorKind::Transport, _) => true,
+            (ErrorKind::Throttled | ErrorKind::Server, Some(status)) => {
+                Retryability::of_status(status) != Retryability::Permanent
+            }
+            // A malformed answer or an item missing from a `$batch` answer.
+            (ErrorKind::Throttled | ErrorKind::Server, None) => true,
+            _ => false,
+        }
+    }
+
+    /// The identity platform's verdict on a refused token request, from its AADSTS code.
+    pub fn token_problem(&self) -> Option<TokenProblem> {
+        identity::parse_aadsts(self.code.as_deref()?).map(TokenProblem::from_aadsts)
+    }
+
+    /// The error for a request that gave up because Graph asked for a longer wait than the
+    /// policy allows (see [`crate::retry`]).
+    pub(crate) fn waited_too_long(mut self, asked: Duration, cap: Duration) -> Self {
+        self.message.push_str(&format!(
+            " — Graph asked to wait {} before trying again, longer than this client waits ({}); \
+             waiting less than asked is against Graph's guidance, so try again later",
+            seconds(asked),
+            seconds(cap)
+        ));
+        self
+    }
+
+    /// Marks a final refusal as possibly caused by an earlier attempt of the same write (see
+    /// [`ErrorKind::UnconfirmedWrite`]).
+    pub(crate) fn after_unknown_attempt(mut self) -> Self {
+        self.kind = ErrorKind::UnconfirmedWrite;
+        self.message.push_str(
+            " — an earlier attempt of this write may have been applied (its answer was lost), so \
+             this refusal may be its own doing; re-read the contact to tell",
+        );
+        self
     }
 
     /// Whether this is an authentication or permission problem (SPEC §6 exit code 3).
@@ -229,106 +286,13 @@ fn advice(kind: ErrorKind, code: Option<&str>, message: &str) -> Option<&'static
     })
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
+/// `12 s`, `2.128 s`.
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
     } else {
-        let mut t: String = s.chars().take(max).collect();
-        t.push('…');
-        t
-    }
-}
-
-/// Builds the error for an identity-platform token response (graph-facts §8 error body
-/// `{"error","error_description":"AADSTSnnn: …","error_codes":[n],"trace_id",…}`), with a message
-/// that says what to fix. `tenant`/`client_id` are not secrets and are named in the advice.
-pub fn from_token_response(status: u16, body: &[u8], tenant: &str, client_id: &str) -> GraphError {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let oauth_error = v.get("error").and_then(Value::as_str).unwrap_or("");
-    let description = v
-        .get("error_description")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    // The description carries "\r\nTrace ID: …" lines; the first line is the useful part.
-    let first_line = description.lines().next().unwrap_or("").trim();
-    let aadsts = v
-        .get("error_codes")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-        .and_then(Value::as_u64)
-        .or_else(|| parse_aadsts(first_line));
-    let trace_id = v.get("trace_id").and_then(Value::as_str).map(str::to_owned);
-    let fix = aadsts.map(|c| aadsts_advice(c, tenant, client_id));
-    let mut message = format!("token request for tenant '{tenant}' failed");
-    if let Some(fix) = &fix {
-        message.push_str(": ");
-        message.push_str(fix);
-    }
-    if !first_line.is_empty() {
-        message.push_str(" (server said: ");
-        message.push_str(&truncate(first_line, 300));
-        message.push(')');
-    } else if !oauth_error.is_empty() {
-        message.push_str(" (");
-        message.push_str(oauth_error);
-        message.push(')');
-    }
-    let kind = match status {
-        429 => ErrorKind::Throttled,
-        500..=599 => ErrorKind::Server,
-        _ => ErrorKind::Auth,
-    };
-    GraphError {
-        kind,
-        status: Some(status),
-        code: aadsts
-            .map(|c| format!("AADSTS{c}"))
-            .or_else(|| (!oauth_error.is_empty()).then(|| oauth_error.to_owned())),
-        message,
-        request_id: trace_id,
-    }
-}
-
-fn parse_aadsts(s: &str) -> Option<u64> {
-    let rest = &s[s.find("AADSTS")? + 6..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
-
-/// AADSTS code → what to fix (ENTRA `reference-error-codes.md`, graph-facts §8).
-pub fn aadsts_advice(code: u64, tenant: &str, client_id: &str) -> String {
-    match code {
-        7000215 => format!(
-            "the client secret of app {client_id} is wrong; use the secret's Value (not its Secret ID) from the app registration's \"Certificates & secrets\" page"
-        ),
-        7000222 => format!(
-            "the client secret of app {client_id} has expired; create a new client secret in the app registration and update ClientSecret"
-        ),
-        700016 => format!(
-            "no application with ClientId {client_id} exists in tenant '{tenant}'; check ClientId, and that the app is registered in (or consented to by) this tenant"
-        ),
-        90002 => format!(
-            "tenant '{tenant}' was not found; check TenantId, and Cloud (a national-cloud tenant is unknown to the global login endpoint)"
-        ),
-        900023 => format!("'{tenant}' is not a valid tenant id; use the tenant's GUID or a verified domain name"),
-        90038 => "this tenant lives in a national cloud; set Cloud (USGov, USGovDoD or China)".to_owned(),
-        70021 => format!(
-            "no federated identity credential of app {client_id} matches the presented token; add one whose issuer, subject and audience exactly equal the token's (one per branch for GitLab CI)"
-        ),
-        700027 => format!(
-            "the client assertion's signature did not validate; upload the certificate whose private key is in ClientCertificatePath to app {client_id} (\"Certificates & secrets\" → Certificates)"
-        ),
-        50027 => "the client assertion is not a valid JWT (audience, issuer or time range); check the machine clock, the certificate file, and Cloud/LoginUrl".to_owned(),
-        700024 => "the client assertion is outside its valid time range; check the machine clock, or that the federated token (e.g. the CI id_token) has not expired".to_owned(),
-        7000218 => "the token request carried no credential; configure ClientSecret, ClientCertificatePath, ClientAssertionFile or ClientAssertionEnv".to_owned(),
-        70011 | 700022 => "the requested scope is invalid; check GraphUrl/Cloud (the scope is <GraphUrl>/.default)".to_owned(),
-        500011 => format!(
-            "Microsoft Graph is not available in tenant '{tenant}' for this cloud; check Cloud/GraphUrl"
-        ),
-        53003 => "a Conditional Access policy blocked the app's sign-in; exclude the app's service principal or allow this location".to_owned(),
-        7000112 | 7000113 => format!("app {client_id} is disabled in tenant '{tenant}'; enable its service principal"),
-        65001 | 501051 => "the app lacks admin consent; grant admin consent for its application permissions".to_owned(),
-        _ => format!("identity platform error AADSTS{code}; see https://login.microsoftonline.com/error?code={code}"),
+        format!("{s:.3} s")
     }
 }
 
@@ -476,43 +440,41 @@ mod tests {
     }
 
     #[test]
-    fn aadsts_errors_say_what_to_fix() {
-        let cases = [
-            (401, 7000215, "Secret ID"),
-            (401, 7000222, "expired"),
-            (400, 700016, "ClientId"),
-            (400, 90002, "TenantId"),
-            (400, 70021, "federated identity credential"),
-            (401, 700027, "upload the certificate"),
-            (400, 50027, "machine clock"),
-        ];
-        for (status, code, needle) in cases {
-            let body = serde_json::json!({
-                "error": "invalid_client",
-                "error_description": format!("AADSTS{code}: Something.\r\nTrace ID: t\r\nCorrelation ID: c\r\nTimestamp: x"),
-                "error_codes": [code], "trace_id": "trace-9", "correlation_id": "c"});
-            let e =
-                from_token_response(status, body.to_string().as_bytes(), "contoso.com", "app-1");
-            assert_eq!(e.kind, ErrorKind::Auth);
-            assert_eq!(e.code.as_deref(), Some(format!("AADSTS{code}").as_str()));
-            assert_eq!(e.request_id.as_deref(), Some("trace-9"));
-            assert!(e.message.contains(needle), "{code}: {}", e.message);
-            assert!(!e.message.contains("Correlation ID"), "{}", e.message);
-            assert!(!e.is_retryable());
+    fn retryable_errors_follow_the_retry_rule() {
+        for (status, code, retryable) in [
+            (429, "TooManyRequests", true),
+            (503, "serviceNotAvailable", true),
+            (504, "", true),
+            (500, "", true),
+            // 501 is a server error no retry can fix: the retry loop gives up on it at once,
+            // and the error agrees.
+            (501, "notImplemented", false),
+            (400, "ErrorInvalidRequest", false),
+        ] {
+            let e = graph_err(status, code, "m");
+            assert_eq!(e.is_retryable(), retryable, "{status}");
+            assert_eq!(
+                e.is_retryable(),
+                Retryability::of_status(status) != Retryability::Permanent
+            );
         }
+        assert!(GraphError::new(ErrorKind::Transport, "reset").is_retryable());
+        let mut amb = graph_err(504, "", "m");
+        amb.kind = ErrorKind::AmbiguousWrite;
+        assert!(!amb.is_retryable());
+        let unconfirmed = graph_err(412, "ErrorIrresolvableConflict", "m").after_unknown_attempt();
+        assert_eq!(unconfirmed.kind, ErrorKind::UnconfirmedWrite);
+        assert_eq!(unconfirmed.status, Some(412));
+        assert!(!unconfirmed.is_retryable());
+        assert!(unconfirmed.message.contains("re-read"), "{unconfirmed}");
     }
 
     #[test]
-    fn aadsts_code_is_read_from_the_description_when_error_codes_is_missing() {
-        let body = br#"{"error":"invalid_request","error_description":"AADSTS90002: Tenant 'x' not found."}"#;
-        let e = from_token_response(400, body, "x", "app");
-        assert_eq!(e.code.as_deref(), Some("AADSTS90002"));
-        assert!(e.message.contains("TenantId"));
-    }
-
-    #[test]
-    fn token_endpoint_throttling_is_retryable() {
-        let e = from_token_response(503, b"", "t", "c");
+    fn a_refused_long_wait_says_how_long_and_the_cap() {
+        let e = graph_err(503, "serviceNotAvailable", "busy")
+            .waited_too_long(Duration::from_secs(3600), Duration::from_millis(600_500));
+        assert!(e.message.contains("3600 s"), "{e}");
+        assert!(e.message.contains("600.500 s"), "{e}");
         assert!(e.is_retryable());
     }
 }

@@ -1,28 +1,35 @@
-//! Microsoft Graph client for synccontacts: token providers, retry and throttling, concurrency
-//! limits, paging, `$batch`, typed resources and classified errors.
+//! Microsoft Graph client: token providers, retry and throttling, concurrency limits, paging,
+//! `$batch`, typed resources and classified errors.
 //!
-//! The binary builds a [`GraphClient`] from a [`ClientConfig`] and calls typed operations; the
+//! A caller builds a [`GraphClient`] from a [`ClientConfig`] and calls typed operations; the
 //! client decides how to stay within Graph's limits (4 in flight per mailbox, `Retry-After`,
 //! backoff) and how to fail (a [`GraphError`] with an [`ErrorKind`] and Graph's request-id).
-//! This crate never reads the wall clock or sleeps except through the injected [`Clock`], never
-//! prints a secret, and knows nothing about sync rules (those live in `sync-engine`).
+//! Contacts are read into the caller's own type with the caller's `$select`.
+//!
+//! This crate takes no ambient input: it never reads the process environment or the wall clock
+//! and never sleeps except through the injected [`Clock`]; a federated token comes from the
+//! caller's [`AssertionSource`]. It never prints a secret, names none of its callers' settings in
+//! a message, and knows nothing about sync rules (those are the caller's).
 //!
 //! ```no_run
-//! use graph::{ClientConfig, Cloud, Credential, Endpoints, FolderRef, GraphClient, Secret, WriteRequest};
+//! use graph::{ClientConfig, Cloud, Credential, Endpoints, FolderRef, GraphClient, Secret, WriteRequest, WriteResponse};
+//! # #[derive(serde::Deserialize)] struct MyContact { id: String }
 //! # async fn run() -> Result<(), graph::GraphError> {
-//! let endpoints = Endpoints::resolve(Cloud::Global, None, None)?;
 //! let cfg = ClientConfig::new("contoso.onmicrosoft.com", "app-id",
-//!                             Credential::Secret(Secret::new("…")), endpoints);
+//!                             Credential::Secret(Secret::new("…")),
+//!                             Endpoints::for_cloud(Cloud::Global));
 //! let client = GraphClient::new(cfg)?;              // no network yet
 //! let users = client.licensed_users().await?;
 //! let hub = match client.find_contact_folder("hub@contoso.com", "All Contacts").await? {
 //!     Some(f) => f,
 //!     None => client.create_contact_folder("hub@contoso.com", "All Contacts").await?,
 //! };
-//! let contacts = client.list_contacts("hub@contoso.com", &FolderRef::Id(hub.id.clone())).await?;
-//! let results = client
-//!     .execute_writes("hub@contoso.com", vec![WriteRequest::create(FolderRef::Id(hub.id),
-//!         serde_json::json!({"displayName": "Adele Vance"}))])
+//! let folder = FolderRef::Id(hub.id);
+//! let contacts: Vec<MyContact> =
+//!     client.list_contacts("hub@contoso.com", &folder, "id,displayName").await?;
+//! let results: Vec<Result<WriteResponse<MyContact>, _>> = client
+//!     .execute_writes("hub@contoso.com", vec![WriteRequest::Create { folder,
+//!         body: serde_json::json!({"displayName": "Adele Vance"}) }])
 //!     .await;                                       // one Result per write, in order
 //! # let _ = (users, contacts, results); Ok(()) }
 //! ```
@@ -43,15 +50,14 @@ mod limits;
 pub mod path;
 pub mod retry;
 pub mod secret;
+pub mod text;
 pub mod types;
 
-pub use auth::{AssertionAlgorithm, Credential, TokenInfo};
+pub use auth::{AssertionAlgorithm, AssertionSource, Credential, TokenInfo};
 pub use client::{ClientConfig, GraphClient};
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use endpoints::{Cloud, Endpoints};
-pub use error::{ErrorKind, GraphError};
+pub use error::{ErrorKind, GraphError, TokenProblem};
 pub use retry::RetryPolicy;
 pub use secret::Secret;
-pub use types::{
-    ClientStats, Contact, Domain, Folder, FolderRef, User, WriteOp, WriteRequest, WriteResponse,
-};
+pub use types::{ClientStats, Folder, FolderRef, User, WriteRequest, WriteResponse};

@@ -1,11 +1,26 @@
 //! Retry policy: which failures are retried, after how long, and how many attempts a request gets.
 //!
 //! Pure decisions, no I/O and no sleeping: the client asks [`RetryPolicy::decide`] and sleeps
-//! through its injected clock. Rules (graph-facts §6, SPEC §3): 429 honours `Retry-After`
-//! (integer, fractional like `2.128`, or an HTTP-date; absent → exponential backoff with jitter
-//! from a seeded RNG); 503 backs off; 500/502/504 and lost connections back off only for requests
-//! that are safe to repeat; every other 4xx is final. A create (POST) whose fate is unknown is
-//! never repeated, because a repeat could create a duplicate contact (RELIABILITY I2).
+//! through its injected clock. [`Retryability::of_status`] is the one place that says what a
+//! status means for trying again; [`RetryPolicy::decide`] and
+//! [`GraphError::is_retryable`](crate::GraphError::is_retryable) both ask it.
+//!
+//! The rules (graph-facts §6, SPEC §3):
+//! - 429 was not executed: retried after its `Retry-After` (integer, fractional like `2.128`, or
+//!   an HTTP-date), which pauses the whole mailbox; without one, exponential backoff with jitter
+//!   from a seeded RNG.
+//! - 503 (or a connection that was never established) was not executed either: retried, even a
+//!   create, after `Retry-After` when given, else backoff.
+//! - 500/502/504 and a connection lost after sending may have been applied: retried only when the
+//!   request is safe to repeat. A create (POST) whose fate is unknown is never repeated, because a
+//!   repeat could create a duplicate contact (RELIABILITY I2).
+//! - Every other status (400, 401, 403, 404, 409, 412, 501 …) is final: the request itself is the
+//!   problem. (401 gets its one token refresh in the client, not here.)
+//! - **A `Retry-After` longer than [`RetryPolicy::max_retry_after`] is never shortened**, whatever
+//!   the status: waiting less than Graph asked is against its guidance (graph-facts §6, Graph keeps
+//!   counting while we are throttled), so the request gives up at once with
+//!   [`Decision::WaitTooLong`], and the error says how long Graph asked for and what the cap is.
+//! - At most [`RetryPolicy::max_attempts`] attempts per request.
 
 use std::time::Duration;
 
@@ -23,9 +38,9 @@ pub struct RetryPolicy {
     pub base_backoff: Duration,
     /// Backoff cap (before jitter).
     pub max_backoff: Duration,
-    /// A `Retry-After` longer than this is not waited for; the request fails as throttled.
-    /// Graph's per-mailbox budget is 10,000 requests per 10 minutes (graph-facts §6), so a
-    /// longer wait than that window means something else is wrong.
+    /// A `Retry-After` longer than this is not waited for; the request fails at once (see the
+    /// module doc). Graph's per-mailbox budget is 10,000 requests per 10 minutes (graph-facts §6),
+    /// so a longer wait than that window means something else is wrong.
     pub max_retry_after: Duration,
 }
 
@@ -49,6 +64,33 @@ pub enum Idempotency {
     Create,
 }
 
+/// What a failed attempt says about sending the same request again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retryability {
+    /// 429: Graph did not execute it and asks us to slow down (the whole mailbox pauses).
+    Throttled,
+    /// Not executed (503, or no connection was made): safe to send again, even a create.
+    NotApplied,
+    /// May have been executed (500, 502, 504, or the connection was lost after sending): only a
+    /// request that is safe to repeat may be sent again.
+    MaybeApplied,
+    /// Sending it again cannot help.
+    Permanent,
+}
+
+impl Retryability {
+    /// The rule for a response status (graph-facts §6, §7).
+    pub fn of_status(status: u16) -> Self {
+        match status {
+            429 => Self::Throttled,
+            // "Service unavailable": the service did not take the request (may carry Retry-After).
+            503 => Self::NotApplied,
+            500 | 502 | 504 => Self::MaybeApplied,
+            _ => Self::Permanent,
+        }
+    }
+}
+
 /// A failed attempt, as far as the retry decision needs it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Failure {
@@ -61,6 +103,23 @@ pub enum Failure {
     Transport { maybe_sent: bool },
 }
 
+impl Failure {
+    pub fn retryability(&self) -> Retryability {
+        match self {
+            Failure::Status { status, .. } => Retryability::of_status(*status),
+            Failure::Transport { maybe_sent: true } => Retryability::MaybeApplied,
+            Failure::Transport { maybe_sent: false } => Retryability::NotApplied,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::Status { retry_after, .. } => *retry_after,
+            Failure::Transport { .. } => None,
+        }
+    }
+}
+
 /// What to do after a failed attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -70,6 +129,8 @@ pub enum Decision {
     GiveUp,
     /// Do not retry: the outcome of a create is unknown (see [`Idempotency::Create`]).
     Ambiguous,
+    /// Do not retry: Graph asked for a wait (`asked`) longer than the policy's cap (`cap`).
+    WaitTooLong { asked: Duration, cap: Duration },
 }
 
 impl RetryPolicy {
@@ -81,66 +142,28 @@ impl RetryPolicy {
         idempotency: Idempotency,
         rng: &mut R,
     ) -> Decision {
-        let repeatable = idempotency == Idempotency::Repeatable;
-        let wanted = match failure {
-            Failure::Status {
-                status: 429,
-                retry_after,
-            } => {
-                // A throttled request was not executed, so even a create may be repeated.
-                let after = match retry_after {
-                    Some(d) if *d > self.max_retry_after => return Decision::GiveUp,
-                    Some(d) => *d,
-                    None => self.backoff(attempt, rng),
-                };
-                Decision::Retry {
-                    after,
-                    throttled: true,
-                }
+        let retryability = failure.retryability();
+        match retryability {
+            Retryability::Permanent => return Decision::GiveUp,
+            Retryability::MaybeApplied if idempotency == Idempotency::Create => {
+                return Decision::Ambiguous;
             }
-            // 503: the service did not take the request (graph-facts §6 "service unavailable";
-            // may carry Retry-After).
-            Failure::Status {
-                status: 503,
-                retry_after,
-            } => Decision::Retry {
-                after: retry_after
-                    .filter(|d| *d <= self.max_retry_after)
-                    .unwrap_or_else(|| self.backoff(attempt, rng)),
-                throttled: false,
-            },
-            // 500/502/504 and a connection lost mid-request: the request may have been applied.
-            Failure::Status {
-                status: 500 | 502 | 504,
-                retry_after,
-            } => {
-                if !repeatable {
-                    return Decision::Ambiguous;
-                }
-                Decision::Retry {
-                    after: retry_after
-                        .filter(|d| *d <= self.max_retry_after)
-                        .unwrap_or_else(|| self.backoff(attempt, rng)),
-                    throttled: false,
-                }
-            }
-            Failure::Transport { maybe_sent } => {
-                if *maybe_sent && !repeatable {
-                    return Decision::Ambiguous;
-                }
-                Decision::Retry {
-                    after: self.backoff(attempt, rng),
-                    throttled: false,
-                }
-            }
-            // 400/401/403/404/409/412 and the rest: the request itself is the problem.
-            // (401 gets its one token refresh in the client, not here.)
-            Failure::Status { .. } => return Decision::GiveUp,
-        };
+            _ => {}
+        }
+        let asked = failure.retry_after();
+        if let Some(asked) = asked.filter(|d| *d > self.max_retry_after) {
+            return Decision::WaitTooLong {
+                asked,
+                cap: self.max_retry_after,
+            };
+        }
         if attempt >= self.max_attempts {
             return Decision::GiveUp;
         }
-        wanted
+        Decision::Retry {
+            after: asked.unwrap_or_else(|| self.backoff(attempt, rng)),
+            throttled: retryability == Retryability::Throttled,
+        }
     }
 
     /// Exponential backoff with "equal jitter": half the step fixed, half random, so concurrent
@@ -345,17 +368,64 @@ mod tests {
         );
     }
 
+    /// One rule for every status: a wait longer than the cap is never shortened; the request
+    /// gives up and says how long Graph asked for. (Before, a 503 fell back to backoff here
+    /// while a 429 gave up.)
     #[test]
-    fn absurd_retry_after_gives_up() {
+    fn a_retry_after_beyond_the_cap_gives_up_for_every_status() {
         let p = RetryPolicy::default();
+        for status in [429, 503, 500, 502, 504] {
+            assert_eq!(
+                p.decide(
+                    1,
+                    &st(status, Some(3600.0)),
+                    Idempotency::Repeatable,
+                    &mut rng()
+                ),
+                Decision::WaitTooLong {
+                    asked: Duration::from_secs(3600),
+                    cap: Duration::from_secs(600)
+                },
+                "{status}"
+            );
+        }
+        // At the cap exactly, Graph's wait is honoured.
         assert_eq!(
-            p.decide(
-                1,
-                &st(429, Some(3600.0)),
-                Idempotency::Repeatable,
-                &mut rng()
-            ),
-            Decision::GiveUp
+            p.decide(1, &st(503, Some(600.0)), Idempotency::Create, &mut rng()),
+            Decision::Retry {
+                after: Duration::from_secs(600),
+                throttled: false
+            }
+        );
+        // A create that may have been applied stays ambiguous, however long the wait.
+        assert_eq!(
+            p.decide(1, &st(504, Some(3600.0)), Idempotency::Create, &mut rng()),
+            Decision::Ambiguous
+        );
+    }
+
+    #[test]
+    fn retryability_of_statuses_and_lost_connections() {
+        use Retryability::*;
+        for (status, want) in [
+            (429, Throttled),
+            (503, NotApplied),
+            (500, MaybeApplied),
+            (502, MaybeApplied),
+            (504, MaybeApplied),
+            (501, Permanent),
+            (400, Permanent),
+            (412, Permanent),
+        ] {
+            assert_eq!(Retryability::of_status(status), want, "{status}");
+        }
+        assert_eq!(
+            Failure::Transport { maybe_sent: true }.retryability(),
+            MaybeApplied
+        );
+        assert_eq!(
+            Failure::Transport { maybe_sent: false }.retryability(),
+            NotApplied
         );
     }
 }

@@ -1,12 +1,11 @@
 //! Typed Graph resources and write requests the client exchanges with its callers.
 //!
-//! Plain data only: no I/O, no secrets. Contacts themselves are `sync_engine::Contact`, so the
-//! engine and the client share one model (graph-facts §1 shapes).
+//! Plain data only: no I/O, no secrets. Contacts have no type here: the caller reads them into
+//! its own model (any `DeserializeOwned`) and says which properties to `$select`, so this crate
+//! knows nothing of what a sync keeps in a contact (graph-facts §1 shapes).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-pub use sync_engine::model::Contact;
 
 /// A directory user (`GET /users`, graph-facts §4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,17 +26,6 @@ impl User {
             .filter(|s| !s.is_empty())
             .unwrap_or(&self.id)
     }
-}
-
-/// A verified domain of the organization (`verifiedDomains`, graph-facts §4).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Domain {
-    pub name: String,
-    #[serde(default)]
-    pub is_default: bool,
-    #[serde(default)]
-    pub is_initial: bool,
 }
 
 /// A contact folder (graph-facts §2 contactFolders).
@@ -61,40 +49,33 @@ pub enum FolderRef {
     Id(String),
 }
 
-/// Kind of a contact write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum WriteOp {
-    /// `POST …/contacts` → 201.
-    Create,
-    /// `PATCH …/contacts/{id}` (with `If-Match` when given) → 200.
-    Update,
-    /// `DELETE …/contacts/{id}` → 204.
-    Delete,
-}
-
-/// One contact write in a mailbox.
+/// One contact write in a mailbox. Each kind carries exactly what it needs: an update or a
+/// delete cannot be written without the contact's id, and a create has none to lose.
 #[derive(Clone, Debug, PartialEq)]
-pub struct WriteRequest {
-    pub op: WriteOp,
-    pub folder: FolderRef,
-    /// Required for Update and Delete.
-    pub contact_id: Option<String>,
-    /// `@odata.etag` read earlier; sent as `If-Match` so a concurrent user edit gives 412
-    /// instead of being overwritten (RELIABILITY I9).
-    pub if_match: Option<String>,
-    /// JSON body for Create/Update (ignored for Delete).
-    pub body: Value,
+pub enum WriteRequest {
+    /// `POST …/contacts` → 201 with the new contact. Never repeated once its outcome is unknown
+    /// (a repeat could duplicate the contact, RELIABILITY I2).
+    Create { folder: FolderRef, body: Value },
+    /// `PATCH …/contacts/{id}` → 200 with the contact. `if_match` is the `@odata.etag` read
+    /// earlier, sent as `If-Match` so a concurrent user edit gives 412 instead of being
+    /// overwritten (RELIABILITY I9).
+    Update {
+        folder: FolderRef,
+        contact_id: String,
+        if_match: Option<String>,
+        body: Value,
+    },
+    /// `DELETE …/contacts/{id}` → 204 without a body; `If-Match` as for an update.
+    Delete {
+        folder: FolderRef,
+        contact_id: String,
+        if_match: Option<String>,
+    },
 }
 
 impl WriteRequest {
     pub fn create(folder: FolderRef, body: Value) -> Self {
-        Self {
-            op: WriteOp::Create,
-            folder,
-            contact_id: None,
-            if_match: None,
-            body,
-        }
+        Self::Create { folder, body }
     }
 
     pub fn update(
@@ -103,10 +84,9 @@ impl WriteRequest {
         if_match: Option<String>,
         body: Value,
     ) -> Self {
-        Self {
-            op: WriteOp::Update,
+        Self::Update {
             folder,
-            contact_id: Some(contact_id.into()),
+            contact_id: contact_id.into(),
             if_match,
             body,
         }
@@ -117,22 +97,21 @@ impl WriteRequest {
         contact_id: impl Into<String>,
         if_match: Option<String>,
     ) -> Self {
-        Self {
-            op: WriteOp::Delete,
+        Self::Delete {
             folder,
-            contact_id: Some(contact_id.into()),
+            contact_id: contact_id.into(),
             if_match,
-            body: Value::Null,
         }
     }
 }
 
-/// A successful write.
+/// A successful write. `T` is the contact type the caller reads responses into.
 #[derive(Clone, Debug, PartialEq)]
-pub struct WriteResponse {
+pub struct WriteResponse<T> {
     pub status: u16,
-    /// The contact as Graph returned it (Create 201 and Update 200 carry it; Delete has none).
-    pub body: Option<Contact>,
+    /// The contact as Graph returned it (a create's 201 and an update's 200 carry it; a delete's
+    /// 204 has none).
+    pub body: Option<T>,
     pub request_id: Option<String>,
 }
 

@@ -9,7 +9,8 @@
 
 use std::fmt::Write as _;
 
-use graph::{ErrorKind, FolderRef, GraphClient, GraphError};
+use graph::{ErrorKind, FolderRef, GraphClient, GraphError, TokenProblem};
+use sync_engine::Contact;
 
 use crate::config::{self, Env, TenantConfig};
 use crate::exit::{Exit, TenantOutcome};
@@ -93,7 +94,7 @@ pub async fn check_command(env: &Env, tenants: &[String], out: &Out) -> Exit {
         }
     };
     let run_env = RunEnv::default();
-    let clients = match run::build_clients(&config, &run_env) {
+    let clients = match run::build_clients(&config, &run_env, env) {
         Ok(c) => c,
         Err(e) => {
             eprint!("{e}");
@@ -166,7 +167,11 @@ pub async fn check_tenant(t: &TenantConfig, client: &GraphClient) -> Vec<CheckIt
         }
         Err(e) => {
             items.push(CheckItem::auth_fail(
-                format!("token with the {}: {e}", t.credential.describe()),
+                format!(
+                    "token with the {}: {}",
+                    t.credential.describe(),
+                    run::with_hint(e.clone())
+                ),
                 token_fix(t, &e),
             ));
             return items;
@@ -272,7 +277,10 @@ pub async fn check_tenant(t: &TenantConfig, client: &GraphClient) -> Vec<CheckIt
                 "\"{HUB_FOLDER}\" found in {}",
                 t.hub
             )));
-            match client.list_contacts(&t.hub, &FolderRef::Id(f.id)).await {
+            match client
+                .list_contacts::<Contact>(&t.hub, &FolderRef::Id(f.id), &Contact::select_list())
+                .await
+            {
                 Ok(c) => items.push(CheckItem::ok(format!(
                     "\"{HUB_FOLDER}\" readable ({} contacts)",
                     c.len()
@@ -296,7 +304,10 @@ pub async fn check_tenant(t: &TenantConfig, client: &GraphClient) -> Vec<CheckIt
 
     // One user's mailbox: an access policy or RBAC scope that leaves users out shows here.
     if let Some(u) = probe {
-        match client.list_contacts(&u, &FolderRef::Default).await {
+        match client
+            .list_contacts::<Contact>(&u, &FolderRef::Default, &Contact::select_list())
+            .await
+        {
             Ok(c) => items.push(CheckItem::ok(format!(
                 "user mailboxes readable (e.g. {u}: {} contacts)",
                 c.len()
@@ -325,27 +336,45 @@ fn mailbox_fail(mailbox: &str, e: &GraphError) -> CheckItem {
     }
 }
 
+/// The fix for a refused token, naming our settings. What the refusal means is the client's
+/// call ([`TokenProblem`], from the AADSTS code); its error text already carries the advice in
+/// neutral words, so this line says which settings to look at.
 fn token_fix(t: &TenantConfig, e: &GraphError) -> String {
-    let code = e.code.as_deref().unwrap_or("");
     let cred = t.credential.field();
-    if code.contains("7000215") {
-        format!(
+    match e.token_problem() {
+        Some(TokenProblem::WrongSecret) => format!(
             "the {cred} is wrong: create a new client secret in the app registration and update the CI variable"
-        )
-    } else if code.contains("7000222") {
-        "the client secret has expired: create a new one and update the CI variable".into()
-    } else if code.contains("700016") {
-        "ClientId is not an app registration in this tenant: check ClientId and TenantId".into()
-    } else if code.contains("90002") {
-        "TenantId is unknown (or belongs to another cloud): check TenantId and Cloud".into()
-    } else if code.contains("70021") {
-        "no federated credential matches the token: check issuer, subject (project path and branch) and audience api://AzureADTokenExchange in the app registration".into()
-    } else if e.kind == ErrorKind::Transport {
-        format!(
+        ),
+        Some(TokenProblem::ExpiredSecret) => {
+            "the client secret has expired: create a new one and update the CI variable".into()
+        }
+        Some(TokenProblem::UnknownApp) => {
+            "ClientId is not an app registration in this tenant: check ClientId and TenantId".into()
+        }
+        Some(TokenProblem::UnknownTenant | TokenProblem::NationalCloudTenant) => {
+            "TenantId is unknown (or belongs to another cloud): check TenantId and Cloud".into()
+        }
+        Some(TokenProblem::InvalidTenant) => {
+            "TenantId must be the tenant's GUID or a verified domain name".into()
+        }
+        Some(TokenProblem::NoMatchingFederatedCredential) => {
+            "no federated credential matches the token: check issuer, subject (project path and branch) and audience api://AzureADTokenExchange in the app registration".into()
+        }
+        Some(
+            TokenProblem::AssertionSignatureInvalid
+            | TokenProblem::InvalidAssertion
+            | TokenProblem::AssertionExpired,
+        ) => format!("check the {cred}, the machine clock, and Cloud/LoginUrl"),
+        Some(TokenProblem::InvalidScope | TokenProblem::GraphUnavailable) => {
+            "check Cloud and GraphUrl".into()
+        }
+        _ if e.kind == ErrorKind::UntrustedCertificate => {
+            "set AUTOMATION_SYNCCONTACTS_CA_FILE to the CA certificate (PEM) of the TLS-intercepting proxy or test endpoint".into()
+        }
+        _ if e.kind == ErrorKind::Transport => format!(
             "cannot reach {}: check network, proxy, and AUTOMATION_SYNCCONTACTS_CA_FILE for a TLS-intercepting proxy",
             t.endpoints.login
-        )
-    } else {
-        format!("check TenantId, ClientId and the {cred}")
+        ),
+        _ => format!("check TenantId, ClientId and the {cred}"),
     }
 }

@@ -232,7 +232,7 @@ pub async fn sync_with_report(
         config.dry_run = true;
         config.dry_run_origin = Some("--dry-run".into());
     }
-    match crate::run::sync_all(&config, run_env, opts, out).await {
+    match crate::run::sync_all(&config, env, run_env, opts, out).await {
         Ok(mut report) => {
             let outcomes: Vec<_> = report.tenants.iter().map(|t| t.outcome).collect();
             let exit = Exit::for_tenants(&outcomes);

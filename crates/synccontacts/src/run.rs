@@ -19,14 +19,16 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 use graph::{
-    ClientConfig, Clock, ErrorKind, FolderRef, GraphClient, GraphError, WriteOp, WriteRequest,
+    AssertionSource, ClientConfig, Clock, ErrorKind, FolderRef, GraphClient, GraphError, Secret,
+    WriteRequest,
 };
+use sync_engine::Contact;
 use sync_engine::plan::{Action, MailboxSnapshot, Operation, Plan, PlanInput, Target};
 use tracing::{Instrument as _, info, info_span, warn};
 use tracing_indicatif::span_ext::IndicatifSpanExt as _;
 
 use crate::cli::OutputOptions;
-use crate::config::{Config, ConfigError, CredentialConfig, Problem, TenantConfig};
+use crate::config::{Config, ConfigError, CredentialConfig, Env, Problem, TenantConfig};
 use crate::exit::TenantOutcome;
 use crate::output::Out;
 use crate::report::{
@@ -67,34 +69,98 @@ impl Default for RunEnv {
 }
 
 /// Builds a client configuration from a validated tenant (the seam between our config types and
-/// the client's).
+/// the client's). `vars` is the environment snapshot the configuration was read from: a
+/// `ClientAssertionEnv` token is read from it, never from the process.
 pub fn client_config(
     config: &Config,
     t: &TenantConfig,
     env: &RunEnv,
+    vars: &Env,
 ) -> Result<ClientConfig, GraphError> {
-    let credential = match &t.credential {
-        CredentialConfig::Secret(s) => graph::Credential::Secret(s.clone()),
-        CredentialConfig::CertificatePath(p) => graph::Credential::CertificatePem(p.clone()),
-        CredentialConfig::AssertionFile(p) => graph::Credential::AssertionFile(p.clone()),
-        CredentialConfig::AssertionEnv(v) => graph::Credential::AssertionEnv(v.clone()),
-    };
     let endpoints = graph::Endpoints::new(t.endpoints.login.as_str(), t.endpoints.graph.as_str())?;
-    let mut cc = ClientConfig::new(&t.tenant_id, &t.client_id, credential, endpoints);
+    let mut cc = ClientConfig::new(
+        &t.tenant_id,
+        &t.client_id,
+        credential(&t.credential, vars),
+        endpoints,
+    );
     cc.extra_ca_pem = config.extra_ca_pem.clone();
     cc.clock = env.clock.clone();
     cc.batch_writes = config.batch_writes;
     cc.global_concurrency = GLOBAL_CONCURRENCY;
+    cc.user_agent = concat!("synccontacts/", env!("CARGO_PKG_VERSION")).to_owned();
     Ok(cc)
+}
+
+/// The client's credential. A federated token is asked for at every token request: a
+/// `ClientAssertionFile` is read again each time (the CI runner may rotate it), a
+/// `ClientAssertionEnv` comes from the environment snapshot `vars`.
+fn credential(c: &CredentialConfig, vars: &Env) -> graph::Credential {
+    match c {
+        CredentialConfig::Secret(s) => graph::Credential::Secret(s.clone()),
+        CredentialConfig::CertificatePath(p) => graph::Credential::CertificatePem(p.clone()),
+        CredentialConfig::AssertionFile(p) => {
+            let path = p.clone();
+            federated(format!("file {}", p.display()), move || {
+                std::fs::read_to_string(&path).map_err(|e| {
+                    format!(
+                        "cannot read the federated token file {}: {e}",
+                        path.display()
+                    )
+                })
+            })
+        }
+        CredentialConfig::AssertionEnv(name) => {
+            let value = vars.get(name).map(Secret::new);
+            federated(format!("environment variable {name}"), move || {
+                Ok(value
+                    .as_ref()
+                    .map(|v| v.expose().to_owned())
+                    .unwrap_or_default())
+            })
+        }
+    }
+}
+
+/// A federated credential whose missing or empty token is explained in CI terms.
+fn federated(
+    source: String,
+    read: impl Fn() -> Result<String, String> + Send + Sync + 'static,
+) -> graph::Credential {
+    let what = source.clone();
+    graph::Credential::Federated(AssertionSource::new(source, move || {
+        let token = read()?;
+        if token.trim().is_empty() {
+            return Err(format!(
+                "the federated token {what} is empty or missing; in GitLab CI declare it under id_tokens with aud api://AzureADTokenExchange"
+            ));
+        }
+        Ok(Secret::new(token))
+    }))
+}
+
+/// An error with what to do about it in our own terms, where the client leaves that to us.
+pub(crate) fn with_hint(mut e: GraphError) -> GraphError {
+    if e.kind == ErrorKind::UntrustedCertificate {
+        e.message.push_str(
+            " — if a TLS-intercepting proxy or a test endpoint is in the way, set \
+             AUTOMATION_SYNCCONTACTS_CA_FILE to its CA certificate (PEM)",
+        );
+    }
+    e
 }
 
 /// Builds every tenant's client up front: a certificate that does not load is a configuration
 /// error of that tenant, found before anything is requested from any tenant (I6).
-pub fn build_clients(config: &Config, env: &RunEnv) -> Result<Vec<GraphClient>, ConfigError> {
+pub fn build_clients(
+    config: &Config,
+    env: &RunEnv,
+    vars: &Env,
+) -> Result<Vec<GraphClient>, ConfigError> {
     let mut problems = Vec::new();
     let mut clients = Vec::new();
     for t in &config.tenants {
-        match client_config(config, t, env).and_then(GraphClient::new) {
+        match client_config(config, t, env, vars).and_then(GraphClient::new) {
             Ok(c) => clients.push(c),
             Err(e) => problems.push(Problem {
                 variable: t.origin.clone(),
@@ -115,11 +181,12 @@ pub fn build_clients(config: &Config, env: &RunEnv) -> Result<Vec<GraphClient>, 
 /// Runs every tenant in turn and prints each tenant's text as it finishes.
 pub async fn sync_all(
     config: &Config,
+    vars: &Env,
     env: &RunEnv,
     opts: OutputOptions,
     out: &Out,
 ) -> Result<RunReport, ConfigError> {
-    let clients = build_clients(config, env)?;
+    let clients = build_clients(config, env, vars)?;
     if config.dry_run {
         info!(
             "dry run ({}): nothing will be written",
@@ -158,7 +225,7 @@ impl Stop {
             } else {
                 TenantOutcome::Failed
             },
-            message: format!("{context}: {e}"),
+            message: format!("{context}: {}", with_hint(e.clone())),
         }
     }
 }
@@ -400,20 +467,19 @@ async fn read_tenant(
         contacts: hub_contacts,
     };
     let users_in_scope = users.len();
-    let mut reads: Vec<(String, Result<Vec<graph::Contact>, GraphError>)> =
-        futures::stream::iter(users)
-            .map(|u| {
-                let span = read_span.clone();
-                async move {
-                    let r = read_folder(client, &u, &FolderRef::Default).await;
-                    span.pb_inc(1);
-                    (u, r)
-                }
-            })
-            .buffer_unordered(MAILBOX_PARALLELISM)
-            .collect()
-            .instrument(read_span.clone())
-            .await;
+    let mut reads: Vec<(String, Result<Vec<Contact>, GraphError>)> = futures::stream::iter(users)
+        .map(|u| {
+            let span = read_span.clone();
+            async move {
+                let r = read_folder(client, &u, &FolderRef::Default).await;
+                span.pb_inc(1);
+                (u, r)
+            }
+        })
+        .buffer_unordered(MAILBOX_PARALLELISM)
+        .collect()
+        .instrument(read_span.clone())
+        .await;
     drop(read_span);
     reads.sort_by(|a, b| a.0.cmp(&b.0));
 
@@ -481,18 +547,20 @@ async fn read_folder(
     client: &GraphClient,
     mailbox: &str,
     folder: &FolderRef,
-) -> Result<Vec<graph::Contact>, GraphError> {
-    let mut contacts = client.list_contacts(mailbox, folder).await?;
+) -> Result<Vec<Contact>, GraphError> {
+    let select = Contact::select_list();
+    let mut contacts: Vec<Contact> = client.list_contacts(mailbox, folder, &select).await?;
     let suspect: Vec<usize> = contacts
         .iter()
         .enumerate()
         .filter(|(_, c)| c.personal_notes.as_deref().is_some_and(may_be_mangled))
         .map(|(i, _)| i)
         .collect();
-    let fetched: Vec<(usize, Result<graph::Contact, GraphError>)> = futures::stream::iter(suspect)
+    let fetched: Vec<(usize, Result<Contact, GraphError>)> = futures::stream::iter(suspect)
         .map(|i| {
             let id = contacts[i].id.clone();
-            async move { (i, client.get_contact(mailbox, &id).await) }
+            let select = &select;
+            async move { (i, client.get_contact(mailbox, &id, select).await) }
         })
         .buffer_unordered(4)
         .collect()
@@ -568,10 +636,13 @@ fn write_request(op: &Operation, hub_folder: &FolderRef) -> WriteRequest {
     let body = serde_json::Value::Object(op.body());
     let folder = folder_of(op, hub_folder);
     match (op.action, &op.contact_id) {
-        (Action::Create, _) | (_, None) => WriteRequest::create(folder, body),
-        (Action::Update | Action::Stamp, Some(id)) => {
-            WriteRequest::update(folder, id.clone(), op.etag.clone(), body)
-        }
+        (Action::Create, _) | (_, None) => WriteRequest::Create { folder, body },
+        (Action::Update | Action::Stamp, Some(id)) => WriteRequest::Update {
+            folder,
+            contact_id: id.clone(),
+            if_match: op.etag.clone(),
+            body,
+        },
     }
 }
 
@@ -688,7 +759,7 @@ async fn apply_chunk(
         .iter()
         .map(|&i| write_request(&ops[i], hub_folder))
         .collect();
-    let responses = client.execute_writes(mailbox, writes).await;
+    let responses = client.execute_writes::<Contact>(mailbox, writes).await;
     let mut out = Vec::with_capacity(idx.len());
     let mut rewrites: Vec<(usize, WriteRequest)> = Vec::new();
     for (&i, r) in idx.iter().zip(responses) {
@@ -713,10 +784,9 @@ async fn apply_chunk(
                     );
                     rewrites.push((
                         i,
-                        WriteRequest {
-                            op: WriteOp::Update,
+                        WriteRequest::Update {
                             folder: folder_of(op, hub_folder),
-                            contact_id: Some(created.id.clone()),
+                            contact_id: created.id.clone(),
                             if_match: created.etag.clone(),
                             body: serde_json::Value::Object(body),
                         },
@@ -740,7 +810,7 @@ async fn apply_chunk(
     }
     if !rewrites.is_empty() {
         let (who, reqs): (Vec<usize>, Vec<WriteRequest>) = rewrites.into_iter().unzip();
-        let responses = client.execute_writes(mailbox, reqs).await;
+        let responses = client.execute_writes::<Contact>(mailbox, reqs).await;
         for (i, r) in who.into_iter().zip(responses) {
             if let Err(e) = r {
                 // The contact exists without its tag line; the next run matches it by email
@@ -838,6 +908,95 @@ fn describe_problem(p: &sync_engine::plan::DataProblem) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn federated_source(c: graph::Credential) -> AssertionSource {
+        match c {
+            graph::Credential::Federated(source) => source,
+            other => panic!("not federated: {other:?}"),
+        }
+    }
+
+    /// The token of `ClientAssertionEnv` comes from the injected snapshot, not the process
+    /// environment (hermetic), and a missing one is explained in CI terms.
+    #[test]
+    fn an_assertion_variable_is_read_from_the_environment_snapshot() {
+        let name = "SYNCCONTACTS_TEST_SNAPSHOT_ONLY_JWT";
+        let vars: Env = [(name, "header.payload.sig")].into_iter().collect();
+        let c = credential(&CredentialConfig::AssertionEnv(name.into()), &vars);
+        assert!(format!("{c:?}").contains(name));
+        assert_eq!(
+            federated_source(c).read().unwrap().expose(),
+            "header.payload.sig"
+        );
+
+        for vars in [Env::default(), [(name, " \n")].into_iter().collect()] {
+            let source = federated_source(credential(
+                &CredentialConfig::AssertionEnv(name.into()),
+                &vars,
+            ));
+            let e = source.read().unwrap_err();
+            assert!(e.contains(name), "{e}");
+            assert!(e.contains("id_tokens"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_assertion_variable_fails_the_token_without_a_request() {
+        let name = "SYNCCONTACTS_TEST_SURELY_UNSET_VAR";
+        // Port 9 (discard) on loopback: a request would be a transport error, not an auth one.
+        let endpoints = graph::Endpoints::new("http://127.0.0.1:9", "http://127.0.0.1:9").unwrap();
+        let cfg = ClientConfig::new(
+            "contoso.com",
+            "app-1",
+            credential(
+                &CredentialConfig::AssertionEnv(name.into()),
+                &Env::default(),
+            ),
+            endpoints,
+        );
+        let client = GraphClient::new(cfg).unwrap();
+        let e = client.token().await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+        assert!(e.message.contains(name), "{e}");
+        assert_eq!(client.stats().token_requests, 0);
+    }
+
+    #[test]
+    fn an_assertion_file_is_read_again_at_each_token_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("id_token");
+        std::fs::write(&path, "token-one").unwrap();
+        let source = federated_source(credential(
+            &CredentialConfig::AssertionFile(path.clone()),
+            &Env::default(),
+        ));
+        assert_eq!(source.read().unwrap().expose(), "token-one");
+        std::fs::write(&path, "token-two").unwrap();
+        assert_eq!(source.read().unwrap().expose(), "token-two");
+        std::fs::write(&path, "").unwrap();
+        let e = source.read().unwrap_err();
+        assert!(e.contains("id_token") && e.contains("empty"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        let e = source.read().unwrap_err();
+        assert!(e.contains("cannot read the federated token file"), "{e}");
+    }
+
+    #[test]
+    fn an_untrusted_certificate_says_which_setting_trusts_it() {
+        let e = with_hint(GraphError::new(
+            ErrorKind::UntrustedCertificate,
+            "requesting a token: the server's TLS certificate is not trusted (invalid peer certificate)",
+        ));
+        assert!(
+            e.message.ends_with(
+                "— if a TLS-intercepting proxy or a test endpoint is in the way, set \
+                 AUTOMATION_SYNCCONTACTS_CA_FILE to its CA certificate (PEM)"
+            ),
+            "{e}"
+        );
+        let other = GraphError::new(ErrorKind::Transport, "reset");
+        assert_eq!(with_hint(other.clone()), other);
+    }
 
     fn err(kind: ErrorKind, status: u16) -> GraphError {
         GraphError {

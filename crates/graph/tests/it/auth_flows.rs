@@ -1,9 +1,16 @@
 //! Certificate and federated credentials end to end against the mock token endpoint.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use graph::{AssertionAlgorithm, Credential, ErrorKind, FolderRef, GraphClient, VirtualClock};
+use graph::{
+    AssertionAlgorithm, AssertionSource, Credential, ErrorKind, FolderRef, GraphClient, Secret,
+    VirtualClock,
+};
 use serde_json::json;
+
+use crate::contact::{Contact, SELECT};
 
 use crate::mock::{Answer, Mock, pass};
 use crate::mock_client::config;
@@ -43,7 +50,9 @@ async fn certificate_credential_sends_a_verifiable_assertion() {
         );
         cfg.assertion_algorithm = alg;
         let c = GraphClient::new(cfg).unwrap();
-        c.list_contacts("a@x", &FolderRef::Default).await.unwrap();
+        c.list_contacts::<Contact>("a@x", &FolderRef::Default, SELECT)
+            .await
+            .unwrap();
     }
     let toks = m.token_requests();
     assert_eq!(toks.len(), 2);
@@ -96,6 +105,18 @@ async fn unreadable_certificate_is_a_config_error_before_any_request() {
     assert!(e.message.contains("/nonexistent/app.pem"), "{e}");
 }
 
+/// A federated credential read from a file at every token request, as a caller would build it.
+pub fn from_file(path: PathBuf) -> Credential {
+    Credential::Federated(AssertionSource::new(
+        format!("file {}", path.display()),
+        move || {
+            std::fs::read_to_string(&path)
+                .map(Secret::new)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        },
+    ))
+}
+
 #[tokio::test]
 async fn federated_assertion_is_read_fresh_at_each_token_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,52 +133,57 @@ async fn federated_assertion_is_read_fresh_at_each_token_request() {
         }
     })
     .await;
-    let c = GraphClient::new(config(
-        &m.url,
-        clock.clone(),
-        Credential::AssertionFile(path.clone()),
-    ))
-    .unwrap();
+    let c = GraphClient::new(config(&m.url, clock.clone(), from_file(path.clone()))).unwrap();
     // The CI runner rotates the file between token requests.
     let p2 = path.clone();
     let first = c.token().await.unwrap();
     std::fs::write(&p2, "fed-token-two").unwrap();
-    c.list_contacts("a@x", &FolderRef::Default).await.unwrap();
+    c.list_contacts::<Contact>("a@x", &FolderRef::Default, SELECT)
+        .await
+        .unwrap();
     let toks = m.token_requests();
     assert_eq!(toks.len(), 2);
+    // Trimmed before it is sent.
     assert_eq!(toks[0].form()["client_assertion"], "fed-token-one");
     assert_eq!(toks[1].form()["client_assertion"], "fed-token-two");
     assert!(first.roles.is_empty());
 
-    // An empty file is an Auth error naming the file, and sends nothing.
+    // An empty token is an Auth error naming the source, and sends nothing.
     std::fs::write(&path, "  \n").unwrap();
-    let c = GraphClient::new(config(
-        &m.url,
-        clock.clone(),
-        Credential::AssertionFile(path.clone()),
-    ))
-    .unwrap();
+    let c = GraphClient::new(config(&m.url, clock.clone(), from_file(path.clone()))).unwrap();
     let e = c.token().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Auth);
     assert!(e.message.contains("id_token"), "{e}");
+    assert!(e.message.contains("empty"), "{e}");
     assert_eq!(m.token_requests().len(), 2);
 }
 
 #[tokio::test]
-async fn missing_assertion_env_var_fails_without_a_request() {
+async fn an_assertion_source_that_fails_sends_nothing_and_says_why() {
     let clock = Arc::new(VirtualClock::default());
     let m = Mock::start(clock.clone(), 3599, |_, _| pass()).await;
-    let c = GraphClient::new(config(
-        &m.url,
-        clock,
-        Credential::AssertionEnv("SYNCCONTACTS_TEST_SURELY_UNSET_VAR".into()),
-    ))
-    .unwrap();
-    let e = c.token().await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Auth);
-    assert!(
-        e.message.contains("SYNCCONTACTS_TEST_SURELY_UNSET_VAR"),
-        "{e}"
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let source = AssertionSource::new("the test's source", move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Err("no token here: the caller's own words".to_owned())
+    });
+    assert!(format!("{source:?}").contains("the test's source"));
+    let c = GraphClient::new(config(&m.url, clock, Credential::Federated(source))).unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "not read before a token is needed"
+    );
+    for _ in 0..2 {
+        let e = c.token().await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Auth);
+        assert!(e.message.contains("the caller's own words"), "{e}");
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "asked again at each token request"
     );
     assert!(m.seen().is_empty());
 }

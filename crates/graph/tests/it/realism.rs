@@ -10,6 +10,8 @@ use graph::{Credential, ErrorKind, FolderRef, GraphClient, VirtualClock, WriteRe
 use graph_emulator::{EmulatorOptions, FaultPlan, GenerateOptions};
 use serde_json::json;
 
+use crate::contact::{Contact, SELECT};
+
 use crate::emulator::{Env, HUB};
 
 fn plan(v: serde_json::Value) -> FaultPlan {
@@ -61,15 +63,17 @@ async fn never_more_than_four_in_flight_per_mailbox_with_many_callers() {
     let folder = c.create_contact_folder(&target, "Sync").await.unwrap();
     env.emu.reset_stats();
     // 30 concurrent readers of one mailbox, two batched writers to it, and readers of another.
-    let reads =
-        futures::future::join_all((0..30).map(|_| c.list_contacts(&target, &FolderRef::Default)));
+    let reads = futures::future::join_all(
+        (0..30).map(|_| c.list_contacts::<Contact>(&target, &FolderRef::Default, SELECT)),
+    );
     let fref = FolderRef::Id(folder.id.clone());
     let writes = futures::future::join(
-        c.execute_writes(&target, creates(&fref, 26, "w")),
-        c.execute_writes(&target, creates(&fref, 7, "v")),
+        c.execute_writes::<Contact>(&target, creates(&fref, 26, "w")),
+        c.execute_writes::<Contact>(&target, creates(&fref, 7, "v")),
     );
-    let other =
-        futures::future::join_all((0..10).map(|_| c.list_contacts(&users[1], &FolderRef::Default)));
+    let other = futures::future::join_all(
+        (0..10).map(|_| c.list_contacts::<Contact>(&users[1], &FolderRef::Default, SELECT)),
+    );
     let (reads, (w1, w2), other) = tokio::join!(reads, writes, other);
     assert!(reads.iter().chain(other.iter()).all(Result::is_ok));
     assert!(w1.iter().chain(w2.iter()).all(Result::is_ok), "{w1:?}");
@@ -82,7 +86,13 @@ async fn never_more_than_four_in_flight_per_mailbox_with_many_callers() {
     );
     assert_eq!(st.throttled, 0, "{st:?}");
     assert_eq!(c.stats().retries, 0);
-    assert_eq!(c.list_contacts(&target, &fref).await.unwrap().len(), 33);
+    assert_eq!(
+        c.list_contacts::<Contact>(&target, &fref, SELECT)
+            .await
+            .unwrap()
+            .len(),
+        33
+    );
 
     // Control: the same load with our per-mailbox limit raised to 8 is throttled by the
     // emulator — so the zero above is our limit's doing — and still completes through retries.
@@ -91,7 +101,7 @@ async fn never_more_than_four_in_flight_per_mailbox_with_many_callers() {
     let greedy = GraphClient::new(cfg).unwrap();
     env.emu.reset_stats();
     let reads = futures::future::join_all(
-        (0..8).map(|_| greedy.list_contacts(&target, &FolderRef::Default)),
+        (0..8).map(|_| greedy.list_contacts::<Contact>(&target, &FolderRef::Default, SELECT)),
     )
     .await;
     assert!(reads.iter().all(Result::is_ok));
@@ -114,7 +124,7 @@ async fn storm_of_429_with_retry_after_is_survived() {
     let (c, clock) = virtual_client(&env);
     for u in env.users() {
         assert_eq!(
-            c.list_contacts(&u, &FolderRef::Default)
+            c.list_contacts::<Contact>(&u, &FolderRef::Default, SELECT)
                 .await
                 .unwrap()
                 .len(),
@@ -147,7 +157,9 @@ async fn storm_of_429_without_retry_after_backs_off() {
     .await;
     let (c, clock) = virtual_client(&env);
     for u in env.users() {
-        c.list_contacts(&u, &FolderRef::Default).await.unwrap();
+        c.list_contacts::<Contact>(&u, &FolderRef::Default, SELECT)
+            .await
+            .unwrap();
     }
     let st = env.emu.stats();
     assert!(st.throttled > 0);
@@ -179,7 +191,9 @@ async fn per_item_429_and_503_in_a_batch_are_retried_alone_without_duplicates() 
     env.emu.reset_stats();
     let t0 = graph::Clock::now(&*clock);
     let fref = FolderRef::Id(folder.id.clone());
-    let res = c.execute_writes(HUB, creates(&fref, 25, "b")).await;
+    let res = c
+        .execute_writes::<Contact>(HUB, creates(&fref, 25, "b"))
+        .await;
     assert!(
         res.iter()
             .all(|r| r.as_ref().is_ok_and(|w| w.status == 201)),
@@ -199,7 +213,10 @@ async fn per_item_429_and_503_in_a_batch_are_retried_alone_without_duplicates() 
         "{waited:?} {:?}",
         clock.sleeps()
     );
-    let listed = c.list_contacts(HUB, &fref).await.unwrap();
+    let listed = c
+        .list_contacts::<Contact>(HUB, &fref, SELECT)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 25, "no duplicates, none missing");
 }
 
@@ -220,7 +237,7 @@ async fn bursts_of_503_and_dropped_connections_are_retried() {
     let (c, _clock) = virtual_client(&env);
     let u = env.users()[0].clone();
     assert_eq!(
-        c.list_contacts(&u, &FolderRef::Default)
+        c.list_contacts::<Contact>(&u, &FolderRef::Default, SELECT)
             .await
             .unwrap()
             .len(),
@@ -245,7 +262,7 @@ async fn client_errors_are_not_retried_against_the_emulator() {
     let env = Env { emu, scenario };
     let (c, clock) = virtual_client(&env);
     let e = c
-        .list_contacts(&denied, &FolderRef::Default)
+        .list_contacts::<Contact>(&denied, &FolderRef::Default, SELECT)
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Permission, "{e}");
@@ -257,7 +274,7 @@ async fn client_errors_are_not_retried_against_the_emulator() {
             {"address": "a@x.com"}, {"address": "b@x.com"}, {"address": "c@x.com"}, {"address": "d@x.com"}]}),
     );
     let e = c
-        .execute_writes(HUB, vec![too_many])
+        .execute_writes::<Contact>(HUB, vec![too_many])
         .await
         .remove(0)
         .unwrap_err();
@@ -281,12 +298,16 @@ async fn a_create_answered_504_after_apply_is_not_repeated() {
     let (c, _clock) = virtual_client(&env);
     let u = env.users()[0].clone();
     let mut w = creates(&FolderRef::Default, 1, "amb");
-    let e = c.execute_writes(&u, w.clone()).await.remove(0).unwrap_err();
+    let e = c
+        .execute_writes::<Contact>(&u, w.clone())
+        .await
+        .remove(0)
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::AmbiguousWrite, "{e}");
     assert_eq!(env.emu.stats().by_mailbox[&u.to_lowercase()].post, 1);
     // It was applied once, and only once.
     assert_eq!(
-        c.list_contacts(&u, &FolderRef::Default)
+        c.list_contacts::<Contact>(&u, &FolderRef::Default, SELECT)
             .await
             .unwrap()
             .len(),
@@ -297,7 +318,7 @@ async fn a_create_answered_504_after_apply_is_not_repeated() {
         {"match": {"method": "POST", "path": "/v1.0/users/*/contacts"}, "nth": 2,
          "action": {"status": 504, "afterApply": true}}]})));
     w = creates(&FolderRef::Default, 3, "amb2");
-    let res = c.execute_writes(&u, w).await;
+    let res = c.execute_writes::<Contact>(&u, w).await;
     assert_eq!(
         res.iter()
             .filter(|r| r
@@ -308,7 +329,7 @@ async fn a_create_answered_504_after_apply_is_not_repeated() {
         "{res:?}"
     );
     assert_eq!(
-        c.list_contacts(&u, &FolderRef::Default)
+        c.list_contacts::<Contact>(&u, &FolderRef::Default, SELECT)
             .await
             .unwrap()
             .len(),
@@ -332,7 +353,7 @@ async fn tls_with_the_extra_ca_and_refused_without_it() {
     let c = GraphClient::new(cfg).unwrap();
     let u = env.users()[0].clone();
     assert_eq!(
-        c.list_contacts(&u, &FolderRef::Default)
+        c.list_contacts::<Contact>(&u, &FolderRef::Default, SELECT)
             .await
             .unwrap()
             .len(),
@@ -343,10 +364,11 @@ async fn tls_with_the_extra_ca_and_refused_without_it() {
     cfg.clock = Arc::new(VirtualClock::default());
     let untrusting = GraphClient::new(cfg).unwrap();
     let e = untrusting.token().await.unwrap_err();
-    // Not retried: no retry can make an untrusted certificate trusted.
-    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    // Not retried: no retry can make an untrusted certificate trusted. The caller says how to
+    // trust it (it knows its own settings), so the kind is what tells.
+    assert_eq!(e.kind, ErrorKind::UntrustedCertificate, "{e}");
     assert!(e.message.to_lowercase().contains("certificate"), "{e}");
-    assert!(e.message.contains("AUTOMATION_SYNCCONTACTS_CA_FILE"), "{e}");
+    assert!(!e.is_retryable());
     assert_eq!(untrusting.stats().token_requests, 1);
 
     let mut cfg = env.config();
@@ -388,7 +410,7 @@ async fn certificate_credential_is_accepted_by_the_emulator() {
             info.roles.iter().any(|r| r == "Contacts.ReadWrite"),
             "{info:?}"
         );
-        c.list_contacts(&env.users()[0], &FolderRef::Default)
+        c.list_contacts::<Contact>(&env.users()[0], &FolderRef::Default, SELECT)
             .await
             .unwrap();
     }
@@ -441,9 +463,9 @@ async fn federated_credential_is_accepted_and_a_subject_mismatch_explained() {
     let path = dir.path().join("id_token");
     std::fs::write(&path, sign(subject)).unwrap();
     let mut cfg = env.config();
-    cfg.credential = Credential::AssertionFile(path.clone());
+    cfg.credential = crate::auth_flows::from_file(path.clone());
     let c = GraphClient::new(cfg).unwrap();
-    c.list_contacts(&env.users()[0], &FolderRef::Default)
+    c.list_contacts::<Contact>(&env.users()[0], &FolderRef::Default, SELECT)
         .await
         .unwrap();
 
@@ -453,7 +475,7 @@ async fn federated_credential_is_accepted_and_a_subject_mismatch_explained() {
     )
     .unwrap();
     let mut cfg = env.config();
-    cfg.credential = Credential::AssertionFile(path);
+    cfg.credential = crate::auth_flows::from_file(path);
     let e = GraphClient::new(cfg).unwrap().token().await.unwrap_err();
     assert_eq!(e.code.as_deref(), Some("AADSTS70021"), "{e}");
     assert!(e.message.contains("federated identity credential"), "{e}");
@@ -479,8 +501,8 @@ async fn retry_after_is_honoured_in_real_time_per_the_emulator_clock() {
     let u = env.users()[0].clone();
     let f = FolderRef::Id(c.create_contact_folder(&u, "Other").await.unwrap().id);
     let (read, writes) = tokio::join!(
-        c.list_contacts(&u, &FolderRef::Default),
-        c.execute_writes(&u, creates(&f, 3, "rt"))
+        c.list_contacts::<Contact>(&u, &FolderRef::Default, SELECT),
+        c.execute_writes::<Contact>(&u, creates(&f, 3, "rt"))
     );
     assert_eq!(read.unwrap().len(), 2);
     assert!(writes.iter().all(Result::is_ok), "{writes:?}");
