@@ -21,8 +21,8 @@ use super::env::{
 use super::ordered_json::{JsonObject, OrderedJson, parse_json};
 use super::problem::{Findings, Problem};
 use super::tenant_fields::{
-    Place, ROOT_URL_FIX, TENANT_FIELDS, TenantOptions, is_tenant_field, lookup, read_field,
-    user_list,
+    GRAPH_URL_FIX, LOGIN_URL_FIX, Place, TENANT_FIELDS, TenantOptions, is_tenant_field, lookup,
+    read_field, user_list,
 };
 use super::values::{check_root_url, parse_flag, parse_flag_str};
 
@@ -214,8 +214,8 @@ impl Parser<'_> {
         };
 
         let test_user_map = self.test_user_map();
-        let login_url = self.url_var(LOGIN_URL);
-        let graph_url = self.url_var(GRAPH_URL);
+        let login_url = self.url_var(LOGIN_URL, LOGIN_URL_FIX);
+        let graph_url = self.url_var(GRAPH_URL, GRAPH_URL_FIX);
         let ca_file = env.non_blank(CA_FILE).map(|p| PathBuf::from(p.trim()));
         let batch_writes = match env.non_blank(BATCH).map(parse_flag_str) {
             None => true,
@@ -592,12 +592,12 @@ impl Parser<'_> {
         }
     }
 
-    fn url_var(&mut self, name: &str) -> Option<Url> {
+    fn url_var(&mut self, name: &str, fix: &str) -> Option<Url> {
         let v = self.env.non_blank(name)?;
         match check_root_url(v) {
             Ok(u) => Some(u),
             Err(msg) => {
-                self.found.problem(name, None, None, msg, ROOT_URL_FIX);
+                self.found.problem(name, None, None, msg, fix);
                 None
             }
         }
