@@ -98,8 +98,9 @@ pub struct LowTenant {
 pub struct TestUserMap {
     /// Where it came from, for `check` and logs.
     pub origin: String,
-    /// Keys in document order (the first match wins); `None` where no user was given.
-    pub entries: Vec<(String, Option<Vec<String>>)>,
+    /// Keys in document order (the first match wins), each with its users (never empty: a key
+    /// that lists none is refused).
+    pub entries: Vec<(String, Vec<String>)>,
 }
 
 impl LowConfig {
@@ -571,14 +572,27 @@ impl Parser<'_> {
             variable: &origin,
             tenant: None,
         };
-        let entries = entries
-            .iter()
-            .map(|(k, v)| {
-                let users = user_list(&mut self.found, place, &format!("\"{k}\""), v);
-                (k.clone(), users)
-            })
-            .collect();
-        Some(TestUserMap { origin, entries })
+        let mut valid = Vec::new();
+        for (k, v) in &entries {
+            let field = format!("\"{k}\"");
+            match user_list(&mut self.found, place, &field, v) {
+                Some(users) if !users.is_empty() => valid.push((k.clone(), users)),
+                // Refused items are already reported; a key with nothing left would have meant
+                // "every user" to the script — test mode fails closed instead.
+                Some(_) | None if list_has_items(v) => {}
+                _ => self.found.problem(
+                    &origin,
+                    None,
+                    Some(&field),
+                    "lists no users: an empty test-user list would sync every licensed user of the tenant",
+                    r#"list its test users, e.g. ["user1@contoso.com"], or remove the key"#,
+                ),
+            }
+        }
+        Some(TestUserMap {
+            origin,
+            entries: valid,
+        })
     }
 
     fn flag_var(&mut self, name: &str) -> Option<bool> {
@@ -613,6 +627,19 @@ struct Slot<'a> {
     index: usize,
     /// How many tenants the list holds.
     count: usize,
+}
+
+/// Whether a list value holds any non-blank item (refused items are reported on their own).
+fn list_has_items(v: &OrderedJson) -> bool {
+    match v {
+        OrderedJson::Array(items) => items
+            .iter()
+            .any(|i| !matches!(i, OrderedJson::String(s) if s.trim().is_empty())),
+        OrderedJson::String(s) => !s.trim().is_empty(),
+        OrderedJson::Null => false,
+        // Another type is refused by `user_list` already.
+        _ => true,
+    }
 }
 
 fn is_run_field(key: &str) -> bool {

@@ -153,15 +153,19 @@ pub(super) const TENANT_FIELDS: &[TenantField] = &[
         required: false,
         value: FieldValue::List {
             item: USER,
-            // Empty means "not configured": the test-user map, then all users, apply.
+            // The script read an empty list as "not configured", hence every user: test mode
+            // fails closed instead (issue 16). `null` still means absent, as for every field.
             set: |t, users| {
-                if !users.is_empty() {
-                    t.test_users = Some(users);
+                if users.is_empty() {
+                    return Err(
+                        "is empty: an empty test-user list would sync every licensed user".into(),
+                    );
                 }
+                t.test_users = Some(users);
                 Ok(())
             },
         },
-        fix: USER_LIST_FIX,
+        fix: r#"list the test users, e.g. ["user1@contoso.com", "user2@contoso.com"]; to sync every licensed user, remove TestUserList"#,
     },
     TenantField {
         name: "PrimaryDomain",

@@ -41,6 +41,35 @@ fn clouds_and_explicit_urls() {
 }
 
 #[test]
+fn check_shows_where_each_root_came_from() {
+    let t = |extra: &str| {
+        format!(
+            r#"[{{"TenantId":"t","ClientId":"c","ClientSecret":"s","GlobalAddressBookUserId":"h"{extra}}}]"#
+        )
+    };
+    let c = ok(&[(
+        TENANTS_JSON,
+        &t(r#","GraphUrl":"https://graph.example.com""#),
+    )]);
+    assert_eq!(
+        c.tenants[0].endpoint_origins,
+        EndpointOrigins {
+            login: None,
+            graph: Some("GraphUrl")
+        }
+    );
+    let c = ok(&[
+        (
+            TENANTS_JSON,
+            &t(r#","LoginUrl":"https://login.example.com""#),
+        ),
+        (LOGIN_URL, "http://127.0.0.1:9"),
+    ]);
+    assert_eq!(c.tenants[0].endpoint_origins.login, Some(LOGIN_URL));
+    assert_eq!(c.tenants[0].endpoints.login.as_str(), "http://127.0.0.1:9/");
+}
+
+#[test]
 fn a_root_with_a_path_is_refused_with_the_fix() {
     // Graph Explorer's URL: the client would call …/v1.0/v1.0/… and fail as a token problem.
     let e = err(&[
