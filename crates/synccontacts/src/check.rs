@@ -12,9 +12,10 @@ use std::fmt::Write as _;
 use graph::{ErrorKind, FolderRef, GraphClient, GraphError, TokenProblem};
 use sync_engine::Contact;
 
-use crate::config::{self, Env, TenantConfig};
+use crate::config::{self, Env, TenantConfig, UserScope};
 use crate::exit::{Exit, TenantOutcome};
 use crate::output::Out;
+use crate::report::Detail;
 use crate::run::{self, HUB_FOLDER, RunEnv};
 
 /// One line of the checklist.
@@ -80,42 +81,72 @@ impl CheckItem {
     }
 }
 
-/// `synccontacts check [--tenant KEY]...`.
-pub async fn check_command(env: &Env, tenants: &[String], out: &Out) -> Exit {
-    let config = match config::load(env).and_then(|mut c| {
+/// `synccontacts check [--tenant KEY]...`. With [`Detail::Quiet`] (`-q`) only warnings,
+/// failures and the last line are printed; that line always ends with the exit code returned.
+pub async fn check_command(env: &Env, tenants: &[String], detail: Detail, out: &Out) -> Exit {
+    let refused = |e: &config::ConfigError| {
+        out.line(&format!(
+            "[FAIL] configuration: {} problem(s), listed on stderr; nothing was written; exit code {}",
+            e.problems.len(),
+            Exit::Config.code()
+        ));
+        eprint!("{e}");
+        Exit::Config
+    };
+    let mut config = match config::load(env).and_then(|mut c| {
         c.select_tenants(tenants)?;
         Ok(c)
     }) {
         Ok(c) => c,
-        Err(e) => {
-            out.line("[FAIL] configuration");
-            eprint!("{e}");
-            return Exit::Config;
-        }
+        Err(e) => return refused(&e),
     };
     let run_env = RunEnv::default();
     let clients = match run::build_clients(&config, &run_env, env) {
         Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return Exit::Config;
-        }
+        Err(e) => return refused(&e),
     };
-    out.line(&format!(
-        "[ok]   configuration: {} tenant(s) from {}{}",
-        config.tenants.len(),
-        config.source.variable(),
-        if config.dry_run { ", DryRun on" } else { "" }
-    ));
+    crate::cli::trace_effective_config(&config);
+    // Test-user keys that are no tenant's configured key: resolved against the verified domains
+    // of the tenants they may name, as the sync does before its first write.
+    let mut scope_errors: Vec<Option<GraphError>> = vec![None; config.tenants.len()];
+    if config.needs_verified_domains() {
+        let mut domains: Vec<Option<Vec<String>>> = vec![None; config.tenants.len()];
+        for (i, (t, client)) in config.tenants.iter().zip(&clients).enumerate() {
+            if t.scope.is_pending() {
+                match client.verified_domains().await {
+                    Ok(ds) => domains[i] = Some(ds),
+                    Err(e) => scope_errors[i] = Some(e),
+                }
+            }
+        }
+        if let Err(e) = config.resolve_test_user_keys(&domains) {
+            return refused(&e);
+        }
+    }
+    let quiet = detail == Detail::Quiet;
+    if !quiet {
+        out.line(&format!(
+            "[ok]   configuration: {} tenant(s) from {}{}",
+            config.tenants.len(),
+            config.source.variable(),
+            if config.dry_run { ", DryRun on" } else { "" }
+        ));
+    }
     for w in &config.warnings {
         out.line(&format!("[warn] {w}"));
     }
     let mut outcomes = Vec::new();
-    for (t, client) in config.tenants.iter().zip(&clients) {
-        out.line(&format!("Tenant {} (hub {}):", t.label(), t.hub));
-        let items = check_tenant(t, client).await;
-        let lines: Vec<String> = items.iter().map(CheckItem::line).collect();
-        out.lines(lines.iter().map(String::as_str));
+    for ((t, client), scope_error) in config.tenants.iter().zip(&clients).zip(&scope_errors) {
+        let items = check_tenant(t, client, scope_error.as_ref()).await;
+        let shown: Vec<String> = items
+            .iter()
+            .filter(|i| !quiet || i.status != CheckStatus::Ok)
+            .map(CheckItem::line)
+            .collect();
+        if !quiet || !shown.is_empty() {
+            out.line(&format!("Tenant {} (hub {}):", t.label(), t.hub));
+            out.lines(shown.iter().map(String::as_str));
+        }
         let failed: Vec<&CheckItem> = items
             .iter()
             .filter(|i| i.status == CheckStatus::Fail)
@@ -128,7 +159,32 @@ pub async fn check_command(env: &Env, tenants: &[String], out: &Out) -> Exit {
             TenantOutcome::Failed
         });
     }
-    Exit::for_tenants(&outcomes)
+    let exit = Exit::for_tenants(&outcomes);
+    out.line(&summary(&outcomes, exit));
+    exit
+}
+
+/// The last line: how many tenants passed, and the exit code.
+fn summary(outcomes: &[TenantOutcome], exit: Exit) -> String {
+    let count = |o: TenantOutcome| outcomes.iter().filter(|x| **x == o).count();
+    let mut parts = vec![format!("{} ok", count(TenantOutcome::Ok))];
+    for (o, word) in [
+        (TenantOutcome::Failed, "failed"),
+        (
+            TenantOutcome::AuthFailed,
+            "failed on authentication/permission",
+        ),
+    ] {
+        if count(o) > 0 {
+            parts.push(format!("{} {word}", count(o)));
+        }
+    }
+    format!(
+        "Check finished: {} tenant(s) — {}; exit code {}",
+        outcomes.len(),
+        parts.join(", "),
+        exit.code()
+    )
 }
 
 const PERM_USERS: &str = "grant the application permission User.Read.All (or Directory.Read.All) to the app registration and click \"Grant admin consent\"";
@@ -138,11 +194,18 @@ fn is_perm(e: &GraphError) -> bool {
     e.is_auth_or_permission()
 }
 
-/// The checklist of one tenant.
-pub async fn check_tenant(t: &TenantConfig, client: &GraphClient) -> Vec<CheckItem> {
+/// The checklist of one tenant. `scope_error` is why its verified domains could not be read,
+/// when a test-user key needed them.
+pub async fn check_tenant(
+    t: &TenantConfig,
+    client: &GraphClient,
+    scope_error: Option<&GraphError>,
+) -> Vec<CheckItem> {
     let mut items = vec![CheckItem::ok(format!(
-        "configuration valid ({}, {} cloud, Graph {})",
-        t.origin, t.cloud, t.endpoints.graph
+        "configuration valid ({}, {} cloud, {})",
+        t.origin,
+        t.cloud,
+        endpoints_text(t)
     ))];
 
     // Token.
@@ -180,8 +243,26 @@ pub async fn check_tenant(t: &TenantConfig, client: &GraphClient) -> Vec<CheckIt
 
     // Directory permission and user scope; the first user is also the mailbox-permission probe.
     let mut probe: Option<String> = None;
-    match &t.test_users {
-        Some(list) => {
+    match &t.scope {
+        UserScope::PendingVerifiedDomains => {
+            let e = scope_error.map_or_else(|| "not read".to_owned(), ToString::to_string);
+            let what = format!(
+                "test-user scope undecided: the tenant's verified domains could not be read ({e})"
+            );
+            let fix = format!(
+                "{PERM_USERS}; or key the test-user map by this tenant's TenantId, PrimaryDomain or TenantDomain"
+            );
+            items.push(if scope_error.is_some_and(is_perm) {
+                CheckItem::auth_fail(what, fix)
+            } else {
+                CheckItem::fail(what, fix)
+            });
+            return items;
+        }
+        UserScope::TestUsers {
+            users: list,
+            origin,
+        } => {
             let mut missing = Vec::new();
             let mut denied = None;
             for u in list {
@@ -209,9 +290,8 @@ pub async fn check_tenant(t: &TenantConfig, client: &GraphClient) -> Vec<CheckIt
                         .find(|u| !u.eq_ignore_ascii_case(&t.hub))
                         .cloned();
                     items.push(CheckItem::ok(format!(
-                        "{} test users resolved (from {})",
+                        "{} test users resolved (from {origin})",
                         list.len(),
-                        t.test_users_origin.as_deref().unwrap_or("TestUserList")
                     )));
                 }
                 None => items.push(CheckItem::fail(
@@ -220,7 +300,7 @@ pub async fn check_tenant(t: &TenantConfig, client: &GraphClient) -> Vec<CheckIt
                 )),
             }
         }
-        None => match client.licensed_users().await {
+        UserScope::AllLicensedUsers => match client.licensed_users().await {
             Ok(users) => {
                 let others: Vec<&graph::User> = users
                     .iter()
@@ -320,6 +400,18 @@ pub async fn check_tenant(t: &TenantConfig, client: &GraphClient) -> Vec<CheckIt
         }
     }
     items
+}
+
+/// `login <root>, Graph <root>`, each with the setting it came from when not the cloud's.
+fn endpoints_text(t: &TenantConfig) -> String {
+    let from = |origin: Option<&str>| origin.map(|o| format!(" from {o}")).unwrap_or_default();
+    format!(
+        "login {}{}, Graph {}{}",
+        t.endpoints.login,
+        from(t.endpoint_origins.login),
+        t.endpoints.graph,
+        from(t.endpoint_origins.graph)
+    )
 }
 
 fn mailbox_fail(mailbox: &str, e: &GraphError) -> CheckItem {

@@ -19,26 +19,31 @@ use crate::report::{self, Detail, RunReport};
 #[command(
     name = "synccontacts",
     version,
+    disable_help_subcommand = true,
     about = "Keeps one company-wide contact book in Microsoft 365 in sync, through Microsoft Graph.",
     long_about = "Collects every licensed user's contacts into the \"All Contacts\" folder of a shared \
                   mailbox and distributes that set back to every user. Configuration comes from the \
                   AUTOMATION_SYNCCONTACTS_* environment variables (see README.md).\n\n\
                   Exit codes: 0 all tenants done; 1 some tenant or writes failed (safe to rerun); \
-                  2 configuration error (nothing was requested); 3 authentication or permission error."
+                  2 configuration error (the configuration, an option or an output path was refused: \
+                  nothing was written, and nothing requested unless a test-user key needed a tenant's \
+                  verified domains); 3 authentication or permission error."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Log format on stderr.
-    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    /// Log format on stderr: `text` (one line per event) or `json` (one object per event).
+    #[arg(long, value_enum, value_name = "FORMAT", global = true, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Never draw progress bars (they are only drawn on a terminal anyway).
+    /// Never draw progress bars (they are only drawn when stderr is a terminal and CI is unset).
     #[arg(long, global = true)]
     pub no_progress: bool,
-    /// More log detail (-v debug, -vv trace). RUST_LOG, when set, takes precedence.
+    /// More log detail on stderr: -v debug (e.g. one line per Graph response), -vv trace (also
+    /// the effective configuration of each tenant). RUST_LOG, when set, takes precedence.
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Only warnings, errors, failures and totals.
+    /// Less output: only warnings, errors, failures and totals (`check`: failed and warning
+    /// items and the last line).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 }
@@ -46,8 +51,20 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the sync for every configured tenant (or those given with --tenant).
+    #[command(
+        long_about = "Run the sync for every configured tenant (or those given with --tenant): step 1 \
+                      collects every user's contacts into the hub's \"All Contacts\", step 2 \
+                      distributes them back. The configuration and the output paths are checked \
+                      before the first request; the last line on stdout ends with the exit code."
+    )]
     Sync(SyncArgs),
     /// Diagnose each tenant without writing anything: config, token, permissions, hub, users.
+    #[command(
+        long_about = "Diagnose each tenant without writing anything: the configuration, a token (and \
+                      which credential), the directory permission, the hub mailbox and its \"All \
+                      Contacts\" folder, a user's mailbox, and the user scope — one line each, with a \
+                      fix for every failure. Exit codes as for sync."
+    )]
     Check(CheckArgs),
     /// Run the whole job against the bundled Graph emulator with a generated sample tenant.
     // A build without the `demo` feature keeps the word so `synccontacts demo` gets a clear
@@ -61,6 +78,10 @@ pub enum Command {
         )
     )]
     Demo(DemoArgs),
+    /// Print this help, or the help of one command.
+    // Our own, so that `synccontacts help --help` is help and not an error (clap's built-in help
+    // command takes `--help` for the name of a command).
+    Help(HelpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -68,17 +89,20 @@ pub struct SyncArgs {
     /// Plan and print, write nothing (forces DryRun on; it can never force it off).
     #[arg(long)]
     pub dry_run: bool,
-    /// Write the JSON run report to FILE.
+    /// Write the JSON run report to FILE at the end of the run (also when the configuration is
+    /// refused). Its folder must exist: the path is checked before the first request.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Only the tenants whose TenantId, PrimaryDomain or TenantDomain equals KEY (repeatable).
+    /// Only the tenants whose TenantId, PrimaryDomain or TenantDomain equals KEY (repeatable); a
+    /// KEY that matches no tenant is a configuration error.
     #[arg(long = "tenant", value_name = "KEY")]
     pub tenants: Vec<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Only the tenants whose TenantId, PrimaryDomain or TenantDomain equals KEY (repeatable).
+    /// Only the tenants whose TenantId, PrimaryDomain or TenantDomain equals KEY (repeatable); a
+    /// KEY that matches no tenant is a configuration error.
     #[arg(long = "tenant", value_name = "KEY")]
     pub tenants: Vec<String>,
 }
@@ -86,11 +110,18 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Licensed users in the sample tenant.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = 20)]
     pub users: usize,
     /// Contacts in each user's default folder (drawn from a shared pool, so they overlap).
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, value_name = "M", default_value_t = 12)]
     pub contacts_per_user: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct HelpArgs {
+    /// The command to explain: sync, check, demo or help.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 /// Global options that shape output.
@@ -106,16 +137,18 @@ pub struct OutputOptions {
 pub fn main_with(args: impl IntoIterator<Item = OsString>, env: Env) -> Exit {
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
-        Err(e) => {
-            // --help and --version are successes; usage errors are configuration errors (2).
-            let _ = e.print();
-            return if e.use_stderr() {
-                Exit::Config
-            } else {
-                Exit::Ok
-            };
-        }
+        Err(e) => return clap_exit(&e),
     };
+    if let Command::Help(help) = &cli.command {
+        // Parsing `<command> --help` prints exactly what `synccontacts <command> --help` does.
+        let mut argv = vec!["synccontacts"];
+        argv.extend(help.command.as_deref());
+        argv.push("--help");
+        return match Cli::try_parse_from(argv) {
+            Err(e) => clap_exit(&e),
+            Ok(_) => Exit::Ok,
+        };
+    }
     let verbosity = if cli.quiet {
         -1
     } else if matches!(cli.command, Command::Demo(_)) && cli.verbose == 0 {
@@ -153,10 +186,25 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>, env: Env) -> Exit {
     };
     match cli.command {
         Command::Sync(args) => runtime.block_on(sync_command(&env, &args, opts, &out)),
-        Command::Check(args) => {
-            runtime.block_on(crate::check::check_command(&env, &args.tenants, &out))
-        }
+        Command::Check(args) => runtime.block_on(crate::check::check_command(
+            &env,
+            &args.tenants,
+            opts.detail,
+            &out,
+        )),
         Command::Demo(args) => demo_command(&runtime, &args, opts, &out),
+        Command::Help(_) => Exit::Ok,
+    }
+}
+
+/// What a refused command line exits with: --help and --version are successes, usage errors are
+/// configuration errors (2).
+fn clap_exit(e: &clap::Error) -> Exit {
+    let _ = e.print();
+    if e.use_stderr() {
+        Exit::Config
+    } else {
+        Exit::Ok
     }
 }
 
@@ -187,21 +235,28 @@ fn demo_command(
 pub const NO_DEMO: &str = "error: this synccontacts was built without the demo (cargo feature `demo`, \
      on by default); build it with the default features to run `synccontacts demo`";
 
-/// `synccontacts sync`: configuration, both stages (exit 2 on any problem, before any request),
-/// then every tenant in turn.
+/// `synccontacts sync`: configuration, both stages, and the output paths (exit 2 on any problem,
+/// before any request), then every tenant in turn. The last line on stdout is printed after the
+/// report is written, so the exit code it names is the one returned.
 pub async fn sync_command(env: &Env, args: &SyncArgs, opts: OutputOptions, out: &Out) -> Exit {
-    let (exit, report) =
+    let (mut exit, mut report) =
         sync_with_report(env, args, &crate::run::RunEnv::default(), opts, out).await;
+    let mut note = None;
     if let Some(path) = &args.report
         && let Err(e) = report::write_json(&report, path)
     {
         tracing::error!("cannot write the report to {}: {e}", path.display());
-        return exit.max_with(Exit::Partial);
+        exit = exit.max_with(Exit::Partial);
+        report.exit_code = exit.code();
+        note = Some("the report could not be written");
     }
+    out.line(&report::run_summary_noting(&report, note));
     exit
 }
 
-/// The sync as a library call: the exit code and the report (also when the config is refused).
+/// The sync as a library call: the exit code and the report (also when the configuration is
+/// refused). Prints each tenant's text as it finishes, but not the last line
+/// ([`report::run_summary`]): the caller prints it once the exit code is final.
 pub async fn sync_with_report(
     env: &Env,
     args: &SyncArgs,
@@ -209,20 +264,17 @@ pub async fn sync_with_report(
     opts: OutputOptions,
     out: &Out,
 ) -> (Exit, RunReport) {
-    let mut config = match config::load(env).and_then(|mut c| {
+    let outputs = output_problems(args);
+    let loaded = config::load(env).and_then(|mut c| {
         c.select_tenants(&args.tenants)?;
         Ok(c)
-    }) {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            let report = RunReport {
-                dry_run: args.dry_run,
-                error: Some(e.to_string()),
-                exit_code: Exit::Config.code(),
-                tenants: Vec::new(),
-            };
-            return (Exit::Config, report);
+    });
+    let mut config = match (loaded, outputs) {
+        (Ok(c), outputs) if outputs.is_empty() => c,
+        (Ok(_), problems) => return refused(&config::ConfigError { problems }),
+        (Err(mut e), outputs) => {
+            e.problems.extend(outputs);
+            return refused(&e);
         }
     };
     for w in &config.warnings {
@@ -232,24 +284,69 @@ pub async fn sync_with_report(
         config.dry_run = true;
         config.dry_run_origin = Some("--dry-run".into());
     }
+    trace_effective_config(&config);
     match crate::run::sync_all(&config, env, run_env, opts, out).await {
         Ok(mut report) => {
             let outcomes: Vec<_> = report.tenants.iter().map(|t| t.outcome).collect();
             let exit = Exit::for_tenants(&outcomes);
             report.exit_code = exit.code();
-            out.line(&report::run_summary(&report));
             (exit, report)
         }
-        Err(e) => {
-            eprint!("{e}");
-            let report = RunReport {
-                dry_run: config.dry_run,
-                error: Some(e.to_string()),
-                exit_code: Exit::Config.code(),
-                tenants: Vec::new(),
-            };
-            (Exit::Config, report)
-        }
+        Err(e) => refused(&e),
+    }
+}
+
+/// The files the command line names, checked before the first request (`--report` now;
+/// `--junit` and the state store's path use the same check).
+fn output_problems(args: &SyncArgs) -> Vec<config::Problem> {
+    let mut problems = Vec::new();
+    if let Some(path) = &args.report
+        && let Err(p) = config::check_output_path("--report", path, config::MissingFolder::Refuse)
+    {
+        problems.push(p);
+    }
+    problems
+}
+
+/// A run refused for its configuration: exit 2 and a report saying so. Such a run wrote nothing,
+/// so its report says `"dryRun": true` whatever DryRun was (or failed to parse as).
+fn refused(e: &config::ConfigError) -> (Exit, RunReport) {
+    eprint!("{e}");
+    let report = RunReport {
+        dry_run: true,
+        error: Some(e.to_string()),
+        exit_code: Exit::Config.code(),
+        tenants: Vec::new(),
+    };
+    (Exit::Config, report)
+}
+
+/// `-vv`: each tenant's effective configuration, as trace events (no secret: a credential is
+/// described by its kind and the file or variable it names).
+pub fn trace_effective_config(config: &config::Config) {
+    tracing::trace!(
+        source = config.source.variable(),
+        dry_run = config.dry_run,
+        batch_writes = config.batch_writes,
+        tenants = config.tenants.len(),
+        "effective configuration"
+    );
+    for t in &config.tenants {
+        tracing::trace!(
+            tenant = %t.label(),
+            origin = %t.origin,
+            client_id = %t.client_id,
+            credential = %t.credential.describe(),
+            hub = %t.hub,
+            scope = %t.scope.describe(),
+            cloud = %t.cloud,
+            login = %t.endpoints.login,
+            login_from = t.endpoint_origins.login.unwrap_or("Cloud"),
+            graph = %t.endpoints.graph,
+            graph_from = t.endpoint_origins.graph.unwrap_or("Cloud"),
+            options = ?t.options,
+            "effective tenant configuration"
+        );
     }
 }
 
@@ -257,5 +354,38 @@ impl Exit {
     /// The more severe of two codes for the report-writing failure path (never hides 2 or 3).
     fn max_with(self, other: Exit) -> Exit {
         if self == Exit::Ok { other } else { self }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn every_command_and_option_has_a_description() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                assert!(
+                    arg.get_help()
+                        .is_some_and(|h| !h.to_string().trim().is_empty()),
+                    "{path}: option {} has no description",
+                    arg.get_id()
+                );
+            }
+            for sub in cmd.get_subcommands() {
+                assert!(
+                    sub.get_about()
+                        .is_some_and(|h| !h.to_string().trim().is_empty()),
+                    "{path} {}: no description",
+                    sub.get_name()
+                );
+                walk(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        walk(&cmd, "synccontacts");
     }
 }

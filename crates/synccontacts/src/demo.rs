@@ -117,7 +117,10 @@ async fn run_once(env: &Env, dry_run: bool, opts: OutputOptions, out: &Out) -> (
         report: None,
         tenants: Vec::new(),
     };
-    crate::cli::sync_with_report(env, &args, &RunEnv::default(), opts, out).await
+    let (exit, report) =
+        crate::cli::sync_with_report(env, &args, &RunEnv::default(), opts, out).await;
+    out.line(&crate::report::run_summary(&report));
+    (exit, report)
 }
 
 async fn demo(args: &DemoArgs, opts: OutputOptions, out: &Out) -> anyhow::Result<Exit> {

@@ -19,7 +19,7 @@ use crate::exit::TenantOutcome;
 #[serde(rename_all = "camelCase")]
 pub struct RunReport {
     pub dry_run: bool,
-    /// A configuration error (exit code 2): nothing was requested.
+    /// A configuration error (exit code 2): nothing was written (and `dry_run` is true).
     pub error: Option<String>,
     /// The process exit code of this run (SPEC §6).
     pub exit_code: u8,
@@ -28,6 +28,18 @@ pub struct RunReport {
 
 /// The last line of a run: how many tenants ended how, and the exit code.
 pub fn run_summary(r: &RunReport) -> String {
+    run_summary_noting(r, None)
+}
+
+/// [`run_summary`] with a note before the exit code (e.g. that the report could not be written).
+pub fn run_summary_noting(r: &RunReport, note: Option<&str>) -> String {
+    let note = note.map(|n| format!("; {n}")).unwrap_or_default();
+    if r.error.is_some() && r.tenants.is_empty() {
+        return format!(
+            "Run refused: configuration error, nothing was written{note}; exit code {}",
+            r.exit_code
+        );
+    }
     let count = |o: TenantOutcome| r.tenants.iter().filter(|t| t.outcome == o).count();
     let mut parts = vec![format!("{} ok", count(TenantOutcome::Ok))];
     for (o, word) in [
@@ -43,7 +55,7 @@ pub fn run_summary(r: &RunReport) -> String {
         }
     }
     format!(
-        "Run finished{}: {} tenant(s) — {}; exit code {}",
+        "Run finished{}: {} tenant(s) — {}{note}; exit code {}",
         if r.dry_run {
             " (dry run, nothing written)"
         } else {

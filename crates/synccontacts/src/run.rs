@@ -28,7 +28,7 @@ use tracing::{Instrument as _, info, info_span, warn};
 use tracing_indicatif::span_ext::IndicatifSpanExt as _;
 
 use crate::cli::OutputOptions;
-use crate::config::{Config, ConfigError, CredentialConfig, Env, Problem, TenantConfig};
+use crate::config::{Config, ConfigError, CredentialConfig, Env, Problem, TenantConfig, UserScope};
 use crate::exit::TenantOutcome;
 use crate::output::Out;
 use crate::report::{
@@ -368,23 +368,29 @@ async fn read_tenant(
                 ),
             });
         }
-        Err(e) if e.kind == ErrorKind::Permission && t.test_users.is_some() => {
+        Err(e) if e.kind == ErrorKind::Permission && t.scope.test_users().is_some() => {
             tracing::debug!("cannot read the hub's directory entry (no User.Read.All?): {e}");
         }
         Err(e) => return Err(Stop::from_graph("reading the shared mailbox's user", &e)),
     }
     let is_hub = |u: &str| hub_names.iter().any(|h| h.eq_ignore_ascii_case(u));
 
-    let mut users: Vec<String> = match &t.test_users {
-        Some(list) => {
-            info!(
-                "test-user scope: {} users from {}",
-                list.len(),
-                t.test_users_origin.as_deref().unwrap_or("TestUserList")
-            );
-            list.clone()
+    let mut users: Vec<String> = match &t.scope {
+        UserScope::TestUsers { users, origin } => {
+            info!("test-user scope: {} users from {origin}", users.len());
+            users.clone()
         }
-        None => client
+        // Fails closed: a scope still pending (its verified domains were not resolved) is never
+        // read as "every user".
+        UserScope::PendingVerifiedDomains => {
+            return Err(Stop {
+                outcome: TenantOutcome::Failed,
+                message: "test-user scope not decided: a test-user key may name one of this \
+                          tenant's verified domains, which were not resolved"
+                    .into(),
+            });
+        }
+        UserScope::AllLicensedUsers => client
             .licensed_users()
             .await
             .map_err(|e| Stop::from_graph("listing licensed users", &e))?
@@ -399,7 +405,7 @@ async fn read_tenant(
     if users.is_empty() {
         return Err(Stop {
             outcome: TenantOutcome::Failed,
-            message: if t.test_users.is_some() {
+            message: if t.scope.test_users().is_some() {
                 "no users in scope: the test-user list holds only the shared mailbox — add test users".into()
             } else {
                 "no licensed users found: no user of the tenant has a licence (the shared mailbox is \

@@ -43,6 +43,38 @@ impl GraphClient {
             .await
     }
 
+    /// The organization's verified domain names (`GET /organization` is a one-element
+    /// collection whose `verifiedDomains` lists them, graph-facts §4), e.g. to match a
+    /// test-user key that names a domain to a tenant configured by its GUID.
+    pub async fn verified_domains(&self) -> Result<Vec<String>, GraphError> {
+        #[derive(serde::Deserialize)]
+        struct Org {
+            #[serde(default, rename = "verifiedDomains")]
+            verified_domains: Vec<Domain>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Domain {
+            name: String,
+        }
+        let url = self.url(&format!(
+            "/organization{}",
+            path::query(&[("$select", "id,verifiedDomains")])
+        ))?;
+        let orgs: Vec<Org> = self
+            .get_all_pages(
+                url,
+                None,
+                vec![],
+                "reading the organization's verified domains",
+            )
+            .await?;
+        Ok(orgs
+            .into_iter()
+            .flat_map(|o| o.verified_domains)
+            .map(|d| d.name)
+            .collect())
+    }
+
     async fn list_folders(
         &self,
         mailbox: &str,

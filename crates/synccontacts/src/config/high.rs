@@ -2,14 +2,18 @@
 //! loads what stage one names (the CA file; the certificate, assertion file and assertion variable
 //! of each credential), applies the run-wide settings to every tenant (test-user map, URL
 //! overrides, the cloud's roots) and reports its problems together with stage one's, so a run is
-//! refused before any request (I6). It reads files and the given [`Env`], never the network.
+//! refused before any request (I6). It reads files and the given [`Env`], never the network: a
+//! test-user key that needs a tenant's verified domains leaves that tenant's scope pending
+//! (`scope.rs`), for the run to resolve before its first write.
 
 use graph::{Cloud, Endpoints};
 
 use super::credential::CredentialConfig;
 use super::env::{CA_FILE, Env};
-use super::low::{LowConfig, LowTenant, Source, TestUserMap};
+use super::env::{GRAPH_URL, LOGIN_URL};
+use super::low::{LowConfig, LowTenant, Source};
 use super::problem::{ConfigError, Findings, Problem};
+use super::scope::{self, UnresolvedTestUserKey, UserScope};
 use super::tenant_fields::{Place, TenantOptions};
 
 /// The validated configuration of a run.
@@ -25,8 +29,14 @@ pub struct Config {
     /// Group writes into `$batch` requests (default; `AUTOMATION_SYNCCONTACTS_BATCH=false` turns it off).
     pub batch_writes: bool,
     /// Things that are not errors but that an administrator should see (unknown fields, ignored
-    /// variables, test-user keys that match no tenant).
+    /// variables, the same tenant and hub twice).
     pub warnings: Vec<String>,
+    /// Test-user map keys that equal no tenant's TenantId, PrimaryDomain or TenantDomain; while
+    /// there are any, tenants without test users of their own are
+    /// [`UserScope::PendingVerifiedDomains`] (see [`Config::resolve_test_user_keys`]).
+    pub unresolved_test_user_keys: Vec<UnresolvedTestUserKey>,
+    /// `--tenant` left some tenants out (a test-user key may be meant for one of them).
+    pub(super) narrowed: bool,
 }
 
 /// One tenant, fully validated.
@@ -43,14 +53,22 @@ pub struct TenantConfig {
     pub hub: String,
     pub primary_domain: Option<String>,
     pub tenant_domain: Option<String>,
-    /// Test-user scope, when configured (never empty); `None` means all licensed users.
-    pub test_users: Option<Vec<String>>,
-    /// Where the test users came from (for `check` and logs).
-    pub test_users_origin: Option<String>,
+    /// Whose mailboxes it syncs: all licensed users, test users, or not decided yet.
+    pub scope: UserScope,
     pub cloud: Cloud,
     /// Login and Graph roots: the URL variables, else `LoginUrl`/`GraphUrl`, else the cloud's.
     pub endpoints: Endpoints,
+    /// Which setting gave each root, when not the cloud (for `check`).
+    pub endpoint_origins: EndpointOrigins,
     pub options: TenantOptions,
+}
+
+/// The setting each root came from: the variable (`AUTOMATION_SYNCCONTACTS_LOGIN_URL`) or the
+/// tenant field (`LoginUrl`); `None` when it is the cloud's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndpointOrigins {
+    pub login: Option<&'static str>,
+    pub graph: Option<&'static str>,
 }
 
 impl TenantConfig {
@@ -113,11 +131,16 @@ impl Config {
                 credential.check_references(&mut found, at, env);
             }
         }
+        let unresolved = scope::unresolved_keys(test_user_map.as_ref(), &low_tenants);
         let tenants: Vec<TenantConfig> = low_tenants
             .into_iter()
-            .filter_map(|t| complete(t, test_user_map.as_ref(), &login_url, &graph_url))
+            .filter_map(|t| {
+                let scope = scope::scope_of(&t, test_user_map.as_ref(), !unresolved.is_empty());
+                complete(t, scope, &login_url, &graph_url)
+            })
             .collect();
-        warn_about_run_wide_mistakes(&mut found, &tenants, test_user_map.as_ref());
+        scope::refuse_keys_no_tenant_can_take(&mut found, &tenants, &unresolved);
+        warn_about_run_wide_mistakes(&mut found, &tenants);
         if !found.problems.is_empty() {
             return Err(ConfigError {
                 problems: found.problems,
@@ -131,6 +154,8 @@ impl Config {
             extra_ca_pem,
             batch_writes,
             warnings: found.warnings,
+            unresolved_test_user_keys: unresolved,
+            narrowed: false,
         })
     }
 
@@ -160,8 +185,10 @@ impl Config {
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
+        let before = self.tenants.len();
         self.tenants
             .retain(|t| keys.iter().any(|k| t.matches_key(k)));
+        self.narrowed |= self.tenants.len() < before;
         Ok(())
     }
 }
@@ -170,29 +197,17 @@ impl Config {
 /// when stage one already reported what it lacks.
 fn complete(
     t: LowTenant,
-    test_user_map: Option<&TestUserMap>,
+    scope: UserScope,
     login_url: &Option<url::Url>,
     graph_url: &Option<url::Url>,
 ) -> Option<TenantConfig> {
-    let (test_users, test_users_origin) = match (&t.test_users, test_user_map) {
-        (Some(own), _) => (
-            Some(own.clone()),
-            Some(format!("{} TestUserList", t.origin)),
-        ),
-        (None, Some(map)) => map_users(&t, map),
-        (None, None) => (None, None),
-    };
     let cloud_roots = Endpoints::for_cloud(t.cloud);
-    // Both roots passed `graph::endpoints::root` in stage one (or come from graph's cloud table).
+    // Both roots passed `check_root_url` in stage one (or come from graph's cloud table).
+    let (login, login_origin) = pick_root(login_url, LOGIN_URL, t.login_url, "LoginUrl");
+    let (graph, graph_origin) = pick_root(graph_url, GRAPH_URL, t.graph_url, "GraphUrl");
     let endpoints = Endpoints {
-        login: login_url
-            .clone()
-            .or(t.login_url)
-            .unwrap_or(cloud_roots.login),
-        graph: graph_url
-            .clone()
-            .or(t.graph_url)
-            .unwrap_or(cloud_roots.graph),
+        login: login.unwrap_or(cloud_roots.login),
+        graph: graph.unwrap_or(cloud_roots.graph),
     };
     let [credential]: [CredentialConfig; 1] = t.credentials.try_into().ok()?;
     Some(TenantConfig {
@@ -204,51 +219,33 @@ fn complete(
         hub: t.hub?,
         primary_domain: t.primary_domain,
         tenant_domain: t.tenant_domain,
-        test_users,
-        test_users_origin,
+        scope,
         cloud: t.cloud,
         endpoints,
+        endpoint_origins: EndpointOrigins {
+            login: login_origin,
+            graph: graph_origin,
+        },
         options: t.options,
     })
 }
 
-/// SPEC §2.1: TenantId, then PrimaryDomain, then TenantDomain; the first map entry whose key
-/// equals the candidate case-insensitively (PowerShell property lookup) decides, even when it
-/// gives no users.
-fn map_users(t: &LowTenant, map: &TestUserMap) -> (Option<Vec<String>>, Option<String>) {
-    let candidates = [&t.tenant_id, &t.primary_domain, &t.tenant_domain];
-    for c in candidates.into_iter().flatten() {
-        if let Some((k, users)) = map
-            .entries
-            .iter()
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case(c.trim()))
-        {
-            return match users {
-                Some(users) => (
-                    Some(users.clone()),
-                    Some(format!("{} key \"{k}\"", map.origin)),
-                ),
-                None => (None, None),
-            };
-        }
+/// SPEC §6: the variable wins over the tenant field; `(None, None)` leaves the cloud's root.
+fn pick_root(
+    variable: &Option<url::Url>,
+    variable_name: &'static str,
+    field: Option<url::Url>,
+    field_name: &'static str,
+) -> (Option<url::Url>, Option<&'static str>) {
+    match (variable, field) {
+        (Some(v), _) => (Some(v.clone()), Some(variable_name)),
+        (None, Some(f)) => (Some(f), Some(field_name)),
+        (None, None) => (None, None),
     }
-    (None, None)
 }
 
-/// Test-user keys that match no tenant are almost always typos; the same tenant and hub twice
-/// would run the same sync twice.
-fn warn_about_run_wide_mistakes(
-    found: &mut Findings,
-    tenants: &[TenantConfig],
-    test_user_map: Option<&TestUserMap>,
-) {
-    for (k, _) in test_user_map.map_or(&[][..], |m| &m.entries) {
-        if !tenants.is_empty() && !tenants.iter().any(|t| t.matches_key(k)) {
-            found.warn(format!(
-                "test-user map key \"{k}\" matches no configured tenant's TenantId, PrimaryDomain or TenantDomain; it is ignored"
-            ));
-        }
-    }
+/// The same tenant and hub twice would run the same sync twice.
+fn warn_about_run_wide_mistakes(found: &mut Findings, tenants: &[TenantConfig]) {
     for (i, a) in tenants.iter().enumerate() {
         for b in &tenants[..i] {
             if a.tenant_id.eq_ignore_ascii_case(&b.tenant_id) && a.hub.eq_ignore_ascii_case(&b.hub)

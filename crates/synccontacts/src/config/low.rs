@@ -21,8 +21,8 @@ use super::env::{
 use super::ordered_json::{JsonObject, OrderedJson, parse_json};
 use super::problem::{Findings, Problem};
 use super::tenant_fields::{
-    Place, ROOT_URL_FIX, TENANT_FIELDS, TenantOptions, is_tenant_field, lookup, read_field,
-    user_list,
+    GRAPH_URL_FIX, LOGIN_URL_FIX, Place, TENANT_FIELDS, TenantOptions, is_tenant_field, lookup,
+    read_field, user_list,
 };
 use super::values::{check_root_url, parse_flag, parse_flag_str};
 
@@ -98,8 +98,9 @@ pub struct LowTenant {
 pub struct TestUserMap {
     /// Where it came from, for `check` and logs.
     pub origin: String,
-    /// Keys in document order (the first match wins); `None` where no user was given.
-    pub entries: Vec<(String, Option<Vec<String>>)>,
+    /// Keys in document order (the first match wins), each with its users (never empty: a key
+    /// that lists none is refused).
+    pub entries: Vec<(String, Vec<String>)>,
 }
 
 impl LowConfig {
@@ -214,8 +215,8 @@ impl Parser<'_> {
         };
 
         let test_user_map = self.test_user_map();
-        let login_url = self.url_var(LOGIN_URL);
-        let graph_url = self.url_var(GRAPH_URL);
+        let login_url = self.url_var(LOGIN_URL, LOGIN_URL_FIX);
+        let graph_url = self.url_var(GRAPH_URL, GRAPH_URL_FIX);
         let ca_file = env.non_blank(CA_FILE).map(|p| PathBuf::from(p.trim()));
         let batch_writes = match env.non_blank(BATCH).map(parse_flag_str) {
             None => true,
@@ -571,14 +572,27 @@ impl Parser<'_> {
             variable: &origin,
             tenant: None,
         };
-        let entries = entries
-            .iter()
-            .map(|(k, v)| {
-                let users = user_list(&mut self.found, place, &format!("\"{k}\""), v);
-                (k.clone(), users)
-            })
-            .collect();
-        Some(TestUserMap { origin, entries })
+        let mut valid = Vec::new();
+        for (k, v) in &entries {
+            let field = format!("\"{k}\"");
+            match user_list(&mut self.found, place, &field, v) {
+                Some(users) if !users.is_empty() => valid.push((k.clone(), users)),
+                // Refused items are already reported; a key with nothing left would have meant
+                // "every user" to the script — test mode fails closed instead.
+                Some(_) | None if list_has_items(v) => {}
+                _ => self.found.problem(
+                    &origin,
+                    None,
+                    Some(&field),
+                    "lists no users: an empty test-user list would sync every licensed user of the tenant",
+                    r#"list its test users, e.g. ["user1@contoso.com"], or remove the key"#,
+                ),
+            }
+        }
+        Some(TestUserMap {
+            origin,
+            entries: valid,
+        })
     }
 
     fn flag_var(&mut self, name: &str) -> Option<bool> {
@@ -592,12 +606,12 @@ impl Parser<'_> {
         }
     }
 
-    fn url_var(&mut self, name: &str) -> Option<Url> {
+    fn url_var(&mut self, name: &str, fix: &str) -> Option<Url> {
         let v = self.env.non_blank(name)?;
         match check_root_url(v) {
             Ok(u) => Some(u),
             Err(msg) => {
-                self.found.problem(name, None, None, msg, ROOT_URL_FIX);
+                self.found.problem(name, None, None, msg, fix);
                 None
             }
         }
@@ -613,6 +627,19 @@ struct Slot<'a> {
     index: usize,
     /// How many tenants the list holds.
     count: usize,
+}
+
+/// Whether a list value holds any non-blank item (refused items are reported on their own).
+fn list_has_items(v: &OrderedJson) -> bool {
+    match v {
+        OrderedJson::Array(items) => items
+            .iter()
+            .any(|i| !matches!(i, OrderedJson::String(s) if s.trim().is_empty())),
+        OrderedJson::String(s) => !s.trim().is_empty(),
+        OrderedJson::Null => false,
+        // Another type is refused by `user_list` already.
+        _ => true,
+    }
 }
 
 fn is_run_field(key: &str) -> bool {

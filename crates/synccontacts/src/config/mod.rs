@@ -13,13 +13,19 @@
 //!    returns stage one's problems together with its own.
 //!
 //! [`load`] runs both. The Graph client is built from a [`Config`] later (`run::build_clients`),
-//! still before the first request. No part of this module makes a request, reads the process
+//! still before the first request. Two checks need more than the environment, and run in between:
+//! a test-user key that is no tenant's configured key leaves the scope of the tenants it may name
+//! pending ([`UserScope::PendingVerifiedDomains`]) until the run has fetched their verified
+//! domains and called [`Config::resolve_test_user_keys`], before the first write of any tenant;
+//! and [`check_output_path`] (`outputs.rs`) checks the files the command line names (`--report`)
+//! before the first request. No part of this module makes a request, reads the process
 //! environment (only `main`, through [`Env::from_process`]), or echoes a secret value.
 //!
 //! Files: `env.rs` (the snapshot and the variable names), `ordered_json.rs` (the JSON reader that
 //! keeps key order), `tenant_fields.rs` (the tenant-field table and [`TenantOptions`]),
 //! `values.rs` (flag and root-URL parsers), `credential.rs` (credentials and the check of what
-//! they name), `problem.rs` (problems, warnings, [`ConfigError`]).
+//! they name), `scope.rs` (test users and the resolution of test-user keys), `outputs.rs` (output
+//! paths), `problem.rs` (problems, warnings, [`ConfigError`]).
 //!
 //! # Adding a tenant option
 //!
@@ -46,7 +52,9 @@ mod env;
 mod high;
 mod low;
 mod ordered_json;
+mod outputs;
 mod problem;
+mod scope;
 mod tenant_fields;
 mod values;
 
@@ -59,9 +67,11 @@ pub use env::{
     ALL_VARIABLES, BATCH, CA_FILE, CLIENT_ID, CLIENT_SECRET, CONFIG_JSON, DRY_RUN, Env,
     GAB_USER_ID, GRAPH_URL, LOGIN_URL, TENANT_ID, TENANTS_JSON, TEST_USERS_JSON,
 };
-pub use high::{Config, TenantConfig};
+pub use high::{Config, EndpointOrigins, TenantConfig};
 pub use low::{LowConfig, LowTenant, Source, TestUserMap};
+pub use outputs::{MissingFolder, check_output_path};
 pub use problem::{ConfigError, Problem};
+pub use scope::{UnresolvedTestUserKey, UserScope};
 pub use tenant_fields::TenantOptions;
 pub use values::{check_root_url, parse_flag_str};
 

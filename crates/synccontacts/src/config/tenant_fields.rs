@@ -68,7 +68,8 @@ pub(super) struct TenantField {
 
 const USER: &str = "user principal name";
 const USER_LIST_FIX: &str = r#"use ["user1@contoso.com", "user2@contoso.com"]"#;
-pub(super) const ROOT_URL_FIX: &str = "give a root URL such as https://graph.microsoft.com (plain http only to 127.0.0.1, ::1 or localhost)";
+pub(super) const LOGIN_URL_FIX: &str = "give the root without a path, e.g. https://login.microsoftonline.com (synccontacts appends /<TenantId>/oauth2/v2.0/token); plain http only to 127.0.0.1, ::1 or localhost";
+pub(super) const GRAPH_URL_FIX: &str = "give the root without a path, e.g. https://graph.microsoft.com (synccontacts appends /v1.0); plain http only to 127.0.0.1, ::1 or localhost";
 
 /// Every tenant field, in the order they are read (and their problems reported).
 pub(super) const TENANT_FIELDS: &[TenantField] = &[
@@ -152,15 +153,19 @@ pub(super) const TENANT_FIELDS: &[TenantField] = &[
         required: false,
         value: FieldValue::List {
             item: USER,
-            // Empty means "not configured": the test-user map, then all users, apply.
+            // The script read an empty list as "not configured", hence every user: test mode
+            // fails closed instead (issue 16). `null` still means absent, as for every field.
             set: |t, users| {
-                if !users.is_empty() {
-                    t.test_users = Some(users);
+                if users.is_empty() {
+                    return Err(
+                        "is empty: an empty test-user list would sync every licensed user".into(),
+                    );
                 }
+                t.test_users = Some(users);
                 Ok(())
             },
         },
-        fix: USER_LIST_FIX,
+        fix: r#"list the test users, e.g. ["user1@contoso.com", "user2@contoso.com"]; to sync every licensed user, remove TestUserList"#,
     },
     TenantField {
         name: "PrimaryDomain",
@@ -212,7 +217,7 @@ pub(super) const TENANT_FIELDS: &[TenantField] = &[
             t.login_url = Some(check_root_url(&v)?);
             Ok(())
         }),
-        fix: ROOT_URL_FIX,
+        fix: LOGIN_URL_FIX,
     },
     TenantField {
         name: "GraphUrl",
@@ -222,7 +227,7 @@ pub(super) const TENANT_FIELDS: &[TenantField] = &[
             t.graph_url = Some(check_root_url(&v)?);
             Ok(())
         }),
-        fix: ROOT_URL_FIX,
+        fix: GRAPH_URL_FIX,
     },
 ];
 

@@ -34,8 +34,12 @@ pub fn parse_flag_str(s: &str) -> Result<bool, String> {
 }
 
 /// A login or Graph root, checked by the Graph client's own rule (`graph::endpoints::root`: https
-/// anywhere, http only to loopback, SPEC §6; no query or fragment), so the configuration accepts
-/// exactly what the client will. A trailing slash is normalised.
+/// anywhere, http only to loopback, SPEC §6; no query or fragment) and one more: no path. The
+/// client appends `/v1.0/…` and `/{tenant}/oauth2/v2.0/token` to a root, so
+/// `https://graph.microsoft.com/v1.0` (a URL users copy from Graph Explorer) would become
+/// `…/v1.0/v1.0/…` and fail much later, looking like a credential problem (issue 16). Refusing
+/// it here, with the fix, is clearer than guessing which paths to strip. A trailing slash is
+/// normalised.
 pub fn check_root_url(s: &str) -> Result<Url, String> {
     // The client's refusal quotes the URL; one that carries a password is refused here, unquoted.
     if let Ok(u) = Url::parse(s.trim())
@@ -43,7 +47,15 @@ pub fn check_root_url(s: &str) -> Result<Url, String> {
     {
         return Err("must not contain a user name or password".into());
     }
-    graph::endpoints::root("the URL", s).map_err(|e| e.message)
+    let root = graph::endpoints::root("the URL", s).map_err(|e| e.message)?;
+    if root.path() != "/" {
+        return Err(format!(
+            "`{}` has a path (`{}`): a root URL has none",
+            truncate(s.trim(), 80),
+            truncate(root.path().trim_end_matches('/'), 40)
+        ));
+    }
+    Ok(root)
 }
 
 pub(super) fn truncate(s: &str, n: usize) -> String {

@@ -5,6 +5,18 @@ use serde_json::json;
 
 use crate::harness::*;
 
+const TEST_USERS: &str = "AUTOMATION_SYNCCONTACTS_TEST_USER_LIST_BY_TENANT_JSON";
+
+fn with_field(
+    entry: &serde_json::Value,
+    field: &str,
+    value: serde_json::Value,
+) -> serde_json::Value {
+    let mut e = entry.clone();
+    e[field] = value;
+    e
+}
+
 fn small() -> graph_emulator::Scenario {
     scenario(vec![
         hub_with(None),
@@ -173,6 +185,39 @@ async fn every_configuration_error_exits_2_without_any_request() {
             "loopback",
         ),
         ("unknown --tenant", vec![var(tj, json!([good]).to_string())], vec!["--tenant", "fabrikam.com"], "fabrikam.com"),
+        (
+            "empty TestUserList (the script read it as every user)",
+            vec![var(tj, json!([with_field(&good, "TestUserList", json!([]))]).to_string())],
+            vec![],
+            "TestUserList",
+        ),
+        (
+            "test-user key that lists no users",
+            vec![var(tj, json!([good]).to_string()), var(TEST_USERS, json!({TENANT: []}).to_string())],
+            vec![],
+            "lists no users",
+        ),
+        (
+            "test-user key no tenant can take (the tenant is keyed by its TenantId)",
+            vec![
+                var(tj, json!([good]).to_string()),
+                var(TEST_USERS, json!({TENANT: ["adele@contoso.com"], "contso.com": ["adele@contoso.com"]}).to_string()),
+            ],
+            vec![],
+            "contso.com",
+        ),
+        (
+            "Graph root with /v1.0",
+            vec![var(tj, json!([good]).to_string()), var("AUTOMATION_SYNCCONTACTS_GRAPH_URL", format!("{}/v1.0", emu.url()))],
+            vec![],
+            "synccontacts appends /v1.0",
+        ),
+        (
+            "LoginUrl with a path",
+            vec![var(tj, json!([with_field(&good, "LoginUrl", json!(format!("{}/common", emu.url())))]).to_string())],
+            vec![],
+            "LoginUrl",
+        ),
     ];
     for (name, mut env, extra, needle) in cases {
         // Endpoints go first so a case may override them.
@@ -195,11 +240,25 @@ async fn every_configuration_error_exits_2_without_any_request() {
         assert!(!r.all_output().contains(SECRET), "{name}: secret printed");
         let rep = r.report.as_ref().expect("a report even on a config error");
         assert!(rep["error"].is_string(), "{name}: report lacks the error");
+        assert_eq!(
+            rep["dryRun"], true,
+            "{name}: a run refused for its configuration wrote nothing"
+        );
+        assert!(
+            r.last_line().ends_with("exit code 2"),
+            "{name}: last line {:?}",
+            r.last_line()
+        );
         // check refuses the same way.
         if extra.is_empty() {
             let c = run(&full, &["check"]).await;
             assert_eq!(c.code, 2, "{name}: check exit code\n{}", c.stderr);
             assert_eq!(emu.any_requests(), 0, "{name}: check made requests");
+            assert!(
+                c.last_line().ends_with("exit code 2"),
+                "{name}: {}",
+                c.stdout
+            );
         }
     }
 }
@@ -225,4 +284,70 @@ async fn check_names_the_cloud_as_the_configuration_spells_it() {
     ));
     let c = run(&env, &["check"]).await;
     assert!(c.stdout.contains("USGovDoD cloud"), "{}", c.stdout);
+}
+
+/// The emulator's tenant is configured by its GUID; the test-user map names it by a verified
+/// domain (`contoso.onmicrosoft.com`, from `GET /organization`).
+fn guid_tenant_with_map(emu: &Emu, key: &str) -> EnvVars {
+    let mut env = one_tenant(emu);
+    env.push(var(
+        TEST_USERS,
+        json!({ key: ["megan@contoso.com"] }).to_string(),
+    ));
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_resolves_a_test_user_key_by_the_tenants_verified_domains() {
+    let emu = Emu::start(small()).await;
+    let c = run(
+        &guid_tenant_with_map(&emu, "Contoso.onmicrosoft.com"),
+        &["check", "-v"],
+    )
+    .await;
+    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
+    assert!(
+        c.stdout.contains("1 test users resolved")
+            && c.stdout
+                .contains("key \"Contoso.onmicrosoft.com\" (a verified domain of the tenant)"),
+        "{}",
+        c.stdout
+    );
+    assert!(c.stderr.contains("/organization"), "{}", c.stderr);
+    assert_eq!(emu.writes(), 0);
+    // A key that is the TenantId needs no verified domains: no extra request.
+    let c = run(&guid_tenant_with_map(&emu, TENANT), &["check", "-v"]).await;
+    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
+    assert!(c.stdout.contains("1 test users resolved"), "{}", c.stdout);
+    assert!(!c.stderr.contains("/organization"), "{}", c.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_user_key_matching_no_verified_domain_fails_closed() {
+    let emu = Emu::start(small()).await;
+    let env = guid_tenant_with_map(&emu, "contso.onmicrosoft.com");
+    let c = run(&env, &["check"]).await;
+    assert_eq!(c.code, 2, "{}\n{}", c.stdout, c.stderr);
+    assert!(
+        c.stderr.contains("\"contso.onmicrosoft.com\"") && c.stderr.contains("matches no tenant"),
+        "{}",
+        c.stderr
+    );
+    // The fix lists the tenant's verified domains, where the typo shows.
+    assert!(c.stderr.contains("contoso.onmicrosoft.com"), "{}", c.stderr);
+    assert!(c.last_line().ends_with("exit code 2"), "{}", c.stdout);
+    // The sync never treats the tenant as "every user": nothing is written. (Exit 2 once the run
+    // resolves keys before its first write; until then the tenant fails on its own.)
+    emu.reset();
+    let r = sync(&env, &[]).await;
+    assert_ne!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(emu.writes(), 0, "a test-mode mistake wrote");
+    assert!(
+        !emu.stats()
+            .by_mailbox
+            .keys()
+            .any(|m| m.to_lowercase().contains("adele")),
+        "a mailbox outside any test list was read: {:?}",
+        emu.stats().by_mailbox.keys()
+    );
 }

@@ -228,6 +228,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// The last line on stdout (the run's summary, which names the exit code).
+    pub fn last_line(&self) -> &str {
+        self.stdout.lines().last().unwrap_or("")
+    }
+
     pub fn all_output(&self) -> String {
         format!(
             "{}\n{}\n{}",
@@ -312,7 +317,7 @@ pub fn one_tenant(emu: &Emu) -> EnvVars {
 }
 
 /// Runs the binary with exactly `env` (the environment is cleared) and `args`. For `sync`, a
-/// `--report` file is added and parsed.
+/// `--report` file is added and parsed, unless `args` name their own.
 pub async fn run(env: &EnvVars, args: &[&str]) -> Run {
     let env = env.clone();
     let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
@@ -327,8 +332,8 @@ fn run_blocking(env: &EnvVars, args: &[String]) -> Run {
     let mut cmd = assert_cmd::Command::cargo_bin("synccontacts").unwrap();
     cmd.env_clear();
     cmd.args(args);
-    let is_sync = args.iter().any(|a| a == "sync");
-    if is_sync {
+    let is_sync = args.first().is_some_and(|a| a == "sync");
+    if is_sync && !args.iter().any(|a| a == "--report") {
         cmd.arg("--report").arg(&report_path);
     }
     for (k, v) in env {

@@ -41,6 +41,72 @@ fn clouds_and_explicit_urls() {
 }
 
 #[test]
+fn check_shows_where_each_root_came_from() {
+    let t = |extra: &str| {
+        format!(
+            r#"[{{"TenantId":"t","ClientId":"c","ClientSecret":"s","GlobalAddressBookUserId":"h"{extra}}}]"#
+        )
+    };
+    let c = ok(&[(
+        TENANTS_JSON,
+        &t(r#","GraphUrl":"https://graph.example.com""#),
+    )]);
+    assert_eq!(
+        c.tenants[0].endpoint_origins,
+        EndpointOrigins {
+            login: None,
+            graph: Some("GraphUrl")
+        }
+    );
+    let c = ok(&[
+        (
+            TENANTS_JSON,
+            &t(r#","LoginUrl":"https://login.example.com""#),
+        ),
+        (LOGIN_URL, "http://127.0.0.1:9"),
+    ]);
+    assert_eq!(c.tenants[0].endpoint_origins.login, Some(LOGIN_URL));
+    assert_eq!(c.tenants[0].endpoints.login.as_str(), "http://127.0.0.1:9/");
+}
+
+#[test]
+fn a_root_with_a_path_is_refused_with_the_fix() {
+    // Graph Explorer's URL: the client would call …/v1.0/v1.0/… and fail as a token problem.
+    let e = err(&[
+        (TENANTS_JSON, T1),
+        (GRAPH_URL, "https://graph.microsoft.com/v1.0"),
+    ]);
+    assert_has(&e, GRAPH_URL, None, "has a path (`/v1.0`)");
+    assert_has(&e, GRAPH_URL, None, "synccontacts appends /v1.0");
+    let e = err(&[(
+        TENANTS_JSON,
+        r#"[{"TenantId":"t","ClientId":"c","ClientSecret":"s","GlobalAddressBookUserId":"h","LoginUrl":"https://login.microsoftonline.com/t/oauth2/v2.0/token","GraphUrl":"http://127.0.0.1:8080/v1.0/"}]"#,
+    )]);
+    assert_has(&e, TENANTS_JSON, Some("LoginUrl"), "has a path");
+    assert_has(
+        &e,
+        TENANTS_JSON,
+        Some("LoginUrl"),
+        "https://login.microsoftonline.com (",
+    );
+    assert_has(&e, TENANTS_JSON, Some("GraphUrl"), "has a path");
+    let e = err(&[
+        (TENANTS_JSON, T1),
+        (LOGIN_URL, "https://login.microsoftonline.com/common"),
+    ]);
+    assert_has(&e, LOGIN_URL, None, "oauth2/v2.0/token");
+    // A trailing slash is not a path.
+    let c = ok(&[
+        (TENANTS_JSON, T1),
+        (GRAPH_URL, "https://graph.microsoft.com/"),
+    ]);
+    assert_eq!(
+        c.tenants[0].endpoints.graph.as_str(),
+        "https://graph.microsoft.com/"
+    );
+}
+
+#[test]
 fn environment_url_overrides_apply_to_every_tenant() {
     let two = format!(
         r#"[{T1},{{"TenantId":"t2","ClientId":"c","ClientSecret":"s","GlobalAddressBookUserId":"h","GraphUrl":"https://graph.example.com"}}]"#

@@ -31,6 +31,11 @@ fn err(pairs: &[(&str, &str)]) -> ConfigError {
     }
 }
 
+/// The test users of a tenant in test mode.
+fn users(t: &TenantConfig) -> Option<Vec<String>> {
+    t.scope.test_users().map(<[String]>::to_vec)
+}
+
 fn has(e: &ConfigError, var: &str, field: Option<&str>, needle: &str) -> bool {
     e.problems.iter().any(|p| {
         p.variable == var

@@ -20,7 +20,8 @@ fn config_json_with_microsoft_tenants() {
         CredentialConfig::Secret(Secret::new("s3cret-canary"))
     );
     assert!(t.options.update_existing);
-    assert_eq!(t.test_users, None);
+    assert_eq!(t.scope, UserScope::AllLicensedUsers);
+    assert_eq!(t.endpoint_origins, EndpointOrigins::default());
     assert_eq!(
         t.endpoints.login.as_str(),
         "https://login.microsoftonline.com/"
@@ -36,7 +37,7 @@ fn config_json_older_top_level_shape_is_one_tenant() {
     )]);
     assert_eq!(c.tenants.len(), 1);
     assert_eq!(c.tenants[0].tenant_id, "t1");
-    assert_eq!(c.tenants[0].test_users, Some(vec!["a@t1".to_owned()]));
+    assert_eq!(users(&c.tenants[0]), Some(vec!["a@t1".to_owned()]));
     assert!(!c.dry_run);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }

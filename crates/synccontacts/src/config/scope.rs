@@ -1,0 +1,294 @@
+//! Whose mailboxes a tenant syncs (SPEC §2.1): every licensed user, or test users from the
+//! tenant's own `TestUserList` or the test-user map — and, when the map holds keys that match no
+//! tenant's `TenantId`, `PrimaryDomain` or `TenantDomain`, a scope *pending* until those keys are
+//! resolved against each tenant's verified domains (so `contoso.onmicrosoft.com` works for a tenant
+//! configured by its GUID).
+//!
+//! Test mode fails closed (issue 16): a key that matches no tenant is a configuration error, never
+//! "ignored, so every user"; a pending scope holds no user list, so nothing can sync such a tenant
+//! by accident. This module decides from plain strings: fetching the verified domains
+//! (`GET /organization`) is the run's job, before the first write of any tenant. It makes no
+//! request and reads no file.
+
+use std::fmt::Write as _;
+
+use super::high::{Config, TenantConfig};
+use super::low::{LowTenant, TestUserMap};
+use super::problem::{ConfigError, Findings, Problem};
+
+/// Whose mailboxes a tenant syncs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserScope {
+    /// Every licensed user of the tenant (no test-user list applies to it).
+    AllLicensedUsers,
+    /// Test mode: only these users (never empty).
+    TestUsers {
+        users: Vec<String>,
+        /// Where the list came from, for `check` and logs, e.g. `… TestUserList` or
+        /// `AUTOMATION_SYNCCONTACTS_TEST_USER_LIST_BY_TENANT_JSON key "contoso.com"`.
+        origin: String,
+    },
+    /// Not decided yet: the test-user map holds keys that matched no tenant's TenantId,
+    /// PrimaryDomain or TenantDomain, and one of them may be a verified domain of this tenant.
+    /// [`Config::resolve_test_user_keys`] decides it; a run must never sync a tenant whose scope
+    /// is still pending (it would not know whether it is in test mode).
+    PendingVerifiedDomains,
+}
+
+impl UserScope {
+    /// The test users, when the scope is test mode.
+    pub fn test_users(&self) -> Option<&[String]> {
+        match self {
+            Self::TestUsers { users, .. } => Some(users),
+            _ => None,
+        }
+    }
+
+    pub fn is_pending(&self) -> bool {
+        matches!(self, Self::PendingVerifiedDomains)
+    }
+
+    /// For `check` and logs: `all licensed users`, `2 test users from …`, `pending …`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::AllLicensedUsers => "all licensed users".into(),
+            Self::TestUsers { users, origin } => {
+                format!("{} test users from {origin}", users.len())
+            }
+            Self::PendingVerifiedDomains => {
+                "pending: decided by the tenant's verified domains (a test-user key matched none of its configured keys)".into()
+            }
+        }
+    }
+}
+
+/// A test-user map entry whose key equals no tenant's TenantId, PrimaryDomain or TenantDomain:
+/// it must name a verified domain of a tenant whose scope is pending, or the run is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnresolvedTestUserKey {
+    pub key: String,
+    /// Its users (never empty).
+    pub users: Vec<String>,
+    /// Where the map came from (the variable, or the config JSON's `TestUserListByTenant`).
+    pub origin: String,
+}
+
+/// Stage two: the map's keys that match none of `tenants` (every tenant read, before `--tenant`).
+pub(super) fn unresolved_keys(
+    map: Option<&TestUserMap>,
+    tenants: &[LowTenant],
+) -> Vec<UnresolvedTestUserKey> {
+    let Some(map) = map else {
+        return Vec::new();
+    };
+    map.entries
+        .iter()
+        .filter(|(k, _)| {
+            !tenants
+                .iter()
+                .any(|t| static_keys(t).any(|c| same_key(c, k)))
+        })
+        .map(|(k, users)| UnresolvedTestUserKey {
+            key: k.clone(),
+            users: users.clone(),
+            origin: map.origin.clone(),
+        })
+        .collect()
+}
+
+/// Stage two: one tenant's scope. SPEC §2.1: its own list; else the first map entry whose key
+/// equals its TenantId, then PrimaryDomain, then TenantDomain (case-insensitively, as
+/// PowerShell's property lookup); else — pending while some key is unresolved, all licensed users
+/// otherwise.
+pub(super) fn scope_of(t: &LowTenant, map: Option<&TestUserMap>, unresolved: bool) -> UserScope {
+    if let Some(own) = &t.test_users {
+        return UserScope::TestUsers {
+            users: own.clone(),
+            origin: format!("{} TestUserList", t.origin),
+        };
+    }
+    if let Some(map) = map {
+        for c in static_keys(t) {
+            if let Some((k, users)) = map.entries.iter().find(|(k, _)| same_key(c, k)) {
+                return UserScope::TestUsers {
+                    users: users.clone(),
+                    origin: format!("{} key \"{k}\"", map.origin),
+                };
+            }
+        }
+    }
+    if unresolved {
+        UserScope::PendingVerifiedDomains
+    } else {
+        UserScope::AllLicensedUsers
+    }
+}
+
+/// Stage two: unresolved keys when no tenant is left for them (every tenant already has its test
+/// users) can never apply — a typo, refused now rather than after a request.
+pub(super) fn refuse_keys_no_tenant_can_take(
+    found: &mut Findings,
+    tenants: &[TenantConfig],
+    keys: &[UnresolvedTestUserKey],
+) {
+    if tenants.is_empty() || tenants.iter().any(|t| t.scope.is_pending()) {
+        return;
+    }
+    for k in keys {
+        found.problem(
+            &k.origin,
+            None,
+            Some(&format!("\"{}\"", k.key)),
+            "matches no tenant: it is no tenant's TenantId, PrimaryDomain or TenantDomain, and every \
+             tenant already has its test users (its own TestUserList or another key)",
+            "correct it to the TenantId, PrimaryDomain, TenantDomain or a verified domain of the \
+             tenant it is meant for, or remove it",
+        );
+    }
+}
+
+fn static_keys(t: &LowTenant) -> impl Iterator<Item = &String> {
+    [&t.tenant_id, &t.primary_domain, &t.tenant_domain]
+        .into_iter()
+        .flatten()
+}
+
+fn same_key(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
+/// How many verified domains a refusal lists per tenant (a tenant may have hundreds).
+const DOMAINS_SHOWN: usize = 8;
+
+impl Config {
+    /// Whether some tenant's user scope waits on its verified domains. False when every
+    /// test-user key matched a configured key (or there is no map): such a run fetches nothing.
+    pub fn needs_verified_domains(&self) -> bool {
+        self.tenants.iter().any(|t| t.scope.is_pending())
+    }
+
+    /// Decides every pending scope from the tenants' verified domains: a tenant takes the first
+    /// unresolved key (in the map's order) that equals one of its domains, case-insensitively, or
+    /// all licensed users when none does. `verified_domains[i]` holds the domain names of
+    /// `self.tenants[i]` (`verifiedDomains[].name` of `GET /organization`); `None` (or a short
+    /// slice) where they were not fetched — needed only for tenants whose scope is pending.
+    ///
+    /// Refused, before anything is written: a key that matches no tenant (listing the domains
+    /// seen), and two keys naming one tenant. A pending tenant given `None` (its fetch failed)
+    /// stays pending — the run must fail that tenant, never sync it — and then an unmatched key
+    /// is not refused, since it may name that tenant.
+    pub fn resolve_test_user_keys(
+        &mut self,
+        verified_domains: &[Option<Vec<String>>],
+    ) -> Result<(), ConfigError> {
+        let keys = &self.unresolved_test_user_keys;
+        let mut matched = vec![false; keys.len()];
+        let mut unknown = false;
+        let mut decided: Vec<(usize, UserScope)> = Vec::new();
+        let mut problems = Vec::new();
+        for (i, t) in self.tenants.iter().enumerate() {
+            if !t.scope.is_pending() {
+                continue;
+            }
+            let Some(domains) = verified_domains.get(i).and_then(Option::as_ref) else {
+                unknown = true;
+                continue;
+            };
+            let hits: Vec<usize> = (0..keys.len())
+                .filter(|&j| domains.iter().any(|d| same_key(d, &keys[j].key)))
+                .collect();
+            for &j in &hits {
+                matched[j] = true;
+            }
+            match hits.as_slice() {
+                [] => decided.push((i, UserScope::AllLicensedUsers)),
+                [j] => decided.push((
+                    i,
+                    UserScope::TestUsers {
+                        users: keys[*j].users.clone(),
+                        origin: format!(
+                            "{} key \"{}\" (a verified domain of the tenant)",
+                            keys[*j].origin, keys[*j].key
+                        ),
+                    },
+                )),
+                several => {
+                    let names: Vec<String> = several
+                        .iter()
+                        .map(|&j| format!("\"{}\"", keys[j].key))
+                        .collect();
+                    problems.push(Problem {
+                        variable: keys[several[0]].origin.clone(),
+                        tenant: Some(format!("tenant {}", t.label())),
+                        field: None,
+                        problem: format!(
+                            "test-user keys {} all name this tenant (verified domains of it)",
+                            names.join(" and ")
+                        ),
+                        fix: "keep one key per tenant, so it is clear which test users apply"
+                            .into(),
+                    });
+                }
+            }
+        }
+        if !unknown {
+            for (k, _) in keys.iter().zip(&matched).filter(|(_, m)| !**m) {
+                problems.push(self.no_tenant_matches(k, verified_domains));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        for (i, scope) in decided {
+            self.tenants[i].scope = scope;
+        }
+        let still_open: Vec<UnresolvedTestUserKey> = self
+            .unresolved_test_user_keys
+            .iter()
+            .zip(&matched)
+            .filter(|(_, m)| !**m)
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.unresolved_test_user_keys = still_open;
+        Ok(())
+    }
+
+    fn no_tenant_matches(
+        &self,
+        k: &UnresolvedTestUserKey,
+        verified_domains: &[Option<Vec<String>>],
+    ) -> Problem {
+        let mut seen = String::new();
+        for (i, t) in self.tenants.iter().enumerate() {
+            if let Some(Some(ds)) = verified_domains.get(i).filter(|_| t.scope.is_pending()) {
+                let shown: Vec<&str> = ds.iter().take(DOMAINS_SHOWN).map(String::as_str).collect();
+                let more = if ds.len() > DOMAINS_SHOWN {
+                    ", …"
+                } else {
+                    ""
+                };
+                let _ = write!(seen, "; {}: {}{more}", t.label(), shown.join(", "));
+            }
+        }
+        let mut fix = format!(
+            "use a TenantId, PrimaryDomain, TenantDomain or verified domain of the tenant it is \
+             meant for (verified domains{seen}); a key that matches nothing is refused so test mode \
+             never syncs a whole tenant"
+        );
+        if self.narrowed {
+            fix.push_str(
+                "; a key for a tenant left out by --tenant must be that tenant's TenantId, \
+                 PrimaryDomain or TenantDomain",
+            );
+        }
+        Problem {
+            variable: k.origin.clone(),
+            tenant: None,
+            field: Some(format!("\"{}\"", k.key)),
+            problem: "matches no tenant: it is no tenant's TenantId, PrimaryDomain or \
+                      TenantDomain, nor a verified domain of one"
+                .into(),
+            fix,
+        }
+    }
+}
