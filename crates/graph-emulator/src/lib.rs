@@ -91,8 +91,29 @@ fn random_bytes() -> [u8; 16] {
     *uuid::Uuid::new_v4().as_bytes()
 }
 
+/// Why an emulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The scenario is invalid (the message names the offending field).
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// `--tls`: the certificates or the TLS configuration could not be made.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Validates `scenario`, loads it and starts serving. Returns once the socket accepts connections.
-pub async fn start(scenario: Scenario, opts: EmulatorOptions) -> anyhow::Result<RunningEmulator> {
+pub async fn start(
+    scenario: Scenario,
+    opts: EmulatorOptions,
+) -> Result<RunningEmulator, StartError> {
     scenario.validate()?;
     let seed = opts
         .seed
@@ -120,8 +141,14 @@ pub async fn start(scenario: Scenario, opts: EmulatorOptions) -> anyhow::Result<
     let listen = opts
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let tcp = tokio::net::TcpListener::bind(listen).await?;
-    let addr = tcp.local_addr()?;
+    let listen_error = |source| StartError::Listen {
+        addr: listen,
+        source,
+    };
+    let tcp = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(listen_error)?;
+    let addr = tcp.local_addr().map_err(listen_error)?;
     let listener = tls::EmuListener::from_tcp(tcp, tls.as_ref().map(|t| t.server_config.clone()));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     // ConnectInfo carries each connection's kill switch, for the fault plan's `drop` actions.

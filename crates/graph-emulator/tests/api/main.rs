@@ -8,4 +8,5 @@ mod contacts;
 mod control;
 mod directory;
 mod identity;
+mod library;
 mod realism;
