@@ -330,6 +330,11 @@ impl MailboxCall<'_, '_> {
         ))
     }
 
+    /// `DELETE …/contacts/{id}` (contact-delete.md): 204, empty body. Graph moves the contact to
+    /// Deleted Items, where it keeps no id the client knows (ids change on a move without
+    /// `IdType="ImmutableId"`, graph-facts §1): it leaves its folder's listing, its delta reports
+    /// it as `@removed` (the snapshot diff in `delta.rs`), and a second DELETE is 404
+    /// `ErrorItemNotFound`. The emulator does not model Deleted Items, so the contact is dropped.
     fn delete_contact(
         &mut self,
         folder: Option<&str>,

@@ -6,6 +6,7 @@ mod common;
 mod binary;
 mod contacts;
 mod control;
+mod deletes;
 mod directory;
 mod identity;
 mod library;
