@@ -474,7 +474,11 @@ pub(crate) async fn serve(
     base_url: String,
 ) -> Served {
     match serve_batch(shared, method, headers, body, base_url).await {
-        Ok((headers, body)) => Served::Responses { headers, body },
+        Ok((headers, body, mailbox)) => Served::Responses {
+            headers,
+            body,
+            mailbox,
+        },
         Err(refused) => Served::Refused(refused),
     }
 }
@@ -485,13 +489,17 @@ pub(crate) enum Served {
     Responses {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
+        /// The one mailbox every item addresses, if they all address the same one (the batch's
+        /// `responseBytes` are attributed to it; otherwise they count in the total only).
+        mailbox: Option<String>,
     },
     /// The batch as a whole failed.
     Refused(GraphResponse),
 }
 
-/// A batch that ran: the outer response headers and the `responses` document.
-type Answered = (Vec<(String, String)>, Vec<u8>);
+/// A batch that ran: the outer response headers, the `responses` document and the mailbox all
+/// its items address (if one).
+type Answered = (Vec<(String, String)>, Vec<u8>, Option<String>);
 
 async fn serve_batch(
     shared: Arc<Shared>,
@@ -593,7 +601,8 @@ async fn serve_batch(
             &crate::realism::percent_decode(&who),
         ))
     };
-    let results = execute(parsed, mailbox_key, dispatch).await;
+    let one_mailbox = single_mailbox(&parsed, &mailbox_key);
+    let results = execute(parsed, &mailbox_key, dispatch).await;
     let dropped = results
         .iter()
         .any(|(_, r)| r.headers.iter().any(|(k, _)| k == DROP_MARKER));
@@ -624,7 +633,22 @@ async fn serve_batch(
     if let Some(c) = client_request_id {
         resp_headers.push(("client-request-id".into(), c));
     }
-    Ok((resp_headers, body))
+    Ok((resp_headers, body, one_mailbox))
+}
+
+/// The mailbox every item of the batch addresses, if they all address one and the same (an item
+/// refused at parse time, or addressing the directory, makes it `None`).
+fn single_mailbox(
+    parsed: &ParsedBatch,
+    mailbox_key: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let mut keys = parsed.items.iter().map(|item| match item {
+        Ok(req) => mailbox_key(&req.path_and_query),
+        Err(_) => None,
+    });
+    let first = keys.next()??;
+    keys.all(|k| k.as_deref() == Some(first.as_str()))
+        .then_some(first)
 }
 
 fn error_response(
@@ -644,6 +668,7 @@ fn error_response(
         status: e.status,
         headers,
         body: Some(body),
+        mailbox: None,
     }
 }
 

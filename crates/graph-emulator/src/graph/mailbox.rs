@@ -343,11 +343,7 @@ impl MailboxCall<'_, '_> {
         self.find(folder, id)?;
         self.check_if_match(id)?;
         self.mailbox.delete_contact(id);
-        Ok(GraphResponse {
-            status: StatusCode::NO_CONTENT,
-            headers: Vec::new(),
-            body: None,
-        })
+        Ok(GraphResponse::empty(StatusCode::NO_CONTENT))
     }
 
     fn folder_context(&self, folders: &[String]) -> String {

@@ -54,6 +54,8 @@ pub struct GraphResponse {
     pub status: StatusCode,
     pub headers: Vec<(String, String)>,
     pub body: Option<Value>,
+    /// The mailbox the request addressed (stats key), for `responseBytes` per mailbox.
+    pub mailbox: Option<String>,
 }
 
 impl GraphResponse {
@@ -62,6 +64,17 @@ impl GraphResponse {
             status,
             headers: Vec::new(),
             body: Some(body),
+            mailbox: None,
+        }
+    }
+
+    /// An answer without a body (204).
+    fn empty(status: StatusCode) -> Self {
+        GraphResponse {
+            status,
+            headers: Vec::new(),
+            body: None,
+            mailbox: None,
         }
     }
 }
@@ -92,7 +105,8 @@ pub async fn dispatch(shared: &Shared, req: GraphRequest) -> GraphResponse {
         .get("client-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let mut resp = match handle(shared, &req).await {
+    let mut mailbox = None;
+    let mut resp = match handle(shared, &req, &mut mailbox).await {
         Ok(r) => r,
         Err(e) => {
             let date = shared.clock.now().strftime("%Y-%m-%dT%H:%M:%S").to_string();
@@ -101,9 +115,11 @@ pub async fn dispatch(shared: &Shared, req: GraphRequest) -> GraphResponse {
                 status: e.status,
                 headers: e.headers,
                 body: Some(body),
+                mailbox: None,
             }
         }
     };
+    resp.mailbox = mailbox;
     resp.headers.push(("request-id".into(), request_id));
     // Our ids never change on a move (there are no moves), so immutable ids are always in
     // effect; echo the preference as Graph does (outlook-immutable-id.md, graph-facts §1).
@@ -123,7 +139,13 @@ pub async fn dispatch(shared: &Shared, req: GraphRequest) -> GraphResponse {
     resp
 }
 
-async fn handle(shared: &Shared, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
+/// Runs one request; `mailbox_out` receives the addressed mailbox's stats key as soon as it is
+/// known (an error answer after that point is still that mailbox's).
+async fn handle(
+    shared: &Shared,
+    req: &GraphRequest,
+    mailbox_out: &mut Option<String>,
+) -> Result<GraphResponse, GraphError> {
     let verified_here;
     let principal: &Principal = match &req.verified {
         Some(p) => {
@@ -145,6 +167,7 @@ async fn handle(shared: &Shared, req: &GraphRequest) -> Result<GraphResponse, Gr
         }
         _ => None,
     };
+    mailbox_out.clone_from(&mailbox);
     let ctx = RequestContext {
         method: req.method.to_string(),
         path: req.path.clone(),
