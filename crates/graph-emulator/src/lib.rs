@@ -19,6 +19,7 @@ mod contact;
 mod control;
 pub mod delta;
 mod error;
+mod extprops;
 pub mod faults;
 pub mod generate;
 mod graph;
@@ -32,6 +33,7 @@ mod server;
 mod stats;
 mod store;
 pub mod tls;
+pub mod variants;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -40,12 +42,13 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use delta::DeltaConfig;
+pub use delta::{DeltaConfig, ExpiredForm};
 pub use faults::FaultPlan;
 pub use generate::{GenerateOptions, generate};
 pub use limits::Limits;
 pub use scenario::{Scenario, ScenarioError};
 pub use stats::{MailboxStats, Stats};
+pub use variants::Variants;
 
 /// How to run an emulator. `Default` is what tests want: a free port on 127.0.0.1, no latency,
 /// plain HTTP, no faults, and Outlook's limits on (as in a real tenant).
@@ -65,6 +68,9 @@ pub struct EmulatorOptions {
     pub tls: bool,
     /// Delta token lifetime and page sizes.
     pub delta: DeltaConfig,
+    /// Alternative readings of unconfirmed Graph behaviour (`serve --variant`); all off by
+    /// default, which plays the stricter reading.
+    pub variants: Variants,
 }
 
 /// A running emulator. Dropping it stops the server (without waiting); [`shutdown`] waits.
@@ -134,7 +140,11 @@ pub async fn start(
         clock,
         jwt_key,
         realism: realism::Realism::new(opts.limits, opts.faults, opts.latency),
-        delta: delta::DeltaStore::new(opts.delta),
+        delta: delta::DeltaStore::new(DeltaConfig {
+            replays: opts.delta.replays || opts.variants.delta_replays,
+            ..opts.delta
+        }),
+        variants: opts.variants,
         revoked: Mutex::default(),
         scheme,
     });
@@ -195,7 +205,13 @@ impl RunningEmulator {
     /// Forgets every delta token, as Outlook does when it evicts sync states: their next use
     /// gets 410 `SyncStateNotFound` (same as `POST /_emulator/delta/expire`).
     pub fn expire_delta_tokens(&self) {
-        self.shared.delta.expire_all();
+        self.shared.delta.expire_all(ExpiredForm::SyncStateNotFound);
+    }
+
+    /// Forgets every delta token; their next use gets 410 in the given form (`Reset`: with a
+    /// `Location` header naming a fresh initial delta request).
+    pub fn expire_delta_tokens_as(&self, form: ExpiredForm) {
+        self.shared.delta.expire_all(form);
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -39,6 +39,8 @@ pub struct Shared {
     pub revoked: Mutex<HashSet<String>>,
     /// `http` or `https`, for links built from the Host header.
     pub scheme: &'static str,
+    /// Alternative readings of unconfirmed Graph behaviour.
+    pub variants: crate::variants::Variants,
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -57,6 +59,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/_emulator/users/{upn}/contacts/{cid}/touch",
             post(crate::control::touch),
+        )
+        .route(
+            "/_emulator/users/{upn}/contacts/{cid}/move",
+            post(crate::control::move_contact),
         )
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route(

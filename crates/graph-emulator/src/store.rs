@@ -228,6 +228,23 @@ impl Mailbox {
         &self.insert_contact(ids, folder_id, data, now).data
     }
 
+    /// Moves a contact to another folder of this mailbox (a user's drag in Outlook): its id is
+    /// kept (immutable ids), its version moves. `None` when there is no such contact.
+    pub fn move_contact(
+        &mut self,
+        id: &str,
+        folder_id: &str,
+        ids: &mut IdGen,
+        now: jiff::Timestamp,
+    ) -> Option<&StoredContact> {
+        let c = self.contact_mut(id)?;
+        c.folder_id = folder_id.to_owned();
+        c.data
+            .insert("parentFolderId".into(), Value::String(folder_id.to_owned()));
+        c.touch(ids, now);
+        self.contact(id)
+    }
+
     /// Deletes a contact through the API.
     pub fn delete_contact(&mut self, id: &str) -> Option<StoredContact> {
         self.remove_contact(id)
@@ -353,6 +370,10 @@ impl Mailbox {
         mut data: Map<String, Value>,
         now: jiff::Timestamp,
     ) -> &StoredContact {
+        // Validated properties, possibly with nulls to remove: keep only the set ones.
+        if let Some(Value::Array(props)) = data.remove(crate::extprops::KEY) {
+            crate::extprops::merge(&mut data, props);
+        }
         contact::fill_defaults(&mut data);
         let blank = |v: Option<&Value>| v.and_then(Value::as_str).is_none_or(str::is_empty);
         if blank(data.get("displayName"))
@@ -425,7 +446,16 @@ impl StoredContact {
             .any(|k| patch.contains_key(*k));
         let sets_display = patch.contains_key("displayName");
         for (k, v) in patch {
-            self.data.insert(k, v);
+            match (k.as_str(), v) {
+                // Extended properties merge: a PATCH sets the ones it names (post-
+                // singlevalueextendedproperties.md: "update … an existing instance").
+                (crate::extprops::KEY, Value::Array(props)) => {
+                    crate::extprops::merge(&mut self.data, props);
+                }
+                (_, v) => {
+                    self.data.insert(k, v);
+                }
+            }
         }
         contact::fill_defaults(&mut self.data);
         if touches_names

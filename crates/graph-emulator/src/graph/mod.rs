@@ -121,8 +121,9 @@ pub async fn dispatch(shared: &Shared, req: GraphRequest) -> GraphResponse {
     };
     resp.mailbox = mailbox;
     resp.headers.push(("request-id".into(), request_id));
-    // Our ids never change on a move (there are no moves), so immutable ids are always in
-    // effect; echo the preference as Graph does (outlook-immutable-id.md, graph-facts §1).
+    // Our ids never change on a move (the control plane's `move` keeps them), so immutable ids
+    // are always in effect; echo the preference as Graph does (outlook-immutable-id.md,
+    // graph-facts §1).
     let prefers_immutable = req
         .headers
         .get_all("prefer")
@@ -206,6 +207,7 @@ async fn handle(
         query: Query::parse(req.query.as_deref()),
         now: shared.clock.now(),
         delta: &shared.delta,
+        variants: &shared.variants,
     };
     // The lock lives only in this block, never across an await.
     let result = {
@@ -300,8 +302,11 @@ fn is(seg: &str, name: &str) -> bool {
     seg.eq_ignore_ascii_case(name)
 }
 
+/// `delta`, its full name `microsoft.graph.delta`, each with or without `()` (the SDKs send
+/// `delta()`; delta-query-overview.md: "/delta is a shortcut for … /microsoft.graph.delta").
 fn is_delta(seg: &str) -> bool {
-    is(seg, "delta") || is(seg, "microsoft.graph.delta") || is(seg, "delta()")
+    let name = seg.strip_suffix("()").unwrap_or(seg);
+    is(name, "delta") || is(name, "microsoft.graph.delta")
 }
 
 fn parse_route(segs: &[String]) -> Result<Route, GraphError> {
@@ -381,6 +386,7 @@ struct Call<'a> {
     query: Query,
     now: jiff::Timestamp,
     delta: &'a DeltaStore,
+    variants: &'a crate::variants::Variants,
 }
 
 impl Call<'_> {

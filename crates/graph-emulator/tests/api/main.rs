@@ -7,6 +7,7 @@ mod binary;
 mod contacts;
 mod control;
 mod deletes;
+mod delta;
 mod directory;
 mod identity;
 mod library;
