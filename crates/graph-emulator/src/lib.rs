@@ -44,7 +44,7 @@ use tokio::task::JoinHandle;
 
 pub use delta::{DeltaConfig, ExpiredForm};
 pub use faults::FaultPlan;
-pub use generate::{GenerateOptions, generate};
+pub use generate::{GenerateExtras, GenerateOptions, generate, generate_with};
 pub use limits::Limits;
 pub use scenario::{Scenario, ScenarioError};
 pub use stats::{MailboxStats, Stats};

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use graph_emulator::{EmulatorOptions, FaultPlan, GenerateOptions, Limits, Scenario};
+use graph_emulator::{
+    EmulatorOptions, FaultPlan, GenerateExtras, GenerateOptions, Limits, Scenario, Variants,
+};
 
 #[derive(Parser)]
 #[command(
@@ -67,6 +69,17 @@ struct ServeArgs {
     /// Requests per app per 10 seconds before 429 (Graph: 130000).
     #[arg(long)]
     app_requests: Option<u64>,
+    /// Play the other reading of an unconfirmed Graph behaviour (repeatable); see the list
+    /// below.
+    #[arg(long = "variant", value_name = "NAME", value_parser = parse_variant)]
+    variants: Vec<String>,
+}
+
+fn parse_variant(s: &str) -> Result<String, String> {
+    graph_emulator::Variants::default()
+        .enable(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(clap::Args)]
@@ -83,6 +96,10 @@ struct GenerateArgs {
     edits: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Share (0 to 1) of the users' contacts marked private by their owner, alternately by the
+    /// Outlook category "Private" and by the Private flag (extended property Integer 0x0036 = 2).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    private: f64,
 }
 
 fn parse_share(s: &str) -> Result<f64, String> {
@@ -106,13 +123,18 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Generate(args) => {
-            let scenario = graph_emulator::generate(&GenerateOptions {
-                users: args.users,
-                contacts_per_user: args.contacts_per_user,
-                pool: args.pool,
-                edits: args.edits,
-                seed: args.seed,
-            });
+            let scenario = graph_emulator::generate_with(
+                &GenerateOptions {
+                    users: args.users,
+                    contacts_per_user: args.contacts_per_user,
+                    pool: args.pool,
+                    edits: args.edits,
+                    seed: args.seed,
+                },
+                &GenerateExtras {
+                    private: args.private,
+                },
+            );
             let mut out = std::io::stdout().lock();
             let written = writeln!(out, "{}", scenario.to_json_pretty()).and_then(|()| out.flush());
             match written {
@@ -154,6 +176,10 @@ async fn serve(scenario: Scenario, args: ServeArgs) -> anyhow::Result<()> {
             )
         }
     };
+    let mut variants = Variants::default();
+    for name in &args.variants {
+        variants.enable(name)?;
+    }
     let emulator = graph_emulator::start(
         scenario,
         EmulatorOptions {
@@ -163,6 +189,7 @@ async fn serve(scenario: Scenario, args: ServeArgs) -> anyhow::Result<()> {
             faults,
             tls: args.tls,
             limits: limits(&args),
+            variants,
             ..EmulatorOptions::default()
         },
     )

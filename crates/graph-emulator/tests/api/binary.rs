@@ -122,3 +122,41 @@ fn serve_exits_cleanly_on_sigterm() {
     assert!(exit.success(), "clean exit on SIGTERM, got {exit:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn generate_private_marks_a_share_and_serve_refuses_an_unknown_variant() {
+    let out = Command::new(BIN)
+        .args([
+            "generate",
+            "--users",
+            "4",
+            "--contacts-per-user",
+            "10",
+            "--private",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("\"Private\""), "by category");
+    assert!(text.contains("Integer 0x0036"), "by flag");
+    graph_emulator::Scenario::from_json(&text).unwrap();
+
+    let dir = std::env::temp_dir().join(format!("graph-emulator-var-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("scenario.json");
+    std::fs::write(&file, crate::common::fixture_json().to_string()).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--variant", "no-such-thing", "--scenario"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no-such-thing") && err.contains("delta-replays"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

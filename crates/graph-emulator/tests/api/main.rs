@@ -9,6 +9,7 @@ mod control;
 mod deletes;
 mod delta;
 mod directory;
+mod extprops;
 mod identity;
 mod library;
 mod realism;
