@@ -300,7 +300,8 @@ pub fn format_ts(ts: jiff::Timestamp) -> String {
 }
 
 /// A fully populated stored contact from normalised writable properties: every property present,
-/// unset collections `[]`, unset strings `null`, unset addresses `{}` (graph-facts §9).
+/// unset collections `[]`, unset strings `null` (but `fileAs` `""`), unset addresses `{}`
+/// (graph-facts §9).
 pub fn fill_defaults(c: &mut Map<String, Value>) {
     for p in STRING_PROPS {
         c.entry(*p).or_insert(Value::Null);
@@ -313,6 +314,13 @@ pub fn fill_defaults(c: &mut Map<String, Value>) {
     }
     c.entry("emailAddresses").or_insert(Value::Array(vec![]));
     c.entry("birthday").or_insert(Value::Null);
+    // An unset fileAs reads "" (not null) on contacts created through the API: Outlook REST
+    // v2.0's create-contact sample answers `"FileAs": ""` and v1.0 captures show `"fileAs": ""`
+    // next to `"initials": null` [OBS]; Exchange does not compute it from the name. Clearing it
+    // gives the same "" [UNCONF].
+    if c.get("fileAs").is_none_or(Value::is_null) {
+        c.insert("fileAs".into(), Value::String(String::new()));
+    }
 }
 
 /// The display name Exchange derives from the name parts ("Given Middle Surname").

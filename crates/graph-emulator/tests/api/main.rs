@@ -12,4 +12,5 @@ mod directory;
 mod extprops;
 mod identity;
 mod library;
+mod properties;
 mod realism;
