@@ -449,6 +449,7 @@ pub fn generate(opts: &GenerateOptions) -> Scenario {
                 mailbox_scope: None,
             }],
             users,
+            groups: vec![],
         }],
         token_lifetime_seconds: None,
         quirks: None,

@@ -23,6 +23,7 @@ mod extprops;
 pub mod faults;
 pub mod generate;
 mod graph;
+mod groups;
 mod hooks;
 mod identity;
 pub mod limits;

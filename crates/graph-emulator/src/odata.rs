@@ -218,6 +218,15 @@ pub fn parse_email_filter(filter: &str) -> Option<String> {
     }
 }
 
+/// `<property> eq '<value>'`: the property and the value.
+pub fn parse_eq_filter(filter: &str) -> Option<(String, String)> {
+    let toks = tokenize(filter)?;
+    match toks.as_slice() {
+        [Tok::Ident(p), Tok::Ident(op), Tok::Str(v)] if op == "eq" => Some((p.clone(), v.clone())),
+        _ => None,
+    }
+}
+
 /// `displayName eq 'Name'` on contact folders. `None` means 400 ErrorInvalidUrlQueryFilter.
 pub fn parse_folder_filter(filter: &str) -> Option<String> {
     let toks = tokenize(filter)?;

@@ -120,6 +120,8 @@ pub struct TenantState {
     /// later). Every Graph request resolves its mailbox here, under the store lock: a scan that
     /// lower-cased every UPN cost ~100 µs a request at 1,000 users (issue 8 benchmark).
     pub user_keys: HashMap<String, usize>,
+    /// Directory groups, members resolved (`groups.rs`).
+    pub groups: Vec<crate::groups::GroupState>,
 }
 
 pub struct UserState {
@@ -508,13 +510,16 @@ impl Store {
                     mailbox,
                 });
             }
+            let user_keys = TenantState::keys_of(&users);
+            let groups = crate::groups::load(&t.groups, &user_keys, &mut ids);
             tenants.push(TenantState {
                 tenant_id: t.tenant_id.clone(),
                 display_name: t.display_name.clone(),
                 domains: t.domains.clone(),
                 apps: t.apps.clone(),
-                user_keys: TenantState::keys_of(&users),
+                user_keys,
                 users,
+                groups,
             });
         }
         Store {
@@ -546,6 +551,7 @@ impl Store {
                 domains: t.domains.clone(),
                 apps: t.apps.clone(),
                 users: t.users.iter().map(export_user).collect(),
+                groups: crate::groups::export(&t.groups),
             })
             .collect();
         Scenario {

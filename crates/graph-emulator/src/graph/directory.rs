@@ -13,7 +13,7 @@ use crate::odata::{self, UserFilter, UserFilterError};
 use crate::store::{TenantState, UserState};
 
 /// Properties `/users` returns without `$select` (user-list.md, graph-facts §3).
-const USER_DEFAULT_PROPS: &[&str] = &[
+pub(super) const USER_DEFAULT_PROPS: &[&str] = &[
     "businessPhones",
     "displayName",
     "givenName",
@@ -27,7 +27,7 @@ const USER_DEFAULT_PROPS: &[&str] = &[
     "id",
 ];
 /// Further properties that may be `$select`ed (returned only when selected).
-const USER_EXTRA_PROPS: &[&str] = &[
+pub(super) const USER_EXTRA_PROPS: &[&str] = &[
     "accountEnabled",
     "assignedLicenses",
     "userType",
@@ -87,7 +87,93 @@ pub(super) fn user_select(call: &Call<'_>) -> Result<Option<Vec<String>>, GraphE
     })
 }
 
-const USERS_SKIPTOKEN_PREFIX: &str = "emu-users:";
+/// Paging of a directory collection (users, groups, members): `$top` 1–999, default 100, and
+/// an opaque `$skiptoken` (graph-facts §3, paging.md).
+pub(super) struct DirectoryPage {
+    pub top: usize,
+    pub offset: usize,
+    /// `ConsistencyLevel: eventual` and `$count=true` both present: an advanced query
+    /// (aad-advanced-queries.md). The header is not carried by nextLinks, so each page must
+    /// resend it (graph-facts §3).
+    pub advanced: bool,
+}
+
+const SKIPTOKEN_PREFIX: &str = "emu-dir:";
+
+impl DirectoryPage {
+    pub(super) fn parse(call: &Call<'_>) -> Result<DirectoryPage, GraphError> {
+        let top = match call.query.get("$top") {
+            None => 100,
+            Some(raw) => match odata::parse_usize(raw) {
+                Some(n) if (1..=999).contains(&n) => n,
+                _ => {
+                    return Err(GraphError::bad_request(
+                        "Request_BadRequest",
+                        format!(
+                            "Invalid page size specified: '{raw}'. Must be between 1 and 999 inclusive."
+                        ),
+                    ));
+                }
+            },
+        };
+        let offset = match call.query.get("$skiptoken") {
+            None => 0,
+            Some(tok) => decode_skiptoken(tok).ok_or_else(|| {
+                GraphError::bad_request("Request_BadRequest", "Invalid page token.")
+            })?,
+        };
+        let eventual = call
+            .req
+            .headers
+            .get("consistencylevel")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
+        Ok(DirectoryPage {
+            top,
+            offset,
+            advanced: eventual && call.query.count_requested(),
+        })
+    }
+
+    /// The answer: this page of `rows` (all matching rows, rendered lazily), `@odata.count`
+    /// only on the first page of an advanced query (`$count=true` without the header is
+    /// silently ignored, aad-advanced-queries.md), and a `$skiptoken` nextLink while more rows
+    /// remain.
+    pub(super) fn answer<T>(
+        &self,
+        call: &Call<'_>,
+        context: &str,
+        rows: &[T],
+        render: impl Fn(&T) -> Value,
+    ) -> GraphResponse {
+        let page: Vec<Value> = rows
+            .iter()
+            .skip(self.offset)
+            .take(self.top)
+            .map(render)
+            .collect();
+        let mut body = Map::new();
+        body.insert("@odata.context".into(), json!(call.metadata(context)));
+        if self.advanced && self.offset == 0 {
+            body.insert("@odata.count".into(), json!(rows.len()));
+        }
+        if self.offset + self.top < rows.len() {
+            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(format!("{SKIPTOKEN_PREFIX}{}", self.offset + self.top));
+            body.insert(
+                "@odata.nextLink".into(),
+                json!(call.query.next_link(
+                    &call.req.base_url,
+                    &call.req.path,
+                    "$skiptoken",
+                    &token
+                )),
+            );
+        }
+        body.insert("value".into(), Value::Array(page));
+        GraphResponse::json(StatusCode::OK, Value::Object(body))
+    }
+}
 
 pub(super) fn list_users(
     tenant: &TenantState,
@@ -98,29 +184,7 @@ pub(super) fn list_users(
         "Request_UnsupportedQuery",
     )?;
     let select = user_select(call)?;
-    let top = match call.query.get("$top") {
-        None => 100,
-        Some(raw) => match odata::parse_usize(raw) {
-            Some(n) if (1..=999).contains(&n) => n,
-            _ => {
-                return Err(GraphError::bad_request(
-                    "Request_BadRequest",
-                    format!(
-                        "Invalid page size specified: '{raw}'. Must be between 1 and 999 inclusive."
-                    ),
-                ));
-            }
-        },
-    };
-    // Advanced query = ConsistencyLevel: eventual AND $count=true (aad-advanced-queries.md).
-    // The header is not carried by nextLinks, so each page must resend it (graph-facts §3).
-    let eventual = call
-        .req
-        .headers
-        .get("consistencylevel")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
-    let advanced = eventual && call.query.count_requested();
+    let paging = DirectoryPage::parse(call)?;
     let filter = match call.query.get("$filter") {
         None => None,
         Some(f) => {
@@ -128,51 +192,21 @@ pub(super) fn list_users(
                 UserFilterError::Unsupported(m) => GraphError::unsupported_query(m),
                 UserFilterError::BadRequest(m) => GraphError::bad_request("Request_BadRequest", m),
             })?;
-            if parsed.needs_advanced() && !advanced {
+            if parsed.needs_advanced() && !paging.advanced {
                 return Err(GraphError::unsupported_query("Unsupported Query."));
             }
             Some(parsed)
         }
-    };
-    let offset = match call.query.get("$skiptoken") {
-        None => 0,
-        Some(tok) => decode_skiptoken(tok)
-            .ok_or_else(|| GraphError::bad_request("Request_BadRequest", "Invalid page token."))?,
     };
     let matching: Vec<&UserState> = tenant
         .users
         .iter()
         .filter(|u| filter.as_ref().is_none_or(|f| user_matches(u, f)))
         .collect();
-    let page: Vec<Value> = matching
-        .iter()
-        .skip(offset)
-        .take(top)
-        .map(|u| Value::Object(user_json(u, select.as_deref())))
-        .collect();
-    let mut body = Map::new();
-    body.insert(
-        "@odata.context".into(),
-        json!(call.metadata(&format!("users{}", select_suffix(select.as_deref())))),
-    );
-    // @odata.count only on the first page of an advanced query; `$count=true` without the header
-    // is silently ignored (aad-advanced-queries.md, paging.md).
-    if advanced && offset == 0 {
-        body.insert("@odata.count".into(), json!(matching.len()));
-    }
-    if offset + top < matching.len() {
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("{USERS_SKIPTOKEN_PREFIX}{}", offset + top));
-        body.insert(
-            "@odata.nextLink".into(),
-            json!(
-                call.query
-                    .next_link(&call.req.base_url, &call.req.path, "$skiptoken", &token)
-            ),
-        );
-    }
-    body.insert("value".into(), Value::Array(page));
-    Ok(GraphResponse::json(StatusCode::OK, Value::Object(body)))
+    let context = format!("users{}", select_suffix(select.as_deref()));
+    Ok(paging.answer(call, &context, &matching, |u| {
+        Value::Object(user_json(u, select.as_deref()))
+    }))
 }
 
 fn decode_skiptoken(tok: &str) -> Option<usize> {
@@ -180,7 +214,7 @@ fn decode_skiptoken(tok: &str) -> Option<usize> {
         .decode(tok)
         .ok()?;
     let text = String::from_utf8(raw).ok()?;
-    text.strip_prefix(USERS_SKIPTOKEN_PREFIX)?.parse().ok()
+    text.strip_prefix(SKIPTOKEN_PREFIX)?.parse().ok()
 }
 
 fn user_matches(u: &UserState, f: &UserFilter) -> bool {

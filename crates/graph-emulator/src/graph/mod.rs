@@ -23,10 +23,12 @@ use crate::server::Shared;
 use crate::store::{Store, TenantState, UserState};
 
 mod directory;
+mod groups;
 mod mailbox;
 mod mailbox_delta;
 
 use directory::{get_user, list_users, organization};
+use groups::{GROUP_ROLES, MembersQuery, get_group, list_groups, list_members};
 use mailbox::MailboxCall;
 
 /// One Graph request, however it arrived.
@@ -278,6 +280,9 @@ enum Route {
     Organization,
     OrganizationItem(String),
     Mailbox { user: String, target: Target },
+    Groups,
+    Group(String),
+    GroupMembers { group: String, query: MembersQuery },
 }
 
 /// What under `/users/{user}/` a request addresses. Folder paths are the chain of folder ids as
@@ -322,6 +327,21 @@ fn parse_route(segs: &[String]) -> Result<Route, GraphError> {
         [o] if is(o, "organization") => Ok(Route::Organization),
         [u, id] if is(u, "users") => Ok(Route::User(id.to_string())),
         [o, id] if is(o, "organization") => Ok(Route::OrganizationItem(id.to_string())),
+        [g] if is(g, "groups") => Ok(Route::Groups),
+        [g, id] if is(g, "groups") => Ok(Route::Group(id.to_string())),
+        [g, id, m, cast @ ..]
+            if is(g, "groups")
+                && (is(m, "members") || is(m, "transitiveMembers"))
+                && cast.len() <= 1 =>
+        {
+            Ok(Route::GroupMembers {
+                group: id.to_string(),
+                query: MembersQuery {
+                    transitive: is(m, "transitiveMembers"),
+                    cast: cast.first().map(|c| c.to_string()),
+                },
+            })
+        }
         [u, id, rest @ ..] if is(u, "users") => Ok(Route::Mailbox {
             user: id.to_string(),
             target: parse_target(rest)?,
@@ -468,6 +488,11 @@ fn execute(store: &mut Store, call: &Call<'_>, route: &Route) -> Result<GraphRes
                 _ => organization(tenant, call),
             }
         }
+        Route::Groups => list_groups(group_tenant(store, call)?, call),
+        Route::Group(id) => get_group(group_tenant(store, call)?, call, id),
+        Route::GroupMembers { group, query } => {
+            list_members(group_tenant(store, call)?, call, group, query)
+        }
         Route::Mailbox { user, target } => {
             let write = *method != Method::GET;
             let needed = if write {
@@ -508,6 +533,17 @@ fn execute(store: &mut Store, call: &Call<'_>, route: &Route) -> Result<GraphRes
             mb_call.run(target)
         }
     }
+}
+
+/// The tenant of a `/groups` request: GET only, and the app needs a group-reading role.
+fn group_tenant<'s>(store: &'s Store, call: &Call<'_>) -> Result<&'s TenantState, GraphError> {
+    if call.req.method != Method::GET {
+        return Err(GraphError::method_not_allowed(true));
+    }
+    if !call.principal.has_any_role(GROUP_ROLES) {
+        return Err(GraphError::directory_denied());
+    }
+    tenant(store, call)
 }
 
 fn tenant<'s>(store: &'s Store, call: &Call<'_>) -> Result<&'s TenantState, GraphError> {

@@ -10,6 +10,7 @@ mod deletes;
 mod delta;
 mod directory;
 mod extprops;
+mod groups;
 mod identity;
 mod library;
 mod properties;
