@@ -307,8 +307,14 @@ enum Cast {
 }
 
 impl Cast {
+    /// `microsoft.graph.user`, or with the namespace's alias `graph.user` (what msgraph-sdk
+    /// sends: Graph's $metadata declares `Alias="graph"` for `microsoft.graph`; found by
+    /// tools/sdk-conformance).
     fn parse(segment: &str) -> Result<Cast, GraphError> {
-        let name = segment.strip_prefix("microsoft.graph.").unwrap_or_default();
+        let name = segment
+            .strip_prefix("microsoft.graph.")
+            .or_else(|| segment.strip_prefix("graph."))
+            .unwrap_or_default();
         match name {
             "user" => Ok(Cast::User),
             "group" => Ok(Cast::Group),

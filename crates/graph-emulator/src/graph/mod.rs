@@ -307,11 +307,12 @@ fn is(seg: &str, name: &str) -> bool {
     seg.eq_ignore_ascii_case(name)
 }
 
-/// `delta`, its full name `microsoft.graph.delta`, each with or without `()` (the SDKs send
-/// `delta()`; delta-query-overview.md: "/delta is a shortcut for … /microsoft.graph.delta").
+/// `delta`, its full name `microsoft.graph.delta` (or with the namespace alias, `graph.delta`),
+/// each with or without `()` (the SDKs send `delta()`; delta-query-overview.md: "/delta is a
+/// shortcut for … /microsoft.graph.delta").
 fn is_delta(seg: &str) -> bool {
     let name = seg.strip_suffix("()").unwrap_or(seg);
-    is(name, "delta") || is(name, "microsoft.graph.delta")
+    is(name, "delta") || is(name, "microsoft.graph.delta") || is(name, "graph.delta")
 }
 
 fn parse_route(segs: &[String]) -> Result<Route, GraphError> {

@@ -275,6 +275,16 @@ async fn transitive_users_need_the_advanced_query_parameters_and_are_deduplicate
     )
     .await;
     assert_eq!(groups["value"][0]["id"], EMEA);
+    // The namespace alias, as msgraph-sdk writes the cast.
+    let (s, alias) = get(
+        &env,
+        &token,
+        &format!("/v1.0/groups/{SALES}/transitiveMembers/graph.user?$count=true"),
+        true,
+    )
+    .await;
+    assert_eq!(s, 200, "{alias}");
+    assert_eq!(alias["@odata.count"], 3);
     let (_, empty) = get(
         &env,
         &token,
