@@ -6,12 +6,14 @@
 //! `{url}/_emulator/…`. It is judged by one thing: a client that works against it works against
 //! Graph, so it must never be more lenient than Graph for our client's convenience.
 //!
-//! Module map: [`scenario`] (file format) → `store` (state) ← `graph` (the v1.0 surface, one
-//! `dispatch` shared by HTTP and `$batch`) ← `server` (axum router); `identity` (tokens),
-//! `odata` (query options), `contact` (resource shape), `hooks` (where [`realism`] wraps every
-//! request: [`faults`], [`limits`], latency), [`batch`], [`delta`], [`assertion`] (client
-//! assertions), [`tls`] (listener, HTTPS, connection drops), `control` (control-plane extras),
-//! `stats` (control-plane counters), [`generate`] (synthetic scenarios).
+//! Module map: [`scenario`] (file format) → `store` (state; `groups` resolves directory
+//! groups) ← `graph` (the v1.0 surface, one `dispatch` shared by HTTP and `$batch`: directory,
+//! groups, mailbox, contact delta) ← `server` (axum router); `identity` (tokens), `odata` (query
+//! options), `contact` and `extprops` (resource shape, extended properties), `hooks` (where
+//! [`realism`] wraps every request: [`faults`], [`limits`], latency), [`batch`], [`delta`],
+//! [`assertion`] (client assertions), [`tls`] (listener, HTTPS, connection drops), `control`
+//! (control-plane extras), `stats` (control-plane counters), [`variants`] (alternative readings
+//! of unconfirmed behaviour), [`generate`] (synthetic scenarios).
 
 pub mod assertion;
 pub mod batch;
