@@ -140,12 +140,12 @@ pub enum DeltaToken<'a> {
 /// Why a delta request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeltaError {
-    /// 410 Gone, `SyncStateNotFound` (graph-facts §2, MGDold-issue#2350 [OBS]).
+    /// 410 Gone, `SyncStateNotFound` (graph-facts §2, MGDold-issue#2350 \[OBS\]).
     #[error("The sync state generation is not found.")]
     SyncStateNotFound,
     /// 410 Gone with a `Location` header: "a request URL with an empty `$deltaToken` (same as
-    /// the initial query)" (delta-query-overview.md, "Synchronization reset"). The body is
-    /// [UNCONF]: errors.md's `resyncRequired` code.
+    /// the initial query)" (delta-query-overview.md, "Synchronization reset"). The body uses
+    /// errors.md's `resyncRequired` code \[UNCONF\].
     #[error("The delta token is no longer valid, and the app must reset the sync state.")]
     Reset { query: DeltaQuery },
 }
