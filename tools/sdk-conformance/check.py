@@ -96,6 +96,9 @@ def make_certificate(workdir: str) -> tuple[str, str]:
     return key_pem, cert_pem
 
 
+SALES_GROUP = "6a1f5a7e-0000-4000-8000-00000000000a"
+EMEA_GROUP = "6a1f5a7e-0000-4000-8000-00000000000b"
+
 GITLAB_ISSUER = "https://gitlab.example.com"
 GITLAB_SUBJECT = "project_path:grp/proj:ref_type:branch:ref:main"
 FEDERATED_AUDIENCE = "api://AzureADTokenExchange"
@@ -136,6 +139,14 @@ def make_scenario(emulator: str, workdir: str, cert_pem: str, ci_public_pem: str
     scenario["tenants"][0]["apps"][0]["certificatePem"] = cert_pem
     scenario["tenants"][0]["apps"][0]["federated"] = [
         {"issuer": GITLAB_ISSUER, "subject": GITLAB_SUBJECT, "audience": FEDERATED_AUDIENCE, "jwksPem": ci_public_pem}
+    ]
+    # Groups for the scope-by-group checks: Sales = {user 1, user 2, EMEA}; EMEA = {user 2,
+    # user 3, Sales} (nested, with a cycle).
+    users = [u["userPrincipalName"] for u in scenario["tenants"][0]["users"] if u.get("assignedLicenses")]
+    scenario["tenants"][0]["apps"][0]["roles"].append("GroupMember.Read.All")
+    scenario["tenants"][0]["groups"] = [
+        {"id": SALES_GROUP, "displayName": "Sales", "mail": "sales@contoso.com", "members": [users[0], users[1], EMEA_GROUP]},
+        {"id": EMEA_GROUP, "displayName": "EMEA", "mail": None, "members": [users[1], users[2], SALES_GROUP]},
     ]
     with open(os.path.join(workdir, "scenario.json"), "w") as f:
         json.dump(scenario, f)
@@ -741,6 +752,105 @@ async def delta(c: Ctx) -> None:
         await cred.close()
 
 
+@section("msgraph-sdk: groups, transitive members cast to users, PageIterator")
+async def groups(c: Ctx) -> None:
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
+    from msgraph.generated.groups.item.transitive_members.graph_user.graph_user_request_builder import (
+        GraphUserRequestBuilder,
+    )
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+    from msgraph_core.tasks.page_iterator import PageIterator
+
+    client, cred = graph_client(c)
+    try:
+        group = await client.groups.by_group_id(SALES_GROUP).get()
+        check("GET /groups/{id}", group.display_name == "Sales" and group.mail == "sales@contoso.com", group)
+        found = await client.groups.get(
+            request_configuration=RequestConfiguration(
+                query_parameters=GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
+                    filter="mail eq 'sales@contoso.com'", select=["id", "displayName"]
+                )
+            )
+        )
+        check("groups $filter=mail eq", [g.id for g in found.value] == [SALES_GROUP], [g.id for g in found.value])
+
+        # The OData cast needs the advanced query parameters (group-list-transitivemembers.md).
+        query = GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
+            count=True, top=2, select=["id", "userPrincipalName"]
+        )
+        config = RequestConfiguration(query_parameters=query)
+        config.headers.add("ConsistencyLevel", "eventual")
+        users_api = client.groups.by_group_id(SALES_GROUP).transitive_members.graph_user
+        first = await users_api.get(request_configuration=config)
+        check("transitive users: @odata.count", first.odata_count == 3, first.odata_count)
+        check("transitive users: paged by $top", len(first.value) == 2 and bool(first.odata_next_link), (len(first.value), first.odata_next_link))
+        seen = []
+        iterator = PageIterator(first, client.request_adapter)
+        iterator.headers.add("ConsistencyLevel", "eventual")
+
+        def collect(user) -> bool:
+            seen.append(user.user_principal_name)
+            return True
+
+        await iterator.iterate(collect)
+        check("PageIterator walks the nested members once each", sorted(seen) == sorted(c.licensed[:3]), seen)
+        try:
+            await users_api.get()
+            check("cast without ConsistencyLevel rejected", False, "accepted")
+        except ODataError as e:
+            check(
+                "cast without ConsistencyLevel: 400 Request_UnsupportedQuery",
+                e.response_status_code == 400 and e.error is not None and e.error.code == "Request_UnsupportedQuery",
+                (e.response_status_code, e.error and e.error.code),
+            )
+        members = await client.groups.by_group_id(EMEA_GROUP).members.get()
+        kinds = sorted(type(m).__name__ for m in members.value)
+        check("direct members parse into User and Group", kinds == ["Group", "User", "User"], kinds)
+        try:
+            await client.groups.by_group_id("6a1f5a7e-0000-4000-8000-0000000000ff").get()
+            check("unknown group rejected", False, "accepted")
+        except ODataError as e:
+            check(
+                "unknown group: 404 Request_ResourceNotFound",
+                e.response_status_code == 404 and e.error.code == "Request_ResourceNotFound",
+                (e.response_status_code, e.error and e.error.code),
+            )
+    finally:
+        await cred.close()
+
+
+@section("msgraph-sdk: single-value extended property set, then read with $expand")
+async def extended_properties(c: Ctx) -> None:
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from msgraph.generated.models.contact import Contact
+    from msgraph.generated.models.single_value_legacy_extended_property import SingleValueLegacyExtendedProperty
+    from msgraph.generated.users.item.contacts.item.contact_item_request_builder import ContactItemRequestBuilder
+
+    client, cred = graph_client(c)
+    try:
+        api = client.users.by_user_id(c.licensed[4]).contacts
+        created = await api.post(
+            Contact(
+                display_name="Doctor Private",
+                single_value_extended_properties=[SingleValueLegacyExtendedProperty(id="Integer 0x0036", value="2")],
+            )
+        )
+        plain = await api.by_contact_id(created.id).get()
+        check("not returned without $expand", not plain.single_value_extended_properties, plain.single_value_extended_properties)
+        expanded = await api.by_contact_id(created.id).get(
+            request_configuration=RequestConfiguration(
+                query_parameters=ContactItemRequestBuilder.ContactItemRequestBuilderGetQueryParameters(
+                    expand=["singleValueExtendedProperties($filter=id eq 'Integer 0x0036')"]
+                )
+            )
+        )
+        props = [(p.id, p.value) for p in expanded.single_value_extended_properties or []]
+        check("$expand returns it, id normalised as Graph does", props == [("Integer 0x36", "2")], props)
+    finally:
+        await cred.close()
+
+
 @section("kiota retry handler honours Retry-After on 429")
 async def throttling(c: Ctx) -> None:
     client, cred = graph_client(c)
@@ -802,6 +912,8 @@ async def run_all(c: Ctx) -> None:
     await contact_folders(c)
     await batch(c)
     await delta(c)
+    await groups(c)
+    await extended_properties(c)
     await throttling(c)
 
 

@@ -7,6 +7,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::extprops;
+
 /// String properties of a v1.0 contact (contact.md). Unset ones are rendered as `null`.
 pub const STRING_PROPS: &[&str] = &[
     "assistantName",
@@ -61,6 +63,8 @@ pub fn is_known_property(name: &str) -> bool {
         || ADDRESS_PROPS.contains(&name)
         || SERVER_PROPS.contains(&name)
         || matches!(name, "emailAddresses" | "birthday" | "parentFolderId")
+        // A navigation: `$select`ing it is accepted, but only `$expand` returns it.
+        || name == extprops::KEY
 }
 
 /// A rejected write: Graph error code and message (status is always 400).
@@ -173,6 +177,12 @@ fn normalise_property(key: &str, value: &Value) -> Result<Value, ContactError> {
     match key {
         "emailAddresses" => normalise_emails(value),
         "birthday" => normalise_birthday(value),
+        extprops::KEY => extprops::validate(value)
+            .map(Value::Array)
+            .map_err(|e| ContactError {
+                code: e.code,
+                message: e.message,
+            }),
         _ => Err(body_error(format!(
             "The property '{key}' does not exist on type 'microsoft.graph.contact'. Make sure to \
              only use property names that are defined by the type."
@@ -290,7 +300,8 @@ pub fn format_ts(ts: jiff::Timestamp) -> String {
 }
 
 /// A fully populated stored contact from normalised writable properties: every property present,
-/// unset collections `[]`, unset strings `null`, unset addresses `{}` (graph-facts §9).
+/// unset collections `[]`, unset strings `null` (but `fileAs` `""`), unset addresses `{}`
+/// (graph-facts §9).
 pub fn fill_defaults(c: &mut Map<String, Value>) {
     for p in STRING_PROPS {
         c.entry(*p).or_insert(Value::Null);
@@ -303,6 +314,13 @@ pub fn fill_defaults(c: &mut Map<String, Value>) {
     }
     c.entry("emailAddresses").or_insert(Value::Array(vec![]));
     c.entry("birthday").or_insert(Value::Null);
+    // An unset fileAs reads "" (not null) on contacts created through the API: Outlook REST
+    // v2.0's create-contact sample answers `"FileAs": ""` and v1.0 captures show `"fileAs": ""`
+    // next to `"initials": null` [OBS]; Exchange does not compute it from the name. Clearing it
+    // gives the same "" [UNCONF].
+    if c.get("fileAs").is_none_or(Value::is_null) {
+        c.insert("fileAs".into(), Value::String(String::new()));
+    }
 }
 
 /// The display name Exchange derives from the name parts ("Given Middle Surname").
@@ -317,7 +335,8 @@ pub fn composed_display_name(c: &Map<String, Value>) -> Option<String> {
 
 /// Renders a stored contact: `@odata.etag` from the changeKey, then either every property or
 /// only `$select`ed ones (`id` and `@odata.etag` are always present on Outlook items,
-/// graph-facts §3).
+/// graph-facts §3). Extended properties are never rendered here: only an `$expand` by id
+/// returns them (`extprops::Expand::apply`).
 pub fn render(stored: &Map<String, Value>, select: Option<&[String]>) -> Map<String, Value> {
     let mut out = Map::new();
     let change_key = stored
@@ -328,7 +347,9 @@ pub fn render(stored: &Map<String, Value>, select: Option<&[String]>) -> Map<Str
     match select {
         None => {
             for (k, v) in stored {
-                out.insert(k.clone(), v.clone());
+                if k != extprops::KEY {
+                    out.insert(k.clone(), v.clone());
+                }
             }
         }
         Some(fields) => {
@@ -336,7 +357,7 @@ pub fn render(stored: &Map<String, Value>, select: Option<&[String]>) -> Map<Str
                 "id".into(),
                 stored.get("id").cloned().unwrap_or(Value::Null),
             );
-            for f in fields {
+            for f in fields.iter().filter(|f| *f != extprops::KEY) {
                 out.insert(f.clone(), stored.get(f).cloned().unwrap_or(Value::Null));
             }
         }

@@ -1,6 +1,6 @@
 //! Control-plane endpoints for the realism features (EMULATOR.md §4): replace the fault plan,
-//! expire delta tokens, and edit a contact as its owner would mid-run (`touch`), for tests of a
-//! client's concurrency handling.
+//! expire delta tokens, and edit or move a contact as its owner would mid-run (`touch`,
+//! `move`), for tests of a client's concurrency and delta handling.
 //!
 //! These are test instruments, never part of the Graph surface: no auth, plain JSON errors, and
 //! they must never be reachable under `/v1.0`.
@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::contact;
+use crate::delta::ExpiredForm;
 use crate::faults::FaultPlan;
 use crate::server::Shared;
 use crate::store::Store;
@@ -43,9 +44,31 @@ pub async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
     }
 }
 
-/// `POST /_emulator/delta/expire`: every delta token is forgotten (next use: 410).
-pub async fn expire_delta(State(shared): State<Arc<Shared>>) -> Response {
-    shared.delta.expire_all();
+/// `POST /_emulator/delta/expire`: every delta token is forgotten. The optional body
+/// `{"form": "syncStateNotFound" | "reset"}` chooses how their next use is answered: 410
+/// `SyncStateNotFound` (the default, as observed) or 410 with a `Location` header naming a fresh
+/// initial delta request (the documented "synchronization reset").
+pub async fn expire_delta(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Expire {
+        #[serde(default)]
+        form: ExpiredForm,
+    }
+    let form = if body.iter().all(u8::is_ascii_whitespace) {
+        ExpiredForm::default()
+    } else {
+        match serde_json::from_slice::<Expire>(&body) {
+            Ok(e) => e.form,
+            Err(e) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    format!("expected {{\"form\": \"syncStateNotFound\" | \"reset\"}}: {e}"),
+                );
+            }
+        }
+    };
+    shared.delta.expire_all(form);
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -91,4 +114,58 @@ pub async fn touch(
         };
     }
     problem(StatusCode::NOT_FOUND, format!("no user '{upn}'"))
+}
+
+/// `POST /_emulator/users/{upn}/contacts/{cid}/move` with `{"destinationId": "<folder id>"}`:
+/// moves the contact to another folder of its mailbox as a user dragging it in Outlook would.
+/// The source folder's delta then reports it `@removed` and the destination's as new
+/// (graph-facts §2 [UNCONF] for the reason). Its id is kept, as with `Prefer:
+/// IdType="ImmutableId"` (graph-facts §1); its version moves.
+pub async fn move_contact(
+    State(shared): State<Arc<Shared>>,
+    Path((upn, cid)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Move {
+        destination_id: String,
+    }
+    let dest = match serde_json::from_slice::<Move>(&body) {
+        Ok(m) => m.destination_id,
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"destinationId\": \"<folder id>\"}}: {e}"),
+            );
+        }
+    };
+    let now = shared.clock.now();
+    let mut guard = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+    let Store { tenants, ids, .. } = &mut *guard;
+    let Some(user) = tenants
+        .iter_mut()
+        .find_map(|t| t.user_index(&upn).map(|u| &mut t.users[u]))
+    else {
+        return problem(StatusCode::NOT_FOUND, format!("no user '{upn}'"));
+    };
+    let Some(mailbox) = user.mailbox.as_mut() else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            format!("user '{upn}' has no mailbox"),
+        );
+    };
+    if !mailbox.folder_exists(&dest) {
+        return problem(
+            StatusCode::NOT_FOUND,
+            format!("no folder '{dest}' in '{upn}'"),
+        );
+    }
+    match mailbox.move_contact(&cid, &dest, ids, now) {
+        Some(c) => Json(Value::Object(contact::render(&c.data, None))).into_response(),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            format!("no contact '{cid}' in '{upn}'"),
+        ),
+    }
 }

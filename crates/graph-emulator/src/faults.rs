@@ -385,7 +385,7 @@ fn splitmix(mut z: u64) -> u64 {
 
 /// Graph's error code and message for a fault status (graph-facts §6/§7). 429 uses the documented
 /// sample (`TooManyRequests` "Please retry again later."); the 5xx codes follow errors.md's
-/// generic codes, their exact wording is [UNCONF].
+/// generic codes, their exact wording is \[UNCONF\].
 pub fn status_error(status: u16) -> (&'static str, &'static str) {
     match status {
         429 => ("TooManyRequests", "Please retry again later."),

@@ -36,6 +36,17 @@ impl Default for GenerateOptions {
     }
 }
 
+/// Options added to `generate` after [`GenerateOptions`]' original set; kept in their own struct
+/// so code that builds a `GenerateOptions` literal keeps compiling.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenerateExtras {
+    /// Share (0.0–1.0) of the users' contacts their owner marked private, alternately by the
+    /// Outlook category "Private" and by the Private flag (PidTagSensitivity, the extended
+    /// property `Integer 0x0036`, = 2). Drawn from its own seeded stream, so 0 gives exactly
+    /// the bytes `generate` gives.
+    pub private: f64,
+}
+
 /// The Microsoft 365 E3 SKU id, as the licence every generated user holds.
 pub const E3_SKU: &str = "05e9a617-0261-4cee-bb44-138d3ef5d965";
 const DOMAIN: &str = "contoso.com";
@@ -293,6 +304,45 @@ fn edit(rng: &mut SmallRng, c: &mut Map<String, Value>) {
     }
 }
 
+/// [`generate`] with the extra options. Deterministic in both (same seed and options → same
+/// JSON bytes).
+pub fn generate_with(opts: &GenerateOptions, extras: &GenerateExtras) -> Scenario {
+    let mut s = generate(opts);
+    if extras.private > 0.0 {
+        mark_private(&mut s, opts.seed, extras.private.clamp(0.0, 1.0));
+    }
+    s
+}
+
+/// Marks a share of the user contacts private (see [`GenerateExtras::private`]).
+fn mark_private(s: &mut Scenario, seed: u64, share: f64) {
+    // Its own stream ("PRIV"), so the rest of the scenario does not depend on `share`.
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5052_4956);
+    let mut by_category = true;
+    for user in &mut s.tenants[0].users {
+        for c in &mut user.contacts {
+            if !rng.random_bool(share) {
+                continue;
+            }
+            if by_category {
+                let mut categories = c
+                    .get("categories")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                categories.push(json!("Private"));
+                c.insert("categories".into(), Value::Array(categories));
+            } else {
+                c.insert(
+                    crate::extprops::KEY.into(),
+                    json!([{"id": "Integer 0x0036", "value": "2"}]),
+                );
+            }
+            by_category = !by_category;
+        }
+    }
+}
+
 /// Builds the scenario. Deterministic in `opts` (same seed and options → same JSON bytes).
 pub fn generate(opts: &GenerateOptions) -> Scenario {
     let mut rng = SmallRng::seed_from_u64(opts.seed);
@@ -399,6 +449,7 @@ pub fn generate(opts: &GenerateOptions) -> Scenario {
                 mailbox_scope: None,
             }],
             users,
+            groups: vec![],
         }],
         token_lifetime_seconds: None,
         quirks: None,
@@ -524,6 +575,58 @@ mod tests {
             late(&edited) > 0,
             "edited copies carry later lastModifiedDateTime"
         );
+    }
+
+    #[test]
+    fn a_share_of_contacts_is_private_by_category_or_flag_deterministically() {
+        let o = opts(10, 20, None, 0.1);
+        let none = generate_with(&o, &GenerateExtras::default());
+        assert_eq!(none.to_json_pretty(), generate(&o).to_json_pretty());
+        let extras = GenerateExtras { private: 0.25 };
+        let a = generate_with(&o, &extras);
+        assert_eq!(
+            a.to_json_pretty(),
+            generate_with(&o, &extras).to_json_pretty()
+        );
+        Scenario::from_json(&a.to_json_pretty()).expect("valid");
+        let contacts: Vec<&Map<String, Value>> = a.tenants[0]
+            .users
+            .iter()
+            .flat_map(|u| &u.contacts)
+            .collect();
+        let by_category = contacts
+            .iter()
+            .filter(|c| {
+                c.get("categories")
+                    .and_then(Value::as_array)
+                    .is_some_and(|v| v.contains(&json!("Private")))
+            })
+            .count();
+        let by_flag = contacts
+            .iter()
+            .filter(|c| {
+                c.get("singleValueExtendedProperties")
+                    == Some(&json!([{"id": "Integer 0x0036", "value": "2"}]))
+            })
+            .count();
+        let marked = by_category + by_flag;
+        assert!((30..=70).contains(&marked), "{marked} of 200 at 25 %");
+        assert!(
+            by_category.abs_diff(by_flag) <= 1,
+            "{by_category} vs {by_flag}"
+        );
+        // Everything else is as generate made it.
+        let strip = |s: &Scenario| {
+            let mut s = s.clone();
+            for u in &mut s.tenants[0].users {
+                for c in &mut u.contacts {
+                    c.remove("categories");
+                    c.remove("singleValueExtendedProperties");
+                }
+            }
+            s
+        };
+        assert_eq!(strip(&a), strip(&generate(&o)));
     }
 
     #[test]

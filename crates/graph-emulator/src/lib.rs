@@ -6,12 +6,14 @@
 //! `{url}/_emulator/…`. It is judged by one thing: a client that works against it works against
 //! Graph, so it must never be more lenient than Graph for our client's convenience.
 //!
-//! Module map: [`scenario`] (file format) → `store` (state) ← `graph` (the v1.0 surface, one
-//! `dispatch` shared by HTTP and `$batch`) ← `server` (axum router); `identity` (tokens),
-//! `odata` (query options), `contact` (resource shape), `hooks` (where [`realism`] wraps every
-//! request: [`faults`], [`limits`], latency), [`batch`], [`delta`], [`assertion`] (client
-//! assertions), [`tls`] (listener, HTTPS, connection drops), `control` (control-plane extras),
-//! `stats` (control-plane counters), [`generate`] (synthetic scenarios).
+//! Module map: [`scenario`] (file format) → `store` (state; `groups` resolves directory
+//! groups) ← `graph` (the v1.0 surface, one `dispatch` shared by HTTP and `$batch`: directory,
+//! groups, mailbox, contact delta) ← `server` (axum router); `identity` (tokens), `odata` (query
+//! options), `contact` and `extprops` (resource shape, extended properties), `hooks` (where
+//! [`realism`] wraps every request: [`faults`], [`limits`], latency), [`batch`], [`delta`],
+//! [`assertion`] (client assertions), [`tls`] (listener, HTTPS, connection drops), `control`
+//! (control-plane extras), `stats` (control-plane counters), [`variants`] (alternative readings
+//! of unconfirmed behaviour), [`generate`] (synthetic scenarios).
 
 pub mod assertion;
 pub mod batch;
@@ -19,9 +21,11 @@ mod contact;
 mod control;
 pub mod delta;
 mod error;
+mod extprops;
 pub mod faults;
 pub mod generate;
 mod graph;
+mod groups;
 mod hooks;
 mod identity;
 pub mod limits;
@@ -32,6 +36,7 @@ mod server;
 mod stats;
 mod store;
 pub mod tls;
+pub mod variants;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -40,12 +45,13 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use delta::DeltaConfig;
+pub use delta::{DeltaConfig, ExpiredForm};
 pub use faults::FaultPlan;
-pub use generate::{GenerateOptions, generate};
+pub use generate::{GenerateExtras, GenerateOptions, generate, generate_with};
 pub use limits::Limits;
 pub use scenario::{Scenario, ScenarioError};
 pub use stats::{MailboxStats, Stats};
+pub use variants::Variants;
 
 /// How to run an emulator. `Default` is what tests want: a free port on 127.0.0.1, no latency,
 /// plain HTTP, no faults, and Outlook's limits on (as in a real tenant).
@@ -65,6 +71,9 @@ pub struct EmulatorOptions {
     pub tls: bool,
     /// Delta token lifetime and page sizes.
     pub delta: DeltaConfig,
+    /// Alternative readings of unconfirmed Graph behaviour (`serve --variant`); all off by
+    /// default, which plays the stricter reading.
+    pub variants: Variants,
 }
 
 /// A running emulator. Dropping it stops the server (without waiting); [`shutdown`] waits.
@@ -91,8 +100,29 @@ fn random_bytes() -> [u8; 16] {
     *uuid::Uuid::new_v4().as_bytes()
 }
 
+/// Why an emulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The scenario is invalid (the message names the offending field).
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// `--tls`: the certificates or the TLS configuration could not be made.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Validates `scenario`, loads it and starts serving. Returns once the socket accepts connections.
-pub async fn start(scenario: Scenario, opts: EmulatorOptions) -> anyhow::Result<RunningEmulator> {
+pub async fn start(
+    scenario: Scenario,
+    opts: EmulatorOptions,
+) -> Result<RunningEmulator, StartError> {
     scenario.validate()?;
     let seed = opts
         .seed
@@ -113,15 +143,25 @@ pub async fn start(scenario: Scenario, opts: EmulatorOptions) -> anyhow::Result<
         clock,
         jwt_key,
         realism: realism::Realism::new(opts.limits, opts.faults, opts.latency),
-        delta: delta::DeltaStore::new(opts.delta),
+        delta: delta::DeltaStore::new(DeltaConfig {
+            replays: opts.delta.replays || opts.variants.delta_replays,
+            ..opts.delta
+        }),
+        variants: opts.variants,
         revoked: Mutex::default(),
         scheme,
     });
     let listen = opts
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let tcp = tokio::net::TcpListener::bind(listen).await?;
-    let addr = tcp.local_addr()?;
+    let listen_error = |source| StartError::Listen {
+        addr: listen,
+        source,
+    };
+    let tcp = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(listen_error)?;
+    let addr = tcp.local_addr().map_err(listen_error)?;
     let listener = tls::EmuListener::from_tcp(tcp, tls.as_ref().map(|t| t.server_config.clone()));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     // ConnectInfo carries each connection's kill switch, for the fault plan's `drop` actions.
@@ -168,7 +208,13 @@ impl RunningEmulator {
     /// Forgets every delta token, as Outlook does when it evicts sync states: their next use
     /// gets 410 `SyncStateNotFound` (same as `POST /_emulator/delta/expire`).
     pub fn expire_delta_tokens(&self) {
-        self.shared.delta.expire_all();
+        self.shared.delta.expire_all(ExpiredForm::SyncStateNotFound);
+    }
+
+    /// Forgets every delta token; their next use gets 410 in the given form (`Reset`: with a
+    /// `Location` header naming a fresh initial delta request).
+    pub fn expire_delta_tokens_as(&self, form: ExpiredForm) {
+        self.shared.delta.expire_all(form);
     }
 
     pub fn addr(&self) -> SocketAddr {

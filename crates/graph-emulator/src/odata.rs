@@ -118,6 +118,7 @@ enum Tok {
     LParen,
     RParen,
     Colon,
+    Comma,
 }
 
 /// Splits a `$filter` into tokens; string literals use `''` for a quote (query-parameters.md).
@@ -140,6 +141,10 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
             ':' => {
                 chars.next();
                 out.push(Tok::Colon);
+            }
+            ',' => {
+                chars.next();
+                out.push(Tok::Comma);
             }
             '\'' => {
                 chars.next();
@@ -213,6 +218,15 @@ pub fn parse_email_filter(filter: &str) -> Option<String> {
     }
 }
 
+/// `<property> eq '<value>'`: the property and the value.
+pub fn parse_eq_filter(filter: &str) -> Option<(String, String)> {
+    let toks = tokenize(filter)?;
+    match toks.as_slice() {
+        [Tok::Ident(p), Tok::Ident(op), Tok::Str(v)] if op == "eq" => Some((p.clone(), v.clone())),
+        _ => None,
+    }
+}
+
 /// `displayName eq 'Name'` on contact folders. `None` means 400 ErrorInvalidUrlQueryFilter.
 pub fn parse_folder_filter(filter: &str) -> Option<String> {
     let toks = tokenize(filter)?;
@@ -222,6 +236,139 @@ pub fn parse_folder_filter(filter: &str) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// `id eq 'a' [or id eq 'b' …]` (the filter inside an extended-property `$expand`): the ids.
+pub fn parse_id_eq_list(filter: &str) -> Option<Vec<String>> {
+    let toks = tokenize(filter)?;
+    let mut ids = Vec::new();
+    let mut rest = toks.as_slice();
+    loop {
+        match rest {
+            [Tok::Ident(p), Tok::Ident(op), Tok::Str(id), more @ ..]
+                if p.eq_ignore_ascii_case("id") && op == "eq" =>
+            {
+                ids.push(id.clone());
+                match more {
+                    [] => return Some(ids),
+                    [Tok::Ident(or), tail @ ..] if or == "or" => rest = tail,
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// A comparison of an extended property's value (`ep/value eq '2'`, or numeric with
+/// `cast(ep/value, Edm.Int32) ge 2`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueTest {
+    /// `eq` / `ne` on the string.
+    Str { equal: bool, value: String },
+    /// A numeric comparison after a cast.
+    Int { op: NumOp, value: i64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumOp {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl ValueTest {
+    pub fn matches(&self, v: &str) -> bool {
+        match self {
+            // Filtering a value is case-insensitive (singlevaluelegacyextendedproperty-get.md).
+            ValueTest::Str { equal, value } => v.eq_ignore_ascii_case(value) == *equal,
+            ValueTest::Int { op, value } => v.trim().parse::<i64>().is_ok_and(|n| match op {
+                NumOp::Eq => n == *value,
+                NumOp::Ne => n != *value,
+                NumOp::Gt => n > *value,
+                NumOp::Ge => n >= *value,
+                NumOp::Lt => n < *value,
+                NumOp::Le => n <= *value,
+            }),
+        }
+    }
+}
+
+/// `singleValueExtendedProperties/Any(ep: ep/id eq '<id>' and <value test>)` — the documented
+/// list filter on contacts (singlevaluelegacyextendedproperty-get.md): `ep/value eq|ne '<s>'`,
+/// or `cast(ep/value, Edm.Int32) <op> <n>`. `Any`/`any` both appear in the docs.
+pub fn parse_ext_any_filter(filter: &str) -> Option<(String, ValueTest)> {
+    let toks = tokenize(filter)?;
+    let [
+        Tok::Ident(head),
+        Tok::LParen,
+        Tok::Ident(var),
+        Tok::Colon,
+        Tok::Ident(id_path),
+        Tok::Ident(eq),
+        Tok::Str(id),
+        Tok::Ident(and),
+        test @ ..,
+        Tok::RParen,
+    ] = toks.as_slice()
+    else {
+        return None;
+    };
+    let (coll, any) = head.split_once('/')?;
+    let prop = |path: &str, name: &str| {
+        path.split_once('/')
+            .is_some_and(|(v, p)| v == var && p.eq_ignore_ascii_case(name))
+    };
+    if !coll.eq_ignore_ascii_case("singleValueExtendedProperties")
+        || !any.eq_ignore_ascii_case("any")
+        || !prop(id_path, "id")
+        || eq != "eq"
+        || and != "and"
+    {
+        return None;
+    }
+    let test = match test {
+        [Tok::Ident(path), Tok::Ident(op), Tok::Str(v)] if prop(path, "value") => ValueTest::Str {
+            equal: match op.as_str() {
+                "eq" => true,
+                "ne" => false,
+                _ => return None,
+            },
+            value: v.clone(),
+        },
+        [
+            Tok::Ident(cast),
+            Tok::LParen,
+            Tok::Ident(path),
+            Tok::Comma,
+            Tok::Ident(ty),
+            Tok::RParen,
+            Tok::Ident(op),
+            Tok::Ident(n),
+        ] if cast.eq_ignore_ascii_case("cast")
+            && prop(path, "value")
+            && matches!(ty.as_str(), "Edm.Int32" | "Edm.Int64" | "Edm.Int16") =>
+        {
+            let op = match op.as_str() {
+                "eq" => NumOp::Eq,
+                "ne" => NumOp::Ne,
+                "gt" => NumOp::Gt,
+                "ge" => NumOp::Ge,
+                "lt" => NumOp::Lt,
+                "le" => NumOp::Le,
+                _ => return None,
+            };
+            ValueTest::Int {
+                op,
+                value: n.parse().ok()?,
+            }
+        }
+        _ => return None,
+    };
+    Some((id.clone(), test))
 }
 
 /// A supported `/users` licence filter.
@@ -372,6 +519,39 @@ mod tests {
             parse_user_filter("accountEnabled eq true"),
             Err(UserFilterError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn extended_property_filters() {
+        assert_eq!(
+            parse_id_eq_list("id eq 'Integer 0x0036' or Id eq 'String 0x3a45'"),
+            Some(vec!["Integer 0x0036".into(), "String 0x3a45".into()])
+        );
+        assert_eq!(parse_id_eq_list("id ne 'x'"), None);
+        assert_eq!(parse_id_eq_list("id eq 'x' and id eq 'y'"), None);
+        let (id, test) = parse_ext_any_filter(
+            "singleValueExtendedProperties/Any(ep: ep/id eq 'Integer 0x0036' and cast(ep/value, Edm.Int32) eq 2)",
+        )
+        .unwrap();
+        assert_eq!(id, "Integer 0x0036");
+        assert!(test.matches("2") && !test.matches("0") && !test.matches("x"));
+        let (_, test) = parse_ext_any_filter(
+            "singleValueExtendedProperties/any(e:e/id eq 'String 0x3a45' and e/value ne 'dr.')",
+        )
+        .unwrap();
+        assert!(!test.matches("Dr.") && test.matches("Mr."));
+        let (_, test) = parse_ext_any_filter(
+            "singleValueExtendedProperties/Any(ep: ep/id eq 'Integer 0x0036' and cast(ep/value, Edm.Int32) ge 2)",
+        )
+        .unwrap();
+        assert!(test.matches("3") && test.matches("2") && !test.matches("1"));
+        assert!(parse_ext_any_filter("emailAddresses/any(a:a/address eq 'x')").is_none());
+        assert!(
+            parse_ext_any_filter(
+                "singleValueExtendedProperties/Any(ep: ep/id eq 'Integer 0x0036' and contains(ep/value, '2'))"
+            )
+            .is_none()
+        );
     }
 
     #[test]

@@ -48,6 +48,26 @@ pub struct Tenant {
     pub apps: Vec<App>,
     #[serde(default)]
     pub users: Vec<User>,
+    /// Directory groups (additive to the §2 format): for scoping by group membership.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
+}
+
+/// A directory group (`GET /groups/{id}`, its `members` and `transitiveMembers`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Group {
+    /// Object id (a GUID); generated when absent, but then no other group can name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub display_name: String,
+    /// SMTP address of a mail-enabled group; `null` or absent for a security group.
+    #[serde(default)]
+    pub mail: Option<String>,
+    /// Direct members: a user's object id or userPrincipalName, or another group's id (nesting;
+    /// cycles are allowed and harmless).
+    #[serde(default)]
+    pub members: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -300,9 +320,56 @@ impl Scenario {
                     &mut item_ids,
                 )?;
             }
+            validate_groups_of(t, &tp)?;
         }
         Ok(())
     }
+}
+
+/// Group ids are unique GUIDs (not a user's id) and every member names a user (id or UPN) or a
+/// group of the same tenant.
+fn validate_groups_of(t: &Tenant, tp: &str) -> Result<(), ScenarioError> {
+    let mut ids = HashSet::new();
+    let user_keys: HashSet<String> = t
+        .users
+        .iter()
+        .flat_map(|u| [u.id.clone(), Some(u.user_principal_name.clone())])
+        .flatten()
+        .map(|k| k.to_lowercase())
+        .collect();
+    for (gi, g) in t.groups.iter().enumerate() {
+        let gp = format!("{tp}.groups[{gi}]");
+        if g.display_name.trim().is_empty() {
+            return Err(invalid(format!("{gp}.displayName"), "must not be empty"));
+        }
+        if let Some(id) = &g.id {
+            if uuid::Uuid::parse_str(id).is_err() {
+                return Err(invalid(format!("{gp}.id"), "must be a GUID"));
+            }
+            if !ids.insert(id.to_lowercase()) || user_keys.contains(&id.to_lowercase()) {
+                return Err(invalid(format!("{gp}.id"), "duplicate object id"));
+            }
+        }
+        if let Some(mail) = &g.mail
+            && !mail.contains('@')
+        {
+            return Err(invalid(format!("{gp}.mail"), "must look like name@domain"));
+        }
+    }
+    for (gi, g) in t.groups.iter().enumerate() {
+        for (mi, m) in g.members.iter().enumerate() {
+            let key = m.to_lowercase();
+            if !user_keys.contains(&key) && !ids.contains(&key) {
+                return Err(invalid(
+                    format!("{tp}.groups[{gi}].members[{mi}]"),
+                    format!(
+                        "{m:?} is neither a user (id or userPrincipalName) nor a group id of this tenant"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn validate_contacts(
@@ -411,6 +478,22 @@ mod tests {
                "contacts":[{"businessPhones":["1","2","3"]}]}]}]}"#,
         );
         assert!(e.contains("BusinessPhones has 3 entries"), "{e}");
+    }
+
+    #[test]
+    fn group_members_must_exist_in_the_tenant() {
+        let g = "6a1f5a7e-0000-4000-8000-00000000000a";
+        let ok = format!(
+            r#"{{"tenants":[{{"tenantId":"t","users":[{{"userPrincipalName":"a@b"}}],
+               "groups":[{{"id":"{g}","displayName":"G","mail":null,"members":["A@B","{g}"]}}]}}]}}"#
+        );
+        Scenario::from_json(&ok).unwrap();
+        let e = err(&ok.replace("A@B", "nobody@b"));
+        assert!(e.contains("tenants[0].groups[0].members[0]"), "{e}");
+        let e = err(&ok.replace(g, "not-a-guid"));
+        assert!(e.contains("groups[0].id"), "{e}");
+        let e = err(r#"{"tenants":[{"tenantId":"t","groups":[{"displayName":"G","owner":"x"}]}]}"#);
+        assert!(e.contains("owner"), "{e}");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Shared {
     pub revoked: Mutex<HashSet<String>>,
     /// `http` or `https`, for links built from the Host header.
     pub scheme: &'static str,
+    /// Alternative readings of unconfirmed Graph behaviour.
+    pub variants: crate::variants::Variants,
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -57,6 +59,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/_emulator/users/{upn}/contacts/{cid}/touch",
             post(crate::control::touch),
+        )
+        .route(
+            "/_emulator/users/{upn}/contacts/{cid}/move",
+            post(crate::control::move_contact),
         )
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route(
@@ -96,9 +102,15 @@ async fn graph_surface(
     if uri.path().eq_ignore_ascii_case("/v1.0/$batch") {
         let base = base_url(&shared, &headers, &uri);
         return match crate::batch::serve(shared.clone(), method, headers, body, base).await {
-            crate::batch::Served::Refused(resp) => drop_or_answer(resp, conn.as_ref()),
-            crate::batch::Served::Responses { headers, body } => {
-                drop_if_marked(&headers, conn.as_ref());
+            crate::batch::Served::Refused(resp) => drop_or_answer(&shared, resp, conn.as_ref()),
+            crate::batch::Served::Responses {
+                headers,
+                body,
+                mailbox,
+            } => {
+                if !drop_if_marked(&headers, conn.as_ref()) {
+                    shared.stats.response_sent(mailbox.as_deref(), body.len());
+                }
                 http_response(StatusCode::OK, &headers, Some(body))
             }
         };
@@ -113,34 +125,42 @@ async fn graph_surface(
         in_batch: false,
         verified: None,
     };
-    drop_or_answer(graph::dispatch(&shared, req).await, conn.as_ref())
+    drop_or_answer(&shared, graph::dispatch(&shared, req).await, conn.as_ref())
 }
 
 /// Answers, unless a fault asked to drop the connection (`DROP_MARKER`): then the connection is
-/// killed and nothing reaches the client.
-fn drop_or_answer(resp: GraphResponse, conn: Option<&ConnInfo>) -> Response {
-    drop_if_marked(&resp.headers, conn);
-    into_http(resp)
+/// killed and nothing reaches the client. A body that is sent counts in `responseBytes`.
+fn drop_or_answer(shared: &Shared, resp: GraphResponse, conn: Option<&ConnInfo>) -> Response {
+    let dropped = drop_if_marked(&resp.headers, conn);
+    let body = resp
+        .body
+        .map(|v| serde_json::to_vec(&v).unwrap_or_default());
+    if !dropped {
+        let bytes = body.as_ref().map_or(0, Vec::len);
+        shared.stats.response_sent(resp.mailbox.as_deref(), bytes);
+    }
+    http_response(resp.status, &resp.headers, body)
 }
 
-fn drop_if_marked(headers: &[(String, String)], conn: Option<&ConnInfo>) {
-    if headers.iter().any(|(k, _)| k == DROP_MARKER) {
-        match conn {
-            Some(c) => c.kill.kill(),
-            None => tracing::error!("drop fault without a connection handle; answering instead"),
+/// Kills the connection if a fault asked for it; returns whether it did (nothing is sent then).
+fn drop_if_marked(headers: &[(String, String)], conn: Option<&ConnInfo>) -> bool {
+    if !headers.iter().any(|(k, _)| k == DROP_MARKER) {
+        return false;
+    }
+    match conn {
+        Some(c) => {
+            c.kill.kill();
+            true
+        }
+        None => {
+            tracing::error!("drop fault without a connection handle; answering instead");
+            false
         }
     }
 }
 
 /// Graph's JSON content type (what the service sends on v1.0 responses).
 pub const GRAPH_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
-
-pub fn into_http(resp: GraphResponse) -> Response {
-    let body = resp
-        .body
-        .map(|v| serde_json::to_vec(&v).unwrap_or_default());
-    http_response(resp.status, &resp.headers, body)
-}
 
 /// An HTTP response from a status, headers (minus `DROP_MARKER`) and an already-serialized JSON
 /// body (`None`: empty).

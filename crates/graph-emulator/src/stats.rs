@@ -20,6 +20,11 @@ pub struct Stats {
     pub batches: u64,
     pub batch_items: u64,
     pub token_requests: u64,
+    /// Bytes of Graph response bodies sent (the JSON, not headers or TLS framing); a `$batch`
+    /// counts once, as the one body it is. Additive to the stable shape, so readers of older
+    /// stats documents see 0.
+    #[serde(default)]
+    pub response_bytes: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +46,11 @@ pub struct MailboxStats {
     /// cannot have known about it, so counting it would accuse a well-behaved client.
     #[serde(rename = "earlyRetries", default)]
     pub early_retries: u64,
+    /// Bytes of response bodies sent for requests to this mailbox. A `$batch` is attributed here
+    /// only when every one of its items addresses this mailbox; otherwise it counts in the
+    /// total `responseBytes` alone.
+    #[serde(rename = "responseBytes", default)]
+    pub response_bytes: u64,
 }
 
 #[derive(Default)]
@@ -78,6 +88,20 @@ impl StatsRecorder {
 
     pub fn token_request(&self) {
         self.inner.lock().unwrap().stats.token_requests += 1;
+    }
+
+    /// A Graph response body of `bytes` bytes was sent (attributed to `mailbox` when known).
+    pub fn response_sent(&self, mailbox: Option<&str>, bytes: usize) {
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        let mut g = self.inner.lock().unwrap();
+        g.stats.response_bytes += bytes;
+        if let Some(m) = mailbox {
+            g.stats
+                .by_mailbox
+                .entry(m.to_string())
+                .or_default()
+                .response_bytes += bytes;
+        }
     }
 
     pub fn batch(&self, items: u64) {

@@ -42,8 +42,17 @@ impl std::fmt::Debug for TlsMaterial {
     }
 }
 
+/// Why the TLS material could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("generating the certificates: {0}")]
+    Certificate(#[from] rcgen::Error),
+    #[error("building the TLS server configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
 /// Generates a CA and a server certificate for `127.0.0.1` and `localhost`.
-pub fn generate() -> anyhow::Result<TlsMaterial> {
+pub fn generate() -> Result<TlsMaterial, TlsError> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params

@@ -122,3 +122,143 @@ fn serve_exits_cleanly_on_sigterm() {
     assert!(exit.success(), "clean exit on SIGTERM, got {exit:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn generate_private_marks_a_share_and_serve_refuses_an_unknown_variant() {
+    let out = Command::new(BIN)
+        .args([
+            "generate",
+            "--users",
+            "4",
+            "--contacts-per-user",
+            "10",
+            "--private",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("\"Private\""), "by category");
+    assert!(text.contains("Integer 0x0036"), "by flag");
+    graph_emulator::Scenario::from_json(&text).unwrap();
+
+    let dir = std::env::temp_dir().join(format!("graph-emulator-var-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("scenario.json");
+    std::fs::write(&file, crate::common::fixture_json().to_string()).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--variant", "no-such-thing", "--scenario"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no-such-thing") && err.contains("delta-replays"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn every_help_text_is_complete_and_self_contained() {
+    let help = |sub: &[&str], flag: &str| {
+        let out = Command::new(BIN).args(sub).arg(flag).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for sub in [&[][..], &["serve"], &["generate"], &["env"]] {
+        let text = help(sub, "--help");
+        for forbidden in ["EMULATOR.md", "§", "../shared", "SPEC", "graph-facts"] {
+            assert!(
+                !text.contains(forbidden),
+                "{sub:?} mentions {forbidden}:\n{text}"
+            );
+        }
+        // Every option and subcommand line of the one-line-per-item form (-h) carries a
+        // description after its name.
+        let text = help(sub, "-h");
+        for line in text.lines() {
+            let t = line.trim_start();
+            if t.starts_with('-')
+                || (line.starts_with("  ") && !line.starts_with("   ") && !t.is_empty())
+            {
+                let parts: Vec<&str> = t.split("  ").filter(|p| !p.trim().is_empty()).collect();
+                assert!(
+                    parts.len() >= 2,
+                    "{sub:?}: no description in {line:?}\n{text}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn env_prints_lines_that_reach_the_emulator() {
+    let scenario = graph_emulator::generate(&graph_emulator::GenerateOptions::default());
+    let dir = std::env::temp_dir().join(format!("graph-emulator-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("scenario.json");
+    std::fs::write(&file, scenario.to_json_pretty()).unwrap();
+    let emu = graph_emulator::start(scenario, graph_emulator::EmulatorOptions::default())
+        .await
+        .unwrap();
+    let out = Command::new(BIN)
+        .args(["env", "--scenario"])
+        .arg(&file)
+        .args(["--url", &emu.url()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vars: std::collections::HashMap<String, String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (k, v) = l
+                .strip_prefix("export AUTOMATION_SYNCCONTACTS_")
+                .unwrap_or_else(|| panic!("{l}"))
+                .split_once('=')
+                .unwrap();
+            (k.to_owned(), v.trim_matches('\'').to_owned())
+        })
+        .collect();
+    assert_eq!(vars.len(), 6, "{vars:?}");
+    // What synccontacts does with them: a token from LOGIN_URL, then the hub's folders at GRAPH_URL.
+    let form = crate::common::form_body(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", &vars["CLIENT_ID"]),
+        ("client_secret", &vars["CLIENT_SECRET"]),
+        ("scope", crate::common::GRAPH_SCOPE),
+    ]);
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            vars["LOGIN_URL"], vars["TENANT_ID"]
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().expect("a token");
+    let r = http
+        .get(format!(
+            "{}/v1.0/users/{}/contactFolders",
+            vars["GRAPH_URL"], vars["GLOBAL_ADDRESS_BOOK_USER_ID"]
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use graph_emulator::{EmulatorOptions, RunningEmulator, Scenario};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 pub const TENANT: &str = "b0d5e3c2-0000-4000-8000-000000000001";
@@ -177,4 +178,59 @@ pub fn assert_graph_error(status: u16, body: &Value, want_status: u16, want_code
         body["error"]["innerError"]["date"].is_string(),
         "body: {body}"
     );
+}
+
+/// `POST /v1.0/$batch` with this body.
+pub async fn batch(env: &Env, token: &str, body: Value) -> (u16, Value) {
+    env.send(Method::POST, "/v1.0/$batch", token, Some(body))
+        .await
+}
+
+/// A batch answer's items by id.
+pub fn by_id(body: &Value) -> std::collections::HashMap<String, Value> {
+    body["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap().to_owned(), r.clone()))
+        .collect()
+}
+
+/// Follows a delta round from `first` to its deltaLink: (rows, deltaLink, pages).
+pub async fn follow_round(
+    env: &Env,
+    token: &str,
+    first: &str,
+    prefer: Option<&str>,
+) -> (Vec<Value>, String, usize) {
+    let mut rows = vec![];
+    let mut url = first.to_owned();
+    let mut pages = 0;
+    loop {
+        let mut req = env.http.get(&url).bearer_auth(token);
+        if let Some(p) = prefer {
+            req = req.header("prefer", p);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{url}");
+        let body: Value = resp.json().await.unwrap();
+        pages += 1;
+        rows.extend(body["value"].as_array().unwrap().iter().cloned());
+        if let Some(next) = body["@odata.nextLink"].as_str() {
+            assert!(
+                next.starts_with(&env.emu.url()) && next.contains("$skiptoken="),
+                "{next}"
+            );
+            url = next.to_owned();
+        } else {
+            let delta = body["@odata.deltaLink"]
+                .as_str()
+                .expect("a round ends with a deltaLink");
+            assert!(
+                delta.starts_with(&env.emu.url()) && delta.contains("$deltatoken="),
+                "{delta}"
+            );
+            return (rows, delta.to_owned(), pages);
+        }
+    }
 }

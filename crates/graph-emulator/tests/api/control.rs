@@ -141,3 +141,143 @@ async fn max_in_flight_counts_concurrent_requests_per_mailbox() {
     assert_eq!(stats.by_mailbox["adele@contoso.com"].max_in_flight, 3);
     assert_eq!(stats.by_mailbox["carol@contoso.com"].max_in_flight, 1);
 }
+
+/// Sends a request and returns (status, body length in bytes as received).
+async fn raw(
+    env: &Env,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, usize) {
+    let mut req = env.http.request(method, env.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.bytes().await.unwrap().len())
+}
+
+#[tokio::test]
+async fn response_bytes_count_bodies_sent_per_mailbox_and_a_batch_once() {
+    let env = start().await;
+    let token = env.token().await;
+    env.emu.reset_stats();
+    let (s, adele_list) = raw(
+        &env,
+        Method::GET,
+        "/v1.0/users/adele@contoso.com/contacts?$top=3",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, users) = raw(&env, Method::GET, "/v1.0/users", &token, None).await;
+    assert_eq!(s, 200);
+    let (_, b) = env
+        .send(
+            Method::GET,
+            "/v1.0/users/adele@contoso.com/contacts?$top=1&$select=id",
+            &token,
+            None,
+        )
+        .await;
+    let id = b["value"][0]["id"].as_str().unwrap().to_owned();
+    let select_len = serde_json::to_vec(&b).unwrap().len();
+    let (s, deleted) = raw(
+        &env,
+        Method::DELETE,
+        &format!("/v1.0/users/adele@contoso.com/contacts/{id}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!((s, deleted), (204, 0));
+    let (s, missing) = raw(
+        &env,
+        Method::GET,
+        "/v1.0/users/carol@contoso.com/contacts/AAMkAGhvbmVzdGx5LW5vdC10aGVyZQ==",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let carol_items = json!({"requests": [
+        {"id": "1", "method": "GET", "url": "/users/carol@contoso.com/contacts"},
+        {"id": "2", "method": "GET", "url": "/users/CAROL@contoso.com/contacts?$top=1"}]});
+    let (s, carol_batch) = raw(
+        &env,
+        Method::POST,
+        "/v1.0/$batch",
+        &token,
+        Some(carol_items),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let mixed = json!({"requests": [
+        {"id": "1", "method": "GET", "url": "/users/carol@contoso.com/contacts?$top=1"},
+        {"id": "2", "method": "GET", "url": "/users/adele@contoso.com/contacts?$top=1"}]});
+    let (s, mixed_batch) = raw(&env, Method::POST, "/v1.0/$batch", &token, Some(mixed)).await;
+    assert_eq!(s, 200);
+    // A token request is not a Graph response.
+    env.token().await;
+
+    let stats = env.emu.stats();
+    let adele = &stats.by_mailbox["adele@contoso.com"];
+    let carol = &stats.by_mailbox["carol@contoso.com"];
+    assert_eq!(
+        adele.response_bytes,
+        (adele_list + select_len) as u64,
+        "{stats:?}"
+    );
+    assert_eq!(
+        carol.response_bytes,
+        (missing + carol_batch) as u64,
+        "errors count; a batch to one mailbox is that mailbox's: {stats:?}"
+    );
+    assert_eq!(
+        stats.response_bytes,
+        (adele_list + users + select_len + missing + carol_batch + mixed_batch) as u64,
+        "the directory and a mixed batch count in the total only: {stats:?}"
+    );
+    let doc: Value = env
+        .http
+        .get(env.url("/_emulator/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["responseBytes"], stats.response_bytes);
+    assert_eq!(
+        doc["byMailbox"]["adele@contoso.com"]["responseBytes"],
+        adele.response_bytes
+    );
+    env.emu.reset_stats();
+    assert_eq!(env.emu.stats().response_bytes, 0);
+}
+
+#[tokio::test]
+async fn a_dropped_answer_is_not_counted_as_sent() {
+    let env = start().await;
+    let token = env.token().await;
+    env.emu.set_faults(
+        serde_json::from_value(json!({"rules": [
+            {"match": {"method": "GET", "mailbox": "adele@contoso.com"}, "nth": 1,
+             "action": {"drop": "before"}}]}))
+        .unwrap(),
+    );
+    env.emu.reset_stats();
+    let dropped = env
+        .http
+        .get(env.url("/v1.0/users/adele@contoso.com/contacts"))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    assert!(dropped.is_err(), "the connection is dropped");
+    let stats = env.emu.stats();
+    assert_eq!(stats.response_bytes, 0, "{stats:?}");
+    assert_eq!(stats.by_mailbox["adele@contoso.com"].get, 1);
+}

@@ -7,7 +7,9 @@ use graph_emulator::{EmulatorOptions, FaultPlan, Limits, Scenario};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Env, GRAPH_SCOPE, TENANT, assert_graph_error, fixture, fixture_json};
+use crate::common::{
+    Env, GRAPH_SCOPE, TENANT, assert_graph_error, batch, by_id, fixture, fixture_json, follow_round,
+};
 
 async fn start_opts(scenario: Scenario, opts: EmulatorOptions) -> Env {
     let emu = graph_emulator::start(scenario, opts)
@@ -250,20 +252,6 @@ async fn expire_token_fault_expires_exactly_that_token() {
 // ---------------------------------------------------------------------------------------------
 // $batch
 
-async fn batch(env: &Env, token: &str, body: Value) -> (u16, Value) {
-    env.send(Method::POST, "/v1.0/$batch", token, Some(body))
-        .await
-}
-
-fn by_id(body: &Value) -> std::collections::HashMap<String, Value> {
-    body["responses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["id"].as_str().unwrap().to_owned(), r.clone()))
-        .collect()
-}
-
 #[tokio::test]
 async fn batch_items_run_individually_with_their_own_status_and_retry_after() {
     let env = crate::common::start().await;
@@ -442,44 +430,6 @@ async fn batch_items_to_one_mailbox_run_at_most_four_at_a_time() {
 
 // ---------------------------------------------------------------------------------------------
 // Delta
-
-async fn follow_round(
-    env: &Env,
-    token: &str,
-    first: &str,
-    prefer: Option<&str>,
-) -> (Vec<Value>, String, usize) {
-    let mut rows = vec![];
-    let mut url = first.to_owned();
-    let mut pages = 0;
-    loop {
-        let mut req = env.http.get(&url).bearer_auth(token);
-        if let Some(p) = prefer {
-            req = req.header("prefer", p);
-        }
-        let resp = req.send().await.unwrap();
-        assert_eq!(resp.status(), 200, "{url}");
-        let body: Value = resp.json().await.unwrap();
-        pages += 1;
-        rows.extend(body["value"].as_array().unwrap().iter().cloned());
-        if let Some(next) = body["@odata.nextLink"].as_str() {
-            assert!(
-                next.starts_with(&env.emu.url()) && next.contains("$skiptoken="),
-                "{next}"
-            );
-            url = next.to_owned();
-        } else {
-            let delta = body["@odata.deltaLink"]
-                .as_str()
-                .expect("a round ends with a deltaLink");
-            assert!(
-                delta.starts_with(&env.emu.url()) && delta.contains("$deltatoken="),
-                "{delta}"
-            );
-            return (rows, delta.to_owned(), pages);
-        }
-    }
-}
 
 #[tokio::test]
 async fn delta_round_update_delete_touch_and_expired_tokens() {

@@ -17,6 +17,10 @@ use sha2::Digest as _;
 use crate::contact::{self, format_ts};
 use crate::scenario::{self, App, AssignedLicense, Domain, Quirks, Scenario};
 
+mod scenario_io;
+
+use scenario_io::{export_user, load_folders, load_items};
+
 /// The emulator's clock: real time plus an offset tests can move forward (token expiry, delta
 /// token eviction) without sleeping.
 #[derive(Debug, Default)]
@@ -120,6 +124,8 @@ pub struct TenantState {
     /// later). Every Graph request resolves its mailbox here, under the store lock: a scan that
     /// lower-cased every UPN cost ~100 µs a request at 1,000 users (issue 8 benchmark).
     pub user_keys: HashMap<String, usize>,
+    /// Directory groups, members resolved (`groups.rs`).
+    pub groups: Vec<crate::groups::GroupState>,
 }
 
 pub struct UserState {
@@ -226,6 +232,23 @@ impl Mailbox {
         now: jiff::Timestamp,
     ) -> &Map<String, Value> {
         &self.insert_contact(ids, folder_id, data, now).data
+    }
+
+    /// Moves a contact to another folder of this mailbox (a user's drag in Outlook): its id is
+    /// kept (immutable ids), its version moves. `None` when there is no such contact.
+    pub fn move_contact(
+        &mut self,
+        id: &str,
+        folder_id: &str,
+        ids: &mut IdGen,
+        now: jiff::Timestamp,
+    ) -> Option<&StoredContact> {
+        let c = self.contact_mut(id)?;
+        c.folder_id = folder_id.to_owned();
+        c.data
+            .insert("parentFolderId".into(), Value::String(folder_id.to_owned()));
+        c.touch(ids, now);
+        self.contact(id)
     }
 
     /// Deletes a contact through the API.
@@ -353,6 +376,10 @@ impl Mailbox {
         mut data: Map<String, Value>,
         now: jiff::Timestamp,
     ) -> &StoredContact {
+        // Validated properties, possibly with nulls to remove: keep only the set ones.
+        if let Some(Value::Array(props)) = data.remove(crate::extprops::KEY) {
+            crate::extprops::merge(&mut data, props);
+        }
         contact::fill_defaults(&mut data);
         let blank = |v: Option<&Value>| v.and_then(Value::as_str).is_none_or(str::is_empty);
         if blank(data.get("displayName"))
@@ -425,7 +452,16 @@ impl StoredContact {
             .any(|k| patch.contains_key(*k));
         let sets_display = patch.contains_key("displayName");
         for (k, v) in patch {
-            self.data.insert(k, v);
+            match (k.as_str(), v) {
+                // Extended properties merge: a PATCH sets the ones it names (post-
+                // singlevalueextendedproperties.md: "update … an existing instance").
+                (crate::extprops::KEY, Value::Array(props)) => {
+                    crate::extprops::merge(&mut self.data, props);
+                }
+                (_, v) => {
+                    self.data.insert(k, v);
+                }
+            }
         }
         contact::fill_defaults(&mut self.data);
         if touches_names
@@ -478,13 +514,16 @@ impl Store {
                     mailbox,
                 });
             }
+            let user_keys = TenantState::keys_of(&users);
+            let groups = crate::groups::load(&t.groups, &user_keys, &mut ids);
             tenants.push(TenantState {
                 tenant_id: t.tenant_id.clone(),
                 display_name: t.display_name.clone(),
                 domains: t.domains.clone(),
                 apps: t.apps.clone(),
-                user_keys: TenantState::keys_of(&users),
+                user_keys,
                 users,
+                groups,
             });
         }
         Store {
@@ -516,6 +555,7 @@ impl Store {
                 domains: t.domains.clone(),
                 apps: t.apps.clone(),
                 users: t.users.iter().map(export_user).collect(),
+                groups: crate::groups::export(&t.groups),
             })
             .collect();
         Scenario {
@@ -524,141 +564,6 @@ impl Store {
             quirks: self.quirks.clone(),
         }
     }
-}
-
-/// Loads a folder's contacts with its groups spread evenly between them (group `j` of `k` goes
-/// before contact `(j+1)·n/(k+1)`), so groups fall inside pages rather than only at the end.
-/// The placement depends only on the two lists, so export → replay is stable.
-fn load_items(
-    mb: &mut Mailbox,
-    ids: &mut IdGen,
-    folder_id: &str,
-    contacts: &[Map<String, Value>],
-    groups: &[scenario::ContactGroup],
-    now: jiff::Timestamp,
-) {
-    let n = contacts.len();
-    let k = groups.len();
-    let slot = |j: usize| (j + 1) * n / (k + 1);
-    let mut next_group = 0;
-    for (i, c) in contacts.iter().enumerate() {
-        while next_group < k && slot(next_group) == i {
-            mb.insert_group(ids, folder_id, &groups[next_group]);
-            next_group += 1;
-        }
-        load_contact(mb, ids, folder_id, c, now);
-    }
-    for g in &groups[next_group..] {
-        mb.insert_group(ids, folder_id, g);
-    }
-}
-
-fn load_contact(
-    mb: &mut Mailbox,
-    ids: &mut IdGen,
-    folder_id: &str,
-    c: &Map<String, Value>,
-    now: jiff::Timestamp,
-) {
-    let mut data = Map::new();
-    for (k, v) in c {
-        // Validated already (Scenario::validate); normalise the writable part the same way a
-        // POST would, and keep the server-set part verbatim. parentFolderId is positional.
-        match k.as_str() {
-            "createdDateTime" | "lastModifiedDateTime" => {
-                let v = match contact::parse_timestamp(k, v) {
-                    Ok(ts) => Value::String(format_ts(ts)),
-                    Err(_) => v.clone(),
-                };
-                data.insert(k.clone(), v);
-            }
-            "id" | "changeKey" => {
-                data.insert(k.clone(), v.clone());
-            }
-            "parentFolderId" => {}
-            _ => {
-                let one: Map<String, Value> = [(k.clone(), v.clone())].into_iter().collect();
-                if let Ok(norm) = contact::validate_write(&one) {
-                    data.extend(norm);
-                }
-            }
-        }
-    }
-    mb.insert_contact(ids, folder_id, data, now);
-}
-
-fn load_folders(
-    mb: &mut Mailbox,
-    ids: &mut IdGen,
-    parent_id: &str,
-    folders: &[scenario::ContactFolder],
-    now: jiff::Timestamp,
-) {
-    for f in folders {
-        // Sibling names were checked unique by Scenario::validate.
-        let Ok(id) = mb.create_folder(ids, parent_id, &f.display_name, f.id.clone()) else {
-            continue;
-        };
-        load_items(mb, ids, &id, &f.contacts, &f.contact_groups, now);
-        load_folders(mb, ids, &id, &f.child_folders, now);
-    }
-}
-
-fn export_user(u: &UserState) -> scenario::User {
-    let (contacts, contact_folders) = match &u.mailbox {
-        Some(mb) => (
-            export_contacts(mb, &mb.default_folder_id),
-            export_folders(mb, &mb.default_folder_id),
-        ),
-        None => (Vec::new(), Vec::new()),
-    };
-    scenario::User {
-        id: Some(u.id.clone()),
-        user_principal_name: u.upn.clone(),
-        display_name: u.display_name.clone(),
-        mail: u.mail.clone(),
-        account_enabled: u.account_enabled,
-        assigned_licenses: u.licenses.clone(),
-        mailbox: Some(u.mailbox.is_some()),
-        contacts,
-        contact_folders,
-        contact_groups: u
-            .mailbox
-            .as_ref()
-            .map(|mb| export_groups(mb, &mb.default_folder_id))
-            .unwrap_or_default(),
-    }
-}
-
-fn export_groups(mb: &Mailbox, folder_id: &str) -> Vec<scenario::ContactGroup> {
-    mb.items_in(folder_id)
-        .filter(|c| c.is_group)
-        .map(|c| scenario::ContactGroup {
-            id: c.data.get("id").and_then(Value::as_str).map(str::to_string),
-            display_name: c
-                .data
-                .get("displayName")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-        })
-        .collect()
-}
-
-fn export_contacts(mb: &Mailbox, folder_id: &str) -> Vec<Map<String, Value>> {
-    mb.contacts_in(folder_id).map(|c| c.data.clone()).collect()
-}
-
-fn export_folders(mb: &Mailbox, parent_id: &str) -> Vec<scenario::ContactFolder> {
-    mb.child_folders(parent_id)
-        .map(|f| scenario::ContactFolder {
-            id: Some(f.id.clone()),
-            display_name: f.display_name.clone(),
-            contacts: export_contacts(mb, &f.id),
-            child_folders: export_folders(mb, &f.id),
-            contact_groups: export_groups(mb, &f.id),
-        })
-        .collect()
 }
 
 #[cfg(test)]

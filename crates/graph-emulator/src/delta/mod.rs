@@ -7,7 +7,9 @@
 //! snapshot `{id → changeKey}` of the folder taken when its round started, so no change log is
 //! needed and a contact edited during a round shows up again in the next one. `$select` is
 //! fixed by the first request and carried in the tokens. Unknown, foreign or expired tokens get
-//! 410 `SyncStateNotFound`, as observed from Graph.
+//! 410 `SyncStateNotFound`, as observed from Graph; tokens expired on purpose may instead get
+//! the documented "synchronization reset" (410 with a `Location`), see [`ExpiredForm`]. With
+//! [`DeltaConfig::replays`] a round repeats the previous round's rows (replays are legal).
 //!
 //! This module never reads the store or a clock itself: the caller passes the folder's current
 //! contents (only when a round starts) and `now` (the emulator's clock, which tests can move).
@@ -31,6 +33,11 @@ pub struct DeltaConfig {
     pub default_page: usize,
     /// Largest page honoured: ~200 observed regardless of a larger maxpagesize (graph-facts §3).
     pub max_page: usize,
+    /// Replays: every round from a deltaLink first repeats the rows of the round before it.
+    /// Graph warns that replays happen ("Your application must be prepared for replays",
+    /// delta-query-overview.md); off by default so counts stay exact, on to test a client's
+    /// idempotence (`serve --variant delta-replays`).
+    pub replays: bool,
 }
 
 impl Default for DeltaConfig {
@@ -40,6 +47,7 @@ impl Default for DeltaConfig {
             max_states: 100_000,
             default_page: 10,
             max_page: 200,
+            replays: false,
         }
     }
 }
@@ -100,6 +108,28 @@ impl DeltaPage {
     }
 }
 
+/// The query options a round's first request fixes; later requests carry them in their tokens
+/// (contact-delta.md: "you must specify it in the initial delta request").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeltaQuery {
+    /// `$select`, parsed.
+    pub select: Option<Vec<String>>,
+    /// `$expand`, as written (only accepted where the caller allows it).
+    pub expand: Option<String>,
+}
+
+/// How an expired token is answered (`POST /_emulator/delta/expire` chooses).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ExpiredForm {
+    /// 410 `SyncStateNotFound`, as observed from Outlook (graph-facts §2).
+    #[default]
+    SyncStateNotFound,
+    /// 410 with a `Location` header naming a fresh initial delta request ("synchronization
+    /// reset", delta-query-overview.md).
+    Reset,
+}
+
 /// A delta request's token, from `$skiptoken` or `$deltatoken`.
 #[derive(Debug, Clone, Copy)]
 pub enum DeltaToken<'a> {
@@ -110,9 +140,14 @@ pub enum DeltaToken<'a> {
 /// Why a delta request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeltaError {
-    /// 410 Gone, `SyncStateNotFound` (graph-facts §2, MGDold-issue#2350 [OBS]).
+    /// 410 Gone, `SyncStateNotFound` (graph-facts §2, MGDold-issue#2350 \[OBS\]).
     #[error("The sync state generation is not found.")]
     SyncStateNotFound,
+    /// 410 Gone with a `Location` header: "a request URL with an empty `$deltaToken` (same as
+    /// the initial query)" (delta-query-overview.md, "Synchronization reset"). The body uses
+    /// errors.md's `resyncRequired` code \[UNCONF\].
+    #[error("The delta token is no longer valid, and the app must reset the sync state.")]
+    Reset { query: DeltaQuery },
 }
 
 impl DeltaError {
@@ -120,14 +155,37 @@ impl DeltaError {
         410
     }
     pub fn code(&self) -> &'static str {
-        "SyncStateNotFound"
+        match self {
+            DeltaError::SyncStateNotFound => "SyncStateNotFound",
+            DeltaError::Reset { .. } => "resyncRequired",
+        }
+    }
+
+    /// The `Location` of a reset: `link_base` (the delta function's absolute URL) with the
+    /// round's query options and an empty `$deltatoken`.
+    pub fn location(&self, link_base: &str) -> Option<String> {
+        let DeltaError::Reset { query } = self else {
+            return None;
+        };
+        let mut url = format!("{link_base}?");
+        if let Some(select) = &query.select {
+            url.push_str(&format!(
+                "$select={}&",
+                crate::odata::encode(&select.join(","))
+            ));
+        }
+        if let Some(expand) = &query.expand {
+            url.push_str(&format!("$expand={}&", crate::odata::encode(expand)));
+        }
+        url.push_str("$deltatoken=");
+        Some(url)
     }
 }
 
 #[derive(Debug)]
 struct Round {
     scope: DeltaScope,
-    select: Option<Vec<String>>,
+    query: DeltaQuery,
     rows: Vec<Value>,
     /// The folder at round start; becomes the delta token's snapshot.
     snapshot: Arc<HashMap<String, String>>,
@@ -140,9 +198,20 @@ enum State {
     /// A finished round: the snapshot to diff against next time.
     Delta {
         scope: DeltaScope,
-        select: Option<Vec<String>>,
+        query: DeltaQuery,
         snapshot: Arc<HashMap<String, String>>,
+        /// The finished round's rows, for replays.
+        rows: Arc<Vec<Value>>,
     },
+}
+
+impl State {
+    fn scope_and_query(&self) -> (&DeltaScope, &DeltaQuery) {
+        match self {
+            State::Skip { round, .. } => (&round.scope, &round.query),
+            State::Delta { scope, query, .. } => (scope, query),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -151,6 +220,8 @@ struct Inner {
     states: HashMap<String, (jiff::Timestamp, State)>,
     order: VecDeque<String>,
     next_id: u64,
+    /// Tokens expired with [`ExpiredForm::Reset`]: their next use answers 410 + `Location`.
+    reset: HashMap<String, (DeltaScope, DeltaQuery)>,
 }
 
 /// All delta sync states of one emulator.
@@ -181,32 +252,53 @@ impl DeltaStore {
             .clamp(1, g.cfg.max_page)
     }
 
-    /// Forgets every token: the next use of any of them gets 410 (tests of the client's full
-    /// re-sync path; also `POST /_emulator/delta/expire`).
-    pub fn expire_all(&self) {
+    /// Forgets every token: the next use of any of them gets 410 in the given form (tests of
+    /// the client's full re-sync path; also `POST /_emulator/delta/expire`).
+    pub fn expire_all(&self, form: ExpiredForm) {
         let mut g = self.lock();
-        g.states.clear();
+        let states = std::mem::take(&mut g.states);
         g.order.clear();
+        match form {
+            ExpiredForm::SyncStateNotFound => g.reset.clear(),
+            ExpiredForm::Reset => {
+                let cap = g.cfg.max_states.max(1);
+                for (token, (_, st)) in states {
+                    if g.reset.len() >= cap {
+                        break;
+                    }
+                    let (scope, query) = st.scope_and_query();
+                    let entry = (scope.clone(), query.clone());
+                    g.reset.insert(token, entry);
+                }
+            }
+        }
     }
 
-    /// A delta request. `token` is `None` for the initial request (then `select` applies);
-    /// `current` is called only when a new round starts.
+    /// A delta request. `token` is `None` for the initial request (then `query` applies);
+    /// `current` is called only when a new round starts, with the round's query options (those
+    /// the token carries), and returns the folder's contents rendered for them.
     pub fn request(
         &self,
         scope: &DeltaScope,
         token: Option<DeltaToken<'_>>,
-        select: Option<Vec<String>>,
+        query: DeltaQuery,
         page_size: usize,
         now: jiff::Timestamp,
-        current: impl FnOnce() -> Vec<DeltaItem>,
+        current: impl FnOnce(&DeltaQuery) -> Vec<DeltaItem>,
     ) -> Result<DeltaPage, DeltaError> {
         let page_size = page_size.max(1);
         let mut g = self.lock();
         let ttl = g.cfg.ttl;
+        let replays = g.cfg.replays;
         let lookup = |g: &Inner, t: &str| -> Result<State, DeltaError> {
             match g.states.get(t) {
                 Some((created, st)) if age(*created, now) < ttl => Ok(st.clone()),
-                _ => Err(DeltaError::SyncStateNotFound),
+                _ => match g.reset.get(t) {
+                    Some((s, query)) if s == scope => Err(DeltaError::Reset {
+                        query: query.clone(),
+                    }),
+                    _ => Err(DeltaError::SyncStateNotFound),
+                },
             }
         };
         let (round, offset) = match token {
@@ -217,18 +309,28 @@ impl DeltaStore {
             Some(DeltaToken::Delta(t)) => match lookup(&g, t)? {
                 State::Delta {
                     scope: s,
-                    select,
+                    query,
                     snapshot,
-                } if s == *scope => (
-                    Arc::new(build_round(scope, select, &snapshot, current())),
-                    0,
-                ),
+                    rows,
+                } if s == *scope => {
+                    let items = current(&query);
+                    let mut round = build_round(scope, query, &snapshot, items);
+                    if replays {
+                        let mut replayed = rows.as_ref().clone();
+                        replayed.append(&mut round.rows);
+                        round.rows = replayed;
+                    }
+                    (Arc::new(round), 0)
+                }
                 _ => return Err(DeltaError::SyncStateNotFound),
             },
-            None => (
-                Arc::new(build_round(scope, select, &HashMap::new(), current())),
-                0,
-            ),
+            None => {
+                let items = current(&query);
+                (
+                    Arc::new(build_round(scope, query, &HashMap::new(), items)),
+                    0,
+                )
+            }
         };
         let end = (offset + page_size).min(round.rows.len());
         let value = round.rows[offset..end].to_vec();
@@ -240,8 +342,9 @@ impl DeltaStore {
         } else {
             State::Delta {
                 scope: scope.clone(),
-                select: round.select.clone(),
+                query: round.query.clone(),
                 snapshot: round.snapshot.clone(),
+                rows: Arc::new(round.rows.clone()),
             }
         };
         let token = g.insert(next_state.clone(), now);
@@ -283,7 +386,7 @@ fn age(created: jiff::Timestamp, now: jiff::Timestamp) -> Duration {
 
 fn build_round(
     scope: &DeltaScope,
-    select: Option<Vec<String>>,
+    query: DeltaQuery,
     before: &HashMap<String, String>,
     current: Vec<DeltaItem>,
 ) -> Round {
@@ -291,7 +394,7 @@ fn build_round(
     let mut snapshot = HashMap::with_capacity(current.len());
     for item in &current {
         if before.get(&item.id) != Some(&item.change_key) {
-            rows.push(project(&item.json, select.as_deref()));
+            rows.push(project(&item.json, query.select.as_deref()));
         }
         snapshot.insert(item.id.clone(), item.change_key.clone());
     }
@@ -306,14 +409,15 @@ fn build_round(
     }
     Round {
         scope: scope.clone(),
-        select,
+        query,
         rows,
         snapshot: Arc::new(snapshot),
     }
 }
 
 /// A delta row: `@odata.type`, `@odata.etag`, `id` always (Outlook delta always returns id,
-/// graph-facts §3), plus the `$select`ed properties (all without `$select`).
+/// graph-facts §3), plus the `$select`ed properties (all without `$select`); an `$expand`ed
+/// navigation the caller rendered stays whatever the `$select` (OData: `$expand` adds to it).
 fn project(contact: &Map<String, Value>, select: Option<&[String]>) -> Value {
     let mut out = Map::new();
     out.insert(
@@ -324,7 +428,10 @@ fn project(contact: &Map<String, Value>, select: Option<&[String]>) -> Value {
         let keep = match select {
             None => true,
             Some(sel) => {
-                k == "id" || k == "@odata.etag" || sel.iter().any(|s| s.eq_ignore_ascii_case(k))
+                k == "id"
+                    || k == "@odata.etag"
+                    || k.starts_with("singleValueExtendedProperties")
+                    || sel.iter().any(|s| s.eq_ignore_ascii_case(k))
             }
         };
         if keep && k != "@odata.type" {
@@ -355,259 +462,4 @@ pub fn prefer_max_page_size(prefer: Option<&str>) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn item(id: &str, ck: &str, name: &str) -> DeltaItem {
-        let json = json!({"id": id, "@odata.etag": format!("W/\"{ck}\""), "changeKey": ck,
-                          "displayName": name, "jobTitle": "x"});
-        DeltaItem {
-            id: id.into(),
-            change_key: ck.into(),
-            json: json.as_object().unwrap().clone(),
-        }
-    }
-
-    const T0: jiff::Timestamp = jiff::Timestamp::constant(1_800_000_000, 0);
-
-    fn scope() -> DeltaScope {
-        DeltaScope {
-            mailbox: "u1".into(),
-            folder: "f1".into(),
-        }
-    }
-
-    /// Follows a round to its deltaLink; returns all rows and the delta token.
-    fn round(
-        s: &DeltaStore,
-        start: Option<DeltaToken<'_>>,
-        select: Option<Vec<String>>,
-        page: usize,
-        now: jiff::Timestamp,
-        items: Vec<DeltaItem>,
-    ) -> (Vec<Value>, String, usize) {
-        let mut rows = vec![];
-        let mut pages = 1;
-        let mut p = s
-            .request(&scope(), start, select, page, now, || items)
-            .unwrap();
-        loop {
-            rows.extend(p.value.clone());
-            match p.next {
-                DeltaNext::Delta(t) => return (rows, t, pages),
-                DeltaNext::Skip(t) => {
-                    pages += 1;
-                    p = s
-                        .request(
-                            &scope(),
-                            Some(DeltaToken::Skip(&t)),
-                            None,
-                            page,
-                            now,
-                            || panic!("mid-round"),
-                        )
-                        .unwrap();
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn initial_round_then_update_delete_and_add() {
-        let s = DeltaStore::new(DeltaConfig::default());
-        let t0 = T0;
-        let sel = parse_select(Some("displayName"));
-        let items = vec![
-            item("a", "1", "A"),
-            item("b", "1", "B"),
-            item("c", "1", "C"),
-        ];
-        let (rows, delta, pages) = round(&s, None, sel, 2, t0, items);
-        assert_eq!(pages, 2);
-        assert_eq!(rows.len(), 3);
-        // $select applied: id, etag, type and displayName only.
-        assert_eq!(
-            rows[0],
-            json!({"@odata.type": "#microsoft.graph.contact", "id": "a", "@odata.etag": "W/\"1\"", "displayName": "A"})
-        );
-
-        // b updated, c deleted, d added.
-        let now = vec![
-            item("a", "1", "A"),
-            item("b", "2", "B2"),
-            item("d", "1", "D"),
-        ];
-        let (rows, delta2, _) = round(
-            &s,
-            Some(DeltaToken::Delta(&delta)),
-            None,
-            10,
-            t0,
-            now.clone(),
-        );
-        assert_eq!(rows.len(), 3, "{rows:?}");
-        assert_eq!(rows[0]["id"], "b");
-        assert_eq!(rows[0]["displayName"], "B2");
-        assert!(
-            rows[0].get("jobTitle").is_none(),
-            "$select carried in the token"
-        );
-        assert_eq!(rows[1]["id"], "d");
-        assert_eq!(
-            rows[2],
-            json!({"@odata.type": "#microsoft.graph.contact", "id": "c", "@removed": {"reason": "deleted"}})
-        );
-
-        // Nothing changed: an empty page with a deltaLink.
-        let (rows, _, _) = round(&s, Some(DeltaToken::Delta(&delta2)), None, 10, t0, now);
-        assert!(rows.is_empty());
-    }
-
-    #[test]
-    fn skip_tokens_are_idempotent() {
-        let s = DeltaStore::new(DeltaConfig::default());
-        let t0 = T0;
-        let items: Vec<_> = (0..5).map(|i| item(&format!("i{i}"), "1", "n")).collect();
-        let p1 = s.request(&scope(), None, None, 2, t0, || items).unwrap();
-        let DeltaNext::Skip(t) = p1.next else {
-            panic!("expected a nextLink")
-        };
-        let a = s
-            .request(&scope(), Some(DeltaToken::Skip(&t)), None, 2, t0, Vec::new)
-            .unwrap();
-        let b = s
-            .request(&scope(), Some(DeltaToken::Skip(&t)), None, 2, t0, Vec::new)
-            .unwrap();
-        assert_eq!(a.value, b.value);
-        assert_eq!(a.value[0]["id"], "i2");
-    }
-
-    #[test]
-    fn unknown_expired_foreign_and_evicted_tokens_get_410() {
-        let cfg = DeltaConfig {
-            ttl: Duration::from_secs(60),
-            max_states: 3,
-            ..DeltaConfig::default()
-        };
-        let s = DeltaStore::new(cfg);
-        let t0 = T0;
-        let err = s
-            .request(
-                &scope(),
-                Some(DeltaToken::Delta("nope")),
-                None,
-                10,
-                t0,
-                Vec::new,
-            )
-            .unwrap_err();
-        assert_eq!((err.status(), err.code()), (410, "SyncStateNotFound"));
-
-        let (_, delta, _) = round(&s, None, None, 10, t0, vec![item("a", "1", "A")]);
-        // Another folder's token.
-        let other = DeltaScope {
-            mailbox: "u1".into(),
-            folder: "f2".into(),
-        };
-        assert!(
-            s.request(
-                &other,
-                Some(DeltaToken::Delta(&delta)),
-                None,
-                10,
-                t0,
-                Vec::new
-            )
-            .is_err()
-        );
-        // A delta token used as a skip token.
-        assert!(
-            s.request(
-                &scope(),
-                Some(DeltaToken::Skip(&delta)),
-                None,
-                10,
-                t0,
-                Vec::new
-            )
-            .is_err()
-        );
-        // Still fine before the TTL, gone after.
-        assert!(
-            s.request(
-                &scope(),
-                Some(DeltaToken::Delta(&delta)),
-                None,
-                10,
-                t0 + jiff::SignedDuration::from_secs(59),
-                Vec::new
-            )
-            .is_ok()
-        );
-        let late = t0 + jiff::SignedDuration::from_secs(60);
-        assert_eq!(
-            s.request(
-                &scope(),
-                Some(DeltaToken::Delta(&delta)),
-                None,
-                10,
-                late,
-                Vec::new
-            ),
-            Err(DeltaError::SyncStateNotFound)
-        );
-
-        // Eviction of the oldest when over max_states.
-        let (_, first, _) = round(&s, None, None, 10, t0, vec![]);
-        for _ in 0..3 {
-            round(&s, None, None, 10, t0, vec![]);
-        }
-        assert!(
-            s.request(
-                &scope(),
-                Some(DeltaToken::Delta(&first)),
-                None,
-                10,
-                t0,
-                Vec::new
-            )
-            .is_err()
-        );
-
-        // expire_all.
-        let (_, fresh, _) = round(&s, None, None, 10, t0, vec![]);
-        s.expire_all();
-        assert!(
-            s.request(
-                &scope(),
-                Some(DeltaToken::Delta(&fresh)),
-                None,
-                10,
-                t0,
-                Vec::new
-            )
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn body_has_absolute_links_and_page_sizes_are_capped() {
-        let s = DeltaStore::new(DeltaConfig::default());
-        assert_eq!(s.page_size(None), 10);
-        assert_eq!(s.page_size(Some(5000)), 200);
-        assert_eq!(
-            prefer_max_page_size(Some("odata.track-changes, odata.maxpagesize=50")),
-            Some(50)
-        );
-        assert_eq!(prefer_max_page_size(Some("IdType=\"ImmutableId\"")), None);
-        let p = s.request(&scope(), None, None, 10, T0, Vec::new).unwrap();
-        let base = "http://127.0.0.1:9/v1.0/users/u1/contactFolders/f1/contacts/delta";
-        let body = p.body(
-            base,
-            "http://127.0.0.1:9/v1.0/$metadata#Collection(contact)",
-        );
-        let link = body["@odata.deltaLink"].as_str().unwrap();
-        assert!(link.starts_with(&format!("{base}?$deltatoken=")), "{link}");
-        assert_eq!(body["value"], json!([]));
-    }
-}
+mod tests;
