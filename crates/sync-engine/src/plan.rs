@@ -39,55 +39,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+// FxHash (rustc's hasher): the planner hashes a few million short keys per run, and SipHash's
+// flooding resistance buys nothing in a batch job over one tenant's own data.
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
-
-/// FxHash (as in rustc): the planner hashes a few million short keys per run and SipHash's
-/// flooding resistance buys nothing in a batch job over one tenant's own data.
-#[derive(Default, Clone, Copy)]
-struct Fx(u64);
-
-impl Fx {
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes([
-                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
-            ]));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut b = [0u8; 8];
-            b[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
-type FastSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
 
 /// Every contact read from one folder (the hub's "All Contacts", or a user's default folder).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,9 +260,9 @@ enum Link {
 /// First-wins index of a folder (or of the new logical contacts) by the three ladder keys.
 #[derive(Default)]
 struct Index<'b> {
-    sync_id: FastMap<SyncId, u32>,
-    email: FastMap<&'b str, u32>,
-    name: FastMap<&'b str, u32>,
+    sync_id: FxHashMap<SyncId, u32>,
+    email: FxHashMap<&'b str, u32>,
+    name: FxHashMap<&'b str, u32>,
 }
 
 impl<'b> Index<'b> {
@@ -561,7 +517,7 @@ fn group_leftovers<'b>(
     links: &mut [Vec<Link>],
     logicals: &mut Vec<Logical>,
     new_index: &mut Index<'b>,
-    released: &FastSet<(u32, u32)>,
+    released: &FxHashSet<(u32, u32)>,
 ) {
     for (mb, folder) in copies.iter().enumerate().skip(1) {
         let mbu = mb as u32;
@@ -611,7 +567,7 @@ fn release_stale_extras(
     links: &mut [Vec<Link>],
     logicals: &[Logical],
     hub_logicals: usize,
-    released: &mut FastSet<(u32, u32)>,
+    released: &mut FxHashSet<(u32, u32)>,
 ) -> bool {
     let mut any = false;
     for (mb, folder) in copies.iter().enumerate().skip(1) {
@@ -729,7 +685,7 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
     // copy turns out to match only by a key its contact is about to lose, release it and group
     // again (see `link_to_final_hub_keys`).
     let mut new_index = Index::default();
-    let mut released = FastSet::default();
+    let mut released = FxHashSet::default();
     for _ in 0..64 {
         group_leftovers(
             &copies,
@@ -778,7 +734,7 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
     // once, in plan order, at the end — no second copy of the operations ever exists.
     let mut rewritten: Vec<Vec<bool>> = copies.iter().map(|mb| vec![false; mb.len()]).collect();
     let mut sync_ids = SyncIdClaims {
-        claimed: FastSet::default(),
+        claimed: FxHashSet::default(),
         folders: copies.iter().map(|_| None).collect(),
     };
     let decisions: Vec<Decision> = logicals
@@ -866,12 +822,12 @@ struct Decision {
 
 /// SyncIds taken by logical contacts so far, and (built on demand) each folder's SyncIds.
 struct SyncIdClaims {
-    claimed: FastSet<SyncId>,
-    folders: Vec<Option<FastSet<SyncId>>>,
+    claimed: FxHashSet<SyncId>,
+    folders: Vec<Option<FxHashSet<SyncId>>>,
 }
 
 impl SyncIdClaims {
-    fn folder(&mut self, ctx: &Ctx<'_, '_>, mb: usize) -> &FastSet<SyncId> {
+    fn folder(&mut self, ctx: &Ctx<'_, '_>, mb: usize) -> &FxHashSet<SyncId> {
         self.folders[mb]
             .get_or_insert_with(|| ctx.copies[mb].iter().filter_map(|c| c.sync_id).collect())
     }
@@ -895,9 +851,9 @@ struct Ctx<'s, 'a> {
 
 #[derive(Default)]
 struct Present<'a> {
-    sync_id: FastSet<SyncId>,
-    email: FastSet<Cow<'a, str>>,
-    name: FastSet<Cow<'a, str>>,
+    sync_id: FxHashSet<SyncId>,
+    email: FxHashSet<Cow<'a, str>>,
+    name: FxHashSet<Cow<'a, str>>,
 }
 
 impl<'a> Present<'a> {
@@ -1246,11 +1202,11 @@ fn create_missing<'a>(
 /// Groups of positions sharing a key, only for keys seen more than once (no allocation per key).
 /// `first` is scratch space, kept by the caller so its table is allocated once, not per folder.
 fn duplicates<K: std::hash::Hash + Eq + Copy>(
-    first: &mut FastMap<K, usize>,
+    first: &mut FxHashMap<K, usize>,
     items: impl Iterator<Item = (K, usize)>,
-) -> FastMap<K, Vec<usize>> {
+) -> FxHashMap<K, Vec<usize>> {
     first.clear();
-    let mut dups: FastMap<K, Vec<usize>> = FastMap::default();
+    let mut dups: FxHashMap<K, Vec<usize>> = FxHashMap::default();
     for (k, i) in items {
         match first.entry(k) {
             std::collections::hash_map::Entry::Vacant(v) => {
