@@ -197,7 +197,7 @@ fn main() {
     let elapsed = start.elapsed();
     let cpu = cpu_secs() - cpu;
     let after = vm_hwm_kib();
-    let count = |a| p.operations.iter().filter(|o| o.action == a).count();
+    let count = |a| p.operations.iter().filter(|o| o.action() == a).count();
     println!(
         "plan ({}): {users} users x {per_user} copies ({} contacts): {:.3} s (CPU {:.2} s); operations {} (create {}, update {}, stamp {}), problems {}; peak RSS {:.0} MiB (input alone {:.0} MiB)",
         if churn { "churn" } else { "steady" },
