@@ -580,13 +580,6 @@ fn write_request(op: &Operation, hub_folder: &FolderRef) -> WriteRequest {
     }
 }
 
-/// Notes compare equal when they differ only in line endings or trailing whitespace (Exchange may
-/// normalise either; a re-write for that would be noise).
-fn same_notes(a: &str, b: &str) -> bool {
-    let norm = |s: &str| s.replace("\r\n", "\n").trim_end().to_owned();
-    norm(a) == norm(b)
-}
-
 /// Executes the plan: the hub and the user mailboxes in parallel, each at the client's 4 in flight.
 async fn apply(
     client: &GraphClient,
@@ -702,7 +695,7 @@ async fn apply_chunk(
             Ok(resp) => {
                 if matches!(op.write, Write::Create { .. })
                     && let Some(created) = &resp.body
-                    && !same_notes(
+                    && !sync_engine::tags::same_notes(
                         created.personal_notes.as_deref().unwrap_or(""),
                         &op.expected_notes,
                     )
@@ -888,13 +881,6 @@ mod tests {
         assert!(!may_be_mangled(
             "SyncId=0a9b8c7d-0000-4000-8000-0000000000de;CreatedBy=a;LastUpdatedAt=2026-01-01T00:00:00.0000000Z;LastUpdatedBy=a"
         ));
-    }
-
-    #[test]
-    fn notes_differing_only_in_line_endings_are_the_same() {
-        assert!(same_notes("a\r\nSyncId=x", "a\nSyncId=x"));
-        assert!(same_notes("a\n", "a"));
-        assert!(!same_notes("", "SyncId=x"));
     }
 
     /// A contact as read: its etag is `W/"<id>"`.

@@ -48,8 +48,9 @@ mod problems;
 #[cfg(test)]
 mod tests;
 
-use crate::fields::{FieldChange, WrittenFields};
+use crate::fields::{self, FieldChange, WrittenFields};
 use crate::model::Contact;
+use crate::tags;
 use jiff::Timestamp;
 use keys::{CopyRef, KeyedContact, Link, LogicalContact};
 use rustc_hash::FxHashMap;
@@ -198,6 +199,34 @@ impl Operation {
             Value::String(self.expected_notes.clone()),
         );
         m
+    }
+
+    /// Whether `contact`, as read back from Graph, now holds what this operation writes: every
+    /// field of the body compares equal as Graph round-trips it (the planner's comparison,
+    /// [`fields::Field::equal`]), and its `personalNotes` are [`Operation::expected_notes`] up to
+    /// line endings and trailing whitespace ([`tags::same_notes`]). For an update or a stamp,
+    /// `contact` must also be the copy written (same id).
+    ///
+    /// Tells a 412 after a retried PATCH whose first attempt was applied (the write is done) from
+    /// a user's edit made after the read (a conflict).
+    pub fn is_applied(&self, contact: &Contact) -> bool {
+        let notes = contact.personal_notes.as_deref().unwrap_or("");
+        if !tags::same_notes(notes, &self.expected_notes) {
+            return false;
+        }
+        match &self.write {
+            Write::Create { fields } => fields.held_by(&contact.fields),
+            Write::Update {
+                contact_id, fields, ..
+            } => *contact_id == contact.id && fields.held_by(&contact.fields),
+            Write::Stamp { contact_id, .. } => {
+                // The displayName is only written when the copy had one (see `body`).
+                *contact_id == contact.id
+                    && self.display_name.as_deref().is_none_or(|d| {
+                        fields::strings_equal(Some(d), contact.fields.display_name.as_deref())
+                    })
+            }
+        }
     }
 }
 
