@@ -149,8 +149,8 @@ impl Field {
         if let Some(s) = self.string(f) {
             return norm_str(s).to_owned();
         }
-        if let Some(l) = self.list(f) {
-            return l.join("; ");
+        if let Some(list) = self.list(f) {
+            return list.join("; ");
         }
         f.email_addresses
             .iter()
@@ -171,8 +171,8 @@ impl Field {
                 _ => Value::Null,
             };
         }
-        if let Some(l) = self.list(f) {
-            return Value::Array(l.iter().cloned().map(Value::String).collect());
+        if let Some(list) = self.list(f) {
+            return Value::Array(list.iter().cloned().map(Value::String).collect());
         }
         Value::Array(
             f.email_addresses
@@ -198,8 +198,8 @@ impl Field {
         if let Some(s) = self.string(f) {
             return !norm_str(s).is_empty();
         }
-        if let Some(l) = self.list(f) {
-            return !l.is_empty();
+        if let Some(list) = self.list(f) {
+            return !list.is_empty();
         }
         !f.email_addresses.is_empty()
     }

@@ -934,43 +934,34 @@ mod tests {
         };
         let plan = sync_engine::plan(&input, &mut || unreachable!("every contact has a SyncId"));
         let hub_folder = FolderRef::Id("hub-folder".into());
-        let requests: Vec<(Action, &str, WriteRequest)> = plan
-            .operations
-            .iter()
-            .map(|op| {
-                (
-                    op.action(),
-                    op.mailbox.as_str(),
-                    write_request(op, &hub_folder),
-                )
-            })
-            .collect();
-        let patch = |id: &str| {
-            (
-                WriteOp::Update,
-                Some(id.to_owned()),
-                Some(format!("W/\"{id}\"")),
-            )
+        // (method, contact id, If-Match, folder, body): everything a request says.
+        let parts = |r: &WriteRequest| {
+            let method = match r.op {
+                WriteOp::Create => "POST",
+                WriteOp::Update => "PATCH",
+                WriteOp::Delete => "DELETE",
+            };
+            let (id, etag) = (r.contact_id.clone(), r.if_match.clone());
+            (method, id, etag, r.folder.clone(), r.body.clone())
         };
-        let shape = |r: &WriteRequest| (r.op, r.contact_id.clone(), r.if_match.clone());
-        assert_eq!(requests.len(), 3, "{:?}", plan.operations);
-        for (action, mailbox, request) in &requests {
-            assert_eq!(
-                request.folder,
-                FolderRef::Default,
-                "all three are user folders"
-            );
-            let expected = match (action, *mailbox) {
-                (Action::Update, "a@contoso.com") => patch("a1"),
-                (Action::Stamp, "b@contoso.com") => patch("b1"),
-                (Action::Create, "c@contoso.com") => (WriteOp::Create, None, None),
+        assert_eq!(plan.operations.len(), 3, "{:?}", plan.operations);
+        for op in &plan.operations {
+            let (method, id, etag, folder, body) = parts(&write_request(op, &hub_folder));
+            let expected = match (op.action(), op.mailbox.as_str()) {
+                (Action::Update, "a@contoso.com") => ("PATCH", Some("a1")),
+                (Action::Stamp, "b@contoso.com") => ("PATCH", Some("b1")),
+                (Action::Create, "c@contoso.com") => ("POST", None),
                 other => panic!("unexpected operation {other:?}"),
             };
-            assert_eq!(shape(request), expected, "{action:?} in {mailbox}");
-        }
-        // The body sent is the operation's own (`Operation::body`, what the planner tested).
-        for ((_, _, request), op) in requests.iter().zip(&plan.operations) {
-            assert_eq!(request.body, serde_json::Value::Object(op.body()));
+            assert_eq!((method, id.as_deref()), expected, "{op:?}");
+            assert_eq!(
+                etag,
+                id.map(|id| format!("W/\"{id}\"")),
+                "the copy's own etag"
+            );
+            assert_eq!(folder, FolderRef::Default, "all three are user folders");
+            // The body sent is the operation's own (`Operation::body`, what the planner tested).
+            assert_eq!(body, serde_json::Value::Object(op.body()));
         }
     }
 }

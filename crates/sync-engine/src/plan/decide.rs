@@ -105,7 +105,11 @@ impl Planner<'_, '_> {
 
     /// Phase 1 for every logical contact, in order (`new_sync_id` is called in that order).
     pub(super) fn decide(&self, new_sync_id: &mut dyn FnMut() -> String) -> PhaseOne {
-        let winners: Vec<CopyRef> = self.logicals.iter().map(|l| self.winner_of(l)).collect();
+        let winners: Vec<CopyRef> = self
+            .logicals
+            .iter()
+            .map(|logical| self.winner_of(logical))
+            .collect();
         let differs = self.differing(&winners);
         let mut rewritten: Vec<Vec<bool>> =
             self.copies.iter().map(|f| vec![false; f.len()]).collect();

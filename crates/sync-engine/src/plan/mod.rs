@@ -3,27 +3,27 @@
 //! newest version (SPEC §2.5–§2.8a).
 //!
 //! Data flow, one file per step (see ARCHITECTURE.md "Plan"):
-//! 1. [`keys`] — *read keys* of every contact once: SyncId (last tag line), primary email,
+//! 1. `keys` — *read keys* of every contact once: SyncId (last tag line), primary email,
 //!    displayName key. *Hub logical contacts*: each hub contact with a new SyncId is one logical
 //!    contact; a hub contact without SyncId matching an earlier one by email/displayName is a
 //!    duplicate and is left alone. *Link user copies* mailbox by mailbox (fixed order: sorted
 //!    mailbox names) through the hub's index, ladder SyncId → email → displayName (only without
 //!    email), SyncId matches first. A second copy of the same logical contact in one folder is a
 //!    duplicate, left alone.
-//! 2. [`final_keys`] — unlinked copies also try the key each hub contact will have *after* this
+//! 2. `final_keys` — unlinked copies also try the key each hub contact will have *after* this
 //!    run (its winner's), and extra copies that matched by a key about to change are released, so
 //!    that the next run links exactly as this one did (I1).
-//! 3. [`group`] — *group the rest* across users by the same ladder into new logical contacts.
-//! 4. [`decide`] — phase 1, per logical contact: winner = newest `lastModifiedDateTime` (ties:
+//! 3. `group` — *group the rest* across users by the same ladder into new logical contacts.
+//! 4. `decide` — phase 1, per logical contact: winner = newest `lastModifiedDateTime` (ties:
 //!    hub, then mailbox order); SyncId; update every other copy that differs (rule §2.7), stamp
 //!    every copy lacking the SyncId — one write per copy. Whether a copy differs is decided in one
 //!    folder-ordered pass, and the writes are then recorded folder by folder (memory order).
-//! 5. [`create`] — phase 2: create where the contact is missing, unless the target folder, as it
+//! 5. `create` — phase 2: create where the contact is missing, unless the target folder, as it
 //!    will be after phase 1, already holds a contact the ladder would match, which is reported
 //!    instead (never a duplicate, invariant I2).
-//! 6. [`problems`] — the data problems of each folder (duplicate keys, extra copies, …).
+//! 6. `problems` — the data problems of each folder (duplicate keys, extra copies, …).
 //!
-//! Both phases only record small pending writes; [`build`] turns them into [`Operation`]s once, in
+//! Both phases only record small pending writes; `build` turns them into [`Operation`]s once, in
 //! plan order. Every operation is independent of the others (SyncIds are chosen up front), so the
 //! binary may run them in any order or in parallel; a crash part-way leaves copies the next run
 //! links by SyncId.
@@ -99,7 +99,7 @@ pub enum Target {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Operation {
     /// 1 = users → hub (hub writes and stamps of user copies), 2 = hub → users (user data writes).
-    /// Only a reporting category: the binary runs both in one stream.
+    /// A reporting category only: operations are independent, so it implies no order.
     pub step: u8,
     /// Target mailbox.
     pub mailbox: String,

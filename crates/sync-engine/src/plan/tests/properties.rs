@@ -37,7 +37,7 @@ fn person_guid(p: usize, upper: bool) -> String {
     if upper { g.to_uppercase() } else { g }
 }
 
-fn build_copy(p: usize, mb: usize, k: usize, g: &GenCopy) -> Contact {
+fn build_copy(p: usize, folder: usize, k: usize, g: &GenCopy) -> Contact {
     let email = person_email(p).map(|e| match g.email {
         0 => e,
         1 => e.to_uppercase(),
@@ -45,7 +45,7 @@ fn build_copy(p: usize, mb: usize, k: usize, g: &GenCopy) -> Contact {
         _ => e.replace('@', ".new@"),
     });
     let mut c = contact(
-        &format!("m{mb}-p{p}-{k}"),
+        &format!("m{folder}-p{p}-{k}"),
         &format!("Person {p}"),
         email.as_deref(),
         g.time,
@@ -132,17 +132,17 @@ fn arb_tenant(changed_emails: bool) -> impl Strategy<Value = Tenant> {
             let mut folders: Vec<MailboxSnapshot> = grid
                 .into_iter()
                 .enumerate()
-                .map(|(mb, row)| {
+                .map(|(folder, row)| {
                     let mut contacts = Vec::new();
                     for (p, (n, g1, g2)) in row.into_iter().enumerate() {
                         for (k, g) in [g1, g2].iter().take(n).enumerate() {
-                            contacts.push(build_copy(p, mb, k, g));
+                            contacts.push(build_copy(p, folder, k, g));
                         }
                     }
-                    let name = if mb == 0 {
+                    let name = if folder == 0 {
                         HUB.to_owned()
                     } else {
-                        format!("user{mb}@contoso.com")
+                        format!("user{folder}@contoso.com")
                     };
                     mbx(&name, contacts)
                 })

@@ -5,7 +5,7 @@ use crate::plan::keys::read_all;
 
 #[test]
 fn threaded_read_matches_sequential_read() {
-    let snaps: Vec<MailboxSnapshot> = (0..7)
+    let snapshots: Vec<MailboxSnapshot> = (0..7)
         .map(|u| {
             mbx(
                 &format!("u{u}@c"),
@@ -23,22 +23,22 @@ fn threaded_read_matches_sequential_read() {
             )
         })
         .collect();
-    let refs: Vec<&MailboxSnapshot> = snaps.iter().collect();
+    let refs: Vec<&MailboxSnapshot> = snapshots.iter().collect();
     let (threaded, links) = read_all(&refs, 7 * 2_000);
     assert_eq!(links.len(), 7);
     assert_eq!(threaded.len(), 7);
-    for (mb, s) in snaps.iter().enumerate() {
-        assert_eq!(threaded[mb].len(), s.contacts.len());
+    for (folder, s) in snapshots.iter().enumerate() {
+        assert_eq!(threaded[folder].len(), s.contacts.len());
         for (i, c) in s.contacts.iter().enumerate() {
             let one = KeyedContact::new(c);
-            let t = &threaded[mb][i];
+            let t = &threaded[folder][i];
             assert!(std::ptr::eq(t.contact, c));
             let expected = if one.has_key() {
                 Link::Unlinked
             } else {
                 Link::NoKey
             };
-            assert!(links[mb][i] == expected);
+            assert!(links[folder][i] == expected);
             assert_eq!(
                 (&t.email, &t.name, t.sync_id, t.modified),
                 (&one.email, &one.name, one.sync_id, one.modified)
