@@ -1,4 +1,5 @@
-//! What each operation sends (`Operation::body`, exactly what production sends) and its notes.
+//! What each operation sends (`Operation::body`, exactly what production sends), its notes, and
+//! when a contact read back holds it (`Operation::is_applied`).
 
 use super::*;
 
