@@ -1,6 +1,6 @@
-//! Micro-benchmark of the planner: 1,000 users × 1,000 contact copies (issue 4, target < 1 s and
-//! < 1 GiB). Prints the wall time of `plan` and the process's peak RSS (`VmHWM`) before planning
-//! (the input alone) and after.
+//! Micro-benchmark of the planner: 1,000 users × 1,000 contact copies (targets and results:
+//! BENCHMARKS.md, "Planner"). Prints the wall and CPU time of `plan` and the process's peak RSS
+//! (`VmHWM`) before planning (the input alone) and after.
 //!
 //! The tenant: the hub holds 1,000 stamped contacts and every user holds a copy of each (1,001,000
 //! contacts, nine fields set, about 170 bytes of notes and an id of Graph's real length, ~150
@@ -197,7 +197,7 @@ fn main() {
     let elapsed = start.elapsed();
     let cpu = cpu_secs() - cpu;
     let after = vm_hwm_kib();
-    let count = |a| p.operations.iter().filter(|o| o.action == a).count();
+    let count = |a| p.operations.iter().filter(|o| o.action() == a).count();
     println!(
         "plan ({}): {users} users x {per_user} copies ({} contacts): {:.3} s (CPU {:.2} s); operations {} (create {}, update {}, stamp {}), problems {}; peak RSS {:.0} MiB (input alone {:.0} MiB)",
         if churn { "churn" } else { "steady" },

@@ -15,28 +15,35 @@
 //!
 //! Nothing else is normalised: order inside collections, case and spaces are user data.
 //!
-//! Bodies: an update sends every field that differs, with `null`/`[]` for a field the winner
-//! cleared (SPEC §2.7 FIX: the script omitted empty fields, so clears never propagated), and always
-//! `displayName`, because Graph may regenerate a custom displayName when other name fields change
-//! (graph-facts §1 "displayName caveat", contact-update.md). This module never decides *whether* to
-//! write; that is the planner's job.
+//! Bodies ([`WrittenFields`], the only place a request body's fields are made): an update sends
+//! every field that differs, with `null`/`[]` for a field the winner cleared (SPEC §2.7 FIX: the
+//! script omitted empty fields, so clears never propagated), and always `displayName`, because
+//! Graph may regenerate a custom displayName when other name fields change (graph-facts §1
+//! "displayName caveat", contact-update.md); a create sends every field that is set. This module
+//! never decides *whether* to write; that is the planner's job.
 
 use crate::model::{ContactFields, EmailAddress};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// One field that differs between a target copy and the winning version, for the report
 /// (`Changed: <fields> | Delta: field: 'old' -> 'new'`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FieldChange {
-    /// Graph JSON name, e.g. `mobilePhone`.
-    pub field: String,
+    /// Serialised as its Graph JSON name, e.g. `mobilePhone` ([`Field::json_name`]).
+    pub field: Field,
     pub old: String,
     pub new: String,
 }
 
 fn norm_str(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("")
+}
+
+/// Two optional strings are equal as Graph returns them: `None` and `""` are the same value.
+pub(crate) fn strings_equal(a: Option<&str>, b: Option<&str>) -> bool {
+    a.unwrap_or("") == b.unwrap_or("")
 }
 
 /// The name of an email entry as Graph round-trips it: `""` when missing, empty or the address.
@@ -98,6 +105,11 @@ impl Field {
         crate::SYNCED_FIELDS[self as usize]
     }
 
+    /// Its bit in a [`FieldSet`] (its place in [`Field::ALL`]).
+    fn bit(self) -> u16 {
+        1 << self as u16
+    }
+
     fn string(self, f: &ContactFields) -> Option<&Option<String>> {
         Some(match self {
             Field::DisplayName => &f.display_name,
@@ -124,7 +136,7 @@ impl Field {
     /// Equal as Graph would return them (see the module note).
     pub fn equal(self, a: &ContactFields, b: &ContactFields) -> bool {
         if let (Some(x), Some(y)) = (self.string(a), self.string(b)) {
-            return norm_str(x) == norm_str(y);
+            return strings_equal(x.as_deref(), y.as_deref());
         }
         if let (Some(x), Some(y)) = (self.list(a), self.list(b)) {
             return x == y;
@@ -137,8 +149,8 @@ impl Field {
         if let Some(s) = self.string(f) {
             return norm_str(s).to_owned();
         }
-        if let Some(l) = self.list(f) {
-            return l.join("; ");
+        if let Some(list) = self.list(f) {
+            return list.join("; ");
         }
         f.email_addresses
             .iter()
@@ -159,8 +171,8 @@ impl Field {
                 _ => Value::Null,
             };
         }
-        if let Some(l) = self.list(f) {
-            return Value::Array(l.iter().cloned().map(Value::String).collect());
+        if let Some(list) = self.list(f) {
+            return Value::Array(list.iter().cloned().map(Value::String).collect());
         }
         Value::Array(
             f.email_addresses
@@ -182,14 +194,90 @@ impl Field {
         )
     }
 
-    pub(crate) fn is_set(self, f: &ContactFields) -> bool {
+    fn is_set(self, f: &ContactFields) -> bool {
         if let Some(s) = self.string(f) {
             return !norm_str(s).is_empty();
         }
-        if let Some(l) = self.list(f) {
-            return !l.is_empty();
+        if let Some(list) = self.list(f) {
+            return !list.is_empty();
         }
         !f.email_addresses.is_empty()
+    }
+}
+
+impl Serialize for Field {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.json_name())
+    }
+}
+
+/// Some of the synced fields (a bit per [`Field::ALL`] entry): which fields a write sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FieldSet(u16);
+
+impl FieldSet {
+    pub fn contains(self, f: Field) -> bool {
+        self.0 & f.bit() != 0
+    }
+
+    /// The fields of the set, in [`Field::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Field> {
+        Field::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+
+    fn of(fields: impl IntoIterator<Item = Field>) -> Self {
+        FieldSet(fields.into_iter().fold(0, |m, f| m | f.bit()))
+    }
+}
+
+/// The synced fields one write sends and their values: the single builder of request bodies'
+/// fields, for production and tests alike.
+///
+/// The values are the winner's fields, shared by every write of one logical contact: a plan holds
+/// up to a few hundred thousand writes and a JSON body map costs ~2 KB each, so the JSON is only
+/// made when the write is sent ([`WrittenFields::write_json`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WrittenFields {
+    values: Arc<ContactFields>,
+    sent: FieldSet,
+}
+
+impl WrittenFields {
+    /// A new contact: every field `values` has set (unset ones are simply absent on a new item).
+    pub fn create(values: Arc<ContactFields>) -> Self {
+        let sent = FieldSet::of(Field::ALL.into_iter().filter(|f| f.is_set(&values)));
+        WrittenFields { values, sent }
+    }
+
+    /// An update to `values` of a copy that differs by `changes` ([`diff`]): every changed field
+    /// (clears as `null`/`[]`) and always `displayName` (graph-facts §1 displayName caveat).
+    pub fn update(values: Arc<ContactFields>, changes: &[FieldChange]) -> Self {
+        let changed = changes.iter().map(|c| c.field);
+        let sent = FieldSet::of(std::iter::once(Field::DisplayName).chain(changed));
+        WrittenFields { values, sent }
+    }
+
+    /// Which fields are sent.
+    pub fn sent(&self) -> FieldSet {
+        self.sent
+    }
+
+    /// The values written (for the sent fields; the others are not written).
+    pub fn values(&self) -> &ContactFields {
+        &self.values
+    }
+
+    /// Adds every sent field to a request body, as [`Field::json`] writes it.
+    pub fn write_json(&self, body: &mut Map<String, Value>) {
+        for f in self.sent.iter() {
+            body.insert(f.json_name().into(), f.json(&self.values));
+        }
+    }
+
+    /// Whether `fields` (a contact as read back) hold every sent value, compared as Graph
+    /// round-trips them ([`Field::equal`], the planner's comparison).
+    pub fn held_by(&self, fields: &ContactFields) -> bool {
+        self.sent.iter().all(|f| f.equal(&self.values, fields))
     }
 }
 
@@ -204,7 +292,7 @@ pub fn diff(old: &ContactFields, new: &ContactFields) -> Vec<FieldChange> {
         .iter()
         .filter(|f| !f.equal(old, new))
         .map(|f| FieldChange {
-            field: f.json_name().to_owned(),
+            field: *f,
             old: f.display(old),
             new: f.display(new),
         })
@@ -213,29 +301,6 @@ pub fn diff(old: &ContactFields, new: &ContactFields) -> Vec<FieldChange> {
     // of thousands), usually with one or two changes.
     changes.shrink_to_fit();
     changes
-}
-
-/// PATCH body turning `old` into `new`: every differing field (clears as `null`/`[]`) plus
-/// `displayName` always (graph-facts §1 displayName caveat). `personalNotes` is added by the caller.
-pub fn update_body(old: &ContactFields, new: &ContactFields) -> Map<String, Value> {
-    let mut m = Map::new();
-    for f in Field::ALL {
-        if f == Field::DisplayName || !f.equal(old, new) {
-            m.insert(f.json_name().into(), f.json(new));
-        }
-    }
-    m
-}
-
-/// POST body for a new contact: every set field (unset ones are simply absent on a new item).
-pub fn create_body(new: &ContactFields) -> Map<String, Value> {
-    let mut m = Map::new();
-    for f in Field::ALL {
-        if f.is_set(new) {
-            m.insert(f.json_name().into(), f.json(new));
-        }
-    }
-    m
 }
 
 /// Primary email (SPEC §2.6): the first non-empty `emailAddresses[].address`, trimmed and
@@ -344,12 +409,12 @@ mod tests {
             ..Default::default()
         };
         assert!(!fields_equal(&a, &b));
-        assert_eq!(diff(&a, &b)[0].field, "businessPhones");
+        assert_eq!(diff(&a, &b)[0].field, Field::BusinessPhones);
         assert_eq!(diff(&a, &b)[0].old, "1; 2");
     }
 
     #[test]
-    fn update_body_sends_clears_and_always_display_name() {
+    fn update_sends_changes_clears_and_always_display_name() {
         let old = ContactFields {
             display_name: Some("Adele Vance".into()),
             mobile_phone: Some("+1 555".into()),
@@ -362,28 +427,31 @@ mod tests {
             company_name: Some("Contoso".into()),
             ..Default::default()
         };
-        let body = Value::Object(update_body(&old, &new));
-        assert_eq!(
-            body,
-            json!({"displayName": "Adele Vance", "mobilePhone": null, "categories": []})
-        );
         let changes = diff(&old, &new);
         assert_eq!(
-            changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(),
-            ["mobilePhone", "categories"]
+            changes.iter().map(|c| c.field).collect::<Vec<_>>(),
+            [Field::MobilePhone, Field::Categories]
+        );
+        let mut body = Map::new();
+        WrittenFields::update(Arc::new(new), &changes).write_json(&mut body);
+        assert_eq!(
+            Value::Object(body),
+            json!({"displayName": "Adele Vance", "mobilePhone": null, "categories": []})
         );
     }
 
     #[test]
-    fn create_body_has_only_set_fields() {
+    fn create_sends_only_set_fields() {
         let new = ContactFields {
             display_name: Some("Adele".into()),
             job_title: Some(String::new()),
             email_addresses: vec![email(None, "adele@contoso.com")],
             ..Default::default()
         };
+        let mut body = Map::new();
+        WrittenFields::create(Arc::new(new)).write_json(&mut body);
         assert_eq!(
-            Value::Object(create_body(&new)),
+            Value::Object(body),
             json!({"displayName": "Adele", "emailAddresses": [{"address": "adele@contoso.com"}]})
         );
     }

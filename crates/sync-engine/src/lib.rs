@@ -11,9 +11,10 @@ pub mod tags;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
-pub use fields::FieldChange;
+pub use fields::{Field, FieldChange, FieldSet, WrittenFields};
 pub use model::{Contact, ContactFields, EmailAddress, SYNCED_FIELDS};
 pub use plan::{
-    Action, DataProblem, MailboxSnapshot, Operation, Plan, PlanInput, ProblemKind, Target, plan,
+    Action, DataProblem, MailboxSnapshot, Operation, Plan, PlanInput, ProblemKind, Target, Write,
+    plan,
 };
 pub use tags::{ParsedNotes, SyncId, Tags};

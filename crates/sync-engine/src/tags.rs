@@ -240,6 +240,13 @@ pub fn rebuild(
     s
 }
 
+/// Whether notes read back are the notes written: equal up to line endings (CRLF/LF) and trailing
+/// whitespace, which Exchange may normalise; a re-write for that would be noise.
+pub fn same_notes(read: &str, written: &str) -> bool {
+    let norm = |s: &str| s.replace("\r\n", "\n").trim_end().to_owned();
+    norm(read) == norm(written)
+}
+
 /// The user's text of `notes` (tag lines stripped); `None` notes have empty text.
 pub fn user_text(notes: Option<&str>) -> String {
     notes.map(|n| parse(n).text).unwrap_or_default()
@@ -361,6 +368,18 @@ mod tests {
 
     fn sid(s: &str) -> SyncId {
         SyncId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn notes_differing_only_in_line_endings_or_trailing_space_are_the_same() {
+        assert!(same_notes("a\r\nSyncId=x", "a\nSyncId=x"));
+        assert!(same_notes("a\n", "a"));
+        assert!(same_notes("a \r\n", "a"));
+        assert!(!same_notes("", "SyncId=x"));
+        assert!(
+            !same_notes("a\nb", "ab"),
+            "a lost line break is a difference"
+        );
     }
 
     #[test]

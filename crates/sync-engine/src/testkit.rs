@@ -9,7 +9,7 @@
 //! like). This is a test double, never a second source of truth: the emulator is the real oracle.
 
 use crate::model::{Contact, ContactFields};
-use crate::plan::{Action, MailboxSnapshot, Plan, PlanInput, Target};
+use crate::plan::{MailboxSnapshot, Plan, PlanInput, Target, Write};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 
@@ -98,39 +98,43 @@ impl Tenant {
             let (now, etag) = self.tick();
             let id = format!("id-{}", self.next_id);
             let folder = self.folder_mut(&op.mailbox, op.target)?;
-            match op.action {
-                Action::Create => {
-                    if op.contact_id.is_some() {
-                        return Err(ApplyError::Bad("create with a contact id".into()));
-                    }
+            // The body production sends (`Operation::body`), applied as Graph would.
+            let body = op.body();
+            match &op.write {
+                Write::Create { .. } => {
                     let mut c = Contact {
                         id,
                         etag: Some(etag),
                         last_modified_date_time: Some(now),
                         ..Default::default()
                     };
-                    write_body(&mut c, &op.body())?;
+                    write_body(&mut c, &body)?;
                     folder.contacts.push(c);
                 }
-                Action::Update | Action::Stamp => {
-                    let cid = op
-                        .contact_id
-                        .as_deref()
-                        .ok_or_else(|| ApplyError::Bad("no id".into()))?;
+                Write::Update {
+                    contact_id,
+                    etag: if_match,
+                    ..
+                }
+                | Write::Stamp {
+                    contact_id,
+                    etag: if_match,
+                } => {
                     let c = folder
                         .contacts
                         .iter_mut()
-                        .find(|c| c.id == cid)
-                        .ok_or_else(|| ApplyError::NotFound(cid.to_owned(), op.mailbox.clone()))?;
-                    if op.etag.is_some() && op.etag != c.etag {
+                        .find(|c| c.id == *contact_id)
+                        .ok_or_else(|| {
+                            ApplyError::NotFound(contact_id.clone(), op.mailbox.clone())
+                        })?;
+                    if if_match.is_some() && *if_match != c.etag {
                         return Err(ApplyError::EtagMismatch(
-                            cid.to_owned(),
-                            op.etag.clone(),
+                            contact_id.clone(),
+                            if_match.clone(),
                             c.etag.clone(),
                         ));
                     }
-                    let body = op.body();
-                    if op.action == Action::Stamp
+                    if matches!(op.write, Write::Stamp { .. })
                         && body
                             .keys()
                             .any(|k| k != "personalNotes" && k != "displayName")

@@ -23,7 +23,7 @@ use graph::{
     WriteRequest,
 };
 use sync_engine::Contact;
-use sync_engine::plan::{Action, MailboxSnapshot, Operation, Plan, PlanInput, Target};
+use sync_engine::plan::{Action, MailboxSnapshot, Operation, Plan, PlanInput, Target, Write};
 use tracing::{Instrument as _, info, info_span, warn};
 use tracing_indicatif::span_ext::IndicatifSpanExt as _;
 
@@ -638,25 +638,20 @@ fn folder_of(op: &Operation, hub_folder: &FolderRef) -> FolderRef {
     }
 }
 
+/// The Graph write of an operation: a POST for a create, a PATCH of the copy it names (guarded by
+/// the etag read at the start, I9) for an update or a stamp — never one for the other.
 fn write_request(op: &Operation, hub_folder: &FolderRef) -> WriteRequest {
     let body = serde_json::Value::Object(op.body());
     let folder = folder_of(op, hub_folder);
-    match (op.action, &op.contact_id) {
-        (Action::Create, _) | (_, None) => WriteRequest::Create { folder, body },
-        (Action::Update | Action::Stamp, Some(id)) => WriteRequest::Update {
-            folder,
-            contact_id: id.clone(),
-            if_match: op.etag.clone(),
-            body,
-        },
+    match &op.write {
+        Write::Create { .. } => WriteRequest::create(folder, body),
+        Write::Update {
+            contact_id, etag, ..
+        }
+        | Write::Stamp { contact_id, etag } => {
+            WriteRequest::update(folder, contact_id.clone(), etag.clone(), body)
+        }
     }
-}
-
-/// Notes compare equal when they differ only in line endings or trailing whitespace (Exchange may
-/// normalise either; a re-write for that would be noise).
-fn same_notes(a: &str, b: &str) -> bool {
-    let norm = |s: &str| s.replace("\r\n", "\n").trim_end().to_owned();
-    norm(a) == norm(b)
 }
 
 /// Executes the plan: the hub and the user mailboxes in parallel, each at the client's 4 in flight.
@@ -772,9 +767,9 @@ async fn apply_chunk(
         let op = &ops[i];
         match r {
             Ok(resp) => {
-                if op.action == Action::Create
+                if matches!(op.write, Write::Create { .. })
                     && let Some(created) = &resp.body
-                    && !same_notes(
+                    && !sync_engine::tags::same_notes(
                         created.personal_notes.as_deref().unwrap_or(""),
                         &op.expected_notes,
                     )
@@ -808,7 +803,7 @@ async fn apply_chunk(
                         op.sync_id
                     );
                 } else {
-                    warn!("{mailbox}: {:?} {} failed: {e}", op.action, op.sync_id);
+                    warn!("{mailbox}: {:?} {} failed: {e}", op.action(), op.sync_id);
                 }
                 out.push((i, o));
             }
@@ -839,7 +834,7 @@ async fn apply_chunk(
 fn record(op: &Operation, o: Outcome) -> ActionRecord {
     ActionRecord {
         step: op.step,
-        action: match op.action {
+        action: match op.action() {
             Action::Create => ActionKind::Create,
             Action::Update => ActionKind::Update,
             Action::Stamp => ActionKind::Stamp,
@@ -853,12 +848,16 @@ fn record(op: &Operation, o: Outcome) -> ActionRecord {
         sync_id: op.sync_id.clone(),
         display_name: op.display_name.clone(),
         email: op.email.clone(),
-        changed: op.changes.iter().map(|c| c.field.clone()).collect(),
+        changed: op
+            .changes()
+            .iter()
+            .map(|c| c.field.json_name().to_owned())
+            .collect(),
         delta: op
-            .changes
+            .changes()
             .iter()
             .map(|c| Delta {
-                field: c.field.clone(),
+                field: c.field.json_name().to_owned(),
                 old: c.old.clone(),
                 new: c.new.clone(),
             })
@@ -877,14 +876,17 @@ fn skipped_counts(input: &PlanInput, plan: &Plan) -> (usize, usize) {
     let mut hub_written = std::collections::HashSet::new();
     let mut user_written = std::collections::HashSet::new();
     for op in &plan.operations {
-        if let Some(id) = &op.contact_id {
-            match op.target {
-                Target::Hub => {
-                    hub_written.insert(id.as_str());
-                }
-                Target::UserDefault => {
-                    user_written.insert((op.mailbox.as_str(), id.as_str()));
-                }
+        let id = match &op.write {
+            Write::Update { contact_id, .. } | Write::Stamp { contact_id, .. } => contact_id,
+            // A create writes no existing contact.
+            Write::Create { .. } => continue,
+        };
+        match op.target {
+            Target::Hub => {
+                hub_written.insert(id.as_str());
+            }
+            Target::UserDefault => {
+                user_written.insert((op.mailbox.as_str(), id.as_str()));
             }
         }
     }
@@ -1043,10 +1045,96 @@ mod tests {
         ));
     }
 
+    /// A contact as read: its etag is `W/"<id>"`.
+    fn read_contact(id: &str, minute: i64, job: &str, notes: Option<&str>) -> sync_engine::Contact {
+        sync_engine::Contact {
+            id: id.into(),
+            etag: Some(format!("W/\"{id}\"")),
+            last_modified_date_time: Some(jiff::Timestamp::from_second(minute * 60).unwrap()),
+            personal_notes: notes.map(Into::into),
+            fields: sync_engine::ContactFields {
+                display_name: Some("Adele Vance".into()),
+                job_title: Some(job.into()),
+                email_addresses: vec![sync_engine::EmailAddress {
+                    name: None,
+                    address: Some("adele@contoso.com".into()),
+                }],
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Issue 11, bug 2: an update or a stamp is a PATCH of exactly the copy it names, with that
+    /// copy's etag, and only a create is a POST. (Before, an operation without a contact id fell
+    /// back to a POST, so a planner bug would have duplicated a contact; the operation types now
+    /// make that case unwritable, and this pins the mapping.)
     #[test]
-    fn notes_differing_only_in_line_endings_are_the_same() {
-        assert!(same_notes("a\r\nSyncId=x", "a\nSyncId=x"));
-        assert!(same_notes("a\n", "a"));
-        assert!(!same_notes("", "SyncId=x"));
+    fn update_and_stamp_patch_their_own_contact_and_only_create_posts() {
+        let tag = "SyncId=3f2504e0-4f89-11d3-9a0c-0305e82c3301;CreatedBy=hub@contoso.com";
+        let snapshot = |mailbox: &str, contacts| MailboxSnapshot {
+            mailbox: mailbox.into(),
+            contacts,
+        };
+        let input = PlanInput {
+            hub: snapshot(
+                "hub@contoso.com",
+                vec![read_contact("h1", 9, "Lead", Some(tag))],
+            ),
+            users: vec![
+                // Stale data: an update of a1.
+                snapshot(
+                    "a@contoso.com",
+                    vec![read_contact("a1", 1, "Dev", Some(tag))],
+                ),
+                // Same data, no SyncId yet: a stamp of b1.
+                snapshot("b@contoso.com", vec![read_contact("b1", 1, "Lead", None)]),
+                // Missing: a create.
+                snapshot("c@contoso.com", vec![]),
+            ],
+            update_existing: true,
+            now: jiff::Timestamp::from_second(3600).unwrap(),
+        };
+        let plan = sync_engine::plan(&input, &mut || unreachable!("every contact has a SyncId"));
+        let hub_folder = FolderRef::Id("hub-folder".into());
+        // (method, contact id, If-Match, folder, body): everything a request says.
+        let parts = |r: &WriteRequest| match r.clone() {
+            WriteRequest::Create { folder, body } => ("POST", None, None, folder, body),
+            WriteRequest::Update {
+                folder,
+                contact_id,
+                if_match,
+                body,
+            } => ("PATCH", Some(contact_id), if_match, folder, body),
+            WriteRequest::Delete {
+                folder,
+                contact_id,
+                if_match,
+            } => (
+                "DELETE",
+                Some(contact_id),
+                if_match,
+                folder,
+                serde_json::Value::Null,
+            ),
+        };
+        assert_eq!(plan.operations.len(), 3, "{:?}", plan.operations);
+        for op in &plan.operations {
+            let (method, id, etag, folder, body) = parts(&write_request(op, &hub_folder));
+            let expected = match (op.action(), op.mailbox.as_str()) {
+                (Action::Update, "a@contoso.com") => ("PATCH", Some("a1")),
+                (Action::Stamp, "b@contoso.com") => ("PATCH", Some("b1")),
+                (Action::Create, "c@contoso.com") => ("POST", None),
+                other => panic!("unexpected operation {other:?}"),
+            };
+            assert_eq!((method, id.as_deref()), expected, "{op:?}");
+            assert_eq!(
+                etag,
+                id.map(|id| format!("W/\"{id}\"")),
+                "the copy's own etag"
+            );
+            assert_eq!(folder, FolderRef::Default, "all three are user folders");
+            // The body sent is the operation's own (`Operation::body`, what the planner tested).
+            assert_eq!(body, serde_json::Value::Object(op.body()));
+        }
     }
 }

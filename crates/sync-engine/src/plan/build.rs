@@ -1,0 +1,126 @@
+//! The plan's operations, built once, in plan order, from the writes both phases recorded: each
+//! with exactly the data of its kind ([`Write`]), its notes rebuilt from the copy's own text and a
+//! fresh tag line (I3), and the winner's fields shared by every write of its logical contact.
+
+use super::decide::{PendingWrite, PhaseOne};
+use super::{Action, Operation, Planner, Write, target_of};
+use crate::fields::{self, WrittenFields};
+use crate::model::ContactFields;
+use crate::tags;
+use jiff::Timestamp;
+use std::sync::Arc;
+
+impl Planner<'_, '_> {
+    /// Builds the operations of the pending writes (already sorted), in their order, straight
+    /// into the result (the operations are never copied). Deliberately on one thread: strings
+    /// allocated on other threads land in other malloc arenas, which raised peak memory for no
+    /// wall-time gain (BENCHMARKS.md, "Planner").
+    pub(super) fn build_operations(
+        &self,
+        phase_one: &PhaseOne,
+        pending: &[PendingWrite],
+        now: Timestamp,
+    ) -> Vec<Operation> {
+        // The winner's fields once per logical contact that writes data, shared by its writes.
+        let mut shared: Vec<Option<Arc<ContactFields>>> = vec![None; phase_one.decisions.len()];
+        for p in pending.iter().filter(|p| p.key.action != Action::Stamp) {
+            let winner = phase_one.decisions[p.logical_id.ix()].winner;
+            shared[p.logical_id.ix()]
+                .get_or_insert_with(|| Arc::new(self.copy(winner).contact.fields.clone()));
+        }
+        // `LastUpdatedAt` in the tag line's round-trip form, formatted once.
+        let now_text = tags::format_round_trip(now);
+        pending
+            .iter()
+            .map(|p| self.build_operation(phase_one, &shared, p, &now_text))
+            .collect()
+    }
+
+    fn build_operation(
+        &self,
+        phase_one: &PhaseOne,
+        shared: &[Option<Arc<ContactFields>>],
+        p: &PendingWrite,
+        now_text: &str,
+    ) -> Operation {
+        let key = p.key;
+        let decision = &phase_one.decisions[p.logical_id.ix()];
+        let winner = self.copy(decision.winner);
+        let winner_fields = &winner.contact.fields;
+        let data = || {
+            // Prepared above for every data write; the fallback only costs memory.
+            shared[p.logical_id.ix()]
+                .clone()
+                .unwrap_or_else(|| Arc::new(winner_fields.clone()))
+        };
+        // The write, and the existing copy it changes (none for a create).
+        let (write, copy) = match key.action {
+            Action::Create => (
+                Write::Create {
+                    fields: WrittenFields::create(data()),
+                },
+                None,
+            ),
+            Action::Update => {
+                let copy = self.copy(key.copy());
+                let changes = fields::diff(&copy.contact.fields, winner_fields);
+                let write = Write::Update {
+                    contact_id: copy.contact.id.clone(),
+                    etag: copy.contact.etag.clone(),
+                    fields: WrittenFields::update(data(), &changes),
+                    changes,
+                };
+                (write, Some(copy))
+            }
+            Action::Stamp => {
+                let copy = self.copy(key.copy());
+                let write = Write::Stamp {
+                    contact_id: copy.contact.id.clone(),
+                    etag: copy.contact.etag.clone(),
+                };
+                (write, Some(copy))
+            }
+        };
+        let created_by = copy
+            .and_then(|c| c.created_by())
+            .unwrap_or(&decision.created_by)
+            .to_owned();
+        // Data comes from the winner: to the hub from the winner's mailbox, to users from the
+        // hub. A stamp carries no data; its tag line names the winner's mailbox.
+        let source = if key.folder == 0 || key.action == Action::Stamp {
+            self.mailbox(decision.winner.folder)
+        } else {
+            self.mailbox(0)
+        };
+        // A stamp shows (and keeps) the copy's own name and email; a data write the winner's.
+        let shown = match (key.action, copy) {
+            (Action::Stamp, Some(c)) => c,
+            _ => winner,
+        };
+        // A copy's notes: its own text kept exactly, then the fresh tag line (I3).
+        let expected_notes = tags::rebuild(
+            copy.and_then(|c| c.contact.personal_notes.as_deref()),
+            key.sync_id,
+            Some(&created_by),
+            Some(now_text),
+            Some(source),
+        );
+        Operation {
+            step: key.step,
+            mailbox: self.mailbox(key.folder).to_owned(),
+            target: target_of(key.folder),
+            sync_id: key.sync_id.as_str().to_owned(),
+            display_name: shown
+                .contact
+                .fields
+                .display_name
+                .clone()
+                .filter(|s| !s.is_empty()),
+            email: shown.email.as_deref().map(str::to_owned),
+            created_by,
+            source_mailbox: source.to_owned(),
+            expected_notes,
+            write,
+        }
+    }
+}

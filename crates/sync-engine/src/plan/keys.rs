@@ -1,0 +1,316 @@
+//! Step 1 of the plan: read the matching keys of every contact once, make the hub's logical
+//! contacts, and link the user copies to them through the hub's index.
+//!
+//! The ladder (SPEC §2.6): SyncId, then primary email, then displayName — the last only for a
+//! contact without email. [`same_key`] is the one place the email/displayName rung is compared.
+//! Nothing here decides a write.
+
+use super::Planner;
+use crate::fields;
+use crate::model::Contact;
+use crate::plan::MailboxSnapshot;
+use crate::tags::{self, SyncId};
+use rustc_hash::FxHashMap;
+use std::borrow::Cow;
+
+/// What the planner reads from one contact. Kept small (one per contact, a million per run, and
+/// every linking pass walks them): what is needed only for the few copies written is re-read
+/// from the contact on demand ([`KeyedContact::created_by`]).
+pub(super) struct KeyedContact<'a> {
+    pub(super) contact: &'a Contact,
+    /// `lastModifiedDateTime` at read time as (seconds, nanoseconds), `None` as the smallest
+    /// value — the same order as `Option<Timestamp>` in 16 bytes instead of 24. Copied here
+    /// because choosing winners looks at it often.
+    pub(super) modified: (i64, i32),
+    pub(super) sync_id: Option<SyncId>,
+    pub(super) email: Option<Cow<'a, str>>,
+    /// displayName key; only set for contacts without email (SPEC §2.6).
+    pub(super) name: Option<Cow<'a, str>>,
+}
+
+impl<'a> KeyedContact<'a> {
+    pub(super) fn new(contact: &'a Contact) -> Self {
+        let tags = contact.personal_notes.as_deref().and_then(tags::find_tags);
+        let email = fields::primary_email(&contact.fields);
+        let name = if email.is_none() {
+            fields::name_key(&contact.fields)
+        } else {
+            None
+        };
+        KeyedContact {
+            contact,
+            modified: contact
+                .last_modified_date_time
+                .map_or((i64::MIN, 0), |t| (t.as_second(), t.subsec_nanosecond())),
+            sync_id: tags.map(|t| t.sync_id),
+            email,
+            name,
+        }
+    }
+
+    /// `CreatedBy` of the contact's tag line (re-read: needed only for the copies written).
+    pub(super) fn created_by(&self) -> Option<&'a str> {
+        let notes: &'a str = self.contact.personal_notes.as_deref()?;
+        tags::find_tags(notes)?.created_by
+    }
+
+    pub(super) fn has_key(&self) -> bool {
+        self.sync_id.is_some() || self.email.is_some() || self.name.is_some()
+    }
+
+    /// The ladder's rung below SyncId: the email, or the displayName when there is no email.
+    pub(super) fn email_or_name(&self) -> Option<EmailOrName<'_>> {
+        match (self.email.as_deref(), self.name.as_deref()) {
+            (Some(e), _) => Some(EmailOrName::Email(e)),
+            (None, Some(n)) => Some(EmailOrName::Name(n)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A contact's key below SyncId on the ladder (SPEC §2.6). An email never equals a name: a contact
+/// with an email is never matched by its displayName.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum EmailOrName<'k> {
+    Email(&'k str),
+    Name(&'k str),
+}
+
+/// The matching rule below SyncId: `a` and `b` share an email, or — both without email — a
+/// displayName. A contact with neither matches nothing.
+pub(super) fn same_key(a: &KeyedContact<'_>, b: &KeyedContact<'_>) -> bool {
+    a.email_or_name()
+        .is_some_and(|key| b.email_or_name() == Some(key))
+}
+
+/// Index of a logical contact (in [`Planner::logicals`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct LogicalId(pub(super) u32);
+
+impl LogicalId {
+    pub(super) fn ix(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Where a copy is: `copies[folder][pos]`; folder 0 is the hub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct CopyRef {
+    pub(super) folder: u32,
+    pub(super) pos: u32,
+}
+
+impl CopyRef {
+    pub(super) fn new(folder: usize, pos: usize) -> Self {
+        CopyRef {
+            folder: folder as u32,
+            pos: pos as u32,
+        }
+    }
+}
+
+/// What a copy belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Link {
+    /// Not matched yet.
+    Unlinked,
+    /// A copy of this logical contact.
+    To(LogicalId),
+    /// It matches this logical contact, which already has a copy in the folder: left alone.
+    Extra(LogicalId),
+    /// Neither SyncId, email nor displayName: never linkable.
+    NoKey,
+}
+
+/// One contact as it exists across folders.
+pub(super) struct LogicalContact {
+    /// At most one per folder, in folder order.
+    pub(super) copies: Vec<CopyRef>,
+}
+
+/// First-wins index of a folder (or of the new logical contacts) by the three ladder keys.
+#[derive(Default)]
+pub(super) struct KeyIndex<'k> {
+    sync_id: FxHashMap<SyncId, LogicalId>,
+    email: FxHashMap<&'k str, LogicalId>,
+    name: FxHashMap<&'k str, LogicalId>,
+}
+
+impl<'k> KeyIndex<'k> {
+    pub(super) fn insert(&mut self, c: &'k KeyedContact<'_>, id: LogicalId) {
+        if let Some(s) = c.sync_id {
+            self.sync_id.entry(s).or_insert(id);
+        }
+        self.insert_email_or_name(c, id);
+    }
+
+    /// Email/displayName only (for the keys hub contacts will have after the run).
+    pub(super) fn insert_email_or_name(&mut self, c: &'k KeyedContact<'_>, id: LogicalId) {
+        match c.email_or_name() {
+            Some(EmailOrName::Email(e)) => self.email.entry(e).or_insert(id),
+            Some(EmailOrName::Name(n)) => self.name.entry(n).or_insert(id),
+            None => return,
+        };
+    }
+
+    pub(super) fn has_sync_id(&self, s: SyncId) -> bool {
+        self.sync_id.contains_key(&s)
+    }
+
+    pub(super) fn by_sync_id(&self, c: &KeyedContact<'_>) -> Option<LogicalId> {
+        self.sync_id.get(&c.sync_id?).copied()
+    }
+
+    /// Email, or displayName when the contact has no email (SPEC §2.6).
+    pub(super) fn by_email_or_name(&self, c: &KeyedContact<'_>) -> Option<LogicalId> {
+        match c.email_or_name()? {
+            EmailOrName::Email(e) => self.email.get(e).copied(),
+            EmailOrName::Name(n) => self.name.get(n).copied(),
+        }
+    }
+
+    pub(super) fn ladder(&self, c: &KeyedContact<'_>) -> Option<LogicalId> {
+        self.by_sync_id(c).or_else(|| self.by_email_or_name(c))
+    }
+}
+
+/// Reads the keys of every contact (see [`per_folder`] for the threads), and starts each one
+/// unlinked — or never linkable, without any key — in the same pass while it is in cache.
+#[allow(clippy::type_complexity)]
+pub(super) fn read_all<'a>(
+    snapshots: &[&'a MailboxSnapshot],
+    total: usize,
+) -> (Vec<Vec<KeyedContact<'a>>>, Vec<Vec<Link>>) {
+    per_folder(snapshots, total, |_, s| {
+        let keyed: Vec<KeyedContact<'a>> = s.contacts.iter().map(KeyedContact::new).collect();
+        let links = keyed
+            .iter()
+            .map(|c| {
+                if c.has_key() {
+                    Link::Unlinked
+                } else {
+                    Link::NoKey
+                }
+            })
+            .collect();
+        (keyed, links)
+    })
+    .into_iter()
+    .unzip()
+}
+
+/// `f(index, folder)` for every folder, in order; `total` is the number of contacts in all of
+/// them. Passes that touch every contact are memory-bound, so big inputs are split over a few
+/// scoped threads (no more than cores: on a shared 2-core machine extra threads only add
+/// contention); the result does not depend on the split. Pure: no I/O.
+pub(super) fn per_folder<X: Sync, T: Send>(
+    folders: &[X],
+    total: usize,
+    f: impl Fn(usize, &X) -> T + Sync,
+) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if total < 10_000 || threads == 1 {
+        return folders.iter().enumerate().map(|(i, x)| f(i, x)).collect();
+    }
+    let chunk = folders.len().div_ceil(threads).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = folders
+            .chunks(chunk)
+            .enumerate()
+            .map(|(n, part)| {
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(i, x)| f(n * chunk + i, x))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("reading contacts does not panic"))
+            .collect()
+    })
+}
+
+impl<'s> Planner<'s, '_> {
+    /// A new logical contact whose first copy is `at`.
+    pub(super) fn new_logical(&mut self, at: CopyRef) -> LogicalId {
+        let id = LogicalId(self.logicals.len() as u32);
+        self.logicals.push(LogicalContact { copies: vec![at] });
+        self.links[at.folder as usize][at.pos as usize] = Link::To(id);
+        id
+    }
+
+    /// Links the copy `at` to logical contact `id`, or marks it an extra copy if `id` already has
+    /// one in that folder. A logical contact's copies are kept in folder order.
+    pub(super) fn link(&mut self, at: CopyRef, id: LogicalId) {
+        let copies = &mut self.logicals[id.ix()].copies;
+        let link = &mut self.links[at.folder as usize][at.pos as usize];
+        // Usually an append: folders are linked in increasing order.
+        if copies.last().is_some_and(|x| x.folder < at.folder) || copies.is_empty() {
+            copies.push(at);
+            *link = Link::To(id);
+            return;
+        }
+        match copies.binary_search_by_key(&at.folder, |x| x.folder) {
+            Ok(_) => *link = Link::Extra(id),
+            Err(i) => {
+                copies.insert(i, at);
+                *link = Link::To(id);
+            }
+        }
+    }
+
+    /// The hub's logical contacts: distinct SyncIds are distinct logical contacts; a contact
+    /// without SyncId that matches an earlier one by the ladder is a duplicate. Returns the hub's
+    /// index.
+    pub(super) fn link_hub(&mut self) -> KeyIndex<'s> {
+        let copies = self.copies;
+        let mut hub_index = KeyIndex::default();
+        for with_sync_id in [true, false] {
+            for (pos, c) in copies[0].iter().enumerate() {
+                if self.links[0][pos] != Link::Unlinked || c.sync_id.is_some() != with_sync_id {
+                    continue;
+                }
+                let duplicate_of = if with_sync_id {
+                    hub_index.by_sync_id(c)
+                } else {
+                    hub_index.by_email_or_name(c)
+                };
+                if let Some(id) = duplicate_of {
+                    self.links[0][pos] = Link::Extra(id);
+                    continue;
+                }
+                let id = self.new_logical(CopyRef::new(0, pos));
+                hub_index.insert(c, id);
+            }
+        }
+        self.hub_logicals = self.logicals.len();
+        hub_index
+    }
+
+    /// User copies through the hub's index, mailbox by mailbox; all SyncId matches of a folder
+    /// first, so a stamped copy is preferred to an unstamped one with the same email.
+    pub(super) fn link_users(&mut self, hub_index: &KeyIndex<'_>) {
+        let copies = self.copies;
+        for (folder, folder_copies) in copies.iter().enumerate().skip(1) {
+            for by_sync_id in [true, false] {
+                for (pos, c) in folder_copies.iter().enumerate() {
+                    if self.links[folder][pos] != Link::Unlinked {
+                        continue;
+                    }
+                    let found = if by_sync_id {
+                        hub_index.by_sync_id(c)
+                    } else {
+                        hub_index.by_email_or_name(c)
+                    };
+                    if let Some(id) = found {
+                        self.link(CopyRef::new(folder, pos), id);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! The convergence plan: from one snapshot of the hub folder and of every user's default Contacts
+//! folder, the complete, sorted list of writes that makes every copy of every contact equal to its
+//! newest version (SPEC §2.5–§2.8a).
+//!
+//! Data flow, one file per step (see ARCHITECTURE.md "Plan"):
+//! 1. `keys` — *read keys* of every contact once: SyncId (last tag line), primary email,
+//!    displayName key. *Hub logical contacts*: each hub contact with a new SyncId is one logical
+//!    contact; a hub contact without SyncId matching an earlier one by email/displayName is a
+//!    duplicate and is left alone. *Link user copies* mailbox by mailbox (fixed order: sorted
+//!    mailbox names) through the hub's index, ladder SyncId → email → displayName (only without
+//!    email), SyncId matches first. A second copy of the same logical contact in one folder is a
+//!    duplicate, left alone.
+//! 2. `final_keys` — unlinked copies also try the key each hub contact will have *after* this
+//!    run (its winner's), and extra copies that matched by a key about to change are released, so
+//!    that the next run links exactly as this one did (I1).
+//! 3. `group` — *group the rest* across users by the same ladder into new logical contacts.
+//! 4. `decide` — phase 1, per logical contact: winner = newest `lastModifiedDateTime` (ties:
+//!    hub, then mailbox order); SyncId; update every other copy that differs (rule §2.7), stamp
+//!    every copy lacking the SyncId — one write per copy. Whether a copy differs is decided in one
+//!    folder-ordered pass, and the writes are then recorded folder by folder (memory order).
+//! 5. `create` — phase 2: create where the contact is missing, unless the target folder, as it
+//!    will be after phase 1, already holds a contact the ladder would match, which is reported
+//!    instead (never a duplicate, invariant I2).
+//! 6. `problems` — the data problems of each folder (duplicate keys, extra copies, …).
+//!
+//! Both phases only record small pending writes; `build` turns them into [`Operation`]s once, in
+//! plan order. Every operation is independent of the others (SyncIds are chosen up front), so the
+//! binary may run them in any order or in parallel; a crash part-way leaves copies the next run
+//! links by SyncId.
+//!
+//! Decisions use only the timestamps read at the start of the run, and a copy's note text is only
+//! ever its own text plus a fresh tag line (I3). This module never performs I/O, reads a clock or
+//! draws random numbers: `now` and the SyncId generator come in with the input (the passes over
+//! every contact use at most one scoped thread per core; the result does not depend on them). It
+//! never deletes and never merges: data problems are reported, not fixed.
+//!
+//! Memory: an [`Operation`] holds its notes once and shares the winner's fields with the other
+//! writes of its contact ([`WrittenFields`]); its JSON body is built when sent
+//! ([`Operation::body`]).
+
+mod build;
+mod create;
+mod decide;
+mod final_keys;
+mod group;
+mod keys;
+mod problems;
+#[cfg(test)]
+mod tests;
+
+use crate::fields::{self, FieldChange, WrittenFields};
+use crate::model::Contact;
+use crate::tags;
+use jiff::Timestamp;
+use keys::{CopyRef, KeyedContact, Link, LogicalContact};
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Every contact read from one folder (the hub's "All Contacts", or a user's default folder).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxSnapshot {
+    /// UPN, or object id when the user has none (SPEC §2.2).
+    pub mailbox: String,
+    pub contacts: Vec<Contact>,
+}
+
+/// Everything the planner decides from. Nothing else is consulted.
+#[derive(Clone, Debug)]
+pub struct PlanInput {
+    pub hub: MailboxSnapshot,
+    pub users: Vec<MailboxSnapshot>,
+    /// `UpdateExisting` (default on): whether differing older copies are overwritten.
+    pub update_existing: bool,
+    /// `LastUpdatedAt` of every write of this run.
+    pub now: Timestamp,
+}
+
+/// What an operation does, without its data: for sorting, counting and reporting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Action {
+    /// POST a new contact (body: the winner's fields and a tag line).
+    Create,
+    /// PATCH the winner's differing fields, `displayName`, and the copy's notes with a fresh tag line.
+    Update,
+    /// PATCH only the copy's notes (its own text and the SyncId tag line) and its `displayName`.
+    Stamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Target {
+    /// The hub's "All Contacts" folder.
+    Hub,
+    /// A user's default Contacts folder.
+    UserDefault,
+}
+
+/// One write, independent of every other (see the module note).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Operation {
+    /// 1 = users → hub (hub writes and stamps of user copies), 2 = hub → users (user data writes).
+    /// A reporting category only: operations are independent, so it implies no order.
+    pub step: u8,
+    /// Target mailbox.
+    pub mailbox: String,
+    pub target: Target,
+    pub sync_id: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub created_by: String,
+    /// Where the data comes from (the `LastUpdatedBy` written).
+    pub source_mailbox: String,
+    /// The `personalNotes` written (the body's `personalNotes`); if a created contact comes back
+    /// without it, write it again (SPEC §2.7).
+    pub expected_notes: String,
+    /// The write itself, with exactly the data its kind needs.
+    pub write: Write,
+}
+
+/// The kind of a write and the data only that kind has: an update or a stamp names the existing
+/// copy it changes, a create names none — so one can never be sent as the other.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Write {
+    /// POST a new contact into the target folder.
+    Create {
+        /// The winner's set fields.
+        #[serde(skip)]
+        fields: WrittenFields,
+    },
+    /// PATCH the copy `contact_id` with the winner's differing fields and `displayName`, and its
+    /// own notes with a fresh tag line.
+    Update {
+        contact_id: String,
+        /// `If-Match`: the etag read at the start of the run (invariant I9); `None` only if that
+        /// read had none (Graph always returns one), and then the write is not guarded.
+        etag: Option<String>,
+        /// Differing fields, old → new, for the report.
+        changes: Vec<FieldChange>,
+        #[serde(skip)]
+        fields: WrittenFields,
+    },
+    /// PATCH only the notes of the copy `contact_id` (its own text and the SyncId tag line), and
+    /// its own `displayName` ([`Operation::display_name`]).
+    Stamp {
+        contact_id: String,
+        /// `If-Match`, as for [`Write::Update`].
+        etag: Option<String>,
+    },
+}
+
+impl Write {
+    pub fn action(&self) -> Action {
+        match self {
+            Write::Create { .. } => Action::Create,
+            Write::Update { .. } => Action::Update,
+            Write::Stamp { .. } => Action::Stamp,
+        }
+    }
+}
+
+impl Operation {
+    pub fn action(&self) -> Action {
+        self.write.action()
+    }
+
+    /// The existing contact this operation writes; `None` for a create.
+    pub fn contact_id(&self) -> Option<&str> {
+        match &self.write {
+            Write::Create { .. } => None,
+            Write::Update { contact_id, .. } | Write::Stamp { contact_id, .. } => Some(contact_id),
+        }
+    }
+
+    /// Differing fields, old → new (empty unless an update).
+    pub fn changes(&self) -> &[FieldChange] {
+        match &self.write {
+            Write::Update { changes, .. } => changes,
+            Write::Create { .. } | Write::Stamp { .. } => &[],
+        }
+    }
+
+    /// The exact JSON to POST/PATCH, including `personalNotes`: for a Create every field the
+    /// winner has set; for an Update every differing field (clears as `null`/`[]`) and always
+    /// `displayName` (graph-facts §1 displayName caveat); for a Stamp only the copy's own
+    /// `displayName` (same caveat) and the notes.
+    pub fn body(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        match &self.write {
+            Write::Create { fields } | Write::Update { fields, .. } => fields.write_json(&mut m),
+            Write::Stamp { .. } => {
+                if let Some(d) = &self.display_name {
+                    m.insert("displayName".into(), Value::String(d.clone()));
+                }
+            }
+        }
+        m.insert(
+            "personalNotes".into(),
+            Value::String(self.expected_notes.clone()),
+        );
+        m
+    }
+
+    /// Whether `contact`, as read back from Graph, now holds what this operation writes: every
+    /// field of the body compares equal as Graph round-trips it (the planner's comparison,
+    /// [`fields::Field::equal`]), and its `personalNotes` are [`Operation::expected_notes`] up to
+    /// line endings and trailing whitespace ([`tags::same_notes`]). For an update or a stamp,
+    /// `contact` must also be the copy written (same id).
+    ///
+    /// Tells a 412 after a retried PATCH whose first attempt was applied (the write is done) from
+    /// a user's edit made after the read (a conflict).
+    pub fn is_applied(&self, contact: &Contact) -> bool {
+        let notes = contact.personal_notes.as_deref().unwrap_or("");
+        if !tags::same_notes(notes, &self.expected_notes) {
+            return false;
+        }
+        match &self.write {
+            Write::Create { fields } => fields.held_by(&contact.fields),
+            Write::Update {
+                contact_id, fields, ..
+            } => *contact_id == contact.id && fields.held_by(&contact.fields),
+            Write::Stamp { contact_id, .. } => {
+                // The displayName is only written when the copy had one (see `body`).
+                *contact_id == contact.id
+                    && self.display_name.as_deref().is_none_or(|d| {
+                        fields::strings_equal(Some(d), contact.fields.display_name.as_deref())
+                    })
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ProblemKind {
+    /// Several contacts in one folder carry the same SyncId.
+    DuplicateSyncId,
+    /// Several contacts in one folder share a primary email.
+    DuplicateEmail,
+    /// Several contacts without email in one folder share a displayName.
+    DuplicateDisplayName,
+    /// A contact matched a logical contact that already has a copy in this folder; left alone.
+    ExtraCopy,
+    /// A user copy's SyncId is not in the hub (the hub copy was deleted); it is re-created in the
+    /// hub, or linked by email/displayName if the ladder finds another hub contact.
+    UnknownSyncId,
+    /// A contact with neither email nor displayName; without a SyncId it cannot be matched and is
+    /// left alone.
+    NoEmailOrName,
+    /// A contact was not created in a folder because the folder already holds a different contact
+    /// with the same SyncId, email or displayName (it would be a duplicate).
+    CreateSuppressed,
+}
+
+/// A data problem: reported, never "fixed" by deleting or merging.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DataProblem {
+    pub kind: ProblemKind,
+    pub mailbox: String,
+    pub target: Target,
+    /// The contacts concerned, in folder order.
+    pub contact_ids: Vec<String>,
+    /// The SyncId, email or displayName concerned.
+    pub key: String,
+    pub detail: String,
+}
+
+/// The plan: every write of the run, sorted, and every data problem found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub operations: Vec<Operation>,
+    pub problems: Vec<DataProblem>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_empty()
+    }
+}
+
+/// The state every step shares: the folders (hub first, then users in mailbox order), the keys
+/// read from their contacts, and how each copy is linked to a logical contact so far.
+struct Planner<'s, 'a> {
+    snapshots: &'s [&'a MailboxSnapshot],
+    /// `copies[folder][position]`: the keys of every contact, in folder order; folder 0 is the hub.
+    copies: &'s [Vec<KeyedContact<'a>>],
+    /// Contacts in all folders (whether a pass is worth splitting over threads).
+    total: usize,
+    /// `links[folder][position]`: what each copy belongs to.
+    links: Vec<Vec<Link>>,
+    /// Logical contacts with a hub copy first (`..hub_logicals`), then new ones from users.
+    logicals: Vec<LogicalContact>,
+    hub_logicals: usize,
+    update_existing: bool,
+}
+
+impl<'s, 'a> Planner<'s, 'a> {
+    fn copy(&self, at: CopyRef) -> &'s KeyedContact<'a> {
+        &self.copies[at.folder as usize][at.pos as usize]
+    }
+
+    fn mailbox(&self, folder: u32) -> &'a str {
+        &self.snapshots[folder as usize].mailbox
+    }
+}
+
+/// Folder 0 is the hub's.
+fn target_of(folder: u32) -> Target {
+    if folder == 0 {
+        Target::Hub
+    } else {
+        Target::UserDefault
+    }
+}
+
+/// Builds the plan. `new_sync_id` is called once per logical contact that has no SyncId yet, in a
+/// deterministic order; it must return a GUID (36 hex digits and dashes, e.g. a UUID v4).
+///
+/// # Panics
+/// If `new_sync_id` returns something that is not a GUID (a caller bug).
+pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan {
+    // Fixed mailbox order: hub first, then users by name, so the result never depends on the
+    // order Graph listed the users in.
+    let mut snapshots: Vec<&MailboxSnapshot> = input.users.iter().collect();
+    snapshots.sort_by(|a, b| {
+        a.mailbox
+            .to_lowercase()
+            .cmp(&b.mailbox.to_lowercase())
+            .then_with(|| a.mailbox.cmp(&b.mailbox))
+    });
+    snapshots.insert(0, &input.hub);
+    let total = snapshots.iter().map(|s| s.contacts.len()).sum();
+    let (copies, links) = keys::read_all(&snapshots, total);
+    let mut planner = Planner {
+        snapshots: &snapshots,
+        copies: &copies,
+        total,
+        links,
+        logicals: Vec::new(),
+        hub_logicals: 0,
+        update_existing: input.update_existing,
+    };
+
+    let hub_index = planner.link_hub();
+    planner.link_users(&hub_index);
+    planner.link_to_final_hub_keys();
+    planner.group_rest();
+    let mut problems = planner.folder_problems(&hub_index);
+
+    // Phase 1: existing copies (updates, stamps). Phase 2: creates, checked against each
+    // folder's keys as they will be after phase 1, so the next run sees the same folders.
+    // Both phases only *decide* writes (small pending records); every `Operation` is built
+    // once, in plan order, at the end — no second copy of the operations ever exists.
+    let phase_one = planner.decide(new_sync_id);
+    let mut pending = planner.existing_writes(&phase_one);
+    planner.create_missing(&phase_one, &mut pending, &mut problems);
+    // Sorted by step, mailbox (hub first, then name order), SyncId, action, folder position.
+    pending.sort_unstable_by_key(|p| p.key);
+    let operations = planner.build_operations(&phase_one, &pending, input.now);
+
+    let rank: FxHashMap<&str, usize> = snapshots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.mailbox.as_str(), i))
+        .collect();
+    problems.sort_by(|a: &DataProblem, b: &DataProblem| {
+        (rank.get(a.mailbox.as_str()), a.kind, &a.key, &a.contact_ids).cmp(&(
+            rank.get(b.mailbox.as_str()),
+            b.kind,
+            &b.key,
+            &b.contact_ids,
+        ))
+    });
+    Plan {
+        operations,
+        problems,
+    }
+}

@@ -1,0 +1,163 @@
+//! Step 6 of the plan: the data problems of each folder — duplicate keys, extra copies, contacts
+//! without a key, SyncIds the hub does not know. Reported, never fixed: nothing here changes a
+//! link or decides a write.
+
+use super::keys::{KeyIndex, Link};
+use super::{DataProblem, Planner, ProblemKind, target_of};
+use rustc_hash::FxHashMap;
+use std::hash::Hash;
+
+/// Groups of positions sharing a key, only for keys seen more than once (no allocation per key).
+/// `first` is scratch space, kept by the caller so its table is allocated once, not per folder.
+fn duplicates<K: Hash + Eq + Copy>(
+    first: &mut FxHashMap<K, usize>,
+    items: impl Iterator<Item = (K, usize)>,
+) -> FxHashMap<K, Vec<usize>> {
+    first.clear();
+    let mut dups: FxHashMap<K, Vec<usize>> = FxHashMap::default();
+    for (k, i) in items {
+        match first.entry(k) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let f = *o.get();
+                dups.entry(*o.key()).or_insert_with(|| vec![f]).push(i);
+            }
+        }
+    }
+    dups
+}
+
+impl Planner<'_, '_> {
+    /// Every folder's problems, folder by folder (the plan sorts them afterwards).
+    pub(super) fn folder_problems(&self, hub_index: &KeyIndex<'_>) -> Vec<DataProblem> {
+        let mut problems = Vec::new();
+        let (mut first_sync_id, mut first_email, mut first_name) = Default::default();
+        for (folder, folder_copies) in self.copies.iter().enumerate() {
+            let mailbox = &self.snapshots[folder].mailbox;
+            let target = target_of(folder as u32);
+            let mut push = |kind, contact_ids: Vec<String>, key: String, detail: String| {
+                problems.push(DataProblem {
+                    kind,
+                    mailbox: mailbox.clone(),
+                    target,
+                    contact_ids,
+                    key,
+                    detail,
+                })
+            };
+            // Duplicate keys inside the folder (folder order kept within a group).
+            let by_sync_id = duplicates(
+                &mut first_sync_id,
+                folder_copies
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| Some((c.sync_id?, i))),
+            );
+            let by_email = duplicates(
+                &mut first_email,
+                folder_copies
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| Some((c.email.as_deref()?, i))),
+            );
+            let by_name = duplicates(
+                &mut first_name,
+                folder_copies
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| Some((c.name.as_deref()?, i))),
+            );
+            let ids = |positions: &[usize]| {
+                positions
+                    .iter()
+                    .map(|&i| folder_copies[i].contact.id.clone())
+                    .collect::<Vec<_>>()
+            };
+            for (s, v) in by_sync_id.iter().filter(|(_, v)| v.len() > 1) {
+                push(
+                    ProblemKind::DuplicateSyncId,
+                    ids(v),
+                    s.to_string(),
+                    format!("{} contacts share this SyncId", v.len()),
+                );
+            }
+            for (e, v) in by_email.iter().filter(|(_, v)| v.len() > 1) {
+                push(
+                    ProblemKind::DuplicateEmail,
+                    ids(v),
+                    (*e).to_owned(),
+                    format!("{} contacts share this email", v.len()),
+                );
+            }
+            for (n, v) in by_name.iter().filter(|(_, v)| v.len() > 1) {
+                push(
+                    ProblemKind::DuplicateDisplayName,
+                    ids(v),
+                    (*n).to_owned(),
+                    format!("{} contacts without email share this displayName", v.len()),
+                );
+            }
+            for (pos, c) in folder_copies.iter().enumerate() {
+                match self.links[folder][pos] {
+                    Link::Extra(id) => {
+                        let kept = self.logicals[id.ix()]
+                            .copies
+                            .iter()
+                            .find(|at| at.folder as usize == folder)
+                            .map_or(pos, |at| at.pos as usize);
+                        push(
+                            ProblemKind::ExtraCopy,
+                            vec![c.contact.id.clone()],
+                            c.sync_id
+                                .map(|s| s.to_string())
+                                .or_else(|| c.email.as_deref().map(str::to_owned))
+                                .or_else(|| c.name.as_deref().map(str::to_owned))
+                                .unwrap_or_default(),
+                            format!(
+                                "matches a contact that already has a copy in this folder ({}); left alone",
+                                folder_copies[kept].contact.id
+                            ),
+                        )
+                    }
+                    Link::NoKey => push(
+                        ProblemKind::NoEmailOrName,
+                        vec![c.contact.id.clone()],
+                        String::new(),
+                        "neither email nor displayName nor SyncId: cannot be matched, left alone"
+                            .into(),
+                    ),
+                    Link::To(id) => {
+                        if c.email.is_none() && c.name.is_none() {
+                            push(
+                                ProblemKind::NoEmailOrName,
+                                vec![c.contact.id.clone()],
+                                c.sync_id.map(|s| s.to_string()).unwrap_or_default(),
+                                "neither email nor displayName; matched by SyncId only".into(),
+                            );
+                        }
+                        if let Some(s) = c
+                            .sync_id
+                            .filter(|&s| folder > 0 && !hub_index.has_sync_id(s))
+                        {
+                            let detail = if id.ix() < self.hub_logicals {
+                                "SyncId unknown to the hub; linked to a hub contact by email/displayName and re-stamped"
+                            } else {
+                                "SyncId unknown to the hub (hub copy deleted?); the contact is re-created in the hub"
+                            };
+                            push(
+                                ProblemKind::UnknownSyncId,
+                                vec![c.contact.id.clone()],
+                                s.to_string(),
+                                detail.into(),
+                            );
+                        }
+                    }
+                    Link::Unlinked => {}
+                }
+            }
+        }
+        problems
+    }
+}
