@@ -708,6 +708,36 @@ async def batch(c: Ctx) -> None:
         check("batch: create item body parses as Contact", bool(created.id) and created.surname == "Item", created)
         err = parse("missing", ODataError)
         check("batch: failed item body parses as ODataError", err.error is not None and err.error.code == "ErrorInvalidUser", err)
+
+        # DELETE with If-Match inside a $batch (contact-delete.md; graph-facts §1, §7): the
+        # etag from before an update is stale (412), the current one deletes (204, no body), and
+        # a second DELETE finds nothing (404).
+        victim = created.id
+        stale_etag = f'W/"{created.change_key}"'
+        updated = await api.by_contact_id(victim).patch(Contact(job_title="Batch Delete"))
+        fresh_etag = f'W/"{updated.change_key}"'
+
+        def delete_item(item_id: str, etag: str) -> BatchRequestItem:
+            info = api.by_contact_id(victim).to_delete_request_information()
+            info.headers.try_add("If-Match", etag)
+            return BatchRequestItem(request_information=info, id=item_id)
+
+        for item_id, etag, want in (("stale", stale_etag, 412), ("fresh", fresh_etag, 204), ("again", fresh_etag, 404)):
+            one = BatchRequestContent()
+            one.add_request(item_id, delete_item(item_id, etag))
+            answer = await client.batch.post(one)
+            got = answer.get_response_status_codes().get(item_id)
+            check(f"batch: DELETE with If-Match ({item_id} etag) → {want}", got == want, got)
+            if want == 412:
+                info = await client.batch.to_post_request_information(one)
+                raw = json.loads(await client.request_adapter.send_primitive_async(info, "bytes", {}))
+                code = raw["responses"][0].get("body", {}).get("error", {}).get("code")
+                check("batch: stale If-Match item is ErrorIrresolvableConflict", code == "ErrorIrresolvableConflict", code)
+        try:
+            await api.by_contact_id(victim).get()
+            check("batch: the contact deleted in the batch is gone", False, "still there")
+        except ODataError as e:
+            check("batch: the contact deleted in the batch is gone (404)", e.response_status_code == 404, e.response_status_code)
     finally:
         await cred.close()
 
@@ -748,6 +778,26 @@ async def delta(c: Ctx) -> None:
             removed and removed[0].additional_data.get("@removed") == {"reason": "deleted"},
             [x.additional_data for x in removed],
         )
+
+        # A fresh round with `Prefer: odata.maxpagesize=7`, resent on every page (graph-facts
+        # §2): pages of at most 7, every remaining contact once.
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+
+        def prefer() -> RequestConfiguration:
+            config = RequestConfiguration()
+            config.headers.add("Prefer", "odata.maxpagesize=7")
+            return config
+
+        page = await delta_api.get(request_configuration=prefer())
+        sizes = [len(page.value)]
+        ids = [x.id for x in page.value]
+        while page.odata_next_link:
+            page = await delta_api.with_url(page.odata_next_link).get(request_configuration=prefer())
+            sizes.append(len(page.value))
+            ids += [x.id for x in page.value]
+        check("delta with odata.maxpagesize=7: every contact once", len(ids) == 24 and len(set(ids)) == 24, (len(ids), len(set(ids))))
+        check("delta with odata.maxpagesize=7: pages of at most 7", max(sizes) <= 7 and len(sizes) >= 4, sizes)
+        check("delta with odata.maxpagesize=7: ends with a deltaLink", bool(page.odata_delta_link), page.odata_delta_link)
     finally:
         await cred.close()
 

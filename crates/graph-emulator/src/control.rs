@@ -105,6 +105,7 @@ pub async fn touch(
                 format!("user '{upn}' has no mailbox"),
             );
         };
+        mailbox.settle(now, ids);
         return match mailbox.patch_contact(&cid, patch, ids, now) {
             Some(c) => Json(Value::Object(contact::render(&c.data, None))).into_response(),
             None => problem(
@@ -155,6 +156,7 @@ pub async fn move_contact(
             format!("user '{upn}' has no mailbox"),
         );
     };
+    mailbox.settle(now, ids);
     if !mailbox.folder_exists(&dest) {
         return problem(
             StatusCode::NOT_FOUND,

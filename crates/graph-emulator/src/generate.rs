@@ -205,14 +205,24 @@ fn guid(rng: &mut SmallRng) -> String {
     uuid::Builder::from_random_bytes(b).into_uuid().to_string()
 }
 
-fn item_id(rng: &mut SmallRng) -> String {
-    use base64::Engine as _;
+/// Randomness for one contact's id, drawn where the id is drawn (the same amount as before ids
+/// had their Exchange layout, so the rest of a generated scenario did not change with it); the
+/// id itself needs the owner's user id, which is drawn after the contacts.
+fn id_seed(rng: &mut SmallRng) -> u64 {
     let mut b = [0u8; 34];
     rng.fill(&mut b[..]);
-    format!(
-        "AAMkA{}",
-        base64::engine::general_purpose::URL_SAFE.encode(b)
-    )
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+/// Exchange-shaped ids for a user's contacts, all in the default folder of the mailbox of the
+/// user `user_id` (what the store derives for it, so the ids replay in place).
+fn assign_ids(contacts: &mut [Map<String, Value>], seeds: &[u64], user_id: &str) {
+    let mut space = crate::store::MailboxIds::for_user(user_id);
+    let folder = space.default_folder_id();
+    for (c, seed) in contacts.iter_mut().zip(seeds) {
+        let id = space.new_item_id(&folder, &mut SmallRng::seed_from_u64(*seed));
+        c.insert("id".into(), json!(id));
+    }
 }
 
 fn phone(rng: &mut SmallRng, country: &str) -> String {
@@ -386,6 +396,7 @@ pub fn generate(opts: &GenerateOptions) -> Scenario {
         }
         let upn = format!("{local}@{DOMAIN}");
         let mut contacts = Vec::with_capacity(per_user);
+        let mut id_seeds = Vec::with_capacity(per_user);
         for k in 0..per_user {
             // Consecutive pool slots modulo P: distinct within a user, shared across users
             // when P < N × M.
@@ -397,7 +408,9 @@ pub fn generate(opts: &GenerateOptions) -> Scenario {
                 edit(&mut rng, &mut c);
                 modified += jiff::SignedDuration::from_secs(rng.random_range(86_400..86_400 * 20));
             }
-            c.insert("id".into(), json!(item_id(&mut rng)));
+            // Filled by assign_ids once the owner's id is known (inserted now for key order).
+            c.insert("id".into(), Value::Null);
+            id_seeds.push(id_seed(&mut rng));
             c.insert(
                 "createdDateTime".into(),
                 json!(crate::contact::format_ts(created)),
@@ -408,8 +421,10 @@ pub fn generate(opts: &GenerateOptions) -> Scenario {
             );
             contacts.push(c);
         }
+        let user_id = guid(&mut rng);
+        assign_ids(&mut contacts, &id_seeds, &user_id);
         users.push(User {
-            id: Some(guid(&mut rng)),
+            id: Some(user_id),
             user_principal_name: upn.clone(),
             display_name: Some(format!("{given} {surname}")),
             mail: Some(upn),

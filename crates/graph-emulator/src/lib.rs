@@ -13,7 +13,7 @@
 //! [`realism`] wraps every request: [`faults`], [`limits`], latency), [`batch`], [`delta`],
 //! [`assertion`] (client assertions), [`tls`] (listener, HTTPS, connection drops), `control`
 //! (control-plane extras), `stats` (control-plane counters), [`variants`] (alternative readings
-//! of unconfirmed behaviour), [`generate`] (synthetic scenarios).
+//! of unconfirmed behaviour), [`generate`](mod@generate) (synthetic scenarios).
 
 pub mod assertion;
 pub mod batch;
@@ -38,6 +38,7 @@ mod store;
 pub mod tls;
 pub mod variants;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,6 +52,7 @@ pub use generate::{GenerateExtras, GenerateOptions, generate, generate_with};
 pub use limits::Limits;
 pub use scenario::{Scenario, ScenarioError};
 pub use stats::{MailboxStats, Stats};
+pub use store::DeletedContact;
 pub use variants::Variants;
 
 /// How to run an emulator. `Default` is what tests want: a free port on 127.0.0.1, no latency,
@@ -223,15 +225,26 @@ impl RunningEmulator {
 
     /// The current state in scenario format (same as `GET /_emulator/state`).
     pub fn state(&self) -> Scenario {
-        self.shared.store.lock().unwrap().export()
+        let now = self.shared.clock.now();
+        let mut store = self.shared.store.lock().unwrap();
+        store.settle_all(now);
+        store.export()
     }
 
     pub fn stats(&self) -> Stats {
         self.shared.stats.snapshot()
     }
 
+    /// Contacts deleted through the Graph API since the last stats reset, by mailbox UPN, oldest
+    /// first (same as `GET /_emulator/deleted`).
+    pub fn deleted(&self) -> BTreeMap<String, Vec<DeletedContact>> {
+        self.shared.store.lock().unwrap().deleted_by_mailbox()
+    }
+
+    /// Resets the stats and the deletion log (same as `POST /_emulator/stats/reset`).
     pub fn reset_stats(&self) {
         self.shared.stats.reset();
+        self.shared.store.lock().unwrap().clear_deleted();
     }
 
     /// Moves the emulator's clock forward (token expiry and other time rules) without sleeping.

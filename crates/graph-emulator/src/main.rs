@@ -87,6 +87,10 @@ struct ServeArgs {
     /// Play the other reading of an unconfirmed Graph behaviour (repeatable; names below).
     #[arg(long = "variant", value_name = "NAME", value_parser = parse_variant)]
     variants: Vec<String>,
+    /// With --variant change-key-bump(-modified): how long after a write the bump comes, in
+    /// milliseconds of emulator time (0: before the next request to that mailbox).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    change_key_bump_delay_ms: u64,
 }
 
 fn variants_help() -> String {
@@ -245,7 +249,10 @@ async fn serve(scenario: Scenario, args: ServeArgs) -> anyhow::Result<()> {
             )
         }
     };
-    let mut variants = Variants::default();
+    let mut variants = Variants {
+        change_key_bump_delay: Duration::from_millis(args.change_key_bump_delay_ms),
+        ..Variants::default()
+    };
     for name in &args.variants {
         variants.enable(name)?;
     }

@@ -48,6 +48,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_emulator/state", get(control_state))
         .route("/_emulator/stats", get(control_stats))
         .route("/_emulator/stats/reset", post(control_reset))
+        .route("/_emulator/deleted", get(control_deleted))
         .route(
             "/_emulator/faults",
             get(crate::control::get_faults).put(crate::control::put_faults),
@@ -221,8 +222,21 @@ async fn instance_discovery(
 }
 
 async fn control_state(State(shared): State<Arc<Shared>>) -> Response {
-    let scenario = shared.store.lock().unwrap().export();
+    let now = shared.clock.now();
+    let scenario = {
+        let mut store = shared.store.lock().unwrap();
+        store.settle_all(now);
+        store.export()
+    };
     axum::Json(scenario).into_response()
+}
+
+/// `GET /_emulator/deleted`: `{"byMailbox": {"<upn>": [{"id", "parentFolderId", "deletedAt",
+/// "contact"}]}}`, every contact deleted through the Graph API since the last stats reset, in
+/// order, so test oracles can say *which* contacts were deleted.
+async fn control_deleted(State(shared): State<Arc<Shared>>) -> Response {
+    let by_mailbox = shared.store.lock().unwrap().deleted_by_mailbox();
+    axum::Json(serde_json::json!({ "byMailbox": by_mailbox })).into_response()
 }
 
 async fn control_stats(State(shared): State<Arc<Shared>>) -> Response {
@@ -231,6 +245,7 @@ async fn control_stats(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn control_reset(State(shared): State<Arc<Shared>>) -> Response {
     shared.stats.reset();
+    shared.store.lock().unwrap().clear_deleted();
     StatusCode::NO_CONTENT.into_response()
 }
 

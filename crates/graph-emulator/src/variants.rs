@@ -23,6 +23,16 @@ pub struct Variants {
     /// Extended property ids are echoed exactly as written (default: Graph's observed
     /// normalisation, `Integer 0x0036` → `Integer 0x36`).
     pub extended_property_ids_as_sent: bool,
+    /// Every contact create or update through the API is followed by a change key bump with the
+    /// fields unchanged, as Exchange's background processing does (graph-facts §1 \[OBS\]);
+    /// default: the change key a write returns stays current until the next write.
+    pub change_key_bump: bool,
+    /// With the bump, `lastModifiedDateTime` moves too (unknown for contacts; default: it stays).
+    /// Implies `change_key_bump`.
+    pub change_key_bump_moves_modified: bool,
+    /// How long after the write the bump comes (emulator clock); zero, the default, means before
+    /// the next request to the mailbox (`--change-key-bump-delay-ms`).
+    pub change_key_bump_delay: std::time::Duration,
 }
 
 /// A `--variant` name that does not exist.
@@ -53,6 +63,14 @@ impl Variants {
             "extended-property-ids-as-sent",
             "extended property ids are echoed as written, not normalised (0x0036 → 0x36)",
         ),
+        (
+            "change-key-bump",
+            "every contact create/update is followed by a new changeKey/etag, fields unchanged",
+        ),
+        (
+            "change-key-bump-modified",
+            "change-key-bump, and the bump also moves lastModifiedDateTime",
+        ),
     ];
 
     /// Turns on the switch called `name` (one of [`Variants::NAMES`]).
@@ -63,10 +81,25 @@ impl Variants {
             "delta-replays" => &mut self.delta_replays,
             "lenient-group-cast" => &mut self.lenient_group_cast,
             "extended-property-ids-as-sent" => &mut self.extended_property_ids_as_sent,
+            "change-key-bump" => &mut self.change_key_bump,
+            "change-key-bump-modified" => {
+                self.change_key_bump = true;
+                &mut self.change_key_bump_moves_modified
+            }
             other => return Err(UnknownVariant(other.to_owned())),
         };
         *flag = true;
         Ok(())
+    }
+
+    /// How contact writes are followed by a change key bump, if they are.
+    pub(crate) fn change_key_bump(&self) -> Option<crate::store::ChangeKeyBump> {
+        (self.change_key_bump || self.change_key_bump_moves_modified).then_some(
+            crate::store::ChangeKeyBump {
+                delay: self.change_key_bump_delay,
+                moves_modified: self.change_key_bump_moves_modified,
+            },
+        )
     }
 }
 
@@ -81,6 +114,14 @@ mod tests {
             v.enable(name).unwrap();
             assert_ne!(v, Variants::default(), "{name} changes nothing");
         }
+        let mut v = Variants::default();
+        v.enable("change-key-bump-modified").unwrap();
+        let bump = v.change_key_bump().expect("implies the bump");
+        assert!(bump.moves_modified && bump.delay.is_zero());
+        assert!(
+            Variants::default().change_key_bump().is_none(),
+            "off by default"
+        );
         let e = Variants::default().enable("nope").unwrap_err().to_string();
         assert!(e.contains("delta-expand") && e.contains("nope"), "{e}");
     }

@@ -30,6 +30,8 @@ const CONTACTS_MAX_TOP: usize = 1000;
 
 impl MailboxCall<'_, '_> {
     pub(super) fn run(&mut self, target: &Target) -> Result<GraphResponse, GraphError> {
+        // Background change key bumps that came due happened before this request arrived.
+        self.mailbox.settle(self.call.now, self.ids);
         let method = self.call.req.method.clone();
         match target {
             Target::Contacts {
@@ -262,10 +264,9 @@ impl MailboxCall<'_, '_> {
         let stored = self
             .mailbox
             .create_contact(self.ids, folder, data, self.call.now);
-        Ok(GraphResponse::json(
-            StatusCode::CREATED,
-            entity_body(context, stored, None),
-        ))
+        let body = entity_body(context, stored, None);
+        self.bump_later(&body);
+        Ok(GraphResponse::json(StatusCode::CREATED, body))
     }
 
     /// The contact with this id; with a folder in the URL it must be in that folder [UNCONF],
@@ -366,10 +367,17 @@ impl MailboxCall<'_, '_> {
             .patch_contact(id, patch, self.ids, self.call.now)
             .expect("found above")
             .data;
-        Ok(GraphResponse::json(
-            StatusCode::OK,
-            entity_body(context, data, None),
-        ))
+        let body = entity_body(context, data, None);
+        self.bump_later(&body);
+        Ok(GraphResponse::json(StatusCode::OK, body))
+    }
+
+    /// `--variant change-key-bump`: the contact just written (its answer is `body`) gets a new
+    /// change key shortly after, by itself (`store::ChangeKeyBump` for the sources).
+    fn bump_later(&mut self, body: &Value) {
+        if let (Some(how), Some(id)) = (self.call.variants.change_key_bump(), body["id"].as_str()) {
+            self.mailbox.schedule_bump(id, self.call.now, how);
+        }
     }
 
     /// `DELETE …/contacts/{id}` (contact-delete.md): 204, empty body. Graph moves the contact to
@@ -384,7 +392,7 @@ impl MailboxCall<'_, '_> {
     ) -> Result<GraphResponse, GraphError> {
         self.find(folder, id)?;
         self.check_if_match(id)?;
-        self.mailbox.delete_contact(id);
+        self.mailbox.delete_contact(id, self.call.now);
         Ok(GraphResponse::empty(StatusCode::NO_CONTENT))
     }
 

@@ -8,16 +8,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use base64::Engine as _;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value};
-use sha2::Digest as _;
 
 use crate::contact::{self, format_ts};
 use crate::scenario::{self, App, AssignedLicense, Domain, Quirks, Scenario};
 
+mod background;
+mod exchange_ids;
 mod scenario_io;
+
+pub use background::{ChangeKeyBump, DeletedContact};
+pub use exchange_ids::MailboxIds;
 
 use scenario_io::{export_user, load_folders, load_items};
 
@@ -43,8 +46,9 @@ impl Clock {
     }
 }
 
-/// Seeded source of server-generated ids and change keys, so a run with a fixed seed and request
-/// order produces the same ids.
+/// Seeded randomness behind server-generated ids and change keys (their shape and per-mailbox
+/// parts are `exchange_ids`'), so a run with a fixed seed and request order produces the same
+/// ids.
 pub struct IdGen {
     rng: SmallRng,
 }
@@ -56,55 +60,17 @@ impl IdGen {
         }
     }
 
-    fn bytes<const N: usize>(&mut self) -> [u8; N] {
-        let mut b = [0u8; N];
-        self.rng.fill(&mut b[..]);
-        b
-    }
-
-    /// An Exchange-looking item id: `AAMk…`, URL-safe base64 with `-`/`_`, case-sensitive
-    /// (graph-facts §1) and ending in `=` like many real ones, so clients must not lowercase or
-    /// trim them.
-    pub fn item_id(&mut self) -> String {
-        let b: [u8; 34] = self.bytes();
-        format!(
-            "AAMkA{}",
-            base64::engine::general_purpose::URL_SAFE.encode(b)
-        )
-    }
-
-    pub fn folder_id(&mut self) -> String {
-        let b: [u8; 31] = self.bytes();
-        format!(
-            "AAMkAGF{}",
-            base64::engine::general_purpose::URL_SAFE.encode(b)
-        )
-    }
-
-    /// A changeKey: base64 like Exchange's `EQAAABYAAAA…`.
-    pub fn change_key(&mut self) -> String {
-        let b: [u8; 18] = self.bytes();
-        format!(
-            "EQAAABYAAA{}",
-            base64::engine::general_purpose::STANDARD.encode(b)
-        )
+    /// The generator behind everything else drawn at random (steps of the mailboxes' id
+    /// counters, `exchange_ids`).
+    pub fn rng(&mut self) -> &mut SmallRng {
+        &mut self.rng
     }
 
     pub fn guid(&mut self) -> String {
-        uuid::Builder::from_random_bytes(self.bytes())
-            .into_uuid()
-            .to_string()
+        let mut b = [0u8; 16];
+        self.rng.fill(&mut b[..]);
+        uuid::Builder::from_random_bytes(b).into_uuid().to_string()
     }
-}
-
-/// A folder id derived from the user id, so the default folder keeps its id across an export and
-/// replay (the scenario format has no place for it).
-fn derived_id(prefix: &str, user_id: &str) -> String {
-    let digest = sha2::Sha256::digest(format!("{prefix}:{user_id}").as_bytes());
-    format!(
-        "AAMkAGI{}",
-        base64::engine::general_purpose::URL_SAFE.encode(&digest[..30])
-    )
 }
 
 pub struct Store {
@@ -164,6 +130,12 @@ pub struct Mailbox {
     contacts: BTreeMap<u64, StoredContact>,
     index: HashMap<String, u64>,
     next_seq: u64,
+    /// This mailbox's id parts and GLOBCNT counter.
+    id_space: MailboxIds,
+    /// Change key bumps Exchange still owes after API writes (`background.rs`).
+    bumps: Vec<background::PendingBump>,
+    /// Contacts deleted through the API since the last stats reset (`background.rs`).
+    deleted: Vec<DeletedContact>,
 }
 
 impl TenantState {
@@ -197,14 +169,25 @@ impl TenantState {
 
 impl Mailbox {
     fn new(user_id: &str) -> Self {
+        // Derived from the user id alone, so the default folder keeps its id across an export
+        // and replay (the scenario format has no place for it).
+        let id_space = MailboxIds::for_user(user_id);
         Mailbox {
-            root_folder_id: derived_id("root", user_id),
-            default_folder_id: derived_id("contacts", user_id),
+            root_folder_id: id_space.root_folder_id(),
+            default_folder_id: id_space.default_folder_id(),
             folders: Vec::new(),
             contacts: BTreeMap::new(),
             index: HashMap::new(),
             next_seq: 0,
+            id_space,
+            bumps: Vec::new(),
+            deleted: Vec::new(),
         }
+    }
+
+    /// A new change key of this mailbox (the next change number).
+    fn next_change_key(&mut self, ids: &mut IdGen) -> String {
+        self.id_space.new_change_key(ids.rng())
     }
 
     // Delta queries compare snapshots of a folder (delta.rs), so writes keep no change log.
@@ -218,8 +201,9 @@ impl Mailbox {
         ids: &mut IdGen,
         now: jiff::Timestamp,
     ) -> Option<&StoredContact> {
-        let c = self.contact_mut(id)?;
-        c.apply_patch(patch, ids, now);
+        self.contact(id)?;
+        let change_key = self.next_change_key(ids);
+        self.contact_mut(id)?.apply_patch(patch, change_key, now);
         self.contact(id)
     }
 
@@ -243,17 +227,14 @@ impl Mailbox {
         ids: &mut IdGen,
         now: jiff::Timestamp,
     ) -> Option<&StoredContact> {
+        self.contact(id)?;
+        let change_key = self.next_change_key(ids);
         let c = self.contact_mut(id)?;
         c.folder_id = folder_id.to_owned();
         c.data
             .insert("parentFolderId".into(), Value::String(folder_id.to_owned()));
-        c.touch(ids, now);
+        c.touch(change_key, now);
         self.contact(id)
-    }
-
-    /// Deletes a contact through the API.
-    pub fn delete_contact(&mut self, id: &str) -> Option<StoredContact> {
-        self.remove_contact(id)
     }
 
     /// Whether the id names a folder of this mailbox (the default folder included).
@@ -297,7 +278,13 @@ impl Mailbox {
         {
             return Err(FolderExists);
         }
-        let id = id.unwrap_or_else(|| ids.folder_id());
+        let id = match id {
+            Some(id) => {
+                self.id_space.observe_id(&id);
+                id
+            }
+            None => self.id_space.new_folder_id(ids.rng()),
+        };
         self.folders.push(Folder {
             id: id.clone(),
             display_name: display_name.to_string(),
@@ -347,7 +334,13 @@ impl Mailbox {
         folder_id: &str,
         group: &scenario::ContactGroup,
     ) {
-        let id = group.id.clone().unwrap_or_else(|| ids.item_id());
+        let id = match &group.id {
+            Some(id) => {
+                self.id_space.observe_id(id);
+                id.clone()
+            }
+            None => self.id_space.new_item_id(folder_id, ids.rng()),
+        };
         let mut data = Map::new();
         data.insert("id".into(), Value::String(id.clone()));
         data.insert(
@@ -388,8 +381,11 @@ impl Mailbox {
             data.insert("displayName".into(), Value::String(name));
         }
         let id = match data.get("id").and_then(Value::as_str) {
-            Some(id) => id.to_string(),
-            None => ids.item_id(),
+            Some(id) => {
+                self.id_space.observe_id(id);
+                id.to_string()
+            }
+            None => self.id_space.new_item_id(folder_id, ids.rng()),
         };
         let created = data
             .get("createdDateTime")
@@ -401,8 +397,12 @@ impl Mailbox {
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| created.clone());
-        if !data.get("changeKey").is_some_and(Value::is_string) {
-            data.insert("changeKey".into(), Value::String(ids.change_key()));
+        match data.get("changeKey").and_then(Value::as_str) {
+            Some(ck) => self.id_space.observe_change_key(ck),
+            None => {
+                let ck = self.next_change_key(ids);
+                data.insert("changeKey".into(), Value::String(ck));
+            }
         }
         data.insert("id".into(), Value::String(id.clone()));
         data.insert("createdDateTime".into(), Value::String(created));
@@ -444,7 +444,7 @@ impl StoredContact {
     pub fn apply_patch(
         &mut self,
         patch: Map<String, Value>,
-        ids: &mut IdGen,
+        change_key: String,
         now: jiff::Timestamp,
     ) {
         let touches_names = ["givenName", "middleName", "surname"]
@@ -470,12 +470,13 @@ impl StoredContact {
         {
             self.data.insert("displayName".into(), Value::String(name));
         }
-        self.touch(ids, now);
+        self.touch(change_key, now);
     }
 
-    pub fn touch(&mut self, ids: &mut IdGen, now: jiff::Timestamp) {
+    /// A new version: the given change key (the mailbox's next) and modification time.
+    pub fn touch(&mut self, change_key: String, now: jiff::Timestamp) {
         self.data
-            .insert("changeKey".into(), Value::String(ids.change_key()));
+            .insert("changeKey".into(), Value::String(change_key));
         self.data
             .insert("lastModifiedDateTime".into(), Value::String(format_ts(now)));
     }
@@ -589,10 +590,10 @@ mod tests {
         assert_ne!(patched.data["changeKey"], before);
         assert_eq!(patched.data["lastModifiedDateTime"], "2026-01-05T08:00:02Z");
         assert_eq!(patched.data["jobTitle"], "CFO");
-        assert!(mb.delete_contact(&a_id).is_some());
+        assert!(mb.delete_contact(&a_id, ts(3)).is_some());
         assert!(mb.contact(&a_id).is_none());
         assert!(
-            mb.delete_contact(&a_id).is_none(),
+            mb.delete_contact(&a_id, ts(4)).is_none(),
             "deleting twice finds nothing"
         );
     }

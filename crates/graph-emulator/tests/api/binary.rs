@@ -262,3 +262,98 @@ async fn env_prints_lines_that_reach_the_emulator() {
     assert_eq!(r.status(), 200);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `serve` with extra arguments on the fixture; returns the child and its URL.
+fn serve_fixture(tag: &str, extra: &[&str]) -> (std::process::Child, String, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("graph-emulator-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("scenario.json");
+    std::fs::write(&file, crate::common::fixture_json().to_string()).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--scenario"])
+        .arg(&file)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim_end()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url, dir)
+}
+
+/// Creates a contact in Adele's mailbox and reads it back: (changeKey created, changeKey read).
+async fn create_and_read(url: &str) -> (serde_json::Value, serde_json::Value) {
+    use crate::common::{GRAPH_SCOPE, SECRET, TENANT, form_body};
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{url}/{TENANT}/oauth2/v2.0/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "app-full"),
+            ("client_secret", SECRET),
+            ("scope", GRAPH_SCOPE),
+        ]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    let contacts = format!("{url}/v1.0/users/adele@contoso.com/contacts");
+    let created: serde_json::Value = http
+        .post(&contacts)
+        .bearer_auth(token)
+        .json(&serde_json::json!({"displayName": "Bin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let read: serde_json::Value = http
+        .get(format!("{contacts}/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (created["changeKey"].clone(), read["changeKey"].clone())
+}
+
+#[tokio::test]
+async fn serve_plays_the_change_key_bump_with_its_delay_option() {
+    let (mut now, url, dir) = serve_fixture("bump", &["--variant", "change-key-bump"]);
+    let (created, read) = create_and_read(&url).await;
+    assert_ne!(created, read, "bumped before the next request");
+    now.kill().unwrap();
+    now.wait().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+
+    let (mut later, url, dir) = serve_fixture(
+        "bump-later",
+        &[
+            "--variant",
+            "change-key-bump",
+            "--change-key-bump-delay-ms",
+            "600000",
+        ],
+    );
+    let (created, read) = create_and_read(&url).await;
+    assert_eq!(created, read, "not due for ten minutes");
+    later.kill().unwrap();
+    later.wait().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}

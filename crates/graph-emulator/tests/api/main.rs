@@ -12,6 +12,8 @@ mod directory;
 mod extprops;
 mod groups;
 mod identity;
+mod ids;
 mod library;
+mod oracles;
 mod properties;
 mod realism;
