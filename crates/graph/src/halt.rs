@@ -85,15 +85,19 @@ pub struct BreakerPolicy {
 }
 
 impl Default for BreakerPolicy {
-    /// 5 failures over at least 20 s. With the default backoff a single caller reaches 5
-    /// failures in 4–8 s, so `over` decides: a dead endpoint ends the run about 20 s after its
-    /// first failure (plus one connect timeout when it drops packets instead of refusing). The
-    /// 20 s span keeps a burst of simultaneous failures (a load balancer dropping every open
-    /// connection at once) from ending a run that a retry a second later would have saved; the 5
-    /// keeps a single slow failure from doing so.
+    /// 3 failures, the first at least 20 s ago. `over` decides how long a dead endpoint lasts:
+    /// a refused or unresolvable one ends the client's calls 20 s after its first failure (a
+    /// single caller's third failure comes after 1–2 s of backoff, and the backoff after it is
+    /// cut at the breaker's instant); one that drops packets costs one connect timeout more
+    /// before its first failure (and a single caller needs its three attempts: about 30 s with
+    /// the default 10 s connect timeout). The 20 s span keeps a burst of simultaneous failures
+    /// (a load balancer dropping every open connection at once) from ending a run that a retry a
+    /// second later would have saved; the count keeps one slow failure from doing so. An
+    /// endpoint that accepts connections and never answers is only caught by the request
+    /// timeout (three of them) — a run deadline is the caller's remedy for that.
     fn default() -> Self {
         Self {
-            failures: 5,
+            failures: 3,
             over: Duration::from_secs(20),
         }
     }

@@ -86,7 +86,7 @@ async fn a_dead_graph_ends_every_call_within_the_breaker_span() {
         );
         assert!(!e.is_retryable());
     }
-    // The default breaker: 5 failures, 20 s after the first. Before it, a dead Graph cost each
+    // The default breaker: 3 failures, 20 s after the first. Before it, a dead Graph cost each
     // call 8 attempts over 30–60 s, and every call after it the same again.
     assert!(
         spent >= Duration::from_secs(20) && spent < Duration::from_secs(21),
@@ -107,8 +107,8 @@ async fn a_dead_graph_ends_every_call_within_the_breaker_span() {
 
 #[tokio::test]
 async fn a_single_caller_meets_the_same_bound_and_a_dead_login_endpoint_too() {
-    // One request alone: its 5th failure comes after about 4–8 s of backoff, and the backoff
-    // after that is cut at the breaker's instant.
+    // One request alone: its 3rd failure comes after 1–2 s of backoff, and the backoff after
+    // that is cut at the breaker's instant.
     let clock = Arc::new(VirtualClock::default());
     let login = token_only_mock(&clock).await;
     let dead = dead_url().await;
@@ -141,6 +141,29 @@ async fn a_single_caller_meets_the_same_bound_and_a_dead_login_endpoint_too() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unreachable);
     assert!(graph.seen().is_empty());
+}
+
+#[tokio::test]
+async fn an_endpoint_that_never_answers_opens_the_breaker_through_timeouts() {
+    // Accepts connections and says nothing: each attempt ends at the request timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    let clock = Arc::new(VirtualClock::default());
+    let login = token_only_mock(&clock).await;
+    let mut cfg = config(&login.url, &url, clock.clone());
+    cfg.request_timeout = Duration::from_millis(100);
+    let c = GraphClient::new(cfg).unwrap();
+    let e = c.user("a@x").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
+    assert!(e.message.contains("unreachable: timed out"), "{e}");
+    assert!(c.stats().requests >= 3);
+    hold.abort();
 }
 
 #[tokio::test]
