@@ -77,11 +77,20 @@ impl GraphClient {
 
     /// A group by object id (`GET /groups/{id}`) or, when `id_or_mail` holds an `@`, by mail
     /// address (`GET /groups?$filter=mail eq '…'`). An unknown group is
-    /// [`ErrorKind::NotFound`]; a missing GroupMember.Read.All (or Directory.Read.All) is
-    /// [`ErrorKind::Permission`], saying so.
+    /// [`ErrorKind::NotFound`], and so is, without a request, a name that is neither a GUID (all
+    /// directory object ids are) nor a mail address; a missing GroupMember.Read.All (or
+    /// Directory.Read.All) is [`ErrorKind::Permission`], saying so.
     pub async fn group_by_id_or_mail(&self, id_or_mail: &str) -> Result<Group, GraphError> {
         let select = "id,displayName,mail";
         if !id_or_mail.contains('@') {
+            if uuid::Uuid::try_parse(id_or_mail).is_err() {
+                return Err(GraphError::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "group '{id_or_mail}': neither a group object id (a GUID) nor a mail address"
+                    ),
+                ));
+            }
             let q = path::query(&[("$select", select)]);
             let url = self.url(&format!("/groups/{}{q}", path::encode_segment(id_or_mail)))?;
             return self

@@ -11,6 +11,7 @@ use crate::mock::{Answer, Mock, Seen, pass};
 use crate::mock_client::{SECRET, config};
 
 const GROUP: &str = "02bd9fd6-8f93-4758-87c3-1fb73740a315";
+const DENIED: &str = "4d0ef681-e88f-42a3-a2db-e6bf1e249e10";
 
 async fn mock(
     clock: &Arc<VirtualClock>,
@@ -89,7 +90,7 @@ async fn a_group_by_id_or_by_mail_and_the_errors_a_caller_branches_on() {
             )
         } else if p == "/v1.0/groups" {
             Answer::json(200, json!({"value": []}))
-        } else if p.starts_with("/v1.0/groups/denied") {
+        } else if p.starts_with(&format!("/v1.0/groups/{DENIED}")) {
             Answer::error(403, "Authorization_RequestDenied")
         } else {
             Answer::error(404, "Request_ResourceNotFound")
@@ -117,7 +118,12 @@ async fn a_group_by_id_or_by_mail_and_the_errors_a_caller_branches_on() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
     assert!(e.message.contains("nobody@contoso.com"), "{e}");
-    let e = c.group_by_id_or_mail("denied").await.unwrap_err();
+    let sent = m.graph_requests().len();
+    let e = c.group_by_id_or_mail("Sales Team").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+    assert!(e.message.contains("neither a group object id"), "{e}");
+    assert_eq!(m.graph_requests().len(), sent, "not sent");
+    let e = c.group_by_id_or_mail(DENIED).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Permission);
     assert!(e.message.contains("GroupMember.Read.All"), "{e}");
     assert!(!e.message.contains("User.Read.All"), "{e}");
