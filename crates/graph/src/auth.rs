@@ -4,7 +4,8 @@
 //! token request.
 //!
 //! Tokens are cached and refreshed before they expire; the client invalidates a token once on a
-//! 401. Every secret here (client secret, private key, assertion, access token) lives in a
+//! 401. Token requests feed the login endpoint's circuit breaker and end their waits when the
+//! client halts ([`crate::halt`]). Every secret here (client secret, private key, assertion, access token) lives in a
 //! [`Secret`] or a type with a redacting `Debug`, and is registered with the [`Redactor`] the
 //! moment it is read. This module must never log or format a secret, and never reads the
 //! process environment: where a federated token comes from is the caller's business.
@@ -29,6 +30,7 @@ pub use certificate::{
 
 use crate::clock::{Clock, add};
 use crate::error::{ErrorKind, GraphError, from_token_response};
+use crate::halt::{Endpoint, Halt, describe};
 use crate::retry::{Decision, Failure, Idempotency, RetryPolicy, parse_retry_after};
 use crate::secret::{Redactor, Secret};
 
@@ -112,6 +114,8 @@ pub struct TokenInfo {
     /// App roles (`roles` claim). Grants made through Exchange RBAC for Applications do **not**
     /// appear here (graph-facts §10), so never refuse to run because a Contacts role is missing.
     pub roles: Vec<String>,
+    /// The `tid` claim: the tenant's id (a GUID) even when the client was configured with one of
+    /// its domain names, so a caller can bind what it stores to the tenant itself.
     pub tenant_id: Option<String>,
     pub app_id: Option<String>,
 }
@@ -191,6 +195,7 @@ pub(crate) struct TokenCtx<'a> {
     pub redactor: &'a Redactor,
     pub policy: &'a RetryPolicy,
     pub rng: &'a StdMutex<SmallRng>,
+    pub halt: &'a Halt,
 }
 
 impl TokenSource {
@@ -317,8 +322,10 @@ impl TokenSource {
 
     async fn fetch(&self, ctx: &TokenCtx<'_>) -> Result<CachedToken, GraphError> {
         let mut attempt = 0u32;
+        let context = format!("requesting a token from {}", self.token_url);
         loop {
             attempt += 1;
+            ctx.halt.check(&context)?;
             // Rebuilt per attempt: a fresh jti, a fresh federated token.
             let body = self.form(ctx)?;
             self.requests.fetch_add(1, Ordering::Relaxed);
@@ -333,6 +340,7 @@ impl TokenSource {
             // refused credential (4xx) is final at once, throttling and 5xx back off.
             let failure = match sent {
                 Ok(resp) => {
+                    ctx.halt.answered(Endpoint::Login);
                     let status = resp.status().as_u16();
                     let retry_after = resp
                         .headers()
@@ -353,16 +361,24 @@ impl TokenSource {
                     )
                 }
                 Err(e) => {
-                    let context = format!("requesting a token from {}", self.token_url);
                     if let Some(err) = crate::client::request::untrusted_certificate(&e, &context) {
                         return Err(scrubbed(err, ctx.redactor));
+                    }
+                    let chain = crate::client::request::error_chain(&e);
+                    ctx.halt.transport_failure(
+                        Endpoint::Login,
+                        ctx.clock.now(),
+                        describe(&e),
+                        &chain,
+                    );
+                    if let Err(stop) = ctx.halt.check(&context) {
+                        return Err(scrubbed(stop, ctx.redactor));
                     }
                     let err = GraphError::new(
                         ErrorKind::Transport,
                         format!(
-                            "cannot reach the token endpoint {}: {}",
-                            self.token_url,
-                            crate::client::request::error_chain(&e)
+                            "cannot reach the token endpoint {}: {chain}",
+                            self.token_url
                         ),
                     );
                     (
@@ -386,7 +402,10 @@ impl TokenSource {
                         "token request failed, retrying: {}",
                         ctx.redactor.scrub(&failure.1.message)
                     );
-                    ctx.clock.sleep(after).await;
+                    ctx.halt
+                        .pause(ctx.clock, after, &context)
+                        .await
+                        .map_err(|e| scrubbed(e, ctx.redactor))?;
                 }
                 Decision::WaitTooLong { asked, cap } => {
                     return Err(scrubbed(

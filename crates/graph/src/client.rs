@@ -1,15 +1,19 @@
-//! [`GraphClient`]: every Graph call a caller makes, with auth, retries, throttling, concurrency
-//! limits, paging and `$batch`.
+//! [`GraphClient`]: every Graph call a caller makes, with auth, retries, throttling, app-wide
+//! pacing, concurrency limits, a circuit breaker, cancellation, paging and `$batch`.
 //!
 //! The client is split by what a call does: `request` is the one request path every call goes
-//! through (wait for the mailbox's pause and a concurrency slot, attach a cached token, send,
-//! classify, retry per [`RetryPolicy`] through the injected [`Clock`]) and paging; `reads` holds
-//! users, folders and contacts; `writes` holds contact writes, one by one or in `$batch`es. This
-//! file holds the configuration and the shared state. The client must never log a secret (only
-//! method, path and status are logged), never send the bearer token to a host other than the
-//! configured Graph root, never repeat a create whose outcome is unknown, and never read the
+//! through (wait for the mailbox's pause and a concurrency slot, attach a cached token, wait for
+//! the app budget, send, classify, retry per [`RetryPolicy`] through the injected [`Clock`]) and
+//! paging; `directory` holds users, the organization's domains and groups; `reads` holds contact
+//! folders and contacts; `delta` holds contact delta rounds; `writes` holds contact writes, one by
+//! one or in `$batch`es. This file holds the configuration and the shared state. The client must
+//! never log a secret (only method, path and status are logged), never send the bearer token to a
+//! host other than the configured Graph root, never repeat a create whose outcome is unknown,
+//! never start a request after its [`StopSignal`] or an open breaker said stop, and never read the
 //! process environment (everything comes in through [`ClientConfig`]).
 
+mod delta;
+mod directory;
 mod reads;
 pub(crate) mod request;
 mod writes;
@@ -27,7 +31,9 @@ use crate::auth::{AssertionAlgorithm, Credential, TokenCtx, TokenInfo, TokenSour
 use crate::clock::{Clock, SystemClock};
 use crate::endpoints::Endpoints;
 use crate::error::GraphError;
+use crate::halt::{BreakerPolicy, Halt, StopSignal};
 use crate::limits::Limits;
+use crate::pacing::{AppBudgets, Pacer, RequestBudget};
 use crate::retry::{Decision, Failure, Idempotency, RetryPolicy};
 use crate::secret::{Redactor, Secret};
 use crate::types::ClientStats;
@@ -56,6 +62,22 @@ pub struct ClientConfig {
     pub batch_writes: bool,
     /// Per-HTTP-request timeout.
     pub request_timeout: Duration,
+    /// Time to establish a connection (TCP and TLS). A healthy Graph front door connects in well
+    /// under a second; 10 s leaves room for a slow proxy while a black-holed endpoint costs the
+    /// circuit breaker 10 s per attempt, not 30.
+    pub connect_timeout: Duration,
+    /// The app-wide request budget (Graph: 130,000 per 10 s per app, graph-facts §6), applied
+    /// before sending so Graph never has to answer 429 for it. See [`crate::pacing`].
+    pub app_budget: RequestBudget,
+    /// Where the app budget is kept: give every client of the process a clone of one value, so
+    /// all clients with the same client id (all tenants of a run) share one budget. The default
+    /// is a fresh, unshared one.
+    pub app_budgets: AppBudgets,
+    /// When Graph or the login endpoint counts as unreachable (see [`crate::halt`]).
+    pub breaker: BreakerPolicy,
+    /// The caller's stop: once triggered, waits end and calls not yet sent fail with
+    /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled). Share one signal across clients.
+    pub stop: StopSignal,
     /// The `User-Agent` header of every request (Graph's guidance asks callers to identify
     /// themselves; the application using this client names itself here).
     pub user_agent: String,
@@ -63,7 +85,8 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// Defaults: 4 per mailbox, 64 in total, real clock, default retry policy, PS256, batching on,
-    /// `User-Agent: graph-client/<version>`.
+    /// `User-Agent: graph-client/<version>`, 100 s per request, 10 s to connect, Graph's app
+    /// budget in a fresh [`AppBudgets`], the default breaker, a fresh [`StopSignal`].
     pub fn new(
         tenant: impl Into<String>,
         client_id: impl Into<String>,
@@ -84,6 +107,11 @@ impl ClientConfig {
             assertion_algorithm: AssertionAlgorithm::default(),
             batch_writes: true,
             request_timeout: Duration::from_secs(100),
+            connect_timeout: Duration::from_secs(10),
+            app_budget: RequestBudget::default(),
+            app_budgets: AppBudgets::new(),
+            breaker: BreakerPolicy::default(),
+            stop: StopSignal::new(),
             user_agent: concat!("graph-client/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
@@ -101,6 +129,11 @@ impl fmt::Debug for ClientConfig {
             .field("global_concurrency", &self.global_concurrency)
             .field("retry", &self.retry)
             .field("batch_writes", &self.batch_writes)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("app_budget", &self.app_budget)
+            .field("breaker", &self.breaker)
+            .field("stop", &self.stop)
             .field("user_agent", &self.user_agent)
             .finish_non_exhaustive()
     }
@@ -113,6 +146,7 @@ struct Counters {
     throttled: AtomicU64,
     batches: AtomicU64,
     batch_items: AtomicU64,
+    paced: AtomicU64,
 }
 
 struct Inner {
@@ -125,6 +159,8 @@ struct Inner {
     redactor: Redactor,
     tokens: TokenSource,
     limits: Limits,
+    pacer: Arc<Pacer>,
+    halt: Halt,
     counters: Counters,
     batch_writes: bool,
 }
@@ -159,7 +195,7 @@ impl GraphClient {
         }
         let mut builder = reqwest::Client::builder()
             .timeout(cfg.request_timeout)
-            .connect_timeout(Duration::from_secs(30))
+            .connect_timeout(cfg.connect_timeout)
             // Redirects would carry the Authorization header to wherever they point.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(cfg.user_agent.as_str())
@@ -193,6 +229,15 @@ impl GraphClient {
             cfg.assertion_algorithm,
             &redactor,
         )?;
+        let pacer = cfg
+            .app_budgets
+            .pacer(&cfg.client_id, cfg.app_budget, cfg.clock.clone());
+        let halt = Halt::new(
+            cfg.stop,
+            cfg.breaker,
+            cfg.endpoints.graph.as_str(),
+            cfg.endpoints.login.as_str(),
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -204,6 +249,8 @@ impl GraphClient {
                 redactor,
                 tokens,
                 limits: Limits::new(cfg.per_mailbox_concurrency, cfg.global_concurrency),
+                pacer,
+                halt,
                 counters: Counters::default(),
                 batch_writes: cfg.batch_writes,
             }),
@@ -219,6 +266,7 @@ impl GraphClient {
             throttled: c.throttled.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             batch_items: c.batch_items.load(Ordering::Relaxed),
+            paced: c.paced.load(Ordering::Relaxed),
             token_requests: self.inner.tokens.requests.load(Ordering::Relaxed),
         }
     }
@@ -235,6 +283,7 @@ impl GraphClient {
             redactor: &self.inner.redactor,
             policy: &self.inner.policy,
             rng: &self.inner.rng,
+            halt: &self.inner.halt,
         }
     }
 

@@ -57,6 +57,19 @@ pub enum ErrorKind {
     UntrustedCertificate,
     /// Configuration problem found before any request (bad URL, unreadable certificate …).
     Config,
+    /// A delta link (or a nextLink inside a round) that Graph no longer honours: 410 Gone (with
+    /// or without a `Location` header, the documented "synchronization reset"), or the codes
+    /// `syncStateNotFound` / `resyncRequired` (graph-facts §2). Read the folder whole, and start
+    /// a new delta round for the next time; nothing may be inferred from the broken round.
+    SyncReset,
+    /// The client's circuit breaker opened: Graph or the login endpoint failed at the transport
+    /// level (connection refused, DNS, TLS, timeouts) several times in a row over a while, with
+    /// no answer in between. Every later call of this client fails at once with this kind; the
+    /// message names the endpoint and what was seen.
+    Unreachable,
+    /// The caller's [`StopSignal`](crate::StopSignal) was triggered before this request was sent
+    /// (it was never sent, unless the message says an earlier attempt may have been applied).
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -76,6 +89,9 @@ impl ErrorKind {
             ErrorKind::UnconfirmedWrite => "unconfirmed-write",
             ErrorKind::UntrustedCertificate => "untrusted-certificate",
             ErrorKind::Config => "config",
+            ErrorKind::SyncReset => "sync-reset",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 }
@@ -134,7 +150,8 @@ impl GraphError {
     /// Whether running the same request again later may succeed (throttling, server or network
     /// trouble). The client has already spent its attempt budget when it returns such an error.
     /// A response's status is judged by [`Retryability::of_status`], the rule the retry loop
-    /// follows too; the kind only speaks where there is no status.
+    /// follows too; the kind only speaks where there is no status. [`ErrorKind::Unreachable`]
+    /// and [`ErrorKind::Cancelled`] are not retryable: this client sends nothing more.
     pub fn is_retryable(&self) -> bool {
         match (self.kind, self.status) {
             (ErrorKind::Transport, _) => true,
@@ -197,6 +214,19 @@ impl GraphError {
         header_request_id: Option<String>,
         context: &str,
     ) -> Self {
+        Self::from_graph_response_with(status, body, header_request_id, context, None)
+    }
+
+    /// [`Self::from_graph_response`], with the advice for a permission error replaced by
+    /// `permission_advice` (an endpoint that needs other permissions than the usual ones, e.g.
+    /// group membership).
+    pub(crate) fn from_graph_response_with(
+        status: u16,
+        body: &[u8],
+        header_request_id: Option<String>,
+        context: &str,
+        permission_advice: Option<&'static str>,
+    ) -> Self {
         let parsed: Option<Value> = serde_json::from_slice(body).ok();
         let err = parsed.as_ref().and_then(|v| v.get("error"));
         let code = err
@@ -215,7 +245,10 @@ impl GraphError {
                 .map(str::to_owned)
         });
         let kind = classify(status, code.as_deref(), &server_message);
-        let advice = advice(kind, code.as_deref(), &server_message);
+        let advice = match permission_advice {
+            Some(a) if kind == ErrorKind::Permission => Some(a),
+            _ => advice(kind, code.as_deref(), &server_message),
+        };
         let mut message = context.to_owned();
         if !server_message.is_empty() {
             message.push_str(": ");
@@ -254,6 +287,13 @@ pub fn classify(status: u16, code: Option<&str>, message: &str) -> ErrorKind {
             }
             _ => ErrorKind::NotFound,
         },
+        // An expired or rejected delta token: 410 Gone (`SyncStateNotFound`, or the documented
+        // "synchronization reset" with a `Location` header), and the generic codes for the same
+        // (graph-facts §2, §7: `syncStateNotFound`, `resyncRequired`) whatever 4xx carries them.
+        410 => ErrorKind::SyncReset,
+        400..=499 if matches!(code_l.as_str(), "syncstatenotfound" | "resyncrequired") => {
+            ErrorKind::SyncReset
+        }
         409 | 412 => ErrorKind::Conflict,
         // Duplicate folder name is reported as 400 by some and 409 by others (graph-facts §2).
         400 if code_l == "errorfolderexists" => ErrorKind::Conflict,
@@ -281,6 +321,9 @@ fn advice(kind: ErrorKind, code: Option<&str>, message: &str) -> Option<&'static
         ErrorKind::InvalidUser => "no such mailbox; check the user principal name",
         ErrorKind::Auth => {
             "the access token was refused; check the tenant and the app's credentials"
+        }
+        ErrorKind::SyncReset => {
+            "Graph no longer honours this delta link; read the folder whole and start a new delta round"
         }
         _ => return None,
     })
@@ -400,7 +443,10 @@ mod tests {
             ),
             (503, "serviceNotAvailable", "", ErrorKind::Server),
             (504, "", "", ErrorKind::Server),
-            (410, "SyncStateNotFound", "gone", ErrorKind::BadRequest),
+            (410, "SyncStateNotFound", "gone", ErrorKind::SyncReset),
+            (410, "", "", ErrorKind::SyncReset),
+            (400, "resyncRequired", "", ErrorKind::SyncReset),
+            (400, "syncStateNotFound", "", ErrorKind::SyncReset),
         ];
         for (status, code, msg, kind) in cases {
             let e = graph_err(status, code, msg);

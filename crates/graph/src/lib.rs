@@ -3,8 +3,11 @@
 //!
 //! A caller builds a [`GraphClient`] from a [`ClientConfig`] and calls typed operations; the
 //! client decides how to stay within Graph's limits (4 in flight per mailbox, `Retry-After`,
-//! backoff) and how to fail (a [`GraphError`] with an [`ErrorKind`] and Graph's request-id).
-//! Contacts are read into the caller's own type with the caller's `$select`.
+//! backoff, the app-wide budget shared through [`AppBudgets`]) and how to fail (a [`GraphError`]
+//! with an [`ErrorKind`] and Graph's request-id; [`ErrorKind::Unreachable`] once an endpoint is
+//! gone, [`ErrorKind::Cancelled`] once the caller's [`StopSignal`] fired). Contacts are read into
+//! the caller's own type with the caller's [`ReadSpec`] (`$select`, and `$expand`/`$filter` for
+//! extended properties), whole or as delta rounds ([`GraphClient::contacts_delta`]).
 //!
 //! This crate takes no ambient input: it never reads the process environment or the wall clock
 //! and never sleeps except through the injected [`Clock`]; a federated token comes from the
@@ -46,7 +49,9 @@ pub mod client;
 pub mod clock;
 pub mod endpoints;
 pub mod error;
+pub mod halt;
 mod limits;
+pub mod pacing;
 pub mod path;
 pub mod retry;
 pub mod secret;
@@ -58,6 +63,11 @@ pub use client::{ClientConfig, GraphClient};
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use endpoints::{Cloud, Endpoints};
 pub use error::{ErrorKind, GraphError, TokenProblem};
+pub use halt::{BreakerPolicy, StopSignal};
+pub use pacing::{AppBudgets, RequestBudget};
 pub use retry::RetryPolicy;
 pub use secret::Secret;
-pub use types::{ClientStats, Folder, FolderRef, User, WriteRequest, WriteResponse};
+pub use types::{
+    ClientStats, DELTA_PAGE_SIZE, DeltaRound, DeltaStart, Folder, FolderRef, Group, ReadSpec,
+    SENSITIVITY_PROPERTY, User, VerifiedDomain, WriteRequest, WriteResponse,
+};

@@ -39,6 +39,142 @@ pub struct Folder {
     pub parent_folder_id: Option<String>,
 }
 
+/// Which contact properties a read returns: `$select` (comma-separated property names; select
+/// exactly what the caller's type reads, graph-facts §3), and optionally `$expand` (e.g. a
+/// single-value extended property, see [`ReadSpec::with_extended_property`]) and, for lists only,
+/// `$filter`. Built from a `&str`/`String` holding just the `$select`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadSpec {
+    pub select: String,
+    pub expand: Option<String>,
+    pub filter: Option<String>,
+}
+
+/// The MAPI property PidTagSensitivity (0x0036) as Graph names a single-value extended property;
+/// its value 2 marks a contact private in Outlook.
+pub const SENSITIVITY_PROPERTY: &str = "Integer 0x0036";
+
+impl ReadSpec {
+    pub fn new(select: impl Into<String>) -> Self {
+        Self {
+            select: select.into(),
+            expand: None,
+            filter: None,
+        }
+    }
+
+    /// Also returns the single-value extended property `id` (e.g. [`SENSITIVITY_PROPERTY`]) of
+    /// each contact, in `singleValueExtendedProperties` (absent when the contact does not have it):
+    /// `$expand=singleValueExtendedProperties($filter=id eq '…')`, as documented for contact
+    /// lists and gets (`singlevaluelegacyextendedproperty-get.md`). Contact delta does not take
+    /// `$expand` (see [`crate::GraphClient::contacts_delta`]).
+    pub fn with_extended_property(mut self, id: &str) -> Self {
+        self.expand = Some(format!(
+            "singleValueExtendedProperties($filter=id eq {})",
+            crate::path::odata_string(id)
+        ));
+        self
+    }
+
+    /// Lists only the contacts whose single-value extended property `id` is an integer equal to
+    /// `value` (`$filter=singleValueExtendedProperties/any(ep:ep/id eq '…' and cast(ep/value,
+    /// Edm.Int32) eq N)`, the documented form for numeric properties,
+    /// `singlevaluelegacyextendedproperty-get.md`). With `select = "id"` this is the cheap way
+    /// to learn which contacts of a folder are private: one small page per folder.
+    pub fn where_int_property(mut self, id: &str, value: i32) -> Self {
+        self.filter = Some(format!(
+            "singleValueExtendedProperties/any(ep:ep/id eq {} and cast(ep/value, Edm.Int32) eq {value})",
+            crate::path::odata_string(id)
+        ));
+        self
+    }
+}
+
+impl From<&str> for ReadSpec {
+    fn from(select: &str) -> Self {
+        Self::new(select)
+    }
+}
+
+impl From<&String> for ReadSpec {
+    fn from(select: &String) -> Self {
+        Self::new(select.as_str())
+    }
+}
+
+impl From<String> for ReadSpec {
+    fn from(select: String) -> Self {
+        Self::new(select)
+    }
+}
+
+impl From<&ReadSpec> for ReadSpec {
+    fn from(spec: &ReadSpec) -> Self {
+        spec.clone()
+    }
+}
+
+/// The page size to ask contact delta for: Graph caps its pages at about 200 contacts whatever
+/// `Prefer: odata.maxpagesize` asks (observed; Microsoft Q&A 2276060, graph-facts §3), so asking
+/// for more only hides the real page size.
+pub const DELTA_PAGE_SIZE: u32 = 200;
+
+/// Where a contact delta round starts (graph-facts §2 "Delta").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeltaStart {
+    /// A first round: every contact of the folder, with this `$select` (it is encoded into the
+    /// round's links by Graph, so later rounds keep it).
+    Initial { select: String },
+    /// The `@odata.deltaLink` a previous round ended with, used verbatim.
+    Link(String),
+}
+
+/// A complete delta round: what changed in the folder since the link it started from (or, for
+/// an initial round, everything in it), and the link to start the next round from.
+///
+/// Rows come as Graph sent them (graph-facts §2: an item may appear more than once, replays
+/// happen, rows have no guaranteed order): an id may repeat in `changed`, `removed` may name a
+/// contact the caller never saw, and an id may even be in both lists. Callers stay idempotent;
+/// an id in both lists cannot be ordered, so the safe reading is "present" (never infer a delete
+/// from it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeltaRound<T> {
+    /// Contacts added or changed, read into the caller's type.
+    pub changed: Vec<T>,
+    /// Ids of contacts removed from the folder (`@removed` rows: deleted, or moved out).
+    pub removed: Vec<String>,
+    /// The `@odata.deltaLink`, to store for the next round.
+    pub delta_link: String,
+}
+
+/// A group (`GET /groups/{id}`), as far as scoping by group needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub mail: Option<String>,
+}
+
+/// A verified domain of the tenant (`GET /organization`, graph-facts §4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedDomain {
+    pub name: String,
+    /// The primary domain.
+    #[serde(default)]
+    pub is_default: bool,
+    /// The initial `*.onmicrosoft.com` domain.
+    #[serde(default)]
+    pub is_initial: bool,
+    #[serde(default)]
+    pub capabilities: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
 /// Which folder of a mailbox.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum FolderRef {
@@ -129,6 +265,8 @@ pub struct ClientStats {
     pub batches: u64,
     /// Items carried inside `$batch` requests.
     pub batch_items: u64,
+    /// Requests that waited for the app-wide budget before being sent (see [`crate::pacing`]).
+    pub paced: u64,
     /// Token endpoint requests.
     pub token_requests: u64,
 }

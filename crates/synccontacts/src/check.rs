@@ -114,7 +114,7 @@ pub async fn check_command(env: &Env, tenants: &[String], detail: Detail, out: &
         for (i, (t, client)) in config.tenants.iter().zip(&clients).enumerate() {
             if t.scope.is_pending() {
                 match client.verified_domains().await {
-                    Ok(ds) => domains[i] = Some(ds),
+                    Ok(ds) => domains[i] = Some(ds.into_iter().map(|d| d.name).collect()),
                     Err(e) => scope_errors[i] = Some(e),
                 }
             }

@@ -1,6 +1,6 @@
-//! Reads: licensed users, one user, contact folders (find and create), and contacts.
+//! Mailbox reads: contact folders (find and create) and contacts, whole or one by one.
 //!
-//! Contacts are read into the caller's type `T` with the caller's `$select`: this module knows
+//! Contacts are read into the caller's type `T` with the caller's [`ReadSpec`]: this module knows
 //! Graph's URLs and paging, not what a contact means to the caller. Every read goes through the
 //! one request path; nothing here retries or sleeps by itself.
 
@@ -12,69 +12,9 @@ use super::request::{Call, parse_body};
 use crate::error::GraphError;
 use crate::path;
 use crate::retry::Idempotency;
-use crate::types::{Folder, FolderRef, User};
+use crate::types::{Folder, FolderRef, ReadSpec};
 
 impl GraphClient {
-    /// All licensed users: `GET /users` with the documented filter `assignedLicenses/$count ne 0`,
-    /// which is an advanced query: `ConsistencyLevel: eventual` and `$count=true` on every page
-    /// (graph-facts §4), `$top=999` (the maximum, graph-facts §3).
-    pub async fn licensed_users(&self) -> Result<Vec<User>, GraphError> {
-        let q = path::query(&[
-            ("$select", "id,userPrincipalName,mail"),
-            ("$filter", "assignedLicenses/$count ne 0"),
-            ("$count", "true"),
-            ("$top", "999"),
-        ]);
-        let url = self.url(&format!("/users{q}"))?;
-        self.get_all_pages(
-            url,
-            None,
-            vec![("consistencylevel", "eventual".to_owned())],
-            "listing licensed users",
-        )
-        .await
-    }
-
-    /// One user by id or UPN (`GET /users/{x}`); the hub mailbox check uses it.
-    pub async fn user(&self, id_or_upn: &str) -> Result<User, GraphError> {
-        let q = path::query(&[("$select", "id,userPrincipalName,mail")]);
-        let url = self.url(&format!("{}{q}", path::user(id_or_upn)))?;
-        self.get_json(url, None, vec![], format!("reading user {id_or_upn}"))
-            .await
-    }
-
-    /// The organization's verified domain names (`GET /organization` is a one-element
-    /// collection whose `verifiedDomains` lists them, graph-facts §4), e.g. to match a
-    /// test-user key that names a domain to a tenant configured by its GUID.
-    pub async fn verified_domains(&self) -> Result<Vec<String>, GraphError> {
-        #[derive(serde::Deserialize)]
-        struct Org {
-            #[serde(default, rename = "verifiedDomains")]
-            verified_domains: Vec<Domain>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Domain {
-            name: String,
-        }
-        let url = self.url(&format!(
-            "/organization{}",
-            path::query(&[("$select", "id,verifiedDomains")])
-        ))?;
-        let orgs: Vec<Org> = self
-            .get_all_pages(
-                url,
-                None,
-                vec![],
-                "reading the organization's verified domains",
-            )
-            .await?;
-        Ok(orgs
-            .into_iter()
-            .flat_map(|o| o.verified_domains)
-            .map(|d| d.name)
-            .collect())
-    }
-
     async fn list_folders(
         &self,
         mailbox: &str,
@@ -94,7 +34,8 @@ impl GraphClient {
         ]);
         let url = self.url(&format!("{base}{q}"))?;
         let ctx = format!("listing contact folders of {mailbox}");
-        self.get_all_pages(url, Some(mailbox), vec![], &ctx).await
+        self.get_all_pages(url, Some(mailbox), vec![], &ctx, None)
+            .await
     }
 
     /// Finds a contact folder by exact `displayName` anywhere in the mailbox's folder tree
@@ -148,6 +89,8 @@ impl GraphClient {
             url,
             mailbox: Some(mailbox.to_owned()),
             weight: 1,
+            units: 1,
+            permission_advice: None,
             headers: vec![],
             body: Some(
                 serde_json::to_vec(&serde_json::json!({ "displayName": display_name }))
@@ -174,23 +117,36 @@ impl GraphClient {
     }
 
     /// Every contact of a folder, read into `T`: `$top=1000` (the maximum) and the caller's
-    /// `$select` (comma-separated property names; select exactly what `T` reads, graph-facts §3),
-    /// following nextLinks verbatim. Each page is parsed straight into `T`. A short page with a
-    /// nextLink is normal (contact groups take `$skip` slots, graph-facts §3).
+    /// [`ReadSpec`] (`$select`, and `$expand`/`$filter` when given), following nextLinks
+    /// verbatim. Each page is parsed straight into `T`. A short page with a nextLink is normal
+    /// (contact groups take `$skip` slots, graph-facts §3). A bare `&str` is a `$select`.
     pub async fn list_contacts<T: DeserializeOwned>(
         &self,
         mailbox: &str,
         folder: &FolderRef,
-        select: &str,
+        spec: impl Into<ReadSpec>,
     ) -> Result<Vec<T>, GraphError> {
-        let q = path::query(&[("$top", "1000"), ("$select", select)]);
-        let url = self.url(&format!("{}{q}", path::contacts(mailbox, folder)))?;
+        let spec = spec.into();
+        let mut q = vec![("$top", "1000"), ("$select", spec.select.as_str())];
+        if let Some(e) = &spec.expand {
+            q.push(("$expand", e));
+        }
+        if let Some(f) = &spec.filter {
+            q.push(("$filter", f));
+        }
+        let url = self.url(&format!(
+            "{}{}",
+            path::contacts(mailbox, folder),
+            path::query(&q)
+        ))?;
         let ctx = format!("listing contacts of {mailbox}");
-        self.get_all_pages(url, Some(mailbox), vec![], &ctx).await
+        self.get_all_pages(url, Some(mailbox), vec![], &ctx, None)
+            .await
     }
 
-    /// Reads one contact by id into `T` with the caller's `$select` (`GET …/contacts/{id}`
-    /// resolves anywhere in the mailbox, graph-facts §2). Useful where list output is known to be
+    /// Reads one contact by id into `T` with the caller's `$select` (and `$expand`, e.g. an
+    /// extended property; a `$filter` has no meaning here and is refused) — `GET …/contacts/{id}`
+    /// resolves anywhere in the mailbox, graph-facts §2. Useful where list output is known to be
     /// lossy (graph-facts §9 notes). A contact deleted meanwhile is [`ErrorKind::NotFound`].
     ///
     /// [`ErrorKind::NotFound`]: crate::ErrorKind::NotFound
@@ -198,18 +154,30 @@ impl GraphClient {
         &self,
         mailbox: &str,
         contact_id: &str,
-        select: &str,
+        spec: impl Into<ReadSpec>,
     ) -> Result<T, GraphError> {
-        let q = path::query(&[("$select", select)]);
+        let spec = spec.into();
+        if spec.filter.is_some() {
+            return Err(GraphError::new(
+                crate::ErrorKind::BadRequest,
+                "reading one contact: a $filter applies to lists, not to one contact",
+            ));
+        }
+        let mut q = vec![("$select", spec.select.as_str())];
+        if let Some(e) = &spec.expand {
+            q.push(("$expand", e));
+        }
         let url = self.url(&format!(
-            "{}{q}",
-            path::contact(mailbox, &FolderRef::Default, contact_id)
+            "{}{}",
+            path::contact(mailbox, &FolderRef::Default, contact_id),
+            path::query(&q)
         ))?;
         self.get_json(
             url,
             Some(mailbox),
             vec![],
             format!("reading contact in {mailbox}"),
+            None,
         )
         .await
     }

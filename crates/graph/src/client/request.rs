@@ -1,11 +1,12 @@
 //! The one request path: [`GraphClient::call`] turns a [`Call`] into HTTP attempts (mailbox pause
-//! and concurrency slot, cached token, send, classify, retry per the policy through the injected
-//! clock), and paging on top of it.
+//! and concurrency slot, cached token, app budget, send, classify, retry per the policy through
+//! the injected clock), and paging on top of it.
 //!
 //! It never sends the bearer token outside the configured Graph root, never logs more than
 //! method, path and status (server text passes the redactor first), never repeats a create whose
-//! outcome is unknown (the policy says [`Decision::Ambiguous`]), and never shortens a wait Graph
-//! asked for.
+//! outcome is unknown (the policy says [`Decision::Ambiguous`]), never shortens a wait Graph
+//! asked for, and never sends once the client halted (stop signal or open breaker,
+//! [`crate::halt`]): every wait here ends when it does.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use url::Url;
 use super::GraphClient;
 use crate::clock::add;
 use crate::error::{ErrorKind, GraphError};
+use crate::halt::{Endpoint, describe};
 use crate::retry::{Decision, Failure, Idempotency, Retryability, parse_retry_after};
 use crate::secret::Secret;
 
@@ -27,6 +29,11 @@ pub(super) struct Call {
     pub mailbox: Option<String>,
     /// Mailbox slots held while in flight (a batch of k items holds min(k, limit)).
     pub weight: usize,
+    /// Units of the app-wide budget each send uses: 1, or a `$batch`'s items plus one for the
+    /// batch itself ([`crate::pacing`]).
+    pub units: usize,
+    /// Advice for a 403 in place of the usual (endpoints that need other permissions).
+    pub permission_advice: Option<&'static str>,
     pub headers: Vec<(&'static str, String)>,
     /// The JSON body, serialized once (each attempt sends a copy of these bytes).
     pub body: Option<Vec<u8>>,
@@ -127,16 +134,38 @@ pub(super) fn parse_body<T: DeserializeOwned>(
 
 impl GraphClient {
     /// Waits out a retry delay: a 429 pauses the whole mailbox (every later request to it
-    /// honours the pause); anything else just delays this request.
-    async fn wait_retry(&self, mailbox: Option<&str>, after: Duration, throttled: bool) {
+    /// honours the pause); anything else just delays this request. Ends early when the client
+    /// halts.
+    async fn wait_retry(
+        &self,
+        mailbox: Option<&str>,
+        after: Duration,
+        throttled: bool,
+        context: &str,
+    ) -> Result<(), GraphError> {
         match mailbox {
             Some(m) if throttled => {
                 let until = add(self.inner.clock.now(), after);
                 self.inner.limits.pause(m, until);
                 // Limits::acquire sleeps until the pause has passed.
+                Ok(())
             }
-            _ => self.inner.clock.sleep(after).await,
+            _ => {
+                self.inner
+                    .halt
+                    .pause(&*self.inner.clock, after, context)
+                    .await
+            }
         }
+    }
+
+    /// Records a transport failure of Graph with the breaker; the error to return at once if
+    /// the client halted (the breaker opened, or the caller stopped it meanwhile).
+    fn transport_failure(&self, e: &reqwest::Error, context: &str) -> Option<GraphError> {
+        let halt = &self.inner.halt;
+        let now = self.inner.clock.now();
+        halt.transport_failure(Endpoint::Graph, now, describe(e), &error_chain(e));
+        halt.check(context).err()
     }
 
     /// Sends `call`, retrying per policy; returns the 2xx reply or a classified error.
@@ -157,17 +186,48 @@ impl GraphClient {
         let mut sends = 0u32;
         let mut refreshed = false;
         let mut unknown_attempt_before = false;
+        let halt = &self.inner.halt;
+        // A halt after a write attempt whose answer was lost: say that attempt may have applied.
+        let is_write = call.method != Method::GET;
+        let halted = |e: GraphError, unknown_attempt_before: bool| {
+            let mut e = self.scrub(e);
+            if unknown_attempt_before && is_write {
+                e.message
+                    .push_str(" — an earlier attempt may have been applied (its answer was lost)");
+            }
+            e
+        };
         loop {
             attempt += 1;
-            // The slot first, then the token: waiting for a slot can mean sleeping through a
-            // mailbox's Retry-After, and a token taken before that wait may expire during it
-            // (a 401 that costs the request its one refresh; RELIABILITY I5).
-            let permit = self
-                .inner
-                .limits
-                .acquire(call.mailbox.as_deref(), call.weight, &*self.inner.clock)
-                .await;
-            let (token, _) = self.access_token().await?;
+            // The slot first, then the token, then the app budget: waiting for a slot can mean
+            // sleeping through a mailbox's Retry-After, and a token taken before that wait may
+            // expire during it (a 401 that costs the request its one refresh; RELIABILITY I5);
+            // the budget is taken last so the instant it records is the instant we send.
+            let permit = halt
+                .guard(
+                    &call.context,
+                    self.inner.limits.acquire(
+                        call.mailbox.as_deref(),
+                        call.weight,
+                        &*self.inner.clock,
+                    ),
+                )
+                .await
+                .map_err(|e| halted(e, unknown_attempt_before))?;
+            let (token, _) = self.access_token().await.map_err(|e| match e.kind {
+                ErrorKind::Cancelled | ErrorKind::Unreachable => halted(e, unknown_attempt_before),
+                _ => e,
+            })?;
+            let pacer = &self.inner.pacer;
+            let wait = pacer.reserve(call.units);
+            if !wait.is_zero() {
+                self.inner.counters.paced.fetch_add(1, Ordering::Relaxed);
+                halt.pause(pacer.clock(), wait, &call.context)
+                    .await
+                    .map_err(|e| halted(e, unknown_attempt_before))?;
+            }
+            halt.check(&call.context)
+                .map_err(|e| halted(e, unknown_attempt_before))?;
             let mut rb = self
                 .inner
                 .http
@@ -199,18 +259,30 @@ impl GraphClient {
                     let body = resp.bytes().await;
                     drop(permit);
                     tracing::debug!(method = %call.method, path = call.url.path(), status, attempt, "graph response");
+                    if body.is_ok() {
+                        halt.answered(Endpoint::Graph);
+                    }
                     match body {
-                        Err(e) => (
-                            Failure::Transport { maybe_sent: true },
-                            GraphError::new(
-                                ErrorKind::Transport,
-                                format!(
-                                    "{}: connection lost while reading the response: {}",
-                                    call.context,
-                                    error_chain(&e)
+                        Err(e) => {
+                            // A create whose answer was lost stays AmbiguousWrite (below), halt
+                            // or not: that it may exist is what its caller must know.
+                            if let Some(stop) = self.transport_failure(&e, &call.context)
+                                && call.idempotency != Idempotency::Create
+                            {
+                                return Err(halted(stop, true));
+                            }
+                            (
+                                Failure::Transport { maybe_sent: true },
+                                GraphError::new(
+                                    ErrorKind::Transport,
+                                    format!(
+                                        "{}: connection lost while reading the response: {}",
+                                        call.context,
+                                        error_chain(&e)
+                                    ),
                                 ),
-                            ),
-                        ),
+                            )
+                        }
                         Ok(body) if (200..300).contains(&status) => {
                             return Ok(Reply {
                                 status,
@@ -221,8 +293,13 @@ impl GraphClient {
                             });
                         }
                         Ok(body) => {
-                            let err =
-                                GraphError::from_graph_response(status, &body, rid, &call.context);
+                            let err = GraphError::from_graph_response_with(
+                                status,
+                                &body,
+                                rid,
+                                &call.context,
+                                call.permission_advice,
+                            );
                             if status == 401 && !refreshed {
                                 // graph-facts §7: an expired or revoked token gives 401
                                 // InvalidAuthenticationToken; refresh once and retry once.
@@ -257,6 +334,11 @@ impl GraphClient {
                         return Err(self.scrub(err));
                     }
                     let maybe_sent = !e.is_connect();
+                    if let Some(stop) = self.transport_failure(&e, &call.context)
+                        && !(maybe_sent && call.idempotency == Idempotency::Create)
+                    {
+                        return Err(halted(stop, unknown_attempt_before || maybe_sent));
+                    }
                     let err = GraphError::new(
                         ErrorKind::Transport,
                         format!("{}: {}", call.context, error_chain(&e)),
@@ -277,8 +359,9 @@ impl GraphClient {
                         "retrying: {}",
                         self.inner.redactor.scrub(&error.to_string())
                     );
-                    self.wait_retry(call.mailbox.as_deref(), after, throttled)
-                        .await;
+                    self.wait_retry(call.mailbox.as_deref(), after, throttled, &call.context)
+                        .await
+                        .map_err(|e| halted(e, unknown_attempt_before))?;
                 }
                 Decision::Ambiguous => return Err(self.scrub(ambiguous(error))),
                 Decision::WaitTooLong { asked, cap } => {
@@ -295,18 +378,22 @@ impl GraphClient {
         }
     }
 
+    /// One GET, its body parsed into `T`. `advice`: see [`Call::permission_advice`].
     pub(super) async fn get_json<T: DeserializeOwned>(
         &self,
         url: Url,
         mailbox: Option<&str>,
         headers: Vec<(&'static str, String)>,
         context: String,
+        advice: Option<&'static str>,
     ) -> Result<T, GraphError> {
         let call = Call {
             method: Method::GET,
             url,
             mailbox: mailbox.map(str::to_owned),
             weight: 1,
+            units: 1,
+            permission_advice: advice,
             headers,
             body: None,
             idempotency: Idempotency::Repeatable,
@@ -317,39 +404,39 @@ impl GraphClient {
         parse_body(&reply.body, &call.context)
     }
 
-    /// Follows `@odata.nextLink` verbatim until absent (graph-facts §3), sending `headers` on
-    /// every page (ConsistencyLevel is not carried into nextLinks, graph-facts §3).
-    pub(super) async fn get_all_pages<T: DeserializeOwned>(
+    /// The paging loop every collection read shares: GETs `first`, hands each page's body to
+    /// `on_page` (which parses it and returns the page's `@odata.nextLink`, if any) and follows
+    /// that link verbatim (graph-facts §3) until there is none. `headers` go on every page
+    /// (ConsistencyLevel and Prefer are not carried into nextLinks, graph-facts §3). A failed
+    /// page fails the whole read: a caller never sees part of a collection as if it were all.
+    pub(super) async fn each_page(
         &self,
         first: Url,
         mailbox: Option<&str>,
-        headers: Vec<(&'static str, String)>,
+        headers: &[(&'static str, String)],
         context: &str,
-    ) -> Result<Vec<T>, GraphError> {
-        /// One page of a collection, parsed straight into `T` (no intermediate `Value`:
-        /// a 1000-contact page is the hot path of a read).
-        #[derive(serde::Deserialize)]
-        struct Page<T> {
-            #[serde(default = "Vec::new")]
-            value: Vec<T>,
-            #[serde(default, rename = "@odata.nextLink")]
-            next_link: Option<String>,
-        }
-        let mut items = Vec::new();
+        advice: Option<&'static str>,
+        mut on_page: impl FnMut(&[u8], &str) -> Result<Option<String>, GraphError>,
+    ) -> Result<(), GraphError> {
         let mut next = Some(first);
         let mut page = 0usize;
         while let Some(url) = next.take() {
             page += 1;
-            let p: Page<T> = self
-                .get_json(
-                    url,
-                    mailbox,
-                    headers.clone(),
-                    format!("{context} (page {page})"),
-                )
-                .await?;
-            items.extend(p.value);
-            if let Some(link) = p.next_link {
+            let call = Call {
+                method: Method::GET,
+                url,
+                mailbox: mailbox.map(str::to_owned),
+                weight: 1,
+                units: 1,
+                permission_advice: advice,
+                headers: headers.to_vec(),
+                body: None,
+                idempotency: Idempotency::Repeatable,
+                echo_statuses: &[],
+                context: format!("{context} (page {page})"),
+            };
+            let reply = self.call(&call).await?;
+            if let Some(link) = on_page(&reply.body, &call.context)? {
                 let u = Url::parse(&link).map_err(|e| {
                     GraphError::new(
                         ErrorKind::Server,
@@ -359,6 +446,33 @@ impl GraphClient {
                 next = Some(u);
             }
         }
+        Ok(())
+    }
+
+    /// Every item of a collection, each page parsed straight into `T` (no intermediate `Value`:
+    /// a 1000-contact page is the hot path of a read).
+    pub(super) async fn get_all_pages<T: DeserializeOwned>(
+        &self,
+        first: Url,
+        mailbox: Option<&str>,
+        headers: Vec<(&'static str, String)>,
+        context: &str,
+        advice: Option<&'static str>,
+    ) -> Result<Vec<T>, GraphError> {
+        #[derive(serde::Deserialize)]
+        struct Page<T> {
+            #[serde(default = "Vec::new")]
+            value: Vec<T>,
+            #[serde(default, rename = "@odata.nextLink")]
+            next_link: Option<String>,
+        }
+        let mut items = Vec::new();
+        self.each_page(first, mailbox, &headers, context, advice, |body, ctx| {
+            let p: Page<T> = parse_body(body, ctx)?;
+            items.extend(p.value);
+            Ok(p.next_link)
+        })
+        .await?;
         Ok(items)
     }
 }

@@ -5,7 +5,9 @@
 //! JSON until then). This module never repeats a create whose outcome is unknown (RELIABILITY
 //! I2), and never reports as a plain conflict a 412 (or a delete's 404) that an earlier,
 //! possibly applied attempt of the same write can explain: that becomes
-//! [`ErrorKind::UnconfirmedWrite`], for the caller to settle by re-reading.
+//! [`ErrorKind::UnconfirmedWrite`], for the caller to settle by re-reading. Writes still pending
+//! when the client halts (stop signal, open breaker) are not sent again: each fails with the
+//! halt's kind, saying so when an earlier attempt of it may have been applied.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -158,6 +160,8 @@ impl GraphClient {
             url: self.url(&p.path)?,
             mailbox: Some(mailbox.to_owned()),
             weight: 1,
+            units: 1,
+            permission_advice: None,
             headers: p.headers,
             body: p.body.map(|b| serde_json::to_vec(b).unwrap_or_default()),
             idempotency: p.idempotency,
@@ -262,7 +266,19 @@ impl GraphClient {
                     "retrying batch items"
                 );
                 if !backoff.is_zero() {
-                    self.inner.clock.sleep(backoff).await;
+                    let ctx = format!("retrying {} writes to {mailbox}", next.len());
+                    if let Err(e) = self
+                        .inner
+                        .halt
+                        .pause(&*self.inner.clock, backoff, &ctx)
+                        .await
+                    {
+                        // Stopped or unreachable: what is still pending is not sent again.
+                        for &i in &next {
+                            results[i] = Some(Err(halted_item(&e, &prepared[i], &states[i])));
+                        }
+                        next.clear();
+                    }
                 }
             }
             next.sort_unstable();
@@ -291,6 +307,9 @@ impl GraphClient {
         p: &Prepared<'_>,
         st: &mut ItemState,
     ) -> Option<GraphError> {
+        if matches!(e.kind, ErrorKind::Cancelled | ErrorKind::Unreachable) {
+            return Some(halted_item(e, p, st));
+        }
         let lost = e.kind == ErrorKind::AmbiguousWrite;
         let repeatable = p.idempotency == Idempotency::Repeatable;
         if lost && repeatable && st.attempts < self.inner.policy.max_attempts {
@@ -449,6 +468,10 @@ impl GraphClient {
             url: self.url("/$batch")?,
             mailbox: Some(mailbox.to_owned()),
             weight: items.len(),
+            // Graph counts every item (graph-facts §5); the batch itself is counted too (the safe
+            // side of an undocumented question, `crate::pacing`).
+            units: items.len() + 1,
+            permission_advice: None,
             headers: vec![],
             body: Some(batch::request_body(&items)),
             idempotency,
@@ -464,6 +487,28 @@ impl GraphClient {
             token: r.token,
             after_unknown_attempt: r.after_unknown_attempt,
         })
+    }
+}
+
+/// The error of a write left unsent because the client halted: the halt's kind, in the write's
+/// words, saying so when an earlier attempt of it may have been applied.
+fn halted_item(e: &GraphError, p: &Prepared<'_>, st: &ItemState) -> GraphError {
+    let mut out = GraphError::new(e.kind, format!("{}: {}", p.context, halt_reason(e)));
+    if st.unknown_attempt_before {
+        out.message
+            .push_str(" — an earlier attempt may have been applied (its answer was lost)");
+    }
+    out
+}
+
+/// A halt error's message without the context of the request that met it.
+fn halt_reason(e: &GraphError) -> &str {
+    match e.kind {
+        ErrorKind::Cancelled => "stopped before it was sent",
+        _ => e
+            .message
+            .split_once(": ")
+            .map_or(e.message.as_str(), |(_, rest)| rest),
     }
 }
 

@@ -306,3 +306,23 @@ async fn token_expiry_mid_run_costs_one_refresh() {
     assert_eq!(st.token_requests, 2);
     assert_eq!(st.requests, 3, "first read, the 401, the retried read");
 }
+
+#[tokio::test]
+async fn verified_domains_of_the_emulated_tenant() {
+    let env = Env::start(GenerateOptions::default(), EmulatorOptions::default()).await;
+    let c = env.client();
+    let domains = c.verified_domains().await.unwrap();
+    let want: Vec<_> = env.scenario.tenants[0]
+        .domains
+        .iter()
+        .map(|d| d.id.clone())
+        .collect();
+    let got: Vec<_> = domains.iter().map(|d| d.name.clone()).collect();
+    assert_eq!(got, want);
+    assert_eq!(domains.iter().filter(|d| d.is_default).count(), 1);
+    assert!(
+        domains
+            .iter()
+            .any(|d| d.is_initial && d.name.ends_with(".onmicrosoft.com"))
+    );
+}

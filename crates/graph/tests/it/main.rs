@@ -3,10 +3,15 @@
 
 mod auth_flows;
 mod contact;
+mod delta;
+mod directory;
+mod emulated_delta;
 mod emulated_writes;
 mod emulator;
+mod halt;
 mod mock;
 mod mock_client;
+mod pacing;
 mod realism;
 mod retry_rules;
 mod secrets;
