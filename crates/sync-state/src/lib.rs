@@ -172,11 +172,11 @@ impl StateFile {
     /// cut to the newest [`RUN_LOG_LEN`] records. Folders, copies, tombstones… absent from
     /// `state` are deleted; other tenants are not touched.
     pub fn commit_tenant(&mut self, state: &TenantState) -> Result<CommitStats, StateError> {
-        commit::validate(state).map_err(|what| self.invalid(what))?;
+        let sorted = commit::validate(state).map_err(|what| self.invalid(what))?;
         self.write(
             &state.binding.tenant_id,
             "commit a tenant",
-            |tx, base, w| commit::commit(tx, base, state, w),
+            |tx, base, w| commit::commit(tx, base, state, sorted, w),
         )
     }
 

@@ -2,8 +2,8 @@
 //!
 //! The baseline is what the file holds for a tenant, kept in memory after a load or a commit so
 //! the next commit writes only the rows that differ. For copies (hundreds of thousands) it keeps
-//! the SyncId, the two integers and a 64-bit hash of the strings — not the strings — and whether
-//! the row is stored whole. It is exact for everything else. It is only ever built from the file
+//! the SyncId, the two integers and a 64-bit hash of the strings *as stored* (the short middles,
+//! see `affix`) — not the strings — and which of them are stored whole. It is exact for everything else. It is only ever built from the file
 //! or from a transaction that committed, so it never runs ahead of the file.
 //!
 //! This module only reads.
@@ -51,36 +51,51 @@ pub(crate) struct RowBase {
     pub sync_id: SyncId,
     pub version: i64,
     pub fields_hash: u64,
+    /// [`Stored::hash`] of the row's strings as stored.
     pub strings: u64,
     /// Which of its strings are stored whole ([`ID_WHOLE`], [`CK_WHOLE`]).
     pub whole: u8,
 }
 
+/// A copy row's strings as stored: the middles under the folder's affixes (or whole values,
+/// flagged). Under one pair of affixes the stored form determines the values, so comparing it
+/// compares them — and it is short (the middles), so comparing is cheap.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stored<'a> {
+    pub id: &'a str,
+    pub ck: Option<&'a str>,
+    pub whole: u8,
+    pub user_text: Option<&'a str>,
+}
+
+impl Stored<'_> {
+    /// A 64-bit SipHash: a changed row goes unwritten only on a 2^-64 collision, and even then
+    /// in the safe direction (a stale changeKey reads as "edited by someone", SPEC §7.2).
+    pub fn hash(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        (self.id, self.ck, self.whole, self.user_text).hash(&mut h);
+        h.finish()
+    }
+}
+
 impl RowBase {
-    pub fn of(c: &CopyState, whole: u8) -> RowBase {
+    pub fn of(c: &CopyState, stored: &Stored<'_>) -> RowBase {
         RowBase {
             sync_id: c.sync_id,
             version: c.version,
             fields_hash: c.fields_hash,
-            strings: strings_hash(c),
-            whole,
+            strings: stored.hash(),
+            whole: stored.whole,
         }
     }
 
-    /// Whether the row stored for this copy holds exactly `c`. The strings are compared by a
-    /// 64-bit SipHash: a changed row goes unwritten only on a 2^-64 collision, and even then in
-    /// the safe direction (a stale changeKey reads as "edited by someone", SPEC §7.2).
-    pub fn same(&self, c: &CopyState) -> bool {
+    /// Whether this row holds exactly `c`, stored as `stored` under the same affixes.
+    pub fn same(&self, c: &CopyState, stored: &Stored<'_>) -> bool {
         self.version == c.version
             && self.fields_hash == c.fields_hash
-            && self.strings == strings_hash(c)
+            && self.whole == stored.whole
+            && self.strings == stored.hash()
     }
-}
-
-fn strings_hash(c: &CopyState) -> u64 {
-    let mut h = DefaultHasher::new();
-    (&c.contact_id, &c.change_key, &c.user_text).hash(&mut h);
-    h.finish()
 }
 
 /// `whole` bits of a copy row.
@@ -181,30 +196,40 @@ pub(crate) fn load(
         let mut crows = copies.query([f.key])?;
         while let Some(c) = crows.next()? {
             let whole: u8 = c.get(5)?;
-            let contact_id = c.get_ref(1)?.as_str()?;
-            let change_key = c.get_ref(2)?.as_str_or_null()?;
-            let copy = CopyState {
+            let stored = Stored {
+                id: c.get_ref(1)?.as_str()?,
+                ck: c.get_ref(2)?.as_str_or_null()?,
+                whole,
+                user_text: c.get_ref(6)?.as_str_or_null()?,
+            };
+            let row = RowBase {
                 sync_id: c.get(0)?,
-                contact_id: if whole & ID_WHOLE != 0 {
-                    contact_id.to_owned()
-                } else {
-                    f.ids.join(contact_id)
-                },
-                change_key: change_key.map(|k| {
-                    if whole & CK_WHOLE != 0 {
-                        k.to_owned()
-                    } else {
-                        f.cks.join(k)
-                    }
-                }),
                 version: c.get(3)?,
                 // The bits of the u64, stored as an i64.
                 fields_hash: c.get::<_, i64>(4)? as u64,
-                user_text: c.get(6)?,
+                strings: stored.hash(),
+                whole,
             };
-            f.copies.push(RowBase::of(&copy, whole));
+            f.copies.push(row);
             if want_state {
-                folder.copies.push(copy);
+                folder.copies.push(CopyState {
+                    sync_id: row.sync_id,
+                    contact_id: if whole & ID_WHOLE != 0 {
+                        stored.id.to_owned()
+                    } else {
+                        f.ids.join(stored.id)
+                    },
+                    change_key: stored.ck.map(|k| {
+                        if whole & CK_WHOLE != 0 {
+                            k.to_owned()
+                        } else {
+                            f.cks.join(k)
+                        }
+                    }),
+                    version: row.version,
+                    fields_hash: row.fields_hash,
+                    user_text: stored.user_text.map(str::to_owned),
+                });
             }
         }
         base.folders

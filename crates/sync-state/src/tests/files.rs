@@ -252,6 +252,8 @@ fn an_older_schema_is_migrated_forward_keeping_its_data() {
 fn a_fresh_file_runs_every_migration() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.sqlite");
+    // A leftover of a creation that was interrupted.
+    std::fs::write(with_suffix(&path, ".new"), b"half a database").unwrap();
     let (_, status) = open::open(&path, RW, &SCHEMA_V2).unwrap();
     assert_eq!(status, OpenStatus::Created);
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -350,4 +352,19 @@ fn a_commit_cut_by_a_crash_is_rolled_back_by_the_next_real_run_and_reported_by_a
     let (mut file, status) = StateFile::open(&p, RW).unwrap();
     assert_eq!(status, OpenStatus::Opened);
     assert_eq!(file.tenant("t").unwrap(), Some(normalized(state)));
+}
+
+#[test]
+fn a_path_that_cannot_be_read_is_an_error_not_a_corrupt_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("inside"), b"kept").unwrap();
+    for mode in [RW, Mode::ReadOnly] {
+        let err = StateFile::open(&path, mode).unwrap_err();
+        assert!(matches!(err, StateError::Io { .. }), "{err}");
+        assert!(err.to_string().contains("state.sqlite"), "{err}");
+    }
+    assert!(path.join("inside").exists());
+    assert_eq!(names(dir.path()), ["state.sqlite", "state.sqlite.lock"]);
 }
