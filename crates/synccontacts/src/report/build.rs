@@ -5,8 +5,7 @@
 
 use sync_engine::plan::{Action, Operation, Plan, PlanInput, Target, Write};
 
-use super::{ActionKind, ActionRecord, Delta, Outcome};
-use crate::run::{HUB_FOLDER, USER_FOLDER};
+use super::{ActionKind, ActionRecord, Delta, Folder, Outcome};
 
 pub fn record(op: &Operation, o: Outcome) -> ActionRecord {
     ActionRecord {
@@ -17,24 +16,16 @@ pub fn record(op: &Operation, o: Outcome) -> ActionRecord {
             Action::Stamp => ActionKind::Stamp,
         },
         mailbox: op.mailbox.clone(),
-        folder: match op.target {
-            Target::Hub => HUB_FOLDER,
-            Target::UserDefault => USER_FOLDER,
-        }
-        .to_owned(),
+        folder: op.target.into(),
         sync_id: op.sync_id.clone(),
         display_name: op.display_name.clone(),
         email: op.email.clone(),
-        changed: op
-            .changes()
-            .iter()
-            .map(|c| c.field.json_name().to_owned())
-            .collect(),
+        changed: op.changes().iter().map(|c| c.field).collect(),
         delta: op
             .changes()
             .iter()
             .map(|c| Delta {
-                field: c.field.json_name().to_owned(),
+                field: c.field,
                 old: c.old.clone(),
                 new: c.new.clone(),
             })
@@ -76,10 +67,7 @@ pub fn skipped_counts(input: &PlanInput, plan: &Plan) -> (usize, usize) {
 }
 
 pub fn describe_problem(p: &sync_engine::plan::DataProblem) -> String {
-    let folder = match p.target {
-        Target::Hub => HUB_FOLDER,
-        Target::UserDefault => USER_FOLDER,
-    };
+    let folder = Folder::from(p.target);
     format!(
         "{:?} in {}/{folder} ({}): {} [contacts: {}]",
         p.kind,

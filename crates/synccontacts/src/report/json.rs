@@ -4,8 +4,8 @@
 
 use super::RunReport;
 
-/// Writes the JSON report to `path` (pretty, UTF-8), streamed: a 1,000-user cold run reports
-/// 300,000 actions, 170 MB of JSON that as one buffer was the run's peak memory (issue 8).
+/// Writes the JSON report to `path` (pretty, UTF-8), streamed: a large run's report (one record
+/// per action) would otherwise be the run's peak memory as one buffer.
 pub fn write_json(report: &RunReport, path: &std::path::Path) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);

@@ -13,9 +13,11 @@ mod json;
 mod tests;
 mod text;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use sync_engine::{Field, Target};
 
 use crate::exit::TenantOutcome;
+use crate::run::{HUB_FOLDER, USER_FOLDER};
 
 pub use json::write_json;
 pub use text::{
@@ -41,16 +43,15 @@ pub struct RunReport {
 #[serde(rename_all = "camelCase")]
 pub struct TenantReport {
     pub tenant_id: String,
-    /// `"ok"` or `"failed"` (SPEC §6); a partial run is `"failed"` with `outcome: "partial"`.
-    pub status: &'static str,
+    /// SPEC §6: a partial run is `"failed"` with `outcome: "partial"`.
+    pub status: TenantStatus,
     /// Finer than `status`: `ok`, `partial`, `failed`, `auth-failed`.
     pub outcome: TenantOutcome,
     pub error: Option<String>,
     /// Users in scope (hub removed), including those skipped for having no mailbox.
     pub users: usize,
     pub hub: String,
-    /// `found`, `created`, `would-create` (dry run, folder missing) or `unknown` (tenant failed early).
-    pub hub_folder: &'static str,
+    pub hub_folder: HubFolder,
     pub step1: StepTotals,
     pub step2: StepTotals,
     /// HTTP requests sent to Graph and the token endpoint for this tenant (the client's count).
@@ -67,12 +68,12 @@ impl TenantReport {
     pub fn failed(tenant_id: &str, hub: &str, outcome: TenantOutcome, error: String) -> Self {
         Self {
             tenant_id: tenant_id.to_owned(),
-            status: "failed",
+            status: TenantStatus::Failed,
             outcome,
             error: Some(error),
             users: 0,
             hub: hub.to_owned(),
-            hub_folder: "unknown",
+            hub_folder: HubFolder::Unknown,
             step1: StepTotals::default(),
             step2: StepTotals::default(),
             requests: 0,
@@ -81,6 +82,67 @@ impl TenantReport {
             problems: Vec::new(),
             actions: Vec::new(),
         }
+    }
+}
+
+/// A tenant's `status` (SPEC §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    /// Everything planned was done (or planned, in a dry run).
+    Ok,
+    /// Partial, stopped, or refused its credentials: see `outcome`.
+    Failed,
+}
+
+/// What became of the hub's "All Contacts" folder (`hubFolder`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HubFolder {
+    Found,
+    Created,
+    /// A dry run found none (a real run creates it).
+    WouldCreate,
+    /// The tenant stopped before the folder was looked up.
+    Unknown,
+}
+
+/// The folder an action wrote, serialized (and printed) by its name in Outlook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Folder {
+    /// The hub's "All Contacts".
+    Hub,
+    /// A user's default "Contacts".
+    UserDefault,
+}
+
+impl Folder {
+    pub fn name(self) -> &'static str {
+        match self {
+            Folder::Hub => HUB_FOLDER,
+            Folder::UserDefault => USER_FOLDER,
+        }
+    }
+}
+
+impl From<Target> for Folder {
+    fn from(t: Target) -> Self {
+        match t {
+            Target::Hub => Folder::Hub,
+            Target::UserDefault => Folder::UserDefault,
+        }
+    }
+}
+
+impl std::fmt::Display for Folder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Folder {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 
@@ -125,7 +187,8 @@ pub enum ActionResult {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Delta {
-    pub field: String,
+    /// Serialized as its Graph JSON name (`mobilePhone`).
+    pub field: Field,
     pub old: String,
     pub new: String,
 }
@@ -138,11 +201,12 @@ pub struct ActionRecord {
     pub action: ActionKind,
     pub mailbox: String,
     /// `All Contacts` (the hub folder) or `Contacts` (a user's default folder).
-    pub folder: String,
+    pub folder: Folder,
     pub sync_id: String,
     pub display_name: Option<String>,
     pub email: Option<String>,
-    pub changed: Vec<String>,
+    /// Graph JSON names of the fields an update changes.
+    pub changed: Vec<Field>,
     pub delta: Vec<Delta>,
     pub created_by: String,
     pub source_mailbox: String,

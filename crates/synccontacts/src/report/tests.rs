@@ -14,23 +14,22 @@ fn action(step: u8, kind: ActionKind, result: ActionResult) -> ActionRecord {
         }
         .into(),
         folder: if step == 1 {
-            "All Contacts"
+            Folder::Hub
         } else {
-            "Contacts"
-        }
-        .into(),
+            Folder::UserDefault
+        },
         sync_id: "0b6c7f7e-0000-4000-8000-000000000001".into(),
         display_name: Some("Alex Wilber".into()),
         email: Some("alex@c.com".into()),
-        changed: vec!["jobTitle".into(), "mobilePhone".into()],
+        changed: vec![Field::JobTitle, Field::MobilePhone],
         delta: vec![
             Delta {
-                field: "jobTitle".into(),
+                field: Field::JobTitle,
                 old: "Dev".into(),
                 new: "Lead".into(),
             },
             Delta {
-                field: "mobilePhone".into(),
+                field: Field::MobilePhone,
                 old: "+1 555".into(),
                 new: "".into(),
             },
@@ -129,7 +128,7 @@ fn creation_summary_groups_by_creator_mailbox_and_folder() {
 fn quiet_text_keeps_failures_and_totals_only() {
     let mut t = TenantReport::failed("t", "hub@c.com", TenantOutcome::Partial, String::new());
     t.error = None;
-    t.hub_folder = "found";
+    t.hub_folder = HubFolder::Found;
     t.actions = vec![
         action(1, ActionKind::Create, ActionResult::Done),
         action(1, ActionKind::Create, ActionResult::Failed),
@@ -157,7 +156,7 @@ fn quiet_text_keeps_failures_and_totals_only() {
 #[test]
 fn json_report_has_the_spec_keys() {
     let mut t = TenantReport::failed("t", "hub@c.com", TenantOutcome::Ok, String::new());
-    t.status = "ok";
+    t.status = TenantStatus::Ok;
     t.error = None;
     t.actions = vec![action(1, ActionKind::Create, ActionResult::Planned)];
     let r = RunReport {
@@ -194,9 +193,9 @@ fn json_report_has_the_spec_keys() {
 /// A report with every field set, in both tenant states (planned, and stopped before planning).
 fn full_report() -> RunReport {
     let mut ok = TenantReport::failed("t1", "hub@c.com", TenantOutcome::Ok, String::new());
-    ok.status = "ok";
+    ok.status = TenantStatus::Ok;
     ok.error = None;
-    ok.hub_folder = "created";
+    ok.hub_folder = HubFolder::Created;
     ok.users = 2;
     ok.requests = 9;
     let mut failed_write = action(2, ActionKind::Stamp, ActionResult::Failed);

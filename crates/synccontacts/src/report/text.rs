@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{ActionKind, ActionRecord, ActionResult, RunReport, StepTotals, TenantReport};
+use super::{
+    ActionKind, ActionRecord, ActionResult, Folder, HubFolder, RunReport, StepTotals, TenantReport,
+};
 use crate::exit::TenantOutcome;
 
 /// The last line of a run: how many tenants ended how, and the exit code.
@@ -87,12 +89,13 @@ fn verb(a: &ActionRecord) -> &'static str {
 pub fn action_line(a: &ActionRecord) -> String {
     let mut s = format!("{}: NotesId={} | {}", verb(a), a.sync_id, name_email(a));
     if a.action == ActionKind::Update && !a.changed.is_empty() {
-        let _ = write!(s, " | Changed: {}", a.changed.join(", "));
+        let changed: Vec<&str> = a.changed.iter().map(|f| f.json_name()).collect();
+        let _ = write!(s, " | Changed: {}", changed.join(", "));
         if !a.delta.is_empty() {
             let d: Vec<String> = a
                 .delta
                 .iter()
-                .map(|d| format!("{}: '{}' -> '{}'", d.field, d.old, d.new))
+                .map(|d| format!("{}: '{}' -> '{}'", d.field.json_name(), d.old, d.new))
                 .collect();
             let _ = write!(s, " | Delta: {}", d.join("; "));
         }
@@ -125,13 +128,13 @@ pub fn totals_line(step: u8, t: &StepTotals) -> String {
 /// The creation summary of one step: actions grouped by (CreatedBy, target mailbox, folder),
 /// each listed as `[Action] name <email> | SyncId: id`. Stamps are left out (they change no data).
 pub fn creation_summary(actions: &[ActionRecord], step: u8) -> Vec<String> {
-    let mut groups: BTreeMap<(String, String, String), Vec<&ActionRecord>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String, Folder), Vec<&ActionRecord>> = BTreeMap::new();
     for a in actions
         .iter()
         .filter(|a| a.step == step && a.action != ActionKind::Stamp)
     {
         groups
-            .entry((a.created_by.clone(), a.mailbox.clone(), a.folder.clone()))
+            .entry((a.created_by.clone(), a.mailbox.clone(), a.folder))
             .or_default()
             .push(a);
     }
@@ -189,7 +192,7 @@ pub fn tenant_text(t: &TenantReport, dry_run: bool, detail: Detail) -> Vec<Strin
         }
     }
     // A tenant that stopped before planning has no totals worth printing.
-    let planned = t.hub_folder != "unknown";
+    let planned = t.hub_folder != HubFolder::Unknown;
     if planned {
         out.push(totals_line(1, &t.step1));
         out.push(totals_line(2, &t.step2));

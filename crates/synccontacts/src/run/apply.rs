@@ -21,8 +21,8 @@ use crate::report::{ActionResult, Outcome};
 
 /// Mailboxes written at once. A mailbox takes at most 4 writes at a time (a `$batch` of 20 runs
 /// in 5 rounds), so reaching Graph's app budget of 130,000 requests per 10 s (graph-facts §6)
-/// takes 13,000/s ÷ (4 per latency) mailboxes at once: 65 at 20 ms, more at real latencies.
-/// With 32, a 1,000-user tenant ran at a third of that budget (issue 8, BENCHMARKS.md).
+/// takes 13,000/s ÷ (4 per latency) mailboxes at once: 65 at 20 ms, more at real latencies
+/// (measured in BENCHMARKS.md).
 pub(super) const WRITE_PARALLELISM: usize = 256;
 
 fn folder_of(op: &Operation, hub_folder: &FolderRef) -> FolderRef {
@@ -80,8 +80,7 @@ pub(super) async fn apply(
     // The hub is one more mailbox in the same stream, queued first. Its writes need not finish
     // before the users' start: every operation is independent (SyncIds are chosen up front), and
     // a crash in between leaves user copies whose SyncId the next run groups and creates in the
-    // hub (I4). Waiting for the hub would add its whole write time to every run (issue 8:
-    // 1,000 hub creates at 4 in flight are 5 s of a 50-user cold run).
+    // hub (I4). Waiting for the hub would add its whole write time to every cold run.
     let mut by_mailbox: Vec<(&str, Vec<usize>)> = Vec::new();
     let hub_idx: Vec<usize> = (0..ops.len())
         .filter(|&i| ops[i].target == Target::Hub)
@@ -134,11 +133,9 @@ pub(super) async fn apply(
 }
 
 /// Writes handed to the client at once per mailbox: one `$batch`. A mailbox runs one batch at a
-/// time anyway (its 20 items 4 at a time fill the mailbox's 4 slots), so more buys no speed;
-/// handing the client all of a mailbox's writes at once held every request body and response of
-/// every mailbox in flight in memory together (issue 8: 2.1 GB peak for 1,000 users × 300
-/// writes). Each write in flight costs ~7 KB (its body copied into request, batch item and JSON,
-/// and its response).
+/// time anyway (its 20 items 4 at a time fill the mailbox's 4 slots), so more buys no speed, and
+/// each write in flight holds its request body and response in memory (~7 KB): handing over all
+/// of a mailbox's writes at once would hold every mailbox's together (BENCHMARKS.md).
 const WRITE_CHUNK: usize = 20;
 
 /// The writes of one mailbox, a chunk at a time.

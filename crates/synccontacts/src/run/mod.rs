@@ -27,7 +27,9 @@ use crate::cli::OutputOptions;
 use crate::config::{Config, ConfigError, Env, TenantConfig};
 use crate::exit::TenantOutcome;
 use crate::output::Out;
-use crate::report::{self, ActionRecord, ActionResult, Outcome, RunReport, TenantReport};
+use crate::report::{
+    self, ActionRecord, ActionResult, Outcome, RunReport, TenantReport, TenantStatus,
+};
 
 pub(crate) use clients::with_hint;
 pub use clients::{build_clients, client_config};
@@ -88,13 +90,14 @@ pub async fn sync_all(
     Ok(report)
 }
 
-/// A tenant-level failure: what stopped it and how the exit code sees it.
-struct Stop {
+/// What stopped a tenant before it could plan (no token, no hub, no users): its message and how
+/// the exit code sees it. One tenant's failure never stops the others.
+struct TenantFailure {
     outcome: TenantOutcome,
     message: String,
 }
 
-impl Stop {
+impl TenantFailure {
     fn from_graph(context: &str, e: &GraphError) -> Self {
         Self {
             outcome: if e.is_auth_or_permission() {
@@ -180,9 +183,9 @@ pub async fn sync_tenant(
     TenantReport {
         tenant_id: t.tenant_id.clone(),
         status: if outcome == TenantOutcome::Ok {
-            "ok"
+            TenantStatus::Ok
         } else {
-            "failed"
+            TenantStatus::Failed
         },
         outcome,
         error,

@@ -3,7 +3,7 @@
 //! the hub folder and of every user's default Contacts folder, with notes that a list response
 //! mangled read again by id.
 //!
-//! A tenant-level problem (no token, no hub, no users) stops the tenant ([`Stop`]); a mailbox
+//! A tenant-level problem (no token, no hub, no users) stops the tenant ([`TenantFailure`]); a mailbox
 //! that cannot be read is noted and the others go on. This module never writes anything but the
 //! hub folder, and that only in a real run (SPEC §2.3 FIX).
 
@@ -14,10 +14,10 @@ use sync_engine::plan::MailboxSnapshot;
 use tracing::{Instrument as _, info, info_span, warn};
 use tracing_indicatif::span_ext::IndicatifSpanExt as _;
 
-use super::{HUB_FOLDER, Stop, bar_style};
+use super::{HUB_FOLDER, TenantFailure, bar_style};
 use crate::config::{TenantConfig, UserScope};
 use crate::exit::TenantOutcome;
-use crate::report::MailboxNote;
+use crate::report::{HubFolder, MailboxNote};
 
 /// Mailboxes read at once. The client enforces 4 requests per mailbox and a global cap; a read
 /// is sequential paging, so this is roughly the number of requests in flight.
@@ -27,8 +27,8 @@ const MAILBOX_PARALLELISM: usize = 64;
 pub struct Snapshots {
     pub hub: MailboxSnapshot,
     pub hub_folder: Option<graph::Folder>,
-    /// `found`, `created` or `would-create` (dry run).
-    pub hub_folder_state: &'static str,
+    /// Whether "All Contacts" was found, created, or would be created (dry run).
+    pub hub_folder_state: HubFolder,
     pub users: Vec<MailboxSnapshot>,
     pub users_in_scope: usize,
     pub skipped: Vec<MailboxNote>,
@@ -40,9 +40,9 @@ pub(super) async fn read_tenant(
     t: &TenantConfig,
     client: &GraphClient,
     dry_run: bool,
-) -> Result<Snapshots, Stop> {
+) -> Result<Snapshots, TenantFailure> {
     let token = client.token().await.map_err(|e| {
-        Stop::from_graph(
+        TenantFailure::from_graph(
             &format!("cannot get a token with the {}", t.credential.describe()),
             &e,
         )
@@ -59,7 +59,7 @@ pub(super) async fn read_tenant(
             hub_names.extend(u.mail.clone());
         }
         Err(e) if e.kind == ErrorKind::NotFound => {
-            return Err(Stop {
+            return Err(TenantFailure {
                 outcome: TenantOutcome::Failed,
                 message: format!(
                     "shared mailbox not found: GlobalAddressBookUserId \"{}\" is not a user of tenant {} — \
@@ -71,7 +71,12 @@ pub(super) async fn read_tenant(
         Err(e) if e.kind == ErrorKind::Permission && t.scope.test_users().is_some() => {
             tracing::debug!("cannot read the hub's directory entry (no User.Read.All?): {e}");
         }
-        Err(e) => return Err(Stop::from_graph("reading the shared mailbox's user", &e)),
+        Err(e) => {
+            return Err(TenantFailure::from_graph(
+                "reading the shared mailbox's user",
+                &e,
+            ));
+        }
     }
     let is_hub = |u: &str| hub_names.iter().any(|h| h.eq_ignore_ascii_case(u));
 
@@ -83,7 +88,7 @@ pub(super) async fn read_tenant(
         // Fails closed: a scope still pending (its verified domains were not resolved) is never
         // read as "every user".
         UserScope::PendingVerifiedDomains => {
-            return Err(Stop {
+            return Err(TenantFailure {
                 outcome: TenantOutcome::Failed,
                 message: "test-user scope not decided: a test-user key may name one of this \
                           tenant's verified domains, which were not resolved"
@@ -93,7 +98,7 @@ pub(super) async fn read_tenant(
         UserScope::AllLicensedUsers => client
             .licensed_users()
             .await
-            .map_err(|e| Stop::from_graph("listing licensed users", &e))?
+            .map_err(|e| TenantFailure::from_graph("listing licensed users", &e))?
             .iter()
             .map(|u| u.key().to_owned())
             .collect(),
@@ -103,7 +108,7 @@ pub(super) async fn read_tenant(
     users.retain(|u| seen.insert(u.to_ascii_lowercase()));
     users.sort_by_key(|u| u.to_ascii_lowercase());
     if users.is_empty() {
-        return Err(Stop {
+        return Err(TenantFailure {
             outcome: TenantOutcome::Failed,
             message: if t.scope.test_users().is_some() {
                 "no users in scope: the test-user list holds only the shared mailbox — add test users".into()
@@ -119,7 +124,7 @@ pub(super) async fn read_tenant(
     // The hub folder, anywhere in the tree; created only in a real run (SPEC §2.3 FIX).
     let hub_err = |e: &GraphError| {
         if e.is_missing_mailbox() {
-            Stop {
+            TenantFailure {
                 outcome: TenantOutcome::Failed,
                 message: format!(
                     "shared mailbox not found: \"{}\" has no Exchange Online mailbox — check \
@@ -128,16 +133,20 @@ pub(super) async fn read_tenant(
                 ),
             }
         } else {
-            Stop::from_graph(&format!("reading the contact folders of {}", t.hub), e)
+            TenantFailure::from_graph(&format!("reading the contact folders of {}", t.hub), e)
         }
     };
     let mut hub_folder = client
         .find_contact_folder(&t.hub, HUB_FOLDER)
         .await
         .map_err(|e| hub_err(&e))?;
-    let mut hub_folder_state = "found";
+    let mut hub_folder_state = HubFolder::Found;
     if hub_folder.is_none() {
-        hub_folder_state = if dry_run { "would-create" } else { "created" };
+        hub_folder_state = if dry_run {
+            HubFolder::WouldCreate
+        } else {
+            HubFolder::Created
+        };
         if dry_run {
             info!(
                 "\"{HUB_FOLDER}\" does not exist in {} (a real run creates it)",
@@ -148,7 +157,10 @@ pub(super) async fn read_tenant(
                 .create_contact_folder(&t.hub, HUB_FOLDER)
                 .await
                 .map_err(|e| {
-                    Stop::from_graph(&format!("creating \"{HUB_FOLDER}\" in {}", t.hub), &e)
+                    TenantFailure::from_graph(
+                        &format!("creating \"{HUB_FOLDER}\" in {}", t.hub),
+                        &e,
+                    )
                 })?;
             info!("created \"{HUB_FOLDER}\" in {}", t.hub);
             hub_folder = Some(f);
