@@ -21,8 +21,8 @@ use crate::run::{HUB_FOLDER, USER_FOLDER};
 
 pub use json::write_json;
 pub use text::{
-    Detail, action_line, creation_summary, run_summary, run_summary_noting, tenant_text,
-    totals_line,
+    Detail, action_line, creation_summary, run_summary, run_summary_noting, tenant_counts,
+    tenant_text, totals_line,
 };
 
 /// The `--report` document: `{"dryRun", "tenants": [...]}` plus a top-level `error` when the

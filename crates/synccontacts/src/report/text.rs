@@ -25,7 +25,23 @@ pub fn run_summary_noting(r: &RunReport, note: Option<&str>) -> String {
             r.exit_code
         );
     }
-    let count = |o: TenantOutcome| r.tenants.iter().filter(|t| t.outcome == o).count();
+    format!(
+        "Run finished{}: {}{note}; exit code {}",
+        if r.dry_run {
+            " (dry run, nothing written)"
+        } else {
+            ""
+        },
+        tenant_counts(r.tenants.iter().map(|t| t.outcome)),
+        r.exit_code
+    )
+}
+
+/// `3 tenant(s) — 1 ok, 1 partial, 1 failed on authentication/permission`: the middle of the
+/// last line of `sync` and of `check` (outcomes that no tenant had are left out, `ok` never).
+pub fn tenant_counts(outcomes: impl IntoIterator<Item = TenantOutcome>) -> String {
+    let outcomes: Vec<TenantOutcome> = outcomes.into_iter().collect();
+    let count = |o: TenantOutcome| outcomes.iter().filter(|x| **x == o).count();
     let mut parts = vec![format!("{} ok", count(TenantOutcome::Ok))];
     for (o, word) in [
         (TenantOutcome::Partial, "partial"),
@@ -39,17 +55,7 @@ pub fn run_summary_noting(r: &RunReport, note: Option<&str>) -> String {
             parts.push(format!("{} {word}", count(o)));
         }
     }
-    format!(
-        "Run finished{}: {} tenant(s) — {}{note}; exit code {}",
-        if r.dry_run {
-            " (dry run, nothing written)"
-        } else {
-            ""
-        },
-        r.tenants.len(),
-        parts.join(", "),
-        r.exit_code
-    )
+    format!("{} tenant(s) — {}", outcomes.len(), parts.join(", "))
 }
 
 /// How much text to print.
