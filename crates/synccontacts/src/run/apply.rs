@@ -4,8 +4,12 @@
 //! A write refused with 412 means the user edited that contact after we read it: we do not
 //! overwrite it with stale data (I9), report it as `conflict`, and leave it to the next run, which
 //! will see the newer edit and let it win. It is not a failure of the run (exit code unaffected):
-//! nothing is lost and the next scheduled run converges. This module writes exactly the plan's
-//! operations — never one the plan does not hold, never a create for an update.
+//! nothing is lost and the next scheduled run converges. A refusal that follows an attempt whose
+//! answer was lost (a 504, a dropped connection: the client's `UnconfirmedWrite`) may be that
+//! attempt's own doing, so the contact is read again: the write is done if it holds what was
+//! sent ([`Operation::is_applied`]), a conflict if it holds something else, failed if it is gone.
+//! This module writes exactly the plan's operations — never one the plan does not hold, never a
+//! create for an update.
 
 use std::collections::BTreeMap;
 
@@ -153,8 +157,9 @@ async fn apply_mailbox(
     out
 }
 
-/// Some writes of one mailbox, then the notes re-write for creates whose notes did not stick
-/// (SPEC §2.7: some mailboxes ignore `personalNotes` on create).
+/// Some writes of one mailbox; then the writes whose outcome is unconfirmed are settled by
+/// re-reading their contacts, and the notes are written again for creates whose notes did not
+/// stick (SPEC §2.7: some mailboxes ignore `personalNotes` on create).
 async fn apply_chunk(
     client: &GraphClient,
     ops: &[Operation],
@@ -168,73 +173,223 @@ async fn apply_chunk(
         .collect();
     let responses = client.execute_writes::<Contact>(mailbox, writes).await;
     let mut out = Vec::with_capacity(idx.len());
-    let mut rewrites: Vec<(usize, WriteRequest)> = Vec::new();
+    let mut rewrites: Vec<(usize, String, WriteRequest)> = Vec::new();
+    let mut unconfirmed: Vec<(usize, String, GraphError)> = Vec::new();
     for (&i, r) in idx.iter().zip(responses) {
         let op = &ops[i];
         match r {
             Ok(resp) => {
-                if matches!(op.write, Write::Create { .. })
-                    && let Some(created) = &resp.body
-                    && !sync_engine::tags::same_notes(
-                        created.personal_notes.as_deref().unwrap_or(""),
-                        &op.expected_notes,
-                    )
-                {
+                if let Some((id, rewrite)) = notes_rewrite(op, resp.body.as_ref(), hub_folder) {
                     tracing::debug!(
                         "notes not kept on create in {mailbox} ({}); writing them again",
                         op.sync_id
                     );
-                    let mut body = serde_json::Map::new();
-                    body.insert(
-                        "personalNotes".into(),
-                        serde_json::Value::String(op.expected_notes.clone()),
-                    );
-                    rewrites.push((
-                        i,
-                        WriteRequest::Update {
-                            folder: folder_of(op, hub_folder),
-                            contact_id: created.id.clone(),
-                            if_match: created.etag.clone(),
-                            body: serde_json::Value::Object(body),
-                        },
-                    ));
+                    rewrites.push((i, id, rewrite));
                 }
                 out.push((i, Outcome::done(resp.request_id)));
             }
-            Err(e) => {
-                let o = outcome_of_error(&e);
-                if o.result == ActionResult::Conflict {
-                    warn!(
-                        "{mailbox}: contact {} changed after it was read; left for the next run",
-                        op.sync_id
-                    );
-                } else {
-                    warn!("{mailbox}: {:?} {} failed: {e}", op.action(), op.sync_id);
+            Err(e) => match (e.kind, op.contact_id()) {
+                (ErrorKind::UnconfirmedWrite, Some(id)) => {
+                    unconfirmed.push((i, id.to_owned(), e));
                 }
-                out.push((i, o));
-            }
+                _ => {
+                    let o = outcome_of_error(&e);
+                    log_outcome(mailbox, op, &o);
+                    out.push((i, o));
+                }
+            },
+        }
+    }
+    if !unconfirmed.is_empty() {
+        let ids = unconfirmed
+            .iter()
+            .map(|(i, id, _)| (*i, id.clone()))
+            .collect();
+        let mut reads = reread(client, mailbox, ids).await;
+        for (i, _, e) in unconfirmed {
+            let o = settle_unconfirmed(&ops[i], &e, take_read(&mut reads, i));
+            log_outcome(mailbox, &ops[i], &o);
+            out.push((i, o));
         }
     }
     if !rewrites.is_empty() {
-        let (who, reqs): (Vec<usize>, Vec<WriteRequest>) = rewrites.into_iter().unzip();
-        let responses = client.execute_writes::<Contact>(mailbox, reqs).await;
-        for (i, r) in who.into_iter().zip(responses) {
-            if let Err(e) = r {
-                // The contact exists without its tag line; the next run matches it by email
-                // and stamps it, so no duplicate follows — but this run did not finish it.
-                if let Some(slot) = out.iter_mut().find(|(j, _)| *j == i) {
-                    slot.1 = Outcome {
-                        result: ActionResult::Failed,
-                        error: Some(format!(
-                            "created, but its personalNotes could not be written: {e}"
-                        )),
-                        request_id: e.request_id.clone(),
-                    };
-                }
-            }
-        }
+        rewrite_notes(client, ops, mailbox, rewrites, &mut out).await;
     }
     out
+}
+
+/// The PATCH that writes a created contact's notes again when the create's answer shows they
+/// were dropped, with the created contact's id; `None` when nothing needs writing.
+fn notes_rewrite(
+    op: &Operation,
+    created: Option<&Contact>,
+    hub_folder: &FolderRef,
+) -> Option<(String, WriteRequest)> {
+    let created = created.filter(|_| matches!(op.write, Write::Create { .. }))?;
+    let kept = sync_engine::tags::same_notes(
+        created.personal_notes.as_deref().unwrap_or(""),
+        &op.expected_notes,
+    );
+    if kept {
+        return None;
+    }
+    let mut body = serde_json::Map::new();
+    body.insert(
+        "personalNotes".into(),
+        serde_json::Value::String(op.expected_notes.clone()),
+    );
+    let request = WriteRequest::Update {
+        folder: folder_of(op, hub_folder),
+        contact_id: created.id.clone(),
+        if_match: created.etag.clone(),
+        body: serde_json::Value::Object(body),
+    };
+    Some((created.id.clone(), request))
+}
+
+/// Writes the notes of created contacts again; a rewrite that fails turns its create's outcome
+/// into a failure (an unconfirmed one is settled by a re-read first).
+async fn rewrite_notes(
+    client: &GraphClient,
+    ops: &[Operation],
+    mailbox: &str,
+    rewrites: Vec<(usize, String, WriteRequest)>,
+    out: &mut [(usize, Outcome)],
+) {
+    let mut who = Vec::with_capacity(rewrites.len());
+    let mut requests = Vec::with_capacity(rewrites.len());
+    for (i, id, request) in rewrites {
+        who.push((i, id));
+        requests.push(request);
+    }
+    let responses = client.execute_writes::<Contact>(mailbox, requests).await;
+    let mut failed: Vec<(usize, String, GraphError)> = Vec::new();
+    for ((i, id), r) in who.into_iter().zip(responses) {
+        if let Err(e) = r {
+            failed.push((i, id, e));
+        }
+    }
+    let unsure = failed
+        .iter()
+        .filter(|(_, _, e)| e.kind == ErrorKind::UnconfirmedWrite)
+        .map(|(i, id, _)| (*i, id.clone()))
+        .collect();
+    let mut reads = reread(client, mailbox, unsure).await;
+    for (i, _, e) in failed {
+        let written = take_read(&mut reads, i).is_some_and(|c| {
+            c.is_ok_and(|c| {
+                sync_engine::tags::same_notes(
+                    c.personal_notes.as_deref().unwrap_or(""),
+                    &ops[i].expected_notes,
+                )
+            })
+        });
+        if written {
+            continue;
+        }
+        // The contact exists without its tag line; the next run matches it by email and stamps
+        // it, so no duplicate follows — but this run did not finish it.
+        if let Some(slot) = out.iter_mut().find(|(j, _)| *j == i) {
+            slot.1 = Outcome {
+                result: ActionResult::Failed,
+                error: Some(format!(
+                    "created, but its personalNotes could not be written: {e}"
+                )),
+                request_id: e.request_id.clone(),
+            };
+        }
+    }
+}
+
+/// Re-reads contacts by id (`(operation index, contact id)`), 4 at a time — the client's limit
+/// per mailbox anyway.
+async fn reread(
+    client: &GraphClient,
+    mailbox: &str,
+    ids: Vec<(usize, String)>,
+) -> Vec<(usize, Result<Contact, GraphError>)> {
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let select = Contact::select_list();
+    futures::stream::iter(ids)
+        .map(|(i, id)| {
+            let select = &select;
+            async move { (i, client.get_contact(mailbox, &id, select).await) }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await
+}
+
+fn take_read(
+    reads: &mut Vec<(usize, Result<Contact, GraphError>)>,
+    i: usize,
+) -> Option<Result<Contact, GraphError>> {
+    let at = reads.iter().position(|(j, _)| *j == i)?;
+    Some(reads.swap_remove(at).1)
+}
+
+/// How a write refused after an earlier attempt whose answer was lost
+/// ([`ErrorKind::UnconfirmedWrite`]) ends, from a re-read of its contact: done when the contact
+/// holds what the operation writes ([`Operation::is_applied`]: the refusal was that attempt's own
+/// doing), a conflict when it holds something else (someone changed it after our read), failed
+/// when it is gone or cannot be read. `reread` is `None` when no re-read was made.
+fn settle_unconfirmed(
+    op: &Operation,
+    refusal: &GraphError,
+    reread: Option<Result<Contact, GraphError>>,
+) -> Outcome {
+    let request_id = refusal.request_id.clone();
+    let failed = |error: String| Outcome {
+        result: ActionResult::Failed,
+        error: Some(error),
+        request_id: request_id.clone(),
+    };
+    match reread {
+        Some(Ok(contact)) if op.is_applied(&contact) => Outcome::done(request_id.clone()),
+        Some(Ok(_)) => Outcome {
+            result: ActionResult::Conflict,
+            error: Some(format!(
+                "changed after it was read: refused (HTTP {}) after an attempt whose answer was \
+                 lost, and a re-read shows the contact does not hold what was sent",
+                refusal.status.unwrap_or_default()
+            )),
+            request_id,
+        },
+        // A future delete would be done here: the contact it removes is gone.
+        Some(Err(e)) if e.kind == ErrorKind::NotFound => failed(format!(
+            "the contact is gone: it was deleted after this run read it (refused after an \
+             attempt whose answer was lost, then not found on re-reading it: {e})"
+        )),
+        Some(Err(e)) => failed(format!(
+            "{refusal}; re-reading the contact to tell whether the earlier attempt was applied \
+             failed too: {e}"
+        )),
+        None => failed(refusal.to_string()),
+    }
+}
+
+/// One log line for a write that did not simply succeed.
+fn log_outcome(mailbox: &str, op: &Operation, o: &Outcome) {
+    match o.result {
+        ActionResult::Done => info!(
+            "{mailbox}: {:?} {} was applied by an earlier attempt whose answer was lost (a \
+             re-read shows it)",
+            op.action(),
+            op.sync_id
+        ),
+        ActionResult::Conflict => warn!(
+            "{mailbox}: contact {} changed after it was read; left for the next run",
+            op.sync_id
+        ),
+        ActionResult::Failed | ActionResult::Planned => warn!(
+            "{mailbox}: {:?} {} failed: {}",
+            op.action(),
+            op.sync_id,
+            o.error.as_deref().unwrap_or("")
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -287,12 +442,8 @@ mod tests {
         }
     }
 
-    /// Issue 11, bug 2: an update or a stamp is a PATCH of exactly the copy it names, with that
-    /// copy's etag, and only a create is a POST. (Before, an operation without a contact id fell
-    /// back to a POST, so a planner bug would have duplicated a contact; the operation types now
-    /// make that case unwritable, and this pins the mapping.)
-    #[test]
-    fn update_and_stamp_patch_their_own_contact_and_only_create_posts() {
+    /// An update of a1 (stale data), a stamp of b1 (same data, no SyncId), a create in c.
+    fn three_writes() -> Plan {
         let tag = "SyncId=3f2504e0-4f89-11d3-9a0c-0305e82c3301;CreatedBy=hub@contoso.com";
         let snapshot = |mailbox: &str, contacts| MailboxSnapshot {
             mailbox: mailbox.into(),
@@ -317,7 +468,54 @@ mod tests {
             update_existing: true,
             now: jiff::Timestamp::from_second(3600).unwrap(),
         };
-        let plan = sync_engine::plan(&input, &mut || unreachable!("every contact has a SyncId"));
+        sync_engine::plan(&input, &mut || unreachable!("every contact has a SyncId"))
+    }
+
+    /// Issue 11, bug 1: a write refused after an attempt whose answer was lost is settled by what
+    /// the contact holds when read again.
+    #[test]
+    fn an_unconfirmed_write_is_settled_by_a_re_read_of_its_contact() {
+        let plan = three_writes();
+        let update = plan
+            .operations
+            .iter()
+            .find(|op| op.action() == Action::Update)
+            .unwrap();
+        let notes = Some(update.expected_notes.as_str());
+        let refusal = err(ErrorKind::UnconfirmedWrite, 412);
+        let settle = |reread| settle_unconfirmed(update, &refusal, Some(reread));
+        // It holds what was sent (a later lastModifiedDateTime and etag do not matter): done.
+        let o = settle(Ok(read_contact("a1", 70, "Lead", notes)));
+        assert_eq!(o.result, ActionResult::Done, "{o:?}");
+        assert_eq!(o.request_id.as_deref(), Some("rid"));
+        // Someone changed a field, or the notes, after our attempt: a conflict.
+        for changed in [
+            read_contact("a1", 70, "Edited by Adele", notes),
+            read_contact("a1", 70, "Lead", Some("her own text")),
+        ] {
+            let o = settle(Ok(changed));
+            assert_eq!(o.result, ActionResult::Conflict, "{o:?}");
+        }
+        // Gone meanwhile, or unreadable: failed, saying which.
+        let o = settle(Err(err(ErrorKind::NotFound, 404)));
+        assert_eq!(o.result, ActionResult::Failed);
+        assert!(o.error.as_deref().unwrap().contains("gone"), "{o:?}");
+        let o = settle(Err(err(ErrorKind::Server, 503)));
+        assert_eq!(o.result, ActionResult::Failed);
+        assert!(o.error.as_deref().unwrap().contains("re-reading"), "{o:?}");
+        assert_eq!(
+            settle_unconfirmed(update, &refusal, None).result,
+            ActionResult::Failed
+        );
+    }
+
+    /// Issue 11, bug 2: an update or a stamp is a PATCH of exactly the copy it names, with that
+    /// copy's etag, and only a create is a POST. (Before, an operation without a contact id fell
+    /// back to a POST, so a planner bug would have duplicated a contact; the operation types now
+    /// make that case unwritable, and this pins the mapping.)
+    #[test]
+    fn update_and_stamp_patch_their_own_contact_and_only_create_posts() {
+        let plan = three_writes();
         let hub_folder = FolderRef::Id("hub-folder".into());
         // (method, contact id, If-Match, folder, body): everything a request says.
         let parts = |r: &WriteRequest| match r.clone() {
