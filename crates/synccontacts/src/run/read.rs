@@ -260,7 +260,8 @@ pub(super) async fn read_tenant(
 /// text for good (RELIABILITY I3). A mangled value has no line break left, so every contact whose
 /// listed notes hold none — and are not just our tag line, which never needs the user's text — is
 /// read again by id. Once stamped, a contact with user text carries a line break (before its tag
-/// line), so in steady state this reads nothing extra.
+/// line), so in steady state this reads nothing extra. A contact whose re-read finds it gone (404:
+/// deleted since the listing) is left out of the snapshot, with one warning.
 async fn read_folder(
     client: &GraphClient,
     mailbox: &str,
@@ -283,8 +284,26 @@ async fn read_folder(
         .buffer_unordered(4)
         .collect()
         .await;
+    let mut gone = Vec::new();
     for (i, r) in fetched {
-        contacts[i].personal_notes = r?.personal_notes;
+        match r {
+            Ok(c) => contacts[i].personal_notes = c.personal_notes,
+            // Deleted between the listing and the re-read: it is no longer in the folder, so it
+            // is not in the snapshot either (the next run sees the folder without it).
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                warn!(
+                    "{mailbox}: contact {} was deleted while this run read the folder; left out \
+                     of this run",
+                    contacts[i].id
+                );
+                gone.push(i);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    gone.sort_unstable();
+    for i in gone.into_iter().rev() {
+        contacts.remove(i);
     }
     Ok(contacts)
 }
