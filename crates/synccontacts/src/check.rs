@@ -109,21 +109,10 @@ pub async fn check_command(env: &Env, tenants: &[String], detail: Detail, out: &
     crate::cli::trace_effective_config(&config);
     // Test-user keys that are no tenant's configured key: resolved against the verified domains
     // of the tenants they may name, as the sync does before its first write.
-    let mut scope_errors: Vec<Option<GraphError>> = vec![None; config.tenants.len()];
-    if config.needs_verified_domains() {
-        let mut domains: Vec<Option<Vec<String>>> = vec![None; config.tenants.len()];
-        for (i, (t, client)) in config.tenants.iter().zip(&clients).enumerate() {
-            if t.scope.is_pending() {
-                match client.verified_domains().await {
-                    Ok(ds) => domains[i] = Some(ds),
-                    Err(e) => scope_errors[i] = Some(e),
-                }
-            }
-        }
-        if let Err(e) = config.resolve_test_user_keys(&domains) {
-            return refused(&e);
-        }
-    }
+    let scope_errors = match run::resolve_pending_scopes(&mut config, &clients).await {
+        Ok(errors) => errors,
+        Err(e) => return refused(&e),
+    };
     let quiet = detail == Detail::Quiet;
     if !quiet {
         out.line(&format!(
@@ -282,8 +271,12 @@ pub async fn check_tenant(
                     )));
                 }
                 None => items.push(CheckItem::fail(
-                    format!("test users not found: {}", missing.join(", ")),
-                    "fix the user principal names in the test-user list",
+                    format!(
+                        "test users {}: {}",
+                        run::NOT_IN_DIRECTORY,
+                        missing.join(", ")
+                    ),
+                    run::FIX_UNKNOWN_TEST_USER,
                 )),
             }
         }

@@ -288,7 +288,7 @@ pub async fn sync_with_report(
         config.dry_run_origin = Some("--dry-run".into());
     }
     trace_effective_config(&config);
-    match crate::run::sync_all(&config, env, run_env, opts, out).await {
+    match crate::run::sync_all(config, env, run_env, opts, out).await {
         Ok(mut report) => {
             let exit = process_exit_code(&end_of(&report));
             report.exit_code = exit.code();

@@ -16,6 +16,7 @@
 mod apply;
 mod clients;
 mod read;
+mod scope;
 
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ use crate::report::{
 pub(crate) use clients::with_hint;
 pub use clients::{build_clients, client_config};
 pub use read::Snapshots;
+pub use scope::{FIX_UNKNOWN_TEST_USER, NOT_IN_DIRECTORY, resolve_pending_scopes};
 
 /// The hub folder's name (SPEC §2.3).
 pub const HUB_FOLDER: &str = "All Contacts";
@@ -57,15 +59,19 @@ impl Default for RunEnv {
     }
 }
 
-/// Runs every tenant in turn and prints each tenant's text as it finishes.
+/// Runs every tenant in turn and prints each tenant's text as it finishes. Before the first
+/// request of any tenant, every client is built; before the first write of any tenant, every
+/// user scope that waits on verified domains is decided — a test-user key that matches no tenant
+/// refuses the whole run (`Err`, exit 2), as any configuration error does.
 pub async fn sync_all(
-    config: &Config,
+    mut config: Config,
     vars: &Env,
     env: &RunEnv,
     opts: OutputOptions,
     out: &Out,
 ) -> Result<RunReport, ConfigError> {
-    let clients = build_clients(config, env, vars)?;
+    let clients = build_clients(&config, env, vars)?;
+    let scope_errors = resolve_pending_scopes(&mut config, &clients).await?;
     if config.dry_run {
         info!(
             "dry run ({}): nothing will be written",
@@ -78,9 +84,9 @@ pub async fn sync_all(
         exit_code: 0,
         tenants: Vec::new(),
     };
-    for (t, client) in config.tenants.iter().zip(clients) {
+    for ((t, client), scope_error) in config.tenants.iter().zip(clients).zip(&scope_errors) {
         let span = info_span!("tenant", tenant = %t.label());
-        let tr = sync_tenant(t, &client, config.dry_run, env)
+        let tr = sync_tenant(t, &client, scope_error.as_ref(), config.dry_run, env)
             .instrument(span)
             .await;
         let lines = report::tenant_text(&tr, config.dry_run, opts.detail);
@@ -111,13 +117,16 @@ impl TenantFailure {
 }
 
 /// One tenant, start to end. Never panics on Graph trouble; every failure ends up in the report.
-pub async fn sync_tenant(
+/// `scope_error` is why the tenant's verified domains could not be read, when its user scope
+/// needed them.
+async fn sync_tenant(
     t: &TenantConfig,
     client: &GraphClient,
+    scope_error: Option<&GraphError>,
     dry_run: bool,
     env: &RunEnv,
 ) -> TenantReport {
-    let mut snaps = match read::read_tenant(t, client, dry_run).await {
+    let mut snaps = match read::read_tenant(t, client, scope_error, dry_run).await {
         Ok(s) => s,
         Err(stop) => {
             tracing::error!("{}", stop.message);

@@ -14,6 +14,7 @@ use sync_engine::plan::MailboxSnapshot;
 use tracing::{Instrument as _, info, info_span, warn};
 use tracing_indicatif::span_ext::IndicatifSpanExt as _;
 
+use super::scope::{FIX_UNKNOWN_TEST_USER, NOT_IN_DIRECTORY};
 use super::{HUB_FOLDER, TenantFailure, bar_style};
 use crate::config::{TenantConfig, UserScope};
 use crate::exit::TenantOutcome;
@@ -39,6 +40,7 @@ pub struct Snapshots {
 pub(super) async fn read_tenant(
     t: &TenantConfig,
     client: &GraphClient,
+    scope_error: Option<&GraphError>,
     dry_run: bool,
 ) -> Result<Snapshots, TenantFailure> {
     let token = client.token().await.map_err(|e| {
@@ -85,14 +87,21 @@ pub(super) async fn read_tenant(
             info!("test-user scope: {} users from {origin}", users.len());
             users.clone()
         }
-        // Fails closed: a scope still pending (its verified domains were not resolved) is never
+        // Fails closed: a scope still pending (its verified domains could not be read) is never
         // read as "every user".
         UserScope::PendingVerifiedDomains => {
-            return Err(TenantFailure {
-                outcome: TenantOutcome::Failed,
-                message: "test-user scope not decided: a test-user key may name one of this \
-                          tenant's verified domains, which were not resolved"
-                    .into(),
+            return Err(match scope_error {
+                Some(e) => TenantFailure::from_graph(
+                    "reading the tenant's verified domains, which decide its test users (a \
+                     test-user key may name one of them)",
+                    e,
+                ),
+                None => TenantFailure {
+                    outcome: TenantOutcome::Failed,
+                    message: "test-user scope not decided: a test-user key may name one of this \
+                              tenant's verified domains, which were not resolved"
+                        .into(),
+                },
             });
         }
         UserScope::AllLicensedUsers => client
@@ -216,6 +225,17 @@ pub(super) async fn read_tenant(
                 mailbox: u,
                 contacts,
             }),
+            // A test user the directory does not know is a mistake in the list (ErrorInvalidUser,
+            // graph-facts §7), not a user without a mailbox: it fails, so the run says so (exit 1).
+            Err(e) if e.kind == ErrorKind::InvalidUser && t.scope.test_users().is_some() => {
+                let reason = format!("{NOT_IN_DIRECTORY} — {FIX_UNKNOWN_TEST_USER} ({e})");
+                warn!("cannot read {u}: {reason}");
+                snaps.failed.push(MailboxNote {
+                    mailbox: u,
+                    reason,
+                    request_id: e.request_id.clone(),
+                });
+            }
             Err(e) if e.is_missing_mailbox() => {
                 let reason = format!(
                     "no Exchange Online mailbox ({})",
