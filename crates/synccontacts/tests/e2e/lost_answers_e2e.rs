@@ -59,6 +59,17 @@ fn two_stale_copies() -> graph_emulator::Scenario {
     ])
 }
 
+/// Waits until `mailbox` has seen two GETs: its folder listing and a re-read by id (counted
+/// when it arrives, so a delay fault still holds it).
+async fn wait_for_reread(emu: &Emu, mailbox: &str) {
+    let mut waited = 0;
+    while emu.stats().by_mailbox.get(mailbox).map_or(0, |m| m.get) < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        waited += 5;
+        assert!(waited < 60_000, "the re-read never came");
+    }
+}
+
 fn plan(rules: Vec<Value>) -> FaultPlan {
     serde_json::from_value(json!({ "rules": rules })).expect("fault plan")
 }
@@ -134,12 +145,7 @@ async fn a_lost_answer_then_a_users_edit_is_still_a_conflict() {
         async move { sync(&env, &[]).await }
     });
     // The listing is Adele's first GET; the re-read her second, counted when it arrives.
-    let mut waited = 0;
-    while emu.stats().by_mailbox.get(ADELE).map_or(0, |m| m.get) < 2 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        waited += 5;
-        assert!(waited < 60_000, "the re-read never came");
-    }
+    wait_for_reread(&emu, ADELE).await;
     emu.touch(ADELE, &cid, &json!({"jobTitle": "Edited by Adele"}))
         .await;
     let r = running.await.unwrap();
@@ -217,12 +223,7 @@ async fn a_contact_deleted_before_its_re_read_is_left_out_not_a_failed_mailbox()
         async move { sync(&env, &[]).await }
     });
     // Adele's listing, then the re-read (counted when it arrives, held by the delay).
-    let mut waited = 0;
-    while emu.stats().by_mailbox.get(ADELE).map_or(0, |m| m.get) < 2 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        waited += 5;
-        assert!(waited < 60_000, "the re-read never came");
-    }
+    wait_for_reread(&emu, ADELE).await;
     delete_as_graph(&emu, ADELE, &alex).await;
     let r = running.await.unwrap();
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
