@@ -8,7 +8,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | every tenant done (a dry run: planned) |
-//! | 1 | some tenant, mailbox or write failed, or the run's own work failed (the report file could not be written, the runtime did not start): safe to repeat |
+//! | 1 | a tenant, mailbox or write failed, or the run's own work (report file, runtime): safe to repeat |
 //! | 2 | the command line, the configuration or an output path was refused: nothing was written |
 //! | 3 | every tenant failed on authentication or permission: the fix is the app registration |
 //!

@@ -1,5 +1,6 @@
-//! Orchestration of one run, tenant by tenant: token → user scope → hub folder → one read of
-//! every folder → the engine's plan → the writes → the report (SPEC §2–§3, ARCHITECTURE "One run").
+//! Orchestration of one run: every tenant's client, then the user scopes that wait on verified
+//! domains, then tenant by tenant: token → user scope → hub folder → one read of every folder →
+//! the engine's plan → the writes → the report (SPEC §2–§3, ARCHITECTURE "One run").
 //!
 //! Rules this module keeps: every tenant's client is built (certificates loaded, URLs checked)
 //! before the first request of any tenant (I6); one tenant failing never stops the others; a
@@ -9,9 +10,10 @@
 //! etag read at the start (`If-Match`, I9). It never decides sync rules (that is `sync-engine`)
 //! and never retries Graph calls itself (that is `graph`).
 //!
-//! Files: `clients.rs` (a tenant's configuration → its Graph client, credentials), `read.rs`
-//! (token, user scope, hub folder, one read of every folder), `apply.rs` (the plan's writes,
-//! mailbox by mailbox). Turning the plan and the outcomes into the report is `report::build`.
+//! Files: `clients.rs` (a tenant's configuration → its Graph client, credentials), `scope.rs`
+//! (pending test-user scopes → verified domains, before any tenant writes), `read.rs` (token,
+//! user scope, hub folder, one read of every folder), `apply.rs` (the plan's writes, mailbox by
+//! mailbox). Turning the plan and the outcomes into the report is `report::build`.
 
 mod apply;
 mod clients;

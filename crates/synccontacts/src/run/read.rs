@@ -3,9 +3,10 @@
 //! the hub folder and of every user's default Contacts folder, with notes that a list response
 //! mangled read again by id.
 //!
-//! A tenant-level problem (no token, no hub, no users) stops the tenant ([`TenantFailure`]); a mailbox
-//! that cannot be read is noted and the others go on. This module never writes anything but the
-//! hub folder, and that only in a real run (SPEC §2.3 FIX).
+//! A tenant-level problem (no token, no hub, no users) stops the tenant ([`TenantFailure`]); a
+//! mailbox that cannot be read is noted and the others go on, and a contact deleted between the
+//! listing and its re-read is left out. This module never writes anything but the hub folder,
+//! and that only in a real run (SPEC §2.3 FIX).
 
 use futures::StreamExt as _;
 use graph::{ErrorKind, FolderRef, GraphClient, GraphError};
