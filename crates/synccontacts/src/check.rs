@@ -13,7 +13,7 @@ use graph::{ErrorKind, FolderRef, GraphClient, GraphError, TokenProblem};
 use sync_engine::Contact;
 
 use crate::config::{self, Env, TenantConfig, UserScope};
-use crate::exit::{Exit, TenantOutcome};
+use crate::exit::{Exit, RunEnd, TenantOutcome, process_exit_code};
 use crate::output::Out;
 use crate::report::Detail;
 use crate::run::{self, HUB_FOLDER, RunEnv};
@@ -85,13 +85,14 @@ impl CheckItem {
 /// failures and the last line are printed; that line always ends with the exit code returned.
 pub async fn check_command(env: &Env, tenants: &[String], detail: Detail, out: &Out) -> Exit {
     let refused = |e: &config::ConfigError| {
+        let exit = process_exit_code(&RunEnd::refused());
         out.line(&format!(
             "[FAIL] configuration: {} problem(s), listed on stderr; nothing was written; exit code {}",
             e.problems.len(),
-            Exit::Config.code()
+            exit.code()
         ));
         eprint!("{e}");
-        Exit::Config
+        exit
     };
     let mut config = match config::load(env).and_then(|mut c| {
         c.select_tenants(tenants)?;
@@ -108,21 +109,10 @@ pub async fn check_command(env: &Env, tenants: &[String], detail: Detail, out: &
     crate::cli::trace_effective_config(&config);
     // Test-user keys that are no tenant's configured key: resolved against the verified domains
     // of the tenants they may name, as the sync does before its first write.
-    let mut scope_errors: Vec<Option<GraphError>> = vec![None; config.tenants.len()];
-    if config.needs_verified_domains() {
-        let mut domains: Vec<Option<Vec<String>>> = vec![None; config.tenants.len()];
-        for (i, (t, client)) in config.tenants.iter().zip(&clients).enumerate() {
-            if t.scope.is_pending() {
-                match client.verified_domains().await {
-                    Ok(ds) => domains[i] = Some(ds.into_iter().map(|d| d.name).collect()),
-                    Err(e) => scope_errors[i] = Some(e),
-                }
-            }
-        }
-        if let Err(e) = config.resolve_test_user_keys(&domains) {
-            return refused(&e);
-        }
-    }
+    let scope_errors = match run::resolve_pending_scopes(&mut config, &clients).await {
+        Ok(errors) => errors,
+        Err(e) => return refused(&e),
+    };
     let quiet = detail == Detail::Quiet;
     if !quiet {
         out.line(&format!(
@@ -159,30 +149,16 @@ pub async fn check_command(env: &Env, tenants: &[String], detail: Detail, out: &
             TenantOutcome::Failed
         });
     }
-    let exit = Exit::for_tenants(&outcomes);
+    let exit = process_exit_code(&RunEnd::of_tenants(outcomes.iter().copied()));
     out.line(&summary(&outcomes, exit));
     exit
 }
 
 /// The last line: how many tenants passed, and the exit code.
 fn summary(outcomes: &[TenantOutcome], exit: Exit) -> String {
-    let count = |o: TenantOutcome| outcomes.iter().filter(|x| **x == o).count();
-    let mut parts = vec![format!("{} ok", count(TenantOutcome::Ok))];
-    for (o, word) in [
-        (TenantOutcome::Failed, "failed"),
-        (
-            TenantOutcome::AuthFailed,
-            "failed on authentication/permission",
-        ),
-    ] {
-        if count(o) > 0 {
-            parts.push(format!("{} {word}", count(o)));
-        }
-    }
     format!(
-        "Check finished: {} tenant(s) — {}; exit code {}",
-        outcomes.len(),
-        parts.join(", "),
+        "Check finished: {}; exit code {}",
+        crate::report::tenant_counts(outcomes.iter().copied()),
         exit.code()
     )
 }
@@ -295,8 +271,12 @@ pub async fn check_tenant(
                     )));
                 }
                 None => items.push(CheckItem::fail(
-                    format!("test users not found: {}", missing.join(", ")),
-                    "fix the user principal names in the test-user list",
+                    format!(
+                        "test users {}: {}",
+                        run::NOT_IN_DIRECTORY,
+                        missing.join(", ")
+                    ),
+                    run::FIX_UNKNOWN_TEST_USER,
                 )),
             }
         }

@@ -1,8 +1,9 @@
 //! The command line (SPEC §6, a stable contract: CI jobs and tests script against it) and the
 //! dispatch from a parsed command to the library.
 //!
-//! This is the only place that turns results into an exit code (through `exit.rs`), prints the
-//! configuration error text, and builds the async runtime. It must never contain sync logic.
+//! It describes how each command ended and takes the exit code from `exit::process_exit_code`;
+//! it prints the configuration error text and builds the async runtime. It must never contain
+//! sync logic.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::config::{self, Env};
-use crate::exit::Exit;
+use crate::exit::{Exit, RunEnd, process_exit_code};
 use crate::logging::{self, LogFormat, LogOptions};
 use crate::output::Out;
 use crate::report::{self, Detail, RunReport};
@@ -146,7 +147,7 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>, env: Env) -> Exit {
         argv.push("--help");
         return match Cli::try_parse_from(argv) {
             Err(e) => clap_exit(&e),
-            Ok(_) => Exit::Ok,
+            Ok(_) => process_exit_code(&RunEnd::default()),
         };
     }
     let verbosity = if cli.quiet {
@@ -181,7 +182,7 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>, env: Env) -> Exit {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return Exit::Partial;
+            return process_exit_code(&RunEnd::run_failed());
         }
     };
     match cli.command {
@@ -193,7 +194,7 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>, env: Env) -> Exit {
             &out,
         )),
         Command::Demo(args) => demo_command(&runtime, &args, opts, &out),
-        Command::Help(_) => Exit::Ok,
+        Command::Help(_) => process_exit_code(&RunEnd::default()),
     }
 }
 
@@ -201,11 +202,11 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>, env: Env) -> Exit {
 /// configuration errors (2).
 fn clap_exit(e: &clap::Error) -> Exit {
     let _ = e.print();
-    if e.use_stderr() {
-        Exit::Config
+    process_exit_code(&if e.use_stderr() {
+        RunEnd::refused()
     } else {
-        Exit::Ok
-    }
+        RunEnd::default()
+    })
 }
 
 #[cfg(feature = "demo")]
@@ -228,7 +229,7 @@ fn demo_command(
     _out: &Out,
 ) -> Exit {
     eprintln!("{NO_DEMO}");
-    Exit::Config
+    process_exit_code(&RunEnd::refused())
 }
 
 /// What `synccontacts demo` prints in a build without the `demo` feature.
@@ -246,7 +247,9 @@ pub async fn sync_command(env: &Env, args: &SyncArgs, opts: OutputOptions, out: 
         && let Err(e) = report::write_json(&report, path)
     {
         tracing::error!("cannot write the report to {}: {e}", path.display());
-        exit = exit.max_with(Exit::Partial);
+        let mut end = end_of(&report);
+        end.run_failed = true;
+        exit = process_exit_code(&end);
         report.exit_code = exit.code();
         note = Some("the report could not be written");
     }
@@ -285,10 +288,9 @@ pub async fn sync_with_report(
         config.dry_run_origin = Some("--dry-run".into());
     }
     trace_effective_config(&config);
-    match crate::run::sync_all(&config, env, run_env, opts, out).await {
+    match crate::run::sync_all(config, env, run_env, opts, out).await {
         Ok(mut report) => {
-            let outcomes: Vec<_> = report.tenants.iter().map(|t| t.outcome).collect();
-            let exit = Exit::for_tenants(&outcomes);
+            let exit = process_exit_code(&end_of(&report));
             report.exit_code = exit.code();
             (exit, report)
         }
@@ -312,13 +314,23 @@ fn output_problems(args: &SyncArgs) -> Vec<config::Problem> {
 /// so its report says `"dryRun": true` whatever DryRun was (or failed to parse as).
 fn refused(e: &config::ConfigError) -> (Exit, RunReport) {
     eprint!("{e}");
+    let exit = process_exit_code(&RunEnd::refused());
     let report = RunReport {
         dry_run: true,
         error: Some(e.to_string()),
-        exit_code: Exit::Config.code(),
+        exit_code: exit.code(),
         tenants: Vec::new(),
     };
-    (Exit::Config, report)
+    (exit, report)
+}
+
+/// How a sync ended, from its report: refused when it carries a configuration error, else its
+/// tenants' outcomes.
+fn end_of(report: &RunReport) -> RunEnd {
+    RunEnd {
+        refused: report.error.is_some(),
+        ..RunEnd::of_tenants(report.tenants.iter().map(|t| t.outcome))
+    }
 }
 
 /// `-vv`: each tenant's effective configuration, as trace events (no secret: a credential is
@@ -347,13 +359,6 @@ pub fn trace_effective_config(config: &config::Config) {
             options = ?t.options,
             "effective tenant configuration"
         );
-    }
-}
-
-impl Exit {
-    /// The more severe of two codes for the report-writing failure path (never hides 2 or 3).
-    fn max_with(self, other: Exit) -> Exit {
-        if self == Exit::Ok { other } else { self }
     }
 }
 

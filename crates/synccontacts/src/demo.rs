@@ -10,7 +10,7 @@ use graph_emulator::{EmulatorOptions, GenerateOptions, Scenario, Stats};
 
 use crate::cli::{DemoArgs, OutputOptions, SyncArgs};
 use crate::config::{self, Env};
-use crate::exit::Exit;
+use crate::exit::{Exit, RunEnd, process_exit_code};
 use crate::output::Out;
 use crate::report::{ActionResult, Detail, RunReport, action_line};
 use crate::run::RunEnv;
@@ -106,7 +106,7 @@ pub async fn demo_command(args: &DemoArgs, opts: OutputOptions, out: &Out) -> Ex
         Ok(exit) => exit,
         Err(e) => {
             tracing::error!("demo failed: {e:#}");
-            Exit::Partial
+            process_exit_code(&RunEnd::run_failed())
         }
     }
 }

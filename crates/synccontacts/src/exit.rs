@@ -1,9 +1,26 @@
-//! The process exit codes (SPEC §6), decided in this one place.
+//! The process exit codes (SPEC §6), decided in this one place: [`process_exit_code`] maps what
+//! a command came to — a [`RunEnd`] — to its code, as cargo-nextest's `process_exit_code` does.
+//! Nothing else in the crate picks a code or calls `std::process::exit`: the commands describe
+//! how they ended and ask this function.
 //!
-//! CI jobs script against these numbers, so they are a stable contract: 0 all tenants done,
-//! 1 some tenant or some writes failed (safe to repeat), 2 configuration error (nothing was
-//! requested), 3 authentication or permission error. Nothing else in the crate may call
-//! `std::process::exit` or pick a number.
+//! CI jobs script against these numbers, so they are a stable contract:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | every tenant done (a dry run: planned) |
+//! | 1 | a tenant, mailbox or write failed, or the run's own work (report file, runtime): safe to repeat |
+//! | 2 | the command line, the configuration or an output path was refused: nothing was written |
+//! | 3 | every tenant failed on authentication or permission: the fix is the app registration |
+//!
+//! Coming, and to be added here when they are used: 4 (deletes held by the brake; the rest of the
+//! run was applied) and 130/143 (interrupted by SIGINT/SIGTERM; the report says what was done).
+//!
+//! **Precedence** when several apply: **2 > 130/143 > 3 > 1 > 4 > 0**. A refusal means nothing
+//! ran, so nothing else is true of it. An interruption is the operator's own doing and explains
+//! whatever it cut short. 3 only when *every* tenant failed on authentication or permission (one
+//! fix for all, in the app registration); any other failure, or a mix with a tenant that synced,
+//! is 1. A failure outranks held deletes (4), which are a deliberate pause that needs a decision,
+//! not a repair; 0 only when nothing else applies.
 
 use std::process::ExitCode;
 
@@ -21,7 +38,7 @@ pub enum TenantOutcome {
     AuthFailed,
 }
 
-/// The run's exit code.
+/// The process exit code. Built only by [`process_exit_code`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     Ok = 0,
@@ -31,21 +48,6 @@ pub enum Exit {
 }
 
 impl Exit {
-    /// The code for a run whose tenants ended as `outcomes`.
-    ///
-    /// 3 only when *every* tenant that did not succeed failed on authentication or permission and
-    /// no tenant succeeded (the fix is the same for all: the app registration). A mix (one tenant
-    /// converged, another had a wrong secret) is 1: the run was partial and is safe to repeat.
-    pub fn for_tenants(outcomes: &[TenantOutcome]) -> Self {
-        if outcomes.iter().all(|o| *o == TenantOutcome::Ok) {
-            Exit::Ok
-        } else if outcomes.iter().all(|o| *o == TenantOutcome::AuthFailed) {
-            Exit::Auth
-        } else {
-            Exit::Partial
-        }
-    }
-
     pub fn code(self) -> u8 {
         self as u8
     }
@@ -57,21 +59,117 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// What a command came to: everything the exit code depends on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunEnd {
+    /// The command line, the configuration or an output path was refused before anything was
+    /// written.
+    pub refused: bool,
+    /// How each tenant ended (`sync`, `check`; none for `help`).
+    pub tenants: Vec<TenantOutcome>,
+    /// Work the run owes besides the tenants' failed: the report file could not be written, the
+    /// async runtime did not start, the demo could not run.
+    pub run_failed: bool,
+}
+
+impl RunEnd {
+    /// A command refused before it did anything.
+    pub fn refused() -> Self {
+        Self {
+            refused: true,
+            ..Self::default()
+        }
+    }
+
+    /// A run whose tenants ended as `tenants`.
+    pub fn of_tenants(tenants: impl IntoIterator<Item = TenantOutcome>) -> Self {
+        Self {
+            tenants: tenants.into_iter().collect(),
+            ..Self::default()
+        }
+    }
+
+    /// A run that failed for a reason of its own, before or outside any tenant's work.
+    pub fn run_failed() -> Self {
+        Self {
+            run_failed: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// The exit code of a command that ended as `end`, by the precedence in the module doc.
+pub fn process_exit_code(end: &RunEnd) -> Exit {
+    let any_tenant_failed = end.tenants.iter().any(|o| *o != TenantOutcome::Ok);
+    let every_tenant_auth =
+        !end.tenants.is_empty() && end.tenants.iter().all(|o| *o == TenantOutcome::AuthFailed);
+    if end.refused {
+        Exit::Config
+    } else if every_tenant_auth {
+        Exit::Auth
+    } else if any_tenant_failed || end.run_failed {
+        Exit::Partial
+    } else {
+        Exit::Ok
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use TenantOutcome::*;
 
+    fn code(refused: bool, tenants: &[TenantOutcome], run_failed: bool) -> u8 {
+        process_exit_code(&RunEnd {
+            refused,
+            tenants: tenants.to_vec(),
+            run_failed,
+        })
+        .code()
+    }
+
     #[test]
-    fn exit_codes_per_spec_section_6() {
-        assert_eq!(Exit::for_tenants(&[Ok, Ok]), Exit::Ok);
-        assert_eq!(Exit::for_tenants(&[Ok, Partial]), Exit::Partial);
-        assert_eq!(Exit::for_tenants(&[Ok, Failed]), Exit::Partial);
-        assert_eq!(Exit::for_tenants(&[AuthFailed]), Exit::Auth);
-        assert_eq!(Exit::for_tenants(&[AuthFailed, AuthFailed]), Exit::Auth);
-        assert_eq!(Exit::for_tenants(&[Ok, AuthFailed]), Exit::Partial);
-        assert_eq!(Exit::for_tenants(&[Failed, AuthFailed]), Exit::Partial);
-        assert_eq!(Exit::Config.code(), 2);
-        assert_eq!(Exit::Auth.code(), 3);
+    fn tenant_outcomes_per_spec_section_6() {
+        assert_eq!(code(false, &[Ok, Ok], false), 0);
+        assert_eq!(code(false, &[Ok, Partial], false), 1);
+        assert_eq!(code(false, &[Ok, Failed], false), 1);
+        assert_eq!(code(false, &[AuthFailed], false), 3);
+        assert_eq!(code(false, &[AuthFailed, AuthFailed], false), 3);
+        // 3 only when every tenant failed on auth/permission: a mix is partial.
+        assert_eq!(code(false, &[Ok, AuthFailed], false), 1);
+        assert_eq!(code(false, &[Failed, AuthFailed], false), 1);
+        assert_eq!(code(false, &[Partial, AuthFailed], false), 1);
+        // No tenant at all (help, a check of nothing): nothing failed.
+        assert_eq!(code(false, &[], false), 0);
+    }
+
+    /// 2 > 3 > 1 > 0, whatever else is true of the run.
+    #[test]
+    fn precedence_of_the_codes_that_exist() {
+        let tenant_sets: [&[TenantOutcome]; 5] =
+            [&[], &[Ok], &[Partial], &[AuthFailed], &[Ok, AuthFailed]];
+        for tenants in tenant_sets {
+            for run_failed in [false, true] {
+                // 2 over everything.
+                assert_eq!(
+                    code(true, tenants, run_failed),
+                    2,
+                    "{tenants:?} {run_failed}"
+                );
+            }
+        }
+        // 3 over 1: the report lost after every tenant failed on auth is still 3.
+        assert_eq!(code(false, &[AuthFailed], true), 3);
+        assert_eq!(code(false, &[AuthFailed, AuthFailed], true), 3);
+        // 1 over 0: the run's own failure with every tenant done, or with no tenant.
+        assert_eq!(code(false, &[Ok], true), 1);
+        assert_eq!(code(false, &[], true), 1);
+        assert_eq!(process_exit_code(&RunEnd::refused()), Exit::Config);
+        assert_eq!(process_exit_code(&RunEnd::run_failed()), Exit::Partial);
+        assert_eq!(process_exit_code(&RunEnd::default()), Exit::Ok);
+        assert_eq!(
+            process_exit_code(&RunEnd::of_tenants([AuthFailed])),
+            Exit::Auth
+        );
     }
 }

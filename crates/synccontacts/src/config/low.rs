@@ -67,7 +67,7 @@ pub struct LowConfig {
 }
 
 /// One tenant as its source wrote it; fields the user left out are `None` (a problem when
-/// required). The [`TENANT_FIELDS`] setters fill it.
+/// required). The `TENANT_FIELDS` setters fill it.
 #[derive(Clone, Debug, Default)]
 pub struct LowTenant {
     /// Position in its source (0-based), for messages.

@@ -14,7 +14,7 @@ use super::credential::CredentialConfig;
 use super::low::LowTenant;
 use super::ordered_json::{JsonObject, OrderedJson};
 use super::problem::Findings;
-use super::values::{check_root_url, parse_flag, truncate};
+use super::values::{check_root_url, parse_flag};
 
 /// A tenant's sync options: settings with a default, which a tenant may override and, when their
 /// row is `top_level`, the config JSON's top level may set for every tenant. The README's "Tenant
@@ -204,7 +204,7 @@ pub(super) const TENANT_FIELDS: &[TenantField] = &[
         value: FieldValue::Text(|t, v| {
             t.cloud = v
                 .parse::<Cloud>()
-                .map_err(|_| format!("`{}` is not a known cloud", truncate(&v, 40)))?;
+                .map_err(|_| format!("`{}` is not a known cloud", graph::text::truncate(&v, 40)))?;
             Ok(())
         }),
         fix: "use one of Global, USGov, USGovDoD, China (or give LoginUrl and GraphUrl)",

@@ -3,6 +3,7 @@
 //! and none quotes more of a value than a short, truncated echo (a value may be a secret pasted
 //! into the wrong field).
 
+use graph::text::truncate;
 use url::Url;
 
 use super::ordered_json::OrderedJson;
@@ -56,12 +57,4 @@ pub fn check_root_url(s: &str) -> Result<Url, String> {
         ));
     }
     Ok(root)
-}
-
-pub(super) fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        format!("{}…", s.chars().take(n).collect::<String>())
-    }
 }

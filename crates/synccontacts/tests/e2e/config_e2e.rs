@@ -336,11 +336,23 @@ async fn a_test_user_key_matching_no_verified_domain_fails_closed() {
     // The fix lists the tenant's verified domains, where the typo shows.
     assert!(c.stderr.contains("contoso.onmicrosoft.com"), "{}", c.stderr);
     assert!(c.last_line().ends_with("exit code 2"), "{}", c.stdout);
-    // The sync never treats the tenant as "every user": nothing is written. (Exit 2 once the run
-    // resolves keys before its first write; until then the tenant fails on its own.)
+    // The sync resolves the key before its first write and refuses the run the same way: exit 2,
+    // a report that says why, nothing written — the tenant is never treated as "every user".
     emu.reset();
     let r = sync(&env, &[]).await;
-    assert_ne!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("\"contso.onmicrosoft.com\"") && r.stderr.contains("matches no tenant"),
+        "{}",
+        r.stderr
+    );
+    let rep = r.report.as_ref().expect("a report");
+    assert!(
+        rep["error"].as_str().unwrap().contains("matches no tenant"),
+        "{rep}"
+    );
+    assert_eq!(rep["exitCode"], 2);
+    assert!(r.last_line().ends_with("exit code 2"), "{}", r.stdout);
     assert_eq!(emu.writes(), 0, "a test-mode mistake wrote");
     assert!(
         !emu.stats()
@@ -349,5 +361,156 @@ async fn a_test_user_key_matching_no_verified_domain_fails_closed() {
             .any(|m| m.to_lowercase().contains("adele")),
         "a mailbox outside any test list was read: {:?}",
         emu.stats().by_mailbox.keys()
+    );
+}
+
+/// Issue 16: the tenant is configured by its GUID and the test-user map names it by a verified
+/// domain. The sync resolves the key before its first write and touches only the test user: the
+/// other user's mailbox is never requested, and the test user's contact reaches the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_key_with_a_guid_tenant_id_touches_only_the_test_users() {
+    let emu = Emu::start(scenario(vec![
+        hub_with(None),
+        user(
+            "adele@contoso.com",
+            vec![contact(
+                "Alex Wilber",
+                Some("alex@fabrikam.com"),
+                "2026-01-01T00:00:00Z",
+            )],
+        ),
+        user(
+            "megan@contoso.com",
+            vec![contact(
+                "Bianca Pisani",
+                Some("bianca@fabrikam.com"),
+                "2026-01-01T00:00:00Z",
+            )],
+        ),
+    ]))
+    .await;
+    let env = guid_tenant_with_map(&emu, "Contoso.onmicrosoft.com");
+    let r = sync(&env, &[]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.tenant(0)["users"], 1);
+    let stats = emu.stats();
+    assert!(
+        !stats.by_mailbox.contains_key("adele@contoso.com"),
+        "adele is outside the test scope but was requested: {:?}",
+        stats.by_mailbox.keys()
+    );
+    assert!(emu.writes() > 0, "nothing was synced");
+    let hub: Vec<String> = emu
+        .hub_contacts()
+        .unwrap()
+        .iter()
+        .filter_map(email)
+        .collect();
+    assert_eq!(hub, vec!["bianca@fabrikam.com"]);
+    let adele = emu.contacts("adele@contoso.com");
+    assert_eq!(adele.len(), 1);
+    assert_eq!(sync_id(&adele[0]), None, "adele's contact was written");
+}
+
+/// Issue 16: two tenants configured by GUID, one test-user key with a typo. Each tenant's
+/// verified domains are read before any tenant writes; the key matches none, so the whole run is
+/// refused (exit 2) and no mailbox of either tenant is requested, let alone written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_user_key_typo_in_a_two_tenant_run_refuses_both_tenants() {
+    let users = || {
+        vec![
+            hub_with(None),
+            user(
+                "adele@contoso.com",
+                vec![contact(
+                    "Alex Wilber",
+                    Some("alex@fabrikam.com"),
+                    "2026-01-01T00:00:00Z",
+                )],
+            ),
+        ]
+    };
+    let mut b = tenant_json(TENANT_B, users());
+    b["domains"] = json!([
+        {"id": "fabrikam.onmicrosoft.com", "isInitial": true, "isDefault": true}
+    ]);
+    let emu = Emu::start(scenario_of(vec![tenant_json(TENANT, users()), b])).await;
+    let mut env = endpoints(&emu);
+    env.push(var(
+        "AUTOMATION_SYNCCONTACTS_MICROSOFT_TENANTS_JSON",
+        json!([tenant_entry(TENANT, SECRET), tenant_entry(TENANT_B, SECRET)]).to_string(),
+    ));
+    env.push(var(
+        TEST_USERS,
+        json!({"contso.onmicrosoft.com": ["adele@contoso.com"]}).to_string(),
+    ));
+    let r = sync(&env, &[]).await;
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("\"contso.onmicrosoft.com\"")
+            && r.stderr.contains("contoso.onmicrosoft.com")
+            && r.stderr.contains("fabrikam.onmicrosoft.com"),
+        "the refusal lists both tenants' verified domains: {}",
+        r.stderr
+    );
+    assert!(r.last_line().ends_with("exit code 2"), "{}", r.stdout);
+    assert_eq!(r.report.as_ref().unwrap()["tenants"], json!([]));
+    assert_eq!(emu.writes(), 0, "a test-mode mistake wrote");
+    assert!(
+        emu.stats().by_mailbox.is_empty(),
+        "a mailbox was requested: {:?}",
+        emu.stats().by_mailbox.keys()
+    );
+}
+
+/// Issue 16: a test user the directory does not know is a failed mailbox "not in the directory"
+/// in `sync` (exit 1; the other test user syncs) and the same words in `check`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_test_user_is_not_in_the_directory_in_sync_and_check() {
+    let emu = Emu::start(small()).await;
+    let entry = with_field(
+        &tenant_entry(TENANT, SECRET),
+        "TestUserList",
+        json!(["ghost@contoso.com", "adele@contoso.com"]),
+    );
+    let mut env = endpoints(&emu);
+    env.push(var(
+        "AUTOMATION_SYNCCONTACTS_MICROSOFT_TENANTS_JSON",
+        json!([entry]).to_string(),
+    ));
+    let r = sync(&env, &[]).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let failed = &r.tenant(0)["failedMailboxes"];
+    assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
+    assert_eq!(failed[0]["mailbox"], "ghost@contoso.com");
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not in the directory"),
+        "{failed}"
+    );
+    assert_eq!(r.tenant(0)["skippedMailboxes"], json!([]));
+    assert!(
+        r.stdout
+            .contains("Failed mailbox: ghost@contoso.com — not in the directory"),
+        "{}",
+        r.stdout
+    );
+    // adele still synced: her contact reached the hub.
+    let hub: Vec<String> = emu
+        .hub_contacts()
+        .unwrap()
+        .iter()
+        .filter_map(email)
+        .collect();
+    assert_eq!(hub, vec!["alex@fabrikam.com"]);
+    let c = run(&env, &["check"]).await;
+    assert_eq!(c.code, 1, "{}\n{}", c.stdout, c.stderr);
+    assert!(
+        c.stdout
+            .contains("test users not in the directory: ghost@contoso.com"),
+        "{}",
+        c.stdout
     );
 }

@@ -1,0 +1,261 @@
+//! What a run tells its reader: the script's per-action lines, per-step totals, the creation
+//! summary (SPEC §2.9), failures with Graph request-ids, data problems — and the `--report FILE`
+//! JSON (SPEC §6).
+//!
+//! This module holds the report's types; `build.rs` turns a tenant's plan and the outcomes of its
+//! writes into records, `text.rs` the report into the lines on stdout, `json.rs` into the
+//! `--report` file. It never talks to Graph, never decides an exit code (see `exit.rs`) and never
+//! receives a secret (no field here can hold one: errors arrive already redacted by the client).
+
+pub mod build;
+mod json;
+#[cfg(test)]
+mod tests;
+mod text;
+
+use serde::{Serialize, Serializer};
+use sync_engine::{Field, Target};
+
+use crate::exit::TenantOutcome;
+use crate::run::{HUB_FOLDER, USER_FOLDER};
+
+pub use json::write_json;
+pub use text::{
+    Detail, action_line, creation_summary, run_summary, run_summary_noting, tenant_counts,
+    tenant_text, totals_line,
+};
+
+/// The `--report` document: `{"dryRun", "tenants": [...]}` plus a top-level `error` when the
+/// configuration was refused.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub dry_run: bool,
+    /// A configuration error (exit code 2): nothing was written (and `dry_run` is true).
+    pub error: Option<String>,
+    /// The process exit code of this run (SPEC §6).
+    pub exit_code: u8,
+    pub tenants: Vec<TenantReport>,
+}
+
+/// One tenant's part of the report.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantReport {
+    pub tenant_id: String,
+    /// SPEC §6: a partial run is `"failed"` with `outcome: "partial"`.
+    pub status: TenantStatus,
+    /// Finer than `status`: `ok`, `partial`, `failed`, `auth-failed`.
+    pub outcome: TenantOutcome,
+    pub error: Option<String>,
+    /// Users in scope (hub removed), including those skipped for having no mailbox.
+    pub users: usize,
+    pub hub: String,
+    pub hub_folder: HubFolder,
+    pub step1: StepTotals,
+    pub step2: StepTotals,
+    /// HTTP requests sent to Graph and the token endpoint for this tenant (the client's count).
+    pub requests: u64,
+    pub skipped_mailboxes: Vec<MailboxNote>,
+    pub failed_mailboxes: Vec<MailboxNote>,
+    /// Data problems the planner found (duplicate keys in a folder, …): reported, never "fixed".
+    pub problems: Vec<String>,
+    pub actions: Vec<ActionRecord>,
+}
+
+impl TenantReport {
+    /// A tenant that stopped before planning (token, user scope, hub).
+    pub fn failed(tenant_id: &str, hub: &str, outcome: TenantOutcome, error: String) -> Self {
+        Self {
+            tenant_id: tenant_id.to_owned(),
+            status: TenantStatus::Failed,
+            outcome,
+            error: Some(error),
+            users: 0,
+            hub: hub.to_owned(),
+            hub_folder: HubFolder::Unknown,
+            step1: StepTotals::default(),
+            step2: StepTotals::default(),
+            requests: 0,
+            skipped_mailboxes: Vec::new(),
+            failed_mailboxes: Vec::new(),
+            problems: Vec::new(),
+            actions: Vec::new(),
+        }
+    }
+}
+
+/// A tenant's `status` (SPEC §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    /// Everything planned was done (or planned, in a dry run).
+    Ok,
+    /// Partial, stopped, or refused its credentials: see `outcome`.
+    Failed,
+}
+
+/// What became of the hub's "All Contacts" folder (`hubFolder`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HubFolder {
+    Found,
+    Created,
+    /// A dry run found none (a real run creates it).
+    WouldCreate,
+    /// The tenant stopped before the folder was looked up.
+    Unknown,
+}
+
+/// The folder an action wrote, serialized (and printed) by its name in Outlook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Folder {
+    /// The hub's "All Contacts".
+    Hub,
+    /// A user's default "Contacts".
+    UserDefault,
+}
+
+impl Folder {
+    pub fn name(self) -> &'static str {
+        match self {
+            Folder::Hub => HUB_FOLDER,
+            Folder::UserDefault => USER_FOLDER,
+        }
+    }
+}
+
+impl From<Target> for Folder {
+    fn from(t: Target) -> Self {
+        match t {
+            Target::Hub => Folder::Hub,
+            Target::UserDefault => Folder::UserDefault,
+        }
+    }
+}
+
+impl std::fmt::Display for Folder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Folder {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StepTotals {
+    pub created: usize,
+    pub updated: usize,
+    /// Contact copies that were already up to date (or newer than the source).
+    pub skipped: usize,
+    pub stamped: usize,
+    pub failed: usize,
+    /// Writes refused with 412 because the contact changed after it was read (RELIABILITY I9);
+    /// the next run syncs the newer version. Not a failure.
+    pub conflicts: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailboxNote {
+    pub mailbox: String,
+    pub reason: String,
+    pub request_id: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    Create,
+    Update,
+    Stamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionResult {
+    Done,
+    Planned,
+    Failed,
+    /// Refused with 412 (the contact changed after we read it); left for the next run.
+    Conflict,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Delta {
+    /// Serialized as its Graph JSON name (`mobilePhone`).
+    pub field: Field,
+    pub old: String,
+    pub new: String,
+}
+
+/// One planned or performed write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionRecord {
+    pub step: u8,
+    pub action: ActionKind,
+    pub mailbox: String,
+    /// `All Contacts` (the hub folder) or `Contacts` (a user's default folder).
+    pub folder: Folder,
+    pub sync_id: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    /// Graph JSON names of the fields an update changes.
+    pub changed: Vec<Field>,
+    pub delta: Vec<Delta>,
+    pub created_by: String,
+    pub source_mailbox: String,
+    pub result: ActionResult,
+    pub error: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// Totals of one step from its actions, plus the skipped count the planner reports.
+pub fn totals(actions: &[ActionRecord], step: u8, skipped: usize) -> StepTotals {
+    let mut t = StepTotals {
+        skipped,
+        ..StepTotals::default()
+    };
+    for a in actions.iter().filter(|a| a.step == step) {
+        match a.result {
+            ActionResult::Done | ActionResult::Planned => match a.action {
+                ActionKind::Create => t.created += 1,
+                ActionKind::Update => t.updated += 1,
+                ActionKind::Stamp => t.stamped += 1,
+            },
+            ActionResult::Failed => t.failed += 1,
+            ActionResult::Conflict => t.conflicts += 1,
+        }
+    }
+    t
+}
+
+/// The result of one operation: the action record's `result`, `error` and `requestId`.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub result: ActionResult,
+    pub error: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl Outcome {
+    pub fn planned() -> Self {
+        Self {
+            result: ActionResult::Planned,
+            error: None,
+            request_id: None,
+        }
+    }
+    pub fn done(request_id: Option<String>) -> Self {
+        Self {
+            result: ActionResult::Done,
+            error: None,
+            request_id,
+        }
+    }
+}

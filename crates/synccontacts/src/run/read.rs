@@ -1,0 +1,358 @@
+//! The reads of one tenant, before anything is planned: token → user scope → the hub's "All
+//! Contacts" folder (found anywhere in the tree, created only in a real run) → one paged read of
+//! the hub folder and of every user's default Contacts folder, with notes that a list response
+//! mangled read again by id.
+//!
+//! A tenant-level problem (no token, no hub, no users) stops the tenant ([`TenantFailure`]); a
+//! mailbox that cannot be read is noted and the others go on, and a contact deleted between the
+//! listing and its re-read is left out. This module never writes anything but the hub folder,
+//! and that only in a real run (SPEC §2.3 FIX).
+
+use futures::StreamExt as _;
+use graph::{ErrorKind, FolderRef, GraphClient, GraphError};
+use sync_engine::Contact;
+use sync_engine::plan::MailboxSnapshot;
+use tracing::{Instrument as _, info, info_span, warn};
+use tracing_indicatif::span_ext::IndicatifSpanExt as _;
+
+use super::scope::{FIX_UNKNOWN_TEST_USER, NOT_IN_DIRECTORY};
+use super::{HUB_FOLDER, TenantFailure, bar_style};
+use crate::config::{TenantConfig, UserScope};
+use crate::exit::TenantOutcome;
+use crate::report::{HubFolder, MailboxNote};
+
+/// Mailboxes read at once. The client enforces 4 requests per mailbox and a global cap; a read
+/// is sequential paging, so this is roughly the number of requests in flight.
+const MAILBOX_PARALLELISM: usize = 64;
+
+/// Everything read at the start of the run.
+pub struct Snapshots {
+    pub hub: MailboxSnapshot,
+    pub hub_folder: Option<graph::Folder>,
+    /// Whether "All Contacts" was found, created, or would be created (dry run).
+    pub hub_folder_state: HubFolder,
+    pub users: Vec<MailboxSnapshot>,
+    pub users_in_scope: usize,
+    pub skipped: Vec<MailboxNote>,
+    pub failed: Vec<MailboxNote>,
+}
+
+/// Token, user scope, hub folder and one read of every folder.
+pub(super) async fn read_tenant(
+    t: &TenantConfig,
+    client: &GraphClient,
+    scope_error: Option<&GraphError>,
+    dry_run: bool,
+) -> Result<Snapshots, TenantFailure> {
+    let token = client.token().await.map_err(|e| {
+        TenantFailure::from_graph(
+            &format!("cannot get a token with the {}", t.credential.describe()),
+            &e,
+        )
+    })?;
+    tracing::debug!(roles = ?token.roles, "token obtained");
+
+    // The hub's directory entry: its id and UPN are both ways a licensed-user list may name it.
+    // Without User.Read.All (test-user scope needs none) fall back to the configured value.
+    let mut hub_names = vec![t.hub.clone()];
+    match client.user(&t.hub).await {
+        Ok(u) => {
+            hub_names.push(u.id.clone());
+            hub_names.extend(u.user_principal_name.clone());
+            hub_names.extend(u.mail.clone());
+        }
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            return Err(TenantFailure {
+                outcome: TenantOutcome::Failed,
+                message: format!(
+                    "shared mailbox not found: GlobalAddressBookUserId \"{}\" is not a user of tenant {} — \
+                     set it to the UPN of the shared mailbox that holds \"{HUB_FOLDER}\" ({e})",
+                    t.hub, t.tenant_id
+                ),
+            });
+        }
+        Err(e) if e.kind == ErrorKind::Permission && t.scope.test_users().is_some() => {
+            tracing::debug!("cannot read the hub's directory entry (no User.Read.All?): {e}");
+        }
+        Err(e) => {
+            return Err(TenantFailure::from_graph(
+                "reading the shared mailbox's user",
+                &e,
+            ));
+        }
+    }
+    let is_hub = |u: &str| hub_names.iter().any(|h| h.eq_ignore_ascii_case(u));
+
+    let mut users: Vec<String> = match &t.scope {
+        UserScope::TestUsers { users, origin } => {
+            info!("test-user scope: {} users from {origin}", users.len());
+            users.clone()
+        }
+        // Fails closed: a scope still pending (its verified domains could not be read) is never
+        // read as "every user".
+        UserScope::PendingVerifiedDomains => {
+            return Err(match scope_error {
+                Some(e) => TenantFailure::from_graph(
+                    "reading the tenant's verified domains, which decide its test users (a \
+                     test-user key may name one of them)",
+                    e,
+                ),
+                None => TenantFailure {
+                    outcome: TenantOutcome::Failed,
+                    message: "test-user scope not decided: a test-user key may name one of this \
+                              tenant's verified domains, which were not resolved"
+                        .into(),
+                },
+            });
+        }
+        UserScope::AllLicensedUsers => client
+            .licensed_users()
+            .await
+            .map_err(|e| TenantFailure::from_graph("listing licensed users", &e))?
+            .iter()
+            .map(|u| u.key().to_owned())
+            .collect(),
+    };
+    users.retain(|u| !is_hub(u));
+    let mut seen = std::collections::HashSet::new();
+    users.retain(|u| seen.insert(u.to_ascii_lowercase()));
+    users.sort_by_key(|u| u.to_ascii_lowercase());
+    if users.is_empty() {
+        return Err(TenantFailure {
+            outcome: TenantOutcome::Failed,
+            message: if t.scope.test_users().is_some() {
+                "no users in scope: the test-user list holds only the shared mailbox — add test users".into()
+            } else {
+                "no licensed users found: no user of the tenant has a licence (the shared mailbox is \
+                 excluded) — assign licences, or configure TestUserList"
+                    .into()
+            },
+        });
+    }
+    info!("{} users in scope", users.len());
+
+    // The hub folder, anywhere in the tree; created only in a real run (SPEC §2.3 FIX).
+    let hub_err = |e: &GraphError| {
+        if e.is_missing_mailbox() {
+            TenantFailure {
+                outcome: TenantOutcome::Failed,
+                message: format!(
+                    "shared mailbox not found: \"{}\" has no Exchange Online mailbox — check \
+                     GlobalAddressBookUserId ({e})",
+                    t.hub
+                ),
+            }
+        } else {
+            TenantFailure::from_graph(&format!("reading the contact folders of {}", t.hub), e)
+        }
+    };
+    let mut hub_folder = client
+        .find_contact_folder(&t.hub, HUB_FOLDER)
+        .await
+        .map_err(|e| hub_err(&e))?;
+    let mut hub_folder_state = HubFolder::Found;
+    if hub_folder.is_none() {
+        hub_folder_state = if dry_run {
+            HubFolder::WouldCreate
+        } else {
+            HubFolder::Created
+        };
+        if dry_run {
+            info!(
+                "\"{HUB_FOLDER}\" does not exist in {} (a real run creates it)",
+                t.hub
+            );
+        } else {
+            let f = client
+                .create_contact_folder(&t.hub, HUB_FOLDER)
+                .await
+                .map_err(|e| {
+                    TenantFailure::from_graph(
+                        &format!("creating \"{HUB_FOLDER}\" in {}", t.hub),
+                        &e,
+                    )
+                })?;
+            info!("created \"{HUB_FOLDER}\" in {}", t.hub);
+            hub_folder = Some(f);
+        }
+    }
+
+    // One read of the hub and of every user's default folder.
+    let read_span = info_span!("read", "indicatif.pb_show" = tracing::field::Empty);
+    read_span.pb_set_style(&bar_style());
+    read_span.pb_set_length(users.len() as u64 + 1);
+    read_span.pb_set_message("reading mailboxes");
+    let hub_contacts = match &hub_folder {
+        Some(f) => read_folder(client, &t.hub, &FolderRef::Id(f.id.clone()))
+            .instrument(read_span.clone())
+            .await
+            .map_err(|e| hub_err(&e))?,
+        None => Vec::new(),
+    };
+    read_span.pb_inc(1);
+    let hub = MailboxSnapshot {
+        mailbox: t.hub.clone(),
+        contacts: hub_contacts,
+    };
+    let users_in_scope = users.len();
+    let mut reads: Vec<(String, Result<Vec<Contact>, GraphError>)> = futures::stream::iter(users)
+        .map(|u| {
+            let span = read_span.clone();
+            async move {
+                let r = read_folder(client, &u, &FolderRef::Default).await;
+                span.pb_inc(1);
+                (u, r)
+            }
+        })
+        .buffer_unordered(MAILBOX_PARALLELISM)
+        .collect()
+        .instrument(read_span.clone())
+        .await;
+    drop(read_span);
+    reads.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let mut snaps = Snapshots {
+        hub,
+        hub_folder,
+        hub_folder_state,
+        users: Vec::new(),
+        users_in_scope,
+        skipped: Vec::new(),
+        failed: Vec::new(),
+    };
+    for (u, r) in reads {
+        match r {
+            Ok(contacts) => snaps.users.push(MailboxSnapshot {
+                mailbox: u,
+                contacts,
+            }),
+            // A test user the directory does not know is a mistake in the list (ErrorInvalidUser,
+            // graph-facts §7), not a user without a mailbox: it fails, so the run says so (exit 1).
+            Err(e) if e.kind == ErrorKind::InvalidUser && t.scope.test_users().is_some() => {
+                let reason = format!("{NOT_IN_DIRECTORY} — {FIX_UNKNOWN_TEST_USER} ({e})");
+                warn!("cannot read {u}: {reason}");
+                snaps.failed.push(MailboxNote {
+                    mailbox: u,
+                    reason,
+                    request_id: e.request_id.clone(),
+                });
+            }
+            Err(e) if e.is_missing_mailbox() => {
+                let reason = format!(
+                    "no Exchange Online mailbox ({})",
+                    e.code.as_deref().unwrap_or(e.kind.as_str())
+                );
+                warn!("skipping {u}: {reason}");
+                snaps.skipped.push(MailboxNote {
+                    mailbox: u,
+                    reason,
+                    request_id: e.request_id.clone(),
+                });
+            }
+            Err(e) => {
+                warn!("cannot read {u}: {e}");
+                snaps.failed.push(MailboxNote {
+                    mailbox: u,
+                    reason: e.to_string(),
+                    request_id: e.request_id.clone(),
+                });
+            }
+        }
+    }
+    if snaps.users.is_empty() && !snaps.failed.is_empty() {
+        let all_denied = snaps.failed.len() + snaps.skipped.len() == users_in_scope;
+        warn!(
+            "no user mailbox could be read{}",
+            if all_denied {
+                ""
+            } else {
+                " (some were skipped)"
+            }
+        );
+    }
+    Ok(snaps)
+}
+
+/// One folder's contacts, with notes that a list response may have mangled read again by id.
+///
+/// Graph's list responses return `personalNotes` that start with a line break with every line
+/// break removed and cut to 256 characters, while GET by id returns them intact (graph-facts §9,
+/// MGDold-issue#17598). Notes rebuilt from such a value and written back would destroy the user's
+/// text for good (RELIABILITY I3). A mangled value has no line break left, so every contact whose
+/// listed notes hold none — and are not just our tag line, which never needs the user's text — is
+/// read again by id. Once stamped, a contact with user text carries a line break (before its tag
+/// line), so in steady state this reads nothing extra. A contact whose re-read finds it gone (404:
+/// deleted since the listing) is left out of the snapshot, with one warning.
+async fn read_folder(
+    client: &GraphClient,
+    mailbox: &str,
+    folder: &FolderRef,
+) -> Result<Vec<Contact>, GraphError> {
+    let select = Contact::select_list();
+    let mut contacts: Vec<Contact> = client.list_contacts(mailbox, folder, &select).await?;
+    let suspect: Vec<usize> = contacts
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.personal_notes.as_deref().is_some_and(may_be_mangled))
+        .map(|(i, _)| i)
+        .collect();
+    let fetched: Vec<(usize, Result<Contact, GraphError>)> = futures::stream::iter(suspect)
+        .map(|i| {
+            let id = contacts[i].id.clone();
+            let select = &select;
+            async move { (i, client.get_contact(mailbox, &id, select).await) }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    let mut gone = Vec::new();
+    for (i, r) in fetched {
+        match r {
+            Ok(c) => contacts[i].personal_notes = c.personal_notes,
+            // Deleted between the listing and the re-read: it is no longer in the folder, so it
+            // is not in the snapshot either (the next run sees the folder without it).
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                warn!(
+                    "{mailbox}: contact {} was deleted while this run read the folder; left out \
+                     of this run",
+                    contacts[i].id
+                );
+                gone.push(i);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    gone.sort_unstable();
+    for i in gone.into_iter().rev() {
+        contacts.remove(i);
+    }
+    Ok(contacts)
+}
+
+/// Listed notes that may have lost line breaks to the list-response quirk (see [`read_folder`]).
+fn may_be_mangled(notes: &str) -> bool {
+    if notes.is_empty() || notes.contains(['\n', '\r']) {
+        return false;
+    }
+    let bare_tag_line = sync_engine::tags::parse(notes).tags.is_some()
+        && sync_engine::tags::user_text(Some(notes)).is_empty();
+    !bare_tag_line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_notes_without_any_line_break_that_are_not_a_bare_tag_line_are_re_read() {
+        assert!(may_be_mangled("blank lines aroundSyncId=x"));
+        assert!(may_be_mangled("a single line of user text"));
+        assert!(!may_be_mangled(""));
+        assert!(!may_be_mangled(
+            "text\r\nSyncId=0a9b8c7d-0000-4000-8000-0000000000de;CreatedBy=a"
+        ));
+        assert!(!may_be_mangled(
+            "SyncId=0a9b8c7d-0000-4000-8000-0000000000de;CreatedBy=a;LastUpdatedAt=2026-01-01T00:00:00.0000000Z;LastUpdatedBy=a"
+        ));
+    }
+}
