@@ -242,6 +242,8 @@ struct Round {
     unchanged: Took,
     markers: Took,
     five: Took,
+    /// Rows the "5 %" step changed.
+    changed: usize,
 }
 
 fn round(state: &TenantState, dir: &std::path::Path, seed: u64) -> (Round, u64, Tables) {
@@ -311,6 +313,7 @@ fn round(state: &TenantState, dir: &std::path::Path, seed: u64) -> (Round, u64, 
             unchanged,
             markers,
             five,
+            changed,
         },
         size.max(size_after),
         tables,
@@ -449,4 +452,5 @@ fn main() {
     show("commit unchanged", |r| r.unchanged);
     show("commit unchanged but run markers", |r| r.markers);
     show("commit with 5 % of rows changed", |r| r.five);
+    println!("(the 5 % step changed {} rows)", results[0].changed);
 }
