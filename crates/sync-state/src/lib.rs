@@ -2,7 +2,8 @@
 //!
 //! One SQLite database (SQLite bundled, no system library) holds, per tenant, what the last run
 //! left behind: the binding (tenant, hub mailbox, hub folder), the run marker, pending creates,
-//! per folder the tagged copies with their changeKey / version / fingerprint, tombstones,
+//! the book (each logical contact's converged field values), per folder the tagged copies with
+//! their changeKey / version / fingerprint and every other ("loose") contact, tombstones,
 //! opt-outs, withdrawals, delta links and a short run log. This crate is the *persistence* of that
 //! memory and nothing more: the schema and its forward migrations, the inter-process lock, what
 //! to do with a corrupt or foreign file, the compact encoding and the diff-commit. Its types are
@@ -15,8 +16,10 @@
 //! It must never:
 //! - talk to Graph, plan, or interpret what it stores (no rules about tombstones or trust);
 //! - read the environment or configuration (paths and waits are arguments);
-//! - store a secret: the file holds ids, changeKeys, hashes, times and counts — never a token,
-//!   a client secret or a key — and errors name paths, never contents;
+//! - store a secret: the file holds ids, changeKeys, hashes, times, counts and the contact data
+//!   the engine hands it (field values and notes, opaque bytes here) — never a token, a client
+//!   secret or a key — and errors name paths, never contents;
+//! - look inside the book's or loose contacts' data: the engine encodes and decodes it;
 //! - write anything when opened [`Mode::ReadOnly`] (a dry run): no file, directory, lock file,
 //!   rename, migration or commit — a corrupt file is only reported, an older schema migrated in
 //!   memory;
@@ -46,13 +49,14 @@
 //!
 //! # Size
 //! Copy rows live in a `WITHOUT ROWID` table keyed by (folder, SyncId); a SyncId is a 16-byte
-//! BLOB, times and hashes integers, and contact ids and changeKeys are stored as the middle
-//! between their folder's common prefix and suffix (module `affix`). See the crate README for
-//! the measured bytes per copy and timings.
+//! BLOB, times and hashes integers, and contact ids and changeKeys — of copies and of loose
+//! contacts alike — are stored as the middle between their folder's common prefix and suffix
+//! (module `affix`). See the crate README for the measured bytes per copy and timings.
 
 mod affix;
 mod commit;
 mod error;
+mod folder;
 mod load;
 mod lock;
 mod model;
@@ -63,8 +67,8 @@ mod tests;
 
 pub use error::{Mode, OpenStatus, StateError};
 pub use model::{
-    Binding, CommitStats, CopyState, FolderState, OptOut, PriorMemory, RUN_LOG_LEN, RunRecord,
-    SyncId, TenantState, Tombstone, UnixMicros, Withdrawal,
+    Binding, BookEntry, CommitStats, CopyState, FolderState, LooseContact, OptOut, PriorMemory,
+    RUN_LOG_LEN, RunRecord, SyncId, TenantState, Tombstone, UnixMicros, Withdrawal,
 };
 
 use load::Baseline;

@@ -3,14 +3,18 @@
 //! The baseline is what the file holds for a tenant, kept in memory after a load or a commit so
 //! the next commit writes only the rows that differ. For copies (hundreds of thousands) it keeps
 //! the SyncId, the two integers and a 64-bit hash of the strings *as stored* (the short middles,
-//! see `affix`) — not the strings — and which of them are stored whole. It is exact for everything else. It is only ever built from the file
-//! or from a transaction that committed, so it never runs ahead of the file.
+//! see `affix`) — not the strings — and which of them are stored whole. It is exact for
+//! everything else, the book's and loose contacts' data included: those are few (one per
+//! logical contact, a few per folder), and a stale blob would not fail safe the way a stale
+//! changeKey does. It is only ever built from the file or from a transaction that committed, so
+//! it never runs ahead of the file.
 //!
 //! This module only reads.
 
 use crate::affix::Affix;
 use crate::model::{
-    Binding, CopyState, FolderState, OptOut, RunRecord, SyncId, TenantState, Tombstone, Withdrawal,
+    Binding, BookEntry, CopyState, FolderState, LooseContact, OptOut, RunRecord, SyncId,
+    TenantState, Tombstone, Withdrawal,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,6 +29,7 @@ pub(crate) struct Baseline {
     pub last_plan_time: Option<i64>,
     pub last_commit_time: Option<i64>,
     pub pending: BTreeSet<SyncId>,
+    pub book: BTreeMap<SyncId, BookEntry>,
     /// By `(mailbox, folder_id)`.
     pub folders: HashMap<(String, String), FolderBase>,
     pub tombstones: BTreeMap<SyncId, Tombstone>,
@@ -43,6 +48,20 @@ pub(crate) struct FolderBase {
     pub encoded_rows: i64,
     /// Sorted by SyncId.
     pub copies: Vec<RowBase>,
+    pub loose: BTreeMap<LooseKey, LooseBase>,
+}
+
+/// A loose row's key as stored: whether the contact id is stored whole, and the stored text (the
+/// middle under the folder's affixes, or the whole id).
+pub(crate) type LooseKey = (bool, String);
+
+/// The rest of a loose row, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LooseBase {
+    pub ck: Option<String>,
+    pub ck_whole: bool,
+    pub last_modified: i64,
+    pub data: Vec<u8>,
 }
 
 /// One copy row as the diff sees it.
@@ -160,6 +179,22 @@ pub(crate) fn load(
         .collect::<rusqlite::Result<_>>()?;
     state.pending_creates = base.pending.iter().copied().collect();
 
+    let mut stmt = tx
+        .prepare("SELECT sync_id, created_by, data FROM book WHERE tenant = ?1 ORDER BY sync_id")?;
+    for b in stmt.query_map([key], |r| {
+        Ok(BookEntry {
+            sync_id: r.get(0)?,
+            created_by: r.get(1)?,
+            data: r.get(2)?,
+        })
+    })? {
+        let b = b?;
+        base.book.insert(b.sync_id, b);
+    }
+    if want_state {
+        state.book = base.book.values().cloned().collect();
+    }
+
     let mut stmt = tx.prepare(
         "SELECT id, mailbox, folder_id, complete, delta_link, id_prefix, id_suffix, ck_prefix,
                 ck_suffix, encoded_rows
@@ -168,6 +203,10 @@ pub(crate) fn load(
     let mut copies = tx.prepare(
         "SELECT sync_id, contact_id, change_key, version, fields_hash, whole, user_text
          FROM copy WHERE folder = ?1 ORDER BY sync_id",
+    )?;
+    let mut loose = tx.prepare(
+        "SELECT id_whole, contact_id, change_key, ck_whole, last_modified, data
+         FROM loose WHERE folder = ?1",
     )?;
     let mut rows = stmt.query([key])?;
     while let Some(r) = rows.next()? {
@@ -185,6 +224,7 @@ pub(crate) fn load(
             },
             encoded_rows: r.get(9)?,
             copies: Vec::new(),
+            loose: BTreeMap::new(),
         };
         let mut folder = FolderState {
             mailbox: r.get(1)?,
@@ -192,6 +232,7 @@ pub(crate) fn load(
             complete: f.complete,
             delta_link: f.delta_link.clone(),
             copies: Vec::new(),
+            loose: Vec::new(),
         };
         let mut crows = copies.query([f.key])?;
         while let Some(c) = crows.next()? {
@@ -232,6 +273,38 @@ pub(crate) fn load(
                 });
             }
         }
+        let mut lrows = loose.query([f.key])?;
+        while let Some(l) = lrows.next()? {
+            let key: LooseKey = (l.get(0)?, l.get(1)?);
+            let row = LooseBase {
+                ck: l.get(2)?,
+                ck_whole: l.get(3)?,
+                last_modified: l.get(4)?,
+                data: l.get(5)?,
+            };
+            if want_state {
+                folder.loose.push(LooseContact {
+                    contact_id: if key.0 {
+                        key.1.clone()
+                    } else {
+                        f.ids.join(&key.1)
+                    },
+                    change_key: row.ck.as_deref().map(|k| {
+                        if row.ck_whole {
+                            k.to_owned()
+                        } else {
+                            f.cks.join(k)
+                        }
+                    }),
+                    last_modified: row.last_modified,
+                    data: row.data.clone(),
+                });
+            }
+            f.loose.insert(key, row);
+        }
+        folder
+            .loose
+            .sort_unstable_by(|a, b| a.contact_id.cmp(&b.contact_id));
         base.folders
             .insert((folder.mailbox.clone(), folder.folder_id.clone()), f);
         state.folders.push(folder);

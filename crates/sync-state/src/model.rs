@@ -4,7 +4,7 @@
 //!
 //! These are records, not a model: they carry no rules (what a tombstone means, when memory is
 //! trusted) — those live in the planner and the binary. They never hold a secret: ids, keys,
-//! hashes and times only.
+//! hashes, times, and contact data the engine encoded (opaque bytes here).
 
 use std::collections::BTreeMap;
 
@@ -31,9 +31,13 @@ pub struct Binding {
 
 /// Everything remembered about one tenant.
 ///
-/// Loaded vectors come sorted by their key (folders by `(mailbox, folder_id)`, copies and
-/// tombstones by SyncId, opt-outs by `(mailbox, sync_id)`, runs by `started`); a commit accepts
-/// any order but refuses duplicate keys.
+/// Loaded vectors come sorted by their key (folders by `(mailbox, folder_id)`, copies, book
+/// entries and tombstones by SyncId, loose contacts by contact id, opt-outs by
+/// `(mailbox, sync_id)`, runs by `started`); a commit accepts any order but refuses duplicate
+/// keys.
+///
+/// A caller that never sets `book` or `FolderState::loose` (schema version 1's view) stores and
+/// gets back empty vectors.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TenantState {
     pub binding: Binding,
@@ -44,6 +48,8 @@ pub struct TenantState {
     /// SyncIds the last run planned to create in the hub (so an interrupted run's user copies
     /// read as repairs, not deletions).
     pub pending_creates: Vec<SyncId>,
+    /// The book (issue 14): one entry per logical contact, as of the end of the last run.
+    pub book: Vec<BookEntry>,
     pub folders: Vec<FolderState>,
     pub tombstones: Vec<Tombstone>,
     pub opt_outs: Vec<OptOut>,
@@ -67,6 +73,33 @@ pub struct FolderState {
     pub delta_link: Option<String>,
     /// The tagged copies present after the last run, at most one per SyncId.
     pub copies: Vec<CopyState>,
+    /// Every other contact of the folder (issue 14), at most one per contact id.
+    pub loose: Vec<LooseContact>,
+}
+
+/// One logical contact of the book (issue 14): what its copies converged to at the end of the
+/// last run. A copy whose `fields_hash` equals the book's fingerprint of `data` is reproduced
+/// from it (the engine's rule; this crate only stores the entry).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct BookEntry {
+    pub sync_id: SyncId,
+    /// The converged synced field values, encoded by the engine (opaque here).
+    pub data: Vec<u8>,
+    /// The mailbox the contact was collected from (its `CreatedBy`).
+    pub created_by: String,
+}
+
+/// A contact of a folder that is not a tagged, converged copy (untagged, a duplicate, private,
+/// not converged) as the last run left it (issue 14): enough to reproduce it without reading it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct LooseContact {
+    /// Graph's contact id (the key within its folder).
+    pub contact_id: String,
+    pub change_key: Option<String>,
+    /// Its `lastModifiedDateTime`.
+    pub last_modified: UnixMicros,
+    /// Its fields and notes, encoded by the engine (opaque here).
+    pub data: Vec<u8>,
 }
 
 /// One tagged contact copy as we left it.
@@ -132,9 +165,9 @@ pub struct RunRecord {
 pub enum PriorMemory {
     /// Keep it (the run trusts and uses it).
     Keep,
-    /// Delete folders, copies, tombstones, opt-outs and withdrawals (the run is in first-run
-    /// mode): if the run is interrupted, the next one must not find old memory that now looks
-    /// fresh under the new run marker. The run log is kept.
+    /// Delete the book, folders (with their copies and loose contacts), tombstones, opt-outs and
+    /// withdrawals (the run is in first-run mode): if the run is interrupted, the next one must
+    /// not find old memory that now looks fresh under the new run marker. The run log is kept.
     Forget,
 }
 
@@ -144,7 +177,8 @@ pub struct CommitStats {
     pub inserted: u64,
     pub updated: u64,
     pub deleted: u64,
-    /// Copy rows rewritten only because their folder's common prefix/suffix was recomputed.
+    /// Copy and loose rows rewritten only because their folder's common prefix/suffix was
+    /// recomputed.
     pub reencoded: u64,
 }
 

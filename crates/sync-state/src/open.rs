@@ -173,7 +173,7 @@ fn check(conn: &Connection, schema: &Schema) -> rusqlite::Result<Checked> {
     if version <= schema.version() {
         let mut stmt =
             conn.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1")?;
-        for t in schema.tables() {
+        for t in schema.tables(version) {
             if !stmt.exists([t])? {
                 return Ok(Checked::Bad(format!("its table `{t}` is missing")));
             }

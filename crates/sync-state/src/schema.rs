@@ -1,14 +1,23 @@
 //! The file's schema and its forward migrations.
 //!
 //! A state file is a SQLite database whose header carries our `application_id` ([`APP_ID`]) and
-//! its schema version in `user_version`. `SCHEMA.migrations[i]` takes a file from version `i` to
+//! its schema version in `user_version`. `SCHEMA.steps[i]` takes a file from version `i` to
 //! `i + 1`; a fresh file is "migrated" from 0, so creating and upgrading run the same code. Adding
-//! a version (issue 14's per-tenant `book` table, say) is one function appended to the list — and
-//! never an edit to an existing one: files in the field were made by them.
+//! a version is one [`Step`] appended to the list — and never an edit to an existing one: files
+//! in the field were made by them (`src/tests/fixtures/v1.sql` holds rows the version 1 code
+//! wrote, and the tests migrate them).
+//!
+//! Versions:
+//! 1. tenants, folders, tagged copies, pending creates, tombstones, opt-outs, withdrawals, the
+//!    run log (issue 12);
+//! 2. the per-tenant `book` and the per-folder `loose` contacts (issue 14: delta runs must be able
+//!    to reproduce every contact of every folder from memory).
 //!
 //! Times are integers (µs since the Unix epoch), SyncIds 16-byte BLOBs, hashes `u64` stored as
 //! the `i64` with the same bits. Copy rows hold only the middle of their contact id and changeKey
 //! (see `affix`): `whole` bit 0 / bit 1 set means `contact_id` / `change_key` is stored whole.
+//! Loose rows use the same folder affixes, with the two flags as columns (`id_whole` is part of
+//! the key: a whole id and another id's middle may be the same text).
 //!
 //! This module never reads or writes user data; it only shapes the file.
 
@@ -20,40 +29,61 @@ pub(crate) const APP_ID: u32 = 0x5379_436f;
 /// One schema step, run inside the transaction that also sets `user_version`.
 pub(crate) type Migration = fn(&Transaction<'_>) -> rusqlite::Result<()>;
 
-/// A list of migrations; the version a file ends at is their number.
+/// One version: the migration that reaches it and the tables it adds (a file at this version or
+/// later must hold them; checked on open, after the integrity check).
+#[derive(Clone, Copy)]
+pub(crate) struct Step {
+    pub migrate: Migration,
+    pub tables: &'static [&'static str],
+}
+
+/// A list of steps; the version a file ends at is their number.
 #[derive(Clone, Copy)]
 pub(crate) struct Schema {
-    pub migrations: &'static [Migration],
+    pub steps: &'static [Step],
 }
 
 impl Schema {
     pub fn version(&self) -> u32 {
-        u32::try_from(self.migrations.len()).unwrap_or(u32::MAX)
+        u32::try_from(self.steps.len()).unwrap_or(u32::MAX)
     }
 
-    /// The tables a file of this schema must hold (checked on open, after the integrity check).
-    pub fn tables(&self) -> &'static [&'static str] {
-        &[
-            "tenant",
-            "folder",
-            "copy",
-            "pending_create",
-            "tombstone",
-            "opt_out",
-            "withdrawal",
-            "run",
-        ]
+    /// The tables a file at `version` (at most this schema's) must hold.
+    pub fn tables(&self, version: u32) -> impl Iterator<Item = &'static str> {
+        let steps: &'static [Step] = self.steps;
+        steps[..(version as usize).min(steps.len())]
+            .iter()
+            .flat_map(|s| s.tables.iter().copied())
     }
 }
 
+pub(crate) const V1: Step = Step {
+    migrate: v1,
+    tables: &[
+        "tenant",
+        "folder",
+        "copy",
+        "pending_create",
+        "tombstone",
+        "opt_out",
+        "withdrawal",
+        "run",
+    ],
+};
+
+pub(crate) const V2: Step = Step {
+    migrate: v2,
+    tables: &["book", "loose"],
+};
+
 /// The schema this build writes.
-pub(crate) const SCHEMA: Schema = Schema { migrations: &[v1] };
+pub(crate) const SCHEMA: Schema = Schema { steps: &[V1, V2] };
 
 /// Runs the migrations from version `from` up to `schema.version()` and stamps the header, in the
 /// caller's transaction.
 pub(crate) fn migrate(tx: &Transaction<'_>, schema: &Schema, from: u32) -> rusqlite::Result<()> {
-    for m in &schema.migrations[from as usize..] {
-        m(tx)?;
+    for step in &schema.steps[from as usize..] {
+        (step.migrate)(tx)?;
     }
     // PRAGMA values cannot be bound parameters; both are integers we produce.
     tx.execute_batch(&format!(
@@ -145,6 +175,41 @@ pub(crate) fn v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             exit_code INTEGER NOT NULL,
             counts    TEXT NOT NULL,
             PRIMARY KEY (tenant, started)
+        ) STRICT, WITHOUT ROWID;
+        ",
+    )
+}
+
+/// Issue 14: what a delta run needs to reproduce every contact without reading it. The blobs are
+/// the engine's encoding, opaque here. Adds no column to a version 1 table: a v1 file's rows stay
+/// as they are and mean what they meant (no book, no loose contacts — a v1 caller's view).
+/// From this version on, `folder.encoded_rows` counts the folder's copy *and* loose rows when its
+/// affixes were chosen (both are encoded under them).
+pub(crate) fn v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "
+        -- One row per logical contact: its converged field values (`data`, engine-encoded) and
+        -- the mailbox it was collected from.
+        CREATE TABLE book (
+            tenant     INTEGER NOT NULL REFERENCES tenant(id),
+            sync_id    BLOB NOT NULL,
+            created_by TEXT NOT NULL,
+            data       BLOB NOT NULL,
+            PRIMARY KEY (tenant, sync_id)
+        ) STRICT, WITHOUT ROWID;
+
+        -- Every other contact of a folder (untagged, duplicate, private, not converged): its id
+        -- and changeKey as middles under the folder's affixes unless `id_whole` / `ck_whole`,
+        -- `last_modified` (µs) and its fields and notes (`data`, engine-encoded).
+        CREATE TABLE loose (
+            folder        INTEGER NOT NULL REFERENCES folder(id),
+            id_whole      INTEGER NOT NULL,
+            contact_id    TEXT NOT NULL,
+            change_key    TEXT,
+            ck_whole      INTEGER NOT NULL,
+            last_modified INTEGER NOT NULL,
+            data          BLOB NOT NULL,
+            PRIMARY KEY (folder, id_whole, contact_id)
         ) STRICT, WITHOUT ROWID;
         ",
     )

@@ -1,6 +1,6 @@
-//! The diff-commit: only what changed is written (and counted right), re-encoding is rare and
-//! correct, the run marker, the run log's length, refused data, atomicity under an injected
-//! failure.
+//! The diff-commit: only what changed is written (and counted right) — copies, loose contacts and
+//! the book alike —, re-encoding is rare and correct, the run marker, the run log's length,
+//! refused data, atomicity under an injected failure.
 
 use super::*;
 
@@ -68,18 +68,134 @@ fn counts_inserts_updates_and_deletes_row_by_row() {
 }
 
 #[test]
-fn dropping_a_folder_deletes_its_copies() {
+fn book_entries_and_loose_contacts_are_written_row_by_row() {
+    let state = full_tenant("t");
+    let (_dir, path, mut file) = file_with(&state);
+    let mut next = state.clone();
+    next.book[0].data.push(7); // updated
+    next.book[1].created_by = "someone.else@contoso.com".into(); // updated
+    next.book.remove(2); // deleted
+    next.book.push(book_entry(50)); // inserted
+    let hub = &mut next.folders[0];
+    hub.loose[0].change_key = Some("EQAAABYAAADhub9998".into()); // updated
+    hub.loose[3].last_modified += 1; // updated
+    hub.loose.remove(1); // deleted
+    hub.loose.push(loose("hub", 34)); // inserted
+    next.folders[1].loose[0].data = b"edited".to_vec(); // updated
+    let stats = file.commit_tenant(&next).unwrap();
+    assert_eq!(
+        stats,
+        CommitStats {
+            inserted: 2,
+            updated: 5,
+            deleted: 2,
+            reencoded: 0
+        }
+    );
+    assert_eq!(reloaded(&path, "t"), Some(normalized(next.clone())));
+    assert!(file.commit_tenant(&next).unwrap().is_empty());
+}
+
+#[test]
+fn a_whole_loose_id_and_another_ids_middle_may_be_the_same_text() {
+    let mut state = TenantState {
+        binding: binding("t"),
+        folders: vec![folder("kim", 0..8)],
+        ..TenantState::default()
+    };
+    let fits = loose("kim", 0x10);
+    let mut whole = loose("kim", 0x11);
+    whole.contact_id = "10".into();
+    state.folders[0].loose = vec![fits.clone(), whole];
+    let (_dir, path, mut file) = file_with(&state);
+    assert_eq!(reloaded(&path, "t"), Some(normalized(state.clone())));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let rows: Vec<(i64, String)> = conn
+        .prepare("SELECT id_whole, contact_id FROM loose ORDER BY id_whole")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, [(0, "10".to_string()), (1, "10".to_string())]);
+    // Dropping one leaves the other.
+    state.folders[0].loose = vec![fits];
+    let stats = file.commit_tenant(&state).unwrap();
+    assert_eq!((stats.deleted, stats.inserted, stats.updated), (1, 0, 0));
+    assert_eq!(reloaded(&path, "t"), Some(normalized(state)));
+}
+
+#[test]
+fn loose_ids_share_the_folder_affixes_and_a_reencode_keeps_every_value() {
+    // A folder of loose contacts only (untagged contacts, say): they alone choose its affixes.
+    let mut state = TenantState {
+        binding: binding("t"),
+        folders: vec![folder("lee", [])],
+        ..TenantState::default()
+    };
+    state.folders[0].loose = (0..8).map(|n| loose("lee", n)).collect();
+    let (_dir, path, mut file) = file_with(&state);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (prefix, suffix, ck_prefix): (String, String, String) = conn
+        .query_row(
+            "SELECT id_prefix, id_suffix, ck_prefix FROM folder",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (prefix.as_str(), suffix.as_str(), ck_prefix.as_str()),
+        (
+            "AAMkADleeAAAAAEOAAAAAABGAAAAA0000000",
+            "AAA=",
+            "EQAAABYAAADlee000"
+        )
+    );
+    let middles: Vec<(String, i64)> = conn
+        .prepare("SELECT contact_id, id_whole FROM loose ORDER BY contact_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(middles[3], ("3".to_string(), 0));
+    // Three contacts replaced by ones from another database: 3 of 8 ids no longer fit.
+    for (i, l) in state.folders[0].loose.iter_mut().enumerate().take(3) {
+        l.contact_id = format!("AAMkNEWDB{i}=");
+        l.change_key = Some(format!("CQNEW{i}"));
+    }
+    let stats = file.commit_tenant(&state).unwrap();
+    assert_eq!(
+        stats,
+        CommitStats {
+            inserted: 3,
+            updated: 1, // the folder row
+            deleted: 3,
+            reencoded: 5
+        }
+    );
+    assert_eq!(reloaded(&path, "t"), Some(normalized(state.clone())));
+    assert!(file.commit_tenant(&state).unwrap().is_empty());
+}
+
+#[test]
+fn dropping_a_folder_deletes_its_copies_and_loose_contacts() {
     let state = full_tenant("t");
     let (_dir, path, mut file) = file_with(&state);
     let mut next = state.clone();
     let alice = next.folders.remove(1);
+    assert!(!alice.loose.is_empty());
     let stats = file.commit_tenant(&next).unwrap();
-    assert_eq!(stats.deleted, alice.copies.len() as u64 + 1);
+    assert_eq!(
+        stats.deleted,
+        (alice.copies.len() + alice.loose.len()) as u64 + 1
+    );
     assert_eq!(reloaded(&path, "t"), Some(normalized(next)));
     let conn = rusqlite::Connection::open(&path).unwrap();
     let orphans: i64 = conn
         .query_row(
-            "SELECT count(*) FROM copy WHERE folder NOT IN (SELECT id FROM folder)",
+            "SELECT (SELECT count(*) FROM copy WHERE folder NOT IN (SELECT id FROM folder))
+                  + (SELECT count(*) FROM loose WHERE folder NOT IN (SELECT id FROM folder))",
             [],
             |r| r.get(0),
         )
@@ -187,6 +303,16 @@ fn the_run_marker_is_recorded_and_forgetting_clears_the_memory() {
     file.record_run_start(&state.binding, 44, &[], PriorMemory::Forget)
         .unwrap();
     let forgotten = reloaded(&path, "t").unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let left: i64 = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM copy) + (SELECT count(*) FROM loose)
+                  + (SELECT count(*) FROM book)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
     assert_eq!(
         forgotten,
         TenantState {
@@ -247,6 +373,14 @@ fn duplicate_keys_are_refused_and_nothing_is_written() {
     cases.push(s);
     let mut s = state.clone();
     s.runs[0].counts.insert("a=b".into(), 1);
+    cases.push(s);
+    let mut s = state.clone();
+    s.book.push(book_entry(0));
+    cases.push(s);
+    let mut s = state.clone();
+    let mut twin = loose("hub", 99);
+    twin.contact_id = s.folders[0].loose[0].contact_id.clone();
+    s.folders[0].loose.push(twin);
     cases.push(s);
     for bad in cases {
         let err = file.commit_tenant(&bad).unwrap_err();

@@ -3,23 +3,64 @@
 
 use super::*;
 use crate::open::with_suffix;
-use crate::schema::{Schema, v1};
+use crate::schema::{Schema, Step, V1, V2};
 use rusqlite::Transaction;
 
-/// A made-up version 2, as issue 14 will add one: a per-tenant "book" of converged field values.
-fn test_v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+/// What a build that knows only version 1 (issue 12's) opens files with.
+const SCHEMA_V1: Schema = Schema { steps: &[V1] };
+
+/// A made-up version 3, to test a schema newer than this build's and the migration of a current
+/// file.
+fn test_v3(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(
-        "CREATE TABLE book (
-            tenant  INTEGER NOT NULL REFERENCES tenant(id),
-            sync_id BLOB NOT NULL,
-            fields  BLOB NOT NULL,
-            PRIMARY KEY (tenant, sync_id)
+        "CREATE TABLE future (
+            tenant INTEGER NOT NULL REFERENCES tenant(id),
+            what   TEXT NOT NULL,
+            PRIMARY KEY (tenant, what)
         ) STRICT, WITHOUT ROWID;",
     )
 }
-const SCHEMA_V2: Schema = Schema {
-    migrations: &[v1, test_v2],
+const SCHEMA_V3: Schema = Schema {
+    steps: &[
+        V1,
+        V2,
+        Step {
+            migrate: test_v3,
+            tables: &["future"],
+        },
+    ],
 };
+
+/// A version 1 state file as the version 1 code left it (`fixtures/v1.sql`): tenant "t" holding
+/// `v1_view(full_tenant("t"))` and an empty tenant "empty". Closed, lock file removed.
+fn v1_file(dir: &Path) -> PathBuf {
+    let path = dir.join("state.sqlite");
+    let (file, status) = open::open(&path, RW, &SCHEMA_V1).unwrap();
+    assert_eq!(status, OpenStatus::Created);
+    drop(file);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(include_str!("fixtures/v1.sql")).unwrap();
+    drop(conn);
+    std::fs::remove_file(with_suffix(&path, ".lock")).unwrap();
+    path
+}
+
+fn user_version(path: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn has_table(path: &Path, name: &str) -> bool {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap()
+        == 1
+}
 
 /// A state file holding `full_tenant("t")`, closed.
 fn saved(dir: &Path) -> (PathBuf, TenantState) {
@@ -75,6 +116,19 @@ fn unusable_files(path: &Path) -> Vec<(&'static str, Vec<u8>, &'static str)> {
     };
     let mut ours_unstamped = other_app.clone();
     ours_unstamped[68..72].copy_from_slice(&schema::APP_ID.to_be_bytes());
+    // A version 1 file whose header claims version 2: the v2 tables are missing.
+    let v2_without_its_tables = {
+        let sub = path.with_file_name("v1-stamped-v2");
+        std::fs::create_dir(&sub).unwrap();
+        let p = v1_file(&sub);
+        rusqlite::Connection::open(&p)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 2;")
+            .unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::remove_dir_all(&sub).unwrap();
+        bytes
+    };
     vec![
         ("empty", Vec::new(), "empty"),
         (
@@ -94,6 +148,11 @@ fn unusable_files(path: &Path) -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "ours but never initialised",
             ours_unstamped,
             "never initialised",
+        ),
+        (
+            "version 2 without its tables",
+            v2_without_its_tables,
+            "table `book` is missing",
         ),
     ]
 }
@@ -124,9 +183,10 @@ fn an_unusable_file_is_moved_aside_with_its_journal_and_a_fresh_one_started() {
             "{case}: moved, not rewritten"
         );
         // The journal goes with its file — unless the file's header was ours and SQLite judged
-        // it: SQLite plays a valid hot journal back and drops an invalid one (this one).
+        // it (damaged, a table missing): SQLite plays a valid hot journal back and drops an
+        // invalid one (this one).
         let journal = std::fs::read(with_suffix(&to, "-journal")).ok();
-        if !why.contains("damaged") {
+        if !why.contains("damaged") && !why.contains("is missing") {
             assert_eq!(
                 journal.as_deref(),
                 Some(&b"a journal that belongs to it"[..]),
@@ -187,65 +247,99 @@ fn read_only_reads_a_good_file_and_leaves_no_trace() {
 
 #[test]
 fn a_newer_schema_is_refused_in_both_modes_and_left_untouched() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.sqlite");
-    {
-        let (mut f, status) = open::open(&path, RW, &SCHEMA_V2).unwrap();
-        assert_eq!(status, OpenStatus::Created);
-        f.commit_tenant(&full_tenant("t")).unwrap();
-    }
-    // Even a hot journal beside it is not rolled back by the older build.
-    std::fs::write(with_suffix(&path, "-journal"), b"not ours to play back").unwrap();
-    let before = snapshot(dir.path());
-    for mode in [RW, Mode::ReadOnly] {
-        let err = StateFile::open(&path, mode).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StateError::NewerSchema {
-                    found: 2,
-                    known: 1,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        assert!(err.to_string().contains("newer synccontacts"), "{err}");
-        assert_eq!(snapshot(dir.path()), before);
+    // (this build, a version 3 file) and (a version-1-only build, a file this build wrote).
+    for (writer, reader, found, known) in [
+        (SCHEMA_V3, schema::SCHEMA, 3, 2),
+        (schema::SCHEMA, SCHEMA_V1, 2, 1),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        {
+            let (mut f, status) = open::open(&path, RW, &writer).unwrap();
+            assert_eq!(status, OpenStatus::Created);
+            f.commit_tenant(&full_tenant("t")).unwrap();
+        }
+        // Even a hot journal beside it is not rolled back by the older build.
+        std::fs::write(with_suffix(&path, "-journal"), b"not ours to play back").unwrap();
+        let before = snapshot(dir.path());
+        for mode in [RW, Mode::ReadOnly] {
+            let err = open::open(&path, mode, &reader).unwrap_err();
+            assert!(
+                matches!(err, StateError::NewerSchema { found: f, known: k, .. } if (f, k) == (found, known)),
+                "{err}"
+            );
+            assert!(err.to_string().contains("newer synccontacts"), "{err}");
+            assert_eq!(snapshot(dir.path()), before);
+        }
     }
 }
 
 #[test]
-fn an_older_schema_is_migrated_forward_keeping_its_data() {
+fn a_v1_file_written_by_the_v1_code_is_migrated_to_v2_keeping_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = v1_file(dir.path());
+    let v1_t = normalized(v1_view(full_tenant("t")));
+    let empty = TenantState {
+        binding: binding("empty"),
+        ..TenantState::default()
+    };
+    assert_eq!(user_version(&path), 1);
+    // Read-only: migrated in memory, the file stays at version 1.
+    let before = snapshot(dir.path());
+    let (mut ro, status) = StateFile::open(&path, Mode::ReadOnly).unwrap();
+    assert_eq!(status, OpenStatus::Migrated { from: 1 });
+    assert_eq!(ro.tenant_ids().unwrap(), ["empty", "t"]);
+    assert_eq!(ro.tenant("t").unwrap(), Some(v1_t.clone()));
+    assert_eq!(ro.tenant("empty").unwrap(), Some(empty.clone()));
+    drop(ro);
+    assert_eq!(snapshot(dir.path()), before);
+    assert!(!has_table(&path, "book"));
+
+    // Read-write: migrated on disk, once; the v1 rows mean what they meant (no book, no loose
+    // contacts) and a commit of them as loaded writes nothing.
+    let (mut f, status) = StateFile::open(&path, RW).unwrap();
+    assert_eq!(status, OpenStatus::Migrated { from: 1 });
+    let loaded = f.tenant("t").unwrap();
+    assert_eq!(loaded, Some(v1_t.clone()));
+    assert!(f.commit_tenant(&loaded.unwrap()).unwrap().is_empty());
+    assert_eq!(f.tenant("empty").unwrap(), Some(empty));
+    assert_eq!(user_version(&path), 2);
+    assert!(has_table(&path, "book") && has_table(&path, "loose"));
+
+    // The v2 data goes in beside the migrated rows: only the book and the loose rows are new.
+    let full = full_tenant("t");
+    let added = full.book.len() + full.folders.iter().map(|f| f.loose.len()).sum::<usize>();
+    let stats = f.commit_tenant(&full).unwrap();
+    assert_eq!(stats.inserted, added as u64, "{stats:?}");
+    assert_eq!((stats.updated, stats.deleted), (0, 0), "{stats:?}");
+    drop(f);
+    let (mut f, status) = StateFile::open(&path, RW).unwrap();
+    assert_eq!(status, OpenStatus::Opened);
+    assert_eq!(f.tenant("t").unwrap(), Some(normalized(full.clone())));
+    assert!(f.commit_tenant(&full).unwrap().is_empty());
+}
+
+#[test]
+fn a_current_file_is_migrated_forward_keeping_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let (path, state) = saved(dir.path());
-    // Read-only: migrated in memory, the file stays at version 1.
+    // Read-only: migrated in memory, the file stays at version 2.
     std::fs::remove_file(with_suffix(&path, ".lock")).unwrap();
     let before = snapshot(dir.path());
-    let (mut ro, status) = open::open(&path, Mode::ReadOnly, &SCHEMA_V2).unwrap();
-    assert_eq!(status, OpenStatus::Migrated { from: 1 });
+    let (mut ro, status) = open::open(&path, Mode::ReadOnly, &SCHEMA_V3).unwrap();
+    assert_eq!(status, OpenStatus::Migrated { from: 2 });
     assert_eq!(ro.tenant("t").unwrap(), Some(normalized(state.clone())));
     drop(ro);
     assert_eq!(snapshot(dir.path()), before);
     // Read-write: migrated on disk, once.
-    let (mut f, status) = open::open(&path, RW, &SCHEMA_V2).unwrap();
-    assert_eq!(status, OpenStatus::Migrated { from: 1 });
+    let (mut f, status) = open::open(&path, RW, &SCHEMA_V3).unwrap();
+    assert_eq!(status, OpenStatus::Migrated { from: 2 });
     assert_eq!(f.tenant("t").unwrap(), Some(normalized(state.clone())));
     drop(f);
-    let (_, status) = open::open(&path, RW, &SCHEMA_V2).unwrap();
+    let (_, status) = open::open(&path, RW, &SCHEMA_V3).unwrap();
     assert_eq!(status, OpenStatus::Opened);
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let v: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    let book: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE name = 'book'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!((v, book), (2, 1));
+    assert_eq!(user_version(&path), 3);
+    assert!(has_table(&path, "future"));
 }
 
 #[test]
@@ -254,15 +348,16 @@ fn a_fresh_file_runs_every_migration() {
     let path = dir.path().join("state.sqlite");
     // A leftover of a creation that was interrupted.
     std::fs::write(with_suffix(&path, ".new"), b"half a database").unwrap();
-    let (_, status) = open::open(&path, RW, &SCHEMA_V2).unwrap();
+    let (_, status) = open::open(&path, RW, &SCHEMA_V3).unwrap();
     assert_eq!(status, OpenStatus::Created);
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let v: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(v, 2);
+    assert_eq!(user_version(&path), 3);
+    assert!(has_table(&path, "book") && has_table(&path, "loose") && has_table(&path, "future"));
     // No leftover of the creation.
     assert_eq!(names(dir.path()), ["state.sqlite", "state.sqlite.lock"]);
+    // This build creates version 2.
+    let other = dir.path().join("current.sqlite");
+    assert_eq!(StateFile::open(&other, RW).unwrap().1, OpenStatus::Created);
+    assert_eq!(user_version(&other), 2);
 }
 
 #[test]

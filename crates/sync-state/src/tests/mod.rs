@@ -1,5 +1,6 @@
 //! The crate's tests and their helpers: sample states, a directory snapshot (to prove a read-only
 //! open or a refused file changed nothing), and a state normaliser (loaded vectors come sorted).
+//! `fixtures/v1.sql` holds the rows the version 1 code wrote (see its header).
 
 mod diff;
 mod files;
@@ -53,10 +54,36 @@ pub(crate) fn folder(mailbox: &str, ns: impl IntoIterator<Item = u32>) -> Folder
         complete: true,
         delta_link: None,
         copies: ns.into_iter().map(|n| copy(mailbox, n)).collect(),
+        loose: Vec::new(),
     }
 }
 
-/// A tenant using every field (each optional one both set and unset somewhere).
+/// A loose contact with an id and changeKey like `copy(mailbox, n)`'s (same folder affixes).
+pub(crate) fn loose(mailbox: &str, n: u32) -> LooseContact {
+    let c = copy(mailbox, n);
+    LooseContact {
+        contact_id: c.contact_id,
+        change_key: c.change_key,
+        last_modified: 1_770_000_000_000_000 + i64::from(n),
+        data: format!("fields and notes of {mailbox} #{n}\0\u{ff}").into_bytes(),
+    }
+}
+
+pub(crate) fn book_entry(n: u32) -> BookEntry {
+    BookEntry {
+        sync_id: sid(n),
+        data: [
+            b"converged fields ".as_slice(),
+            &n.to_le_bytes(),
+            &[0, 0xff],
+        ]
+        .concat(),
+        created_by: format!("user{}@contoso.com", n % 3),
+    }
+}
+
+/// A tenant using every field (each optional one both set and unset somewhere). Its `v1_view` is
+/// what `fixtures/v1.sql` holds for tenant "t": keep the v1 part as it is.
 pub(crate) fn full_tenant(tenant: &str) -> TenantState {
     let mut hub = folder("hub", 0..20);
     hub.delta_link = Some("https://graph.microsoft.com/v1.0/users/hub/contactFolders/x/contacts/delta?$deltatoken=abc".into());
@@ -66,13 +93,28 @@ pub(crate) fn full_tenant(tenant: &str) -> TenantState {
     hub.copies[6].change_key = Some("a changeKey that shares nothing".into());
     hub.copies[7].fields_hash = u64::MAX;
     hub.copies[8].version = -5;
+    hub.loose = vec![
+        loose("hub", 30),
+        loose("hub", 31),
+        loose("hub", 32),
+        loose("hub", 33),
+    ];
+    hub.loose[1].change_key = None;
+    hub.loose[2].contact_id = "a loose id from elsewhere, stored whole".into();
+    hub.loose[3].change_key = Some("a loose changeKey that shares nothing".into());
+    hub.loose[3].data = Vec::new();
     let mut user = folder("alice", 5..12);
     user.complete = false;
+    user.loose = vec![loose("alice", 40)];
+    let mut book: Vec<BookEntry> = (0..20).map(book_entry).collect();
+    book[2].data = Vec::new();
+    book[3].created_by = String::new();
     TenantState {
         binding: binding(tenant),
         last_plan_time: Some(1_780_000_100_000_000),
         last_commit_time: Some(1_780_000_200_000_000),
         pending_creates: vec![sid(900), sid(901)],
+        book,
         folders: vec![hub, user, folder("bob", [])],
         tombstones: vec![
             Tombstone {
@@ -118,14 +160,25 @@ pub(crate) fn full_tenant(tenant: &str) -> TenantState {
     }
 }
 
+/// `state` as schema version 1 held it: no book, no loose contacts.
+pub(crate) fn v1_view(mut state: TenantState) -> TenantState {
+    state.book.clear();
+    for f in &mut state.folders {
+        f.loose.clear();
+    }
+    state
+}
+
 /// `state` with every vector in the order a load returns it.
 pub(crate) fn normalized(mut state: TenantState) -> TenantState {
     state.pending_creates.sort();
+    state.book.sort_by_key(|b| b.sync_id);
     state
         .folders
         .sort_by(|a, b| (&a.mailbox, &a.folder_id).cmp(&(&b.mailbox, &b.folder_id)));
     for f in &mut state.folders {
         f.copies.sort_by_key(|c| c.sync_id);
+        f.loose.sort_by(|a, b| a.contact_id.cmp(&b.contact_id));
     }
     state.tombstones.sort_by_key(|t| t.sync_id);
     state

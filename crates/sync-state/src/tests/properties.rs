@@ -1,6 +1,6 @@
 //! Property: any sequence of states committed to one file (diffed against each other, with
 //! reopens in between that drop the in-memory baseline) loads back as the last state committed,
-//! and committing it again writes nothing.
+//! and committing it again writes nothing. Copies, loose contacts and book entries evolve.
 
 use super::*;
 use proptest::collection::{btree_map, btree_set, vec};
@@ -45,6 +45,36 @@ fn arb_copy(mailbox: u8) -> impl Strategy<Value = (u32, CopyState)> + Clone {
         )
 }
 
+/// A loose contact numbered `n`: an id like the folder's copies' most of the time, sometimes one
+/// stored whole — among them short ones that read like another id's middle.
+fn arb_loose(mailbox: u8) -> impl Strategy<Value = LooseContact> {
+    (
+        0..40u32,
+        0..4u8,
+        0..3u8,
+        any::<i64>(),
+        proptest::collection::vec(any::<u8>(), 0..40),
+    )
+        .prop_map(move |(n, id_style, ck_style, last_modified, data)| {
+            let contact_id = match id_style {
+                0 | 1 => format!("AAMkADm{mailbox}AAAAAEOAAAAAABGAAAAA{:08x}AAA=", 100 + n),
+                2 => format!("odd-loose-{n}"),
+                _ => format!("{:02x}", 100 + n),
+            };
+            let change_key = match ck_style {
+                0 => None,
+                1 => Some(format!("EQAAABYAAADm{mailbox}{n:04x}")),
+                _ => Some(format!("loose-ck{n}")),
+            };
+            LooseContact {
+                contact_id,
+                change_key,
+                last_modified,
+                data,
+            }
+        })
+}
+
 fn arb_folder() -> impl Strategy<Value = FolderState> {
     (0..3u8)
         .prop_flat_map(|m| {
@@ -53,9 +83,10 @@ fn arb_folder() -> impl Strategy<Value = FolderState> {
                 any::<bool>(),
                 proptest::option::of("[a-z]{1,6}"),
                 btree_map(0..40u32, arb_copy(m).prop_map(|(_, c)| c), 0..30),
+                vec(arb_loose(m), 0..8),
             )
         })
-        .prop_map(|(m, complete, delta_link, copies)| FolderState {
+        .prop_map(|(m, complete, delta_link, copies, mut loose)| FolderState {
             mailbox: format!("m{m}"),
             folder_id: format!("AAMkF{m}="),
             complete,
@@ -67,6 +98,12 @@ fn arb_folder() -> impl Strategy<Value = FolderState> {
                     ..c
                 })
                 .collect(),
+            loose: {
+                // One per contact id.
+                loose.sort_by(|a, b| a.contact_id.cmp(&b.contact_id));
+                loose.dedup_by(|a, b| a.contact_id == b.contact_id);
+                loose
+            },
         })
 }
 
@@ -78,6 +115,14 @@ fn arb_state() -> impl Strategy<Value = TenantState> {
             proptest::option::of(any::<i64>()),
             proptest::option::of(any::<i64>()),
             btree_set(0..40u32, 0..5),
+            btree_map(
+                0..40u32,
+                (
+                    proptest::collection::vec(any::<u8>(), 0..60),
+                    "[a-z@.]{0,8}",
+                ),
+                0..8,
+            ),
         ),
         vec(arb_folder(), 0..4),
         btree_map(
@@ -98,7 +143,7 @@ fn arb_state() -> impl Strategy<Value = TenantState> {
         ),
     )
         .prop_map(
-            |((hub, plan, commit, pending), folders, tombs, opts, withs, runs)| {
+            |((hub, plan, commit, pending, book), folders, tombs, opts, withs, runs)| {
                 let mut folders = folders;
                 // One folder per mailbox.
                 folders.sort_by(|a, b| a.mailbox.cmp(&b.mailbox));
@@ -111,6 +156,14 @@ fn arb_state() -> impl Strategy<Value = TenantState> {
                     last_plan_time: plan,
                     last_commit_time: commit,
                     pending_creates: pending.into_iter().map(sid).collect(),
+                    book: book
+                        .into_iter()
+                        .map(|(n, (data, created_by))| BookEntry {
+                            sync_id: sid(n),
+                            data,
+                            created_by,
+                        })
+                        .collect(),
                     folders,
                     tombstones: tombs
                         .into_iter()
@@ -164,9 +217,26 @@ fn nudge(mut s: TenantState, seed: u64) -> TenantState {
                 _ => {}
             }
         }
+        for (j, l) in f.loose.iter_mut().enumerate() {
+            match seed.wrapping_add((i * 37 + j) as u64) % 5 {
+                0 => l.last_modified = l.last_modified.wrapping_add(1),
+                1 => l.change_key = l.change_key.take().map(|ck| ck + "y"),
+                2 => l.data.push(j as u8),
+                _ => {}
+            }
+        }
         if seed.is_multiple_of(3) {
             f.copies.retain(|c| c.sync_id[3] % 4 != 0);
+            f.loose.retain(|l| l.contact_id.len() % 3 != 0);
         }
+    }
+    for (j, b) in s.book.iter_mut().enumerate() {
+        if seed.wrapping_add(j as u64).is_multiple_of(4) {
+            b.data.push(1);
+        }
+    }
+    if seed.is_multiple_of(5) {
+        s.book.retain(|b| b.sync_id[3] % 2 == 0);
     }
     s
 }
