@@ -18,7 +18,7 @@ use crate::report::{self, Detail, RunReport};
 #[derive(Debug, Parser)]
 #[command(
     name = "synccontacts",
-    version,
+    version = crate::version::VERSION_LINE,
     about = "Keeps one company-wide contact book in Microsoft 365 in sync, through Microsoft Graph.",
     long_about = "Collects every licensed user's contacts into the \"All Contacts\" folder of a shared \
                   mailbox and distributes that set back to every user. Configuration comes from the \

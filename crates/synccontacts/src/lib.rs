@@ -13,3 +13,4 @@ pub mod logging;
 pub mod output;
 pub mod report;
 pub mod run;
+pub mod version;
