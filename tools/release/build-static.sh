@@ -33,9 +33,10 @@ out="${1:-$root/target/release-static}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
-# ONE-LINE SWITCH (issue 15): once crates/synccontacts has the cargo feature `demo` (default on,
-# the bundled emulator), ship without it: set this to "--no-default-features".
-demo_features=""
+# ONE-LINE SWITCH (issue 15): the release ships without crates/synccontacts' default feature `demo`
+# (the bundled emulator; in main since 5c0d9b8). On a branch without that feature this flag changes
+# nothing. Set it to "" to ship the demo.
+demo_features="--no-default-features"
 
 export RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"'
 # The shipped binary carries no symbols or debug info (the release profile keeps line tables for
