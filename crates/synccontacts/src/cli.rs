@@ -19,7 +19,7 @@ use crate::report::{self, Detail, RunReport};
 #[derive(Debug, Parser)]
 #[command(
     name = "synccontacts",
-    version,
+    version = crate::version::VERSION_LINE,
     disable_help_subcommand = true,
     about = "Keeps one company-wide contact book in Microsoft 365 in sync, through Microsoft Graph.",
     long_about = "Collects every licensed user's contacts into the \"All Contacts\" folder of a shared \

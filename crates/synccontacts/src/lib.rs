@@ -14,3 +14,4 @@ pub mod logging;
 pub mod output;
 pub mod report;
 pub mod run;
+pub mod version;

@@ -34,7 +34,7 @@ pub fn client_config(
     cc.clock = env.clock.clone();
     cc.batch_writes = config.batch_writes;
     cc.global_concurrency = GLOBAL_CONCURRENCY;
-    cc.user_agent = concat!("synccontacts/", env!("CARGO_PKG_VERSION")).to_owned();
+    cc.user_agent = crate::version::user_agent();
     Ok(cc)
 }
 
