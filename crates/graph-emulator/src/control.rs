@@ -47,29 +47,67 @@ pub async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
 /// `POST /_emulator/delta/expire`: every delta token is forgotten. The optional body
 /// `{"form": "syncStateNotFound" | "reset"}` chooses how their next use is answered: 410
 /// `SyncStateNotFound` (the default, as observed) or 410 with a `Location` header naming a fresh
-/// initial delta request (the documented "synchronization reset").
+/// initial delta request (the documented "synchronization reset"). With `"mailbox": "<upn or
+/// id>"` only that mailbox's tokens are forgotten (Outlook keeps sync states per mailbox, so one
+/// mailbox's can be evicted while the others' live on, graph-facts §2) and the answer is 200
+/// `{"expired": N}`, the number of tokens (skip and delta) forgotten; an unknown user or one
+/// without a mailbox is 404.
 pub async fn expire_delta(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Expire {
         #[serde(default)]
         form: ExpiredForm,
+        #[serde(default)]
+        mailbox: Option<String>,
     }
-    let form = if body.iter().all(u8::is_ascii_whitespace) {
-        ExpiredForm::default()
+    let expire = if body.iter().all(u8::is_ascii_whitespace) {
+        Expire {
+            form: ExpiredForm::default(),
+            mailbox: None,
+        }
     } else {
         match serde_json::from_slice::<Expire>(&body) {
-            Ok(e) => e.form,
+            Ok(e) => e,
             Err(e) => {
                 return problem(
                     StatusCode::BAD_REQUEST,
-                    format!("expected {{\"form\": \"syncStateNotFound\" | \"reset\"}}: {e}"),
+                    format!(
+                        "expected {{\"form\": \"syncStateNotFound\" | \"reset\", \"mailbox\": \"<upn>\"}} (both optional): {e}"
+                    ),
                 );
             }
         }
     };
-    shared.delta.expire_all(form);
-    StatusCode::NO_CONTENT.into_response()
+    let Some(upn) = expire.mailbox else {
+        shared.delta.expire_all(expire.form);
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    // Tokens are scoped by the mailbox's default folder id (graph::mailbox_delta).
+    let key = {
+        let guard = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+        let found = guard.tenants.iter().find_map(|t| {
+            let u = t.user_index(&upn)?;
+            Some(
+                t.users[u]
+                    .mailbox
+                    .as_ref()
+                    .map(|m| m.default_folder_id.clone()),
+            )
+        });
+        match found {
+            Some(Some(key)) => key,
+            Some(None) => {
+                return problem(
+                    StatusCode::NOT_FOUND,
+                    format!("user '{upn}' has no mailbox"),
+                );
+            }
+            None => return problem(StatusCode::NOT_FOUND, format!("no user '{upn}'")),
+        }
+    };
+    let expired = shared.delta.expire_mailbox(&key, expire.form);
+    Json(json!({ "expired": expired })).into_response()
 }
 
 /// `POST /_emulator/users/{upn}/contacts/{cid}/touch`: apply the body's fields to the contact

@@ -1,10 +1,13 @@
-//! Runs the unit tests of the benchmark's pure models (`benches/sync/model.rs`, `shape.rs`): a
-//! `harness = false` bench target cannot run its own `#[test]`s, so they are compiled here too.
+//! Runs the unit tests of the benchmark's pure models (`benches/sync/model.rs`, `shape.rs`,
+//! `targets.rs`): a `harness = false` bench target cannot run its own `#[test]`s, so they are
+//! compiled here too.
 
 #[path = "../benches/sync/model.rs"]
 mod model;
 #[path = "../benches/sync/shape.rs"]
 mod shape;
+#[path = "../benches/sync/targets.rs"]
+mod targets;
 
 mod model_tests {
     use super::model::*;
@@ -43,6 +46,8 @@ mod model_tests {
         assert_eq!(b.writes, 32);
         assert_eq!(b.requests, 1 + 8 + 32);
         assert_eq!(b.hub_requests, 2 + 1 + 10);
+        // the folder lookup and the hub page; the create is a write
+        assert_eq!(b.hub_reads, 2);
         // lookup + hub page + user pages; the folder create is a write
         assert_eq!((b.mailbox_reads, b.mailbox_writes), (1 + 1 + 3, 33));
     }
@@ -101,6 +106,110 @@ mod model_tests {
         assert!((rate_floor_s(130_000, 130_000, 10.0, 0.02) - 0.02).abs() < 1e-12);
         assert!((rate_floor_s(130_001, 130_000, 10.0, 0.02) - 10.02).abs() < 1e-9);
         assert_eq!(rate_floor_s(0, 130_000, 10.0, 0.02), 0.0);
+    }
+
+    /// The (d) tenant after a run converged it: 1,000 users × 300 copies, hub of 300.
+    fn converged_large() -> DataShape {
+        DataShape {
+            users: 1000,
+            hub_folder_exists: true,
+            hub_tree_folders: 1,
+            hub_contacts: 300,
+            user_contacts: vec![300; 1000],
+            hub_writes: 0,
+            user_writes: vec![0; 1000],
+            hub_before_user_step1: vec![300; 1001],
+        }
+    }
+
+    fn unchanged(n: usize) -> Vec<FolderRead> {
+        vec![FolderRead::Delta { changed: 0 }; n]
+    }
+
+    #[test]
+    fn delta_bound_of_an_unchanged_tenant_is_one_request_per_folder_plus_fixed_overhead() {
+        let d = converged_large();
+        let b = delta_bound(
+            &d,
+            FolderRead::Delta { changed: 0 },
+            &unchanged(1000),
+            &limits(),
+        );
+        // token 1, user list 2 pages (999 a page), hub entry 1, hub round 1, user rounds 1,000
+        assert_eq!(b.requests, 1 + 2 + 1 + 1 + 1000);
+        assert_eq!((b.reads, b.writes), (1004, 0));
+        // no folder lookup: the id is in the stored link
+        assert_eq!((b.hub_requests, b.hub_reads), (1, 1));
+        assert_eq!((b.mailbox_reads, b.mailbox_writes), (1001, 0));
+        // user list (2 pages) → one round: 3 latencies
+        assert!((b.wall_s - 0.060).abs() < 1e-9, "{}", b.wall_s);
+        // the full-read bound of the same data pays the folder lookup
+        let full = bound(&d, &limits());
+        assert_eq!(full.requests, b.requests + 1);
+    }
+
+    #[test]
+    fn delta_bound_pages_changed_rows_at_200_and_adds_the_writes() {
+        let d = DataShape {
+            users: 3,
+            hub_folder_exists: true,
+            hub_tree_folders: 1,
+            hub_contacts: 300,
+            user_contacts: vec![300, 300, 300],
+            hub_writes: 2,
+            user_writes: vec![1, 9, 2],
+            hub_before_user_step1: vec![300; 4],
+        };
+        let users = [
+            FolderRead::Delta { changed: 200 },
+            FolderRead::Delta { changed: 201 },
+            FolderRead::Delta { changed: 450 },
+        ];
+        let b = delta_bound(&d, FolderRead::Delta { changed: 0 }, &users, &limits());
+        assert_eq!(pages(200, 200), 1);
+        // user pages 1 + 2 + 3, hub 1; writes 14
+        assert_eq!(b.reads, 1 + 1 + 1 + 6);
+        assert_eq!(b.writes, 14);
+        assert_eq!(b.requests, 1 + 9 + 14);
+        assert_eq!(b.hub_requests, 1 + 2);
+        // read: user list 1 + 3 pages = 80 ms; writes: slowest mailbox 9 → 3 rounds = 60 ms
+        assert!((b.wall_s - 0.140).abs() < 1e-9, "{}", b.wall_s);
+        // hub first: hub 2 → 1 round, then 9 → 3 rounds
+        assert!((b.wall_hub_first_s - 0.160).abs() < 1e-9);
+        // a shorter user list than folders: the missing ones count as unchanged
+        let short = delta_bound(&d, FolderRead::Delta { changed: 0 }, &users[..1], &limits());
+        assert_eq!(short.reads, 1 + 1 + 1 + 3);
+    }
+
+    #[test]
+    fn an_expired_hub_link_costs_the_410_and_an_initial_round_of_the_hub_only() {
+        let d = converged_large();
+        let b = delta_bound(&d, FolderRead::Fallback, &unchanged(1000), &limits());
+        // hub: 410 + 300 contacts at 200 a page
+        assert_eq!((b.hub_requests, b.hub_reads), (3, 3));
+        assert_eq!(b.requests, 1 + 2 + 1 + 3 + 1000);
+        assert_eq!(b.mailbox_reads, 3 + 1000);
+        // the hub's path (3 latencies) equals the users' (2 list pages + 1 round)
+        assert!((b.wall_s - 0.060).abs() < 1e-9, "{}", b.wall_s);
+        let mut big = d.clone();
+        big.hub_contacts = 1000;
+        let b = delta_bound(&big, FolderRead::Fallback, &unchanged(1000), &limits());
+        assert_eq!(b.hub_reads, 1 + 5);
+        assert!((b.wall_s - 0.120).abs() < 1e-9, "{}", b.wall_s);
+    }
+
+    #[test]
+    fn a_missing_hub_folder_is_looked_up_created_and_read_empty_under_a_state() {
+        let mut d = converged_large();
+        d.hub_folder_exists = false;
+        d.hub_contacts = 0;
+        d.hub_writes = 300;
+        let b = delta_bound(&d, FolderRead::Fallback, &unchanged(1000), &limits());
+        // lookup + create + one empty page, then 300 creates
+        assert_eq!(b.hub_requests, 2 + 1 + 300);
+        assert_eq!(b.hub_reads, 1 + 1);
+        assert_eq!(b.mailbox_writes, 300 + 1);
+        assert_eq!(b.requests, 1 + 2 + 1 + 3 + 1000 + 300);
     }
 
     #[test]
@@ -333,5 +442,246 @@ mod shape_tests {
         // every user ends with every person: own copies stamped, the others created
         assert_eq!(d.user_writes, vec![people; 4]);
         assert_eq!(*d.hub_before_user_step1.last().unwrap(), people);
+    }
+
+    #[test]
+    fn user_mailboxes_are_listed_in_the_shape_order() {
+        let s = scenario(
+            None,
+            vec![
+                vec![contact(
+                    "Ann",
+                    "ann@x.com",
+                    "a",
+                    "2026-01-01T00:00:00Z",
+                    None,
+                )],
+                vec![],
+                vec![
+                    contact("Bob", "bob@x.com", "b", "2026-01-01T00:00:00Z", None),
+                    contact("Cy", "cy@x.com", "c", "2026-01-01T00:00:00Z", None),
+                ],
+            ],
+        );
+        let d = shape_of(&s, "hub@contoso.com");
+        let upns = user_mailboxes(&s, "HUB@contoso.com");
+        // the hub and the unlicensed user left out, the rest in order, matching user_contacts
+        assert_eq!(upns, ["u0@contoso.com", "u1@contoso.com", "u2@contoso.com"]);
+        assert_eq!(d.user_contacts, vec![1, 0, 2]);
+    }
+}
+
+mod target_tests {
+    use super::model::*;
+    use super::targets::*;
+
+    fn b(requests: u64, mailbox_reads: u64, writes: u64, wall_s: f64) -> Bound {
+        Bound {
+            requests,
+            hub_requests: 1,
+            hub_reads: 1,
+            reads: requests - writes - 1,
+            writes,
+            mailbox_reads,
+            mailbox_writes: writes,
+            wall_s,
+            wall_hub_first_s: wall_s,
+        }
+    }
+
+    fn status(t: &[Target]) -> Vec<(String, bool)> {
+        t.iter().map(|t| (t.target.clone(), t.met)).collect()
+    }
+
+    fn met(t: &[Target], starts: &str) -> bool {
+        t.iter()
+            .find(|t| t.target.starts_with(starts))
+            .unwrap_or_else(|| panic!("no target {starts:?} in {:?}", status(t)))
+            .met
+    }
+
+    const BASE: Baseline = Baseline {
+        response_bytes: 300_000_000,
+        hub_response_bytes: 300_000,
+    };
+
+    #[test]
+    fn a_delta_second_run_meets_its_targets_only_with_few_requests_bytes_and_no_writes() {
+        let bound = b(1005, 1001, 0, 0.06);
+        let good = RunNumbers {
+            requests: 1010,
+            mailbox_reads: 1001,
+            wall_s: 0.8,
+            response_bytes: 1_000_000,
+            stdout_bytes: 2_000,
+            ..RunNumbers::default()
+        };
+        let t = targets(
+            RunKind::StateSecond,
+            &good,
+            &bound,
+            Some(BASE),
+            GITLAB_LOG_LIMIT,
+        );
+        assert!(t.iter().all(|t| t.met), "{:?}", status(&t));
+        // today's full read: the same request count here, but every byte again and 4 s
+        let full = RunNumbers {
+            response_bytes: BASE.response_bytes,
+            wall_s: 4.0,
+            ..good.clone()
+        };
+        let t = targets(
+            RunKind::StateSecond,
+            &full,
+            &bound,
+            Some(BASE),
+            GITLAB_LOG_LIMIT,
+        );
+        assert!(!met(&t, "response bytes"));
+        assert!(!met(&t, "wall ≤ 1 s"));
+        assert!(met(&t, "requests"));
+        // 2 % is the limit, inclusive; 6 % over the request bound is not within 5 %
+        let edge = RunNumbers {
+            response_bytes: 6_000_000,
+            requests: 1066,
+            mailbox_writes: 1,
+            ..good.clone()
+        };
+        let t = targets(
+            RunKind::StateSecond,
+            &edge,
+            &bound,
+            Some(BASE),
+            GITLAB_LOG_LIMIT,
+        );
+        assert!(met(&t, "response bytes"));
+        assert!(!met(&t, "requests"));
+        assert!(!met(&t, "0 writes"));
+        // without a second run to compare with, the bytes target cannot be met
+        let t = targets(RunKind::StateSecond, &good, &bound, None, GITLAB_LOG_LIMIT);
+        assert!(!met(&t, "response bytes"));
+    }
+
+    #[test]
+    fn edited_and_hub_expired_runs_check_writes_reads_fallback_and_deletes() {
+        let bound = b(16_000, 1_100, 15_000, 10.0);
+        let run = RunNumbers {
+            requests: 16_000,
+            mailbox_reads: 1_100,
+            mailbox_writes: 15_000,
+            wall_s: 14.9,
+            ..RunNumbers::default()
+        };
+        let t = targets(
+            RunKind::StateEdited,
+            &run,
+            &bound,
+            Some(BASE),
+            GITLAB_LOG_LIMIT,
+        );
+        assert!(t.iter().all(|t| t.met), "{:?}", status(&t));
+        let worse = RunNumbers {
+            mailbox_writes: 15_001,
+            mailbox_reads: 2_000,
+            wall_s: 15.1,
+            deletes: 1,
+            ..run
+        };
+        let t = targets(
+            RunKind::StateEdited,
+            &worse,
+            &bound,
+            Some(BASE),
+            GITLAB_LOG_LIMIT,
+        );
+        assert_eq!(t.iter().filter(|t| !t.met).count(), 4, "{:?}", status(&t));
+
+        let bound = b(1007, 1003, 0, 0.06);
+        let fell_back = RunNumbers {
+            requests: 1007,
+            response_bytes: 500_000,
+            hub_response_bytes: 290_000,
+            ..RunNumbers::default()
+        };
+        let t = targets(
+            RunKind::StateHubExpired,
+            &fell_back,
+            &bound,
+            Some(BASE),
+            GITLAB_LOG_LIMIT,
+        );
+        assert!(t.iter().all(|t| t.met), "{:?}", status(&t));
+        // every folder read whole: the users' bytes give it away
+        let all_whole = RunNumbers {
+            response_bytes: BASE.response_bytes,
+            ..fell_back.clone()
+        };
+        let t = targets(
+            RunKind::StateHubExpired,
+            &all_whole,
+            &bound,
+            Some(BASE),
+            GITLAB_LOG_LIMIT,
+        );
+        assert!(!met(&t, "users' response bytes"));
+        assert!(met(&t, "hub read whole"));
+        // the hub's link still worked (no fallback to measure), or deleted something
+        let no_fallback = RunNumbers {
+            hub_response_bytes: 500,
+            deletes: 3,
+            ..fell_back
+        };
+        let t = targets(
+            RunKind::StateHubExpired,
+            &no_fallback,
+            &bound,
+            Some(BASE),
+            GITLAB_LOG_LIMIT,
+        );
+        assert!(!met(&t, "hub read whole"));
+        assert!(!met(&t, "0 deletes"));
+    }
+
+    #[test]
+    fn cold_runs_want_no_429_and_wall_within_1_3_and_every_run_has_the_stdout_limit() {
+        let bound = b(301_307, 1002, 300_301, 20.02);
+        let run = RunNumbers {
+            throttled: 5632,
+            wall_s: 26.16,
+            stdout_bytes: 5_000_000,
+            ..RunNumbers::default()
+        };
+        let t = targets(RunKind::Cold, &run, &bound, None, GITLAB_LOG_LIMIT);
+        assert!(!met(&t, "0 answers 429"));
+        // 26.16 / 20.02 = 1.307
+        assert!(!met(&t, "wall ≤ 1.3"));
+        assert!(!met(&t, "stdout"));
+        let t = targets(RunKind::Cold, &run, &bound, None, 5_000_000);
+        assert!(met(&t, "stdout ≤ 5000000"));
+        for kind in [
+            RunKind::Second,
+            RunKind::Edited,
+            RunKind::StateSecond,
+            RunKind::StateEdited,
+            RunKind::StateHubExpired,
+        ] {
+            let t = targets(kind, &run, &bound, None, GITLAB_LOG_LIMIT);
+            assert!(!met(&t, "stdout"), "{kind:?}");
+        }
+        let second = RunNumbers {
+            requests: 1006,
+            ..RunNumbers::default()
+        };
+        let t = targets(
+            RunKind::Second,
+            &second,
+            &b(1006, 1002, 0, 0.06),
+            None,
+            GITLAB_LOG_LIMIT,
+        );
+        assert!(t.iter().all(|t| t.met), "{:?}", status(&t));
+        assert!(RunKind::Cold.uses_state() && !RunKind::Second.uses_state());
+        assert!(RunKind::StateHubExpired.reads_delta() && !RunKind::Cold.reads_delta());
+        assert_eq!(RunKind::StateSecond.describe(), "second run with state");
     }
 }

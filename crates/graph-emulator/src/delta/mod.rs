@@ -274,6 +274,35 @@ impl DeltaStore {
         }
     }
 
+    /// Forgets the tokens (skip and delta) of one mailbox's folders only, keyed as
+    /// [`DeltaScope::mailbox`]; every other mailbox's tokens keep working. Their next use gets 410
+    /// in the given form (tests of a client that must fall back for that mailbox alone; also
+    /// `POST /_emulator/delta/expire` with a `mailbox`). Returns how many tokens it forgot.
+    pub fn expire_mailbox(&self, mailbox: &str, form: ExpiredForm) -> usize {
+        let mut g = self.lock();
+        let gone: Vec<String> = g
+            .states
+            .iter()
+            .filter(|(_, (_, st))| st.scope_and_query().0.mailbox == mailbox)
+            .map(|(t, _)| t.clone())
+            .collect();
+        // An earlier reset-form expiry of this mailbox is superseded, as `expire_all` does.
+        g.reset.retain(|_, (scope, _)| scope.mailbox != mailbox);
+        for token in &gone {
+            let Some((_, st)) = g.states.remove(token) else {
+                continue;
+            };
+            if form == ExpiredForm::Reset && g.reset.len() < g.cfg.max_states.max(1) {
+                let (scope, query) = st.scope_and_query();
+                let entry = (scope.clone(), query.clone());
+                g.reset.insert(token.clone(), entry);
+            }
+        }
+        let Inner { order, states, .. } = &mut *g;
+        order.retain(|t| states.contains_key(t));
+        gone.len()
+    }
+
     /// A delta request. `token` is `None` for the initial request (then `query` applies);
     /// `current` is called only when a new round starts, with the round's query options (those
     /// the token carries), and returns the folder's contents rendered for them.

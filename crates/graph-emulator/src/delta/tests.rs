@@ -269,3 +269,61 @@ fn body_has_absolute_links_and_page_sizes_are_capped() {
     assert!(link.starts_with(&format!("{base}?$deltatoken=")), "{link}");
     assert_eq!(body["value"], json!([]));
 }
+
+#[test]
+fn expiring_one_mailbox_keeps_the_other_mailboxes_tokens() {
+    let s = DeltaStore::new(DeltaConfig::default());
+    let other = DeltaScope {
+        mailbox: "u2".into(),
+        folder: "f1".into(),
+    };
+    let items = || vec![item("a", "1", "A"), item("b", "1", "B")];
+    let (_, mine, _) = round(&s, None, None, 10, T0, items());
+    // A round left in the middle: its skip token belongs to the mailbox too.
+    let skip = match s.request(&scope(), None, q(None), 1, T0, |_| items()) {
+        Ok(DeltaPage {
+            next: DeltaNext::Skip(t),
+            ..
+        }) => t,
+        other => panic!("{other:?}"),
+    };
+    let theirs = match s.request(&other, None, q(None), 10, T0, |_| items()) {
+        Ok(DeltaPage {
+            next: DeltaNext::Delta(t),
+            ..
+        }) => t,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(s.expire_mailbox("u1", ExpiredForm::Reset), 2);
+    for t in [DeltaToken::Delta(&mine), DeltaToken::Skip(&skip)] {
+        let err = s
+            .request(&scope(), Some(t), q(None), 10, T0, |_| items())
+            .unwrap_err();
+        assert!(matches!(err, DeltaError::Reset { .. }), "{err:?}");
+    }
+    let page = s
+        .request(
+            &other,
+            Some(DeltaToken::Delta(&theirs)),
+            q(None),
+            10,
+            T0,
+            |_| items(),
+        )
+        .unwrap();
+    assert!(page.value.is_empty(), "unchanged since the round");
+    // The default form supersedes the reset form; nothing is left to expire.
+    assert_eq!(s.expire_mailbox("u1", ExpiredForm::SyncStateNotFound), 0);
+    let err = s
+        .request(
+            &scope(),
+            Some(DeltaToken::Delta(&mine)),
+            q(None),
+            10,
+            T0,
+            |_| items(),
+        )
+        .unwrap_err();
+    assert_eq!(err, DeltaError::SyncStateNotFound);
+    assert_eq!(s.expire_mailbox("nobody", ExpiredForm::Reset), 0);
+}

@@ -219,6 +219,83 @@ async fn expired_tokens_in_the_reset_form_get_410_with_a_location_that_restarts_
 }
 
 #[tokio::test]
+async fn expiring_one_mailbox_leaves_the_other_mailboxes_links_working() {
+    let env = start().await;
+    let token = env.token().await;
+    let hub = "/v1.0/users/hub@contoso.com";
+    // The hub's folder and Adele's default folder, each with a finished round.
+    let (_, folders) = env
+        .send(Method::GET, &format!("{hub}/contactFolders"), &token, None)
+        .await;
+    let fid = folders["value"][0]["id"].as_str().unwrap().to_owned();
+    let hub_first = env.url(&format!("{hub}/contactFolders/{fid}/contacts/delta"));
+    let (_, hub_delta, _) = follow_round(&env, &token, &hub_first, None).await;
+    let adele_first = env.url(&format!("{ADELE}/contacts/delta"));
+    let (_, adele_delta, _) = follow_round(&env, &token, &adele_first, None).await;
+
+    let resp = env
+        .http
+        .post(env.url("/_emulator/delta/expire"))
+        .json(&json!({"mailbox": "HUB@contoso.com", "form": "reset"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"expired": 1}));
+
+    let resp = env
+        .http
+        .get(&hub_delta)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 410);
+    assert!(resp.headers().get("location").is_some());
+    // Adele's link still works and reports nothing new.
+    let (rows, _, pages) = follow_round(&env, &token, &adele_delta, None).await;
+    assert_eq!((rows.len(), pages), (0, 1));
+
+    // By object id too; the default form answers 410 SyncStateNotFound.
+    let (_, adele_delta, _) = follow_round(&env, &token, &adele_first, None).await;
+    let resp = env
+        .http
+        .post(env.url("/_emulator/delta/expire"))
+        .json(&json!({"mailbox": "11111111-1111-4111-8111-111111111111"}))
+        .send()
+        .await
+        .unwrap();
+    // Every token of Adele's: 2 skip + 1 delta per 25-contact round at 10 a page (two rounds)
+    // and the empty round that followed the first one's deltaLink.
+    assert_eq!(resp.json::<Value>().await.unwrap()["expired"], 7);
+    let resp = env
+        .http
+        .get(&adele_delta)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 410);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "SyncStateNotFound");
+
+    for (mailbox, status) in [
+        ("nobody@contoso.com", 404),
+        ("bob@contoso.com", 404),
+        ("", 404),
+    ] {
+        let resp = env
+            .http
+            .post(env.url("/_emulator/delta/expire"))
+            .json(&json!({ "mailbox": mailbox }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{mailbox}");
+    }
+}
+
+#[tokio::test]
 async fn library_call_expires_in_the_reset_form_too() {
     let env = start().await;
     let token = env.token().await;

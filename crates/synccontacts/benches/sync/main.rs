@@ -1,38 +1,50 @@
-//! End-to-end benchmark of `synccontacts sync` (issue 8): generates tenants with the emulator's
-//! `generate`, serves them from a **separate emulator process** with latency and Graph's limits
-//! on, runs the **real `synccontacts` binary** as a child process against it, and prints every
-//! measurement beside the bound the data and Graph's limits allow and beside the old script's
-//! cost on the same data (`model.rs`, `shape.rs`).
+//! End-to-end benchmark of `synccontacts sync` (issues 8, 14, 16): generates tenants with the
+//! emulator's `generate`, serves them from a **separate emulator process** with latency and
+//! Graph's limits on, runs the **real `synccontacts` binary** as a child process against it, and
+//! prints every measurement beside the bound the data and Graph's limits allow, the old script's
+//! cost on the same data (`model.rs`, `shape.rs`) and the issues' targets (`targets.rs`).
 //!
-//!     cargo bench -p synccontacts --bench sync -- [a b c d e | small | large | all | smoke]
+//!     cargo bench -p synccontacts --bench sync -- [a … h | small | large | all | smoke]
 //!         [--latency-ms 20] [--emulator-bin PATH] [--out FILE] [--keep DIR]
+//!         [--assert-stdout-max BYTES]
 //!
-//! The emulator process is this same binary re-executed with `--serve-emulator` (it calls the
-//! library entry point `graph-emulator serve` calls, so no second binary needs building), unless
-//! `--emulator-bin` names a `graph-emulator` binary. A measurement tool, not a test: it checks
-//! only that each run succeeded (exit code 0) and prints what it saw; it never fails on a ratio.
+//! A chain's runs share one tenant, one emulator process and one state file (`--state`, passed
+//! only when this synccontacts build lists it in `sync --help`); the runs "without state" get a
+//! fresh, empty state path of their own. The emulator process is this same binary re-executed
+//! with `--serve-emulator` (it calls the library entry point `graph-emulator serve` calls, so no
+//! second binary needs building), unless `--emulator-bin` names a `graph-emulator` binary.
+//!
+//! A measurement tool, not a test: it fails only when a run does not exit 0 or, with
+//! `--assert-stdout-max`, when a run's stdout is larger; every other target is printed as met or
+//! not met.
 
 mod model;
+mod output;
+mod process;
 mod shape;
+mod targets;
 
+use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use graph_emulator::{GenerateOptions, Scenario, Stats};
-use model::{Bound, DataShape, Limits, OldScript};
+use model::{Bound, DataShape, FolderRead, Limits, OldScript};
+use process::{HUB, ProcessMeasure, RunFiles, SyncEnv};
 use serde_json::Value;
+use targets::{Baseline, RunKind, RunNumbers, Target};
 
 #[derive(Parser, Debug)]
 #[command(about = "synccontacts end-to-end benchmark against the Graph emulator")]
 struct Args {
-    /// Runs to measure: a b c d e (cold 50×40/1000, second run, after 5% edits; cold
-    /// 1000×10/300, second run), or `small` (a b c), `large` (d e), `all`, `smoke` (a tiny chain).
+    /// Runs to measure: a b c (cold 50×40/1000, second run, after 5% edits); d e f g h (cold
+    /// 1000×10/300, second run, second run with state, with state after 5% edits, with state
+    /// after the hub's delta links expired); `small` (a b c), `large` (d–h), `all`, `smoke` (a
+    /// tiny chain of every kind).
     runs: Vec<String>,
     /// Service time of every Graph request in the emulator.
     #[arg(long, default_value_t = 20)]
@@ -43,12 +55,17 @@ struct Args {
     /// Also write the results as JSON to FILE.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Keep scenarios, reports and logs in DIR (default: a temporary directory, removed).
+    /// Keep scenarios, reports, stdout, logs and state files in DIR (default: a temporary
+    /// directory, removed).
     #[arg(long)]
     keep: Option<PathBuf>,
-    /// Share of contact copies edited before run (c).
+    /// Share of contact copies edited before runs (c) and (g).
     #[arg(long, default_value_t = 0.05)]
     edit_share: f64,
+    /// Fail the benchmark if any run writes more than BYTES to stdout (issue 16: a 1,000-user
+    /// first run must stay well under GitLab's 4 MiB job log limit).
+    #[arg(long, value_name = "BYTES")]
+    assert_stdout_max: Option<u64>,
     /// Extra environment for synccontacts, e.g. `AUTOMATION_SYNCCONTACTS_BATCH=false` (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     sync_env: Vec<String>,
@@ -56,7 +73,8 @@ struct Args {
     /// its CPU and memory numbers are then the wrapper's.
     #[arg(long, value_name = "CMD")]
     wrap: Option<String>,
-    /// A custom chain `x` (runs x1 cold, x2 second run): USERS,CONTACTS,POOL.
+    /// A custom chain `x` (x1 cold, x2 second run, x3 with state, x4 with state after edits, x5
+    /// with state after the hub's links expired): USERS,CONTACTS,POOL.
     #[arg(long, value_name = "U,C,P")]
     custom: Option<String>,
     /// `cargo bench` passes `--bench`; ignored.
@@ -75,8 +93,8 @@ struct Chain {
     pool: usize,
     /// The command-line word that selects the whole chain.
     group: &'static str,
-    /// Run labels in order: cold, second, and optionally edited.
-    labels: &'static [&'static str],
+    /// Runs in order, each on the tenant (and state) the one before left.
+    runs: &'static [(&'static str, RunKind)],
 }
 
 const SMALL: Chain = Chain {
@@ -85,7 +103,11 @@ const SMALL: Chain = Chain {
     contacts_per_user: 40,
     pool: 1000,
     group: "small",
-    labels: &["a", "b", "c"],
+    runs: &[
+        ("a", RunKind::Cold),
+        ("b", RunKind::Second),
+        ("c", RunKind::Edited),
+    ],
 };
 const LARGE: Chain = Chain {
     name: "1,000 users × 10 contacts, pool 300",
@@ -93,16 +115,38 @@ const LARGE: Chain = Chain {
     contacts_per_user: 10,
     pool: 300,
     group: "large",
-    labels: &["d", "e"],
+    runs: &[
+        ("d", RunKind::Cold),
+        ("e", RunKind::Second),
+        ("f", RunKind::StateSecond),
+        ("g", RunKind::StateEdited),
+        ("h", RunKind::StateHubExpired),
+    ],
 };
+/// Every kind of run on a tiny tenant; the restart-edited run last, since a restart forgets the
+/// delta links the state runs need.
 const SMOKE: Chain = Chain {
     name: "smoke: 6 users × 10 contacts, pool 30",
     users: 6,
     contacts_per_user: 10,
     pool: 30,
     group: "smoke",
-    labels: &["s1", "s2", "s3"],
+    runs: &[
+        ("s1", RunKind::Cold),
+        ("s2", RunKind::Second),
+        ("s3", RunKind::StateSecond),
+        ("s4", RunKind::StateEdited),
+        ("s5", RunKind::StateHubExpired),
+        ("s6", RunKind::Edited),
+    ],
 };
+const CUSTOM_RUNS: &[(&str, RunKind)] = &[
+    ("x1", RunKind::Cold),
+    ("x2", RunKind::Second),
+    ("x3", RunKind::StateSecond),
+    ("x4", RunKind::StateEdited),
+    ("x5", RunKind::StateHubExpired),
+];
 
 impl Chain {
     /// Whether the command line asks to report run `label` of this chain (earlier runs of a
@@ -114,20 +158,11 @@ impl Chain {
     }
 }
 
-fn describe(label: &str) -> &'static str {
-    match label {
-        "a" | "d" | "s1" | "x1" => "cold",
-        "b" | "e" | "s2" | "x2" => "second run",
-        _ => "after edits",
-    }
-}
-
-const HUB: &str = "hub@contoso.com";
-
 /// What one run measured.
 #[derive(Debug, Clone, serde::Serialize)]
 struct Measured {
     label: String,
+    kind: RunKind,
     chain: String,
     exit_code: Option<i32>,
     /// Graph-counted: HTTP requests − batches + batch items, plus token requests.
@@ -135,16 +170,27 @@ struct Measured {
     http_requests: u64,
     token_requests: u64,
     hub_requests: u64,
+    hub_reads: u64,
     mailbox_reads: u64,
     mailbox_writes: u64,
+    deletes: u64,
     batches: u64,
     batch_items: u64,
     throttled: u64,
     max_in_flight: u64,
+    /// Bytes of Graph response bodies (the emulator's `responseBytes`), total and the hub's.
+    response_bytes: u64,
+    hub_response_bytes: u64,
     wall_s: f64,
     cpu_s: f64,
     peak_rss_mib: f64,
     emulator_cpu_s: f64,
+    stdout_bytes: u64,
+    report_bytes: Option<u64>,
+    /// The state file after the run (`None`: no state file, e.g. a build without `--state`).
+    state_bytes: Option<u64>,
+    /// Whether `--state` was passed.
+    with_state: bool,
     /// The `requests` the binary's own report counts.
     report_requests: Option<u64>,
     report_summary: String,
@@ -153,8 +199,11 @@ struct Measured {
 #[derive(Debug, Clone, serde::Serialize)]
 struct Row {
     measured: Measured,
+    /// "full" (every folder read whole) or "delta" (every folder through its stored link).
+    bound_reads: &'static str,
     bound_requests: u64,
     bound_hub_requests: u64,
+    bound_hub_reads: u64,
     bound_mailbox_reads: u64,
     bound_mailbox_writes: u64,
     bound_wall_s: f64,
@@ -163,6 +212,14 @@ struct Row {
     old_hub_requests: u64,
     old_wall_s: f64,
     old_hub_throttled: bool,
+    targets: Vec<Target>,
+}
+
+/// What the harness did to the tenant before a run, for the bound and the log.
+#[derive(Default)]
+struct Prepared {
+    /// Contacts edited in place (`touch`) per user UPN.
+    touched: HashMap<String, u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -175,7 +232,6 @@ fn main() -> anyhow::Result<()> {
     } else {
         args.runs.clone()
     };
-    let mut chains: Vec<(&Chain, usize)> = Vec::new();
     let custom = match &args.custom {
         Some(spec) => {
             let n: Vec<usize> = spec
@@ -192,25 +248,30 @@ fn main() -> anyhow::Result<()> {
                 contacts_per_user,
                 pool,
                 group: "x",
-                labels: &["x1", "x2"],
+                runs: CUSTOM_RUNS,
             })
         }
         None => None,
     };
+    let mut chains: Vec<(&Chain, usize)> = Vec::new();
     for chain in [&SMALL, &LARGE, &SMOKE].into_iter().chain(custom.as_ref()) {
-        if let Some(i) = chain.labels.iter().rposition(|l| chain.wants(&wanted, l)) {
+        if let Some(i) = chain
+            .runs
+            .iter()
+            .rposition(|(l, _)| chain.wants(&wanted, l))
+        {
             chains.push((chain, i));
         }
     }
     if chains.is_empty() {
-        bail!("nothing to run: give a b c d e, small, large, all or smoke");
+        bail!("nothing to run: give a … h, small, large, all or smoke");
     }
 
     let tmp;
     let dir = match &args.keep {
         Some(d) => {
             std::fs::create_dir_all(d)?;
-            d.clone()
+            d.canonicalize()?
         }
         None => {
             tmp = tempfile::tempdir()?;
@@ -221,9 +282,21 @@ fn main() -> anyhow::Result<()> {
         latency_s: args.latency_ms as f64 / 1000.0,
         ..Limits::default()
     };
+    let stdout_max = args.assert_stdout_max.unwrap_or(targets::GITLAB_LOG_LIMIT);
+    let with_state = process::supports_state();
+    eprintln!(
+        "synccontacts {} `sync --state`{}",
+        if with_state { "takes" } else { "does not take" },
+        if with_state {
+            ""
+        } else {
+            ": the runs \"with state\" read like the others"
+        }
+    );
     let runtime = tokio::runtime::Runtime::new()?;
     let http = reqwest::Client::new();
     let mut rows = Vec::new();
+    let mut over_stdout = Vec::new();
     for (chain, upto) in chains {
         eprintln!("== {}", chain.name);
         let scenario = graph_emulator::generate(&GenerateOptions {
@@ -233,28 +306,65 @@ fn main() -> anyhow::Result<()> {
             edits: 0.0,
             seed: 1,
         });
-        let file = dir.join(format!("{}-0.json", chain.labels[0]));
+        let first = chain.runs[0].0;
+        let file = dir.join(format!("{first}-0.json"));
         std::fs::write(&file, scenario.to_json_pretty())?;
-        let mut emu = Emulator::start(
-            &args,
-            &file,
-            &dir.join(format!("{}-emu.log", chain.labels[0])),
-        )?;
-        for label in chain.labels.iter().take(upto + 1) {
-            if describe(label) == "after edits" {
-                // Edit a share of the copies, as users would between runs, by restarting the
-                // emulator with a modified export of its state (EMULATOR.md §4).
-                let state = runtime.block_on(get_state(&http, &emu.url))?;
-                let edited = edit_copies(state, args.edit_share, 7);
-                let f = dir.join(format!("{label}-edited.json"));
-                std::fs::write(&f, edited.to_json_pretty())?;
-                emu.stop();
-                emu = Emulator::start(&args, &f, &dir.join(format!("{label}-emu.log")))?;
-            }
-            eprintln!("-- ({label}) {}", describe(label));
+        drop(scenario);
+        let mut emu = Emulator::start(&args, &file, &dir.join(format!("{first}-emu.log")))?;
+        let chain_state = dir.join(format!("{}-state.sqlite", chain.group));
+        process::remove_state(&chain_state);
+        let mut baseline: Option<Baseline> = None;
+        for &(label, kind) in chain.runs.iter().take(upto + 1) {
+            let prepared = match kind {
+                RunKind::Edited => {
+                    // Edit a share of the copies, as users would between runs, by restarting the
+                    // emulator with a modified export of its state (EMULATOR.md §4). The restart
+                    // forgets every delta link (the emulator keeps sync states in memory only).
+                    let state = runtime.block_on(get_state(&http, &emu.url))?;
+                    let edited = edit_copies(state, args.edit_share, 7);
+                    let f = dir.join(format!("{label}-edited.json"));
+                    std::fs::write(&f, edited.to_json_pretty())?;
+                    emu.stop();
+                    emu = Emulator::start(&args, &f, &dir.join(format!("{label}-emu.log")))?;
+                    Prepared::default()
+                }
+                RunKind::StateEdited => {
+                    // The same edits made in place, so the delta links of the state stay valid.
+                    let state = runtime.block_on(get_state(&http, &emu.url))?;
+                    let touched = runtime.block_on(touch_copies(
+                        &http,
+                        &emu.url,
+                        &state,
+                        args.edit_share,
+                        7,
+                    ))?;
+                    Prepared { touched }
+                }
+                RunKind::StateHubExpired => {
+                    let n = runtime.block_on(expire_mailbox_delta(&http, &emu.url, HUB))?;
+                    eprintln!("   expired {n} delta tokens of {HUB}");
+                    Prepared::default()
+                }
+                _ => Prepared::default(),
+            };
+            eprintln!("-- ({label}) {}", kind.describe());
             let state = runtime.block_on(get_state(&http, &emu.url))?;
             let shape = shape::shape_of(&state, HUB);
+            let user_reads: Vec<FolderRead> = shape::user_mailboxes(&state, HUB)
+                .iter()
+                .map(|upn| FolderRead::Delta {
+                    changed: prepared.touched.get(upn).copied().unwrap_or(0),
+                })
+                .collect();
             let app = &state.tenants[0].apps[0];
+            let state_path = if kind.uses_state() {
+                chain_state.clone()
+            } else {
+                // A run without state: a path of its own that does not exist yet.
+                let p = dir.join(format!("{label}-nostate.sqlite"));
+                process::remove_state(&p);
+                p
+            };
             let env = SyncEnv {
                 url: emu.url.clone(),
                 wrap: args.wrap.clone(),
@@ -267,18 +377,51 @@ fn main() -> anyhow::Result<()> {
                 tenant: state.tenants[0].tenant_id.clone(),
                 client_id: app.client_id.clone(),
                 secret: app.client_secret.clone().unwrap_or_default(),
+                state: with_state.then_some(state_path),
+                cwd: dir.clone(),
             };
             drop(state);
             runtime.block_on(reset_stats(&http, &emu.url))?;
-            let report = dir.join(format!("{label}-report.json"));
-            let log = dir.join(format!("{label}-sync.log"));
-            let m = measure(&env, &report, &log, emu.pid())?;
+            let files = RunFiles {
+                report: dir.join(format!("{label}-report.json")),
+                stdout: dir.join(format!("{label}-stdout.txt")),
+                log: dir.join(format!("{label}-sync.log")),
+            };
+            let m = process::measure(&env, &files, emu.pid())?;
             let stats = runtime.block_on(get_stats(&http, &emu.url))?;
-            let measured = combine(label, chain.name, m, &stats, &report);
-            let row = row(measured, &shape, &limits);
-            print_row(&row, &shape);
+            let measured = combine(
+                label,
+                kind,
+                chain.name,
+                m,
+                &stats,
+                &files.report,
+                with_state,
+            );
+            let bound = if kind.reads_delta() {
+                let hub = if kind == RunKind::StateHubExpired {
+                    FolderRead::Fallback
+                } else {
+                    FolderRead::Delta { changed: 0 }
+                };
+                model::delta_bound(&shape, hub, &user_reads, &limits)
+            } else {
+                model::bound(&shape, &limits)
+            };
+            let row = row(measured, kind, &shape, bound, &limits, baseline, stdout_max);
+            output::print_row(&row, &shape);
             if measured_failed(&row) {
-                eprintln!("   !! the run did not exit 0; see {}", log.display());
+                eprintln!("   !! the run did not exit 0; see {}", files.log.display());
+            }
+            // Every run counts for the assertion, reported or not.
+            if args.assert_stdout_max.is_some() && row.measured.stdout_bytes > stdout_max {
+                over_stdout.push(format!("({label}) {} bytes", row.measured.stdout_bytes));
+            }
+            if kind == RunKind::Second {
+                baseline = Some(Baseline {
+                    response_bytes: row.measured.response_bytes,
+                    hub_response_bytes: row.measured.hub_response_bytes,
+                });
             }
             if chain.wants(&wanted, label) {
                 rows.push(row);
@@ -287,12 +430,19 @@ fn main() -> anyhow::Result<()> {
         emu.stop();
     }
     println!();
-    println!("{}", table(&rows, &limits));
+    println!("{}", output::table(&rows, &limits));
+    println!("{}", output::targets_table(&rows));
     if let Some(out) = &args.out {
         std::fs::write(out, serde_json::to_string_pretty(&rows)?)?;
     }
     if rows.iter().any(measured_failed) {
         bail!("some runs did not exit 0");
+    }
+    if !over_stdout.is_empty() {
+        bail!(
+            "stdout over --assert-stdout-max {stdout_max}: {}",
+            over_stdout.join(", ")
+        );
     }
     Ok(())
 }
@@ -426,11 +576,49 @@ async fn reset_stats(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Which user contact copies to edit: each with probability `share`, deterministic in `seed`
+/// and in the data (a user's copies are taken in the order of their name and address, not in
+/// the order the previous run happened to create them), as (user index, contact index) in
+/// `s.tenants[0]`.
+fn choose_copies(s: &Scenario, share: f64, seed: u64) -> Vec<(usize, usize)> {
+    use rand::{Rng as _, SeedableRng as _};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let text = |c: &serde_json::Map<String, Value>, k: &str| {
+        c.get(k).and_then(Value::as_str).unwrap_or("").to_owned()
+    };
+    let mut chosen = Vec::new();
+    for (ui, u) in s.tenants[0].users.iter().enumerate() {
+        if u.assigned_licenses.is_empty() {
+            continue;
+        }
+        let mut order: Vec<(String, String, String, usize)> = u
+            .contacts
+            .iter()
+            .enumerate()
+            .map(|(ci, c)| {
+                let email = c
+                    .get("emailAddresses")
+                    .and_then(|e| e.get(0))
+                    .and_then(|e| e.get("address"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                (text(c, "displayName"), email, text(c, "id"), ci)
+            })
+            .collect();
+        order.sort();
+        for (.., ci) in order {
+            if rng.random_bool(share) {
+                chosen.push((ui, ci));
+            }
+        }
+    }
+    chosen
+}
+
 /// Edits `share` of the user contact copies as a user would in Outlook: a new job title and a
 /// `lastModifiedDateTime` newer than anything in the tenant. Deterministic in `seed`.
 fn edit_copies(mut s: Scenario, share: f64, seed: u64) -> Scenario {
-    use rand::{Rng as _, SeedableRng as _};
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
     let newest = s.tenants[0]
         .users
         .iter()
@@ -443,176 +631,121 @@ fn edit_copies(mut s: Scenario, share: f64, seed: u64) -> Scenario {
         })
         .max()
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    let mut n = 0i64;
-    for u in s.tenants[0].users.iter_mut() {
-        if u.assigned_licenses.is_empty() {
-            continue;
-        }
-        for c in u.contacts.iter_mut() {
-            if rng.random_bool(share) {
-                n += 1;
-                let at = newest + jiff::SignedDuration::from_secs(60 + n);
-                c.insert(
-                    "jobTitle".into(),
-                    Value::String(format!("Edited title {n}")),
-                );
-                c.insert("lastModifiedDateTime".into(), Value::String(at.to_string()));
-                // A user edit changes the change key; the emulator makes a new one when absent.
-                c.remove("changeKey");
-                c.remove("@odata.etag");
-            }
-        }
+    let chosen = choose_copies(&s, share, seed);
+    for (n, &(ui, ci)) in chosen.iter().enumerate() {
+        let n = n as i64 + 1;
+        let c = &mut s.tenants[0].users[ui].contacts[ci];
+        let at = newest + jiff::SignedDuration::from_secs(60 + n);
+        c.insert(
+            "jobTitle".into(),
+            Value::String(format!("Edited title {n}")),
+        );
+        c.insert("lastModifiedDateTime".into(), Value::String(at.to_string()));
+        // A user edit changes the change key; the emulator makes a new one when absent.
+        c.remove("changeKey");
+        c.remove("@odata.etag");
     }
-    eprintln!("   edited {n} contact copies");
+    eprintln!("   edited {} contact copies", chosen.len());
     s
 }
 
-struct SyncEnv {
-    url: String,
-    wrap: Option<String>,
-    extra: Vec<(String, String)>,
-    tenant: String,
-    client_id: String,
-    secret: String,
-}
-
-/// What the process measurement saw.
-struct ProcessMeasure {
-    exit_code: Option<i32>,
-    wall_s: f64,
-    cpu_s: f64,
-    peak_rss_kib: u64,
-    emulator_cpu_s: f64,
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// Fields of `/proc/<pid>/stat` after the command name (field 3 onwards, 0-based here).
-fn proc_stat(pid: &str) -> Option<Vec<u64>> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
-    Some(
-        rest.split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect(),
-    )
-}
-
-/// utime + stime of a live process, and cutime + cstime (its reaped children), in ticks.
-fn cpu_ticks(pid: &str) -> (u64, u64) {
-    // After the name: state(0) ppid … utime(11) stime(12) cutime(13) cstime(14).
-    match proc_stat(pid) {
-        Some(f) if f.len() > 14 => (f[11] + f[12], f[13] + f[14]),
-        _ => (0, 0),
+/// Edits like [`edit_copies`] (a seeded choice of copies, a new job title: callers pass another
+/// seed, and the titles differ, so a chain with both kinds of edits changes something each
+/// time), made in place through the control plane's `touch`, which gives each copy a new change
+/// key and `lastModifiedDateTime` as an Outlook edit would, so the delta links of a state see
+/// them. Sequential, so every edit gets its own timestamp and the newest copy is unambiguous.
+/// Returns how many copies it edited per user.
+async fn touch_copies(
+    http: &reqwest::Client,
+    url: &str,
+    s: &Scenario,
+    share: f64,
+    seed: u64,
+) -> anyhow::Result<HashMap<String, u64>> {
+    // The emulator's timestamps have whole seconds: an edit in the same second as the previous
+    // run's last write would tie with it and lose to the hub's copy (docs/sync-rules.md §2.2).
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "waits for the real emulator's clock to move on"
+    )]
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut touched: HashMap<String, u64> = HashMap::new();
+    let chosen = choose_copies(s, share, seed);
+    for (n, &(ui, ci)) in chosen.iter().enumerate() {
+        let u = &s.tenants[0].users[ui];
+        let id = u.contacts[ci]
+            .get("id")
+            .and_then(Value::as_str)
+            .context("an exported contact without id")?;
+        let mut target = reqwest::Url::parse(url)?;
+        target
+            .path_segments_mut()
+            .map_err(|()| anyhow::anyhow!("emulator URL cannot take a path: {url}"))?
+            .extend([
+                "_emulator",
+                "users",
+                &u.user_principal_name,
+                "contacts",
+                id,
+                "touch",
+            ]);
+        http.post(target)
+            .json(&serde_json::json!({ "jobTitle": format!("Edited in place {}", n + 1) }))
+            .send()
+            .await?
+            .error_for_status()
+            .with_context(|| format!("touching a contact of {}", u.user_principal_name))?;
+        *touched.entry(u.user_principal_name.clone()).or_default() += 1;
     }
+    eprintln!("   edited {} contact copies in place", chosen.len());
+    Ok(touched)
 }
 
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+/// Expires the delta links of one mailbox only (the emulator's `POST /_emulator/delta/expire`
+/// with a `mailbox`), in the form Graph was observed to answer (410 `SyncStateNotFound`).
+/// Returns how many tokens the emulator forgot: 0 means the client held no link for it.
+async fn expire_mailbox_delta(http: &reqwest::Client, url: &str, upn: &str) -> anyhow::Result<u64> {
+    let answer: Value = http
+        .post(format!("{url}/_emulator/delta/expire"))
+        .json(&serde_json::json!({ "mailbox": upn }))
+        .send()
+        .await?
+        .error_for_status()
+        .context("this emulator cannot expire one mailbox's delta links")?
+        .json()
+        .await?;
+    answer["expired"]
+        .as_u64()
+        .context("the emulator's expire answer has no count")
 }
 
-/// Runs `synccontacts sync` and measures it: wall time around the child, CPU time as the growth
-/// of this process's reaped-children time across its wait (only this child is reaped in between),
-/// peak RSS by sampling `VmHWM` (a high-water mark, so sampling loses at most the last interval's
-/// growth), and the emulator's CPU over the same span.
-fn measure(
-    env: &SyncEnv,
+fn combine(
+    label: &str,
+    kind: RunKind,
+    chain: &str,
+    p: ProcessMeasure,
+    s: &Stats,
     report: &Path,
-    log: &Path,
-    emulator_pid: u32,
-) -> anyhow::Result<ProcessMeasure> {
-    let ticks = clock_ticks();
-    let emu_pid = emulator_pid.to_string();
-    let exe = env!("CARGO_BIN_EXE_synccontacts");
-    let mut cmd = match &env.wrap {
-        Some(w) => {
-            let mut parts = w.split_whitespace();
-            let mut c = Command::new(parts.next().unwrap_or("env"));
-            c.args(parts).arg(exe);
-            c
-        }
-        None => Command::new(exe),
-    };
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AUTOMATION_SYNCCONTACTS_") {
-            cmd.env_remove(k);
-        }
-    }
-    let log = std::fs::File::create(log)?;
-    cmd.args(["sync", "--no-progress", "--report"])
-        .arg(report)
-        .env("AUTOMATION_SYNCCONTACTS_TENANT_ID", &env.tenant)
-        .env("AUTOMATION_SYNCCONTACTS_CLIENT_ID", &env.client_id)
-        .env("AUTOMATION_SYNCCONTACTS_CLIENT_SECRET", &env.secret)
-        .env("AUTOMATION_SYNCCONTACTS_GLOBAL_ADDRESS_BOOK_USER_ID", HUB)
-        .env("AUTOMATION_SYNCCONTACTS_LOGIN_URL", &env.url)
-        .env("AUTOMATION_SYNCCONTACTS_GRAPH_URL", &env.url)
-        .envs(env.extra.iter().map(|(k, v)| (k, v)))
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log));
-    let (_, children_before) = cpu_ticks("self");
-    let (emu_before, _) = cpu_ticks(&emu_pid);
-    let started = Instant::now();
-    let mut child = cmd.spawn().context("starting synccontacts")?;
-    let pid = child.id();
-    let done = Arc::new(AtomicBool::new(false));
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampler = {
-        let (done, peak) = (done.clone(), peak.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                if let Some(v) = vm_hwm_kib(pid) {
-                    peak.fetch_max(v, Ordering::Relaxed);
-                }
-                #[allow(
-                    clippy::disallowed_methods,
-                    reason = "a real-time sampler of a real process"
-                )]
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-    };
-    let status = child.wait()?;
-    let wall_s = started.elapsed().as_secs_f64();
-    done.store(true, Ordering::Relaxed);
-    let _ = sampler.join();
-    let (_, children_after) = cpu_ticks("self");
-    let (emu_after, _) = cpu_ticks(&emu_pid);
-    Ok(ProcessMeasure {
-        exit_code: status.code(),
-        wall_s,
-        cpu_s: children_after.saturating_sub(children_before) as f64 / ticks,
-        peak_rss_kib: peak.load(Ordering::Relaxed),
-        emulator_cpu_s: emu_after.saturating_sub(emu_before) as f64 / ticks,
-    })
-}
-
-fn combine(label: &str, chain: &str, p: ProcessMeasure, s: &Stats, report: &Path) -> Measured {
-    let hub_requests = s
+    with_state: bool,
+) -> Measured {
+    let hub = s
         .by_mailbox
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case(HUB))
-        .map(|(_, m)| m.get + m.post + m.patch + m.delete)
+        .map(|(_, m)| m);
+    let hub_requests = hub
+        .clone()
+        .map(|m| m.get + m.post + m.patch + m.delete)
         .sum();
+    let hub_reads = hub.clone().map(|m| m.get).sum();
+    let hub_response_bytes = hub.map(|m| m.response_bytes).sum();
     let mailbox_reads = s.by_mailbox.values().map(|m| m.get).sum();
     let mailbox_writes = s
         .by_mailbox
         .values()
         .map(|m| m.post + m.patch + m.delete)
         .sum();
+    let deletes = s.by_mailbox.values().map(|m| m.delete).sum();
     let max_in_flight = s
         .by_mailbox
         .values()
@@ -642,34 +775,65 @@ fn combine(label: &str, chain: &str, p: ProcessMeasure, s: &Stats, report: &Path
         .unwrap_or_else(|| "no report".into());
     Measured {
         label: label.to_owned(),
+        kind,
         chain: chain.to_owned(),
         exit_code: p.exit_code,
         requests: s.requests - s.batches + s.batch_items + s.token_requests,
         http_requests: s.requests,
         token_requests: s.token_requests,
         hub_requests,
+        hub_reads,
         mailbox_reads,
         mailbox_writes,
+        deletes,
         batches: s.batches,
         batch_items: s.batch_items,
         throttled: s.throttled,
         max_in_flight,
+        response_bytes: s.response_bytes,
+        hub_response_bytes,
         wall_s: p.wall_s,
         cpu_s: p.cpu_s,
         peak_rss_mib: p.peak_rss_kib as f64 / 1024.0,
         emulator_cpu_s: p.emulator_cpu_s,
+        stdout_bytes: p.stdout_bytes,
+        report_bytes: p.report_bytes,
+        state_bytes: p.state_bytes,
+        with_state: with_state && kind.uses_state(),
         report_requests: tenant.and_then(|t| t["requests"].as_u64()),
         report_summary: summary,
     }
 }
 
-fn row(measured: Measured, shape: &DataShape, limits: &Limits) -> Row {
-    let b: Bound = model::bound(shape, limits);
+fn row(
+    measured: Measured,
+    kind: RunKind,
+    shape: &DataShape,
+    b: Bound,
+    limits: &Limits,
+    baseline: Option<Baseline>,
+    stdout_max: u64,
+) -> Row {
     let o: OldScript = model::old_script(shape, limits);
+    let numbers = RunNumbers {
+        requests: measured.requests,
+        mailbox_reads: measured.mailbox_reads,
+        hub_reads: measured.hub_reads,
+        mailbox_writes: measured.mailbox_writes,
+        deletes: measured.deletes,
+        throttled: measured.throttled,
+        wall_s: measured.wall_s,
+        response_bytes: measured.response_bytes,
+        hub_response_bytes: measured.hub_response_bytes,
+        stdout_bytes: measured.stdout_bytes,
+    };
     Row {
+        targets: targets::targets(kind, &numbers, &b, baseline, stdout_max),
         measured,
+        bound_reads: if kind.reads_delta() { "delta" } else { "full" },
         bound_requests: b.requests,
         bound_hub_requests: b.hub_requests,
+        bound_hub_reads: b.hub_reads,
         bound_mailbox_reads: b.mailbox_reads,
         bound_mailbox_writes: b.mailbox_writes,
         bound_wall_s: b.wall_s,
@@ -679,143 +843,4 @@ fn row(measured: Measured, shape: &DataShape, limits: &Limits) -> Row {
         old_wall_s: o.wall_s,
         old_hub_throttled: o.hub_throttled,
     }
-}
-
-fn ratio(m: f64, b: f64) -> String {
-    if b == 0.0 {
-        if m == 0.0 {
-            "1.00".into()
-        } else {
-            "∞".into()
-        }
-    } else {
-        format!("{:.2}", m / b)
-    }
-}
-
-fn print_row(r: &Row, d: &DataShape) {
-    let m = &r.measured;
-    eprintln!(
-        "   data: {} users, hub {} contacts, {} copies in users; needs {} writes ({} in the hub)",
-        d.users,
-        d.hub_contacts,
-        d.user_contacts.iter().sum::<u64>(),
-        d.total_writes(),
-        d.hub_writes
-    );
-    eprintln!(
-        "   exit {:?} | {} | report requests {:?}",
-        m.exit_code, m.report_summary, m.report_requests
-    );
-    eprintln!(
-        "   requests {} (bound {}, ×{}), hub {} (bound {}), wall {:.2}s (bound {:.2}s, ×{}), cpu {:.2}s, rss {:.0} MiB, emulator cpu {:.2}s, throttled {}",
-        m.requests,
-        r.bound_requests,
-        ratio(m.requests as f64, r.bound_requests as f64),
-        m.hub_requests,
-        r.bound_hub_requests,
-        m.wall_s,
-        r.bound_wall_s,
-        ratio(m.wall_s, r.bound_wall_s),
-        m.cpu_s,
-        m.peak_rss_mib,
-        m.emulator_cpu_s,
-        m.throttled
-    );
-}
-
-/// The Markdown table BENCHMARKS.md carries.
-fn table(rows: &[Row], l: &Limits) -> String {
-    let mut t = String::new();
-    t.push_str(&format!(
-        "Latency {} ms per Graph request; limits: {} in flight per mailbox, {} requests / {} s per app.\n\n",
-        l.latency_s * 1000.0,
-        l.per_mailbox,
-        l.app_requests,
-        l.app_window_s
-    ));
-    t.push_str(
-        "| run | metric | measured | bound | ratio | old script |\n|---|---|---:|---:|---:|---:|\n",
-    );
-    for r in rows {
-        let m = &r.measured;
-        let name = format!("({}) {}", m.label, describe(&m.label));
-        let mut line = |metric: &str, meas: String, bound: String, rat: String, old: String| {
-            t.push_str(&format!(
-                "| {name} | {metric} | {meas} | {bound} | {rat} | {old} |\n"
-            ));
-        };
-        line(
-            "requests (Graph-counted)",
-            m.requests.to_string(),
-            r.bound_requests.to_string(),
-            ratio(m.requests as f64, r.bound_requests as f64),
-            r.old_requests.to_string(),
-        );
-        line(
-            "hub mailbox requests",
-            m.hub_requests.to_string(),
-            r.bound_hub_requests.to_string(),
-            ratio(m.hub_requests as f64, r.bound_hub_requests as f64),
-            format!(
-                "{}{}",
-                r.old_hub_requests,
-                if r.old_hub_throttled {
-                    " (over 10,000/10 min: 429, script aborts)"
-                } else {
-                    ""
-                }
-            ),
-        );
-        line(
-            "mailbox reads / writes",
-            format!("{} / {}", m.mailbox_reads, m.mailbox_writes),
-            format!("{} / {}", r.bound_mailbox_reads, r.bound_mailbox_writes),
-            format!(
-                "{} / {}",
-                ratio(m.mailbox_reads as f64, r.bound_mailbox_reads as f64),
-                ratio(m.mailbox_writes as f64, r.bound_mailbox_writes as f64)
-            ),
-            String::new(),
-        );
-        line(
-            "HTTP requests / batches / items",
-            format!("{} / {} / {}", m.http_requests, m.batches, m.batch_items),
-            String::new(),
-            String::new(),
-            String::new(),
-        );
-        line(
-            "throttled (429)",
-            m.throttled.to_string(),
-            "0".into(),
-            String::new(),
-            String::new(),
-        );
-        line(
-            "wall time (s)",
-            format!("{:.2}", m.wall_s),
-            format!(
-                "{:.2} (hub first {:.2})",
-                r.bound_wall_s, r.bound_wall_hub_first_s
-            ),
-            ratio(m.wall_s, r.bound_wall_s),
-            format!("{:.0} ({:.0}× ours)", r.old_wall_s, r.old_wall_s / m.wall_s),
-        );
-        line(
-            "CPU (s) synccontacts / emulator",
-            format!("{:.2} / {:.2}", m.cpu_s, m.emulator_cpu_s),
-            String::new(),
-            String::new(),
-            String::new(),
-        );
-        line(
-            "peak RSS (MiB)",
-            format!("{:.0}", m.peak_rss_mib),
-            String::new(),
-            String::new(),
-            String::new(),
-        );
-    }
-    t
 }

@@ -48,6 +48,9 @@ pub struct Limits {
     /// `$top` maximum for contacts (1,000) and for users (999) (graph-facts §3).
     pub contacts_page: u64,
     pub users_page: u64,
+    /// Rows per page of a contact delta round: Graph caps them at about 200 whatever
+    /// `Prefer: odata.maxpagesize` asks (graph-facts §3), the emulator at exactly 200.
+    pub delta_page: u64,
 }
 
 impl Default for Limits {
@@ -59,6 +62,7 @@ impl Default for Limits {
             app_window_s: 10.0,
             contacts_page: 1000,
             users_page: 999,
+            delta_page: 200,
         }
     }
 }
@@ -71,6 +75,9 @@ pub struct Bound {
     pub requests: u64,
     /// Requests to the hub mailbox (folder lookup/create, reads, writes).
     pub hub_requests: u64,
+    /// Of those, the reads (folder lookup and folder pages): what the emulator counts as the
+    /// hub's `GET`s.
+    pub hub_reads: u64,
     pub reads: u64,
     pub writes: u64,
     /// Reads and writes addressed to mailboxes (what the emulator's `byMailbox` counts): the
@@ -139,9 +146,94 @@ pub fn bound(d: &DataShape, l: &Limits) -> Bound {
     Bound {
         requests,
         hub_requests: hub_folder + hub_pages + d.hub_writes,
+        hub_reads: 1 + hub_pages,
         reads,
         writes,
         mailbox_reads: 1 + hub_pages + user_pages.iter().sum::<u64>(),
+        mailbox_writes: writes + u64::from(!d.hub_folder_exists),
+        wall_s: (read_s + write_s).max(rate_s),
+        wall_hub_first_s: (read_s + hub_first_s).max(rate_s),
+    }
+}
+
+/// How a run with a state (SPEC §7.5) reads one folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FolderRead {
+    /// A delta round from the folder's stored link, reporting this many rows (contacts new,
+    /// changed or removed since that link's round).
+    Delta { changed: u64 },
+    /// The stored link is expired or rejected: one request answered 410, then an initial delta
+    /// round over the whole folder, which also gives the next run its link. (A `$top=1000` list
+    /// would take fewer pages for a large folder but leave no link, so the next run would pay
+    /// again; the bound takes the round.)
+    Fallback,
+}
+
+/// Requests one folder read costs, given the folder's size.
+fn folder_read_requests(read: FolderRead, size: u64, l: &Limits) -> u64 {
+    match read {
+        FolderRead::Delta { changed } => pages(changed, l.delta_page),
+        FolderRead::Fallback => 1 + pages(size, l.delta_page),
+    }
+}
+
+/// The bound for a run that starts from a state (issue 14 (f)–(h)): every folder is read through
+/// its stored delta link, `hub` for the hub folder and `users` for the user folders (same order
+/// as `d.user_contacts`).
+///
+/// Requests: one token; the licensed-user list in pages of 999 (the directory has no delta we
+/// keep); the hub's directory entry; per folder one delta request, plus one page per 200 rows
+/// beyond the first page (a [`FolderRead::Fallback`] folder: the 410 and an initial round over
+/// all its contacts); one write per contact copy that must change. No hub folder lookup: its
+/// id is in the stored link (if the folder is missing, its lookup and create count as in
+/// [`bound`], and the empty new folder is read with one request).
+///
+/// `changed` counts only what others changed since the stored link. A client whose links
+/// predate its own writes of the previous run sees those writes again in its next round; that
+/// echo is the client's cost, not the data's, and the bound leaves it out.
+///
+/// Wall: as in [`bound`], the read critical path (user list → slowest user folder round, beside
+/// the hub folder's round; the hub is addressed by name, so its directory entry is off the path),
+/// then the slowest mailbox's writes at 4 in flight, never less than the app budget allows.
+pub fn delta_bound(d: &DataShape, hub: FolderRead, users: &[FolderRead], l: &Limits) -> Bound {
+    let user_list_pages = pages(d.users, l.users_page);
+    let hub_folder = if d.hub_folder_exists { 0 } else { 2 };
+    let hub_pages = if d.hub_folder_exists {
+        folder_read_requests(hub, d.hub_contacts, l)
+    } else {
+        1
+    };
+    let user_pages: Vec<u64> = d
+        .user_contacts
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| {
+            let read = users
+                .get(k)
+                .copied()
+                .unwrap_or(FolderRead::Delta { changed: 0 });
+            folder_read_requests(read, n, l)
+        })
+        .collect();
+    let reads = user_list_pages + 1 + hub_folder + hub_pages + user_pages.iter().sum::<u64>();
+    let writes = d.total_writes();
+    let requests = 1 + reads + writes;
+
+    let lat = l.latency_s;
+    let users_path = (user_list_pages + user_pages.iter().copied().max().unwrap_or(0)) as f64 * lat;
+    let hub_path = (hub_folder + hub_pages) as f64 * lat;
+    let read_s = users_path.max(hub_path);
+    let slowest_user = d.user_writes.iter().copied().max().unwrap_or(0);
+    let write_s = mailbox_floor_s(d.hub_writes.max(slowest_user), l);
+    let hub_first_s = mailbox_floor_s(d.hub_writes, l) + mailbox_floor_s(slowest_user, l);
+    let rate_s = rate_floor_s(requests - 1, l.app_requests, l.app_window_s, lat);
+    Bound {
+        requests,
+        hub_requests: hub_folder + hub_pages + d.hub_writes,
+        hub_reads: u64::from(!d.hub_folder_exists) + hub_pages,
+        reads,
+        writes,
+        mailbox_reads: u64::from(!d.hub_folder_exists) + hub_pages + user_pages.iter().sum::<u64>(),
         mailbox_writes: writes + u64::from(!d.hub_folder_exists),
         wall_s: (read_s + write_s).max(rate_s),
         wall_hub_first_s: (read_s + hub_first_s).max(rate_s),

@@ -83,6 +83,25 @@ fn licensed(u: &User) -> bool {
     !u.assigned_licenses.is_empty()
 }
 
+/// The UPNs of the user mailboxes a [`DataShape`] of `s` counts, in its order (`user_contacts`,
+/// `user_writes`): licensed users with a mailbox, the hub left out, in the scenario's order.
+pub fn user_mailboxes(s: &Scenario, hub: &str) -> Vec<String> {
+    s.tenants
+        .first()
+        .map(|t| {
+            t.users
+                .iter()
+                .filter(|u| {
+                    licensed(u)
+                        && u.has_mailbox()
+                        && !u.user_principal_name.eq_ignore_ascii_case(hub)
+                })
+                .map(|u| u.user_principal_name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The shape of the first tenant of `s`, with `hub` (a UPN) as the shared mailbox and every
 /// licensed user with a mailbox in scope, in the scenario's order (the order Graph lists them).
 pub fn shape_of(s: &Scenario, hub: &str) -> DataShape {
