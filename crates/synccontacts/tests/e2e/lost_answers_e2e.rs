@@ -125,7 +125,7 @@ async fn an_update_applied_whose_answer_was_lost_is_done_not_a_conflict() {
 
 /// A 412 after a lost answer whose contact does not hold what we sent stays a conflict: Adele's
 /// first PATCH is applied and answered 504, its repeat gets 412, and while the client's re-read
-/// is held up (a fault delays it, after it arrived) Adele edits the contact. The re-read sees her
+/// is held up (a fault delays it 5 s after it arrived: room for a loaded CI machine) Adele edits the contact. The re-read sees her
 /// edit, not our write: a conflict, exit 0, and the next run lets her newer edit win.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_answer_then_a_users_edit_is_still_a_conflict() {
@@ -138,7 +138,7 @@ async fn a_lost_answer_then_a_users_edit_is_still_a_conflict() {
                "action": {"status": 504, "afterApply": true}}),
         // Only the re-read by id has this shape (the folder listing has no id segment).
         json!({"match": {"method": "GET", "path": "/v1.0/users/*/contacts/*", "mailbox": ADELE},
-               "action": {"delayMs": 1500}}),
+               "action": {"delayMs": 5000}}),
     ]));
     let running = tokio::spawn({
         let env = env.clone();
@@ -215,7 +215,7 @@ async fn a_contact_deleted_before_its_re_read_is_left_out_not_a_failed_mailbox()
     let alex = s(&emu.contacts(ADELE)[0], "id").unwrap().to_owned();
     emu.inner.set_faults(plan(vec![
         json!({"match": {"method": "GET", "path": "/v1.0/users/*/contacts/*", "mailbox": ADELE},
-               "action": {"delayMs": 1500}}),
+               "action": {"delayMs": 5000}}),
     ]));
     let env = one_tenant(&emu);
     let running = tokio::spawn({
