@@ -18,7 +18,10 @@
 //! under `cargo test --all-targets`) it runs a tiny size so test runs stay fast.
 
 use std::time::Instant;
-use sync_engine::{Contact, ContactFields, EmailAddress, MailboxSnapshot, PlanInput, plan};
+use sync_engine::{
+    Contact, ContactFields, DeleteOptions, EmailAddress, MailboxSnapshot, PlanInput, ReadStatus,
+    plan,
+};
 
 fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -110,6 +113,7 @@ fn tenant(users: usize, per_user: usize, churn: bool) -> PlanInput {
                 }
             })
             .collect(),
+        read: ReadStatus::Complete,
     };
     let users = (0..users)
         .map(|u| MailboxSnapshot {
@@ -147,6 +151,7 @@ fn tenant(users: usize, per_user: usize, churn: bool) -> PlanInput {
                     }
                 })
                 .collect(),
+            read: ReadStatus::Complete,
         })
         .collect();
     let mut users: Vec<MailboxSnapshot> = users;
@@ -178,6 +183,8 @@ fn tenant(users: usize, per_user: usize, churn: bool) -> PlanInput {
         users,
         update_existing: true,
         now: ts(10_000),
+        memory: None,
+        options: DeleteOptions::default(),
     }
 }
 

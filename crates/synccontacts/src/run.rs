@@ -23,7 +23,9 @@ use graph::{
     WriteRequest,
 };
 use sync_engine::Contact;
-use sync_engine::plan::{Action, MailboxSnapshot, Operation, Plan, PlanInput, Target, Write};
+use sync_engine::plan::{
+    Action, MailboxSnapshot, Operation, Plan, PlanInput, ReadStatus, Target, Write,
+};
 use tracing::{Instrument as _, info, info_span, warn};
 use tracing_indicatif::span_ext::IndicatifSpanExt as _;
 
@@ -265,6 +267,9 @@ pub async fn sync_tenant(
         users: std::mem::take(&mut snaps.users),
         update_existing: t.options.update_existing,
         now: env.clock.now(),
+        // First-run mode until the state store is wired in (issue 12).
+        memory: None,
+        options: Default::default(),
     };
     let gen_id = env.new_sync_id.clone();
     let plan = sync_engine::plan::plan(&input, &mut || gen_id());
@@ -471,6 +476,7 @@ async fn read_tenant(
     let hub = MailboxSnapshot {
         mailbox: t.hub.clone(),
         contacts: hub_contacts,
+        read: ReadStatus::Complete,
     };
     let users_in_scope = users.len();
     let mut reads: Vec<(String, Result<Vec<Contact>, GraphError>)> = futures::stream::iter(users)
@@ -503,6 +509,7 @@ async fn read_tenant(
             Ok(contacts) => snaps.users.push(MailboxSnapshot {
                 mailbox: u,
                 contacts,
+                read: ReadStatus::Complete,
             }),
             Err(e) if e.is_missing_mailbox() => {
                 let reason = format!(
@@ -650,6 +657,9 @@ fn write_request(op: &Operation, hub_folder: &FolderRef) -> WriteRequest {
         }
         | Write::Stamp { contact_id, etag } => {
             WriteRequest::update(folder, contact_id.clone(), etag.clone(), body)
+        }
+        Write::Delete { contact_id, etag } => {
+            WriteRequest::delete(folder, contact_id.clone(), etag.clone())
         }
     }
 }
@@ -838,6 +848,9 @@ fn record(op: &Operation, o: Outcome) -> ActionRecord {
             Action::Create => ActionKind::Create,
             Action::Update => ActionKind::Update,
             Action::Stamp => ActionKind::Stamp,
+            // The planner only deletes with trusted memory, and this binary plans without
+            // memory until the state store is wired in (issue 12).
+            Action::Delete => unreachable!("a delete planned without memory"),
         },
         mailbox: op.mailbox.clone(),
         folder: match op.target {
@@ -877,7 +890,9 @@ fn skipped_counts(input: &PlanInput, plan: &Plan) -> (usize, usize) {
     let mut user_written = std::collections::HashSet::new();
     for op in &plan.operations {
         let id = match &op.write {
-            Write::Update { contact_id, .. } | Write::Stamp { contact_id, .. } => contact_id,
+            Write::Update { contact_id, .. }
+            | Write::Stamp { contact_id, .. }
+            | Write::Delete { contact_id, .. } => contact_id,
             // A create writes no existing contact.
             Write::Create { .. } => continue,
         };
@@ -1074,6 +1089,7 @@ mod tests {
         let snapshot = |mailbox: &str, contacts| MailboxSnapshot {
             mailbox: mailbox.into(),
             contacts,
+            read: ReadStatus::Complete,
         };
         let input = PlanInput {
             hub: snapshot(
@@ -1093,6 +1109,8 @@ mod tests {
             ],
             update_existing: true,
             now: jiff::Timestamp::from_second(3600).unwrap(),
+            memory: None,
+            options: Default::default(),
         };
         let plan = sync_engine::plan(&input, &mut || unreachable!("every contact has a SyncId"));
         let hub_folder = FolderRef::Id("hub-folder".into());

@@ -221,6 +221,10 @@ impl Planner<'_, '_> {
                 let Link::To(logical_id) = self.links[folder][pos] else {
                     continue;
                 };
+                if folder == 0 && !self.hub_writable {
+                    // A bad read of the hub: no write into it this run (design §5).
+                    continue;
+                }
                 let sync_id = phase_one.decisions[logical_id.ix()].sync_id;
                 let at = CopyRef::new(folder, pos);
                 let (step, action) = if phase_one.rewritten[folder][pos] {

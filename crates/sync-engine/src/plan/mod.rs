@@ -38,22 +38,35 @@
 //! writes of its contact ([`WrittenFields`]); its JSON body is built when sent
 //! ([`Operation::body`]).
 
+mod book;
+mod brake;
 mod build;
 mod create;
 mod decide;
+mod deletes;
 mod final_keys;
 mod group;
 mod keys;
+mod memory;
+mod next;
+mod opt_outs;
 mod problems;
 #[cfg(test)]
 mod tests;
 
+pub use book::{
+    BadRead, BadReadKind, Book, Distrust, Entry, Held, MemoryVerdict, Removal, Repair,
+    RepairReason, WriteResult,
+};
+pub use next::next_memory;
+
 use crate::fields::{self, FieldChange, WrittenFields};
+use crate::memory::{FolderMemory, Guid, Memory};
 use crate::model::Contact;
-use crate::tags;
+use crate::tags::{self, SyncId};
 use jiff::Timestamp;
 use keys::{CopyRef, KeyedContact, Link, LogicalContact};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -63,6 +76,36 @@ pub struct MailboxSnapshot {
     /// UPN, or object id when the user has none (SPEC §2.2).
     pub mailbox: String,
     pub contacts: Vec<Contact>,
+    /// Whether every page was read. A folder whose read failed outright is left out of the input
+    /// altogether.
+    #[serde(default)]
+    pub read: ReadStatus,
+}
+
+impl MailboxSnapshot {
+    /// A folder read completely.
+    pub fn complete(mailbox: impl Into<String>, contacts: Vec<Contact>) -> Self {
+        MailboxSnapshot {
+            mailbox: mailbox.into(),
+            contacts,
+            read: ReadStatus::Complete,
+        }
+    }
+}
+
+/// Whether a folder's listing is the whole folder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ReadStatus {
+    /// Every page read without error (and, with delta reads, a round that ended in a deltaLink).
+    /// The default because that is what a snapshot has always meant.
+    #[default]
+    Complete,
+    /// Cut short: the contacts listed are real, but the folder may hold more, so absence proves
+    /// nothing. An incomplete user folder is planned as if its read had failed (no write into it,
+    /// no deletion or opt-out from it); an incomplete hub folder stops the plan (nothing is
+    /// written: every decision depends on the hub).
+    Incomplete,
 }
 
 /// Everything the planner decides from. Nothing else is consulted.
@@ -74,6 +117,54 @@ pub struct PlanInput {
     pub update_existing: bool,
     /// `LastUpdatedAt` of every write of this run.
     pub now: Timestamp,
+    /// What the previous run left (SPEC §7.1). `None`: first-run mode — no deletion, no opt-out,
+    /// no write-vs-edit correction, exactly the plan without memory. Given memory is checked
+    /// first ([`Plan::memory_verdict`]); distrusted memory plans as `None`.
+    pub memory: Option<Memory>,
+    pub options: DeleteOptions,
+}
+
+/// The delete settings of a tenant (SPEC §7.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    pub deletes: Deletes,
+    pub user_deletes: UserDeletes,
+    pub limit: BrakeLimit,
+}
+
+/// `Deletes`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Deletes {
+    /// A contact deleted from the hub is deleted from every user (tagged copies only).
+    #[default]
+    Hub,
+    /// Nothing is deleted: the deletes are only reported ([`Book::would_delete`]) and the hub copy
+    /// is re-created from the users' copies, as the script did.
+    Off,
+}
+
+/// `UserDeletes`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UserDeletes {
+    /// A copy a user deleted comes back (the book stays complete).
+    #[default]
+    Restore,
+    /// The user is opted out of that contact; it is not re-created in their folder until their
+    /// folder holds it again.
+    Respect,
+}
+
+/// How many contacts one run may remove from the book (SPEC §7.3 "the brake").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BrakeLimit {
+    /// Hold every delete when more than 10 **and** more than 10 % of the hub's contacts (as
+    /// remembered) would go.
+    #[default]
+    Default,
+    /// Tenant `MaxDeletes`: hold every delete when more than N would go.
+    MaxDeletes(usize),
+    /// `--allow-deletes N`: release up to N (oldest tombstone first, then SyncId), hold the rest.
+    AllowDeletes(usize),
 }
 
 /// What an operation does, without its data: for sorting, counting and reporting.
@@ -85,6 +176,8 @@ pub enum Action {
     Update,
     /// PATCH only the copy's notes (its own text and the SyncId tag line) and its `displayName`.
     Stamp,
+    /// DELETE a tagged user copy of a contact deleted from the hub (it goes to Deleted Items).
+    Delete,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -147,6 +240,15 @@ pub enum Write {
         /// `If-Match`, as for [`Write::Update`].
         etag: Option<String>,
     },
+    /// DELETE the user copy `contact_id`, which carries the tombstoned SyncId
+    /// ([`Operation::sync_id`]). Only ever planned for a copy whose own tag line names that
+    /// SyncId; 404 means done.
+    Delete {
+        contact_id: String,
+        /// `If-Match`, as for [`Write::Update`]: a copy edited after our read is not deleted (412;
+        /// the next run decides again).
+        etag: Option<String>,
+    },
 }
 
 impl Write {
@@ -155,6 +257,7 @@ impl Write {
             Write::Create { .. } => Action::Create,
             Write::Update { .. } => Action::Update,
             Write::Stamp { .. } => Action::Stamp,
+            Write::Delete { .. } => Action::Delete,
         }
     }
 }
@@ -164,11 +267,13 @@ impl Operation {
         self.write.action()
     }
 
-    /// The existing contact this operation writes; `None` for a create.
+    /// The existing contact this operation writes or deletes; `None` for a create.
     pub fn contact_id(&self) -> Option<&str> {
         match &self.write {
             Write::Create { .. } => None,
-            Write::Update { contact_id, .. } | Write::Stamp { contact_id, .. } => Some(contact_id),
+            Write::Update { contact_id, .. }
+            | Write::Stamp { contact_id, .. }
+            | Write::Delete { contact_id, .. } => Some(contact_id),
         }
     }
 
@@ -176,14 +281,14 @@ impl Operation {
     pub fn changes(&self) -> &[FieldChange] {
         match &self.write {
             Write::Update { changes, .. } => changes,
-            Write::Create { .. } | Write::Stamp { .. } => &[],
+            Write::Create { .. } | Write::Stamp { .. } | Write::Delete { .. } => &[],
         }
     }
 
     /// The exact JSON to POST/PATCH, including `personalNotes`: for a Create every field the
     /// winner has set; for an Update every differing field (clears as `null`/`[]`) and always
     /// `displayName` (graph-facts §1 displayName caveat); for a Stamp only the copy's own
-    /// `displayName` (same caveat) and the notes.
+    /// `displayName` (same caveat) and the notes; for a Delete nothing (a DELETE has no body).
     pub fn body(&self) -> Map<String, Value> {
         let mut m = Map::new();
         match &self.write {
@@ -193,6 +298,7 @@ impl Operation {
                     m.insert("displayName".into(), Value::String(d.clone()));
                 }
             }
+            Write::Delete { .. } => return m,
         }
         m.insert(
             "personalNotes".into(),
@@ -208,8 +314,12 @@ impl Operation {
     /// `contact` must also be the copy written (same id).
     ///
     /// Tells a 412 after a retried PATCH whose first attempt was applied (the write is done) from
-    /// a user's edit made after the read (a conflict).
+    /// a user's edit made after the read (a conflict). A contact read back never holds a Delete
+    /// (a deleted contact cannot be read): always false for one.
     pub fn is_applied(&self, contact: &Contact) -> bool {
+        if matches!(self.write, Write::Delete { .. }) {
+            return false;
+        }
         let notes = contact.personal_notes.as_deref().unwrap_or("");
         if !tags::same_notes(notes, &self.expected_notes) {
             return false;
@@ -226,6 +336,7 @@ impl Operation {
                         fields::strings_equal(Some(d), contact.fields.display_name.as_deref())
                     })
             }
+            Write::Delete { .. } => false,
         }
     }
 }
@@ -249,6 +360,10 @@ pub enum ProblemKind {
     /// A contact was not created in a folder because the folder already holds a different contact
     /// with the same SyncId, email or displayName (it would be a duplicate).
     CreateSuppressed,
+    /// An untagged contact matches a contact deleted from the hub (a tombstone) by email or
+    /// displayName and was last modified before the deletion: not collected, or it would bring the
+    /// deleted contact back under a new SyncId. Left alone (never deleted: it is not ours).
+    TombstonedLookAlike,
 }
 
 /// A data problem: reported, never "fixed" by deleting or merging.
@@ -264,16 +379,37 @@ pub struct DataProblem {
     pub detail: String,
 }
 
-/// The plan: every write of the run, sorted, and every data problem found.
+/// The plan: every write of the run, sorted, every data problem found, whether the memory was
+/// used, and the book changes decided (tombstones, held deletes, opt-outs, …).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Plan {
     pub operations: Vec<Operation>,
     pub problems: Vec<DataProblem>,
+    pub memory_verdict: MemoryVerdict,
+    pub book: Book,
+    /// What [`next_memory`] needs besides the input and the results.
+    #[serde(skip)]
+    draft: next::Draft,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.operations.is_empty()
+    }
+
+    /// The SyncIds this plan creates in the hub: recorded as pending before the first write, so
+    /// an interrupted run is repaired, never taken for a deletion (design §2). SyncIds that are
+    /// not in GUID layout cannot be remembered and are left out.
+    pub fn pending_creates(&self) -> Vec<Guid> {
+        let mut v: Vec<Guid> = self
+            .operations
+            .iter()
+            .filter(|o| o.target == Target::Hub && o.action() == Action::Create)
+            .filter_map(|o| Guid::from_sync_id(SyncId::parse(&o.sync_id)?))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 }
 
@@ -291,6 +427,17 @@ struct Planner<'s, 'a> {
     logicals: Vec<LogicalContact>,
     hub_logicals: usize,
     update_existing: bool,
+    /// Trusted memory (`None`: first-run mode).
+    memory: Option<&'a Memory>,
+    /// False after a bad read of the hub: nothing is written into it this run.
+    hub_writable: bool,
+    /// Keys of tombstoned contacts: their untagged look-alikes are not collected.
+    lookalikes: deletes::LookAlikes,
+    /// `(folder, logical contact)`: creates withheld by an opt-out.
+    blocked: FxHashSet<(u32, u32)>,
+    /// Per folder: its trusted memory, and the remembered copies its read no longer lists.
+    folder_memory: Vec<Option<&'a FolderMemory>>,
+    missing: Vec<Vec<u32>>,
 }
 
 impl<'s, 'a> Planner<'s, 'a> {
@@ -318,18 +465,96 @@ fn target_of(folder: u32) -> Target {
 /// # Panics
 /// If `new_sync_id` returns something that is not a GUID (a caller bug).
 pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan {
+    let memory_verdict = memory::verdict(input);
+    let memory = input
+        .memory
+        .as_ref()
+        .filter(|_| memory_verdict.is_trusted());
+    let mut book = Book::default();
+    if input.hub.read == ReadStatus::Incomplete {
+        // Every decision depends on the hub: nothing is planned (design §5, made stricter).
+        book.bad_reads.push(BadRead {
+            mailbox: input.hub.mailbox.clone(),
+            target: Target::Hub,
+            kind: BadReadKind::Incomplete,
+        });
+        return Plan {
+            memory_verdict,
+            book,
+            draft: next::Draft {
+                trusted: memory.is_some(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+    }
     // Fixed mailbox order: hub first, then users by name, so the result never depends on the
-    // order Graph listed the users in.
-    let mut snapshots: Vec<&MailboxSnapshot> = input.users.iter().collect();
-    snapshots.sort_by(|a, b| {
-        a.mailbox
-            .to_lowercase()
-            .cmp(&b.mailbox.to_lowercase())
-            .then_with(|| a.mailbox.cmp(&b.mailbox))
+    // order Graph listed the users in. An incomplete user read is planned as a failed one.
+    let mut users: Vec<usize> = (0..input.users.len()).collect();
+    users.sort_by(|&a, &b| {
+        let (a, b) = (&input.users[a].mailbox, &input.users[b].mailbox);
+        a.to_lowercase()
+            .cmp(&b.to_lowercase())
+            .then_with(|| a.cmp(b))
     });
-    snapshots.insert(0, &input.hub);
+    users.retain(|&u| {
+        let s = &input.users[u];
+        if s.read == ReadStatus::Incomplete {
+            book.bad_reads.push(BadRead {
+                mailbox: s.mailbox.clone(),
+                target: Target::UserDefault,
+                kind: BadReadKind::Incomplete,
+            });
+        }
+        s.read == ReadStatus::Complete
+    });
+    let mut snapshots: Vec<&MailboxSnapshot> = std::iter::once(&input.hub)
+        .chain(users.iter().map(|&u| &input.users[u]))
+        .collect();
+    let mut folder_memory: Vec<Option<&FolderMemory>> = snapshots
+        .iter()
+        .enumerate()
+        .map(|(f, s)| {
+            memory.and_then(|m| {
+                if f == 0 {
+                    Some(&m.hub)
+                } else {
+                    m.user(&s.mailbox)
+                }
+            })
+        })
+        .collect();
     let total = snapshots.iter().map(|s| s.contacts.len()).sum();
-    let (copies, links) = keys::read_all(&snapshots, total);
+    let (mut copies, mut links, mut missing) = keys::read_all(&snapshots, total, &folder_memory);
+
+    // Bad reads (design §5): a user folder is planned as if its read had failed; the hub gets no
+    // write, and what it seems to have lost is held.
+    let mut hub_writable = true;
+    for f in (0..snapshots.len()).rev() {
+        let Some(kind) =
+            folder_memory[f].and_then(|m| memory::bad_read(m.copies.len(), missing[f].len()))
+        else {
+            continue;
+        };
+        book.bad_reads.push(BadRead {
+            mailbox: snapshots[f].mailbox.clone(),
+            target: target_of(f as u32),
+            kind,
+        });
+        if f == 0 {
+            hub_writable = false;
+        } else {
+            for v in [&mut copies as &mut dyn Remove, &mut links, &mut missing] {
+                v.remove_at(f);
+            }
+            snapshots.remove(f);
+            folder_memory.remove(f);
+            users.remove(f - 1);
+        }
+    }
+    book.bad_reads.reverse();
+    let total = snapshots.iter().map(|s| s.contacts.len()).sum();
+
     let mut planner = Planner {
         snapshots: &snapshots,
         copies: &copies,
@@ -338,12 +563,33 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         logicals: Vec::new(),
         hub_logicals: 0,
         update_existing: input.update_existing,
+        memory,
+        hub_writable,
+        lookalikes: Default::default(),
+        blocked: Default::default(),
+        folder_memory,
+        missing,
     };
 
+    // Deletions first: the copies of a deleted contact take part in no linking.
+    let deletions = match memory {
+        Some(m) => planner.tombstones(m, input.options, input.now, &mut book),
+        None => Default::default(),
+    };
     let hub_index = planner.link_hub();
     planner.link_users(&hub_index);
     planner.link_to_final_hub_keys();
     planner.group_rest();
+    let opt_outs = match memory {
+        Some(m) => planner.user_deletes(
+            m,
+            &hub_index,
+            input.options.user_deletes,
+            input.now,
+            &mut book,
+        ),
+        None => Vec::new(),
+    };
     let mut problems = planner.folder_problems(&hub_index);
 
     // Phase 1: existing copies (updates, stamps). Phase 2: creates, checked against each
@@ -352,7 +598,8 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
     // once, in plan order, at the end — no second copy of the operations ever exists.
     let phase_one = planner.decide(new_sync_id);
     let mut pending = planner.existing_writes(&phase_one);
-    planner.create_missing(&phase_one, &mut pending, &mut problems);
+    planner.create_missing(&phase_one, &mut pending, &mut problems, &mut book);
+    pending.extend(deletions.pending);
     // Sorted by step, mailbox (hub first, then name order), SyncId, action, folder position.
     pending.sort_unstable_by_key(|p| p.key);
     let operations = planner.build_operations(&phase_one, &pending, input.now);
@@ -370,8 +617,41 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
             &b.contact_ids,
         ))
     });
+    let draft = next::Draft {
+        planned: true,
+        trusted: memory.is_some(),
+        users,
+        sync_ids: phase_one.decisions.iter().map(|d| d.sync_id).collect(),
+        winners: phase_one.decisions.iter().map(|d| d.winner).collect(),
+        ops: pending
+            .iter()
+            .map(|p| next::OpRef {
+                logical: p.logical_id.0,
+                folder: p.key.folder,
+                pos: p.key.pos,
+            })
+            .collect(),
+        links: planner.links,
+        hub_writable,
+        tombstones: deletions.tombstones,
+        opt_outs,
+    };
     Plan {
         operations,
         problems,
+        memory_verdict,
+        book,
+        draft,
+    }
+}
+
+/// Removing one folder from the per-folder vectors of different types at once.
+trait Remove {
+    fn remove_at(&mut self, i: usize);
+}
+
+impl<T> Remove for Vec<T> {
+    fn remove_at(&mut self, i: usize) {
+        self.remove(i);
     }
 }

@@ -57,10 +57,7 @@ fn contact(
 }
 
 fn mbx(name: &str, contacts: Vec<Contact>) -> MailboxSnapshot {
-    MailboxSnapshot {
-        mailbox: name.into(),
-        contacts,
-    }
+    MailboxSnapshot::complete(name, contacts)
 }
 
 fn run(hub: Vec<Contact>, users: Vec<MailboxSnapshot>, update_existing: bool) -> Plan {
@@ -69,6 +66,8 @@ fn run(hub: Vec<Contact>, users: Vec<MailboxSnapshot>, update_existing: bool) ->
         users,
         update_existing,
         now: now(),
+        memory: None,
+        options: DeleteOptions::default(),
     };
     plan(&input, &mut sequential_ids(0))
 }
@@ -114,6 +113,7 @@ fn assert_converges(
 fn if_match(op: &Operation) -> Option<&str> {
     match &op.write {
         Write::Update { etag, .. } | Write::Stamp { etag, .. } => etag.as_deref(),
+        Write::Delete { etag, .. } => etag.as_deref(),
         Write::Create { .. } => panic!("a create has no etag: {op:?}"),
     }
 }
