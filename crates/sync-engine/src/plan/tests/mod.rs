@@ -6,7 +6,9 @@
 //! threaded passes (`scale`).
 
 mod decide;
+mod deletes;
 mod matching;
+mod memory;
 mod operations;
 mod properties;
 mod scale;
