@@ -9,6 +9,7 @@ mod decide;
 mod deletes;
 mod matching;
 mod memory;
+mod memory_props;
 mod operations;
 mod properties;
 mod scale;
