@@ -1,7 +1,7 @@
-//! The plan's operations, built once, in plan order, from the writes both phases (and the
-//! deletes step) recorded: each
-//! with exactly the data of its kind ([`Write`]), its notes rebuilt from the copy's own text and a
-//! fresh tag line (I3), and the winner's fields shared by every write of its logical contact.
+//! The plan's operations, built once, in plan order, from the writes both phases (and the deletes
+//! step) recorded: each with exactly the data of its kind ([`Write`]), its notes rebuilt from the
+//! copy's own text and a fresh tag line (I3), and the winner's fields shared by every write of its
+//! logical contact. A delete writes nothing: it names the copy as read.
 
 use super::decide::{PendingWrite, PhaseOne};
 use super::{Action, Operation, Planner, Write, target_of};

@@ -19,9 +19,10 @@ use std::borrow::Cow;
 /// from the contact on demand ([`KeyedContact::created_by`]).
 pub(super) struct KeyedContact<'a> {
     pub(super) contact: &'a Contact,
-    /// `lastModifiedDateTime` at read time as (seconds, nanoseconds), `None` as the smallest
-    /// value — the same order as `Option<Timestamp>` in 16 bytes instead of 24. Copied here
-    /// because choosing winners looks at it often.
+    /// The version it competes with: `lastModifiedDateTime` at read time as (seconds,
+    /// nanoseconds), `None` as the smallest value — the same order as `Option<Timestamp>` in 16
+    /// bytes instead of 24 — or, for a copy as we left it, the version remembered for it
+    /// (`memory::apply_versions`). Copied here because choosing winners looks at it often.
     pub(super) modified: (i64, i32),
     pub(super) sync_id: Option<SyncId>,
     pub(super) email: Option<Cow<'a, str>>,

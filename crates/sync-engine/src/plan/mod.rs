@@ -1,38 +1,52 @@
 //! The convergence plan: from one snapshot of the hub folder and of every user's default Contacts
-//! folder, the complete, sorted list of writes that makes every copy of every contact equal to its
-//! newest version (SPEC §2.5–§2.8a).
+//! folder — and, when there is one, the memory of the previous run — the complete, sorted list of
+//! writes that makes every copy of every contact equal to its newest version (SPEC §2.5–§2.8a),
+//! and the deletions from the company book the run decides (SPEC §7).
 //!
 //! Data flow, one file per step (see ARCHITECTURE.md "Plan"):
+//! 0. `memory` — whether the given memory may be used at all (trust check); with it, the version
+//!    each copy competes with (a copy as we left it competes with the version we wrote, not with
+//!    the later time of our own write, SPEC §7.2), and which folders' reads are bad (not
+//!    evidence: planned as if unread).
 //! 1. `keys` — *read keys* of every contact once: SyncId (last tag line), primary email,
-//!    displayName key. *Hub logical contacts*: each hub contact with a new SyncId is one logical
-//!    contact; a hub contact without SyncId matching an earlier one by email/displayName is a
-//!    duplicate and is left alone. *Link user copies* mailbox by mailbox (fixed order: sorted
-//!    mailbox names) through the hub's index, ladder SyncId → email → displayName (only without
-//!    email), SyncId matches first. A second copy of the same logical contact in one folder is a
-//!    duplicate, left alone.
+//!    displayName key. `deletes` (trusted memory only) — tombstones new, cleared, pruned, held
+//!    by the brake (`brake`) or released; the tagged user copies of deleted contacts get a Delete
+//!    or are left alone, and take part in nothing else. *Hub logical contacts*: each hub contact
+//!    with a new SyncId is one logical contact; a hub contact without SyncId matching an earlier
+//!    one by email/displayName is a duplicate and is left alone. *Link user copies* mailbox by
+//!    mailbox (fixed order: sorted mailbox names) through the hub's index, ladder SyncId → email →
+//!    displayName (only without email), SyncId matches first. A second copy of the same logical
+//!    contact in one folder is a duplicate, left alone.
 //! 2. `final_keys` — unlinked copies also try the key each hub contact will have *after* this
 //!    run (its winner's), and extra copies that matched by a key about to change are released, so
 //!    that the next run links exactly as this one did (I1).
-//! 3. `group` — *group the rest* across users by the same ladder into new logical contacts.
-//! 4. `decide` — phase 1, per logical contact: winner = newest `lastModifiedDateTime` (ties:
-//!    hub, then mailbox order); SyncId; update every other copy that differs (rule §2.7), stamp
-//!    every copy lacking the SyncId — one write per copy. Whether a copy differs is decided in one
-//!    folder-ordered pass, and the writes are then recorded folder by folder (memory order).
+//! 3. `group` — *group the rest* across users by the same ladder into new logical contacts (never
+//!    an untagged look-alike of a tombstoned contact older than its deletion). `opt_outs` (trusted
+//!    memory only) — a copy a user deleted is re-created, or (`UserDeletes: respect`) not.
+//! 4. `decide` — phase 1, per logical contact: winner = newest version (ties: hub, then mailbox
+//!    order); SyncId; update every other copy that differs (rule §2.7), stamp every copy lacking
+//!    the SyncId — one write per copy. Whether a copy differs is decided in one folder-ordered
+//!    pass, and the writes are then recorded folder by folder (memory order).
 //! 5. `create` — phase 2: create where the contact is missing, unless the target folder, as it
 //!    will be after phase 1, already holds a contact the ladder would match, which is reported
-//!    instead (never a duplicate, invariant I2).
+//!    instead (never a duplicate, invariant I2), or its user opted out. A contact re-created in
+//!    the hub from tagged users' copies is a repair (with memory).
 //! 6. `problems` — the data problems of each folder (duplicate keys, extra copies, …).
 //!
 //! Both phases only record small pending writes; `build` turns them into [`Operation`]s once, in
 //! plan order. Every operation is independent of the others (SyncIds are chosen up front), so the
 //! binary may run them in any order or in parallel; a crash part-way leaves copies the next run
-//! links by SyncId.
+//! links by SyncId. `next` computes the memory the run leaves ([`next_memory`]) from the input,
+//! the plan and the write results. `book` holds the plan's non-write outputs.
 //!
-//! Decisions use only the timestamps read at the start of the run, and a copy's note text is only
-//! ever its own text plus a fresh tag line (I3). This module never performs I/O, reads a clock or
-//! draws random numbers: `now` and the SyncId generator come in with the input (the passes over
-//! every contact use at most one scoped thread per core; the result does not depend on them). It
-//! never deletes and never merges: data problems are reported, not fixed.
+//! Decisions use only the timestamps read at the start of the run (and the memory), and a copy's
+//! note text is only ever its own text plus a fresh tag line (I3). This module never performs
+//! I/O, reads a clock or draws random numbers: `now`, the memory and the SyncId generator come in
+//! with the input (the passes over every contact use at most one scoped thread per core; the
+//! result does not depend on them). It never merges, and it deletes only what SPEC §7.3 allows:
+//! with trusted memory, a complete and good read, tagged user copies of a contact deleted from
+//! the hub — never a hub copy, never an untagged contact. Without memory it never deletes. Data
+//! problems are reported, not fixed.
 //!
 //! Memory: an [`Operation`] holds its notes once and shares the winner's fields with the other
 //! writes of its contact ([`WrittenFields`]); its JSON body is built when sent
@@ -46,6 +60,7 @@ mod decide;
 mod deletes;
 mod final_keys;
 mod group;
+mod input;
 mod keys;
 mod memory;
 mod next;
@@ -58,114 +73,19 @@ pub use book::{
     BadRead, BadReadKind, Book, Distrust, Entry, Held, MemoryVerdict, Removal, Repair,
     RepairReason, WriteResult,
 };
+pub use input::{
+    BrakeLimit, DeleteOptions, Deletes, MailboxSnapshot, PlanInput, ReadStatus, UserDeletes,
+};
 pub use next::next_memory;
 
 use crate::fields::{self, FieldChange, WrittenFields};
 use crate::memory::{FolderMemory, Guid, Memory};
 use crate::model::Contact;
 use crate::tags::{self, SyncId};
-use jiff::Timestamp;
 use keys::{CopyRef, KeyedContact, Link, LogicalContact};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-
-/// Every contact read from one folder (the hub's "All Contacts", or a user's default folder).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MailboxSnapshot {
-    /// UPN, or object id when the user has none (SPEC §2.2).
-    pub mailbox: String,
-    pub contacts: Vec<Contact>,
-    /// Whether every page was read. A folder whose read failed outright is left out of the input
-    /// altogether.
-    #[serde(default)]
-    pub read: ReadStatus,
-}
-
-impl MailboxSnapshot {
-    /// A folder read completely.
-    pub fn complete(mailbox: impl Into<String>, contacts: Vec<Contact>) -> Self {
-        MailboxSnapshot {
-            mailbox: mailbox.into(),
-            contacts,
-            read: ReadStatus::Complete,
-        }
-    }
-}
-
-/// Whether a folder's listing is the whole folder.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ReadStatus {
-    /// Every page read without error (and, with delta reads, a round that ended in a deltaLink).
-    /// The default because that is what a snapshot has always meant.
-    #[default]
-    Complete,
-    /// Cut short: the contacts listed are real, but the folder may hold more, so absence proves
-    /// nothing. An incomplete user folder is planned as if its read had failed (no write into it,
-    /// no deletion or opt-out from it); an incomplete hub folder stops the plan (nothing is
-    /// written: every decision depends on the hub).
-    Incomplete,
-}
-
-/// Everything the planner decides from. Nothing else is consulted.
-#[derive(Clone, Debug)]
-pub struct PlanInput {
-    pub hub: MailboxSnapshot,
-    pub users: Vec<MailboxSnapshot>,
-    /// `UpdateExisting` (default on): whether differing older copies are overwritten.
-    pub update_existing: bool,
-    /// `LastUpdatedAt` of every write of this run.
-    pub now: Timestamp,
-    /// What the previous run left (SPEC §7.1). `None`: first-run mode — no deletion, no opt-out,
-    /// no write-vs-edit correction, exactly the plan without memory. Given memory is checked
-    /// first ([`Plan::memory_verdict`]); distrusted memory plans as `None`.
-    pub memory: Option<Memory>,
-    pub options: DeleteOptions,
-}
-
-/// The delete settings of a tenant (SPEC §7.3).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DeleteOptions {
-    pub deletes: Deletes,
-    pub user_deletes: UserDeletes,
-    pub limit: BrakeLimit,
-}
-
-/// `Deletes`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Deletes {
-    /// A contact deleted from the hub is deleted from every user (tagged copies only).
-    #[default]
-    Hub,
-    /// Nothing is deleted: the deletes are only reported ([`Book::would_delete`]) and the hub copy
-    /// is re-created from the users' copies, as the script did.
-    Off,
-}
-
-/// `UserDeletes`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum UserDeletes {
-    /// A copy a user deleted comes back (the book stays complete).
-    #[default]
-    Restore,
-    /// The user is opted out of that contact; it is not re-created in their folder until their
-    /// folder holds it again.
-    Respect,
-}
-
-/// How many contacts one run may remove from the book (SPEC §7.3 "the brake").
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BrakeLimit {
-    /// Hold every delete when more than 10 **and** more than 10 % of the hub's contacts (as
-    /// remembered) would go.
-    #[default]
-    Default,
-    /// Tenant `MaxDeletes`: hold every delete when more than N would go.
-    MaxDeletes(usize),
-    /// `--allow-deletes N`: release up to N (oldest tombstone first, then SyncId), hold the rest.
-    AllowDeletes(usize),
-}
 
 /// What an operation does, without its data: for sorting, counting and reporting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

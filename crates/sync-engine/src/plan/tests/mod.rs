@@ -3,7 +3,10 @@
 //! duplicates and suppressed creates (`matching`), what each write sends and how it is verified
 //! (`operations`) — property tests over random tenants for invariants I1–I3 of RELIABILITY.md
 //! through the in-memory Graph double in `testkit` (`properties`), and inputs big enough for the
-//! threaded passes (`scale`).
+//! threaded passes (`scale`). Memory between runs (SPEC §7), threaded from run to run through
+//! `next_memory`: our writes are not edits, the trust check, bad reads (`memory`), hub and user
+//! deletions, repairs and the brake (`deletes`), and property tests over random runs with
+//! deletions, crashes and state losses for I1, I2 and I10–I13 (`memory_props`).
 
 mod decide;
 mod deletes;
@@ -18,6 +21,7 @@ use super::*;
 use crate::model::{ContactFields, EmailAddress};
 use crate::tags;
 use crate::testkit::{Tenant, sequential_ids};
+use jiff::Timestamp;
 use serde_json::json;
 
 const HUB: &str = "hub@contoso.com";
