@@ -543,8 +543,9 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         users,
         sync_ids: phase_one.decisions.iter().map(|d| d.sync_id).collect(),
         winners: phase_one.decisions.iter().map(|d| d.winner).collect(),
+        // Collected in place over the pending writes' allocation: no second buffer at the peak.
         ops: pending
-            .iter()
+            .into_iter()
             .map(|p| next::OpRef {
                 logical: p.logical_id.0,
                 folder: p.key.folder,
