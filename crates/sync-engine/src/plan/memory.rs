@@ -69,6 +69,12 @@ pub(super) fn verdict(input: &PlanInput) -> MemoryVerdict {
 /// (graph-facts §1) — the same synced fields (fingerprint). Otherwise `None`: its own
 /// `lastModifiedDateTime` counts.
 pub(super) fn remembered(memory: &CopyMemory, c: &Contact) -> Option<Version> {
+    as_left(memory, c).map(|(v, _)| v)
+}
+
+/// [`remembered`], with the copy's fingerprint: the remembered one when the changeKey is the same
+/// (the item has not changed since), so the fields are hashed only when it differs.
+pub(super) fn as_left(memory: &CopyMemory, c: &Contact) -> Option<(Version, u64)> {
     if *memory.contact_id != *c.id {
         return None;
     }
@@ -77,20 +83,26 @@ pub(super) fn remembered(memory: &CopyMemory, c: &Contact) -> Option<Version> {
         _ => false,
     };
     (same_change_key || memory.fields_hash == fields_fingerprint(&c.fields))
-        .then_some(memory.version)
+        .then_some((memory.version, memory.fields_hash))
 }
 
-/// The version `c` (carrying `sync_id`) competes with in a folder with memory `folder`.
-pub(super) fn effective_version(
+/// The version `c` (carrying `sync_id`) competes with in a folder with memory `folder`, and its
+/// fingerprint.
+pub(super) fn version_and_fingerprint(
     folder: Option<&FolderMemory>,
     sync_id: Option<Guid>,
     c: &Contact,
-) -> Version {
+) -> (Version, u64) {
     folder
         .zip(sync_id)
         .and_then(|(f, s)| f.get(s))
-        .and_then(|m| remembered(m, c))
-        .unwrap_or_else(|| Version::of(c.last_modified_date_time))
+        .and_then(|m| as_left(m, c))
+        .unwrap_or_else(|| {
+            (
+                Version::of(c.last_modified_date_time),
+                fields_fingerprint(&c.fields),
+            )
+        })
 }
 
 /// Sets the version every copy of one folder competes with from the folder's memory, and returns

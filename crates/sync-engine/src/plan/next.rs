@@ -12,9 +12,8 @@
 
 use super::book::WriteResult;
 use super::keys::{CopyRef, Link};
-use super::memory::effective_version;
+use super::memory::version_and_fingerprint;
 use super::{Action, Plan, PlanInput};
-use crate::fingerprint::fields_fingerprint;
 use crate::memory::{
     ContactKey, CopyMemory, FolderMemory, Guid, Memory, OptOut, RETENTION_DAYS, Tombstone, Version,
     change_key,
@@ -111,9 +110,11 @@ pub fn next_memory(input: &PlanInput, plan: &Plan, results: &[WriteResult]) -> M
             .or_insert_with(|| {
                 let at = d.winners[l as usize];
                 let c = contact(at);
+                let (version, hash) =
+                    version_and_fingerprint(old_folder(at.folder as usize), read_guid(c), c);
                 Written {
-                    version: effective_version(old_folder(at.folder as usize), read_guid(c), c),
-                    hash: fields_fingerprint(&c.fields),
+                    version,
+                    hash,
                     key: ContactKey::of(&c.fields),
                 }
             })
@@ -152,14 +153,18 @@ pub fn next_memory(input: &PlanInput, plan: &Plan, results: &[WriteResult]) -> M
                 continue;
             };
             let c = &snap.contacts[pos];
-            let carries = read_guid(c) == Some(s);
-            let as_read = |change_key_now: Option<&str>| CopyMemory {
-                sync_id: s,
-                contact_id: c.id.as_str().into(),
-                change_key: change_key_now.map(|k| change_key(k).into()),
-                version: effective_version(old_folder(f), read_guid(c), c),
-                fields_hash: fields_fingerprint(&c.fields),
-                key: if hub { ContactKey::of(&c.fields) } else { None },
+            let read = read_guid(c);
+            let carries = read == Some(s);
+            let as_read = |change_key_now: Option<&str>| {
+                let (version, fields_hash) = version_and_fingerprint(old_folder(f), read, c);
+                CopyMemory {
+                    sync_id: s,
+                    contact_id: c.id.as_str().into(),
+                    change_key: change_key_now.map(|k| change_key(k).into()),
+                    version,
+                    fields_hash,
+                    key: if hub { ContactKey::of(&c.fields) } else { None },
+                }
             };
             let Some(&i) = by_copy[f].get(&(pos as u32)) else {
                 if carries {
