@@ -13,12 +13,20 @@
 //!   `jobTitle` (update with an explicit null) — and the first 50 users each hold one newer edit
 //!   of a different contact, which must reach the hub and every other copy.
 //! - `steady`: only the 50 newer edits; everything else is in sync.
+//! - `memory` (with either): the planner also gets the memory of a previous run that left every
+//!   copy as it is now (one remembered copy per tagged contact: id, changeKey, version,
+//!   fingerprint), so every copy is looked up, and `next_memory` is timed after the plan (every
+//!   write answered `Done`).
 //!
-//! Run: `cargo bench -p sync-engine --bench plan [-- steady]` (release). Without `--bench` (e.g.
-//! under `cargo test --all-targets`) it runs a tiny size so test runs stay fast.
+//! Run: `cargo bench -p sync-engine --bench plan [-- steady] [memory]` (release). Without
+//! `--bench` (e.g. under `cargo test --all-targets`) it runs a tiny size so test runs stay fast.
 
 use std::time::Instant;
-use sync_engine::{Contact, ContactFields, EmailAddress, MailboxSnapshot, PlanInput, plan};
+use sync_engine::fingerprint::fields_fingerprint;
+use sync_engine::{
+    Contact, ContactFields, ContactKey, CopyMemory, DeleteOptions, EmailAddress, FolderMemory,
+    Guid, MailboxSnapshot, Memory, PlanInput, ReadStatus, Version, WriteResult, next_memory, plan,
+};
 
 fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -110,6 +118,7 @@ fn tenant(users: usize, per_user: usize, churn: bool) -> PlanInput {
                 }
             })
             .collect(),
+        read: ReadStatus::Complete,
     };
     let users = (0..users)
         .map(|u| MailboxSnapshot {
@@ -147,6 +156,7 @@ fn tenant(users: usize, per_user: usize, churn: bool) -> PlanInput {
                     }
                 })
                 .collect(),
+            read: ReadStatus::Complete,
         })
         .collect();
     let mut users: Vec<MailboxSnapshot> = users;
@@ -178,14 +188,61 @@ fn tenant(users: usize, per_user: usize, churn: bool) -> PlanInput {
         users,
         update_existing: true,
         now: ts(10_000),
+        memory: None,
+        options: DeleteOptions::default(),
     }
+}
+
+/// The memory a previous run would have left if every copy is as it is now.
+fn memory_of(input: &PlanInput) -> Memory {
+    let folder = |s: &MailboxSnapshot, hub: bool| {
+        let mut copies: Vec<CopyMemory> = s
+            .contacts
+            .iter()
+            .filter_map(|c| {
+                let tags = sync_engine::tags::find_tags(c.personal_notes.as_deref()?)?;
+                Some(CopyMemory {
+                    sync_id: Guid::from_sync_id(tags.sync_id)?,
+                    contact_id: c.id.as_str().into(),
+                    change_key: c
+                        .etag
+                        .as_deref()
+                        .map(|e| sync_engine::memory::change_key(e).into()),
+                    version: Version::of(c.last_modified_date_time),
+                    fields_hash: fields_fingerprint(&c.fields),
+                    key: if hub { ContactKey::of(&c.fields) } else { None },
+                })
+            })
+            .collect();
+        copies.sort_by_key(|c| c.sync_id);
+        copies.dedup_by_key(|c| c.sync_id);
+        FolderMemory {
+            mailbox: s.mailbox.clone(),
+            read_at: ts(9000),
+            copies,
+        }
+    };
+    let mut m = Memory {
+        last_plan_time: ts(9000),
+        hub: folder(&input.hub, true),
+        users: input.users.iter().map(|u| folder(u, false)).collect(),
+        pending_creates: Vec::new(),
+        tombstones: Vec::new(),
+        opt_outs: Vec::new(),
+    };
+    m.normalise();
+    m
 }
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let churn = !std::env::args().any(|a| a == "steady");
+    let with_memory = std::env::args().any(|a| a == "memory");
     let (users, per_user) = if full { (1000, 1000) } else { (20, 50) };
-    let input = tenant(users, per_user, churn);
+    let mut input = tenant(users, per_user, churn);
+    if with_memory {
+        input.memory = Some(memory_of(&input));
+    }
     let before = vm_hwm_kib();
     let mut n = 0u64;
     let mut ids = move || {
@@ -199,8 +256,9 @@ fn main() {
     let after = vm_hwm_kib();
     let count = |a| p.operations.iter().filter(|o| o.action() == a).count();
     println!(
-        "plan ({}): {users} users x {per_user} copies ({} contacts): {:.3} s (CPU {:.2} s); operations {} (create {}, update {}, stamp {}), problems {}; peak RSS {:.0} MiB (input alone {:.0} MiB)",
+        "plan ({}{}): {users} users x {per_user} copies ({} contacts): {:.3} s (CPU {:.2} s); operations {} (create {}, update {}, stamp {}), problems {}; peak RSS {:.0} MiB (input alone {:.0} MiB)",
         if churn { "churn" } else { "steady" },
+        if with_memory { ", memory" } else { "" },
         users * per_user + per_user,
         elapsed.as_secs_f64(),
         cpu,
@@ -213,4 +271,22 @@ fn main() {
         before as f64 / 1024.0,
     );
     assert!(!p.operations.is_empty());
+    if with_memory {
+        assert!(p.memory_verdict.is_trusted());
+        let results = vec![
+            WriteResult::Done {
+                change_key: Some("ck".into())
+            };
+            p.operations.len()
+        ];
+        let (start, cpu) = (Instant::now(), cpu_secs());
+        let next = next_memory(&input, &p, &results);
+        println!(
+            "next_memory: {:.3} s (CPU {:.2} s); {} copies remembered; peak RSS {:.0} MiB",
+            start.elapsed().as_secs_f64(),
+            cpu_secs() - cpu,
+            next.hub.copies.len() + next.users.iter().map(|u| u.copies.len()).sum::<usize>(),
+            vm_hwm_kib() as f64 / 1024.0,
+        );
+    }
 }

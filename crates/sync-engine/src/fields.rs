@@ -37,7 +37,7 @@ pub struct FieldChange {
     pub new: String,
 }
 
-fn norm_str(s: &Option<String>) -> &str {
+pub(crate) fn norm_str(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("")
 }
 
@@ -47,7 +47,7 @@ pub(crate) fn strings_equal(a: Option<&str>, b: Option<&str>) -> bool {
 }
 
 /// The name of an email entry as Graph round-trips it: `""` when missing, empty or the address.
-fn norm_email_name(e: &EmailAddress) -> &str {
+pub(crate) fn norm_email_name(e: &EmailAddress) -> &str {
     let name = norm_str(&e.name);
     let (n, a) = (name.trim(), norm_str(&e.address).trim());
     if n.is_empty()
@@ -110,7 +110,7 @@ impl Field {
         1 << self as u16
     }
 
-    fn string(self, f: &ContactFields) -> Option<&Option<String>> {
+    pub(crate) fn string(self, f: &ContactFields) -> Option<&Option<String>> {
         Some(match self {
             Field::DisplayName => &f.display_name,
             Field::GivenName => &f.given_name,
@@ -123,7 +123,7 @@ impl Field {
         })
     }
 
-    fn list(self, f: &ContactFields) -> Option<&Vec<String>> {
+    pub(crate) fn list(self, f: &ContactFields) -> Option<&Vec<String>> {
         Some(match self {
             Field::BusinessPhones => &f.business_phones,
             Field::HomePhones => &f.home_phones,

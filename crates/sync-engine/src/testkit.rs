@@ -6,10 +6,16 @@
 //! etag and the timestamp, and keeps `personalNotes` exactly as sent. Round-trip normalisation is
 //! applied on purpose, and a little adversarially: empty strings come back as `null`, and an email
 //! entry without `name` comes back with `name` equal to its address (what UI-made contacts look
-//! like). This is a test double, never a second source of truth: the emulator is the real oracle.
+//! like). A delete removes the contact (`If-Match` checked the same way). Every write answers with
+//! its new changeKey ([`WriteResult`]), so tests can thread the memory from run to run
+//! ([`crate::plan::next_memory`]); and the world can move between runs: user edits, user and
+//! admin deletes, Exchange's spontaneous changeKey bumps ([`Tenant::edit`], [`Tenant::delete`],
+//! [`Tenant::bump_change_key`]). This is a test double, never a second source of truth: the
+//! emulator is the real oracle.
 
+use crate::memory::{Memory, change_key};
 use crate::model::{Contact, ContactFields};
-use crate::plan::{MailboxSnapshot, Plan, PlanInput, Target, Write};
+use crate::plan::{DeleteOptions, MailboxSnapshot, Plan, PlanInput, Target, Write, WriteResult};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 
@@ -55,14 +61,75 @@ impl Tenant {
         }
     }
 
-    /// The planner's input for a run starting now.
+    /// The planner's input for a run starting now, without memory (first-run mode).
     pub fn input(&self, update_existing: bool) -> PlanInput {
+        self.input_with(update_existing, None, DeleteOptions::default())
+    }
+
+    /// The planner's input for a run starting now, with `memory` and `options`.
+    pub fn input_with(
+        &self,
+        update_existing: bool,
+        memory: Option<Memory>,
+        options: DeleteOptions,
+    ) -> PlanInput {
         PlanInput {
             hub: self.hub.clone(),
             users: self.users.clone(),
             update_existing,
             now: self.clock,
+            memory,
+            options,
         }
+    }
+
+    /// A folder by mailbox (the hub's or a user's).
+    pub fn folder(&self, mailbox: &str) -> Option<&MailboxSnapshot> {
+        self.folders().find(|f| f.mailbox == mailbox)
+    }
+
+    fn any_folder_mut(&mut self, mailbox: &str) -> Option<&mut MailboxSnapshot> {
+        std::iter::once(&mut self.hub)
+            .chain(self.users.iter_mut())
+            .find(|f| f.mailbox == mailbox)
+    }
+
+    /// Lets the clock pass (scheduled runs are minutes or days apart).
+    pub fn advance(&mut self, by: SignedDuration) {
+        self.clock += by;
+    }
+
+    /// A user (or an admin, in the hub) edits a contact: `f` changes its fields; Exchange gives it
+    /// a new changeKey and `lastModifiedDateTime`. Returns false if there is no such contact.
+    pub fn edit(&mut self, mailbox: &str, id: &str, f: impl FnOnce(&mut ContactFields)) -> bool {
+        let (now, etag) = self.tick();
+        let Some(c) = self.contact_mut(mailbox, id) else {
+            return false;
+        };
+        f(&mut c.fields);
+        c.etag = Some(etag);
+        c.last_modified_date_time = Some(now);
+        true
+    }
+
+    /// Exchange changes a contact's changeKey by itself, no field changed (graph-facts §1); its
+    /// `lastModifiedDateTime` moves too (the worst case for telling it from an edit).
+    pub fn bump_change_key(&mut self, mailbox: &str, id: &str) -> bool {
+        self.edit(mailbox, id, |_| {})
+    }
+
+    /// A user deletes their copy, or an admin a hub contact. Returns the contact removed.
+    pub fn delete(&mut self, mailbox: &str, id: &str) -> Option<Contact> {
+        let folder = self.any_folder_mut(mailbox)?;
+        let i = folder.contacts.iter().position(|c| c.id == id)?;
+        Some(folder.contacts.remove(i))
+    }
+
+    fn contact_mut(&mut self, mailbox: &str, id: &str) -> Option<&mut Contact> {
+        self.any_folder_mut(mailbox)?
+            .contacts
+            .iter_mut()
+            .find(|c| c.id == id)
     }
 
     /// All folders, hub first.
@@ -92,62 +159,109 @@ impl Tenant {
         (self.clock, format!("W/\"ck{}\"", self.next_id))
     }
 
-    /// Applies every operation in plan order, stopping at the first failure.
-    pub fn apply(&mut self, plan: &Plan) -> Result<(), ApplyError> {
-        for op in &plan.operations {
-            let (now, etag) = self.tick();
-            let id = format!("id-{}", self.next_id);
-            let folder = self.folder_mut(&op.mailbox, op.target)?;
-            // The body production sends (`Operation::body`), applied as Graph would.
-            let body = op.body();
-            match &op.write {
-                Write::Create { .. } => {
-                    let mut c = Contact {
-                        id,
-                        etag: Some(etag),
-                        last_modified_date_time: Some(now),
-                        ..Default::default()
-                    };
-                    write_body(&mut c, &body)?;
-                    folder.contacts.push(c);
+    /// Applies every operation in plan order, stopping at the first failure (in these tests a
+    /// refused write is a planner bug). Returns what each write answered.
+    pub fn apply(&mut self, plan: &Plan) -> Result<Vec<WriteResult>, ApplyError> {
+        plan.operations
+            .iter()
+            .map(|op| self.apply_one(op))
+            .collect()
+    }
+
+    /// Applies every operation as Graph answers it, going on after a refusal: 412 → `Conflict`, a
+    /// missing contact → `Failed` (404 on a DELETE → `Done`, as the binary maps it).
+    pub fn apply_lenient(&mut self, plan: &Plan) -> Vec<WriteResult> {
+        plan.operations
+            .iter()
+            .map(|op| match self.apply_one(op) {
+                Ok(r) => r,
+                Err(ApplyError::EtagMismatch(..)) => WriteResult::Conflict,
+                Err(ApplyError::NotFound(..)) if matches!(op.write, Write::Delete { .. }) => {
+                    WriteResult::Done { change_key: None }
                 }
-                Write::Update {
-                    contact_id,
-                    etag: if_match,
-                    ..
+                Err(_) => WriteResult::Failed,
+            })
+            .collect()
+    }
+
+    fn apply_one(&mut self, op: &crate::plan::Operation) -> Result<WriteResult, ApplyError> {
+        let (now, etag) = self.tick();
+        let id = format!("id-{}", self.next_id);
+        let answered = Some(change_key(&etag).to_owned());
+        let folder = self.folder_mut(&op.mailbox, op.target)?;
+        // The body production sends (`Operation::body`), applied as Graph would.
+        let body = op.body();
+        match &op.write {
+            Write::Create { .. } => {
+                let mut c = Contact {
+                    id: id.clone(),
+                    etag: Some(etag),
+                    last_modified_date_time: Some(now),
+                    ..Default::default()
+                };
+                write_body(&mut c, &body)?;
+                folder.contacts.push(c);
+                Ok(WriteResult::Created {
+                    contact_id: id,
+                    change_key: answered,
+                })
+            }
+            Write::Delete {
+                contact_id,
+                etag: if_match,
+            } => {
+                let i = folder
+                    .contacts
+                    .iter()
+                    .position(|c| c.id == *contact_id)
+                    .ok_or_else(|| ApplyError::NotFound(contact_id.clone(), op.mailbox.clone()))?;
+                let c = &folder.contacts[i];
+                if if_match.is_some() && *if_match != c.etag {
+                    return Err(ApplyError::EtagMismatch(
+                        contact_id.clone(),
+                        if_match.clone(),
+                        c.etag.clone(),
+                    ));
                 }
-                | Write::Stamp {
-                    contact_id,
-                    etag: if_match,
-                } => {
-                    let c = folder
-                        .contacts
-                        .iter_mut()
-                        .find(|c| c.id == *contact_id)
-                        .ok_or_else(|| {
-                            ApplyError::NotFound(contact_id.clone(), op.mailbox.clone())
-                        })?;
-                    if if_match.is_some() && *if_match != c.etag {
-                        return Err(ApplyError::EtagMismatch(
-                            contact_id.clone(),
-                            if_match.clone(),
-                            c.etag.clone(),
-                        ));
-                    }
-                    if matches!(op.write, Write::Stamp { .. })
-                        && body
-                            .keys()
-                            .any(|k| k != "personalNotes" && k != "displayName")
-                    {
-                        return Err(ApplyError::Bad(format!("stamp writes data: {body:?}")));
-                    }
-                    write_body(c, &body)?;
-                    c.etag = Some(etag);
-                    c.last_modified_date_time = Some(now);
+                folder.contacts.remove(i);
+                Ok(WriteResult::Done { change_key: None })
+            }
+            Write::Update {
+                contact_id,
+                etag: if_match,
+                ..
+            }
+            | Write::Stamp {
+                contact_id,
+                etag: if_match,
+            } => {
+                let c = folder
+                    .contacts
+                    .iter_mut()
+                    .find(|c| c.id == *contact_id)
+                    .ok_or_else(|| ApplyError::NotFound(contact_id.clone(), op.mailbox.clone()))?;
+                if if_match.is_some() && *if_match != c.etag {
+                    return Err(ApplyError::EtagMismatch(
+                        contact_id.clone(),
+                        if_match.clone(),
+                        c.etag.clone(),
+                    ));
                 }
+                if matches!(op.write, Write::Stamp { .. })
+                    && body
+                        .keys()
+                        .any(|k| k != "personalNotes" && k != "displayName")
+                {
+                    return Err(ApplyError::Bad(format!("stamp writes data: {body:?}")));
+                }
+                write_body(c, &body)?;
+                c.etag = Some(etag);
+                c.last_modified_date_time = Some(now);
+                Ok(WriteResult::Done {
+                    change_key: answered,
+                })
             }
         }
-        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
-//! The plan's operations, built once, in plan order, from the writes both phases recorded: each
-//! with exactly the data of its kind ([`Write`]), its notes rebuilt from the copy's own text and a
-//! fresh tag line (I3), and the winner's fields shared by every write of its logical contact.
+//! The plan's operations, built once, in plan order, from the writes both phases (and the deletes
+//! step) recorded: each with exactly the data of its kind ([`Write`]), its notes rebuilt from the
+//! copy's own text and a fresh tag line (I3), and the winner's fields shared by every write of its
+//! logical contact. A delete writes nothing: it names the copy as read.
 
 use super::decide::{PendingWrite, PhaseOne};
 use super::{Action, Operation, Planner, Write, target_of};
@@ -23,7 +24,10 @@ impl Planner<'_, '_> {
     ) -> Vec<Operation> {
         // The winner's fields once per logical contact that writes data, shared by its writes.
         let mut shared: Vec<Option<Arc<ContactFields>>> = vec![None; phase_one.decisions.len()];
-        for p in pending.iter().filter(|p| p.key.action != Action::Stamp) {
+        for p in pending
+            .iter()
+            .filter(|p| matches!(p.key.action, Action::Create | Action::Update))
+        {
             let winner = phase_one.decisions[p.logical_id.ix()].winner;
             shared[p.logical_id.ix()]
                 .get_or_insert_with(|| Arc::new(self.copy(winner).contact.fields.clone()));
@@ -44,6 +48,9 @@ impl Planner<'_, '_> {
         now_text: &str,
     ) -> Operation {
         let key = p.key;
+        if key.action == Action::Delete {
+            return self.build_delete(p);
+        }
         let decision = &phase_one.decisions[p.logical_id.ix()];
         let winner = self.copy(decision.winner);
         let winner_fields = &winner.contact.fields;
@@ -80,6 +87,7 @@ impl Planner<'_, '_> {
                 };
                 (write, Some(copy))
             }
+            Action::Delete => unreachable!("built by build_delete"),
         };
         let created_by = copy
             .and_then(|c| c.created_by())
@@ -121,6 +129,33 @@ impl Planner<'_, '_> {
             source_mailbox: source.to_owned(),
             expected_notes,
             write,
+        }
+    }
+
+    /// A Delete of a tagged user copy of a tombstoned contact (`deletes`): it writes nothing, so
+    /// its notes are empty; it names the copy as read (its own name, email and `CreatedBy`) and
+    /// the hub as the source of the decision.
+    fn build_delete(&self, p: &PendingWrite) -> Operation {
+        let copy = self.copy(p.key.copy());
+        Operation {
+            step: p.key.step,
+            mailbox: self.mailbox(p.key.folder).to_owned(),
+            target: target_of(p.key.folder),
+            sync_id: p.key.sync_id.as_str().to_owned(),
+            display_name: copy
+                .contact
+                .fields
+                .display_name
+                .clone()
+                .filter(|s| !s.is_empty()),
+            email: copy.email.as_deref().map(str::to_owned),
+            created_by: copy.created_by().unwrap_or_default().to_owned(),
+            source_mailbox: self.mailbox(0).to_owned(),
+            expected_notes: String::new(),
+            write: Write::Delete {
+                contact_id: copy.contact.id.clone(),
+                etag: copy.contact.etag.clone(),
+            },
         }
     }
 }

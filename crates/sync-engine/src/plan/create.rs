@@ -1,10 +1,15 @@
 //! Step 5 of the plan, phase 2: create each logical contact, from its winner, in the hub and in
 //! every user folder that lacks it — unless the folder, as it will be after phase 1, already holds
 //! a contact the ladder would match: that is reported (`CreateSuppressed`), never duplicated (I2).
+//! With memory: not into a folder whose user opted out of the contact, nothing into the hub after
+//! a bad read of it (nor anywhere for a contact without a hub copy then), and a contact re-created
+//! in the hub from users' tagged copies is reported as a repair.
 
+use super::book::{Book, Entry, Repair, RepairReason};
 use super::decide::{PendingWrite, PhaseOne, WriteKey, data_step};
-use super::keys::{EmailOrName, Link, LogicalId};
-use super::{Action, DataProblem, Planner, ProblemKind, target_of};
+use super::keys::{EmailOrName, Link, LogicalContact, LogicalId};
+use super::{Action, DataProblem, Planner, ProblemKind, Target, target_of};
+use crate::memory::Guid;
 use crate::tags::SyncId;
 use rustc_hash::FxHashSet;
 
@@ -55,25 +60,34 @@ impl<'s> Planner<'s, '_> {
         keys
     }
 
-    /// Phase 2 for every logical contact, in order: records the creates in `pending` and the
-    /// suppressed ones in `problems`.
+    /// Phase 2 for every logical contact, in order: records the creates in `pending`, the
+    /// suppressed ones in `problems`, and the repairs in `book`.
     pub(super) fn create_missing(
         &self,
         phase_one: &PhaseOne,
         pending: &mut Vec<PendingWrite>,
         problems: &mut Vec<DataProblem>,
+        book: &mut Book,
     ) {
         // Built lazily: a run without creates (the steady state) never pays for them.
         let mut folder_keys: Vec<Option<FolderKeys<'s>>> =
             self.copies.iter().map(|_| None).collect();
         for (ix, (logical, decision)) in self.logicals.iter().zip(&phase_one.decisions).enumerate()
         {
+            let has_hub_copy = logical.copies[0].folder == 0;
+            if !has_hub_copy && !self.hub_writable {
+                // Its hub copy cannot be made this run; created everywhere next run.
+                continue;
+            }
             let sync_id = decision.sync_id;
             let key = self.copy(decision.winner).email_or_name();
             let mut has_copy = logical.copies.iter().map(|at| at.folder).peekable();
             for folder in 0..self.copies.len() as u32 {
                 if has_copy.peek() == Some(&folder) {
                     has_copy.next();
+                    continue;
+                }
+                if !self.blocked.is_empty() && self.blocked.contains(&(folder, ix as u32)) {
                     continue;
                 }
                 let keys = folder_keys[folder as usize]
@@ -96,6 +110,11 @@ impl<'s> Planner<'s, '_> {
                     });
                     continue;
                 }
+                if folder == 0
+                    && let Some(r) = self.repair(logical, sync_id, decision.winner)
+                {
+                    book.repairs.push(r);
+                }
                 pending.push(PendingWrite {
                     key: WriteKey {
                         step: data_step(folder),
@@ -108,5 +127,41 @@ impl<'s> Planner<'s, '_> {
                 });
             }
         }
+    }
+
+    /// With trusted memory, a contact created in the hub from users' copies of which one carries
+    /// a SyncId is a repair (SPEC §7.3 "repair is not deletion") — unless the hub's memory holds
+    /// its SyncId (`Deletes: off` re-creating a deleted contact: reported as such instead).
+    fn repair(
+        &self,
+        logical: &LogicalContact,
+        sync_id: SyncId,
+        winner: super::keys::CopyRef,
+    ) -> Option<Repair> {
+        let memory = self.memory?;
+        let found_in = logical
+            .copies
+            .iter()
+            .find(|&&at| self.copy(at).sync_id.is_some())?;
+        let guid = Guid::from_sync_id(sync_id);
+        if guid.is_some_and(|g| memory.hub.get(g).is_some()) {
+            return None;
+        }
+        let winner = self.copy(winner);
+        Some(Repair {
+            entry: Entry {
+                sync_id: sync_id.to_string(),
+                display_name: winner.contact.fields.display_name.clone(),
+                email: winner.email.as_deref().map(str::to_owned),
+                mailbox: self.mailbox(0).to_owned(),
+                target: Target::Hub,
+            },
+            reason: if guid.is_some_and(|g| memory.is_pending(g)) {
+                RepairReason::InterruptedRun
+            } else {
+                RepairReason::NotInHub
+            },
+            found_in: self.mailbox(found_in.folder).to_owned(),
+        })
     }
 }

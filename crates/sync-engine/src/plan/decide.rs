@@ -1,6 +1,9 @@
 //! Step 4 of the plan, phase 1: per logical contact the winner, the SyncId and `CreatedBy`, and
 //! which existing copies get a write — an Update when its data differs from the winner's, else a
-//! Stamp when it lacks the SyncId; at most one write per copy (SPEC §2.5, §2.7, §2.8a).
+//! Stamp when it lacks the SyncId; at most one write per copy (SPEC §2.5, §2.7, §2.8a). The winner
+//! is the newest *version*: a copy's `lastModifiedDateTime`, or — with memory, for a copy as we
+//! left it — the version we wrote it with (set when the keys are read, `memory`). Nothing is
+//! written into the hub after a bad read of it.
 //!
 //! Writes are only recorded here, as small [`PendingWrite`]s; `build` makes the operations.
 
@@ -73,8 +76,8 @@ impl SyncIdClaims {
 }
 
 impl Planner<'_, '_> {
-    /// Newest copy at read time; ties go to the hub, then to the earlier mailbox. A copy without a
-    /// timestamp is older than any with one (SPEC §2.7).
+    /// Newest copy at read time (by version, see the module note); ties go to the hub, then to
+    /// the earlier mailbox. A copy without a timestamp is older than any with one (SPEC §2.7).
     pub(super) fn winner_of(&self, logical: &LogicalContact) -> CopyRef {
         *logical
             .copies
@@ -221,6 +224,10 @@ impl Planner<'_, '_> {
                 let Link::To(logical_id) = self.links[folder][pos] else {
                     continue;
                 };
+                if folder == 0 && !self.hub_writable {
+                    // A bad read of the hub: no write into it this run (design §5).
+                    continue;
+                }
                 let sync_id = phase_one.decisions[logical_id.ix()].sync_id;
                 let at = CopyRef::new(folder, pos);
                 let (step, action) = if phase_one.rewritten[folder][pos] {

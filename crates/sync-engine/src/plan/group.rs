@@ -1,6 +1,7 @@
 //! Step 3 of the plan: the user copies no hub contact claimed are grouped across users by the same
 //! ladder into new logical contacts (SPEC §2.8a), which phase 2 will create in the hub and in
-//! every other user. Only links and logical contacts change here.
+//! every other user. Only links and logical contacts change here. An untagged copy that looks like
+//! a tombstoned contact and predates its deletion is never grouped (`deletes::LookAlikes`).
 
 use super::Planner;
 use super::keys::{CopyRef, KeyIndex, Link};
@@ -37,6 +38,11 @@ impl<'s> Planner<'s, '_> {
                         continue;
                     }
                     let at = CopyRef::new(folder, pos);
+                    // Never collected: it would bring a tombstoned contact back (`deletes`).
+                    if !self.lookalikes.is_empty() && self.lookalikes.matching(c).is_some() {
+                        self.links[folder][pos] = Link::LookAlike;
+                        continue;
+                    }
                     let found = if whole_ladder {
                         new_index.ladder(c)
                     } else {

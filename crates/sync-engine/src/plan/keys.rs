@@ -7,6 +7,7 @@
 
 use super::Planner;
 use crate::fields;
+use crate::memory::FolderMemory;
 use crate::model::Contact;
 use crate::plan::MailboxSnapshot;
 use crate::tags::{self, SyncId};
@@ -18,9 +19,10 @@ use std::borrow::Cow;
 /// from the contact on demand ([`KeyedContact::created_by`]).
 pub(super) struct KeyedContact<'a> {
     pub(super) contact: &'a Contact,
-    /// `lastModifiedDateTime` at read time as (seconds, nanoseconds), `None` as the smallest
-    /// value — the same order as `Option<Timestamp>` in 16 bytes instead of 24. Copied here
-    /// because choosing winners looks at it often.
+    /// The version it competes with: `lastModifiedDateTime` at read time as (seconds,
+    /// nanoseconds), `None` as the smallest value — the same order as `Option<Timestamp>` in 16
+    /// bytes instead of 24 — or, for a copy as we left it, the version remembered for it
+    /// (`memory::apply_versions`). Copied here because choosing winners looks at it often.
     pub(super) modified: (i64, i32),
     pub(super) sync_id: Option<SyncId>,
     pub(super) email: Option<Cow<'a, str>>,
@@ -120,6 +122,15 @@ pub(super) enum Link {
     Extra(LogicalId),
     /// Neither SyncId, email nor displayName: never linkable.
     NoKey,
+    /// A tagged user copy of a contact deleted from the hub: gets a Delete, takes part in nothing
+    /// else.
+    Deleted,
+    /// A tagged user copy of a deletion that is held (or cannot proceed this run): left alone —
+    /// neither deleted nor collected.
+    Withheld,
+    /// An untagged copy that looks like a tombstoned contact and is older than its deletion: not
+    /// collected (it would resurrect it), left alone, reported.
+    LookAlike,
 }
 
 /// One contact as it exists across folders.
@@ -157,6 +168,11 @@ impl<'k> KeyIndex<'k> {
         self.sync_id.contains_key(&s)
     }
 
+    /// The logical contact indexed under SyncId `s`.
+    pub(super) fn of_sync_id(&self, s: SyncId) -> Option<LogicalId> {
+        self.sync_id.get(&s).copied()
+    }
+
     pub(super) fn by_sync_id(&self, c: &KeyedContact<'_>) -> Option<LogicalId> {
         self.sync_id.get(&c.sync_id?).copied()
     }
@@ -176,13 +192,26 @@ impl<'k> KeyIndex<'k> {
 
 /// Reads the keys of every contact (see [`per_folder`] for the threads), and starts each one
 /// unlinked — or never linkable, without any key — in the same pass while it is in cache.
+///
+/// With a folder's memory (`memories[folder]`, trusted memory only), a copy as we left it
+/// competes with its remembered version instead of its own time ([`super::memory::remembered`],
+/// SPEC §7.2), and the third result lists, per folder, the remembered copies (indexes into its
+/// `copies`) that no contact read carries any more.
 #[allow(clippy::type_complexity)]
 pub(super) fn read_all<'a>(
     snapshots: &[&'a MailboxSnapshot],
     total: usize,
-) -> (Vec<Vec<KeyedContact<'a>>>, Vec<Vec<Link>>) {
-    per_folder(snapshots, total, |_, s| {
-        let keyed: Vec<KeyedContact<'a>> = s.contacts.iter().map(KeyedContact::new).collect();
+    memories: &[Option<&FolderMemory>],
+) -> (Vec<Vec<KeyedContact<'a>>>, Vec<Vec<Link>>, Vec<Vec<u32>>) {
+    let mut copies = Vec::with_capacity(snapshots.len());
+    let mut links = Vec::with_capacity(snapshots.len());
+    let mut missing = Vec::with_capacity(snapshots.len());
+    for (c, l, m) in per_folder(snapshots, total, |folder, s| {
+        let mut keyed: Vec<KeyedContact<'a>> = s.contacts.iter().map(KeyedContact::new).collect();
+        let missing = match memories.get(folder).copied().flatten() {
+            Some(memory) => super::memory::apply_versions(&mut keyed, memory),
+            None => Vec::new(),
+        };
         let links = keyed
             .iter()
             .map(|c| {
@@ -193,10 +222,13 @@ pub(super) fn read_all<'a>(
                 }
             })
             .collect();
-        (keyed, links)
-    })
-    .into_iter()
-    .unzip()
+        (keyed, links, missing)
+    }) {
+        copies.push(c);
+        links.push(l);
+        missing.push(m);
+    }
+    (copies, links, missing)
 }
 
 /// `f(index, folder)` for every folder, in order; `total` is the number of contacts in all of

@@ -1,80 +1,91 @@
 //! The convergence plan: from one snapshot of the hub folder and of every user's default Contacts
-//! folder, the complete, sorted list of writes that makes every copy of every contact equal to its
-//! newest version (SPEC §2.5–§2.8a).
+//! folder — and, when there is one, the memory of the previous run — the complete, sorted list of
+//! writes that makes every copy of every contact equal to its newest version (SPEC §2.5–§2.8a),
+//! and the deletions from the company book the run decides (SPEC §7).
 //!
 //! Data flow, one file per step (see ARCHITECTURE.md "Plan"):
+//! 0. `memory` — whether the given memory may be used at all (trust check); with it, the version
+//!    each copy competes with (a copy as we left it competes with the version we wrote, not with
+//!    the later time of our own write, SPEC §7.2), and which folders' reads are bad (not
+//!    evidence: planned as if unread).
 //! 1. `keys` — *read keys* of every contact once: SyncId (last tag line), primary email,
-//!    displayName key. *Hub logical contacts*: each hub contact with a new SyncId is one logical
-//!    contact; a hub contact without SyncId matching an earlier one by email/displayName is a
-//!    duplicate and is left alone. *Link user copies* mailbox by mailbox (fixed order: sorted
-//!    mailbox names) through the hub's index, ladder SyncId → email → displayName (only without
-//!    email), SyncId matches first. A second copy of the same logical contact in one folder is a
-//!    duplicate, left alone.
+//!    displayName key. `deletes` (trusted memory only) — tombstones new, cleared, pruned, held
+//!    by the brake (`brake`) or released; the tagged user copies of deleted contacts get a Delete
+//!    or are left alone, and take part in nothing else. *Hub logical contacts*: each hub contact
+//!    with a new SyncId is one logical contact; a hub contact without SyncId matching an earlier
+//!    one by email/displayName is a duplicate and is left alone. *Link user copies* mailbox by
+//!    mailbox (fixed order: sorted mailbox names) through the hub's index, ladder SyncId → email →
+//!    displayName (only without email), SyncId matches first. A second copy of the same logical
+//!    contact in one folder is a duplicate, left alone.
 //! 2. `final_keys` — unlinked copies also try the key each hub contact will have *after* this
 //!    run (its winner's), and extra copies that matched by a key about to change are released, so
 //!    that the next run links exactly as this one did (I1).
-//! 3. `group` — *group the rest* across users by the same ladder into new logical contacts.
-//! 4. `decide` — phase 1, per logical contact: winner = newest `lastModifiedDateTime` (ties:
-//!    hub, then mailbox order); SyncId; update every other copy that differs (rule §2.7), stamp
-//!    every copy lacking the SyncId — one write per copy. Whether a copy differs is decided in one
-//!    folder-ordered pass, and the writes are then recorded folder by folder (memory order).
+//! 3. `group` — *group the rest* across users by the same ladder into new logical contacts (never
+//!    an untagged look-alike of a tombstoned contact older than its deletion). `opt_outs` (trusted
+//!    memory only) — a copy a user deleted is re-created, or (`UserDeletes: respect`) not.
+//! 4. `decide` — phase 1, per logical contact: winner = newest version (ties: hub, then mailbox
+//!    order); SyncId; update every other copy that differs (rule §2.7), stamp every copy lacking
+//!    the SyncId — one write per copy. Whether a copy differs is decided in one folder-ordered
+//!    pass, and the writes are then recorded folder by folder (memory order).
 //! 5. `create` — phase 2: create where the contact is missing, unless the target folder, as it
 //!    will be after phase 1, already holds a contact the ladder would match, which is reported
-//!    instead (never a duplicate, invariant I2).
+//!    instead (never a duplicate, invariant I2), or its user opted out. A contact re-created in
+//!    the hub from tagged users' copies is a repair (with memory).
 //! 6. `problems` — the data problems of each folder (duplicate keys, extra copies, …).
 //!
 //! Both phases only record small pending writes; `build` turns them into [`Operation`]s once, in
 //! plan order. Every operation is independent of the others (SyncIds are chosen up front), so the
 //! binary may run them in any order or in parallel; a crash part-way leaves copies the next run
-//! links by SyncId.
+//! links by SyncId. `next` computes the memory the run leaves ([`next_memory`]) from the input,
+//! the plan and the write results. `book` holds the plan's non-write outputs.
 //!
-//! Decisions use only the timestamps read at the start of the run, and a copy's note text is only
-//! ever its own text plus a fresh tag line (I3). This module never performs I/O, reads a clock or
-//! draws random numbers: `now` and the SyncId generator come in with the input (the passes over
-//! every contact use at most one scoped thread per core; the result does not depend on them). It
-//! never deletes and never merges: data problems are reported, not fixed.
+//! Decisions use only the timestamps read at the start of the run (and the memory), and a copy's
+//! note text is only ever its own text plus a fresh tag line (I3). This module never performs
+//! I/O, reads a clock or draws random numbers: `now`, the memory and the SyncId generator come in
+//! with the input (the passes over every contact use at most one scoped thread per core; the
+//! result does not depend on them). It never merges, and it deletes only what SPEC §7.3 allows:
+//! with trusted memory, a complete and good read, tagged user copies of a contact deleted from
+//! the hub — never a hub copy, never an untagged contact. Without memory it never deletes. Data
+//! problems are reported, not fixed.
 //!
 //! Memory: an [`Operation`] holds its notes once and shares the winner's fields with the other
 //! writes of its contact ([`WrittenFields`]); its JSON body is built when sent
 //! ([`Operation::body`]).
 
+mod book;
+mod brake;
 mod build;
 mod create;
 mod decide;
+mod deletes;
 mod final_keys;
 mod group;
+mod input;
 mod keys;
+mod memory;
+mod next;
+mod opt_outs;
 mod problems;
 #[cfg(test)]
 mod tests;
 
+pub use book::{
+    BadRead, BadReadKind, Book, Distrust, Entry, Held, MemoryVerdict, Removal, Repair,
+    RepairReason, WriteResult,
+};
+pub use input::{
+    BrakeLimit, DeleteOptions, Deletes, MailboxSnapshot, PlanInput, ReadStatus, UserDeletes,
+};
+pub use next::next_memory;
+
 use crate::fields::{self, FieldChange, WrittenFields};
+use crate::memory::{FolderMemory, Guid, Memory};
 use crate::model::Contact;
-use crate::tags;
-use jiff::Timestamp;
+use crate::tags::{self, SyncId};
 use keys::{CopyRef, KeyedContact, Link, LogicalContact};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-
-/// Every contact read from one folder (the hub's "All Contacts", or a user's default folder).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MailboxSnapshot {
-    /// UPN, or object id when the user has none (SPEC §2.2).
-    pub mailbox: String,
-    pub contacts: Vec<Contact>,
-}
-
-/// Everything the planner decides from. Nothing else is consulted.
-#[derive(Clone, Debug)]
-pub struct PlanInput {
-    pub hub: MailboxSnapshot,
-    pub users: Vec<MailboxSnapshot>,
-    /// `UpdateExisting` (default on): whether differing older copies are overwritten.
-    pub update_existing: bool,
-    /// `LastUpdatedAt` of every write of this run.
-    pub now: Timestamp,
-}
 
 /// What an operation does, without its data: for sorting, counting and reporting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -85,6 +96,8 @@ pub enum Action {
     Update,
     /// PATCH only the copy's notes (its own text and the SyncId tag line) and its `displayName`.
     Stamp,
+    /// DELETE a tagged user copy of a contact deleted from the hub (it goes to Deleted Items).
+    Delete,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -147,6 +160,15 @@ pub enum Write {
         /// `If-Match`, as for [`Write::Update`].
         etag: Option<String>,
     },
+    /// DELETE the user copy `contact_id`, which carries the tombstoned SyncId
+    /// ([`Operation::sync_id`]). Only ever planned for a copy whose own tag line names that
+    /// SyncId; 404 means done.
+    Delete {
+        contact_id: String,
+        /// `If-Match`, as for [`Write::Update`]: a copy edited after our read is not deleted (412;
+        /// the next run decides again).
+        etag: Option<String>,
+    },
 }
 
 impl Write {
@@ -155,6 +177,7 @@ impl Write {
             Write::Create { .. } => Action::Create,
             Write::Update { .. } => Action::Update,
             Write::Stamp { .. } => Action::Stamp,
+            Write::Delete { .. } => Action::Delete,
         }
     }
 }
@@ -164,11 +187,13 @@ impl Operation {
         self.write.action()
     }
 
-    /// The existing contact this operation writes; `None` for a create.
+    /// The existing contact this operation writes or deletes; `None` for a create.
     pub fn contact_id(&self) -> Option<&str> {
         match &self.write {
             Write::Create { .. } => None,
-            Write::Update { contact_id, .. } | Write::Stamp { contact_id, .. } => Some(contact_id),
+            Write::Update { contact_id, .. }
+            | Write::Stamp { contact_id, .. }
+            | Write::Delete { contact_id, .. } => Some(contact_id),
         }
     }
 
@@ -176,14 +201,14 @@ impl Operation {
     pub fn changes(&self) -> &[FieldChange] {
         match &self.write {
             Write::Update { changes, .. } => changes,
-            Write::Create { .. } | Write::Stamp { .. } => &[],
+            Write::Create { .. } | Write::Stamp { .. } | Write::Delete { .. } => &[],
         }
     }
 
     /// The exact JSON to POST/PATCH, including `personalNotes`: for a Create every field the
     /// winner has set; for an Update every differing field (clears as `null`/`[]`) and always
     /// `displayName` (graph-facts §1 displayName caveat); for a Stamp only the copy's own
-    /// `displayName` (same caveat) and the notes.
+    /// `displayName` (same caveat) and the notes; for a Delete nothing (a DELETE has no body).
     pub fn body(&self) -> Map<String, Value> {
         let mut m = Map::new();
         match &self.write {
@@ -193,6 +218,7 @@ impl Operation {
                     m.insert("displayName".into(), Value::String(d.clone()));
                 }
             }
+            Write::Delete { .. } => return m,
         }
         m.insert(
             "personalNotes".into(),
@@ -208,8 +234,12 @@ impl Operation {
     /// `contact` must also be the copy written (same id).
     ///
     /// Tells a 412 after a retried PATCH whose first attempt was applied (the write is done) from
-    /// a user's edit made after the read (a conflict).
+    /// a user's edit made after the read (a conflict). A contact read back never holds a Delete
+    /// (a deleted contact cannot be read): always false for one.
     pub fn is_applied(&self, contact: &Contact) -> bool {
+        if matches!(self.write, Write::Delete { .. }) {
+            return false;
+        }
         let notes = contact.personal_notes.as_deref().unwrap_or("");
         if !tags::same_notes(notes, &self.expected_notes) {
             return false;
@@ -226,6 +256,7 @@ impl Operation {
                         fields::strings_equal(Some(d), contact.fields.display_name.as_deref())
                     })
             }
+            Write::Delete { .. } => false,
         }
     }
 }
@@ -249,6 +280,10 @@ pub enum ProblemKind {
     /// A contact was not created in a folder because the folder already holds a different contact
     /// with the same SyncId, email or displayName (it would be a duplicate).
     CreateSuppressed,
+    /// An untagged contact matches a contact deleted from the hub (a tombstone) by email or
+    /// displayName and was last modified before the deletion: not collected, or it would bring the
+    /// deleted contact back under a new SyncId. Left alone (never deleted: it is not ours).
+    TombstonedLookAlike,
 }
 
 /// A data problem: reported, never "fixed" by deleting or merging.
@@ -264,16 +299,37 @@ pub struct DataProblem {
     pub detail: String,
 }
 
-/// The plan: every write of the run, sorted, and every data problem found.
+/// The plan: every write of the run, sorted, every data problem found, whether the memory was
+/// used, and the book changes decided (tombstones, held deletes, opt-outs, …).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Plan {
     pub operations: Vec<Operation>,
     pub problems: Vec<DataProblem>,
+    pub memory_verdict: MemoryVerdict,
+    pub book: Book,
+    /// What [`next_memory`] needs besides the input and the results.
+    #[serde(skip)]
+    draft: next::Draft,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.operations.is_empty()
+    }
+
+    /// The SyncIds this plan creates in the hub: recorded as pending before the first write, so
+    /// an interrupted run is repaired, never taken for a deletion (design §2). SyncIds that are
+    /// not in GUID layout cannot be remembered and are left out.
+    pub fn pending_creates(&self) -> Vec<Guid> {
+        let mut v: Vec<Guid> = self
+            .operations
+            .iter()
+            .filter(|o| o.target == Target::Hub && o.action() == Action::Create)
+            .filter_map(|o| Guid::from_sync_id(SyncId::parse(&o.sync_id)?))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 }
 
@@ -291,6 +347,17 @@ struct Planner<'s, 'a> {
     logicals: Vec<LogicalContact>,
     hub_logicals: usize,
     update_existing: bool,
+    /// Trusted memory (`None`: first-run mode).
+    memory: Option<&'a Memory>,
+    /// False after a bad read of the hub: nothing is written into it this run.
+    hub_writable: bool,
+    /// Keys of tombstoned contacts: their untagged look-alikes are not collected.
+    lookalikes: deletes::LookAlikes,
+    /// `(folder, logical contact)`: creates withheld by an opt-out.
+    blocked: FxHashSet<(u32, u32)>,
+    /// Per folder: its trusted memory, and the remembered copies its read no longer lists.
+    folder_memory: Vec<Option<&'a FolderMemory>>,
+    missing: Vec<Vec<u32>>,
 }
 
 impl<'s, 'a> Planner<'s, 'a> {
@@ -318,18 +385,96 @@ fn target_of(folder: u32) -> Target {
 /// # Panics
 /// If `new_sync_id` returns something that is not a GUID (a caller bug).
 pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan {
+    let memory_verdict = memory::verdict(input);
+    let memory = input
+        .memory
+        .as_ref()
+        .filter(|_| memory_verdict.is_trusted());
+    let mut book = Book::default();
+    if input.hub.read == ReadStatus::Incomplete {
+        // Every decision depends on the hub: nothing is planned (design §5, made stricter).
+        book.bad_reads.push(BadRead {
+            mailbox: input.hub.mailbox.clone(),
+            target: Target::Hub,
+            kind: BadReadKind::Incomplete,
+        });
+        return Plan {
+            memory_verdict,
+            book,
+            draft: next::Draft {
+                trusted: memory.is_some(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+    }
     // Fixed mailbox order: hub first, then users by name, so the result never depends on the
-    // order Graph listed the users in.
-    let mut snapshots: Vec<&MailboxSnapshot> = input.users.iter().collect();
-    snapshots.sort_by(|a, b| {
-        a.mailbox
-            .to_lowercase()
-            .cmp(&b.mailbox.to_lowercase())
-            .then_with(|| a.mailbox.cmp(&b.mailbox))
+    // order Graph listed the users in. An incomplete user read is planned as a failed one.
+    let mut users: Vec<usize> = (0..input.users.len()).collect();
+    users.sort_by(|&a, &b| {
+        let (a, b) = (&input.users[a].mailbox, &input.users[b].mailbox);
+        a.to_lowercase()
+            .cmp(&b.to_lowercase())
+            .then_with(|| a.cmp(b))
     });
-    snapshots.insert(0, &input.hub);
+    users.retain(|&u| {
+        let s = &input.users[u];
+        if s.read == ReadStatus::Incomplete {
+            book.bad_reads.push(BadRead {
+                mailbox: s.mailbox.clone(),
+                target: Target::UserDefault,
+                kind: BadReadKind::Incomplete,
+            });
+        }
+        s.read == ReadStatus::Complete
+    });
+    let mut snapshots: Vec<&MailboxSnapshot> = std::iter::once(&input.hub)
+        .chain(users.iter().map(|&u| &input.users[u]))
+        .collect();
+    let mut folder_memory: Vec<Option<&FolderMemory>> = snapshots
+        .iter()
+        .enumerate()
+        .map(|(f, s)| {
+            memory.and_then(|m| {
+                if f == 0 {
+                    Some(&m.hub)
+                } else {
+                    m.user(&s.mailbox)
+                }
+            })
+        })
+        .collect();
     let total = snapshots.iter().map(|s| s.contacts.len()).sum();
-    let (copies, links) = keys::read_all(&snapshots, total);
+    let (mut copies, mut links, mut missing) = keys::read_all(&snapshots, total, &folder_memory);
+
+    // Bad reads (design §5): a user folder is planned as if its read had failed; the hub gets no
+    // write, and what it seems to have lost is held.
+    let mut hub_writable = true;
+    for f in (0..snapshots.len()).rev() {
+        let Some(kind) =
+            folder_memory[f].and_then(|m| memory::bad_read(m.copies.len(), missing[f].len()))
+        else {
+            continue;
+        };
+        book.bad_reads.push(BadRead {
+            mailbox: snapshots[f].mailbox.clone(),
+            target: target_of(f as u32),
+            kind,
+        });
+        if f == 0 {
+            hub_writable = false;
+        } else {
+            for v in [&mut copies as &mut dyn Remove, &mut links, &mut missing] {
+                v.remove_at(f);
+            }
+            snapshots.remove(f);
+            folder_memory.remove(f);
+            users.remove(f - 1);
+        }
+    }
+    book.bad_reads.reverse();
+    let total = snapshots.iter().map(|s| s.contacts.len()).sum();
+
     let mut planner = Planner {
         snapshots: &snapshots,
         copies: &copies,
@@ -338,12 +483,33 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         logicals: Vec::new(),
         hub_logicals: 0,
         update_existing: input.update_existing,
+        memory,
+        hub_writable,
+        lookalikes: Default::default(),
+        blocked: Default::default(),
+        folder_memory,
+        missing,
     };
 
+    // Deletions first: the copies of a deleted contact take part in no linking.
+    let deletions = match memory {
+        Some(m) => planner.tombstones(m, input.options, input.now, &mut book),
+        None => Default::default(),
+    };
     let hub_index = planner.link_hub();
     planner.link_users(&hub_index);
     planner.link_to_final_hub_keys();
     planner.group_rest();
+    let opt_outs = match memory {
+        Some(m) => planner.user_deletes(
+            m,
+            &hub_index,
+            input.options.user_deletes,
+            input.now,
+            &mut book,
+        ),
+        None => Vec::new(),
+    };
     let mut problems = planner.folder_problems(&hub_index);
 
     // Phase 1: existing copies (updates, stamps). Phase 2: creates, checked against each
@@ -352,7 +518,8 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
     // once, in plan order, at the end — no second copy of the operations ever exists.
     let phase_one = planner.decide(new_sync_id);
     let mut pending = planner.existing_writes(&phase_one);
-    planner.create_missing(&phase_one, &mut pending, &mut problems);
+    planner.create_missing(&phase_one, &mut pending, &mut problems, &mut book);
+    pending.extend(deletions.pending);
     // Sorted by step, mailbox (hub first, then name order), SyncId, action, folder position.
     pending.sort_unstable_by_key(|p| p.key);
     let operations = planner.build_operations(&phase_one, &pending, input.now);
@@ -370,8 +537,42 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
             &b.contact_ids,
         ))
     });
+    let draft = next::Draft {
+        planned: true,
+        trusted: memory.is_some(),
+        users,
+        sync_ids: phase_one.decisions.iter().map(|d| d.sync_id).collect(),
+        winners: phase_one.decisions.iter().map(|d| d.winner).collect(),
+        // Collected in place over the pending writes' allocation: no second buffer at the peak.
+        ops: pending
+            .into_iter()
+            .map(|p| next::OpRef {
+                logical: p.logical_id.0,
+                folder: p.key.folder,
+                pos: p.key.pos,
+            })
+            .collect(),
+        links: planner.links,
+        hub_writable,
+        tombstones: deletions.tombstones,
+        opt_outs,
+    };
     Plan {
         operations,
         problems,
+        memory_verdict,
+        book,
+        draft,
+    }
+}
+
+/// Removing one folder from the per-folder vectors of different types at once.
+trait Remove {
+    fn remove_at(&mut self, i: usize);
+}
+
+impl<T> Remove for Vec<T> {
+    fn remove_at(&mut self, i: usize) {
+        self.remove(i);
     }
 }

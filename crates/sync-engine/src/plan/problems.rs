@@ -1,6 +1,7 @@
 //! Step 6 of the plan: the data problems of each folder — duplicate keys, extra copies, contacts
-//! without a key, SyncIds the hub does not know. Reported, never fixed: nothing here changes a
-//! link or decides a write.
+//! without a key, SyncIds the hub does not know, look-alikes of tombstoned contacts. Reported,
+//! never fixed: nothing here changes a link or decides a write. With trusted memory a SyncId the
+//! hub lacks is a repair or a deletion (`create`, `deletes`), not a data problem.
 
 use super::keys::{KeyIndex, Link};
 use super::{DataProblem, Planner, ProblemKind, target_of};
@@ -137,10 +138,14 @@ impl Planner<'_, '_> {
                                 "neither email nor displayName; matched by SyncId only".into(),
                             );
                         }
-                        if let Some(s) = c
-                            .sync_id
-                            .filter(|&s| folder > 0 && !hub_index.has_sync_id(s))
-                        {
+                        // With trusted memory, a contact re-created in the hub is a repair (or a
+                        // deletion `Deletes: off` reports), not a data problem.
+                        let recreated = id.ix() >= self.hub_logicals;
+                        if let Some(s) = c.sync_id.filter(|&s| {
+                            folder > 0
+                                && !hub_index.has_sync_id(s)
+                                && !(recreated && self.memory.is_some())
+                        }) {
                             let detail = if id.ix() < self.hub_logicals {
                                 "SyncId unknown to the hub; linked to a hub contact by email/displayName and re-stamped"
                             } else {
@@ -154,7 +159,24 @@ impl Planner<'_, '_> {
                             );
                         }
                     }
-                    Link::Unlinked => {}
+                    Link::LookAlike => {
+                        let tombstone = self.lookalikes.matching(c);
+                        push(
+                            ProblemKind::TombstonedLookAlike,
+                            vec![c.contact.id.clone()],
+                            c.email
+                                .as_deref()
+                                .or(c.name.as_deref())
+                                .unwrap_or_default()
+                                .to_owned(),
+                            format!(
+                                "untagged, older than the deletion of SyncId {} from the hub: not \
+                                 collected (it would bring the contact back), left alone",
+                                tombstone.map(|g| g.to_string()).unwrap_or_default()
+                            ),
+                        )
+                    }
+                    Link::Unlinked | Link::Deleted | Link::Withheld => {}
                 }
             }
         }

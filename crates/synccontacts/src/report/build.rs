@@ -14,6 +14,7 @@ pub fn record(op: &Operation, o: Outcome) -> ActionRecord {
             Action::Create => ActionKind::Create,
             Action::Update => ActionKind::Update,
             Action::Stamp => ActionKind::Stamp,
+            Action::Delete => ActionKind::Delete,
         },
         mailbox: op.mailbox.clone(),
         folder: op.target.into(),
@@ -45,7 +46,9 @@ pub fn skipped_counts(input: &PlanInput, plan: &Plan) -> (usize, usize) {
     let mut user_written = std::collections::HashSet::new();
     for op in &plan.operations {
         let id = match &op.write {
-            Write::Update { contact_id, .. } | Write::Stamp { contact_id, .. } => contact_id,
+            Write::Update { contact_id, .. }
+            | Write::Stamp { contact_id, .. }
+            | Write::Delete { contact_id, .. } => contact_id,
             // A create writes no existing contact.
             Write::Create { .. } => continue,
         };

@@ -153,6 +153,9 @@ pub struct StepTotals {
     /// Contact copies that were already up to date (or newer than the source).
     pub skipped: usize,
     pub stamped: usize,
+    /// Copies deleted (DELETE, or planned in a dry run): tagged copies of a contact deleted from
+    /// the book (docs/state-and-deletes.md §3).
+    pub deleted: usize,
     pub failed: usize,
     /// Writes refused with 412 because the contact changed after it was read (RELIABILITY I9);
     /// the next run syncs the newer version. Not a failure.
@@ -173,6 +176,7 @@ pub enum ActionKind {
     Create,
     Update,
     Stamp,
+    Delete,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -227,6 +231,7 @@ pub fn totals(actions: &[ActionRecord], step: u8, skipped: usize) -> StepTotals 
                 ActionKind::Create => t.created += 1,
                 ActionKind::Update => t.updated += 1,
                 ActionKind::Stamp => t.stamped += 1,
+                ActionKind::Delete => t.deleted += 1,
             },
             ActionResult::Failed => t.failed += 1,
             ActionResult::Conflict => t.conflicts += 1,

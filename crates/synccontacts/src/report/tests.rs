@@ -82,6 +82,7 @@ fn totals_count_by_result_and_kind() {
             updated: 0,
             skipped: 7,
             stamped: 1,
+            deleted: 0,
             failed: 1,
             conflicts: 0
         }
@@ -258,6 +259,7 @@ const FULL_REPORT_JSON: &str = r#"{
         "updated": 0,
         "skipped": 3,
         "stamped": 0,
+        "deleted": 0,
         "failed": 0,
         "conflicts": 0
       },
@@ -266,6 +268,7 @@ const FULL_REPORT_JSON: &str = r#"{
         "updated": 0,
         "skipped": 4,
         "stamped": 0,
+        "deleted": 0,
         "failed": 1,
         "conflicts": 1
       },
@@ -387,6 +390,7 @@ const FULL_REPORT_JSON: &str = r#"{
         "updated": 0,
         "skipped": 0,
         "stamped": 0,
+        "deleted": 0,
         "failed": 0,
         "conflicts": 0
       },
@@ -395,6 +399,7 @@ const FULL_REPORT_JSON: &str = r#"{
         "updated": 0,
         "skipped": 0,
         "stamped": 0,
+        "deleted": 0,
         "failed": 0,
         "conflicts": 0
       },

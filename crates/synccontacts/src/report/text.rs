@@ -80,12 +80,15 @@ fn verb(a: &ActionRecord) -> &'static str {
         (ActionResult::Planned, ActionKind::Create) => "Would create",
         (ActionResult::Planned, ActionKind::Update) => "Would update",
         (ActionResult::Planned, ActionKind::Stamp) => "Would stamp",
+        (ActionResult::Planned, ActionKind::Delete) => "Would delete",
         (ActionResult::Done, ActionKind::Create) => "Created",
         (ActionResult::Done, ActionKind::Update) => "Updated",
         (ActionResult::Done, ActionKind::Stamp) => "Stamped",
+        (ActionResult::Done, ActionKind::Delete) => "Deleted",
         (ActionResult::Failed, ActionKind::Create) => "Failed to create",
         (ActionResult::Failed, ActionKind::Update) => "Failed to update",
         (ActionResult::Failed, ActionKind::Stamp) => "Failed to stamp",
+        (ActionResult::Failed, ActionKind::Delete) => "Failed to delete",
         (ActionResult::Conflict, _) => "Changed since read, left for next run",
     }
 }
@@ -125,6 +128,9 @@ pub fn totals_line(step: u8, t: &StepTotals) -> String {
         "Step{step} - Created: {}, Updated: {}, Skipped: {}, Stamped: {}, Failed: {}",
         t.created, t.updated, t.skipped, t.stamped, t.failed
     );
+    if t.deleted > 0 {
+        let _ = write!(s, ", Deleted: {}", t.deleted);
+    }
     if t.conflicts > 0 {
         let _ = write!(s, ", Changed since read: {}", t.conflicts);
     }

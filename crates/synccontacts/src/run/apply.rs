@@ -49,6 +49,9 @@ fn write_request(op: &Operation, hub_folder: &FolderRef) -> WriteRequest {
         | Write::Stamp { contact_id, etag } => {
             WriteRequest::update(folder, contact_id.clone(), etag.clone(), body)
         }
+        Write::Delete { contact_id, etag } => {
+            WriteRequest::delete(folder, contact_id.clone(), etag.clone())
+        }
     }
 }
 
@@ -445,10 +448,7 @@ mod tests {
     /// An update of a1 (stale data), a stamp of b1 (same data, no SyncId), a create in c.
     fn three_writes() -> Plan {
         let tag = "SyncId=3f2504e0-4f89-11d3-9a0c-0305e82c3301;CreatedBy=hub@contoso.com";
-        let snapshot = |mailbox: &str, contacts| MailboxSnapshot {
-            mailbox: mailbox.into(),
-            contacts,
-        };
+        let snapshot = |mailbox: &str, contacts| MailboxSnapshot::complete(mailbox, contacts);
         let input = PlanInput {
             hub: snapshot(
                 "hub@contoso.com",
@@ -467,6 +467,8 @@ mod tests {
             ],
             update_existing: true,
             now: jiff::Timestamp::from_second(3600).unwrap(),
+            memory: None,
+            options: Default::default(),
         };
         sync_engine::plan(&input, &mut || unreachable!("every contact has a SyncId"))
     }

@@ -144,6 +144,9 @@ async fn sync_tenant(
         users: std::mem::take(&mut snaps.users),
         update_existing: t.options.update_existing,
         now: env.clock.now(),
+        // First-run mode until the state store is wired in (issue 12).
+        memory: None,
+        options: Default::default(),
     };
     let gen_id = env.new_sync_id.clone();
     let plan = sync_engine::plan::plan(&input, &mut || gen_id());

@@ -190,10 +190,7 @@ pub(super) async fn read_tenant(
         None => Vec::new(),
     };
     read_span.pb_inc(1);
-    let hub = MailboxSnapshot {
-        mailbox: t.hub.clone(),
-        contacts: hub_contacts,
-    };
+    let hub = MailboxSnapshot::complete(t.hub.clone(), hub_contacts);
     let users_in_scope = users.len();
     let mut reads: Vec<(String, Result<Vec<Contact>, GraphError>)> = futures::stream::iter(users)
         .map(|u| {
@@ -222,10 +219,7 @@ pub(super) async fn read_tenant(
     };
     for (u, r) in reads {
         match r {
-            Ok(contacts) => snaps.users.push(MailboxSnapshot {
-                mailbox: u,
-                contacts,
-            }),
+            Ok(contacts) => snaps.users.push(MailboxSnapshot::complete(u, contacts)),
             // A test user the directory does not know is a mistake in the list (ErrorInvalidUser,
             // graph-facts §7), not a user without a mailbox: it fails, so the run says so (exit 1).
             Err(e) if e.kind == ErrorKind::InvalidUser && t.scope.test_users().is_some() => {

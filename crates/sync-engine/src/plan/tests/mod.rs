@@ -3,10 +3,16 @@
 //! duplicates and suppressed creates (`matching`), what each write sends and how it is verified
 //! (`operations`) — property tests over random tenants for invariants I1–I3 of RELIABILITY.md
 //! through the in-memory Graph double in `testkit` (`properties`), and inputs big enough for the
-//! threaded passes (`scale`).
+//! threaded passes (`scale`). Memory between runs (SPEC §7), threaded from run to run through
+//! `next_memory`: our writes are not edits, the trust check, bad reads (`memory`), hub and user
+//! deletions, repairs and the brake (`deletes`), and property tests over random runs with
+//! deletions, crashes and state losses for I1, I2 and I10–I13 (`memory_props`).
 
 mod decide;
+mod deletes;
 mod matching;
+mod memory;
+mod memory_props;
 mod operations;
 mod properties;
 mod scale;
@@ -15,6 +21,7 @@ use super::*;
 use crate::model::{ContactFields, EmailAddress};
 use crate::tags;
 use crate::testkit::{Tenant, sequential_ids};
+use jiff::Timestamp;
 use serde_json::json;
 
 const HUB: &str = "hub@contoso.com";
@@ -57,10 +64,7 @@ fn contact(
 }
 
 fn mbx(name: &str, contacts: Vec<Contact>) -> MailboxSnapshot {
-    MailboxSnapshot {
-        mailbox: name.into(),
-        contacts,
-    }
+    MailboxSnapshot::complete(name, contacts)
 }
 
 fn run(hub: Vec<Contact>, users: Vec<MailboxSnapshot>, update_existing: bool) -> Plan {
@@ -69,6 +73,8 @@ fn run(hub: Vec<Contact>, users: Vec<MailboxSnapshot>, update_existing: bool) ->
         users,
         update_existing,
         now: now(),
+        memory: None,
+        options: DeleteOptions::default(),
     };
     plan(&input, &mut sequential_ids(0))
 }
@@ -114,6 +120,7 @@ fn assert_converges(
 fn if_match(op: &Operation) -> Option<&str> {
     match &op.write {
         Write::Update { etag, .. } | Write::Stamp { etag, .. } => etag.as_deref(),
+        Write::Delete { etag, .. } => etag.as_deref(),
         Write::Create { .. } => panic!("a create has no etag: {op:?}"),
     }
 }
