@@ -14,4 +14,3 @@ mod mock_client;
 mod pacing;
 mod realism;
 mod retry_rules;
-mod secrets;
