@@ -28,7 +28,8 @@ use crate::report::{self, Detail, RunReport};
                   Exit codes: 0 all tenants done; 1 some tenant or writes failed (safe to rerun); \
                   2 configuration error (the configuration, an option or an output path was refused: \
                   nothing was written, and nothing requested unless a test-user key needed a tenant's \
-                  verified domains); 3 authentication or permission error."
+                  verified domains); 3 authentication or permission error; 4 deletes held by the \
+                  brake (everything else was done; release them with --allow-deletes N)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -98,6 +99,15 @@ pub struct SyncArgs {
     /// KEY that matches no tenant is a configuration error.
     #[arg(long = "tenant", value_name = "KEY")]
     pub tenants: Vec<String>,
+    /// The state file: what the last run left (our writes, deletions from the book). Default
+    /// AUTOMATION_SYNCCONTACTS_STATE, else .synccontacts/state.sqlite under the working folder
+    /// (created when missing). A dry run only reads it.
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Release up to N deletes held by the brake in this run (one tenant: use with --tenant when
+    /// several are configured). The run prints the exact command when it holds any.
+    #[arg(long, value_name = "N")]
+    pub allow_deletes: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +116,9 @@ pub struct CheckArgs {
     /// KEY that matches no tenant is a configuration error.
     #[arg(long = "tenant", value_name = "KEY")]
     pub tenants: Vec<String>,
+    /// The state file to report on (read only; default as for sync).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +203,7 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>, env: Env) -> Exit {
         Command::Check(args) => runtime.block_on(crate::check::check_command(
             &env,
             &args.tenants,
+            args.state.as_deref(),
             opts.detail,
             &out,
         )),
@@ -267,11 +281,40 @@ pub async fn sync_with_report(
     opts: OutputOptions,
     out: &Out,
 ) -> (Exit, RunReport) {
-    let outputs = output_problems(args);
     let loaded = config::load(env).and_then(|mut c| {
         c.select_tenants(&args.tenants)?;
+        if let Some(path) = &args.state {
+            c.state = config::StatePath::option(path.clone());
+        }
+        c.allow_deletes = args.allow_deletes;
         Ok(c)
     });
+    // A refused configuration runs nothing: its state path is only checked, not prepared.
+    let dry_run = args.dry_run || loaded.as_ref().map_or(true, |c| c.dry_run);
+    let state = match &loaded {
+        Ok(c) => c.state.clone(),
+        Err(_) => args.state.clone().map_or_else(
+            || config::StatePath::from_env(env),
+            config::StatePath::option,
+        ),
+    };
+    let mut outputs = output_problems(args, &state, dry_run);
+    if let (Some(n), Ok(c)) = (args.allow_deletes, &loaded)
+        && c.tenants.len() > 1
+    {
+        outputs.push(config::Problem {
+            variable: "--allow-deletes".into(),
+            tenant: None,
+            field: None,
+            problem: format!(
+                "releases held deletes of one tenant, but {} tenants would run",
+                c.tenants.len()
+            ),
+            fix: format!(
+                "add --tenant KEY for the tenant whose deletes to release (the run that held them printed the command: synccontacts sync --tenant KEY --allow-deletes {n})"
+            ),
+        });
+    }
     let mut config = match (loaded, outputs) {
         (Ok(c), outputs) if outputs.is_empty() => c,
         (Ok(_), problems) => return refused(&config::ConfigError { problems }),
@@ -298,13 +341,20 @@ pub async fn sync_with_report(
     }
 }
 
-/// The files the command line names, checked before the first request (`--report` now;
-/// `--junit` and the state store's path use the same check).
-fn output_problems(args: &SyncArgs) -> Vec<config::Problem> {
+/// The files the run names, checked before the first request: `--report`, and the state file
+/// (a real run may create its folder; a dry run only reads it).
+fn output_problems(
+    args: &SyncArgs,
+    state: &config::StatePath,
+    dry_run: bool,
+) -> Vec<config::Problem> {
     let mut problems = Vec::new();
     if let Some(path) = &args.report
         && let Err(p) = config::check_output_path("--report", path, config::MissingFolder::Refuse)
     {
+        problems.push(p);
+    }
+    if let Err(p) = state.check(!dry_run) {
         problems.push(p);
     }
     problems

@@ -11,9 +11,10 @@
 //! | 1 | a tenant, mailbox or write failed, or the run's own work (report file, runtime): safe to repeat |
 //! | 2 | the command line, the configuration or an output path was refused: nothing was written |
 //! | 3 | every tenant failed on authentication or permission: the fix is the app registration |
+//! | 4 | deletes held by the brake (docs/state-and-deletes.md §3.4); everything else was applied: release them with `--allow-deletes N` |
 //!
-//! Coming, and to be added here when they are used: 4 (deletes held by the brake; the rest of the
-//! run was applied) and 130/143 (interrupted by SIGINT/SIGTERM; the report says what was done).
+//! Coming, and to be added here when they are used: 130/143 (interrupted by SIGINT/SIGTERM; the
+//! report says what was done).
 //!
 //! **Precedence** when several apply: **2 > 130/143 > 3 > 1 > 4 > 0**. A refusal means nothing
 //! ran, so nothing else is true of it. An interruption is the operator's own doing and explains
@@ -45,6 +46,7 @@ pub enum Exit {
     Partial = 1,
     Config = 2,
     Auth = 3,
+    DeletesHeld = 4,
 }
 
 impl Exit {
@@ -70,6 +72,8 @@ pub struct RunEnd {
     /// Work the run owes besides the tenants' failed: the report file could not be written, the
     /// async runtime did not start, the demo could not run.
     pub run_failed: bool,
+    /// The brake held deletes in some tenant (a deliberate pause that needs a decision).
+    pub deletes_held: bool,
 }
 
 impl RunEnd {
@@ -109,6 +113,8 @@ pub fn process_exit_code(end: &RunEnd) -> Exit {
         Exit::Auth
     } else if any_tenant_failed || end.run_failed {
         Exit::Partial
+    } else if end.deletes_held {
+        Exit::DeletesHeld
     } else {
         Exit::Ok
     }
@@ -124,8 +130,36 @@ mod tests {
             refused,
             tenants: tenants.to_vec(),
             run_failed,
+            deletes_held: false,
         })
         .code()
+    }
+
+    fn held(tenants: &[TenantOutcome], refused: bool, run_failed: bool) -> u8 {
+        process_exit_code(&RunEnd {
+            refused,
+            tenants: tenants.to_vec(),
+            run_failed,
+            deletes_held: true,
+        })
+        .code()
+    }
+
+    /// 4 only when nothing else is wrong: below 2, 3 and 1, above 0.
+    #[test]
+    fn held_deletes_exit_4_below_every_failure() {
+        assert_eq!(held(&[Ok], false, false), 4);
+        assert_eq!(held(&[Ok, Ok], false, false), 4);
+        assert_eq!(held(&[Ok, Partial], false, false), 1);
+        assert_eq!(held(&[Ok, Failed], false, false), 1);
+        assert_eq!(
+            held(&[Ok], false, true),
+            1,
+            "the report could not be written"
+        );
+        assert_eq!(held(&[AuthFailed], false, false), 3);
+        assert_eq!(held(&[Ok], true, false), 2);
+        assert_eq!(Exit::DeletesHeld.code(), 4);
     }
 
     #[test]

@@ -14,4 +14,5 @@ pub mod logging;
 pub mod output;
 pub mod report;
 pub mod run;
+pub mod state;
 pub mod version;

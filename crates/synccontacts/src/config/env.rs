@@ -26,8 +26,12 @@ pub const CA_FILE: &str = "AUTOMATION_SYNCCONTACTS_CA_FILE";
 /// that blocks `$batch`; costs up to 20× the requests).
 pub const BATCH: &str = "AUTOMATION_SYNCCONTACTS_BATCH";
 
+/// The state file (`--state` wins; default `.synccontacts/state.sqlite` under the working
+/// directory).
+pub const STATE: &str = "AUTOMATION_SYNCCONTACTS_STATE";
+
 /// Every variable configuration reads (for messages and for the hermetic tests).
-pub const ALL_VARIABLES: [&str; 12] = [
+pub const ALL_VARIABLES: [&str; 13] = [
     CONFIG_JSON,
     TENANTS_JSON,
     DRY_RUN,
@@ -40,6 +44,7 @@ pub const ALL_VARIABLES: [&str; 12] = [
     GRAPH_URL,
     CA_FILE,
     BATCH,
+    STATE,
 ];
 
 /// A snapshot of environment variables. Holds secrets, so its `Debug` lists names only.

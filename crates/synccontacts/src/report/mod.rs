@@ -3,10 +3,11 @@
 //! JSON (SPEC §6).
 //!
 //! This module holds the report's types; `build.rs` turns a tenant's plan and the outcomes of its
-//! writes into records, `text.rs` the report into the lines on stdout, `json.rs` into the
-//! `--report` file. It never talks to Graph, never decides an exit code (see `exit.rs`) and never
+//! writes into records, `book.rs` the plan's book changes (held deletes, repairs, …) into records
+//! and lines, `text.rs` the report into the lines on stdout, `json.rs` into the `--report` file. It never talks to Graph, never decides an exit code (see `exit.rs`) and never
 //! receives a secret (no field here can hold one: errors arrive already redacted by the client).
 
+mod book;
 pub mod build;
 mod json;
 #[cfg(test)]
@@ -19,6 +20,7 @@ use sync_engine::{Field, Target};
 use crate::exit::TenantOutcome;
 use crate::run::{HUB_FOLDER, USER_FOLDER};
 
+pub use book::{BookRecord, BookReport, HeldDelete, RepairRecord, book_lines};
 pub use json::write_json;
 pub use text::{
     Detail, action_line, creation_summary, run_summary, run_summary_noting, tenant_counts,
@@ -61,6 +63,12 @@ pub struct TenantReport {
     /// Data problems the planner found (duplicate keys in a folder, …): reported, never "fixed".
     pub problems: Vec<String>,
     pub actions: Vec<ActionRecord>,
+    /// What the run made of the state file for this tenant (docs/state-and-deletes.md §1.2):
+    /// `new`, `loaded` or `reset: <why>`; `null` when the tenant stopped before it was read.
+    pub state: Option<String>,
+    /// Held deletes, the release command, report-only deletes, repairs, opt-outs.
+    #[serde(flatten)]
+    pub book: BookReport,
 }
 
 impl TenantReport {
@@ -81,6 +89,8 @@ impl TenantReport {
             failed_mailboxes: Vec::new(),
             problems: Vec::new(),
             actions: Vec::new(),
+            state: None,
+            book: BookReport::default(),
         }
     }
 }
@@ -160,6 +170,10 @@ pub struct StepTotals {
     /// Writes refused with 412 because the contact changed after it was read (RELIABILITY I9);
     /// the next run syncs the newer version. Not a failure.
     pub conflicts: usize,
+    /// Hub contacts re-created from users' copies because they were never really deleted (an
+    /// earlier run was interrupted, docs/state-and-deletes.md §3.3); also counted as created.
+    /// Not a data problem.
+    pub repaired: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

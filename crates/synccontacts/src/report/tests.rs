@@ -84,7 +84,8 @@ fn totals_count_by_result_and_kind() {
             stamped: 1,
             deleted: 0,
             failed: 1,
-            conflicts: 0
+            conflicts: 0,
+            repaired: 0
         }
     );
     assert_eq!(
@@ -216,6 +217,30 @@ fn full_report() -> RunReport {
     });
     ok.problems
         .push("DuplicateEmail in a@c.com/Contacts (x@c.com): two [contacts: c1, c2]".into());
+    ok.state = Some("loaded".into());
+    let record = |mailbox: &str, folder| BookRecord {
+        sync_id: "0b6c7f7e-0000-4000-8000-000000000002".into(),
+        display_name: Some("Bianca Pisani".into()),
+        email: Some("bianca@c.com".into()),
+        mailbox: mailbox.into(),
+        folder,
+    };
+    ok.book = BookReport {
+        held_deletes: vec![HeldDelete {
+            contact: record("hub@c.com", Folder::Hub),
+            reason: sync_engine::HoldReason::Brake,
+            observed_at: "2026-03-01T10:00:00Z".parse().unwrap(),
+            copies: 2,
+        }],
+        release_command: Some("synccontacts sync --tenant t1 --allow-deletes 1".into()),
+        would_delete: vec![record("adele@c.com", Folder::UserDefault)],
+        repairs: vec![RepairRecord {
+            contact: record("hub@c.com", Folder::Hub),
+            reason: sync_engine::plan::RepairReason::InterruptedRun,
+            found_in: "adele@c.com".into(),
+        }],
+        opt_outs: vec![record("adele@c.com", Folder::UserDefault)],
+    };
     let stopped = TenantReport::failed(
         "t2",
         "hub@d.com",
@@ -261,7 +286,8 @@ const FULL_REPORT_JSON: &str = r#"{
         "stamped": 0,
         "deleted": 0,
         "failed": 0,
-        "conflicts": 0
+        "conflicts": 0,
+        "repaired": 0
       },
       "step2": {
         "created": 0,
@@ -270,7 +296,8 @@ const FULL_REPORT_JSON: &str = r#"{
         "stamped": 0,
         "deleted": 0,
         "failed": 1,
-        "conflicts": 1
+        "conflicts": 1,
+        "repaired": 0
       },
       "requests": 9,
       "skippedMailboxes": [
@@ -375,6 +402,49 @@ const FULL_REPORT_JSON: &str = r#"{
           "error": "Access is denied (HTTP 403 ErrorAccessDenied)",
           "requestId": "rid-1"
         }
+      ],
+      "state": "loaded",
+      "heldDeletes": [
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "hub@c.com",
+          "folder": "All Contacts",
+          "reason": "brake",
+          "observedAt": "2026-03-01T10:00:00Z",
+          "copies": 2
+        }
+      ],
+      "releaseCommand": "synccontacts sync --tenant t1 --allow-deletes 1",
+      "wouldDelete": [
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "adele@c.com",
+          "folder": "Contacts"
+        }
+      ],
+      "repairs": [
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "hub@c.com",
+          "folder": "All Contacts",
+          "reason": "interruptedRun",
+          "foundIn": "adele@c.com"
+        }
+      ],
+      "optOuts": [
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "adele@c.com",
+          "folder": "Contacts"
+        }
       ]
     },
     {
@@ -392,7 +462,8 @@ const FULL_REPORT_JSON: &str = r#"{
         "stamped": 0,
         "deleted": 0,
         "failed": 0,
-        "conflicts": 0
+        "conflicts": 0,
+        "repaired": 0
       },
       "step2": {
         "created": 0,
@@ -401,13 +472,70 @@ const FULL_REPORT_JSON: &str = r#"{
         "stamped": 0,
         "deleted": 0,
         "failed": 0,
-        "conflicts": 0
+        "conflicts": 0,
+        "repaired": 0
       },
       "requests": 0,
       "skippedMailboxes": [],
       "failedMailboxes": [],
       "problems": [],
-      "actions": []
+      "actions": [],
+      "state": null,
+      "heldDeletes": [],
+      "releaseCommand": null,
+      "wouldDelete": [],
+      "repairs": [],
+      "optOuts": []
     }
   ]
 }"#;
+
+/// Held deletes need a decision: their lines and the exact release command are printed even with
+/// `-q`; repairs, opt-outs and report-only deletes only in normal output.
+#[test]
+fn held_deletes_print_the_release_command_even_when_quiet() {
+    let r = full_report();
+    let t = &r.tenants[0];
+    let quiet = tenant_text(t, false, Detail::Quiet);
+    let normal = tenant_text(t, false, Detail::Normal);
+    for text in [&quiet, &normal] {
+        assert!(
+            text.iter().any(|l| l.starts_with(
+                "Held delete: NotesId=0b6c7f7e-0000-4000-8000-000000000002 | Bianca Pisani (bianca@c.com) | in hub@c.com/All Contacts | 2 tagged copies"
+            )),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter().any(|l| l
+                .ends_with("release them with: synccontacts sync --tenant t1 --allow-deletes 1")),
+            "{text:#?}"
+        );
+    }
+    for prefix in ["Repaired: ", "Would delete: ", "Opted out: "] {
+        assert!(!quiet.iter().any(|l| l.starts_with(prefix)), "{quiet:#?}");
+        assert!(normal.iter().any(|l| l.starts_with(prefix)), "{normal:#?}");
+    }
+    assert!(
+        normal
+            .iter()
+            .any(|l| l.starts_with("Repaired: ") && l.contains("an earlier run was interrupted")),
+        "{normal:#?}"
+    );
+    // A loaded state says nothing; another says it once.
+    assert!(!normal.iter().any(|l| l.starts_with("State: ")));
+    let mut reset = t.clone();
+    reset.state = Some("reset: the state file was corrupt".into());
+    assert!(
+        tenant_text(&reset, false, Detail::Quiet)
+            .iter()
+            .any(|l| l.starts_with("State: reset: the state file was corrupt"))
+    );
+    let mut deleted = t.step2;
+    deleted.deleted = 3;
+    deleted.repaired = 1;
+    assert!(
+        totals_line(2, &deleted).ends_with(", Deleted: 3, Changed since read: 1, Repaired: 1"),
+        "{}",
+        totals_line(2, &deleted)
+    );
+}

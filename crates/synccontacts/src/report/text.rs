@@ -134,6 +134,9 @@ pub fn totals_line(step: u8, t: &StepTotals) -> String {
     if t.conflicts > 0 {
         let _ = write!(s, ", Changed since read: {}", t.conflicts);
     }
+    if t.repaired > 0 {
+        let _ = write!(s, ", Repaired: {}", t.repaired);
+    }
     s
 }
 
@@ -194,6 +197,11 @@ pub fn tenant_text(t: &TenantReport, dry_run: bool, detail: Detail) -> Vec<Strin
         }
         out.push(s);
     }
+    if let Some(state) = t.state.as_deref().filter(|s| *s != "loaded") {
+        out.push(format!(
+            "State: {state} — first-run mode: nothing is deleted this run"
+        ));
+    }
     for p in &t.problems {
         out.push(format!("Data problem: {p}"));
     }
@@ -203,6 +211,7 @@ pub fn tenant_text(t: &TenantReport, dry_run: bool, detail: Detail) -> Vec<Strin
             out.push(action_line(a));
         }
     }
+    out.extend(super::book_lines(&t.book, detail == Detail::Normal));
     // A tenant that stopped before planning has no totals worth printing.
     let planned = t.hub_folder != HubFolder::Unknown;
     if planned {
@@ -220,9 +229,14 @@ pub fn tenant_text(t: &TenantReport, dry_run: bool, detail: Detail) -> Vec<Strin
             outcome_word(t.outcome)
         )),
         (None, o) => out.push(format!(
-            "Tenant {}: {} ({} users, {} skipped without mailbox, {} requests)",
+            "Tenant {}: {}{} ({} users, {} skipped without mailbox, {} requests)",
             t.tenant_id,
             outcome_word(o),
+            if t.book.brake_held() {
+                ", deletes held"
+            } else {
+                ""
+            },
             t.users,
             t.skipped_mailboxes.len(),
             t.requests
