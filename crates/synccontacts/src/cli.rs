@@ -375,10 +375,11 @@ fn refused(e: &config::ConfigError) -> (Exit, RunReport) {
 }
 
 /// How a sync ended, from its report: refused when it carries a configuration error, else its
-/// tenants' outcomes.
+/// tenants' outcomes and whether the brake held deletes.
 fn end_of(report: &RunReport) -> RunEnd {
     RunEnd {
         refused: report.error.is_some(),
+        deletes_held: report.tenants.iter().any(|t| t.book.brake_held()),
         ..RunEnd::of_tenants(report.tenants.iter().map(|t| t.outcome))
     }
 }

@@ -8,4 +8,5 @@ mod cli_e2e;
 mod config_e2e;
 mod lost_answers_e2e;
 mod realism_e2e;
+mod state_e2e;
 mod sync_e2e;
