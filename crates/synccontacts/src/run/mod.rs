@@ -231,7 +231,7 @@ async fn sync_tenant(
         .iter()
         .map(report::build::describe_problem)
         .collect();
-    let book = remember::book_report(&plan, t, store, dry_run);
+    let book = remember::book_report(&plan, t, store);
     let mut failed_mailboxes = snaps.failed;
     failed_mailboxes.extend(remember::bad_read_notes(&plan));
     let mut step1 = report::totals(&actions, 1, skip1);

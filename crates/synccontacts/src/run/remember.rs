@@ -82,20 +82,13 @@ pub(super) fn record_start(
         .map_err(|e| format!("cannot record the run start in the state file: {e}"))
 }
 
-/// What a run reports about its book changes, with the exact command that releases held deletes.
-pub(super) fn book_report(
-    plan: &Plan,
-    t: &TenantConfig,
-    store: &Store,
-    dry_run: bool,
-) -> BookReport {
+/// What a run reports about its book changes, with the exact command that releases held deletes
+/// (a real run's, also when a dry run prints it; `--state` only when the path came from it).
+pub(super) fn book_report(plan: &Plan, t: &TenantConfig, store: &Store) -> BookReport {
     BookReport::of(&plan.book, |n| {
         let mut cmd = format!("synccontacts sync --tenant {} ", t.tenant_id);
         if store.path().origin == "--state" {
             cmd.push_str(&format!("--state {} ", store.path().path.display()));
-        }
-        if dry_run {
-            cmd.push_str("--dry-run ");
         }
         cmd.push_str(&format!("--allow-deletes {n}"));
         cmd
