@@ -319,3 +319,68 @@ async fn deletes_off_reports_and_restores_instead_of_deleting() {
     assert_no_duplicate(&emu);
     assert_quiet_run(&emu, &vars, "after the restore").await;
 }
+
+/// Repair is not deletion (docs/state-and-deletes.md §3.3): a run whose hub create was lost (a
+/// 500 on the POST, never repeated) leaves users' copies carrying a SyncId the hub lacks. The next
+/// run finds it among the pending creates, re-creates it in the hub (`Repaired:`, counted as
+/// `repaired`) and deletes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_hub_create_is_repaired_not_taken_for_a_deletion() {
+    let emu = Emu::start(converged(2, &[ADELE, MEGAN])).await;
+    let state = StateDir::new();
+    let vars = with_state(&harness::one_tenant(&emu), &state.path);
+    assert_eq!(sync(&vars, &[]).await.code, 0);
+    // Adele adds a contact (through Graph, as Outlook would); the hub's create of it will fail.
+    let mut new = contact(
+        "Dee Ramos",
+        Some("dee@fabrikam.com"),
+        "2026-02-01T00:00:00Z",
+    );
+    new.remove("lastModifiedDateTime"); // Graph sets it
+    let post = graph::WriteRequest::create(graph::FolderRef::Default, Value::Object(new));
+    for r in crate::memory::admin(&emu)
+        .execute_writes::<Value>(ADELE, vec![post])
+        .await
+    {
+        r.expect("Adele's new contact");
+    }
+    emu.inner.set_faults(kit::plan(
+        5,
+        vec![json!({"match": {"method": "POST", "mailbox": HUB}, "action": {"status": 500}})],
+    ));
+    let r = sync(&vars, &[]).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let dee = |u: &str| {
+        let cs = if u == HUB {
+            emu.hub_contacts().unwrap()
+        } else {
+            emu.contacts(u)
+        };
+        by_email(&cs).get("dee@fabrikam.com").and_then(sync_id)
+    };
+    let s_id = dee(ADELE).expect("Adele's copy was stamped");
+    assert_eq!(dee(MEGAN).as_deref(), Some(s_id.as_str()));
+    assert_eq!(dee(HUB), None, "the hub create failed");
+
+    emu.inner.set_faults(graph_emulator::FaultPlan::default());
+    emu.reset();
+    let r = sync(&vars, &[]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(deletes(&emu), 0);
+    assert_eq!(dee(HUB).as_deref(), Some(s_id.as_str()), "{}", r.stdout);
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with("Repaired: NotesId=")
+            && l.contains("Dee Ramos")
+            && l.ends_with("(an earlier run was interrupted)")),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.tenant(0)["step1"]["repaired"], 1);
+    assert!(r.stdout.contains("Repaired: 1"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("Data problem"),
+        "a repair is not a data problem: {}",
+        r.stdout
+    );
+    assert_quiet_run(&emu, &vars, "after the repair").await;
+}
