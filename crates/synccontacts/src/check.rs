@@ -508,12 +508,11 @@ fn state_items(
     if s.binding != binding {
         items.push(CheckItem::warn(
             format!(
-                "state file {shown} is bound to another hub or folder of this tenant (hub {}), not \
-                 to hub {} and this \"{HUB_FOLDER}\": the next sync runs in first-run mode and \
-                 replaces it",
-                s.binding.hub_mailbox_id, binding.hub_mailbox_id
+                "state file {shown} is bound to {}: the next sync runs in first-run mode (nothing \
+                 is deleted) and replaces it",
+                state::other_binding(&s.binding, &binding)
             ),
-            "expected after GlobalAddressBookUserId changed or the folder was re-created; otherwise check --state",
+            "expected after GlobalAddressBookUserId changed or \"All Contacts\" was re-created; otherwise check --state",
         ));
         return items;
     }

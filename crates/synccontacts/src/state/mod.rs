@@ -180,6 +180,23 @@ pub fn binding(
     }
 }
 
+/// What a stored binding is bound to, said against this run's (`now`): another hub, or another
+/// folder of the same hub.
+pub fn other_binding(stored: &Binding, now: &Binding) -> String {
+    if stored.hub_mailbox_id != now.hub_mailbox_id {
+        format!(
+            "another hub ({}; this run syncs {})",
+            stored.hub_mailbox_id, now.hub_mailbox_id
+        )
+    } else {
+        format!(
+            "another \"All Contacts\" folder of this hub ({}; this run syncs {})",
+            tail(&stored.hub_folder_id),
+            tail(&now.hub_folder_id)
+        )
+    }
+}
+
 /// The last few characters of a long id, for messages (folder ids are 120 characters).
 fn tail(id: &str) -> String {
     let n = id.chars().count();
@@ -249,14 +266,9 @@ impl Store {
             }
         };
         if state.binding != *binding {
-            let b = &state.binding;
             return first_run(StateWord::Reset(format!(
-                "the hub folder is not the one this state was made for (made for hub {} folder \
-                 {}; this run syncs hub {} folder {})",
-                b.hub_mailbox_id,
-                tail(&b.hub_folder_id),
-                binding.hub_mailbox_id,
-                tail(&binding.hub_folder_id)
+                "the hub folder is not the one this state was made for (it is bound to {})",
+                other_binding(&state.binding, binding)
             )));
         }
         Loaded {

@@ -162,7 +162,8 @@ async fn check_reports_the_state_and_never_writes_it() {
     let r = run(&one_tenant(&other), &["check", "--state", &shown]).await;
     assert!(
         r.stdout.contains("[warn] state file")
-            && r.stdout.contains("bound to another hub or folder"),
+            && r.stdout
+                .contains("bound to another \"All Contacts\" folder of this hub"),
         "{}",
         r.stdout
     );
