@@ -447,8 +447,8 @@ async fn i14_an_edit_made_while_a_run_writes_other_copies_survives_and_wins_next
     emu.inner.set_faults(kit::plan(
         1,
         vec![
-            json!({"match": {"method": "PATCH", "mailbox": MEGAN}, "action": {"delayMs": 1500}}),
-            json!({"match": {"method": "PATCH", "mailbox": BOB}, "action": {"delayMs": 3000}}),
+            json!({"match": {"method": "PATCH", "mailbox": MEGAN}, "action": {"delayMs": 2000}}),
+            json!({"match": {"method": "PATCH", "mailbox": BOB}, "action": {"delayMs": 5000}}),
         ],
     ));
     let running = tokio::spawn({
