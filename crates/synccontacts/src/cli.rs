@@ -94,6 +94,11 @@ pub struct SyncArgs {
     /// refused). Its folder must exist: the path is checked before the first request.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Write the run as a JUnit XML test report to FILE (GitLab: `artifacts:reports:junit`): a
+    /// test suite per tenant, a test case per stage and per mailbox. Written at the end of the
+    /// run (also when the configuration is refused); its folder must exist.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Only the tenants whose TenantId, PrimaryDomain or TenantDomain equals KEY (repeatable); a
     /// KEY that matches no tenant is a configuration error.
     #[arg(long = "tenant", value_name = "KEY")]
@@ -243,6 +248,18 @@ pub async fn sync_command(env: &Env, args: &SyncArgs, opts: OutputOptions, out: 
     let (mut exit, mut report) =
         sync_with_report(env, args, &crate::run::RunEnv::default(), opts, out).await;
     let mut note = None;
+    // The JUnit file first: it holds no exit code, so the JSON report written after it can
+    // still say that the JUnit file failed (exit 1).
+    if let Some(path) = &args.junit
+        && let Err(e) = report::write_junit(&report, path)
+    {
+        tracing::error!("cannot write the JUnit report to {}: {e}", path.display());
+        let mut end = end_of(&report);
+        end.run_failed = true;
+        exit = process_exit_code(&end);
+        report.exit_code = exit.code();
+        note = Some("the JUnit report could not be written");
+    }
     if let Some(path) = &args.report
         && let Err(e) = report::write_json(&report, path)
     {
@@ -298,14 +315,16 @@ pub async fn sync_with_report(
     }
 }
 
-/// The files the command line names, checked before the first request (`--report` now;
-/// `--junit` and the state store's path use the same check).
+/// The files the command line names, checked before the first request (`--report`, `--junit`;
+/// the state store's path uses the same check).
 fn output_problems(args: &SyncArgs) -> Vec<config::Problem> {
     let mut problems = Vec::new();
-    if let Some(path) = &args.report
-        && let Err(p) = config::check_output_path("--report", path, config::MissingFolder::Refuse)
-    {
-        problems.push(p);
+    for (option, path) in [("--report", &args.report), ("--junit", &args.junit)] {
+        if let Some(path) = path
+            && let Err(p) = config::check_output_path(option, path, config::MissingFolder::Refuse)
+        {
+            problems.push(p);
+        }
     }
     problems
 }

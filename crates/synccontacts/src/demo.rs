@@ -115,6 +115,7 @@ async fn run_once(env: &Env, dry_run: bool, opts: OutputOptions, out: &Out) -> (
     let args = SyncArgs {
         dry_run,
         report: None,
+        junit: None,
         tenants: Vec::new(),
     };
     let (exit, report) =

@@ -1,5 +1,5 @@
-//! Output paths the command line names (`--report FILE` today; `--junit FILE` and the state
-//! store's path next), checked before the first request: a report that cannot be written must
+//! Output paths the command line names (`--report FILE`, `--junit FILE`; the state store's path
+//! next), checked before the first request: a report that cannot be written must
 //! refuse the run (exit 2, nothing requested), not fail after an hour of writes.
 //!
 //! The check proves what it can without writing anything the user would see: a new file is
@@ -35,10 +35,11 @@ pub fn check_output_path(option: &str, path: &Path, missing: MissingFolder) -> R
         fix,
     };
     let shown = path.display();
+    let example = example_file(option);
     if path.as_os_str().is_empty() {
         return Err(refuse(
             "is empty".into(),
-            format!("give a file path, e.g. {option} report.json"),
+            format!("give a file path, e.g. {option} {example}"),
         ));
     }
     // `out/` names a folder even when `out` does not exist yet.
@@ -48,7 +49,7 @@ pub fn check_output_path(option: &str, path: &Path, missing: MissingFolder) -> R
             format!("`{shown}` is a folder, not a file"),
             format!(
                 "give a file name in it, e.g. {}",
-                path.join("report.json").display()
+                path.join(example).display()
             ),
         ));
     }
@@ -105,6 +106,14 @@ pub fn check_output_path(option: &str, path: &Path, missing: MissingFolder) -> R
                 folder.display()
             ),
         )),
+    }
+}
+
+/// A file name to suggest for `option`'s path.
+fn example_file(option: &str) -> &'static str {
+    match option {
+        "--junit" => "junit.xml",
+        _ => "report.json",
     }
 }
 
@@ -186,6 +195,21 @@ mod tests {
             MissingFolder::Create,
         );
         assert!(p.problem.contains("cannot create the folder"), "{p}");
+    }
+
+    #[test]
+    fn the_fix_suggests_a_file_name_that_fits_the_option() {
+        let dir = tempfile::tempdir().unwrap();
+        let junit = check_output_path("--junit", dir.path(), MissingFolder::Refuse).unwrap_err();
+        assert_eq!(junit.variable, "--junit");
+        assert!(junit.fix.ends_with("junit.xml"), "{junit}");
+        let empty = check_output_path("--junit", Path::new(""), MissingFolder::Refuse).unwrap_err();
+        assert!(empty.fix.ends_with("--junit junit.xml"), "{empty}");
+        assert!(
+            problem(dir.path(), MissingFolder::Refuse)
+                .fix
+                .ends_with("report.json")
+        );
     }
 
     #[test]

@@ -4,11 +4,12 @@
 //!
 //! This module holds the report's types; `build.rs` turns a tenant's plan and the outcomes of its
 //! writes into records, `text.rs` the report into the lines on stdout, `json.rs` into the
-//! `--report` file. It never talks to Graph, never decides an exit code (see `exit.rs`) and never
+//! `--report` file, `junit.rs` into the `--junit` file (GitLab's unit test report). It never talks to Graph, never decides an exit code (see `exit.rs`) and never
 //! receives a secret (no field here can hold one: errors arrive already redacted by the client).
 
 pub mod build;
 mod json;
+mod junit;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -20,6 +21,7 @@ use crate::exit::TenantOutcome;
 use crate::run::{HUB_FOLDER, USER_FOLDER};
 
 pub use json::write_json;
+pub use junit::write_junit;
 pub use text::{
     Detail, action_line, creation_summary, run_summary, run_summary_noting, tenant_counts,
     tenant_text, totals_line,
@@ -61,6 +63,36 @@ pub struct TenantReport {
     /// Data problems the planner found (duplicate keys in a folder, …): reported, never "fixed".
     pub problems: Vec<String>,
     pub actions: Vec<ActionRecord>,
+    /// What the `--junit` file needs beyond the JSON report's fields (whose shape is a
+    /// contract, so these are not serialized): the tenant's label (`TenantId (PrimaryDomain)`),
+    /// the stage a stopped tenant stopped at, the user mailboxes that were read.
+    #[serde(skip)]
+    pub stages: StageFacts,
+}
+
+/// A tenant's facts for the stage-by-stage view of the `--junit` file (see [`TenantReport::stages`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StageFacts {
+    /// How the tenant is named to people (`TenantId (PrimaryDomain)`); empty: the tenant id.
+    pub label: String,
+    /// Where a tenant that stopped before planning stopped; `None` when it planned (or when the
+    /// code that stopped it did not say: the JUnit file then shows a failing `run` case).
+    pub stopped_at: Option<Stage>,
+    /// The user mailboxes read (hub excluded), besides the skipped and failed ones in the report.
+    pub read: Vec<String>,
+}
+
+/// The stages of a tenant that can stop it before anything is planned (ARCHITECTURE "One run").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Getting an access token.
+    Token,
+    /// The directory reads that need the app's directory permission: the hub's directory entry,
+    /// the user scope (licensed users, or the verified domains a test-user key needs); also an
+    /// empty scope.
+    Permissions,
+    /// The hub: its mailbox, its "All Contacts" folder (found or created), the folder's read.
+    Hub,
 }
 
 impl TenantReport {
@@ -81,6 +113,7 @@ impl TenantReport {
             failed_mailboxes: Vec::new(),
             problems: Vec::new(),
             actions: Vec::new(),
+            stages: StageFacts::default(),
         }
     }
 }

@@ -31,7 +31,8 @@ use crate::config::{Config, ConfigError, Env, TenantConfig};
 use crate::exit::TenantOutcome;
 use crate::output::Out;
 use crate::report::{
-    self, ActionRecord, ActionResult, Outcome, RunReport, TenantReport, TenantStatus,
+    self, ActionRecord, ActionResult, Outcome, RunReport, Stage, StageFacts, TenantReport,
+    TenantStatus,
 };
 
 pub(crate) use clients::with_hint;
@@ -98,16 +99,18 @@ pub async fn sync_all(
     Ok(report)
 }
 
-/// What stopped a tenant before it could plan (no token, no hub, no users): its message and how
-/// the exit code sees it. One tenant's failure never stops the others.
+/// What stopped a tenant before it could plan (no token, no hub, no users): where, its message
+/// and how the exit code sees it. One tenant's failure never stops the others.
 struct TenantFailure {
+    stage: Stage,
     outcome: TenantOutcome,
     message: String,
 }
 
 impl TenantFailure {
-    fn from_graph(context: &str, e: &GraphError) -> Self {
+    fn from_graph(stage: Stage, context: &str, e: &GraphError) -> Self {
         Self {
+            stage,
             outcome: if e.is_auth_or_permission() {
                 TenantOutcome::AuthFailed
             } else {
@@ -134,11 +137,17 @@ async fn sync_tenant(
             tracing::error!("{}", stop.message);
             let mut r = TenantReport::failed(&t.tenant_id, &t.hub, stop.outcome, stop.message);
             r.requests = requests(client);
+            r.stages = StageFacts {
+                label: t.label(),
+                stopped_at: Some(stop.stage),
+                read: Vec::new(),
+            };
             return r;
         }
     };
     let hub_folder_state = snaps.hub_folder_state;
 
+    let read: Vec<String> = snaps.users.iter().map(|u| u.mailbox.clone()).collect();
     let input = PlanInput {
         hub: std::mem::take(&mut snaps.hub),
         users: std::mem::take(&mut snaps.users),
@@ -213,6 +222,11 @@ async fn sync_tenant(
         failed_mailboxes: snaps.failed,
         problems,
         actions,
+        stages: StageFacts {
+            label: t.label(),
+            stopped_at: None,
+            read,
+        },
     }
 }
 

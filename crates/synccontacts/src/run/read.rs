@@ -3,9 +3,10 @@
 //! the hub folder and of every user's default Contacts folder, with notes that a list response
 //! mangled read again by id.
 //!
-//! A tenant-level problem (no token, no hub, no users) stops the tenant ([`TenantFailure`]); a
-//! mailbox that cannot be read is noted and the others go on, and a contact deleted between the
-//! listing and its re-read is left out. This module never writes anything but the hub folder,
+//! A tenant-level problem (no token, no hub, no users) stops the tenant ([`TenantFailure`]) and
+//! says at which stage (`report::Stage`: token, permissions, hub); a mailbox that cannot be read
+//! is noted and the others go on, and a contact deleted between the listing and its re-read is
+//! left out. This module never writes anything but the hub folder,
 //! and that only in a real run (SPEC §2.3 FIX).
 
 use futures::StreamExt as _;
@@ -19,7 +20,7 @@ use super::scope::{FIX_UNKNOWN_TEST_USER, NOT_IN_DIRECTORY};
 use super::{HUB_FOLDER, TenantFailure, bar_style};
 use crate::config::{TenantConfig, UserScope};
 use crate::exit::TenantOutcome;
-use crate::report::{HubFolder, MailboxNote};
+use crate::report::{HubFolder, MailboxNote, Stage};
 
 /// Mailboxes read at once. The client enforces 4 requests per mailbox and a global cap; a read
 /// is sequential paging, so this is roughly the number of requests in flight.
@@ -46,6 +47,7 @@ pub(super) async fn read_tenant(
 ) -> Result<Snapshots, TenantFailure> {
     let token = client.token().await.map_err(|e| {
         TenantFailure::from_graph(
+            Stage::Token,
             &format!("cannot get a token with the {}", t.credential.describe()),
             &e,
         )
@@ -63,6 +65,7 @@ pub(super) async fn read_tenant(
         }
         Err(e) if e.kind == ErrorKind::NotFound => {
             return Err(TenantFailure {
+                stage: Stage::Hub,
                 outcome: TenantOutcome::Failed,
                 message: format!(
                     "shared mailbox not found: GlobalAddressBookUserId \"{}\" is not a user of tenant {} — \
@@ -76,6 +79,7 @@ pub(super) async fn read_tenant(
         }
         Err(e) => {
             return Err(TenantFailure::from_graph(
+                Stage::Permissions,
                 "reading the shared mailbox's user",
                 &e,
             ));
@@ -93,11 +97,13 @@ pub(super) async fn read_tenant(
         UserScope::PendingVerifiedDomains => {
             return Err(match scope_error {
                 Some(e) => TenantFailure::from_graph(
+                    Stage::Permissions,
                     "reading the tenant's verified domains, which decide its test users (a \
                      test-user key may name one of them)",
                     e,
                 ),
                 None => TenantFailure {
+                    stage: Stage::Permissions,
                     outcome: TenantOutcome::Failed,
                     message: "test-user scope not decided: a test-user key may name one of this \
                               tenant's verified domains, which were not resolved"
@@ -108,7 +114,9 @@ pub(super) async fn read_tenant(
         UserScope::AllLicensedUsers => client
             .licensed_users()
             .await
-            .map_err(|e| TenantFailure::from_graph("listing licensed users", &e))?
+            .map_err(|e| {
+                TenantFailure::from_graph(Stage::Permissions, "listing licensed users", &e)
+            })?
             .iter()
             .map(|u| u.key().to_owned())
             .collect(),
@@ -119,6 +127,7 @@ pub(super) async fn read_tenant(
     users.sort_by_key(|u| u.to_ascii_lowercase());
     if users.is_empty() {
         return Err(TenantFailure {
+            stage: Stage::Permissions,
             outcome: TenantOutcome::Failed,
             message: if t.scope.test_users().is_some() {
                 "no users in scope: the test-user list holds only the shared mailbox — add test users".into()
@@ -135,6 +144,7 @@ pub(super) async fn read_tenant(
     let hub_err = |e: &GraphError| {
         if e.is_missing_mailbox() {
             TenantFailure {
+                stage: Stage::Hub,
                 outcome: TenantOutcome::Failed,
                 message: format!(
                     "shared mailbox not found: \"{}\" has no Exchange Online mailbox — check \
@@ -143,7 +153,11 @@ pub(super) async fn read_tenant(
                 ),
             }
         } else {
-            TenantFailure::from_graph(&format!("reading the contact folders of {}", t.hub), e)
+            TenantFailure::from_graph(
+                Stage::Hub,
+                &format!("reading the contact folders of {}", t.hub),
+                e,
+            )
         }
     };
     let mut hub_folder = client
@@ -168,6 +182,7 @@ pub(super) async fn read_tenant(
                 .await
                 .map_err(|e| {
                     TenantFailure::from_graph(
+                        Stage::Hub,
                         &format!("creating \"{HUB_FOLDER}\" in {}", t.hub),
                         &e,
                     )

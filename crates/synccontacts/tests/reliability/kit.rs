@@ -193,6 +193,7 @@ async fn run_with_clock(
     let args = SyncArgs {
         dry_run,
         report: None,
+        junit: None,
         tenants: Vec::new(),
     };
     let run_env = RunEnv {
