@@ -10,7 +10,9 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod exit;
+pub mod failure;
 pub mod logging;
 pub mod output;
 pub mod report;
 pub mod run;
+pub mod stop;

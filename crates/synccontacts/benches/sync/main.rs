@@ -145,6 +145,9 @@ struct Measured {
     cpu_s: f64,
     peak_rss_mib: f64,
     emulator_cpu_s: f64,
+    /// What the run printed on stdout (GitLab truncates a job log at 4 MB) and the report's size.
+    stdout_bytes: u64,
+    report_bytes: u64,
     /// The `requests` the binary's own report counts.
     report_requests: Option<u64>,
     report_summary: String,
@@ -274,7 +277,10 @@ fn main() -> anyhow::Result<()> {
             let log = dir.join(format!("{label}-sync.log"));
             let m = measure(&env, &report, &log, emu.pid())?;
             let stats = runtime.block_on(get_stats(&http, &emu.url))?;
-            let measured = combine(label, chain.name, m, &stats, &report);
+            let mut measured = combine(label, chain.name, m, &stats, &report);
+            measured.stdout_bytes = std::fs::metadata(log.with_extension("stdout"))
+                .map(|m| m.len())
+                .unwrap_or(0);
             let row = row(measured, &shape, &limits);
             print_row(&row, &shape);
             if measured_failed(&row) {
@@ -549,6 +555,7 @@ fn measure(
             cmd.env_remove(k);
         }
     }
+    let stdout = std::fs::File::create(log.with_extension("stdout"))?;
     let log = std::fs::File::create(log)?;
     cmd.args(["sync", "--no-progress", "--report"])
         .arg(report)
@@ -561,7 +568,7 @@ fn measure(
         .envs(env.extra.iter().map(|(k, v)| (k, v)))
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone()?))
+        .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(log));
     let (_, children_before) = cpu_ticks("self");
     let (emu_before, _) = cpu_ticks(&emu_pid);
@@ -601,6 +608,7 @@ fn measure(
 }
 
 fn combine(label: &str, chain: &str, p: ProcessMeasure, s: &Stats, report: &Path) -> Measured {
+    let report_bytes = std::fs::metadata(report).map(|m| m.len()).unwrap_or(0);
     let hub_requests = s
         .by_mailbox
         .iter()
@@ -658,6 +666,8 @@ fn combine(label: &str, chain: &str, p: ProcessMeasure, s: &Stats, report: &Path
         cpu_s: p.cpu_s,
         peak_rss_mib: p.peak_rss_kib as f64 / 1024.0,
         emulator_cpu_s: p.emulator_cpu_s,
+        stdout_bytes: 0,
+        report_bytes,
         report_requests: tenant.and_then(|t| t["requests"].as_u64()),
         report_summary: summary,
     }
@@ -708,7 +718,7 @@ fn print_row(r: &Row, d: &DataShape) {
         m.exit_code, m.report_summary, m.report_requests
     );
     eprintln!(
-        "   requests {} (bound {}, ×{}), hub {} (bound {}), wall {:.2}s (bound {:.2}s, ×{}), cpu {:.2}s, rss {:.0} MiB, emulator cpu {:.2}s, throttled {}",
+        "   requests {} (bound {}, ×{}), hub {} (bound {}), wall {:.2}s (bound {:.2}s, ×{}), cpu {:.2}s, rss {:.0} MiB, emulator cpu {:.2}s, throttled {}, stdout {} B, report {} B",
         m.requests,
         r.bound_requests,
         ratio(m.requests as f64, r.bound_requests as f64),
@@ -720,7 +730,9 @@ fn print_row(r: &Row, d: &DataShape) {
         m.cpu_s,
         m.peak_rss_mib,
         m.emulator_cpu_s,
-        m.throttled
+        m.throttled,
+        m.stdout_bytes,
+        m.report_bytes
     );
 }
 
@@ -813,6 +825,13 @@ fn table(rows: &[Row], l: &Limits) -> String {
             "peak RSS (MiB)",
             format!("{:.0}", m.peak_rss_mib),
             String::new(),
+            String::new(),
+            String::new(),
+        );
+        line(
+            "stdout / report (bytes)",
+            format!("{} / {}", m.stdout_bytes, m.report_bytes),
+            "stdout < 4,000,000".into(),
             String::new(),
             String::new(),
         );

@@ -4,8 +4,10 @@
 
 mod harness;
 
+mod classes_e2e;
 mod cli_e2e;
 mod config_e2e;
 mod lost_answers_e2e;
 mod realism_e2e;
 mod sync_e2e;
+mod volume_e2e;
