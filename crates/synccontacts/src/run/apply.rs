@@ -228,6 +228,12 @@ async fn apply_chunk(
         biased;
         r = client.execute_writes::<Contact>(mailbox, writes) => r,
         () = halting.stop.abandoned() => {
+            halting.first.lock().unwrap().get_or_insert_with(|| {
+                GraphError::new(
+                    ErrorKind::Cancelled,
+                    "writes in flight abandoned at the end of the stop's grace",
+                )
+            });
             return idx
                 .iter()
                 .map(|&i| {

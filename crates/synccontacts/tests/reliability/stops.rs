@@ -333,6 +333,7 @@ async fn writes_in_flight_after_the_grace_are_abandoned_and_the_next_run_complet
     );
     assert_eq!(exit.code(), 143);
     let t = &report.tenants[0];
+    assert_eq!(t.outcome, synccontacts::exit::TenantOutcome::Stopped);
     let abandoned: Vec<&str> = t
         .actions
         .iter()
