@@ -470,3 +470,37 @@ const FULL_REPORT_JSON: &str = r#"{
     }
   ]
 }"#;
+
+/// Issue 16: a stopped run says why, in one line before the last, and its last line too.
+#[test]
+fn a_stopped_run_says_why_and_how_far_it_got() {
+    use crate::stop::{Signal, StopCause};
+    let mut t = TenantReport::failed("t", "hub@c.com", TenantOutcome::Stopped, "x".into());
+    t.actions = vec![
+        action(1, ActionKind::Create, ActionResult::Done),
+        action(2, ActionKind::Create, ActionResult::Stopped),
+    ];
+    let mut r = RunReport {
+        exit_code: 143,
+        interrupted: true,
+        stopped_by: Some(StopCause::Signal(Signal::Term)),
+        tenants: vec![t],
+        ..RunReport::default()
+    };
+    assert_eq!(
+        stop_line(&r).unwrap(),
+        "interrupted by SIGTERM: stopped after 1 of 2 writes; the next run completes the rest"
+    );
+    assert_eq!(
+        run_summary(&r),
+        "Run interrupted by SIGTERM: 1 tenant(s) — 0 ok, 1 stopped; exit code 143"
+    );
+    r.dry_run = true;
+    r.stopped_by = Some(StopCause::Deadline(std::time::Duration::from_secs(45 * 60)));
+    assert_eq!(
+        stop_line(&r).unwrap(),
+        "stopped at the deadline (45 min): the dry run had planned 2 writes; nothing was written"
+    );
+    r.stopped_by = None;
+    assert_eq!(stop_line(&r), None);
+}

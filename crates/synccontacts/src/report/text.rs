@@ -54,6 +54,13 @@ pub fn run_summary_noting(r: &RunReport, note: Option<&str>) -> String {
 pub fn stop_line(r: &RunReport) -> Option<String> {
     let cause = r.stopped_by?;
     let (done, planned) = r.writes_done_of_planned();
+    if r.dry_run {
+        return Some(format!(
+            "{}: the dry run had planned {} writes; nothing was written",
+            cause.describe(),
+            thousands(planned)
+        ));
+    }
     Some(format!(
         "{}: stopped after {} of {} writes; the next run completes the rest",
         cause.describe(),
