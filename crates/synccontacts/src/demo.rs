@@ -114,9 +114,7 @@ pub async fn demo_command(args: &DemoArgs, opts: OutputOptions, out: &Out) -> Ex
 async fn run_once(env: &Env, dry_run: bool, opts: OutputOptions, out: &Out) -> (Exit, RunReport) {
     let args = SyncArgs {
         dry_run,
-        report: None,
-        junit: None,
-        tenants: Vec::new(),
+        ..SyncArgs::default()
     };
     let (exit, report) =
         crate::cli::sync_with_report(env, &args, &RunEnv::default(), opts, out).await;

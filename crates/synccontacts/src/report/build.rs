@@ -1,9 +1,10 @@
 //! From a tenant's plan and the outcome of each of its writes to the report's records: one
-//! [`ActionRecord`] per operation, the per-step "skipped" counts, the data problems as text.
+//! [`ActionRecord`] per operation, the per-step "skipped" counts, the data problems as text and
+//! the repairs apart from them.
 //!
 //! Pure functions of the plan; they never talk to Graph and never decide an exit code.
 
-use sync_engine::plan::{Action, Operation, Plan, PlanInput, Target, Write};
+use sync_engine::plan::{Action, Operation, Plan, PlanInput, ProblemKind, Target, Write};
 
 use super::{ActionKind, ActionRecord, Delta, Folder, Outcome};
 
@@ -79,4 +80,39 @@ pub fn describe_problem(p: &sync_engine::plan::DataProblem) -> String {
         p.detail,
         p.contact_ids.join(", ")
     )
+}
+
+/// The plan's data problems as text, and apart from them the repairs: a user copy whose SyncId
+/// the hub does not know (`UnknownSyncId`) is what an interrupted earlier run leaves (it created
+/// or stamped user copies before the hub copy), or a hub copy someone deleted; the plan links it
+/// again — re-created in the hub, or linked to a hub contact by email/displayName — so it is
+/// not a problem for the admin to fix (issue 16).
+pub fn problems_and_repairs(plan: &Plan) -> (Vec<String>, Vec<String>) {
+    let recreated: std::collections::HashSet<String> = plan
+        .operations
+        .iter()
+        .filter(|op| op.target == Target::Hub && matches!(op.write, Write::Create { .. }))
+        .map(|op| op.sync_id.to_ascii_lowercase())
+        .collect();
+    let mut problems = Vec::new();
+    let mut repairs = Vec::new();
+    for p in &plan.problems {
+        if p.kind != ProblemKind::UnknownSyncId {
+            problems.push(describe_problem(p));
+            continue;
+        }
+        let how = if recreated.contains(&p.key.to_ascii_lowercase()) {
+            "re-created in the hub"
+        } else {
+            "linked to the hub contact with the same email or name, and stamped with its SyncId"
+        };
+        repairs.push(format!(
+            "SyncId {} in {}/{} was not in the hub: {how} (an earlier run was interrupted, or the \
+             hub copy was deleted)",
+            p.key,
+            p.mailbox,
+            Folder::from(p.target)
+        ));
+    }
+    (problems, repairs)
 }

@@ -1,6 +1,6 @@
-//! What a run tells its reader: the script's per-action lines, per-step totals, the creation
-//! summary (SPEC §2.9), failures with Graph request-ids, data problems — and the `--report FILE`
-//! JSON (SPEC §6).
+//! What a run tells its reader: the script's per-action lines (the first few of each kind, or
+//! all), per-mailbox and per-step totals (SPEC §2.9), failures with Graph request-ids, data
+//! problems, repairs — and the `--report FILE` JSON (SPEC §6), which holds every action.
 //!
 //! This module holds the report's types; `build.rs` turns a tenant's plan and the outcomes of its
 //! writes into records, `text.rs` the report into the lines on stdout, `json.rs` into the
@@ -19,12 +19,13 @@ use sync_engine::{Field, Target};
 
 use crate::exit::TenantOutcome;
 use crate::run::{HUB_FOLDER, USER_FOLDER};
+use crate::stop::StopCause;
 
 pub use json::write_json;
 pub use junit::write_junit;
 pub use text::{
-    Detail, action_line, creation_summary, run_summary, run_summary_noting, tenant_counts,
-    tenant_text, totals_line,
+    ActionLines, Detail, action_line, mailbox_lines, run_summary, run_summary_noting, stop_line,
+    tenant_counts, tenant_text, thousands, totals_line,
 };
 
 /// The `--report` document: `{"dryRun", "tenants": [...]}` plus a top-level `error` when the
@@ -37,7 +38,23 @@ pub struct RunReport {
     pub error: Option<String>,
     /// The process exit code of this run (SPEC §6).
     pub exit_code: u8,
+    /// SIGINT or SIGTERM stopped the run (exit code 130/143).
+    pub interrupted: bool,
+    /// What stopped the run, if anything did: `"SIGINT"`, `"SIGTERM"` or `"deadline"`.
+    pub stopped_by: Option<StopCause>,
     pub tenants: Vec<TenantReport>,
+}
+
+impl RunReport {
+    /// Writes done and writes planned, over every tenant that planned.
+    pub fn writes_done_of_planned(&self) -> (usize, usize) {
+        let actions = self.tenants.iter().flat_map(|t| &t.actions);
+        let done = actions
+            .clone()
+            .filter(|a| a.result == ActionResult::Done)
+            .count();
+        (done, actions.count())
+    }
 }
 
 /// One tenant's part of the report.
@@ -62,6 +79,9 @@ pub struct TenantReport {
     pub failed_mailboxes: Vec<MailboxNote>,
     /// Data problems the planner found (duplicate keys in a folder, …): reported, never "fixed".
     pub problems: Vec<String>,
+    /// User copies whose SyncId the hub did not know, linked again by this run (an earlier run
+    /// was interrupted, or the hub copy was deleted): counted as `step2.repaired`.
+    pub repairs: Vec<String>,
     pub actions: Vec<ActionRecord>,
     /// What the `--junit` file needs beyond the JSON report's fields (whose shape is a
     /// contract, so these are not serialized): the tenant's label (`TenantId (PrimaryDomain)`),
@@ -112,6 +132,7 @@ impl TenantReport {
             skipped_mailboxes: Vec::new(),
             failed_mailboxes: Vec::new(),
             problems: Vec::new(),
+            repairs: Vec::new(),
             actions: Vec::new(),
             stages: StageFacts::default(),
         }
@@ -193,6 +214,12 @@ pub struct StepTotals {
     /// Writes refused with 412 because the contact changed after it was read (RELIABILITY I9);
     /// the next run syncs the newer version. Not a failure.
     pub conflicts: usize,
+    /// Writes not done because the run stopped (a signal, the deadline, an unreachable
+    /// endpoint); the next run completes them.
+    pub stopped: usize,
+    /// User copies whose SyncId the hub did not know, linked again (step 2 only; see
+    /// [`TenantReport::repairs`]).
+    pub repaired: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -220,6 +247,10 @@ pub enum ActionResult {
     Failed,
     /// Refused with 412 (the contact changed after we read it); left for the next run.
     Conflict,
+    /// Not done because the run stopped first (a signal, the deadline, an unreachable endpoint):
+    /// not sent, or in flight when the run gave up on it (its `error` says which); the next run
+    /// completes it.
+    Stopped,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -252,10 +283,12 @@ pub struct ActionRecord {
     pub request_id: Option<String>,
 }
 
-/// Totals of one step from its actions, plus the skipped count the planner reports.
-pub fn totals(actions: &[ActionRecord], step: u8, skipped: usize) -> StepTotals {
+/// Totals of one step from its actions, plus the skipped count the planner reports and the
+/// repairs.
+pub fn totals(actions: &[ActionRecord], step: u8, skipped: usize, repaired: usize) -> StepTotals {
     let mut t = StepTotals {
         skipped,
+        repaired,
         ..StepTotals::default()
     };
     for a in actions.iter().filter(|a| a.step == step) {
@@ -268,6 +301,7 @@ pub fn totals(actions: &[ActionRecord], step: u8, skipped: usize) -> StepTotals 
             },
             ActionResult::Failed => t.failed += 1,
             ActionResult::Conflict => t.conflicts += 1,
+            ActionResult::Stopped => t.stopped += 1,
         }
     }
     t
@@ -294,6 +328,13 @@ impl Outcome {
             result: ActionResult::Done,
             error: None,
             request_id,
+        }
+    }
+    pub fn stopped(error: String) -> Self {
+        Self {
+            result: ActionResult::Stopped,
+            error: Some(error),
+            request_id: None,
         }
     }
 }

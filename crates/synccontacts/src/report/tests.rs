@@ -74,7 +74,7 @@ fn totals_count_by_result_and_kind() {
         action(2, ActionKind::Update, ActionResult::Planned),
         action(2, ActionKind::Update, ActionResult::Conflict),
     ];
-    let t1 = totals(&actions, 1, 7);
+    let t1 = totals(&actions, 1, 7, 0);
     assert_eq!(
         t1,
         StepTotals {
@@ -84,74 +84,121 @@ fn totals_count_by_result_and_kind() {
             stamped: 1,
             deleted: 0,
             failed: 1,
-            conflicts: 0
+            conflicts: 0,
+            stopped: 0,
+            repaired: 0,
         }
     );
     assert_eq!(
         totals_line(1, &t1),
         "Step1 - Created: 1, Updated: 0, Skipped: 7, Stamped: 1, Failed: 1"
     );
-    let t2 = totals(&actions, 2, 0);
-    assert_eq!((t2.updated, t2.conflicts), (1, 1));
-    assert!(totals_line(2, &t2).ends_with(", Changed since read: 1"));
+    let mut actions = actions;
+    actions.push(action(2, ActionKind::Create, ActionResult::Stopped));
+    let t2 = totals(&actions, 2, 0, 3);
+    assert_eq!((t2.updated, t2.conflicts, t2.stopped), (1, 1, 1));
+    assert!(
+        totals_line(2, &t2)
+            .ends_with(", Changed since read: 1, Not written (run stopped): 1, Repaired: 3"),
+        "{}",
+        totals_line(2, &t2)
+    );
 }
 
 #[test]
-fn creation_summary_groups_by_creator_mailbox_and_folder() {
-    let mut a = action(2, ActionKind::Create, ActionResult::Done);
-    let mut b = action(2, ActionKind::Create, ActionResult::Done);
-    b.created_by = "zoe@c.com".into();
-    let stamp = action(2, ActionKind::Stamp, ActionResult::Done);
-    a.display_name = Some("Ann".into());
-    let lines = creation_summary(&[b, a, stamp], 2);
-    assert_eq!(lines[0], "Step2 summary:");
+fn one_line_per_mailbox_written_replaces_the_creation_summary() {
+    let mut other = action(2, ActionKind::Create, ActionResult::Done);
+    other.mailbox = "zoe@c.com".into();
+    let actions = vec![
+        action(2, ActionKind::Create, ActionResult::Done),
+        action(2, ActionKind::Create, ActionResult::Done),
+        action(2, ActionKind::Stamp, ActionResult::Done),
+        action(2, ActionKind::Update, ActionResult::Conflict),
+        action(2, ActionKind::Update, ActionResult::Failed),
+        other,
+        action(1, ActionKind::Create, ActionResult::Done),
+    ];
     assert_eq!(
-        lines[1],
-        "  CreatedBy adele@c.com -> adele@c.com / Contacts (1)"
+        mailbox_lines(&actions, false),
+        [
+            "Mailbox hub@c.com/All Contacts: created 1, updated 0, stamped 0, failed 0",
+            "Mailbox adele@c.com/Contacts: created 2, updated 0, stamped 1, failed 1, changed since read 1",
+            "Mailbox zoe@c.com/Contacts: created 1, updated 0, stamped 0, failed 0",
+        ]
     );
+    let planned = [action(2, ActionKind::Update, ActionResult::Planned)];
     assert_eq!(
-        lines[2],
-        "    [Created] Ann <alex@c.com> | SyncId: 0b6c7f7e-0000-4000-8000-000000000001"
+        mailbox_lines(&planned, true),
+        ["Mailbox adele@c.com/Contacts: would create 0, update 1, stamp 0"]
     );
-    assert_eq!(
-        lines[3],
-        "  CreatedBy zoe@c.com -> adele@c.com / Contacts (1)"
-    );
-    assert_eq!(
-        lines.len(),
-        5,
-        "stamps are not in the creation summary: {lines:?}"
-    );
-    assert!(creation_summary(&[], 1).is_empty());
+    assert!(mailbox_lines(&[], false).is_empty());
 }
 
+/// Issue 16: the first N lines of each kind per step, then a count; every failure; no line
+/// twice; `--actions all` prints every line once, in plan order.
 #[test]
-fn quiet_text_keeps_failures_and_totals_only() {
+fn action_lines_are_sampled_per_kind_and_failures_always_shown() {
     let mut t = TenantReport::failed("t", "hub@c.com", TenantOutcome::Partial, String::new());
     t.error = None;
     t.hub_folder = HubFolder::Found;
-    t.actions = vec![
-        action(1, ActionKind::Create, ActionResult::Done),
-        action(1, ActionKind::Create, ActionResult::Failed),
-    ];
-    t.failed_mailboxes.push(MailboxNote {
-        mailbox: "bob@c.com".into(),
-        reason: "Access to OData is disabled.".into(),
-        request_id: Some("rid-9".into()),
-    });
-    let quiet = tenant_text(&t, false, Detail::Quiet);
-    assert!(quiet.iter().any(|l| l.starts_with("Failed to create:")));
-    assert!(!quiet.iter().any(|l| l.starts_with("Created:")));
-    assert!(quiet.iter().any(
-        |l| l == "Failed mailbox: bob@c.com — Access to OData is disabled. [request-id rid-9]"
-    ));
-    let normal = tenant_text(&t, false, Detail::Normal);
-    assert!(normal.iter().any(|l| l.starts_with("Created:")));
-    assert!(normal.iter().any(|l| l == "Step1 summary:"));
-    let failed = TenantReport::failed("t", "h", TenantOutcome::AuthFailed, "no token".into());
-    let text = tenant_text(&failed, false, Detail::Normal);
-    assert!(!text.iter().any(|l| l.starts_with("Step1")), "{text:?}");
-    assert!(text.last().unwrap().ends_with("— no token"), "{text:?}");
+    for _ in 0..5 {
+        t.actions
+            .push(action(2, ActionKind::Create, ActionResult::Done));
+    }
+    t.actions
+        .push(action(2, ActionKind::Stamp, ActionResult::Done));
+    for _ in 0..3 {
+        t.actions
+            .push(action(2, ActionKind::Update, ActionResult::Failed));
+    }
+    t.actions
+        .push(action(2, ActionKind::Create, ActionResult::Stopped));
+    let text = tenant_text(&t, false, Detail::Normal, ActionLines::First(2));
+    let count = |prefix: &str| text.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(count("Created: "), 2, "{text:#?}");
+    assert_eq!(count("Stamped: "), 1, "{text:#?}");
+    assert_eq!(count("Failed to update: "), 3, "{text:#?}");
+    assert!(
+        text.contains(
+            &"… and 3 more creates in step 2 (all in the report; --actions all prints every line)"
+                .to_owned()
+        ),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|l| l.starts_with("Not written: 1 writes, because the run stopped first")),
+        "{text:#?}"
+    );
+    let mut unique = text.clone();
+    unique.sort();
+    unique.dedup();
+    // Identical records print identical lines; apart from those no line repeats.
+    assert_eq!(
+        text.len() - unique.len(),
+        1 + 2,
+        "only the 2 equal creates and 3 equal failures repeat: {text:#?}"
+    );
+    let all = tenant_text(&t, false, Detail::Normal, ActionLines::All);
+    assert_eq!(count("Step2 - "), 1);
+    let all_count = |prefix: &str| all.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(all_count("Created: "), 5);
+    assert_eq!(all_count("Failed to update: "), 3);
+    assert_eq!(all_count("Not written, run stopped: "), 1);
+    assert!(!all.iter().any(|l| l.starts_with("… and")), "{all:#?}");
+    let summary = tenant_text(&t, false, Detail::Normal, "summary".parse().unwrap());
+    assert!(!summary.iter().any(|l| l.starts_with("Created: ")));
+    assert!(summary.iter().any(|l| l.starts_with("Failed to update: ")));
+    assert!(
+        summary
+            .iter()
+            .any(|l| l.starts_with("Mailbox adele@c.com/"))
+    );
+    assert_eq!("all".parse::<ActionLines>(), Ok(ActionLines::All));
+    assert_eq!("7".parse::<ActionLines>(), Ok(ActionLines::First(7)));
+    assert!("some".parse::<ActionLines>().is_err());
+    assert_eq!(text::thousands(1234567), "1,234,567");
+    assert_eq!(text::thousands(999), "999");
 }
 
 #[test]
@@ -162,9 +209,8 @@ fn json_report_has_the_spec_keys() {
     t.actions = vec![action(1, ActionKind::Create, ActionResult::Planned)];
     let r = RunReport {
         dry_run: true,
-        error: None,
-        exit_code: 0,
         tenants: vec![t],
+        ..RunReport::default()
     };
     assert_eq!(
         run_summary(&r),
@@ -207,8 +253,8 @@ fn full_report() -> RunReport {
         action(2, ActionKind::Update, ActionResult::Conflict),
         failed_write,
     ];
-    ok.step1 = totals(&ok.actions, 1, 3);
-    ok.step2 = totals(&ok.actions, 2, 4);
+    ok.step1 = totals(&ok.actions, 1, 3, 0);
+    ok.step2 = totals(&ok.actions, 2, 4, 1);
     ok.skipped_mailboxes.push(MailboxNote {
         mailbox: "room@c.com".into(),
         reason: "no Exchange Online mailbox (MailboxNotEnabledForRESTAPI)".into(),
@@ -216,6 +262,8 @@ fn full_report() -> RunReport {
     });
     ok.problems
         .push("DuplicateEmail in a@c.com/Contacts (x@c.com): two [contacts: c1, c2]".into());
+    ok.repairs
+        .push("SyncId s in a@c.com/Contacts was not in the hub: re-created".into());
     let stopped = TenantReport::failed(
         "t2",
         "hub@d.com",
@@ -225,7 +273,9 @@ fn full_report() -> RunReport {
     RunReport {
         dry_run: false,
         error: None,
-        exit_code: 1,
+        exit_code: 143,
+        interrupted: true,
+        stopped_by: Some(crate::stop::StopCause::Signal(crate::stop::Signal::Term)),
         tenants: vec![ok, stopped],
     }
 }
@@ -244,7 +294,9 @@ fn the_json_report_is_pinned_byte_for_byte() {
 const FULL_REPORT_JSON: &str = r#"{
   "dryRun": false,
   "error": null,
-  "exitCode": 1,
+  "exitCode": 143,
+  "interrupted": true,
+  "stoppedBy": "SIGTERM",
   "tenants": [
     {
       "tenantId": "t1",
@@ -261,7 +313,9 @@ const FULL_REPORT_JSON: &str = r#"{
         "stamped": 0,
         "deleted": 0,
         "failed": 0,
-        "conflicts": 0
+        "conflicts": 0,
+        "stopped": 0,
+        "repaired": 0
       },
       "step2": {
         "created": 0,
@@ -270,7 +324,9 @@ const FULL_REPORT_JSON: &str = r#"{
         "stamped": 0,
         "deleted": 0,
         "failed": 1,
-        "conflicts": 1
+        "conflicts": 1,
+        "stopped": 0,
+        "repaired": 1
       },
       "requests": 9,
       "skippedMailboxes": [
@@ -283,6 +339,9 @@ const FULL_REPORT_JSON: &str = r#"{
       "failedMailboxes": [],
       "problems": [
         "DuplicateEmail in a@c.com/Contacts (x@c.com): two [contacts: c1, c2]"
+      ],
+      "repairs": [
+        "SyncId s in a@c.com/Contacts was not in the hub: re-created"
       ],
       "actions": [
         {
@@ -392,7 +451,9 @@ const FULL_REPORT_JSON: &str = r#"{
         "stamped": 0,
         "deleted": 0,
         "failed": 0,
-        "conflicts": 0
+        "conflicts": 0,
+        "stopped": 0,
+        "repaired": 0
       },
       "step2": {
         "created": 0,
@@ -401,13 +462,50 @@ const FULL_REPORT_JSON: &str = r#"{
         "stamped": 0,
         "deleted": 0,
         "failed": 0,
-        "conflicts": 0
+        "conflicts": 0,
+        "stopped": 0,
+        "repaired": 0
       },
       "requests": 0,
       "skippedMailboxes": [],
       "failedMailboxes": [],
       "problems": [],
+      "repairs": [],
       "actions": []
     }
   ]
 }"#;
+
+/// Issue 16: a stopped run says why, in one line before the last, and its last line too.
+#[test]
+fn a_stopped_run_says_why_and_how_far_it_got() {
+    use crate::stop::{Signal, StopCause};
+    let mut t = TenantReport::failed("t", "hub@c.com", TenantOutcome::Stopped, "x".into());
+    t.actions = vec![
+        action(1, ActionKind::Create, ActionResult::Done),
+        action(2, ActionKind::Create, ActionResult::Stopped),
+    ];
+    let mut r = RunReport {
+        exit_code: 143,
+        interrupted: true,
+        stopped_by: Some(StopCause::Signal(Signal::Term)),
+        tenants: vec![t],
+        ..RunReport::default()
+    };
+    assert_eq!(
+        stop_line(&r).unwrap(),
+        "interrupted by SIGTERM: stopped after 1 of 2 writes; the next run completes the rest"
+    );
+    assert_eq!(
+        run_summary(&r),
+        "Run interrupted by SIGTERM: 1 tenant(s) — 0 ok, 1 stopped; exit code 143"
+    );
+    r.dry_run = true;
+    r.stopped_by = Some(StopCause::Deadline(std::time::Duration::from_secs(45 * 60)));
+    assert_eq!(
+        stop_line(&r).unwrap(),
+        "stopped at the deadline (45 min): the dry run had planned 2 writes; nothing was written"
+    );
+    r.stopped_by = None;
+    assert_eq!(stop_line(&r), None);
+}

@@ -8,10 +8,17 @@
 //! answer was lost (a 504, a dropped connection: the client's `UnconfirmedWrite`) may be that
 //! attempt's own doing, so the contact is read again: the write is done if it holds what was
 //! sent ([`Operation::is_applied`]), a conflict if it holds something else, failed if it is gone.
+//! Once the client halts — the run's stop (a signal, the deadline) or an endpoint gone (its
+//! breaker) — no write starts: the client refuses them without a request, and they are reported
+//! as `stopped`, not as failures, with one line for all of them instead of one each. Writes on
+//! the wire when the run stopped may finish during the stop's grace; after it they are abandoned
+//! (their outcome unknown: `stopped`, saying so).
+//!
 //! This module writes exactly the plan's operations — never one the plan does not hold, never a
 //! create for an update.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use futures::StreamExt as _;
 use graph::{ErrorKind, FolderRef, GraphClient, GraphError, WriteRequest};
@@ -21,7 +28,9 @@ use tracing::{Instrument as _, info, info_span, warn};
 use tracing_indicatif::span_ext::IndicatifSpanExt as _;
 
 use super::bar_style;
+use super::read::halted;
 use crate::report::{ActionResult, Outcome};
+use crate::stop::RunStop;
 
 /// Mailboxes written at once. A mailbox takes at most 4 writes at a time (a `$batch` of 20 runs
 /// in 5 rounds), so reaching Graph's app budget of 130,000 requests per 10 s (graph-facts §6)
@@ -55,9 +64,39 @@ fn write_request(op: &Operation, hub_folder: &FolderRef) -> WriteRequest {
     }
 }
 
+/// The run's stop, and the first error that halted the client (the tenant's failure when it is
+/// not the stop): shared by every mailbox's writes.
+pub(super) struct Halting<'a> {
+    stop: &'a RunStop,
+    first: Mutex<Option<GraphError>>,
+}
+
+impl Halting<'_> {
+    /// A `stopped` outcome for a write the halted client did not do, or `None` if `e` is not
+    /// such an error.
+    fn outcome(&self, e: &GraphError) -> Option<Outcome> {
+        if !halted(e) {
+            return None;
+        }
+        self.first.lock().unwrap().get_or_insert_with(|| e.clone());
+        Some(Outcome::stopped(e.to_string()))
+    }
+}
+
+/// What [`apply`] did: one outcome per operation, and the error that halted the client, if one
+/// did.
+pub(super) struct Applied {
+    pub outcomes: Vec<Outcome>,
+    pub halt: Option<GraphError>,
+}
+
 /// The outcome of a write Graph refused: a 412 is a user's edit made after our read (a conflict,
-/// left for the next run); anything else failed.
-fn outcome_of_error(e: &GraphError) -> Outcome {
+/// left for the next run); a write the halted client did not do was stopped; anything else
+/// failed.
+fn outcome_of_error(e: &GraphError, halting: &Halting<'_>) -> Outcome {
+    if let Some(o) = halting.outcome(e) {
+        return o;
+    }
     let conflict = e.kind == ErrorKind::Conflict && e.status == Some(412);
     Outcome {
         result: if conflict {
@@ -76,7 +115,12 @@ pub(super) async fn apply(
     plan: &Plan,
     hub: &str,
     hub_folder: &FolderRef,
-) -> Vec<Outcome> {
+    stop: &RunStop,
+) -> Applied {
+    let halting = &Halting {
+        stop,
+        first: Mutex::new(None),
+    };
     let ops = &plan.operations;
     let mut results: Vec<Option<Outcome>> = vec![None; ops.len()];
     let write_span = info_span!("write", "indicatif.pb_show" = tracing::field::Empty);
@@ -110,7 +154,7 @@ pub(super) async fn apply(
         .map(|(mailbox, idx)| {
             let span = write_span.clone();
             async move {
-                let r = apply_mailbox(client, ops, mailbox, &idx, hub_folder).await;
+                let r = apply_mailbox(client, ops, mailbox, &idx, hub_folder, halting).await;
                 span.pb_inc(idx.len() as u64);
                 let before = applied.fetch_add(idx.len(), std::sync::atomic::Ordering::Relaxed);
                 let after = before + idx.len();
@@ -127,7 +171,7 @@ pub(super) async fn apply(
     for (i, o) in done.into_iter().flatten() {
         results[i] = Some(o);
     }
-    results
+    let outcomes = results
         .into_iter()
         .map(|o| {
             o.unwrap_or_else(|| Outcome {
@@ -136,7 +180,12 @@ pub(super) async fn apply(
                 request_id: None,
             })
         })
-        .collect()
+        .collect();
+    let halt = halting.first.lock().unwrap().take();
+    if let Some(e) = &halt {
+        warn!("writes stopped: {e}");
+    }
+    Applied { outcomes, halt }
 }
 
 /// Writes handed to the client at once per mailbox: one `$batch`. A mailbox runs one batch at a
@@ -152,10 +201,11 @@ async fn apply_mailbox(
     mailbox: &str,
     idx: &[usize],
     hub_folder: &FolderRef,
+    halting: &Halting<'_>,
 ) -> Vec<(usize, Outcome)> {
     let mut out = Vec::with_capacity(idx.len());
     for chunk in idx.chunks(WRITE_CHUNK) {
-        out.extend(apply_chunk(client, ops, mailbox, chunk, hub_folder).await);
+        out.extend(apply_chunk(client, ops, mailbox, chunk, hub_folder, halting).await);
     }
     out
 }
@@ -169,12 +219,36 @@ async fn apply_chunk(
     mailbox: &str,
     idx: &[usize],
     hub_folder: &FolderRef,
+    halting: &Halting<'_>,
 ) -> Vec<(usize, Outcome)> {
     let writes: Vec<WriteRequest> = idx
         .iter()
         .map(|&i| write_request(&ops[i], hub_folder))
         .collect();
-    let responses = client.execute_writes::<Contact>(mailbox, writes).await;
+    // Dropping the writes' future at the end of the stop's grace closes their connections; what
+    // Graph did with them is unknown, and the next run reads the folders to find out.
+    let responses = tokio::select! {
+        biased;
+        r = client.execute_writes::<Contact>(mailbox, writes) => r,
+        () = halting.stop.abandoned() => {
+            halting.first.lock().unwrap().get_or_insert_with(|| {
+                GraphError::new(
+                    ErrorKind::Cancelled,
+                    "writes in flight abandoned at the end of the stop's grace",
+                )
+            });
+            return idx
+                .iter()
+                .map(|&i| {
+                    (i, Outcome::stopped(
+                        "in flight when the run stopped, and not finished within its grace: its \
+                         outcome is unknown; the next run reads the folder and completes or \
+                         repairs it".into(),
+                    ))
+                })
+                .collect();
+        }
+    };
     let mut out = Vec::with_capacity(idx.len());
     let mut rewrites: Vec<(usize, String, WriteRequest)> = Vec::new();
     let mut unconfirmed: Vec<(usize, String, GraphError)> = Vec::new();
@@ -196,7 +270,7 @@ async fn apply_chunk(
                     unconfirmed.push((i, id.to_owned(), e));
                 }
                 _ => {
-                    let o = outcome_of_error(&e);
+                    let o = outcome_of_error(&e, halting);
                     log_outcome(mailbox, op, &o);
                     out.push((i, o));
                 }
@@ -210,13 +284,18 @@ async fn apply_chunk(
             .collect();
         let mut reads = reread(client, mailbox, ids).await;
         for (i, _, e) in unconfirmed {
-            let o = settle_unconfirmed(&ops[i], &e, take_read(&mut reads, i));
+            let reread = take_read(&mut reads, i);
+            let o = match &reread {
+                Some(Err(halt)) => halting.outcome(halt),
+                _ => None,
+            }
+            .unwrap_or_else(|| settle_unconfirmed(&ops[i], &e, reread));
             log_outcome(mailbox, &ops[i], &o);
             out.push((i, o));
         }
     }
     if !rewrites.is_empty() {
-        rewrite_notes(client, ops, mailbox, rewrites, &mut out).await;
+        rewrite_notes(client, ops, mailbox, rewrites, &mut out, halting).await;
     }
     out
 }
@@ -258,6 +337,7 @@ async fn rewrite_notes(
     mailbox: &str,
     rewrites: Vec<(usize, String, WriteRequest)>,
     out: &mut [(usize, Outcome)],
+    halting: &Halting<'_>,
 ) {
     let mut who = Vec::with_capacity(rewrites.len());
     let mut requests = Vec::with_capacity(rewrites.len());
@@ -293,12 +373,14 @@ async fn rewrite_notes(
         // The contact exists without its tag line; the next run matches it by email and stamps
         // it, so no duplicate follows — but this run did not finish it.
         if let Some(slot) = out.iter_mut().find(|(j, _)| *j == i) {
-            slot.1 = Outcome {
-                result: ActionResult::Failed,
-                error: Some(format!(
-                    "created, but its personalNotes could not be written: {e}"
-                )),
-                request_id: e.request_id.clone(),
+            let error = format!("created, but its personalNotes could not be written: {e}");
+            slot.1 = match halting.outcome(&e) {
+                Some(_) => Outcome::stopped(error),
+                None => Outcome {
+                    result: ActionResult::Failed,
+                    error: Some(error),
+                    request_id: e.request_id.clone(),
+                },
             };
         }
     }
@@ -373,9 +455,11 @@ fn settle_unconfirmed(
     }
 }
 
-/// One log line for a write that did not simply succeed.
+/// One log line for a write that did not simply succeed (a write the halted client did not do
+/// is said once for all, by [`apply`]).
 fn log_outcome(mailbox: &str, op: &Operation, o: &Outcome) {
     match o.result {
+        ActionResult::Stopped => {}
         ActionResult::Done => info!(
             "{mailbox}: {:?} {} was applied by an earlier attempt whose answer was lost (a \
              re-read shows it)",
@@ -412,18 +496,44 @@ mod tests {
 
     #[test]
     fn a_412_is_a_conflict_left_for_the_next_run_not_a_failure() {
-        let o = outcome_of_error(&err(ErrorKind::Conflict, 412));
+        let stop = RunStop::new();
+        let halting = Halting {
+            stop: &stop,
+            first: Mutex::new(None),
+        };
+        let o = outcome_of_error(&err(ErrorKind::Conflict, 412), &halting);
         assert_eq!(o.result, ActionResult::Conflict);
         assert_eq!(o.request_id.as_deref(), Some("rid"));
         // A 409 (folder exists and the like) is not a user edit: a failure.
         assert_eq!(
-            outcome_of_error(&err(ErrorKind::Conflict, 409)).result,
+            outcome_of_error(&err(ErrorKind::Conflict, 409), &halting).result,
             ActionResult::Failed
         );
         assert_eq!(
-            outcome_of_error(&err(ErrorKind::Server, 503)).result,
+            outcome_of_error(&err(ErrorKind::Server, 503), &halting).result,
             ActionResult::Failed
         );
+        assert!(halting.first.lock().unwrap().is_none());
+    }
+
+    /// Issue 16: a write the halted client did not do is `stopped`, not failed, and the first
+    /// halt is kept as the tenant's reason.
+    #[test]
+    fn a_write_the_halted_client_did_not_do_is_stopped() {
+        let stop = RunStop::new();
+        let halting = Halting {
+            stop: &stop,
+            first: Mutex::new(None),
+        };
+        let gone = GraphError::new(ErrorKind::Unreachable, "Graph at x unreachable");
+        let o = outcome_of_error(&gone, &halting);
+        assert_eq!(o.result, ActionResult::Stopped);
+        let cancelled = GraphError::new(ErrorKind::Cancelled, "stopped before it was sent");
+        assert_eq!(
+            outcome_of_error(&cancelled, &halting).result,
+            ActionResult::Stopped
+        );
+        assert_eq!(halting.first.lock().unwrap().as_ref(), Some(&gone));
     }
 
     /// A contact as read: its etag is `W/"<id>"`.

@@ -10,6 +10,11 @@
 //! etag read at the start (`If-Match`, I9). It never decides sync rules (that is `sync-engine`)
 //! and never retries Graph calls itself (that is `graph`).
 //!
+//! Every run ends: one [`RunStop`] (SIGINT, SIGTERM, the deadline) is shared by every tenant's
+//! client, so once it fires no request starts; a tenant it cuts short is `stopped`, a tenant not
+//! reached yet is reported as not started, and what was written is committed all the same. A
+//! tenant whose endpoint became unreachable (its client's breaker) fails without trying the rest.
+//!
 //! Files: `clients.rs` (a tenant's configuration → its Graph client, credentials), `scope.rs`
 //! (pending test-user scopes → verified domains, before any tenant writes), `read.rs` (token,
 //! user scope, hub folder, one read of every folder), `apply.rs` (the plan's writes, mailbox by
@@ -22,35 +27,42 @@ mod scope;
 
 use std::sync::Arc;
 
-use graph::{Clock, FolderRef, GraphClient, GraphError};
-use sync_engine::plan::PlanInput;
+use graph::pacing::AppBudgets;
+use graph::{Clock, FolderRef, GraphClient};
+use sync_engine::plan::{Plan, PlanInput};
 use tracing::{Instrument as _, info, info_span};
 
 use crate::cli::OutputOptions;
 use crate::config::{Config, ConfigError, Env, TenantConfig};
 use crate::exit::TenantOutcome;
+use crate::failure::{Failure, PERM_CONTACTS, StageFailure};
 use crate::output::Out;
 use crate::report::{
-    self, ActionRecord, ActionResult, Outcome, RunReport, Stage, StageFacts, TenantReport,
-    TenantStatus,
+    self, ActionRecord, ActionResult, Outcome, RunReport, StageFacts, TenantReport, TenantStatus,
 };
+use crate::stop::RunStop;
 
-pub(crate) use clients::with_hint;
 pub use clients::{build_clients, client_config};
 pub use read::Snapshots;
-pub use scope::{FIX_UNKNOWN_TEST_USER, NOT_IN_DIRECTORY, resolve_pending_scopes};
+pub use scope::{FIX_UNKNOWN_TEST_USER, NOT_IN_DIRECTORY, Undecided, resolve_pending_scopes};
 
 /// The hub folder's name (SPEC §2.3).
 pub const HUB_FOLDER: &str = "All Contacts";
 /// How a user's default folder is named in output.
 pub const USER_FOLDER: &str = "Contacts";
 
-/// What the run needs from outside besides configuration: the clock (LastUpdatedAt) and the
-/// SyncId generator. Injected so tests can pin them.
+/// What the run needs from outside besides configuration: the clock (LastUpdatedAt), the SyncId
+/// generator, the run's stop and the app's request budget — one of each per process, shared by
+/// every tenant. Injected so tests can pin them.
 #[derive(Clone)]
 pub struct RunEnv {
     pub clock: Arc<dyn Clock>,
     pub new_sync_id: Arc<dyn Fn() -> String + Send + Sync>,
+    /// SIGINT, SIGTERM or the deadline (`stop::watch_signals`, `stop::start_deadline`); a library
+    /// caller may fire it itself.
+    pub stop: RunStop,
+    /// Graph's budget per app, shared by every tenant's client (all tenants are one app).
+    pub app_budgets: AppBudgets,
 }
 
 impl Default for RunEnv {
@@ -58,6 +70,8 @@ impl Default for RunEnv {
         Self {
             clock: Arc::new(graph::SystemClock),
             new_sync_id: Arc::new(|| uuid::Uuid::new_v4().to_string()),
+            stop: RunStop::new(),
+            app_budgets: AppBudgets::new(),
         }
     }
 }
@@ -74,7 +88,7 @@ pub async fn sync_all(
     out: &Out,
 ) -> Result<RunReport, ConfigError> {
     let clients = build_clients(&config, env, vars)?;
-    let scope_errors = resolve_pending_scopes(&mut config, &clients).await?;
+    let undecided = resolve_pending_scopes(&mut config, &clients).await?;
     if config.dry_run {
         info!(
             "dry run ({}): nothing will be written",
@@ -83,63 +97,52 @@ pub async fn sync_all(
     }
     let mut report = RunReport {
         dry_run: config.dry_run,
-        error: None,
-        exit_code: 0,
-        tenants: Vec::new(),
+        ..RunReport::default()
     };
-    for ((t, client), scope_error) in config.tenants.iter().zip(clients).zip(&scope_errors) {
-        let span = info_span!("tenant", tenant = %t.label());
-        let tr = sync_tenant(t, &client, scope_error.as_ref(), config.dry_run, env)
-            .instrument(span)
-            .await;
-        let lines = report::tenant_text(&tr, config.dry_run, opts.detail);
+    for ((t, client), undecided) in config.tenants.iter().zip(clients).zip(&undecided) {
+        let tr = match env.stop.cause() {
+            // Stopped before this tenant: it starts nothing, and says so.
+            Some(cause) => TenantReport::failed(
+                &t.tenant_id,
+                &t.hub,
+                TenantOutcome::Stopped,
+                format!("not started: the run was {}", cause.describe()),
+            ),
+            None => {
+                let span = info_span!("tenant", tenant = %t.label());
+                sync_tenant(t, &client, undecided.as_ref(), config.dry_run, env)
+                    .instrument(span)
+                    .await
+            }
+        };
+        let lines = report::tenant_text(&tr, config.dry_run, opts.detail, opts.actions);
         out.lines(lines.iter().map(String::as_str));
         report.tenants.push(tr);
     }
+    report.stopped_by = env.stop.cause();
+    report.interrupted = env.stop.interrupted().is_some();
     Ok(report)
 }
 
-/// What stopped a tenant before it could plan (no token, no hub, no users): where, its message
-/// and how the exit code sees it. One tenant's failure never stops the others.
-struct TenantFailure {
-    stage: Stage,
-    outcome: TenantOutcome,
-    message: String,
-}
-
-impl TenantFailure {
-    fn from_graph(stage: Stage, context: &str, e: &GraphError) -> Self {
-        Self {
-            stage,
-            outcome: if e.is_auth_or_permission() {
-                TenantOutcome::AuthFailed
-            } else {
-                TenantOutcome::Failed
-            },
-            message: format!("{context}: {}", with_hint(e.clone())),
-        }
-    }
-}
-
 /// One tenant, start to end. Never panics on Graph trouble; every failure ends up in the report.
-/// `scope_error` is why the tenant's verified domains could not be read, when its user scope
-/// needed them.
+/// `undecided` is why the tenant's user scope is still undecided, when it is.
 async fn sync_tenant(
     t: &TenantConfig,
     client: &GraphClient,
-    scope_error: Option<&GraphError>,
+    undecided: Option<&Undecided>,
     dry_run: bool,
     env: &RunEnv,
 ) -> TenantReport {
-    let mut snaps = match read::read_tenant(t, client, scope_error, dry_run).await {
+    let mut snaps = match read::read_tenant(t, client, undecided, dry_run).await {
         Ok(s) => s,
-        Err(stop) => {
-            tracing::error!("{}", stop.message);
-            let mut r = TenantReport::failed(&t.tenant_id, &t.hub, stop.outcome, stop.message);
+        Err(StageFailure { stage, failure: f }) => {
+            let message = stopped_words(&f, env);
+            tracing::error!("{message}");
+            let mut r = TenantReport::failed(&t.tenant_id, &t.hub, f.outcome(), message);
             r.requests = requests(client);
             r.stages = StageFacts {
                 label: t.label(),
-                stopped_at: Some(stop.stage),
+                stopped_at: Some(stage),
                 read: Vec::new(),
             };
             return r;
@@ -159,20 +162,24 @@ async fn sync_tenant(
     };
     let gen_id = env.new_sync_id.clone();
     let plan = sync_engine::plan::plan(&input, &mut || gen_id());
+    let (problems, repairs) = report::build::problems_and_repairs(&plan);
     info!(
-        "planned {} writes ({} data problems)",
+        "planned {} writes ({} data problems, {} repairs of an earlier run's work)",
         plan.operations.len(),
-        plan.problems.len()
+        problems.len(),
+        repairs.len()
     );
 
     let hub_folder = match &snaps.hub_folder {
         Some(f) => FolderRef::Id(f.id.clone()),
         None => FolderRef::Default, // dry run only: nothing is written
     };
-    let results = if dry_run {
-        vec![Outcome::planned(); plan.operations.len()]
+    let (results, halt) = if dry_run {
+        (vec![Outcome::planned(); plan.operations.len()], None)
     } else {
-        apply::apply(client, &plan, &t.hub, &hub_folder).await
+        let applied = apply::apply(client, &plan, &t.hub, &hub_folder, &env.stop).await;
+        commit_written(t, &plan, &applied.outcomes);
+        (applied.outcomes, applied.halt)
     };
 
     let actions: Vec<ActionRecord> = plan
@@ -182,27 +189,44 @@ async fn sync_tenant(
         .map(|(op, r)| report::build::record(op, r))
         .collect();
     let (skip1, skip2) = report::build::skipped_counts(&input, &plan);
-    let problems = plan
-        .problems
-        .iter()
-        .map(report::build::describe_problem)
-        .collect();
     let failed_writes = actions.iter().any(|a| a.result == ActionResult::Failed);
-    let outcome = if failed_writes || !snaps.failed.is_empty() {
-        TenantOutcome::Partial
-    } else {
-        TenantOutcome::Ok
+    let count = |r: ActionResult| actions.iter().filter(|a| a.result == r).count();
+    let (outcome, error) = match halt {
+        // The client halted: the run's stop, or an endpoint gone (its breaker).
+        Some(e) => {
+            let f = Failure::graph(t, "writing", &e, PERM_CONTACTS);
+            let done = count(ActionResult::Done);
+            let total = actions.len();
+            let message = match env
+                .stop
+                .cause()
+                .filter(|_| f.outcome() == TenantOutcome::Stopped)
+            {
+                Some(cause) => format!(
+                    "{} after {} of {} writes; the next run completes the rest",
+                    cause.describe(),
+                    report::thousands(done),
+                    report::thousands(total)
+                ),
+                None => format!(
+                    "{}; {} of {} writes done",
+                    f.message(),
+                    report::thousands(done),
+                    report::thousands(total)
+                ),
+            };
+            (f.outcome(), Some(message))
+        }
+        None if failed_writes || !snaps.failed.is_empty() => (
+            TenantOutcome::Partial,
+            Some(format!(
+                "{} mailbox(es) could not be read and {} write(s) failed; the run is safe to repeat",
+                snaps.failed.len(),
+                count(ActionResult::Failed)
+            )),
+        ),
+        None => (TenantOutcome::Ok, None),
     };
-    let error = (outcome == TenantOutcome::Partial).then(|| {
-        let n = actions
-            .iter()
-            .filter(|a| a.result == ActionResult::Failed)
-            .count();
-        format!(
-            "{} mailbox(es) could not be read and {n} write(s) failed; the run is safe to repeat",
-            snaps.failed.len()
-        )
-    });
     TenantReport {
         tenant_id: t.tenant_id.clone(),
         status: if outcome == TenantOutcome::Ok {
@@ -215,18 +239,35 @@ async fn sync_tenant(
         users: snaps.users_in_scope,
         hub: t.hub.clone(),
         hub_folder: hub_folder_state,
-        step1: report::totals(&actions, 1, skip1),
-        step2: report::totals(&actions, 2, skip2),
+        step1: report::totals(&actions, 1, skip1, 0),
+        step2: report::totals(&actions, 2, skip2, repairs.len()),
         requests: requests(client),
         skipped_mailboxes: snaps.skipped,
         failed_mailboxes: snaps.failed,
         problems,
+        repairs,
         actions,
         stages: StageFacts {
             label: t.label(),
             stopped_at: None,
             read,
         },
+    }
+}
+
+/// The state store's commit point (issue 12): what this tenant's writes did, recorded as soon
+/// as they are over — after a complete apply, one the run's stop cut short, and one with failed
+/// writes alike (never in a dry run, which writes nothing). A no-op until the state is wired; it
+/// is the one place that will open a transaction with `plan` and `outcomes`.
+fn commit_written(_t: &TenantConfig, _plan: &Plan, _outcomes: &[Outcome]) {}
+
+/// A tenant's failure in words: a stop says what stopped the run.
+fn stopped_words(f: &Failure, env: &RunEnv) -> String {
+    match env.stop.cause() {
+        Some(cause) if f.outcome() == TenantOutcome::Stopped => {
+            format!("{} while reading: no contact was written", cause.describe())
+        }
+        _ => f.message(),
     }
 }
 

@@ -186,7 +186,7 @@ async fn the_junit_file_has_a_suite_per_tenant_and_a_case_per_stage_and_mailbox(
         assert_eq!(order, &["configuration", "token", "permissions", "hub"]);
         assert_eq!(cases["token"].0, "failed");
         assert!(
-            cases["token"].1.contains("cannot get a token"),
+            cases["token"].1.contains("token with the client secret"),
             "{:?}",
             cases["token"]
         );

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod classes_e2e;
 mod cli_e2e;
 mod config_e2e;
 mod identity_e2e;
@@ -11,3 +12,4 @@ mod junit_e2e;
 mod lost_answers_e2e;
 mod realism_e2e;
 mod sync_e2e;
+mod volume_e2e;

@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use synccontacts::cli::{OutputOptions, SyncArgs};
 use synccontacts::config::Env;
 use synccontacts::exit::Exit;
-use synccontacts::report::{self, Detail};
+use synccontacts::report::{self, ActionLines, Detail};
 use synccontacts::run::RunEnv;
 
 use crate::harness::{self, EnvVars, HUB};
@@ -192,9 +192,7 @@ async fn run_with_clock(
     let env: Env = vars.iter().cloned().collect();
     let args = SyncArgs {
         dry_run,
-        report: None,
-        junit: None,
-        tenants: Vec::new(),
+        ..SyncArgs::default()
     };
     let run_env = RunEnv {
         clock,
@@ -212,6 +210,7 @@ async fn run_with_clock(
     let guard = tracing::subscriber::set_default(subscriber);
     let opts = OutputOptions {
         detail: Detail::Normal,
+        actions: ActionLines::All,
         progress: false,
     };
     let (exit, rep) = synccontacts::cli::sync_with_report(
@@ -226,8 +225,14 @@ async fn run_with_clock(
     drop(guard);
     let mut stdout: Vec<String> = Vec::new();
     for t in &rep.tenants {
-        stdout.extend(report::tenant_text(t, rep.dry_run, Detail::Normal));
+        stdout.extend(report::tenant_text(
+            t,
+            rep.dry_run,
+            Detail::Normal,
+            ActionLines::All,
+        ));
     }
+    stdout.extend(report::stop_line(&rep));
     stdout.push(report::run_summary(&rep));
     let logs = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
     LibRun {

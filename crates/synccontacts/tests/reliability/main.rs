@@ -17,4 +17,5 @@ mod canaries;
 mod concurrent;
 mod crash;
 mod random;
+mod stops;
 mod storms;

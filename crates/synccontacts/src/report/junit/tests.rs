@@ -196,8 +196,8 @@ fn ran() -> TenantReport {
         ),
         write(2, ActionKind::Update, ActionResult::Conflict, "carla@c.com"),
     ];
-    t.step1 = totals(&t.actions, 1, 0);
-    t.step2 = totals(&t.actions, 2, 0);
+    t.step1 = totals(&t.actions, 1, 0, 0);
+    t.step2 = totals(&t.actions, 2, 0, 0);
     t.skipped_mailboxes.push(MailboxNote {
         mailbox: "room@c.com".into(),
         reason: "no Exchange Online mailbox (MailboxNotEnabledForRESTAPI)".into(),
@@ -231,6 +231,8 @@ fn run_of(dry_run: bool, tenants: Vec<TenantReport>) -> RunReport {
         dry_run,
         error: None,
         exit_code: 1,
+        interrupted: false,
+        stopped_by: None,
         tenants,
     }
 }
@@ -386,6 +388,8 @@ fn a_refused_configuration_is_one_failing_configuration_case() {
                 .into(),
         ),
         exit_code: 2,
+        interrupted: false,
+        stopped_by: None,
         tenants: Vec::new(),
     };
     let suites = read(&xml_of(&r));
