@@ -10,11 +10,15 @@ scripts name in turn (`tools/…`, `.ci/…`, `$here/…` beside the script); wi
 after building) every artifacts path exists too.
 For README.md: each ```yaml block under "GitLab CI example" parses as a pipeline of its own, its
 `extends` resolve inside the block (a pasted example must stand alone), and every job keeps a
-`resource_group` (runs never overlap) and a report artifact.
+`resource_group` (runs never overlap), a report artifact, its artifacts when it fails
+(`when: always`: a failed sync is when the reports matter) and a JUnit report
+(`artifacts:reports:junit`) that matches the file its script names with `--junit`.
 Exits 1 listing every problem.
 """
+import fnmatch
 import pathlib
 import re
+import shlex
 import sys
 
 import yaml
@@ -70,6 +74,30 @@ def resolved(jobs, name, seen=()):
             merged.update(resolved(jobs, parent, seen + (name,)))
     merged.update({k: v for k, v in job.items() if k != "extends"})
     return merged
+
+
+def junit_problems(full, name, where):
+    """A sync job's JUnit report: kept on failure, and the file its `--junit` writes."""
+    artifacts = full.get("artifacts") or {}
+    if artifacts.get("when") != "always":
+        yield f"{where}: job {name} keeps its artifacts only when it succeeds (artifacts:when: always)"
+    junit = (artifacts.get("reports") or {}).get("junit")
+    if not junit:
+        yield f"{where}: job {name} has no JUnit report (artifacts:reports:junit)"
+        return
+    patterns = [junit] if isinstance(junit, str) else list(junit)
+    written = []
+    for line in lines_of(full):
+        words = shlex.split(line)
+        for flag, value in zip(words, words[1:]):
+            if flag == "--junit":
+                # A CI variable ($TENANT, ${TENANT}) can be anything: a wildcard.
+                written.append(re.sub(r"\$\{?\w+\}?", "*", value))
+    if not written:
+        yield f"{where}: job {name} reports {junit} but its script passes no --junit FILE"
+    for path in written:
+        if not any(fnmatch.fnmatch(path, p) for p in patterns):
+            yield f"{where}: job {name} writes --junit {path}, which its reports:junit {patterns} does not match"
 
 
 def check_structure(doc, where, problems):
@@ -147,6 +175,7 @@ def main():
                     problems.append(f"{where}: job {name} keeps no report artifact")
                 if not str(full.get("image", "")).strip():
                     problems.append(f"{where}: job {name} names no image")
+                problems.extend(junit_problems(full, name, where))
         print(f"README.md: {len(blocks)} GitLab example(s) parsed")
 
     for p in problems:

@@ -287,7 +287,9 @@ pub fn token(
     body: &[u8],
     base_url: &str,
 ) -> Response {
-    shared.stats.token_request();
+    shared
+        .stats
+        .token_request(crate::stats::user_agent_of(headers).as_deref());
     let now = shared.clock.now();
     let correlation_id = headers
         .get("client-request-id")

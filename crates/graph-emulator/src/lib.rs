@@ -51,7 +51,7 @@ pub use faults::FaultPlan;
 pub use generate::{GenerateExtras, GenerateOptions, generate, generate_with};
 pub use limits::Limits;
 pub use scenario::{Scenario, ScenarioError};
-pub use stats::{MailboxStats, Stats};
+pub use stats::{AgentStats, MailboxStats, Stats};
 pub use store::DeletedContact;
 pub use variants::Variants;
 

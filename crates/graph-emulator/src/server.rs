@@ -96,7 +96,9 @@ async fn graph_surface(
     extensions: Extensions,
     body: Bytes,
 ) -> Response {
-    shared.stats.graph_request();
+    shared
+        .stats
+        .graph_request(crate::stats::user_agent_of(&headers).as_deref());
     let conn = extensions
         .get::<ConnectInfo<ConnInfo>>()
         .map(|c| c.0.clone());

@@ -1,5 +1,5 @@
 //! Request accounting for the control plane (`GET /_emulator/stats`, EMULATOR.md §4): what the
-//! client sent, per mailbox, and how many ran at once.
+//! client sent, per mailbox and per `User-Agent`, and how many ran at once.
 //!
 //! It only counts; it never decides whether a request may run (that is the limits layer's job,
 //! which reads the in-flight numbers kept here).
@@ -25,6 +25,20 @@ pub struct Stats {
     /// stats documents see 0.
     #[serde(default)]
     pub response_bytes: u64,
+    /// Requests by their `User-Agent` header (`""`: sent without one), so a test can prove how a
+    /// client identifies itself on every request. Additive to the stable shape.
+    #[serde(default)]
+    pub user_agents: BTreeMap<String, AgentStats>,
+}
+
+/// The requests of one `User-Agent` value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStats {
+    /// Graph requests, as `requests` counts them (a `$batch` once).
+    pub requests: u64,
+    /// Token endpoint requests, as `tokenRequests` counts them.
+    pub token_requests: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,12 +96,18 @@ impl StatsRecorder {
         self.inner.lock().unwrap().stats = Stats::default();
     }
 
-    pub fn graph_request(&self) {
-        self.inner.lock().unwrap().stats.requests += 1;
+    /// A request on the Graph surface, sent with this `User-Agent` (`None`: without one).
+    pub fn graph_request(&self, user_agent: Option<&str>) {
+        let mut g = self.inner.lock().unwrap();
+        g.stats.requests += 1;
+        agent(&mut g.stats, user_agent).requests += 1;
     }
 
-    pub fn token_request(&self) {
-        self.inner.lock().unwrap().stats.token_requests += 1;
+    /// A request to the token endpoint, sent with this `User-Agent` (`None`: without one).
+    pub fn token_request(&self, user_agent: Option<&str>) {
+        let mut g = self.inner.lock().unwrap();
+        g.stats.token_requests += 1;
+        agent(&mut g.stats, user_agent).token_requests += 1;
     }
 
     /// A Graph response body of `bytes` bytes was sent (attributed to `mailbox` when known).
@@ -198,6 +218,21 @@ impl StatsRecorder {
             .copied()
             .unwrap_or(0)
     }
+}
+
+fn agent<'a>(stats: &'a mut Stats, user_agent: Option<&str>) -> &'a mut AgentStats {
+    stats
+        .user_agents
+        .entry(user_agent.unwrap_or_default().to_string())
+        .or_default()
+}
+
+/// The `User-Agent` of a request as the stats key it: the header's text (bytes that are not
+/// UTF-8 replaced), `None` without one.
+pub fn user_agent_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 /// Marks one request in flight to a mailbox; decrements on drop.

@@ -4,21 +4,24 @@
 //! (found, bound to this tenant and hub, age of the last run, tombstones, held deletes, opt-outs)
 //! — each as a checklist line, with what to do when it fails.
 //!
-//! It must never write (no folder creation, no contact write; the state file is opened read-only)
-//! and never print a secret; it stops
-//! a tenant's checklist at the first failure that makes later checks meaningless (no token → no
-//! permission checks).
+//! A failure is worded and classified by `failure.rs`, as `sync` words it, so both commands give
+//! the same exit code and the same fix for the same cause: the tenant's outcome is the class of
+//! its first failed item (where `sync` would have stopped). It must never write (no folder
+//! creation, no contact write; the state file is opened read-only) and never print a secret; it
+//! stops a tenant's checklist at the first failure that makes later checks meaningless (no token
+//! → no permission checks).
 
 use std::fmt::Write as _;
 
-use graph::{ErrorKind, FolderRef, GraphClient, GraphError, TokenProblem};
+use graph::{ErrorKind, FolderRef, GraphClient, GraphError};
 use sync_engine::Contact;
 
 use crate::config::{self, Env, TenantConfig, UserScope};
 use crate::exit::{Exit, RunEnd, TenantOutcome, process_exit_code};
+use crate::failure::{Class, Failure, PERM_CONTACTS, PERM_USERS};
 use crate::output::Out;
 use crate::report::Detail;
-use crate::run::{self, HUB_FOLDER, RunEnv};
+use crate::run::{self, HUB_FOLDER, RunEnv, Undecided};
 use crate::state::{self, Store};
 
 /// One line of the checklist.
@@ -27,8 +30,8 @@ pub struct CheckItem {
     pub status: CheckStatus,
     pub what: String,
     pub fix: Option<String>,
-    /// A failure whose fix is in the app registration (credential, permission): exit code 3.
-    pub auth: bool,
+    /// For a failed item: the tenant outcome `sync` would have for the same cause.
+    pub outcome: TenantOutcome,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +47,7 @@ impl CheckItem {
             status: CheckStatus::Ok,
             what: what.into(),
             fix: None,
-            auth: false,
+            outcome: TenantOutcome::Ok,
         }
     }
     fn warn(what: impl Into<String>, fix: impl Into<String>) -> Self {
@@ -52,21 +55,35 @@ impl CheckItem {
             status: CheckStatus::Warn,
             what: what.into(),
             fix: Some(fix.into()),
-            auth: false,
+            outcome: TenantOutcome::Ok,
         }
     }
-    fn fail(what: impl Into<String>, fix: impl Into<String>) -> Self {
+    /// A failure in `sync`'s words and class.
+    fn failure(f: Failure) -> Self {
+        Self {
+            status: CheckStatus::Fail,
+            outcome: f.outcome(),
+            what: f.what,
+            fix: Some(f.fix),
+        }
+    }
+    /// A state file `check` cannot read (`sync` refuses to run with it, exit 2): the tenant's
+    /// checklist fails (exit 1), since the other tenants' files may be fine.
+    fn state_fail(what: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
             status: CheckStatus::Fail,
             what: what.into(),
             fix: Some(fix.into()),
-            auth: false,
+            outcome: TenantOutcome::Failed,
         }
     }
-    fn auth_fail(what: impl Into<String>, fix: impl Into<String>) -> Self {
+    /// A failure `sync` meets as a failed mailbox (the rest of the tenant goes on): partial.
+    fn mailbox_fail(what: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
-            auth: true,
-            ..Self::fail(what, fix)
+            status: CheckStatus::Fail,
+            what: what.into(),
+            fix: Some(fix.into()),
+            outcome: TenantOutcome::Partial,
         }
     }
 
@@ -121,8 +138,8 @@ pub async fn check_command(
     crate::cli::trace_effective_config(&config);
     // Test-user keys that are no tenant's configured key: resolved against the verified domains
     // of the tenants they may name, as the sync does before its first write.
-    let scope_errors = match run::resolve_pending_scopes(&mut config, &clients).await {
-        Ok(errors) => errors,
+    let undecided = match run::resolve_pending_scopes(&mut config, &clients).await {
+        Ok(u) => u,
         Err(e) => return refused(&e),
     };
     let quiet = detail == Detail::Quiet;
@@ -140,9 +157,9 @@ pub async fn check_command(
     // Read-only: no lock, no folder, no move, no write (a missing file stays missing).
     let mut store = state::open(&config.state, true);
     let mut outcomes = Vec::new();
-    for ((t, client), scope_error) in config.tenants.iter().zip(&clients).zip(&scope_errors) {
+    for ((t, client), undecided) in config.tenants.iter().zip(&clients).zip(&undecided) {
         let mut seen = Seen::default();
-        let mut items = check_tenant(t, client, scope_error.as_ref(), &mut seen).await;
+        let mut items = check_tenant(t, client, undecided.as_ref(), &mut seen).await;
         items.extend(state_items(&mut store, t, &seen, &config.state));
         let shown: Vec<String> = items
             .iter()
@@ -153,17 +170,13 @@ pub async fn check_command(
             out.line(&format!("Tenant {} (hub {}):", t.label(), t.hub));
             out.lines(shown.iter().map(String::as_str));
         }
-        let failed: Vec<&CheckItem> = items
-            .iter()
-            .filter(|i| i.status == CheckStatus::Fail)
-            .collect();
-        outcomes.push(if failed.is_empty() {
-            TenantOutcome::Ok
-        } else if failed.iter().all(|i| i.auth) {
-            TenantOutcome::AuthFailed
-        } else {
-            TenantOutcome::Failed
-        });
+        // The first failure is where `sync` would have stopped (or, for a mailbox, gone on).
+        outcomes.push(
+            items
+                .iter()
+                .find(|i| i.status == CheckStatus::Fail)
+                .map_or(TenantOutcome::Ok, |i| i.outcome),
+        );
     }
     let exit = process_exit_code(&RunEnd::of_tenants(outcomes.iter().copied()));
     out.line(&summary(&outcomes, exit));
@@ -179,11 +192,14 @@ fn summary(outcomes: &[TenantOutcome], exit: Exit) -> String {
     )
 }
 
-const PERM_USERS: &str = "grant the application permission User.Read.All (or Directory.Read.All) to the app registration and click \"Grant admin consent\"";
-const PERM_CONTACTS: &str = "grant the application permission Contacts.ReadWrite and admin consent; if the app is scoped to mailboxes (Application Access Policy or Exchange RBAC for Applications), include this mailbox";
-
 fn is_perm(e: &GraphError) -> bool {
     e.is_auth_or_permission()
+}
+
+/// Whether the client can send nothing more (an endpoint is gone): later checks would only
+/// repeat it.
+fn is_halt(e: &GraphError) -> bool {
+    matches!(Class::of(e), Class::Unreachable | Class::Stopped)
 }
 
 /// What the checklist learnt that the state is bound to (docs/state-and-deletes.md §1.1).
@@ -199,12 +215,12 @@ pub struct Seen {
     pub looked_for_folder: bool,
 }
 
-/// The checklist of one tenant. `scope_error` is why its verified domains could not be read,
-/// when a test-user key needed them; `seen` gets what the state is bound to.
+/// The checklist of one tenant. `undecided` is why its test-user scope is still undecided, when
+/// it is; `seen` gets what the state is bound to.
 pub async fn check_tenant(
     t: &TenantConfig,
     client: &GraphClient,
-    scope_error: Option<&GraphError>,
+    undecided: Option<&Undecided>,
     seen: &mut Seen,
 ) -> Vec<CheckItem> {
     let mut items = vec![CheckItem::ok(format!(
@@ -236,14 +252,7 @@ pub async fn check_tenant(
             }
         }
         Err(e) => {
-            items.push(CheckItem::auth_fail(
-                format!(
-                    "token with the {}: {}",
-                    t.credential.describe(),
-                    run::with_hint(e.clone())
-                ),
-                token_fix(t, &e),
-            ));
+            items.push(CheckItem::failure(Failure::token(t, &e)));
             return items;
         }
     }
@@ -252,18 +261,17 @@ pub async fn check_tenant(
     let mut probe: Option<String> = None;
     match &t.scope {
         UserScope::PendingVerifiedDomains => {
-            let e = scope_error.map_or_else(|| "not read".to_owned(), ToString::to_string);
-            let what = format!(
-                "test-user scope undecided: the tenant's verified domains could not be read ({e})"
-            );
-            let fix = format!(
-                "{PERM_USERS}; or key the test-user map by this tenant's TenantId, PrimaryDomain or TenantDomain"
-            );
-            items.push(if scope_error.is_some_and(is_perm) {
-                CheckItem::auth_fail(what, fix)
-            } else {
-                CheckItem::fail(what, fix)
-            });
+            items.push(CheckItem::failure(match undecided {
+                Some(u) => u.failure(t),
+                None => Failure {
+                    class: Class::Configuration,
+                    what: "test-user scope undecided: the tenant's verified domains were not read"
+                        .into(),
+                    fix: "key the test-user map by this tenant's TenantId, PrimaryDomain or \
+                          TenantDomain"
+                        .into(),
+                },
+            }));
             return items;
         }
         UserScope::TestUsers {
@@ -287,10 +295,12 @@ pub async fn check_tenant(
                     format!("test users ({}) could not be looked up: {e}", list.len()),
                     format!("test-user scope works without it, but {PERM_USERS}"),
                 )),
-                Some(e) => items.push(CheckItem::fail(
-                    format!("looking up test users: {e}"),
-                    "retry later; if it persists, the request-id helps Microsoft support",
-                )),
+                Some(e) => items.push(CheckItem::failure(Failure::graph(
+                    t,
+                    "looking up test users",
+                    &e,
+                    PERM_USERS,
+                ))),
                 None if missing.is_empty() => {
                     probe = list
                         .iter()
@@ -301,7 +311,7 @@ pub async fn check_tenant(
                         list.len(),
                     )));
                 }
-                None => items.push(CheckItem::fail(
+                None => items.push(CheckItem::mailbox_fail(
                     format!(
                         "test users {}: {}",
                         run::NOT_IN_DIRECTORY,
@@ -320,27 +330,25 @@ pub async fn check_tenant(
                 let n = others.len();
                 probe = others.first().map(|u| u.key().to_owned());
                 if n == 0 {
-                    items.push(CheckItem::fail(
-                        "no licensed users found (the shared mailbox does not count)",
-                        "assign licences to the users to sync, or configure TestUserList",
-                    ));
+                    items.push(CheckItem::failure(Failure::no_users(false)));
                 } else {
                     items.push(CheckItem::ok(format!(
                         "{n} licensed users (read users: permitted)"
                     )));
                 }
             }
-            Err(e) if is_perm(&e) => {
-                items.push(CheckItem::auth_fail(
-                    format!("permission to read users missing: {e}"),
+            Err(e) => {
+                let stop = is_perm(&e) || is_halt(&e);
+                items.push(CheckItem::failure(Failure::graph(
+                    t,
+                    "listing licensed users",
+                    &e,
                     PERM_USERS,
-                ));
-                return items;
+                )));
+                if stop {
+                    return items;
+                }
             }
-            Err(e) => items.push(CheckItem::fail(
-                format!("listing licensed users: {e}"),
-                "retry later",
-            )),
         },
     }
 
@@ -354,10 +362,16 @@ pub async fn check_tenant(
             )))
         }
         Err(e) if e.kind == ErrorKind::NotFound => {
-            items.push(CheckItem::fail(
-                format!("shared mailbox not found: GlobalAddressBookUserId \"{}\" is not a user of this tenant", t.hub),
-                "set GlobalAddressBookUserId to the UPN of the shared mailbox",
-            ));
+            items.push(CheckItem::failure(Failure::hub_not_a_user(t, &e)));
+            return items;
+        }
+        Err(e) if is_halt(&e) => {
+            items.push(CheckItem::failure(Failure::graph(
+                t,
+                "reading the shared mailbox's user",
+                &e,
+                PERM_USERS,
+            )));
             return items;
         }
         Err(e) => items.push(CheckItem::warn(
@@ -381,21 +395,21 @@ pub async fn check_tenant(
                     "\"{HUB_FOLDER}\" readable ({} contacts)",
                     c.len()
                 ))),
-                Err(e) => items.push(mailbox_fail(&t.hub, &e)),
+                Err(e) => items.push(hub_fail(t, &e)),
             }
         }
         Ok(None) => items.push(CheckItem::ok(format!(
             "\"{HUB_FOLDER}\" not found in {}; the first real sync creates it",
             t.hub
         ))),
-        Err(e) if e.is_missing_mailbox() => items.push(CheckItem::fail(
-            format!(
-                "shared mailbox not found: \"{}\" has no Exchange Online mailbox ({e})",
-                t.hub
-            ),
-            "GlobalAddressBookUserId must name a shared (or user) mailbox in Exchange Online",
-        )),
-        Err(e) => items.push(mailbox_fail(&t.hub, &e)),
+        Err(e) if e.is_missing_mailbox() => {
+            items.push(CheckItem::failure(Failure::hub_without_mailbox(t, &e)));
+        }
+        Err(e) if is_halt(&e) => {
+            items.push(hub_fail(t, &e));
+            return items;
+        }
+        Err(e) => items.push(hub_fail(t, &e)),
     }
 
     // One user's mailbox: an access policy or RBAC scope that leaves users out shows here.
@@ -412,7 +426,17 @@ pub async fn check_tenant(
                 format!("{u} has no Exchange Online mailbox; such users are skipped"),
                 "nothing to do unless this user should be synced (assign an Exchange plan)",
             )),
-            Err(e) => items.push(mailbox_fail(&u, &e)),
+            // As in `sync`, a user's mailbox that cannot be read is a failed mailbox: partial.
+            Err(e) if is_perm(&e) => items.push(CheckItem::mailbox_fail(
+                format!("permission to read contacts of {u} missing: {e}"),
+                PERM_CONTACTS,
+            )),
+            Err(e) => items.push(CheckItem::failure(Failure::graph(
+                t,
+                &format!("reading the contacts of {u}"),
+                &e,
+                PERM_CONTACTS,
+            ))),
         }
     }
     items
@@ -433,7 +457,7 @@ fn state_items(
     let store = match store {
         Ok(s) => s,
         Err(p) => {
-            return vec![CheckItem::fail(
+            return vec![CheckItem::state_fail(
                 format!("state file {shown}: {}", p.problem),
                 p.fix.clone(),
             )];
@@ -576,59 +600,12 @@ fn endpoints_text(t: &TenantConfig) -> String {
     )
 }
 
-fn mailbox_fail(mailbox: &str, e: &GraphError) -> CheckItem {
-    if is_perm(e) {
-        CheckItem::auth_fail(
-            format!("permission to read contacts of {mailbox} missing: {e}"),
-            PERM_CONTACTS,
-        )
-    } else {
-        CheckItem::fail(
-            format!("reading contacts of {mailbox}: {e}"),
-            "retry later; if it persists, quote the request-id to Microsoft support",
-        )
-    }
-}
-
-/// The fix for a refused token, naming our settings. What the refusal means is the client's
-/// call ([`TokenProblem`], from the AADSTS code); its error text already carries the advice in
-/// neutral words, so this line says which settings to look at.
-fn token_fix(t: &TenantConfig, e: &GraphError) -> String {
-    let cred = t.credential.field();
-    match e.token_problem() {
-        Some(TokenProblem::WrongSecret) => format!(
-            "the {cred} is wrong: create a new client secret in the app registration and update the CI variable"
-        ),
-        Some(TokenProblem::ExpiredSecret) => {
-            "the client secret has expired: create a new one and update the CI variable".into()
-        }
-        Some(TokenProblem::UnknownApp) => {
-            "ClientId is not an app registration in this tenant: check ClientId and TenantId".into()
-        }
-        Some(TokenProblem::UnknownTenant | TokenProblem::NationalCloudTenant) => {
-            "TenantId is unknown (or belongs to another cloud): check TenantId and Cloud".into()
-        }
-        Some(TokenProblem::InvalidTenant) => {
-            "TenantId must be the tenant's GUID or a verified domain name".into()
-        }
-        Some(TokenProblem::NoMatchingFederatedCredential) => {
-            "no federated credential matches the token: check issuer, subject (project path and branch) and audience api://AzureADTokenExchange in the app registration".into()
-        }
-        Some(
-            TokenProblem::AssertionSignatureInvalid
-            | TokenProblem::InvalidAssertion
-            | TokenProblem::AssertionExpired,
-        ) => format!("check the {cred}, the machine clock, and Cloud/LoginUrl"),
-        Some(TokenProblem::InvalidScope | TokenProblem::GraphUnavailable) => {
-            "check Cloud and GraphUrl".into()
-        }
-        _ if e.kind == ErrorKind::UntrustedCertificate => {
-            "set AUTOMATION_SYNCCONTACTS_CA_FILE to the CA certificate (PEM) of the TLS-intercepting proxy or test endpoint".into()
-        }
-        _ if e.kind == ErrorKind::Transport => format!(
-            "cannot reach {}: check network, proxy, and AUTOMATION_SYNCCONTACTS_CA_FILE for a TLS-intercepting proxy",
-            t.endpoints.login
-        ),
-        _ => format!("check TenantId, ClientId and the {cred}"),
-    }
+/// The hub's contacts could not be read: as `sync` words it.
+fn hub_fail(t: &TenantConfig, e: &GraphError) -> CheckItem {
+    CheckItem::failure(Failure::graph(
+        t,
+        &format!("reading the contact folders of {}", t.hub),
+        e,
+        PERM_CONTACTS,
+    ))
 }

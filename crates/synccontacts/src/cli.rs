@@ -14,7 +14,8 @@ use crate::config::{self, Env};
 use crate::exit::{Exit, RunEnd, process_exit_code};
 use crate::logging::{self, LogFormat, LogOptions};
 use crate::output::Out;
-use crate::report::{self, Detail, RunReport};
+use crate::report::{self, ActionLines, Detail, RunReport};
+use crate::stop::{self, StopCause};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,11 +26,14 @@ use crate::report::{self, Detail, RunReport};
     long_about = "Collects every licensed user's contacts into the \"All Contacts\" folder of a shared \
                   mailbox and distributes that set back to every user. Configuration comes from the \
                   AUTOMATION_SYNCCONTACTS_* environment variables (see README.md).\n\n\
-                  Exit codes: 0 all tenants done; 1 some tenant or writes failed (safe to rerun); \
-                  2 configuration error (the configuration, an option or an output path was refused: \
-                  nothing was written, and nothing requested unless a test-user key needed a tenant's \
-                  verified domains); 3 authentication or permission error; 4 deletes held by the \
-                  brake (everything else was done; release them with --allow-deletes N)."
+                  Exit codes: 0 all tenants done; 1 some tenant or writes failed, an endpoint was \
+                  unreachable, or the run stopped at its deadline (safe to rerun); 2 configuration \
+                  error (the configuration, an option or an output path was refused: nothing was \
+                  written, and nothing requested unless a test-user key needed a tenant's verified \
+                  domains); 3 every tenant failed on its setup (credentials, permission, the hub \
+                  mailbox); 4 deletes held by the brake (everything else was done; release them with \
+                  --allow-deletes N); 130/143 interrupted by SIGINT/SIGTERM (what was written is \
+                  recorded in the state). Precedence 2 > 130/143 > 3 > 1 > 4 > 0."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -86,7 +90,7 @@ pub enum Command {
     Help(HelpArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct SyncArgs {
     /// Plan and print, write nothing (forces DryRun on; it can never force it off).
     #[arg(long)]
@@ -95,6 +99,11 @@ pub struct SyncArgs {
     /// refused). Its folder must exist: the path is checked before the first request.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Write the run as a JUnit XML test report to FILE (GitLab: `artifacts:reports:junit`): a
+    /// test suite per tenant, a test case per stage and per mailbox. Written at the end of the
+    /// run (also when the configuration is refused); its folder must exist.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Only the tenants whose TenantId, PrimaryDomain or TenantDomain equals KEY (repeatable); a
     /// KEY that matches no tenant is a configuration error.
     #[arg(long = "tenant", value_name = "KEY")]
@@ -108,6 +117,16 @@ pub struct SyncArgs {
     /// several are configured). The run prints the exact command when it holds any.
     #[arg(long, value_name = "N")]
     pub allow_deletes: Option<usize>,
+    /// Which action lines to print: `all`, `summary` (none; totals, mailbox lines and failures
+    /// only), or N, the first N of each kind per step (default 20). Failures and conflicts are
+    /// always printed; the report holds every action.
+    #[arg(long, value_name = "all|summary|N", default_value = "20")]
+    pub actions: ActionLines,
+    /// Stop after DURATION (e.g. 45m, 1h30m): no new write starts, writes in flight finish, the
+    /// run reports what it did and exits 1. Overrides AUTOMATION_SYNCCONTACTS_MAX_RUN_MINUTES;
+    /// default 50m, under GitLab's default job timeout of 60 minutes.
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
+    pub max_duration: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +161,8 @@ pub struct HelpArgs {
 #[derive(Clone, Copy, Debug)]
 pub struct OutputOptions {
     pub detail: Detail,
+    /// `sync --actions`.
+    pub actions: ActionLines,
     pub progress: bool,
 }
 
@@ -184,6 +205,10 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>, env: Env) -> Exit {
             Detail::Quiet
         } else {
             Detail::Normal
+        },
+        actions: match &cli.command {
+            Command::Sync(args) => args.actions,
+            _ => ActionLines::default(),
         },
         progress,
     };
@@ -251,12 +276,26 @@ pub const NO_DEMO: &str = "error: this synccontacts was built without the demo (
      on by default); build it with the default features to run `synccontacts demo`";
 
 /// `synccontacts sync`: configuration, both stages, and the output paths (exit 2 on any problem,
-/// before any request), then every tenant in turn. The last line on stdout is printed after the
-/// report is written, so the exit code it names is the one returned.
+/// before any request), then every tenant in turn — until SIGINT or SIGTERM, which stop the run
+/// cleanly (exit 130/143). The last line on stdout is printed after the report is written, so
+/// the exit code it names is the one returned.
 pub async fn sync_command(env: &Env, args: &SyncArgs, opts: OutputOptions, out: &Out) -> Exit {
-    let (mut exit, mut report) =
-        sync_with_report(env, args, &crate::run::RunEnv::default(), opts, out).await;
+    let run_env = crate::run::RunEnv::default();
+    stop::watch_signals(&run_env.stop);
+    let (mut exit, mut report) = sync_with_report(env, args, &run_env, opts, out).await;
     let mut note = None;
+    // The JUnit file first: it holds no exit code, so the JSON report written after it can
+    // still say that the JUnit file failed (exit 1).
+    if let Some(path) = &args.junit
+        && let Err(e) = report::write_junit(&report, path)
+    {
+        tracing::error!("cannot write the JUnit report to {}: {e}", path.display());
+        let mut end = end_of(&report);
+        end.run_failed = true;
+        exit = process_exit_code(&end);
+        report.exit_code = exit.code();
+        note = Some("the JUnit report could not be written");
+    }
     if let Some(path) = &args.report
         && let Err(e) = report::write_json(&report, path)
     {
@@ -272,8 +311,10 @@ pub async fn sync_command(env: &Env, args: &SyncArgs, opts: OutputOptions, out: 
 }
 
 /// The sync as a library call: the exit code and the report (also when the configuration is
-/// refused). Prints each tenant's text as it finishes, but not the last line
-/// ([`report::run_summary`]): the caller prints it once the exit code is final.
+/// refused). Prints each tenant's text as it finishes, and the line saying why a stopped run
+/// stopped, but not the last line ([`report::run_summary`]): the caller prints it once the exit
+/// code is final. The run stops at `--max-duration` (or its variable, or the default) after the
+/// configuration is loaded, or when `run_env.stop` fires.
 pub async fn sync_with_report(
     env: &Env,
     args: &SyncArgs,
@@ -331,28 +372,38 @@ pub async fn sync_with_report(
         config.dry_run_origin = Some("--dry-run".into());
     }
     trace_effective_config(&config);
+    let max_duration = args
+        .max_duration
+        .or(config.max_run)
+        .unwrap_or(stop::DEFAULT_MAX_DURATION);
+    stop::start_deadline(&run_env.stop, max_duration);
     match crate::run::sync_all(config, env, run_env, opts, out).await {
         Ok(mut report) => {
             let exit = process_exit_code(&end_of(&report));
             report.exit_code = exit.code();
+            if let Some(line) = report::stop_line(&report) {
+                out.line(&line);
+            }
             (exit, report)
         }
         Err(e) => refused(&e),
     }
 }
 
-/// The files the run names, checked before the first request: `--report`, and the state file
-/// (a real run may create its folder; a dry run only reads it).
+/// The files the run names, checked before the first request: `--report`, `--junit`, and the
+/// state file (a real run may create its folder; a dry run only reads it).
 fn output_problems(
     args: &SyncArgs,
     state: &config::StatePath,
     dry_run: bool,
 ) -> Vec<config::Problem> {
     let mut problems = Vec::new();
-    if let Some(path) = &args.report
-        && let Err(p) = config::check_output_path("--report", path, config::MissingFolder::Refuse)
-    {
-        problems.push(p);
+    for (option, path) in [("--report", &args.report), ("--junit", &args.junit)] {
+        if let Some(path) = path
+            && let Err(p) = config::check_output_path(option, path, config::MissingFolder::Refuse)
+        {
+            problems.push(p);
+        }
     }
     if let Err(p) = state.check(!dry_run) {
         problems.push(p);
@@ -369,16 +420,20 @@ fn refused(e: &config::ConfigError) -> (Exit, RunReport) {
         dry_run: true,
         error: Some(e.to_string()),
         exit_code: exit.code(),
-        tenants: Vec::new(),
+        ..RunReport::default()
     };
     (exit, report)
 }
 
 /// How a sync ended, from its report: refused when it carries a configuration error, else its
-/// tenants' outcomes and whether the brake held deletes.
+/// tenants' outcomes, the signal that interrupted it and whether the brake held deletes.
 fn end_of(report: &RunReport) -> RunEnd {
     RunEnd {
         refused: report.error.is_some(),
+        interrupted: match report.stopped_by {
+            Some(StopCause::Signal(s)) => Some(s),
+            _ => None,
+        },
         deletes_held: report.tenants.iter().any(|t| t.book.brake_held()),
         ..RunEnd::of_tenants(report.tenants.iter().map(|t| t.outcome))
     }
@@ -391,6 +446,8 @@ pub fn trace_effective_config(config: &config::Config) {
         source = config.source.variable(),
         dry_run = config.dry_run,
         batch_writes = config.batch_writes,
+        max_run_minutes = config.max_run.map(|d| d.as_secs() / 60),
+        app_budget = config.app_budget,
         tenants = config.tenants.len(),
         "effective configuration"
     );

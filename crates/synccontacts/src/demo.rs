@@ -122,10 +122,8 @@ async fn run_once(
 ) -> (Exit, RunReport) {
     let args = SyncArgs {
         dry_run,
-        report: None,
-        tenants: Vec::new(),
         state: Some(state.to_owned()),
-        allow_deletes: None,
+        ..SyncArgs::default()
     };
     let (exit, report) =
         crate::cli::sync_with_report(env, &args, &RunEnv::default(), opts, out).await;

@@ -1,25 +1,25 @@
 //! The process exit codes (SPEC §6), decided in this one place: [`process_exit_code`] maps what
 //! a command came to — a [`RunEnd`] — to its code, as cargo-nextest's `process_exit_code` does.
 //! Nothing else in the crate picks a code or calls `std::process::exit`: the commands describe
-//! how they ended and ask this function.
+//! how they ended and ask this function. Which failure gives which tenant outcome is
+//! `failure.rs`, shared by `sync` and `check`.
 //!
 //! CI jobs script against these numbers, so they are a stable contract:
 //!
 //! | code | meaning |
 //! |---|---|
 //! | 0 | every tenant done (a dry run: planned) |
-//! | 1 | a tenant, mailbox or write failed, or the run's own work (report file, runtime): safe to repeat |
+//! | 1 | a tenant, mailbox or write failed (an unreachable endpoint, Graph errors after retries, a partial tenant), the run stopped at its deadline, or the run's own work failed (report file, runtime): safe to repeat |
 //! | 2 | the command line, the configuration or an output path was refused: nothing was written |
-//! | 3 | every tenant failed on authentication or permission: the fix is the app registration |
+//! | 3 | every tenant that ran failed on its setup — credentials, a permission, or the hub mailbox: the fix is in the app registration or the tenant's configuration, a rerun alone cannot help |
 //! | 4 | deletes held by the brake (docs/state-and-deletes.md §3.4); everything else was applied: release them with `--allow-deletes N` |
-//!
-//! Coming, and to be added here when they are used: 130/143 (interrupted by SIGINT/SIGTERM; the
-//! report says what was done).
+//! | 130 | interrupted by SIGINT: in-flight writes finished, what was written is recorded in the state, the report says what was done |
+//! | 143 | interrupted by SIGTERM: likewise |
 //!
 //! **Precedence** when several apply: **2 > 130/143 > 3 > 1 > 4 > 0**. A refusal means nothing
 //! ran, so nothing else is true of it. An interruption is the operator's own doing and explains
-//! whatever it cut short. 3 only when *every* tenant failed on authentication or permission (one
-//! fix for all, in the app registration); any other failure, or a mix with a tenant that synced,
+//! whatever it cut short. 3 only when *every* tenant failed on its setup (one fix for all, in the
+//! app registration or the configuration); any other failure, or a mix with a tenant that synced,
 //! is 1. A failure outranks held deletes (4), which are a deliberate pause that needs a decision,
 //! not a repair; 0 only when nothing else applies.
 
@@ -37,6 +37,12 @@ pub enum TenantOutcome {
     Failed,
     /// The tenant stopped on an authentication or permission error.
     AuthFailed,
+    /// The tenant stopped on its configuration: the hub mailbox is not there, or a test-user key
+    /// may be a typo meant for it.
+    ConfigFailed,
+    /// The run was stopped (SIGINT, SIGTERM, the deadline) before this tenant finished, or before
+    /// it started; what it did is in its actions.
+    Stopped,
 }
 
 /// The process exit code. Built only by [`process_exit_code`].
@@ -45,8 +51,10 @@ pub enum Exit {
     Ok = 0,
     Partial = 1,
     Config = 2,
-    Auth = 3,
+    Setup = 3,
     DeletesHeld = 4,
+    Interrupted = 130,
+    Terminated = 143,
 }
 
 impl Exit {
@@ -72,6 +80,8 @@ pub struct RunEnd {
     /// Work the run owes besides the tenants' failed: the report file could not be written, the
     /// async runtime did not start, the demo could not run.
     pub run_failed: bool,
+    /// The run was interrupted by this signal (SIGINT or SIGTERM).
+    pub interrupted: Option<crate::stop::Signal>,
     /// The brake held deletes in some tenant (a deliberate pause that needs a decision).
     pub deletes_held: bool,
 }
@@ -105,12 +115,20 @@ impl RunEnd {
 /// The exit code of a command that ended as `end`, by the precedence in the module doc.
 pub fn process_exit_code(end: &RunEnd) -> Exit {
     let any_tenant_failed = end.tenants.iter().any(|o| *o != TenantOutcome::Ok);
-    let every_tenant_auth =
-        !end.tenants.is_empty() && end.tenants.iter().all(|o| *o == TenantOutcome::AuthFailed);
+    let every_tenant_setup = !end.tenants.is_empty()
+        && end
+            .tenants
+            .iter()
+            .all(|o| matches!(o, TenantOutcome::AuthFailed | TenantOutcome::ConfigFailed));
     if end.refused {
         Exit::Config
-    } else if every_tenant_auth {
-        Exit::Auth
+    } else if let Some(signal) = end.interrupted {
+        match signal {
+            crate::stop::Signal::Int => Exit::Interrupted,
+            crate::stop::Signal::Term => Exit::Terminated,
+        }
+    } else if every_tenant_setup {
+        Exit::Setup
     } else if any_tenant_failed || end.run_failed {
         Exit::Partial
     } else if end.deletes_held {
@@ -130,6 +148,7 @@ mod tests {
             refused,
             tenants: tenants.to_vec(),
             run_failed,
+            interrupted: None,
             deletes_held: false,
         })
         .code()
@@ -140,6 +159,7 @@ mod tests {
             refused,
             tenants: tenants.to_vec(),
             run_failed,
+            interrupted: None,
             deletes_held: true,
         })
         .code()
@@ -203,7 +223,96 @@ mod tests {
         assert_eq!(process_exit_code(&RunEnd::default()), Exit::Ok);
         assert_eq!(
             process_exit_code(&RunEnd::of_tenants([AuthFailed])),
-            Exit::Auth
+            Exit::Setup
         );
+    }
+
+    /// Issue 16: a missing hub is a setup problem like a refused credential (3 when every tenant
+    /// has one), and a stopped tenant is a failure (1) unless a signal stopped the run.
+    #[test]
+    fn setup_failures_and_stopped_tenants() {
+        assert_eq!(code(false, &[ConfigFailed], false), 3);
+        assert_eq!(code(false, &[ConfigFailed, AuthFailed], false), 3);
+        assert_eq!(code(false, &[ConfigFailed, Ok], false), 1);
+        assert_eq!(code(false, &[Stopped], false), 1);
+        assert_eq!(code(false, &[Ok, Stopped], false), 1);
+        assert_eq!(code(false, &[AuthFailed, Stopped], false), 1);
+    }
+
+    /// 2 > 130/143 > 3 > 1 > 0: an interruption outranks every outcome but a refusal.
+    #[test]
+    fn an_interruption_outranks_everything_but_a_refusal() {
+        use crate::stop::Signal;
+        let tenant_sets: [&[TenantOutcome]; 5] = [
+            &[],
+            &[Ok],
+            &[Stopped],
+            &[AuthFailed],
+            &[Partial, ConfigFailed],
+        ];
+        for (signal, want) in [(Signal::Int, 130), (Signal::Term, 143)] {
+            for tenants in tenant_sets {
+                for (run_failed, deletes_held) in
+                    [(false, false), (true, false), (false, true), (true, true)]
+                {
+                    let end = |refused| RunEnd {
+                        refused,
+                        tenants: tenants.to_vec(),
+                        run_failed,
+                        interrupted: Some(signal),
+                        deletes_held,
+                    };
+                    assert_eq!(process_exit_code(&end(false)).code(), want, "{tenants:?}");
+                    assert_eq!(process_exit_code(&end(true)).code(), 2, "{tenants:?}");
+                }
+            }
+        }
+        assert_eq!(Exit::Interrupted.code(), 130);
+        assert_eq!(Exit::Terminated.code(), 143);
+    }
+
+    /// The whole chain, 2 > 130/143 > 3 > 1 > 4 > 0, each step with everything below it true:
+    /// both branches' codes (held deletes, issue 12; interruptions, issue 16) in one function.
+    #[test]
+    fn the_whole_precedence_chain() {
+        use crate::stop::Signal;
+        let all = RunEnd {
+            refused: true,
+            tenants: vec![AuthFailed],
+            run_failed: true,
+            interrupted: Some(Signal::Term),
+            deletes_held: true,
+        };
+        assert_eq!(process_exit_code(&all).code(), 2);
+        let all = RunEnd {
+            refused: false,
+            ..all
+        };
+        assert_eq!(process_exit_code(&all).code(), 143);
+        let all = RunEnd {
+            interrupted: None,
+            ..all
+        };
+        assert_eq!(process_exit_code(&all).code(), 3, "every tenant's setup");
+        let all = RunEnd {
+            tenants: vec![Ok, Stopped],
+            ..all
+        };
+        assert_eq!(
+            process_exit_code(&all).code(),
+            1,
+            "a deadline's stopped tenant"
+        );
+        let all = RunEnd {
+            tenants: vec![Ok],
+            run_failed: false,
+            ..all
+        };
+        assert_eq!(process_exit_code(&all).code(), 4);
+        let all = RunEnd {
+            deletes_held: false,
+            ..all
+        };
+        assert_eq!(process_exit_code(&all).code(), 0);
     }
 }

@@ -10,9 +10,11 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod exit;
+pub mod failure;
 pub mod logging;
 pub mod output;
 pub mod report;
 pub mod run;
 pub mod state;
+pub mod stop;
 pub mod version;

@@ -105,6 +105,84 @@ async fn stats_count_per_mailbox_and_reset() {
 }
 
 #[tokio::test]
+async fn stats_count_requests_per_user_agent() {
+    let env = start().await;
+    // The test client sends no User-Agent: its token request and one Graph request count under "".
+    let token = env.token().await;
+    env.send(Method::GET, "/v1.0/users", &token, None).await;
+    let agent = "ISV|synccontacts|synccontacts/9.9.9 (commit abc)";
+    for path in ["/v1.0/users", "/v1.0/users/adele@contoso.com/contacts"] {
+        let resp = env
+            .http
+            .get(env.url(path))
+            .bearer_auth(&token)
+            .header("user-agent", agent)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    // A `$batch` counts once, as in `requests`.
+    let resp = env
+        .http
+        .post(env.url("/v1.0/$batch"))
+        .bearer_auth(&token)
+        .header("user-agent", agent)
+        .json(&json!({"requests": [
+            {"id": "1", "method": "GET", "url": "/users/adele@contoso.com/contacts"},
+            {"id": "2", "method": "GET", "url": "/users"}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = env
+        .http
+        .post(env.url(&format!("/{TENANT}/oauth2/v2.0/token")))
+        .header("user-agent", agent)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[("grant_type", "client_credentials")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400, "a refused token request counts too");
+
+    let stats: Value = env
+        .http
+        .get(env.url("/_emulator/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["userAgents"],
+        json!({
+            "": {"requests": 1, "tokenRequests": 1},
+            agent: {"requests": 3, "tokenRequests": 1},
+        }),
+        "{stats}"
+    );
+    assert_eq!(stats["requests"], 4);
+    assert_eq!(stats["tokenRequests"], 2);
+    let typed = env.emu.stats();
+    assert_eq!(typed.user_agents[agent].requests, 3);
+    // Readers of an older stats document (no userAgents) still parse it.
+    let old: graph_emulator::Stats =
+        serde_json::from_value(json!({"requests": 1, "throttled": 0, "byMailbox": {},
+            "batches": 0, "batchItems": 0, "tokenRequests": 0}))
+        .unwrap();
+    assert!(old.user_agents.is_empty());
+    env.http
+        .post(env.url("/_emulator/stats/reset"))
+        .send()
+        .await
+        .unwrap();
+    assert!(env.emu.stats().user_agents.is_empty(), "reset clears it");
+}
+
+#[tokio::test]
 async fn max_in_flight_counts_concurrent_requests_per_mailbox() {
     let emu = graph_emulator::start(
         fixture(),

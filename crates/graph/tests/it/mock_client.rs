@@ -784,3 +784,74 @@ async fn batch_item_401_refreshes_the_token_once_and_retries_the_item() {
     assert_eq!(second["requests"][0]["method"], "DELETE");
     assert_eq!(m.token_requests().len(), 2);
 }
+
+#[tokio::test]
+async fn every_request_carries_the_configured_user_agent() {
+    const AGENT: &str = "ISV|example|example/1.2.3 (commit abc)";
+    let clock = Arc::new(VirtualClock::default());
+    let m = Mock::start(clock.clone(), 3599, |s, _| {
+        if s.is_token() {
+            return pass();
+        }
+        if s.path() == "/v1.0/$batch" {
+            return batch_answer(s, |id, r| {
+                json!({"id": id, "status": 201, "body": {"id": format!("new-{id}"),
+                    "displayName": r["body"]["displayName"], "@odata.etag": "W/\"1\""}})
+            });
+        }
+        contacts_page(&["a"], None)
+    })
+    .await;
+    let mut cfg = config(
+        &m.url,
+        clock.clone(),
+        Credential::Secret(Secret::new(SECRET)),
+    );
+    assert!(
+        cfg.user_agent.starts_with("graph-client/"),
+        "the library names itself unless told otherwise: {}",
+        cfg.user_agent
+    );
+    cfg.user_agent = AGENT.into();
+    let c = GraphClient::new(cfg).unwrap();
+    c.list_contacts::<Contact>("adele@contoso.com", &FolderRef::Default, SELECT)
+        .await
+        .unwrap();
+    let writes = (0..3)
+        .map(|i| WriteRequest::create(FolderRef::Default, json!({"displayName": format!("n{i}")})))
+        .collect();
+    for r in c
+        .execute_writes::<Contact>("adele@contoso.com", writes)
+        .await
+    {
+        r.unwrap();
+    }
+    let seen = m.seen();
+    let kinds: Vec<&str> = seen
+        .iter()
+        .map(|s| {
+            if s.is_token() {
+                "token"
+            } else if s.path() == "/v1.0/$batch" {
+                "batch"
+            } else {
+                "plain"
+            }
+        })
+        .collect();
+    assert_eq!(kinds, ["token", "plain", "batch"], "{seen:?}");
+    for s in &seen {
+        assert_eq!(
+            s.header("user-agent"),
+            Some(AGENT),
+            "{} {}",
+            s.method,
+            s.uri
+        );
+    }
+    // The batch's items carry no User-Agent of their own: the outer request's identifies them.
+    let body: serde_json::Value = serde_json::from_str(&seen[2].body).unwrap();
+    for item in body["requests"].as_array().unwrap() {
+        assert!(item["headers"].get("User-Agent").is_none(), "{item}");
+    }
+}

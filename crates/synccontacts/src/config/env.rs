@@ -25,13 +25,19 @@ pub const CA_FILE: &str = "AUTOMATION_SYNCCONTACTS_CA_FILE";
 /// `false` sends every write as its own request instead of `$batch` (an escape hatch for a proxy
 /// that blocks `$batch`; costs up to 20× the requests).
 pub const BATCH: &str = "AUTOMATION_SYNCCONTACTS_BATCH";
+/// The run's maximum duration in whole minutes (`--max-duration` wins); after it no new write
+/// starts and the run reports what it did.
+pub const MAX_RUN_MINUTES: &str = "AUTOMATION_SYNCCONTACTS_MAX_RUN_MINUTES";
+/// Graph requests per 10 s this run may send for its app, below Graph's 130,000 (several jobs
+/// sharing one app registration split the budget).
+pub const APP_BUDGET: &str = "AUTOMATION_SYNCCONTACTS_APP_BUDGET";
 
 /// The state file (`--state` wins; default `.synccontacts/state.sqlite` under the working
 /// directory).
 pub const STATE: &str = "AUTOMATION_SYNCCONTACTS_STATE";
 
 /// Every variable configuration reads (for messages and for the hermetic tests).
-pub const ALL_VARIABLES: [&str; 13] = [
+pub const ALL_VARIABLES: [&str; 15] = [
     CONFIG_JSON,
     TENANTS_JSON,
     DRY_RUN,
@@ -44,6 +50,8 @@ pub const ALL_VARIABLES: [&str; 13] = [
     GRAPH_URL,
     CA_FILE,
     BATCH,
+    MAX_RUN_MINUTES,
+    APP_BUDGET,
     STATE,
 ];
 

@@ -28,6 +28,11 @@ pub struct Config {
     pub extra_ca_pem: Option<Vec<u8>>,
     /// Group writes into `$batch` requests (default; `AUTOMATION_SYNCCONTACTS_BATCH=false` turns it off).
     pub batch_writes: bool,
+    /// `AUTOMATION_SYNCCONTACTS_MAX_RUN_MINUTES`, when set (`--max-duration` wins over it; the
+    /// default is `stop::DEFAULT_MAX_DURATION`).
+    pub max_run: Option<std::time::Duration>,
+    /// `AUTOMATION_SYNCCONTACTS_APP_BUDGET`: Graph requests per 10 s for the app, when lowered.
+    pub app_budget: Option<u32>,
     /// Things that are not errors but that an administrator should see (unknown fields, ignored
     /// variables, the same tenant and hub twice).
     pub warnings: Vec<String>,
@@ -120,6 +125,8 @@ impl Config {
             graph_url,
             ca_file,
             batch_writes,
+            max_run,
+            app_budget,
             mut found,
         } = low;
         let extra_ca_pem = ca_file
@@ -158,6 +165,8 @@ impl Config {
             tenants,
             extra_ca_pem,
             batch_writes,
+            max_run,
+            app_budget,
             warnings: found.warnings,
             unresolved_test_user_keys: unresolved,
             narrowed: false,

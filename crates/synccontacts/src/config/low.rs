@@ -15,8 +15,8 @@ use url::Url;
 
 use super::credential::CredentialConfig;
 use super::env::{
-    BATCH, CA_FILE, CLIENT_ID, CLIENT_SECRET, CONFIG_JSON, DRY_RUN, Env, GAB_USER_ID, GRAPH_URL,
-    LOGIN_URL, TENANT_ID, TENANTS_JSON, TEST_USERS_JSON,
+    APP_BUDGET, BATCH, CA_FILE, CLIENT_ID, CLIENT_SECRET, CONFIG_JSON, DRY_RUN, Env, GAB_USER_ID,
+    GRAPH_URL, LOGIN_URL, MAX_RUN_MINUTES, TENANT_ID, TENANTS_JSON, TEST_USERS_JSON,
 };
 use super::ordered_json::{JsonObject, OrderedJson, parse_json};
 use super::problem::{Findings, Problem};
@@ -24,7 +24,10 @@ use super::tenant_fields::{
     GRAPH_URL_FIX, LOGIN_URL_FIX, Place, TENANT_FIELDS, TenantOptions, is_tenant_field, lookup,
     read_field, user_list,
 };
-use super::values::{check_root_url, parse_flag, parse_flag_str};
+use super::values::{
+    APP_BUDGET_FIX, MAX_RUN_MINUTES_FIX, check_root_url, parse_app_budget, parse_flag,
+    parse_flag_str, parse_minutes,
+};
 
 /// Which of the three shapes of SPEC §2.1 configured the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +66,10 @@ pub struct LowConfig {
     pub ca_file: Option<PathBuf>,
     /// Group writes into `$batch` requests (default; `AUTOMATION_SYNCCONTACTS_BATCH=false` turns it off).
     pub batch_writes: bool,
+    /// `AUTOMATION_SYNCCONTACTS_MAX_RUN_MINUTES`.
+    pub max_run: Option<std::time::Duration>,
+    /// `AUTOMATION_SYNCCONTACTS_APP_BUDGET`: requests per 10 s.
+    pub app_budget: Option<u32>,
     pub(super) found: Findings,
 }
 
@@ -227,6 +234,8 @@ impl Parser<'_> {
                 true
             }
         };
+        let max_run = self.value_var(MAX_RUN_MINUTES, parse_minutes, MAX_RUN_MINUTES_FIX);
+        let app_budget = self.value_var(APP_BUDGET, parse_app_budget, APP_BUDGET_FIX);
         let (dry_run, dry_run_origin) = match self.dry_run {
             Some((true, origin)) => (true, Some(origin)),
             _ => (false, None),
@@ -241,6 +250,8 @@ impl Parser<'_> {
             graph_url,
             ca_file,
             batch_writes,
+            max_run,
+            app_budget,
             found: self.found,
         }
     }
@@ -604,6 +615,19 @@ impl Parser<'_> {
                 None
             }
         }
+    }
+
+    /// A variable read by `parse`; a refused value is a problem with `fix`.
+    fn value_var<T>(
+        &mut self,
+        name: &str,
+        parse: fn(&str) -> Result<T, String>,
+        fix: &str,
+    ) -> Option<T> {
+        let v = self.env.non_blank(name)?;
+        parse(v)
+            .map_err(|msg| self.found.problem(name, None, None, msg, fix))
+            .ok()
     }
 
     fn url_var(&mut self, name: &str, fix: &str) -> Option<Url> {

@@ -64,8 +64,9 @@ pub use graph::{Cloud, Endpoints, Secret};
 
 pub use credential::CredentialConfig;
 pub use env::{
-    ALL_VARIABLES, BATCH, CA_FILE, CLIENT_ID, CLIENT_SECRET, CONFIG_JSON, DRY_RUN, Env,
-    GAB_USER_ID, GRAPH_URL, LOGIN_URL, STATE, TENANT_ID, TENANTS_JSON, TEST_USERS_JSON,
+    ALL_VARIABLES, APP_BUDGET, BATCH, CA_FILE, CLIENT_ID, CLIENT_SECRET, CONFIG_JSON, DRY_RUN, Env,
+    GAB_USER_ID, GRAPH_URL, LOGIN_URL, MAX_RUN_MINUTES, STATE, TENANT_ID, TENANTS_JSON,
+    TEST_USERS_JSON,
 };
 pub use high::{Config, EndpointOrigins, TenantConfig};
 pub use low::{LowConfig, LowTenant, Source, TestUserMap};
@@ -73,7 +74,7 @@ pub use outputs::{DEFAULT_STATE, MissingFolder, StatePath, check_input_path, che
 pub use problem::{ConfigError, Problem};
 pub use scope::{UnresolvedTestUserKey, UserScope};
 pub use tenant_fields::TenantOptions;
-pub use values::{check_root_url, parse_flag_str};
+pub use values::{check_root_url, parse_duration, parse_flag_str};
 
 /// Both stages: the configuration of a run from `env`, or every problem found. Makes no request;
 /// reads only the files the configuration names.

@@ -85,10 +85,11 @@ pub fn check_output_path(option: &str, path: &Path, missing: MissingFolder) -> R
         fix,
     };
     let shown = path.display();
+    let example = example_file(option);
     if path.as_os_str().is_empty() {
         return Err(refuse(
             "is empty".into(),
-            format!("give a file path, e.g. {option} report.json"),
+            format!("give a file path, e.g. {option} {example}"),
         ));
     }
     // `out/` names a folder even when `out` does not exist yet.
@@ -98,7 +99,7 @@ pub fn check_output_path(option: &str, path: &Path, missing: MissingFolder) -> R
             format!("`{shown}` is a folder, not a file"),
             format!(
                 "give a file name in it, e.g. {}",
-                path.join("report.json").display()
+                path.join(example).display()
             ),
         ));
     }
@@ -188,6 +189,15 @@ pub fn check_input_path(option: &str, path: &Path) -> Result<(), Problem> {
         ));
     }
     Ok(())
+}
+
+/// A file name to suggest for `option`'s path.
+fn example_file(option: &str) -> &'static str {
+    match option {
+        "--junit" => "junit.xml",
+        o if o.starts_with("--state") || o == STATE => "state.sqlite",
+        _ => "report.json",
+    }
 }
 
 /// The folder a file goes into; `.` for a bare file name.
@@ -303,6 +313,26 @@ mod tests {
             StatePath::from_env(&blank).path,
             PathBuf::from(DEFAULT_STATE)
         );
+    }
+
+    #[test]
+    fn the_fix_suggests_a_file_name_that_fits_the_option() {
+        let dir = tempfile::tempdir().unwrap();
+        let junit = check_output_path("--junit", dir.path(), MissingFolder::Refuse).unwrap_err();
+        assert_eq!(junit.variable, "--junit");
+        assert!(junit.fix.ends_with("junit.xml"), "{junit}");
+        let empty = check_output_path("--junit", Path::new(""), MissingFolder::Refuse).unwrap_err();
+        assert!(empty.fix.ends_with("--junit junit.xml"), "{empty}");
+        assert!(
+            problem(dir.path(), MissingFolder::Refuse)
+                .fix
+                .ends_with("report.json")
+        );
+        // The state file, named by the option, its variable or the default.
+        for origin in ["--state", STATE, "--state (default)"] {
+            let state = check_output_path(origin, dir.path(), MissingFolder::Create).unwrap_err();
+            assert!(state.fix.ends_with("state.sqlite"), "{state}");
+        }
     }
 
     #[test]

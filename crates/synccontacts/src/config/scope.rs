@@ -176,7 +176,11 @@ impl Config {
     /// Refused, before anything is written: a key that matches no tenant (listing the domains
     /// seen), and two keys naming one tenant. A pending tenant given `None` (its fetch failed)
     /// stays pending — the run must fail that tenant, never sync it — and then an unmatched key
-    /// is not refused, since it may name that tenant.
+    /// is not refused, since it may name that tenant. It fails closed: while such a key is
+    /// unmatched, every pending tenant that no key matched stays pending too, since the key may
+    /// as well be a typo meant for it ("all licensed users" would then sync the whole tenant a
+    /// test-user list was meant for). Only once every key has found its tenant does a tenant no
+    /// key names get all its licensed users.
     pub fn resolve_test_user_keys(
         &mut self,
         verified_domains: &[Option<Vec<String>>],
@@ -184,8 +188,8 @@ impl Config {
         let keys = &self.unresolved_test_user_keys;
         let mut matched = vec![false; keys.len()];
         let mut unknown = false;
-        let mut decided: Vec<(usize, UserScope)> = Vec::new();
-        let mut problems = Vec::new();
+        // Pending tenants whose domains are known, with the keys each one's domains match.
+        let mut hits_of: Vec<(usize, Vec<usize>)> = Vec::new();
         for (i, t) in self.tenants.iter().enumerate() {
             if !t.scope.is_pending() {
                 continue;
@@ -200,7 +204,16 @@ impl Config {
             for &j in &hits {
                 matched[j] = true;
             }
+            hits_of.push((i, hits));
+        }
+        let some_key_unmatched = matched.iter().any(|m| !m);
+        let mut decided: Vec<(usize, UserScope)> = Vec::new();
+        let mut problems = Vec::new();
+        for (i, hits) in hits_of {
+            let t = &self.tenants[i];
             match hits.as_slice() {
+                // Fails closed: the unmatched key may be a typo meant for this tenant.
+                [] if unknown && some_key_unmatched => {}
                 [] => decided.push((i, UserScope::AllLicensedUsers)),
                 [j] => decided.push((
                     i,

@@ -1,5 +1,6 @@
-//! Parsers for single configuration values (flags, root URLs), shared by the variables and the JSON
-//! fields. Each returns the refusal as text for a [`Problem`](super::Problem); none reads a file,
+//! Parsers for single configuration values (flags, root URLs, the run's maximum duration and app
+//! budget), shared by the variables, the JSON fields and the command line. Each returns the
+//! refusal as text for a [`Problem`](super::Problem); none reads a file,
 //! and none quotes more of a value than a short, truncated echo (a value may be a secret pasted
 //! into the wrong field).
 
@@ -57,4 +58,50 @@ pub fn check_root_url(s: &str) -> Result<Url, String> {
         ));
     }
     Ok(root)
+}
+
+pub(super) const MAX_RUN_MINUTES_FIX: &str = "give a whole number of minutes, at least 1, e.g. 45 (the default is 50, under GitLab's default job timeout of 60 minutes)";
+pub(super) const APP_BUDGET_FIX: &str = "give the requests per 10 seconds this job may send, from 1 to 130000 (Graph's limit per app, the default), e.g. 65000 when two jobs share the app registration";
+
+/// `AUTOMATION_SYNCCONTACTS_MAX_RUN_MINUTES`: whole minutes, at least 1 (0 would end every run at
+/// once; there is no "no limit": a CI job always has one).
+pub(super) fn parse_minutes(s: &str) -> Result<std::time::Duration, String> {
+    match s.trim().parse::<u64>() {
+        Ok(m) if (1..=7 * 24 * 60).contains(&m) => Ok(std::time::Duration::from_secs(m * 60)),
+        _ => Err(format!(
+            "`{}` is not a number of minutes from 1 to 10080",
+            truncate(s.trim(), 20)
+        )),
+    }
+}
+
+/// `AUTOMATION_SYNCCONTACTS_APP_BUDGET`: requests per 10 s, 1 to Graph's 130,000.
+pub(super) fn parse_app_budget(s: &str) -> Result<u32, String> {
+    match s.trim().replace(['_', ','], "").parse::<u32>() {
+        Ok(n) if (1..=130_000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{}` is not a number of requests from 1 to 130000",
+            truncate(s.trim(), 20)
+        )),
+    }
+}
+
+/// `--max-duration`: a duration with its unit, `45m`, `1h30m`, `90s` (jiff's friendly format, or
+/// ISO 8601 `PT45M`), from 1 s to 7 days.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let refused = || {
+        format!(
+            "`{}` is not a duration like 45m, 1h30m or 90s",
+            truncate(s.trim(), 20)
+        )
+    };
+    let d: jiff::SignedDuration = s.trim().parse().map_err(|_| refused())?;
+    let d = std::time::Duration::try_from(d).map_err(|_| refused())?;
+    if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(7 * 24 * 3600) {
+        return Err(format!(
+            "{} must be from 1s to 7 days",
+            truncate(s.trim(), 20)
+        ));
+    }
+    Ok(d)
 }

@@ -1,15 +1,18 @@
-//! What a run tells its reader: the script's per-action lines, per-step totals, the creation
-//! summary (SPEC §2.9), failures with Graph request-ids, data problems — and the `--report FILE`
-//! JSON (SPEC §6).
+//! What a run tells its reader: the script's per-action lines (the first few of each kind, or
+//! all), per-mailbox and per-step totals (SPEC §2.9), failures with Graph request-ids, data
+//! problems, repairs — and the `--report FILE` JSON (SPEC §6), which holds every action.
 //!
 //! This module holds the report's types; `build.rs` turns a tenant's plan and the outcomes of its
-//! writes into records, `book.rs` the plan's book changes (held deletes, repairs, …) into records
-//! and lines, `text.rs` the report into the lines on stdout, `json.rs` into the `--report` file. It never talks to Graph, never decides an exit code (see `exit.rs`) and never
+//! writes into records (and tells repairs from data problems), `book.rs` the plan's book changes
+//! (held deletes, repairs, …) into records and lines, `text.rs` the report into the lines on
+//! stdout, `json.rs` into the `--report` file, `junit.rs` into the `--junit` file (GitLab's unit
+//! test report). It never talks to Graph, never decides an exit code (see `exit.rs`) and never
 //! receives a secret (no field here can hold one: errors arrive already redacted by the client).
 
 mod book;
 pub mod build;
 mod json;
+mod junit;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -19,12 +22,17 @@ use sync_engine::{Field, Target};
 
 use crate::exit::TenantOutcome;
 use crate::run::{HUB_FOLDER, USER_FOLDER};
+use crate::stop::StopCause;
 
-pub use book::{BookRecord, BookReport, HeldDelete, RepairRecord, book_lines};
+pub use book::{
+    BookRecord, BookReport, HeldDelete, RepairCause, RepairRecord, held_line, opt_out_line,
+    release_line, repair_line, would_delete_line,
+};
 pub use json::write_json;
+pub use junit::write_junit;
 pub use text::{
-    Detail, action_line, creation_summary, run_summary, run_summary_noting, tenant_counts,
-    tenant_text, totals_line,
+    ActionLines, Detail, action_line, mailbox_lines, run_summary, run_summary_noting, stop_line,
+    tenant_counts, tenant_text, thousands, totals_line,
 };
 
 /// The `--report` document: `{"dryRun", "tenants": [...]}` plus a top-level `error` when the
@@ -37,7 +45,23 @@ pub struct RunReport {
     pub error: Option<String>,
     /// The process exit code of this run (SPEC §6).
     pub exit_code: u8,
+    /// SIGINT or SIGTERM stopped the run (exit code 130/143).
+    pub interrupted: bool,
+    /// What stopped the run, if anything did: `"SIGINT"`, `"SIGTERM"` or `"deadline"`.
+    pub stopped_by: Option<StopCause>,
     pub tenants: Vec<TenantReport>,
+}
+
+impl RunReport {
+    /// Writes done and writes planned, over every tenant that planned.
+    pub fn writes_done_of_planned(&self) -> (usize, usize) {
+        let actions = self.tenants.iter().flat_map(|t| &t.actions);
+        let done = actions
+            .clone()
+            .filter(|a| a.result == ActionResult::Done)
+            .count();
+        (done, actions.count())
+    }
 }
 
 /// One tenant's part of the report.
@@ -62,13 +86,49 @@ pub struct TenantReport {
     pub failed_mailboxes: Vec<MailboxNote>,
     /// Data problems the planner found (duplicate keys in a folder, …): reported, never "fixed".
     pub problems: Vec<String>,
+    /// Contacts whose SyncId the hub did not know, linked again by this run — re-created in the
+    /// hub, or a user copy linked to the hub contact with its email or name — because an earlier
+    /// run was interrupted (or the hub copy was deleted): not data problems. Those whose write was
+    /// done (or planned) are counted as `step1.repaired`. Both the planner's repairs (with a
+    /// state) and the first-run mode's are here, once each (`build::problems_and_repairs`).
+    pub repairs: Vec<RepairRecord>,
     pub actions: Vec<ActionRecord>,
     /// What the run made of the state file for this tenant (docs/state-and-deletes.md §1.2):
     /// `new`, `loaded` or `reset: <why>`; `null` when the tenant stopped before it was read.
     pub state: Option<String>,
-    /// Held deletes, the release command, report-only deletes, repairs, opt-outs.
+    /// Held deletes, the release command, report-only deletes, opt-outs.
     #[serde(flatten)]
     pub book: BookReport,
+    /// What the `--junit` file needs beyond the JSON report's fields (whose shape is a
+    /// contract, so these are not serialized): the tenant's label (`TenantId (PrimaryDomain)`),
+    /// the stage a stopped tenant stopped at, the user mailboxes that were read.
+    #[serde(skip)]
+    pub stages: StageFacts,
+}
+
+/// A tenant's facts for the stage-by-stage view of the `--junit` file (see [`TenantReport::stages`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StageFacts {
+    /// How the tenant is named to people (`TenantId (PrimaryDomain)`); empty: the tenant id.
+    pub label: String,
+    /// Where a tenant that stopped before planning stopped; `None` when it planned (or when the
+    /// code that stopped it did not say: the JUnit file then shows a failing `run` case).
+    pub stopped_at: Option<Stage>,
+    /// The user mailboxes read (hub excluded), besides the skipped and failed ones in the report.
+    pub read: Vec<String>,
+}
+
+/// The stages of a tenant that can stop it before anything is planned (ARCHITECTURE "One run").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Getting an access token.
+    Token,
+    /// The directory reads that need the app's directory permission: the hub's directory entry,
+    /// the user scope (licensed users, or the verified domains a test-user key needs); also an
+    /// empty scope.
+    Permissions,
+    /// The hub: its mailbox, its "All Contacts" folder (found or created), the folder's read.
+    Hub,
 }
 
 impl TenantReport {
@@ -88,9 +148,11 @@ impl TenantReport {
             skipped_mailboxes: Vec::new(),
             failed_mailboxes: Vec::new(),
             problems: Vec::new(),
+            repairs: Vec::new(),
             actions: Vec::new(),
             state: None,
             book: BookReport::default(),
+            stages: StageFacts::default(),
         }
     }
 }
@@ -170,9 +232,13 @@ pub struct StepTotals {
     /// Writes refused with 412 because the contact changed after it was read (RELIABILITY I9);
     /// the next run syncs the newer version. Not a failure.
     pub conflicts: usize,
-    /// Hub contacts re-created from users' copies because they were never really deleted (an
-    /// earlier run was interrupted, docs/state-and-deletes.md §3.3); also counted as created.
-    /// Not a data problem.
+    /// Writes not done because the run stopped (a signal, the deadline, an unreachable
+    /// endpoint); the next run completes them.
+    pub stopped: usize,
+    /// Repairs done (or planned) this run: contacts whose SyncId the hub did not know, linked
+    /// again — re-created in the hub (also counted as created) or a user copy linked to its hub
+    /// contact (also counted as stamped or updated). Step 1 only (it is the hub's link that is
+    /// repaired; see [`TenantReport::repairs`]). Not a data problem.
     pub repaired: usize,
 }
 
@@ -201,6 +267,10 @@ pub enum ActionResult {
     Failed,
     /// Refused with 412 (the contact changed after we read it); left for the next run.
     Conflict,
+    /// Not done because the run stopped first (a signal, the deadline, an unreachable endpoint):
+    /// not sent, or in flight when the run gave up on it (its `error` says which); the next run
+    /// completes it.
+    Stopped,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -233,10 +303,12 @@ pub struct ActionRecord {
     pub request_id: Option<String>,
 }
 
-/// Totals of one step from its actions, plus the skipped count the planner reports.
-pub fn totals(actions: &[ActionRecord], step: u8, skipped: usize) -> StepTotals {
+/// Totals of one step from its actions, plus the skipped count the planner reports and the
+/// repairs.
+pub fn totals(actions: &[ActionRecord], step: u8, skipped: usize, repaired: usize) -> StepTotals {
     let mut t = StepTotals {
         skipped,
+        repaired,
         ..StepTotals::default()
     };
     for a in actions.iter().filter(|a| a.step == step) {
@@ -249,6 +321,7 @@ pub fn totals(actions: &[ActionRecord], step: u8, skipped: usize) -> StepTotals 
             },
             ActionResult::Failed => t.failed += 1,
             ActionResult::Conflict => t.conflicts += 1,
+            ActionResult::Stopped => t.stopped += 1,
         }
     }
     t
@@ -275,6 +348,13 @@ impl Outcome {
             result: ActionResult::Done,
             error: None,
             request_id,
+        }
+    }
+    pub fn stopped(error: String) -> Self {
+        Self {
+            result: ActionResult::Stopped,
+            error: Some(error),
+            request_id: None,
         }
     }
 }

@@ -74,7 +74,7 @@ fn totals_count_by_result_and_kind() {
         action(2, ActionKind::Update, ActionResult::Planned),
         action(2, ActionKind::Update, ActionResult::Conflict),
     ];
-    let t1 = totals(&actions, 1, 7);
+    let t1 = totals(&actions, 1, 7, 0);
     assert_eq!(
         t1,
         StepTotals {
@@ -85,74 +85,120 @@ fn totals_count_by_result_and_kind() {
             deleted: 0,
             failed: 1,
             conflicts: 0,
-            repaired: 0
+            stopped: 0,
+            repaired: 0,
         }
     );
     assert_eq!(
         totals_line(1, &t1),
         "Step1 - Created: 1, Updated: 0, Skipped: 7, Stamped: 1, Failed: 1"
     );
-    let t2 = totals(&actions, 2, 0);
-    assert_eq!((t2.updated, t2.conflicts), (1, 1));
-    assert!(totals_line(2, &t2).ends_with(", Changed since read: 1"));
+    let mut actions = actions;
+    actions.push(action(2, ActionKind::Create, ActionResult::Stopped));
+    let t2 = totals(&actions, 2, 0, 3);
+    assert_eq!((t2.updated, t2.conflicts, t2.stopped), (1, 1, 1));
+    assert!(
+        totals_line(2, &t2)
+            .ends_with(", Changed since read: 1, Not written (run stopped): 1, Repaired: 3"),
+        "{}",
+        totals_line(2, &t2)
+    );
 }
 
 #[test]
-fn creation_summary_groups_by_creator_mailbox_and_folder() {
-    let mut a = action(2, ActionKind::Create, ActionResult::Done);
-    let mut b = action(2, ActionKind::Create, ActionResult::Done);
-    b.created_by = "zoe@c.com".into();
-    let stamp = action(2, ActionKind::Stamp, ActionResult::Done);
-    a.display_name = Some("Ann".into());
-    let lines = creation_summary(&[b, a, stamp], 2);
-    assert_eq!(lines[0], "Step2 summary:");
+fn one_line_per_mailbox_written_replaces_the_creation_summary() {
+    let mut other = action(2, ActionKind::Create, ActionResult::Done);
+    other.mailbox = "zoe@c.com".into();
+    let actions = vec![
+        action(2, ActionKind::Create, ActionResult::Done),
+        action(2, ActionKind::Create, ActionResult::Done),
+        action(2, ActionKind::Stamp, ActionResult::Done),
+        action(2, ActionKind::Update, ActionResult::Conflict),
+        action(2, ActionKind::Update, ActionResult::Failed),
+        other,
+        action(1, ActionKind::Create, ActionResult::Done),
+    ];
     assert_eq!(
-        lines[1],
-        "  CreatedBy adele@c.com -> adele@c.com / Contacts (1)"
+        mailbox_lines(&actions, false),
+        [
+            "Mailbox hub@c.com/All Contacts: created 1, updated 0, stamped 0, failed 0",
+            "Mailbox adele@c.com/Contacts: created 2, updated 0, stamped 1, failed 1, changed since read 1",
+            "Mailbox zoe@c.com/Contacts: created 1, updated 0, stamped 0, failed 0",
+        ]
     );
+    let planned = [action(2, ActionKind::Update, ActionResult::Planned)];
     assert_eq!(
-        lines[2],
-        "    [Created] Ann <alex@c.com> | SyncId: 0b6c7f7e-0000-4000-8000-000000000001"
+        mailbox_lines(&planned, true),
+        ["Mailbox adele@c.com/Contacts: would create 0, update 1, stamp 0"]
     );
-    assert_eq!(
-        lines[3],
-        "  CreatedBy zoe@c.com -> adele@c.com / Contacts (1)"
-    );
-    assert_eq!(
-        lines.len(),
-        5,
-        "stamps are not in the creation summary: {lines:?}"
-    );
-    assert!(creation_summary(&[], 1).is_empty());
+    assert!(mailbox_lines(&[], false).is_empty());
 }
 
+/// Issue 16: the first N lines of each kind per step, then a count; every failure; no line
+/// twice; `--actions all` prints every line once, in plan order.
 #[test]
-fn quiet_text_keeps_failures_and_totals_only() {
+fn action_lines_are_sampled_per_kind_and_failures_always_shown() {
     let mut t = TenantReport::failed("t", "hub@c.com", TenantOutcome::Partial, String::new());
     t.error = None;
     t.hub_folder = HubFolder::Found;
-    t.actions = vec![
-        action(1, ActionKind::Create, ActionResult::Done),
-        action(1, ActionKind::Create, ActionResult::Failed),
-    ];
-    t.failed_mailboxes.push(MailboxNote {
-        mailbox: "bob@c.com".into(),
-        reason: "Access to OData is disabled.".into(),
-        request_id: Some("rid-9".into()),
-    });
-    let quiet = tenant_text(&t, false, Detail::Quiet);
-    assert!(quiet.iter().any(|l| l.starts_with("Failed to create:")));
-    assert!(!quiet.iter().any(|l| l.starts_with("Created:")));
-    assert!(quiet.iter().any(
-        |l| l == "Failed mailbox: bob@c.com — Access to OData is disabled. [request-id rid-9]"
-    ));
-    let normal = tenant_text(&t, false, Detail::Normal);
-    assert!(normal.iter().any(|l| l.starts_with("Created:")));
-    assert!(normal.iter().any(|l| l == "Step1 summary:"));
-    let failed = TenantReport::failed("t", "h", TenantOutcome::AuthFailed, "no token".into());
-    let text = tenant_text(&failed, false, Detail::Normal);
-    assert!(!text.iter().any(|l| l.starts_with("Step1")), "{text:?}");
-    assert!(text.last().unwrap().ends_with("— no token"), "{text:?}");
+    for _ in 0..5 {
+        t.actions
+            .push(action(2, ActionKind::Create, ActionResult::Done));
+    }
+    t.actions
+        .push(action(2, ActionKind::Stamp, ActionResult::Done));
+    for _ in 0..3 {
+        t.actions
+            .push(action(2, ActionKind::Update, ActionResult::Failed));
+    }
+    t.actions
+        .push(action(2, ActionKind::Create, ActionResult::Stopped));
+    let text = tenant_text(&t, false, Detail::Normal, ActionLines::First(2));
+    let count = |prefix: &str| text.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(count("Created: "), 2, "{text:#?}");
+    assert_eq!(count("Stamped: "), 1, "{text:#?}");
+    assert_eq!(count("Failed to update: "), 3, "{text:#?}");
+    assert!(
+        text.contains(
+            &"… and 3 more creates in step 2 (all in the report; --actions all prints every line)"
+                .to_owned()
+        ),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|l| l.starts_with("Not written: 1 writes, because the run stopped first")),
+        "{text:#?}"
+    );
+    let mut unique = text.clone();
+    unique.sort();
+    unique.dedup();
+    // Identical records print identical lines; apart from those no line repeats.
+    assert_eq!(
+        text.len() - unique.len(),
+        1 + 2,
+        "only the 2 equal creates and 3 equal failures repeat: {text:#?}"
+    );
+    let all = tenant_text(&t, false, Detail::Normal, ActionLines::All);
+    assert_eq!(count("Step2 - "), 1);
+    let all_count = |prefix: &str| all.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(all_count("Created: "), 5);
+    assert_eq!(all_count("Failed to update: "), 3);
+    assert_eq!(all_count("Not written, run stopped: "), 1);
+    assert!(!all.iter().any(|l| l.starts_with("… and")), "{all:#?}");
+    let summary = tenant_text(&t, false, Detail::Normal, "summary".parse().unwrap());
+    assert!(!summary.iter().any(|l| l.starts_with("Created: ")));
+    assert!(summary.iter().any(|l| l.starts_with("Failed to update: ")));
+    assert!(
+        summary
+            .iter()
+            .any(|l| l.starts_with("Mailbox adele@c.com/"))
+    );
+    assert_eq!("all".parse::<ActionLines>(), Ok(ActionLines::All));
+    assert_eq!("7".parse::<ActionLines>(), Ok(ActionLines::First(7)));
+    assert!("some".parse::<ActionLines>().is_err());
+    assert_eq!(text::thousands(1234567), "1,234,567");
+    assert_eq!(text::thousands(999), "999");
 }
 
 #[test]
@@ -163,9 +209,8 @@ fn json_report_has_the_spec_keys() {
     t.actions = vec![action(1, ActionKind::Create, ActionResult::Planned)];
     let r = RunReport {
         dry_run: true,
-        error: None,
-        exit_code: 0,
         tenants: vec![t],
+        ..RunReport::default()
     };
     assert_eq!(
         run_summary(&r),
@@ -193,7 +238,7 @@ fn json_report_has_the_spec_keys() {
 }
 
 /// A report with every field set, in both tenant states (planned, and stopped before planning).
-fn full_report() -> RunReport {
+pub(super) fn full_report() -> RunReport {
     let mut ok = TenantReport::failed("t1", "hub@c.com", TenantOutcome::Ok, String::new());
     ok.status = TenantStatus::Ok;
     ok.error = None;
@@ -208,8 +253,8 @@ fn full_report() -> RunReport {
         action(2, ActionKind::Update, ActionResult::Conflict),
         failed_write,
     ];
-    ok.step1 = totals(&ok.actions, 1, 3);
-    ok.step2 = totals(&ok.actions, 2, 4);
+    ok.step1 = totals(&ok.actions, 1, 3, 1);
+    ok.step2 = totals(&ok.actions, 2, 4, 0);
     ok.skipped_mailboxes.push(MailboxNote {
         mailbox: "room@c.com".into(),
         reason: "no Exchange Online mailbox (MailboxNotEnabledForRESTAPI)".into(),
@@ -225,6 +270,21 @@ fn full_report() -> RunReport {
         mailbox: mailbox.into(),
         folder,
     };
+    // Both kinds of repair in one list: the planner's (with a state) and the first-run mode's.
+    ok.repairs = vec![
+        RepairRecord {
+            contact: record("hub@c.com", Folder::Hub),
+            reason: RepairCause::InterruptedRun,
+            found_in: "adele@c.com".into(),
+            write: None,
+        },
+        RepairRecord {
+            contact: record("a@c.com", Folder::UserDefault),
+            reason: RepairCause::InterruptedOrDeleted,
+            found_in: "a@c.com".into(),
+            write: None,
+        },
+    ];
     ok.book = BookReport {
         held_deletes: vec![HeldDelete {
             contact: record("hub@c.com", Folder::Hub),
@@ -234,11 +294,6 @@ fn full_report() -> RunReport {
         }],
         release_command: Some("synccontacts sync --tenant t1 --allow-deletes 1".into()),
         would_delete: vec![record("adele@c.com", Folder::UserDefault)],
-        repairs: vec![RepairRecord {
-            contact: record("hub@c.com", Folder::Hub),
-            reason: sync_engine::plan::RepairReason::InterruptedRun,
-            found_in: "adele@c.com".into(),
-        }],
         opt_outs: vec![record("adele@c.com", Folder::UserDefault)],
     };
     let stopped = TenantReport::failed(
@@ -250,7 +305,9 @@ fn full_report() -> RunReport {
     RunReport {
         dry_run: false,
         error: None,
-        exit_code: 1,
+        exit_code: 143,
+        interrupted: true,
+        stopped_by: Some(crate::stop::StopCause::Signal(crate::stop::Signal::Term)),
         tenants: vec![ok, stopped],
     }
 }
@@ -269,7 +326,9 @@ fn the_json_report_is_pinned_byte_for_byte() {
 const FULL_REPORT_JSON: &str = r#"{
   "dryRun": false,
   "error": null,
-  "exitCode": 1,
+  "exitCode": 143,
+  "interrupted": true,
+  "stoppedBy": "SIGTERM",
   "tenants": [
     {
       "tenantId": "t1",
@@ -287,7 +346,8 @@ const FULL_REPORT_JSON: &str = r#"{
         "deleted": 0,
         "failed": 0,
         "conflicts": 0,
-        "repaired": 0
+        "stopped": 0,
+        "repaired": 1
       },
       "step2": {
         "created": 0,
@@ -297,6 +357,7 @@ const FULL_REPORT_JSON: &str = r#"{
         "deleted": 0,
         "failed": 1,
         "conflicts": 1,
+        "stopped": 0,
         "repaired": 0
       },
       "requests": 9,
@@ -310,6 +371,26 @@ const FULL_REPORT_JSON: &str = r#"{
       "failedMailboxes": [],
       "problems": [
         "DuplicateEmail in a@c.com/Contacts (x@c.com): two [contacts: c1, c2]"
+      ],
+      "repairs": [
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "hub@c.com",
+          "folder": "All Contacts",
+          "reason": "interruptedRun",
+          "foundIn": "adele@c.com"
+        },
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "a@c.com",
+          "folder": "Contacts",
+          "reason": "interruptedOrDeleted",
+          "foundIn": "a@c.com"
+        }
       ],
       "actions": [
         {
@@ -426,17 +507,6 @@ const FULL_REPORT_JSON: &str = r#"{
           "folder": "Contacts"
         }
       ],
-      "repairs": [
-        {
-          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
-          "displayName": "Bianca Pisani",
-          "email": "bianca@c.com",
-          "mailbox": "hub@c.com",
-          "folder": "All Contacts",
-          "reason": "interruptedRun",
-          "foundIn": "adele@c.com"
-        }
-      ],
       "optOuts": [
         {
           "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
@@ -463,6 +533,7 @@ const FULL_REPORT_JSON: &str = r#"{
         "deleted": 0,
         "failed": 0,
         "conflicts": 0,
+        "stopped": 0,
         "repaired": 0
       },
       "step2": {
@@ -473,69 +544,54 @@ const FULL_REPORT_JSON: &str = r#"{
         "deleted": 0,
         "failed": 0,
         "conflicts": 0,
+        "stopped": 0,
         "repaired": 0
       },
       "requests": 0,
       "skippedMailboxes": [],
       "failedMailboxes": [],
       "problems": [],
+      "repairs": [],
       "actions": [],
       "state": null,
       "heldDeletes": [],
       "releaseCommand": null,
       "wouldDelete": [],
-      "repairs": [],
       "optOuts": []
     }
   ]
 }"#;
 
-/// Held deletes need a decision: their lines and the exact release command are printed even with
-/// `-q`; repairs, opt-outs and report-only deletes only in normal output.
+/// Issue 16: a stopped run says why, in one line before the last, and its last line too.
 #[test]
-fn held_deletes_print_the_release_command_even_when_quiet() {
-    let r = full_report();
-    let t = &r.tenants[0];
-    let quiet = tenant_text(t, false, Detail::Quiet);
-    let normal = tenant_text(t, false, Detail::Normal);
-    for text in [&quiet, &normal] {
-        assert!(
-            text.iter().any(|l| l.starts_with(
-                "Held delete: NotesId=0b6c7f7e-0000-4000-8000-000000000002 | Bianca Pisani (bianca@c.com) | in hub@c.com/All Contacts | 2 tagged copies"
-            )),
-            "{text:#?}"
-        );
-        assert!(
-            text.iter().any(|l| l
-                .ends_with("release them with: synccontacts sync --tenant t1 --allow-deletes 1")),
-            "{text:#?}"
-        );
-    }
-    for prefix in ["Repaired: ", "Would delete: ", "Opted out: "] {
-        assert!(!quiet.iter().any(|l| l.starts_with(prefix)), "{quiet:#?}");
-        assert!(normal.iter().any(|l| l.starts_with(prefix)), "{normal:#?}");
-    }
-    assert!(
-        normal
-            .iter()
-            .any(|l| l.starts_with("Repaired: ") && l.contains("an earlier run was interrupted")),
-        "{normal:#?}"
+fn a_stopped_run_says_why_and_how_far_it_got() {
+    use crate::stop::{Signal, StopCause};
+    let mut t = TenantReport::failed("t", "hub@c.com", TenantOutcome::Stopped, "x".into());
+    t.actions = vec![
+        action(1, ActionKind::Create, ActionResult::Done),
+        action(2, ActionKind::Create, ActionResult::Stopped),
+    ];
+    let mut r = RunReport {
+        exit_code: 143,
+        interrupted: true,
+        stopped_by: Some(StopCause::Signal(Signal::Term)),
+        tenants: vec![t],
+        ..RunReport::default()
+    };
+    assert_eq!(
+        stop_line(&r).unwrap(),
+        "interrupted by SIGTERM: stopped after 1 of 2 writes; the next run completes the rest"
     );
-    // A loaded state says nothing; another says it once.
-    assert!(!normal.iter().any(|l| l.starts_with("State: ")));
-    let mut reset = t.clone();
-    reset.state = Some("reset: the state file was corrupt".into());
-    assert!(
-        tenant_text(&reset, false, Detail::Quiet)
-            .iter()
-            .any(|l| l.starts_with("State: reset: the state file was corrupt"))
+    assert_eq!(
+        run_summary(&r),
+        "Run interrupted by SIGTERM: 1 tenant(s) — 0 ok, 1 stopped; exit code 143"
     );
-    let mut deleted = t.step2;
-    deleted.deleted = 3;
-    deleted.repaired = 1;
-    assert!(
-        totals_line(2, &deleted).ends_with(", Deleted: 3, Changed since read: 1, Repaired: 1"),
-        "{}",
-        totals_line(2, &deleted)
+    r.dry_run = true;
+    r.stopped_by = Some(StopCause::Deadline(std::time::Duration::from_secs(45 * 60)));
+    assert_eq!(
+        stop_line(&r).unwrap(),
+        "stopped at the deadline (45 min): the dry run had planned 2 writes; nothing was written"
     );
+    r.stopped_by = None;
+    assert_eq!(stop_line(&r), None);
 }

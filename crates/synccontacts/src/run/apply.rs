@@ -12,10 +12,18 @@
 //! contact it removes is gone (docs/state-and-deletes.md §3.6).
 //! Each operation's result also says what the state must remember of it ([`WriteResult`]: the
 //! changeKey Graph answered with, the id of a created contact), for `next_memory`.
+//! Once the client halts — the run's stop (a signal, the deadline) or an endpoint gone (its
+//! breaker) — no write starts: the client refuses them without a request, and they are reported
+//! as `stopped`, not as failures, with one line for all of them instead of one each. Writes on
+//! the wire when the run stopped may finish during the stop's grace; after it they are abandoned
+//! (their outcome unknown: `stopped`, saying so, and unconfirmed for the state, which then keeps
+//! only what is sure either way).
+//!
 //! This module writes exactly the plan's operations — never one the plan does not hold, never a
 //! create for an update.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use futures::StreamExt as _;
 use graph::{ErrorKind, FolderRef, GraphClient, GraphError, WriteRequest};
@@ -25,7 +33,9 @@ use tracing::{Instrument as _, info, info_span, warn};
 use tracing_indicatif::span_ext::IndicatifSpanExt as _;
 
 use super::bar_style;
+use super::read::halted;
 use crate::report::{ActionResult, Outcome};
+use crate::stop::RunStop;
 
 /// Mailboxes written at once. A mailbox takes at most 4 writes at a time (a `$batch` of 20 runs
 /// in 5 rounds), so reaching Graph's app budget of 130,000 requests per 10 s (graph-facts §6)
@@ -72,6 +82,32 @@ impl Applied {
     }
 }
 
+/// The run's stop, and the first error that halted the client (the tenant's failure when it is
+/// not the stop): shared by every mailbox's writes.
+pub(super) struct Halting<'a> {
+    stop: &'a RunStop,
+    first: Mutex<Option<GraphError>>,
+}
+
+impl Halting<'_> {
+    /// A `stopped` outcome for a write the halted client did not do, or `None` if `e` is not
+    /// such an error.
+    fn outcome(&self, e: &GraphError) -> Option<Outcome> {
+        if !halted(e) {
+            return None;
+        }
+        self.first.lock().unwrap().get_or_insert_with(|| e.clone());
+        Some(Outcome::stopped(e.to_string()))
+    }
+}
+
+/// What [`apply`] did: what became of each operation, and the error that halted the client, if
+/// one did.
+pub(super) struct Writes {
+    pub applied: Vec<Applied>,
+    pub halt: Option<GraphError>,
+}
+
 /// What the state remembers of a write Graph answered: the changeKey (as the `@odata.etag` it
 /// came in, `next_memory` takes the changeKey out of it), and a created contact's id.
 fn written(op: &Operation, answer: Option<&Contact>) -> WriteResult {
@@ -88,8 +124,9 @@ fn written(op: &Operation, answer: Option<&Contact>) -> WriteResult {
 
 /// What the state remembers of a write Graph refused (`outcome` from [`outcome_of_error`]): a
 /// 412 is a conflict; an error after which the write may have been applied (an answer lost, a
-/// server error after sending, a create not repeated) is unconfirmed — `next_memory` then keeps
-/// only what is sure either way —; anything else did not apply.
+/// server error after sending, a create not repeated, a halted client: `Cancelled` may follow an
+/// attempt that was applied) is unconfirmed — `next_memory` then keeps only what is sure either
+/// way —; anything else did not apply.
 fn refused(e: &GraphError, outcome: &Outcome) -> WriteResult {
     match (outcome.result, e.kind) {
         (ActionResult::Conflict, _) => WriteResult::Conflict,
@@ -106,8 +143,12 @@ fn refused(e: &GraphError, outcome: &Outcome) -> WriteResult {
 }
 
 /// The outcome of a write Graph refused: a 412 is a user's edit made after our read (a conflict,
-/// left for the next run); anything else failed.
-fn outcome_of_error(e: &GraphError) -> Outcome {
+/// left for the next run); a write the halted client did not do was stopped; anything else
+/// failed.
+fn outcome_of_error(e: &GraphError, halting: &Halting<'_>) -> Outcome {
+    if let Some(o) = halting.outcome(e) {
+        return o;
+    }
     let conflict = e.kind == ErrorKind::Conflict && e.status == Some(412);
     Outcome {
         result: if conflict {
@@ -126,7 +167,12 @@ pub(super) async fn apply(
     plan: &Plan,
     hub: &str,
     hub_folder: &FolderRef,
-) -> Vec<Applied> {
+    stop: &RunStop,
+) -> Writes {
+    let halting = &Halting {
+        stop,
+        first: Mutex::new(None),
+    };
     let ops = &plan.operations;
     let mut results: Vec<Option<Applied>> = vec![None; ops.len()];
     let write_span = info_span!("write", "indicatif.pb_show" = tracing::field::Empty);
@@ -160,7 +206,7 @@ pub(super) async fn apply(
         .map(|(mailbox, idx)| {
             let span = write_span.clone();
             async move {
-                let r = apply_mailbox(client, ops, mailbox, &idx, hub_folder).await;
+                let r = apply_mailbox(client, ops, mailbox, &idx, hub_folder, halting).await;
                 span.pb_inc(idx.len() as u64);
                 let before = applied.fetch_add(idx.len(), std::sync::atomic::Ordering::Relaxed);
                 let after = before + idx.len();
@@ -177,7 +223,7 @@ pub(super) async fn apply(
     for (i, o) in done.into_iter().flatten() {
         results[i] = Some(o);
     }
-    results
+    let applied = results
         .into_iter()
         .map(|o| {
             o.unwrap_or_else(|| {
@@ -191,7 +237,12 @@ pub(super) async fn apply(
                 )
             })
         })
-        .collect()
+        .collect();
+    let halt = halting.first.lock().unwrap().take();
+    if let Some(e) = &halt {
+        warn!("writes stopped: {e}");
+    }
+    Writes { applied, halt }
 }
 
 /// Writes handed to the client at once per mailbox: one `$batch`. A mailbox runs one batch at a
@@ -207,10 +258,11 @@ async fn apply_mailbox(
     mailbox: &str,
     idx: &[usize],
     hub_folder: &FolderRef,
+    halting: &Halting<'_>,
 ) -> Vec<(usize, Applied)> {
     let mut out = Vec::with_capacity(idx.len());
     for chunk in idx.chunks(WRITE_CHUNK) {
-        out.extend(apply_chunk(client, ops, mailbox, chunk, hub_folder).await);
+        out.extend(apply_chunk(client, ops, mailbox, chunk, hub_folder, halting).await);
     }
     out
 }
@@ -224,12 +276,39 @@ async fn apply_chunk(
     mailbox: &str,
     idx: &[usize],
     hub_folder: &FolderRef,
+    halting: &Halting<'_>,
 ) -> Vec<(usize, Applied)> {
     let writes: Vec<WriteRequest> = idx
         .iter()
         .map(|&i| write_request(&ops[i], hub_folder))
         .collect();
-    let responses = client.execute_writes::<Contact>(mailbox, writes).await;
+    // Dropping the writes' future at the end of the stop's grace closes their connections; what
+    // Graph did with them is unknown, and the next run reads the folders to find out.
+    let responses = tokio::select! {
+        biased;
+        r = client.execute_writes::<Contact>(mailbox, writes) => r,
+        () = halting.stop.abandoned() => {
+            halting.first.lock().unwrap().get_or_insert_with(|| {
+                GraphError::new(
+                    ErrorKind::Cancelled,
+                    "writes in flight abandoned at the end of the stop's grace",
+                )
+            });
+            return idx
+                .iter()
+                .map(|&i| {
+                    (i, Applied::new(
+                        Outcome::stopped(
+                            "in flight when the run stopped, and not finished within its grace: \
+                             its outcome is unknown; the next run reads the folder and completes \
+                             or repairs it".into(),
+                        ),
+                        WriteResult::Unconfirmed,
+                    ))
+                })
+                .collect();
+        }
+    };
     let mut out = Vec::with_capacity(idx.len());
     let mut rewrites: Vec<(usize, String, WriteRequest)> = Vec::new();
     let mut unconfirmed: Vec<(usize, String, GraphError)> = Vec::new();
@@ -257,7 +336,7 @@ async fn apply_chunk(
                     out.push((i, Applied::new(o, WriteResult::Done { change_key: None })));
                 }
                 _ => {
-                    let o = outcome_of_error(&e);
+                    let o = outcome_of_error(&e, halting);
                     log_outcome(mailbox, op, &o);
                     let result = refused(&e, &o);
                     out.push((i, Applied::new(o, result)));
@@ -272,13 +351,22 @@ async fn apply_chunk(
             .collect();
         let mut reads = reread(client, mailbox, ids).await;
         for (i, _, e) in unconfirmed {
-            let a = settle_unconfirmed(&ops[i], &e, take_read(&mut reads, i));
+            let reread = take_read(&mut reads, i);
+            // A halted client could not re-read: whether the earlier attempt applied is
+            // unknown, and the next run reads the folder to find out.
+            let a = match &reread {
+                Some(Err(halt)) => halting
+                    .outcome(halt)
+                    .map(|o| Applied::new(o, WriteResult::Unconfirmed)),
+                _ => None,
+            }
+            .unwrap_or_else(|| settle_unconfirmed(&ops[i], &e, reread));
             log_outcome(mailbox, &ops[i], &a.outcome);
             out.push((i, a));
         }
     }
     if !rewrites.is_empty() {
-        rewrite_notes(client, ops, mailbox, rewrites, &mut out).await;
+        rewrite_notes(client, ops, mailbox, rewrites, &mut out, halting).await;
     }
     out
 }
@@ -321,6 +409,7 @@ async fn rewrite_notes(
     mailbox: &str,
     rewrites: Vec<(usize, String, WriteRequest)>,
     out: &mut [(usize, Applied)],
+    halting: &Halting<'_>,
 ) {
     let mut who = Vec::with_capacity(rewrites.len());
     let mut requests = Vec::with_capacity(rewrites.len());
@@ -364,16 +453,16 @@ async fn rewrite_notes(
         // it, so no duplicate follows — but this run did not finish it, and the state must not
         // remember it as a copy carrying the SyncId.
         if let Some(slot) = out.iter_mut().find(|(j, _)| *j == i) {
-            slot.1 = Applied::new(
-                Outcome {
+            let error = format!("created, but its personalNotes could not be written: {e}");
+            let outcome = match halting.outcome(&e) {
+                Some(_) => Outcome::stopped(error),
+                None => Outcome {
                     result: ActionResult::Failed,
-                    error: Some(format!(
-                        "created, but its personalNotes could not be written: {e}"
-                    )),
+                    error: Some(error),
                     request_id: e.request_id.clone(),
                 },
-                WriteResult::Failed,
-            );
+            };
+            slot.1 = Applied::new(outcome, WriteResult::Failed);
         }
     }
 }
@@ -471,9 +560,11 @@ fn settle_unconfirmed(
     }
 }
 
-/// One log line for a write that did not simply succeed.
+/// One log line for a write that did not simply succeed (a write the halted client did not do
+/// is said once for all, by [`apply`]).
 fn log_outcome(mailbox: &str, op: &Operation, o: &Outcome) {
     match o.result {
+        ActionResult::Stopped => {}
         ActionResult::Done => info!(
             "{mailbox}: {:?} {} was applied by an earlier attempt whose answer was lost (a \
              re-read shows it)",

@@ -15,20 +15,50 @@ fn err(kind: ErrorKind, status: u16) -> GraphError {
     }
 }
 
+/// The halting of a run that was not stopped.
+fn running(stop: &RunStop) -> Halting<'_> {
+    Halting {
+        stop,
+        first: Mutex::new(None),
+    }
+}
+
 #[test]
 fn a_412_is_a_conflict_left_for_the_next_run_not_a_failure() {
-    let o = outcome_of_error(&err(ErrorKind::Conflict, 412));
+    let stop = RunStop::new();
+    let halting = running(&stop);
+    let o = outcome_of_error(&err(ErrorKind::Conflict, 412), &halting);
     assert_eq!(o.result, ActionResult::Conflict);
     assert_eq!(o.request_id.as_deref(), Some("rid"));
     // A 409 (folder exists and the like) is not a user edit: a failure.
     assert_eq!(
-        outcome_of_error(&err(ErrorKind::Conflict, 409)).result,
+        outcome_of_error(&err(ErrorKind::Conflict, 409), &halting).result,
         ActionResult::Failed
     );
     assert_eq!(
-        outcome_of_error(&err(ErrorKind::Server, 503)).result,
+        outcome_of_error(&err(ErrorKind::Server, 503), &halting).result,
         ActionResult::Failed
     );
+    assert!(halting.first.lock().unwrap().is_none());
+}
+
+/// Issue 16: a write the halted client did not do is `stopped`, not failed, and the first
+/// halt is kept as the tenant's reason. For the state (issue 12) it is unconfirmed: a halted
+/// client's `Cancelled` may follow an attempt that was applied, so `next_memory` keeps only
+/// what is sure either way.
+#[test]
+fn a_write_the_halted_client_did_not_do_is_stopped() {
+    let stop = RunStop::new();
+    let halting = running(&stop);
+    let gone = GraphError::new(ErrorKind::Unreachable, "Graph at x unreachable");
+    let o = outcome_of_error(&gone, &halting);
+    assert_eq!(o.result, ActionResult::Stopped);
+    assert_eq!(refused(&gone, &o), WriteResult::Unconfirmed);
+    let cancelled = GraphError::new(ErrorKind::Cancelled, "stopped before it was sent");
+    let o = outcome_of_error(&cancelled, &halting);
+    assert_eq!(o.result, ActionResult::Stopped);
+    assert_eq!(refused(&cancelled, &o), WriteResult::Unconfirmed);
+    assert_eq!(halting.first.lock().unwrap().as_ref(), Some(&gone));
 }
 
 /// A contact as read: its etag is `W/"<id>"`.
@@ -173,15 +203,23 @@ fn a_delete_is_done_when_its_contact_is_gone_and_a_conflict_when_it_was_edited()
     assert_eq!(a.result, WriteResult::Conflict);
     // A plain 412 is a conflict, a lost answer unconfirmed, a refusal that cannot have
     // applied a failure.
-    let o = outcome_of_error(&err(ErrorKind::Conflict, 412));
+    let stop = RunStop::new();
+    let halting = running(&stop);
+    let o = outcome_of_error(&err(ErrorKind::Conflict, 412), &halting);
     assert_eq!(
         refused(&err(ErrorKind::Conflict, 412), &o),
         WriteResult::Conflict
     );
     let e = err(ErrorKind::Server, 504);
-    assert_eq!(refused(&e, &outcome_of_error(&e)), WriteResult::Unconfirmed);
+    assert_eq!(
+        refused(&e, &outcome_of_error(&e, &halting)),
+        WriteResult::Unconfirmed
+    );
     let e = err(ErrorKind::Permission, 403);
-    assert_eq!(refused(&e, &outcome_of_error(&e)), WriteResult::Failed);
+    assert_eq!(
+        refused(&e, &outcome_of_error(&e, &halting)),
+        WriteResult::Failed
+    );
     // A DELETE is sent with the etag read (If-Match), in the user's default folder.
     assert_eq!(
         write_request(&op, &FolderRef::Id("hub".into())),

@@ -5,7 +5,8 @@
 //! process environment (a `ClientAssertionEnv` token comes from the snapshot the configuration
 //! was read from) and never puts a secret into a message.
 
-use graph::{AssertionSource, ClientConfig, ErrorKind, GraphClient, GraphError, Secret};
+use graph::pacing::RequestBudget;
+use graph::{AssertionSource, ClientConfig, GraphClient, GraphError, Secret};
 
 use super::RunEnv;
 use crate::config::{Config, ConfigError, CredentialConfig, Env, Problem, TenantConfig};
@@ -35,6 +36,16 @@ pub fn client_config(
     cc.batch_writes = config.batch_writes;
     cc.global_concurrency = GLOBAL_CONCURRENCY;
     cc.user_agent = crate::version::user_agent();
+    // One stop and one app budget per process: every tenant's client stops at once, and all
+    // tenants of the run (one app registration) share Graph's budget per app.
+    cc.stop = env.stop.client_signal();
+    cc.app_budgets = env.app_budgets.clone();
+    if let Some(requests) = config.app_budget {
+        cc.app_budget = RequestBudget {
+            requests,
+            ..RequestBudget::default()
+        };
+    }
     Ok(cc)
 }
 
@@ -85,17 +96,6 @@ fn federated(
     }))
 }
 
-/// An error with what to do about it in our own terms, where the client leaves that to us.
-pub(crate) fn with_hint(mut e: GraphError) -> GraphError {
-    if e.kind == ErrorKind::UntrustedCertificate {
-        e.message.push_str(
-            " — if a TLS-intercepting proxy or a test endpoint is in the way, set \
-             AUTOMATION_SYNCCONTACTS_CA_FILE to its CA certificate (PEM)",
-        );
-    }
-    e
-}
-
 /// Builds every tenant's client up front: a certificate that does not load is a configuration
 /// error of that tenant, found before anything is requested from any tenant (I6).
 pub fn build_clients(
@@ -126,6 +126,8 @@ pub fn build_clients(
 
 #[cfg(test)]
 mod tests {
+    use graph::ErrorKind;
+
     use super::*;
 
     fn federated_source(c: graph::Credential) -> AssertionSource {
@@ -180,6 +182,38 @@ mod tests {
         assert_eq!(client.stats().token_requests, 0);
     }
 
+    /// Issue 16: one stop and one app budget for every tenant's client; the budget lowered by
+    /// `AUTOMATION_SYNCCONTACTS_APP_BUDGET`.
+    #[test]
+    fn every_client_shares_the_run_s_stop_and_app_budget() {
+        let tenant = |id: &str| {
+            format!(
+                r#"{{"TenantId":"{id}","ClientId":"6731de76-14a6-49ae-97bc-6eba6914391e","ClientSecret":"s","GlobalAddressBookUserId":"h@t"}}"#
+            )
+        };
+        let vars: Env = [
+            (
+                crate::config::TENANTS_JSON,
+                format!("[{},{}]", tenant("t1"), tenant("t2")),
+            ),
+            (crate::config::APP_BUDGET, "65000".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        let config = crate::config::load(&vars).unwrap();
+        let env = RunEnv::default();
+        let cc = client_config(&config, &config.tenants[0], &env, &vars).unwrap();
+        assert_eq!(cc.app_budget.requests, 65_000);
+        assert_eq!(cc.app_budget.per, std::time::Duration::from_secs(10));
+        assert!(!cc.stop.is_stopped());
+        env.stop
+            .stop(crate::stop::StopCause::Signal(crate::stop::Signal::Term));
+        assert!(cc.stop.is_stopped(), "the client's stop is the run's");
+        build_clients(&config, &env, &vars).unwrap();
+        // Both tenants are one app: one pacer.
+        assert_eq!(format!("{:?}", env.app_budgets), "AppBudgets { apps: 1 }");
+    }
+
     #[test]
     fn an_assertion_file_is_read_again_at_each_token_request() {
         let dir = tempfile::tempdir().unwrap();
@@ -198,22 +232,5 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let e = source.read().unwrap_err();
         assert!(e.contains("cannot read the federated token file"), "{e}");
-    }
-
-    #[test]
-    fn an_untrusted_certificate_says_which_setting_trusts_it() {
-        let e = with_hint(GraphError::new(
-            ErrorKind::UntrustedCertificate,
-            "requesting a token: the server's TLS certificate is not trusted (invalid peer certificate)",
-        ));
-        assert!(
-            e.message.ends_with(
-                "— if a TLS-intercepting proxy or a test endpoint is in the way, set \
-                 AUTOMATION_SYNCCONTACTS_CA_FILE to its CA certificate (PEM)"
-            ),
-            "{e}"
-        );
-        let other = GraphError::new(ErrorKind::Transport, "reset");
-        assert_eq!(with_hint(other.clone()), other);
     }
 }

@@ -11,8 +11,16 @@
 //! and never retries Graph calls itself (that is `graph`).
 //!
 //! The state file is opened once, before any request (a file this run may not use refuses it,
-//! exit 2); each tenant's memory goes into its plan and what the run leaves is committed after
-//! its writes (`remember.rs`, docs/state-and-deletes.md §1).
+//! exit 2); each tenant's memory goes into its plan, the run marker is recorded before its first
+//! write, and what the run leaves is committed in [`commit_written`] after its writes
+//! (`remember.rs`, docs/state-and-deletes.md §1).
+//!
+//! Every run ends: one [`RunStop`] (SIGINT, SIGTERM, the deadline) is shared by every tenant's
+//! client, so once it fires no request starts; a tenant it cuts short is `stopped`, a tenant not
+//! reached yet is reported as not started, and what was written is committed all the same (a
+//! stopped tenant's memory holds its done writes, its tombstones and its pending creates, so the
+//! next run loads it and completes the rest). A tenant whose endpoint became unreachable (its
+//! client's breaker) fails without trying the rest, and is committed too.
 //!
 //! Files: `clients.rs` (a tenant's configuration → its Graph client, credentials), `scope.rs`
 //! (pending test-user scopes → verified domains, before any tenant writes), `read.rs` (token,
@@ -28,35 +36,45 @@ mod scope;
 
 use std::sync::Arc;
 
+use graph::pacing::AppBudgets;
 use graph::{Clock, FolderRef, GraphClient, GraphError};
-use sync_engine::plan::{PlanInput, WriteResult};
+use sync_engine::plan::{Plan, PlanInput, WriteResult};
+use sync_state::Binding;
 use tracing::{Instrument as _, info, info_span, warn};
 
 use crate::cli::OutputOptions;
 use crate::config::{Config, ConfigError, Env, TenantConfig};
-use crate::exit::TenantOutcome;
+use crate::exit::{RunEnd, TenantOutcome, process_exit_code};
+use crate::failure::{Failure, PERM_CONTACTS, StageFailure};
 use crate::output::Out;
 use crate::report::{
-    self, ActionRecord, ActionResult, Outcome, RunReport, TenantReport, TenantStatus,
+    self, ActionRecord, ActionResult, Outcome, RunReport, StageFacts, StepTotals, TenantReport,
+    TenantStatus,
 };
 use crate::state::{self as state_file, Store};
+use crate::stop::RunStop;
 
-pub(crate) use clients::with_hint;
 pub use clients::{build_clients, client_config};
 pub use read::Snapshots;
-pub use scope::{FIX_UNKNOWN_TEST_USER, NOT_IN_DIRECTORY, resolve_pending_scopes};
+pub use scope::{FIX_UNKNOWN_TEST_USER, NOT_IN_DIRECTORY, Undecided, resolve_pending_scopes};
 
 /// The hub folder's name (SPEC §2.3).
 pub const HUB_FOLDER: &str = "All Contacts";
 /// How a user's default folder is named in output.
 pub const USER_FOLDER: &str = "Contacts";
 
-/// What the run needs from outside besides configuration: the clock (LastUpdatedAt) and the
-/// SyncId generator. Injected so tests can pin them.
+/// What the run needs from outside besides configuration: the clock (LastUpdatedAt), the SyncId
+/// generator, the run's stop and the app's request budget — one of each per process, shared by
+/// every tenant. Injected so tests can pin them.
 #[derive(Clone)]
 pub struct RunEnv {
     pub clock: Arc<dyn Clock>,
     pub new_sync_id: Arc<dyn Fn() -> String + Send + Sync>,
+    /// SIGINT, SIGTERM or the deadline (`stop::watch_signals`, `stop::start_deadline`); a library
+    /// caller may fire it itself.
+    pub stop: RunStop,
+    /// Graph's budget per app, shared by every tenant's client (all tenants are one app).
+    pub app_budgets: AppBudgets,
 }
 
 impl Default for RunEnv {
@@ -64,6 +82,8 @@ impl Default for RunEnv {
         Self {
             clock: Arc::new(graph::SystemClock),
             new_sync_id: Arc::new(|| uuid::Uuid::new_v4().to_string()),
+            stop: RunStop::new(),
+            app_budgets: AppBudgets::new(),
         }
     }
 }
@@ -84,7 +104,7 @@ pub async fn sync_all(
     // synccontacts wrote it) refuses the run, like any configuration error.
     let mut store = state_file::open(&config.state, config.dry_run)
         .map_err(|p| ConfigError { problems: vec![p] })?;
-    let scope_errors = resolve_pending_scopes(&mut config, &clients).await?;
+    let undecided = resolve_pending_scopes(&mut config, &clients).await?;
     if config.dry_run {
         info!(
             "dry run ({}): nothing will be written",
@@ -93,45 +113,36 @@ pub async fn sync_all(
     }
     let mut report = RunReport {
         dry_run: config.dry_run,
-        error: None,
-        exit_code: 0,
-        tenants: Vec::new(),
+        ..RunReport::default()
     };
-    for ((t, client), scope_error) in config.tenants.iter().zip(clients).zip(&scope_errors) {
-        let span = info_span!("tenant", tenant = %t.label());
-        let run = TenantRun {
-            dry_run: config.dry_run,
-            allow_deletes: config.allow_deletes,
-            env,
+    for ((t, client), undecided) in config.tenants.iter().zip(clients).zip(&undecided) {
+        let tr = match env.stop.cause() {
+            // Stopped before this tenant: it starts nothing, and says so.
+            Some(cause) => TenantReport::failed(
+                &t.tenant_id,
+                &t.hub,
+                TenantOutcome::Stopped,
+                format!("not started: the run was {}", cause.describe()),
+            ),
+            None => {
+                let span = info_span!("tenant", tenant = %t.label());
+                let run = TenantRun {
+                    dry_run: config.dry_run,
+                    allow_deletes: config.allow_deletes,
+                    env,
+                };
+                sync_tenant(t, &client, undecided.as_ref(), &run, &mut store)
+                    .instrument(span)
+                    .await
+            }
         };
-        let tr = sync_tenant(t, &client, scope_error.as_ref(), &run, &mut store)
-            .instrument(span)
-            .await;
-        let lines = report::tenant_text(&tr, config.dry_run, opts.detail);
+        let lines = report::tenant_text(&tr, config.dry_run, opts.detail, opts.actions);
         out.lines(lines.iter().map(String::as_str));
         report.tenants.push(tr);
     }
+    report.stopped_by = env.stop.cause();
+    report.interrupted = env.stop.interrupted().is_some();
     Ok(report)
-}
-
-/// What stopped a tenant before it could plan (no token, no hub, no users): its message and how
-/// the exit code sees it. One tenant's failure never stops the others.
-struct TenantFailure {
-    outcome: TenantOutcome,
-    message: String,
-}
-
-impl TenantFailure {
-    fn from_graph(context: &str, e: &GraphError) -> Self {
-        Self {
-            outcome: if e.is_auth_or_permission() {
-                TenantOutcome::AuthFailed
-            } else {
-                TenantOutcome::Failed
-            },
-            message: format!("{context}: {}", with_hint(e.clone())),
-        }
-    }
 }
 
 /// What every tenant of a run shares.
@@ -143,22 +154,27 @@ struct TenantRun<'a> {
 }
 
 /// One tenant, start to end. Never panics on Graph trouble; every failure ends up in the report.
-/// `scope_error` is why the tenant's verified domains could not be read, when its user scope
-/// needed them.
+/// `undecided` is why the tenant's user scope is still undecided, when it is.
 async fn sync_tenant(
     t: &TenantConfig,
     client: &GraphClient,
-    scope_error: Option<&GraphError>,
+    undecided: Option<&Undecided>,
     run: &TenantRun<'_>,
     store: &mut Store,
 ) -> TenantReport {
-    let dry_run = run.dry_run;
-    let mut snaps = match read::read_tenant(t, client, scope_error, dry_run).await {
+    let (dry_run, env) = (run.dry_run, run.env);
+    let mut snaps = match read::read_tenant(t, client, undecided, dry_run).await {
         Ok(s) => s,
-        Err(stop) => {
-            tracing::error!("{}", stop.message);
-            let mut r = TenantReport::failed(&t.tenant_id, &t.hub, stop.outcome, stop.message);
+        Err(StageFailure { stage, failure: f }) => {
+            let message = stopped_words(&f, env);
+            tracing::error!("{message}");
+            let mut r = TenantReport::failed(&t.tenant_id, &t.hub, f.outcome(), message);
             r.requests = requests(client);
+            r.stages = StageFacts {
+                label: t.label(),
+                stopped_at: Some(stage),
+                read: Vec::new(),
+            };
             return r;
         }
     };
@@ -174,20 +190,23 @@ async fn sync_tenant(
     });
     let loaded = remember::load(store, binding.as_ref(), &t.hub);
 
+    let read: Vec<String> = snaps.users.iter().map(|u| u.mailbox.clone()).collect();
     let input = PlanInput {
         hub: std::mem::take(&mut snaps.hub),
         users: std::mem::take(&mut snaps.users),
         update_existing: t.options.update_existing,
-        now: remember::plan_time(run.env.clock.now()),
+        now: remember::plan_time(env.clock.now()),
         memory: loaded.memory,
         options: remember::delete_options(t, run.allow_deletes),
     };
-    let gen_id = run.env.new_sync_id.clone();
+    let gen_id = env.new_sync_id.clone();
     let plan = sync_engine::plan::plan(&input, &mut || gen_id());
+    let (problems, repairs) = report::build::problems_and_repairs(&plan);
     info!(
-        "planned {} writes ({} data problems)",
+        "planned {} writes ({} data problems, {} repairs of an earlier run's work)",
         plan.operations.len(),
-        plan.problems.len()
+        problems.len(),
+        repairs.len()
     );
     let word = loaded.word.clone().after(&plan.memory_verdict);
     if word != loaded.word {
@@ -199,8 +218,9 @@ async fn sync_tenant(
         None => FolderRef::Default, // dry run only: nothing is written
     };
     let mut state_error = None;
-    let applied: Vec<(Outcome, WriteResult)> = if dry_run {
-        vec![(Outcome::planned(), WriteResult::NotRun); plan.operations.len()]
+    let (applied, halt): (Vec<(Outcome, WriteResult)>, _) = if dry_run {
+        let planned = (Outcome::planned(), WriteResult::NotRun);
+        (vec![planned; plan.operations.len()], None)
     } else if let Err(e) = remember::record_start(store, binding.as_ref(), &input, &plan) {
         warn!("{e}; nothing is written for this tenant");
         let not_sent = Outcome {
@@ -209,13 +229,14 @@ async fn sync_tenant(
             request_id: None,
         };
         state_error = Some(e);
-        vec![(not_sent, WriteResult::NotRun); plan.operations.len()]
+        (
+            vec![(not_sent, WriteResult::NotRun); plan.operations.len()],
+            None,
+        )
     } else {
-        apply::apply(client, &plan, &t.hub, &hub_folder)
-            .await
-            .into_iter()
-            .map(|a| (a.outcome, a.result))
-            .collect()
+        let w = apply::apply(client, &plan, &t.hub, &hub_folder, &env.stop).await;
+        let applied = w.applied.into_iter().map(|a| (a.outcome, a.result));
+        (applied.collect(), w.halt)
     };
     let (outcomes, results): (Vec<Outcome>, Vec<WriteResult>) = applied.into_iter().unzip();
 
@@ -226,68 +247,41 @@ async fn sync_tenant(
         .map(|(op, r)| report::build::record(op, r))
         .collect();
     let (skip1, skip2) = report::build::skipped_counts(&input, &plan);
-    let problems = plan
-        .problems
-        .iter()
-        .map(report::build::describe_problem)
-        .collect();
     let book = remember::book_report(&plan, t, store);
     let mut failed_mailboxes = snaps.failed;
     failed_mailboxes.extend(remember::bad_read_notes(&plan));
-    let mut step1 = report::totals(&actions, 1, skip1);
-    let step2 = report::totals(&actions, 2, skip2);
-    step1.repaired = remember::repaired(&book, &actions);
-
-    let failed_writes = actions
-        .iter()
-        .filter(|a| a.result == ActionResult::Failed)
-        .count();
-    let partial = |state_error: &Option<String>| {
-        failed_writes > 0 || !failed_mailboxes.is_empty() || state_error.is_some()
+    let repaired = report::build::repaired(&repairs, &actions);
+    let step1 = report::totals(&actions, 1, skip1, repaired);
+    let step2 = report::totals(&actions, 2, skip2, 0);
+    let end = |state_error: Option<&str>| {
+        tenant_end(
+            t,
+            env,
+            halt.as_ref(),
+            &actions,
+            failed_mailboxes.len(),
+            state_error,
+        )
     };
+    let (mut outcome, mut error) = end(state_error.as_deref());
     if !dry_run
         && state_error.is_none()
         && let Some(b) = &binding
     {
-        let code = if partial(&state_error) {
-            1
-        } else if book.brake_held() {
-            4
-        } else {
-            0
+        let written = Written {
+            binding: b,
+            loaded: loaded.state.as_ref(),
+            input: &input,
+            plan: &plan,
+            results: &results,
+            totals: [&step1, &step2],
+            exit_code: tenant_exit_code(outcome, env, book.brake_held()),
         };
-        let committed = remember::commit(
-            store,
-            b,
-            loaded.state.as_ref(),
-            &input,
-            &plan,
-            &results,
-            [&step1, &step2],
-            code,
-            run.env.clock.now(),
-        );
-        if let Err(e) = committed {
+        if let Err(e) = commit_written(store, &written, env) {
             warn!("{e}");
-            state_error = Some(e);
+            (outcome, error) = end(Some(&e));
         }
     }
-    let outcome = if partial(&state_error) {
-        TenantOutcome::Partial
-    } else {
-        TenantOutcome::Ok
-    };
-    let error = (outcome == TenantOutcome::Partial).then(|| {
-        let mut e = format!(
-            "{} mailbox(es) could not be read and {failed_writes} write(s) failed; the run is safe to repeat",
-            failed_mailboxes.len()
-        );
-        if let Some(s) = &state_error {
-            e.push_str("; ");
-            e.push_str(s);
-        }
-        e
-    });
     TenantReport {
         tenant_id: t.tenant_id.clone(),
         status: if outcome == TenantOutcome::Ok {
@@ -306,9 +300,118 @@ async fn sync_tenant(
         skipped_mailboxes: snaps.skipped,
         failed_mailboxes,
         problems,
+        repairs,
         actions,
         state: Some(word.to_string()),
         book,
+        stages: StageFacts {
+            label: t.label(),
+            stopped_at: None,
+            read,
+        },
+    }
+}
+
+/// How a tenant that planned ended, and what its last line says: the client's halt (the run's
+/// stop, or an endpoint gone) decides first; failed writes, failed mailboxes or a state file that
+/// could not record the run make it partial. `state_error` is said after the rest.
+fn tenant_end(
+    t: &TenantConfig,
+    env: &RunEnv,
+    halt: Option<&GraphError>,
+    actions: &[ActionRecord],
+    failed_mailboxes: usize,
+    state_error: Option<&str>,
+) -> (TenantOutcome, Option<String>) {
+    let count = |r: ActionResult| actions.iter().filter(|a| a.result == r).count();
+    let failed_writes = count(ActionResult::Failed);
+    let (outcome, mut message) = match halt {
+        // The client halted: the run's stop, or an endpoint gone (its breaker).
+        Some(e) => {
+            let f = Failure::graph(t, "writing", e, PERM_CONTACTS);
+            let done = report::thousands(count(ActionResult::Done));
+            let total = report::thousands(actions.len());
+            let message = match env
+                .stop
+                .cause()
+                .filter(|_| f.outcome() == TenantOutcome::Stopped)
+            {
+                Some(cause) => format!(
+                    "{} after {done} of {total} writes; the next run completes the rest",
+                    cause.describe(),
+                ),
+                None => format!("{}; {done} of {total} writes done", f.message()),
+            };
+            (f.outcome(), message)
+        }
+        None if failed_writes > 0 || failed_mailboxes > 0 || state_error.is_some() => (
+            TenantOutcome::Partial,
+            format!(
+                "{failed_mailboxes} mailbox(es) could not be read and {failed_writes} write(s) \
+                 failed; the run is safe to repeat"
+            ),
+        ),
+        None => return (TenantOutcome::Ok, None),
+    };
+    if let Some(s) = state_error {
+        message.push_str("; ");
+        message.push_str(s);
+    }
+    (outcome, Some(message))
+}
+
+/// What a tenant's writes came to, for the state's commit.
+struct Written<'a> {
+    binding: &'a Binding,
+    /// The records the memory was loaded from (carried into the commit when it was used).
+    loaded: Option<&'a sync_state::TenantState>,
+    input: &'a PlanInput,
+    plan: &'a Plan,
+    /// One per operation: what became of it (done, unconfirmed, not run, …).
+    results: &'a [WriteResult],
+    totals: [&'a StepTotals; 2],
+    /// The code this tenant alone would exit with (the run log's).
+    exit_code: i32,
+}
+
+/// The state store's commit point (issue 12): what this tenant's writes did, recorded as soon
+/// as they are over — after a complete apply, one the run's stop cut short (SIGINT, SIGTERM, the
+/// deadline, an endpoint gone), and one with failed writes alike; never in a dry run, which
+/// writes nothing, nor when the run start could not be recorded (nothing was written then).
+/// The one transaction per tenant, with the plan and each write's result (`next_memory`);
+/// `Err` says what the next run does about a commit that failed.
+fn commit_written(store: &mut Store, w: &Written<'_>, env: &RunEnv) -> Result<(), String> {
+    remember::commit(
+        store,
+        w.binding,
+        w.loaded,
+        w.input,
+        w.plan,
+        w.results,
+        w.totals,
+        w.exit_code,
+        env.clock.now(),
+    )
+}
+
+/// The exit code of a run of this tenant alone (`exit::process_exit_code`, the one place that
+/// decides codes): the state's run log keeps it.
+fn tenant_exit_code(outcome: TenantOutcome, env: &RunEnv, deletes_held: bool) -> i32 {
+    let end = RunEnd {
+        interrupted: env.stop.interrupted(),
+        deletes_held,
+        ..RunEnd::of_tenants([outcome])
+    };
+    i32::from(process_exit_code(&end).code())
+}
+
+/// A tenant's failure in words: a stop says what stopped the run.
+fn stopped_words(f: &Failure, env: &RunEnv) -> String {
+    match env.stop.cause() {
+        Some(cause) if f.outcome() == TenantOutcome::Stopped => {
+            format!("{} while reading: no contact was written", cause.describe())
+        }
+        _ => f.message(),
     }
 }
 

@@ -3,9 +3,10 @@
 //! the hub folder and of every user's default Contacts folder, with notes that a list response
 //! mangled read again by id.
 //!
-//! A tenant-level problem (no token, no hub, no users) stops the tenant ([`TenantFailure`]); a
-//! mailbox that cannot be read is noted and the others go on, and a contact deleted between the
-//! listing and its re-read is left out. This module never writes anything but the hub folder,
+//! A tenant-level problem (no token, no hub, no users) stops the tenant (a [`Failure`], worded
+//! as `check` words it); a mailbox that cannot be read is noted and the others go on — unless the
+//! client halted (an unreachable endpoint, the run's stop), which stops the tenant: nothing is
+//! planned from half a tenant. A contact deleted between the listing and its re-read is left out. This module never writes anything but the hub folder,
 //! and that only in a real run (SPEC §2.3 FIX).
 
 use futures::StreamExt as _;
@@ -15,11 +16,11 @@ use sync_engine::plan::MailboxSnapshot;
 use tracing::{Instrument as _, info, info_span, warn};
 use tracing_indicatif::span_ext::IndicatifSpanExt as _;
 
-use super::scope::{FIX_UNKNOWN_TEST_USER, NOT_IN_DIRECTORY};
-use super::{HUB_FOLDER, TenantFailure, bar_style};
+use super::scope::{FIX_UNKNOWN_TEST_USER, NOT_IN_DIRECTORY, Undecided};
+use super::{HUB_FOLDER, bar_style};
 use crate::config::{TenantConfig, UserScope};
-use crate::exit::TenantOutcome;
-use crate::report::{HubFolder, MailboxNote};
+use crate::failure::{Class, Failure, PERM_CONTACTS, PERM_USERS, StageFailure};
+use crate::report::{HubFolder, MailboxNote, Stage};
 
 /// Mailboxes read at once. The client enforces 4 requests per mailbox and a global cap; a read
 /// is sequential paging, so this is roughly the number of requests in flight.
@@ -45,15 +46,13 @@ pub struct Snapshots {
 pub(super) async fn read_tenant(
     t: &TenantConfig,
     client: &GraphClient,
-    scope_error: Option<&GraphError>,
+    undecided: Option<&Undecided>,
     dry_run: bool,
-) -> Result<Snapshots, TenantFailure> {
-    let token = client.token().await.map_err(|e| {
-        TenantFailure::from_graph(
-            &format!("cannot get a token with the {}", t.credential.describe()),
-            &e,
-        )
-    })?;
+) -> Result<Snapshots, StageFailure> {
+    let token = client
+        .token()
+        .await
+        .map_err(|e| Failure::token(t, &e).at(Stage::Token))?;
     tracing::debug!(roles = ?token.roles, "token obtained");
 
     // The hub's directory entry: its id and UPN are both ways a licensed-user list may name it.
@@ -68,23 +67,16 @@ pub(super) async fn read_tenant(
             hub_names.extend(u.mail.clone());
         }
         Err(e) if e.kind == ErrorKind::NotFound => {
-            return Err(TenantFailure {
-                outcome: TenantOutcome::Failed,
-                message: format!(
-                    "shared mailbox not found: GlobalAddressBookUserId \"{}\" is not a user of tenant {} — \
-                     set it to the UPN of the shared mailbox that holds \"{HUB_FOLDER}\" ({e})",
-                    t.hub, t.tenant_id
-                ),
-            });
+            return Err(Failure::hub_not_a_user(t, &e).at(Stage::Hub));
         }
         Err(e) if e.kind == ErrorKind::Permission && t.scope.test_users().is_some() => {
             tracing::debug!("cannot read the hub's directory entry (no User.Read.All?): {e}");
         }
         Err(e) => {
-            return Err(TenantFailure::from_graph(
-                "reading the shared mailbox's user",
-                &e,
-            ));
+            return Err(
+                Failure::graph(t, "reading the shared mailbox's user", &e, PERM_USERS)
+                    .at(Stage::Permissions),
+            );
         }
     }
     let is_hub = |u: &str| hub_names.iter().any(|h| h.eq_ignore_ascii_case(u));
@@ -97,24 +89,26 @@ pub(super) async fn read_tenant(
         // Fails closed: a scope still pending (its verified domains could not be read) is never
         // read as "every user".
         UserScope::PendingVerifiedDomains => {
-            return Err(match scope_error {
-                Some(e) => TenantFailure::from_graph(
-                    "reading the tenant's verified domains, which decide its test users (a \
-                     test-user key may name one of them)",
-                    e,
-                ),
-                None => TenantFailure {
-                    outcome: TenantOutcome::Failed,
-                    message: "test-user scope not decided: a test-user key may name one of this \
-                              tenant's verified domains, which were not resolved"
+            return Err(match undecided {
+                Some(u) => u.failure(t),
+                None => Failure {
+                    class: Class::Configuration,
+                    what: "test-user scope undecided: a test-user key may name one of this \
+                           tenant's verified domains, which were not resolved"
+                        .into(),
+                    fix: "key the test-user map by this tenant's TenantId, PrimaryDomain or \
+                          TenantDomain"
                         .into(),
                 },
-            });
+            }
+            .at(Stage::Permissions));
         }
         UserScope::AllLicensedUsers => client
             .licensed_users()
             .await
-            .map_err(|e| TenantFailure::from_graph("listing licensed users", &e))?
+            .map_err(|e| {
+                Failure::graph(t, "listing licensed users", &e, PERM_USERS).at(Stage::Permissions)
+            })?
             .iter()
             .map(|u| u.key().to_owned())
             .collect(),
@@ -124,33 +118,23 @@ pub(super) async fn read_tenant(
     users.retain(|u| seen.insert(u.to_ascii_lowercase()));
     users.sort_by_key(|u| u.to_ascii_lowercase());
     if users.is_empty() {
-        return Err(TenantFailure {
-            outcome: TenantOutcome::Failed,
-            message: if t.scope.test_users().is_some() {
-                "no users in scope: the test-user list holds only the shared mailbox — add test users".into()
-            } else {
-                "no licensed users found: no user of the tenant has a licence (the shared mailbox is \
-                 excluded) — assign licences, or configure TestUserList"
-                    .into()
-            },
-        });
+        return Err(Failure::no_users(t.scope.test_users().is_some()).at(Stage::Permissions));
     }
     info!("{} users in scope", users.len());
 
     // The hub folder, anywhere in the tree; created only in a real run (SPEC §2.3 FIX).
     let hub_err = |e: &GraphError| {
         if e.is_missing_mailbox() {
-            TenantFailure {
-                outcome: TenantOutcome::Failed,
-                message: format!(
-                    "shared mailbox not found: \"{}\" has no Exchange Online mailbox — check \
-                     GlobalAddressBookUserId ({e})",
-                    t.hub
-                ),
-            }
+            Failure::hub_without_mailbox(t, e)
         } else {
-            TenantFailure::from_graph(&format!("reading the contact folders of {}", t.hub), e)
+            Failure::graph(
+                t,
+                &format!("reading the contact folders of {}", t.hub),
+                e,
+                PERM_CONTACTS,
+            )
         }
+        .at(Stage::Hub)
     };
     let mut hub_folder = client
         .find_contact_folder(&t.hub, HUB_FOLDER)
@@ -173,10 +157,13 @@ pub(super) async fn read_tenant(
                 .create_contact_folder(&t.hub, HUB_FOLDER)
                 .await
                 .map_err(|e| {
-                    TenantFailure::from_graph(
+                    Failure::graph(
+                        t,
                         &format!("creating \"{HUB_FOLDER}\" in {}", t.hub),
                         &e,
+                        PERM_CONTACTS,
                     )
+                    .at(Stage::Hub)
                 })?;
             info!("created \"{HUB_FOLDER}\" in {}", t.hub);
             hub_folder = Some(f);
@@ -213,6 +200,15 @@ pub(super) async fn read_tenant(
         .await;
     drop(read_span);
     reads.sort_by(|a, b| a.0.cmp(&b.0));
+    // A halted client read nothing more: the tenant stops here, rather than planning (and
+    // writing) from the mailboxes that happened to be read before.
+    if let Some((u, Err(e))) = reads.iter().find(|(_, r)| r.as_ref().is_err_and(halted)) {
+        // Reported at the hub stage: the tenant stopped while reading its folders.
+        return Err(
+            Failure::graph(t, &format!("reading the contacts of {u}"), e, PERM_CONTACTS)
+                .at(Stage::Hub),
+        );
+    }
 
     let mut snaps = Snapshots {
         tenant_guid: token.tenant_id.clone(),
@@ -329,6 +325,11 @@ async fn read_folder(
         contacts.remove(i);
     }
     Ok(contacts)
+}
+
+/// Whether the client stopped sending: an endpoint is gone, or the run was stopped.
+pub(super) fn halted(e: &GraphError) -> bool {
+    matches!(e.kind, ErrorKind::Unreachable | ErrorKind::Cancelled)
 }
 
 /// Listed notes that may have lost line breaks to the list-response quirk (see [`read_folder`]).

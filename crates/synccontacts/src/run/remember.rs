@@ -5,7 +5,8 @@
 //!
 //! Order of a real run, per tenant: read → load (judged by its binding) → plan → record the run
 //! start (the plan's `now`, its hub creates; the stored memory forgotten when not used) → apply →
-//! commit. A dry run loads and plans only. A tenant whose run start cannot be recorded writes
+//! commit (`run::commit_written`, also after an apply the run's stop cut short: what was written
+//! is remembered). A dry run loads and plans only. A tenant whose run start cannot be recorded writes
 //! nothing (its next run could otherwise take its writes for someone else's); a commit that fails
 //! leaves the run's writes unremembered, which the next run handles like an interrupted run.
 
@@ -18,7 +19,7 @@ use tracing::{info, warn};
 
 use super::USER_FOLDER;
 use crate::config::TenantConfig;
-use crate::report::{ActionKind, ActionRecord, ActionResult, BookReport, MailboxNote, StepTotals};
+use crate::report::{BookReport, MailboxNote, StepTotals};
 use crate::state::{self, Loaded, StateWord, Store};
 
 /// The tenant's delete settings, with `--allow-deletes` over `MaxDeletes` over the default brake.
@@ -128,22 +129,6 @@ pub(super) fn bad_read_notes(plan: &Plan) -> Vec<MailboxNote> {
         .collect()
 }
 
-/// Contacts re-created in the hub because an earlier run was interrupted or never finished
-/// them: the repairs whose hub create was done (or planned, in a dry run).
-pub(super) fn repaired(book: &BookReport, actions: &[ActionRecord]) -> usize {
-    book.repairs
-        .iter()
-        .filter(|r| {
-            actions.iter().any(|a| {
-                a.step == 1
-                    && a.action == ActionKind::Create
-                    && a.sync_id.eq_ignore_ascii_case(&r.contact.sync_id)
-                    && matches!(a.result, ActionResult::Done | ActionResult::Planned)
-            })
-        })
-        .count()
-}
-
 /// Commits the memory the tenant's run leaves; `Err` says what the next run will do about it.
 #[allow(
     clippy::too_many_arguments,
@@ -169,6 +154,7 @@ pub(super) fn commit(
         ("deleted", totals[0].deleted + totals[1].deleted),
         ("failed", totals[0].failed + totals[1].failed),
         ("conflicts", totals[0].conflicts + totals[1].conflicts),
+        ("stopped", totals[0].stopped + totals[1].stopped),
         ("repaired", totals[0].repaired + totals[1].repaired),
         ("held", plan.book.held.len()),
     ] {

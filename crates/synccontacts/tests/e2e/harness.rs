@@ -90,6 +90,17 @@ pub fn tenant_json(tenant_id: &str, users: Vec<Value>) -> Value {
     })
 }
 
+/// A generated tenant (`graph-emulator generate`) under the harness's tenant, app and secret, so
+/// [`one_tenant`] reaches it.
+pub fn generated(opts: &graph_emulator::GenerateOptions) -> Scenario {
+    let mut v = serde_json::to_value(graph_emulator::generate(opts)).unwrap();
+    let t = &mut v["tenants"][0];
+    t["tenantId"] = json!(TENANT);
+    t["apps"][0]["clientId"] = json!(CLIENT);
+    t["apps"][0]["clientSecret"] = json!(SECRET);
+    serde_json::from_value(v).unwrap()
+}
+
 pub fn scenario(users: Vec<Value>) -> Scenario {
     scenario_of(vec![tenant_json(TENANT, users)])
 }

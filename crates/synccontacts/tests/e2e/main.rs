@@ -4,9 +4,13 @@
 
 mod harness;
 
+mod classes_e2e;
 mod cli_e2e;
 mod config_e2e;
+mod identity_e2e;
+mod junit_e2e;
 mod lost_answers_e2e;
 mod realism_e2e;
 mod state_e2e;
 mod sync_e2e;
+mod volume_e2e;

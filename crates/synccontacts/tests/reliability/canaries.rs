@@ -1,6 +1,6 @@
 //! I7 over the real binary: the client secret and every access token the emulator issued never
 //! appear — raw, URL-encoded or base64 — in stdout, stderr at the most verbose level (text and
-//! JSON logs) or the JSON report, on a run that goes through the error paths (a revoked token's
+//! JSON logs), the JSON report or the JUnit file, on a run that goes through the error paths (a revoked token's
 //! 401, throttling, an ambiguous create, a dropped update, a 412). The access tokens are learnt
 //! by a recording TCP proxy between the binary and the emulator, so the test knows exactly what
 //! the binary held. I8 rides along: the dry run writes nothing and predicts the real run.
@@ -88,8 +88,15 @@ async fn no_secret_or_access_token_in_any_output_of_a_faulty_run_at_trace_level(
         ]
     };
 
+    let dir = tempfile::tempdir().unwrap();
+    let junit_dry = dir.path().join("dry.xml");
+    let junit_real = dir.path().join("real.xml");
     // I8: the dry run writes nothing; its plan is what the real run does.
-    let dry = harness::sync(&vars(false), &["--dry-run", "-vvv"]).await;
+    let dry = harness::sync(
+        &vars(false),
+        &["--dry-run", "-vvv", "--junit", junit_dry.to_str().unwrap()],
+    )
+    .await;
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     assert_eq!(emu.writes(), 0, "the dry run wrote");
 
@@ -104,7 +111,11 @@ async fn no_secret_or_access_token_in_any_output_of_a_faulty_run_at_trace_level(
             json!({"match": {"method": "PATCH"}, "nth": 1, "action": {"drop": "after"}}),
         ],
     ));
-    let real = harness::sync(&vars(false), &["-vvv"]).await;
+    let real = harness::sync(
+        &vars(false),
+        &["-vvv", "--junit", junit_real.to_str().unwrap()],
+    )
+    .await;
     assert_eq!(
         real.code, 1,
         "the ambiguous create makes it partial: {}",
@@ -139,6 +150,11 @@ async fn no_secret_or_access_token_in_any_output_of_a_faulty_run_at_trace_level(
         ("check", &check),
     ] {
         kit::assert_no_canary(&r.all_output(), &canaries, name);
+    }
+    for path in [&junit_dry, &junit_real] {
+        let xml = std::fs::read_to_string(path).expect("the JUnit file was written");
+        assert!(xml.contains("<testcase"), "{xml}");
+        kit::assert_no_canary(&xml, &canaries, &path.display().to_string());
     }
     kit::assert_no_duplicates(&emu, "canary runs");
 }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use synccontacts::cli::{OutputOptions, SyncArgs};
 use synccontacts::config::Env;
 use synccontacts::exit::Exit;
-use synccontacts::report::{self, Detail};
+use synccontacts::report::{self, ActionLines, Detail};
 use synccontacts::run::RunEnv;
 
 use crate::harness::{self, EnvVars, HUB};
@@ -195,13 +195,11 @@ async fn run_with_clock(
     let fresh_state = tempfile::tempdir().unwrap();
     let args = SyncArgs {
         dry_run,
-        report: None,
-        tenants: Vec::new(),
         state: env
             .non_blank(synccontacts::config::STATE)
             .is_none()
             .then(|| fresh_state.path().join("state.sqlite")),
-        allow_deletes: None,
+        ..SyncArgs::default()
     };
     let run_env = RunEnv {
         clock,
@@ -219,6 +217,7 @@ async fn run_with_clock(
     let guard = tracing::subscriber::set_default(subscriber);
     let opts = OutputOptions {
         detail: Detail::Normal,
+        actions: ActionLines::All,
         progress: false,
     };
     let (exit, rep) = synccontacts::cli::sync_with_report(
@@ -233,8 +232,14 @@ async fn run_with_clock(
     drop(guard);
     let mut stdout: Vec<String> = Vec::new();
     for t in &rep.tenants {
-        stdout.extend(report::tenant_text(t, rep.dry_run, Detail::Normal));
+        stdout.extend(report::tenant_text(
+            t,
+            rep.dry_run,
+            Detail::Normal,
+            ActionLines::All,
+        ));
     }
+    stdout.extend(report::stop_line(&rep));
     stdout.push(report::run_summary(&rep));
     let logs = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
     LibRun {

@@ -20,4 +20,5 @@ mod crash;
 mod deletes;
 mod memory;
 mod random;
+mod stops;
 mod storms;

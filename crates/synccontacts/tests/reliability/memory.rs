@@ -14,7 +14,7 @@ use std::time::Duration;
 use graph::Clock;
 use serde_json::{Map, Value, json};
 use synccontacts::cli::{OutputOptions, SyncArgs};
-use synccontacts::report::Detail;
+use synccontacts::report::{ActionLines, Detail};
 use synccontacts::run::RunEnv;
 
 use crate::harness::{
@@ -317,19 +317,14 @@ impl Clock for Ahead {
 /// One library run with the clock `offset` ahead: its plan time, so its tag lines, move too.
 async fn sync_at(vars: &EnvVars, offset: Duration) -> Value {
     let env: synccontacts::config::Env = vars.iter().cloned().collect();
-    let args = SyncArgs {
-        dry_run: false,
-        report: None,
-        tenants: Vec::new(),
-        state: None,
-        allow_deletes: None,
-    };
+    let args = SyncArgs::default();
     let run_env = RunEnv {
         clock: Arc::new(Ahead(offset)),
         ..RunEnv::default()
     };
     let opts = OutputOptions {
         detail: Detail::Normal,
+        actions: ActionLines::All,
         progress: false,
     };
     let (exit, report) = synccontacts::cli::sync_with_report(

@@ -162,3 +162,39 @@ fn delete_settings_refuse_what_they_cannot_mean_and_say_what_to_write() {
     let c = ok(&[(TENANTS_JSON, &tenant(r#""MaxDeletes":null,"Deletes":null"#))]);
     assert_eq!(c.tenants[0].options, TenantOptions::default());
 }
+
+/// Issue 16: the run's maximum duration and the app budget, refused like any other value.
+#[test]
+fn max_run_minutes_and_app_budget() {
+    use std::time::Duration;
+    let c = ok(&[(TENANTS_JSON, T1)]);
+    assert_eq!((c.max_run, c.app_budget), (None, None));
+    let c = ok(&[
+        (TENANTS_JSON, T1),
+        (MAX_RUN_MINUTES, " 45 "),
+        (APP_BUDGET, "65,000"),
+    ]);
+    assert_eq!(c.max_run, Some(Duration::from_secs(45 * 60)));
+    assert_eq!(c.app_budget, Some(65_000));
+    for bad in ["0", "-5", "45m", "ten", "10081"] {
+        let e = err(&[(TENANTS_JSON, T1), (MAX_RUN_MINUTES, bad)]);
+        assert_has(&e, MAX_RUN_MINUTES, None, "number of minutes");
+        assert_has(&e, MAX_RUN_MINUTES, None, "GitLab");
+    }
+    for bad in ["0", "130001", "lots"] {
+        let e = err(&[(TENANTS_JSON, T1), (APP_BUDGET, bad)]);
+        assert_has(&e, APP_BUDGET, None, "130000");
+    }
+    // --max-duration: a duration with its unit.
+    for (v, secs) in [
+        ("45m", 45 * 60),
+        ("1h30m", 90 * 60),
+        ("90s", 90),
+        ("PT2H", 7200),
+    ] {
+        assert_eq!(parse_duration(v), Ok(Duration::from_secs(secs)), "{v}");
+    }
+    for bad in ["45", "0s", "-5m", "8d", "soon"] {
+        assert!(parse_duration(bad).is_err(), "{bad}");
+    }
+}

@@ -238,6 +238,9 @@ fn two_keys_naming_one_tenant_are_refused() {
     );
 }
 
+/// Fails closed (issue 16): while a key is unmatched and some pending tenant's domains are
+/// unknown, the key may be that tenant's — or a typo meant for another pending tenant, which
+/// must then not get "all licensed users" either. (Before, A was decided as every user here.)
 #[test]
 fn a_tenant_whose_domains_are_unknown_stays_pending() {
     let mut c = ok(&[
@@ -247,13 +250,41 @@ fn a_tenant_whose_domains_are_unknown_stays_pending() {
             r#"{"contoso.onmicrosoft.com":["adele@contoso.com"]}"#,
         ),
     ]);
-    // B's fetch failed: the key may be B's, so it is not refused, and B is not decided.
+    // B's fetch failed: the key may be B's, so it is not refused, and B is not decided; nor is
+    // A, which no key matched: the key may be a typo meant for it.
     c.resolve_test_user_keys(&[domains(&["fabrikam-like.com"]), None])
         .unwrap();
-    assert_eq!(c.tenants[0].scope, UserScope::AllLicensedUsers);
+    assert_eq!(c.tenants[0].scope, UserScope::PendingVerifiedDomains);
     assert_eq!(c.tenants[1].scope, UserScope::PendingVerifiedDomains);
     assert!(c.needs_verified_domains());
     assert_eq!(c.unresolved_test_user_keys.len(), 1);
+}
+
+#[test]
+fn once_every_key_found_its_tenant_an_unknown_tenant_does_not_hold_the_others() {
+    let guid_c = r#"{"TenantId":"cccccccc-0000-4000-8000-000000000003","ClientId":"c","ClientSecret":"s","GlobalAddressBookUserId":"hub@tailspin.com"}"#;
+    let mut c = ok(&[
+        (TENANTS_JSON, &format!("[{GUID_A},{GUID_B},{guid_c}]")),
+        (
+            TEST_USERS_JSON,
+            r#"{"contoso.onmicrosoft.com":["adele@contoso.com"]}"#,
+        ),
+    ]);
+    // The key is A's; B's domains are unknown; C is named by no key: all its users (verified
+    // domains are unique across tenants, so the key cannot be B's or C's).
+    c.resolve_test_user_keys(&[
+        domains(&["contoso.onmicrosoft.com"]),
+        None,
+        domains(&["tailspin.com"]),
+    ])
+    .unwrap();
+    assert_eq!(
+        users(&c.tenants[0]),
+        Some(vec!["adele@contoso.com".to_owned()])
+    );
+    assert_eq!(c.tenants[1].scope, UserScope::PendingVerifiedDomains);
+    assert_eq!(c.tenants[2].scope, UserScope::AllLicensedUsers);
+    assert!(c.unresolved_test_user_keys.is_empty());
 }
 
 #[test]
