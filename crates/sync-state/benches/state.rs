@@ -124,6 +124,9 @@ fn tenant(size: &Size, ids: Ids) -> TenantState {
                 version: 1_780_000_000_000_000 + (rng.next() % 10_000_000_000) as i64,
                 fields_hash: rng.next(),
                 user_text: None,
+                // The binary keeps the matching key of hub copies only.
+                email_key: (u == 0).then(|| format!("contact{i:05}@fabrikam.com")),
+                name_key: None,
             })
             .collect();
         let loose = (0..(n as f64 * size.loose_pct / 100.0).round() as usize)
@@ -143,6 +146,7 @@ fn tenant(size: &Size, ids: Ids) -> TenantState {
             folder_id: format!("AAMkA{}AAA=", rng.b64(140)),
             complete: true,
             delta_link: None,
+            read_at: Some(1_780_000_000_000_000),
             copies,
             loose,
         });

@@ -39,12 +39,12 @@ impl<'t> Stmts<'t> {
         Ok(Stmts {
             insert: tx.prepare(
                 "INSERT INTO copy (folder, sync_id, contact_id, change_key, version, fields_hash,
-                                   whole, user_text)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                   whole, user_text, email_key, name_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?,
             update: tx.prepare(
                 "UPDATE copy SET contact_id = ?3, change_key = ?4, version = ?5, fields_hash = ?6,
-                                 whole = ?7, user_text = ?8
+                                 whole = ?7, user_text = ?8, email_key = ?9, name_key = ?10
                  WHERE folder = ?1 AND sync_id = ?2",
             )?,
             delete: tx.prepare("DELETE FROM copy WHERE folder = ?1 AND sync_id = ?2")?,
@@ -92,6 +92,8 @@ fn encode<'c>(ids: &Affix, cks: &Affix, c: &'c CopyState) -> Stored<'c> {
         ck,
         whole,
         user_text: c.user_text.as_deref(),
+        email_key: c.email_key.as_deref(),
+        name_key: c.name_key.as_deref(),
     }
 }
 
@@ -111,7 +113,9 @@ fn put_copy(
         // The bits of the u64, stored as an i64.
         c.fields_hash as i64,
         stored.whole,
-        stored.user_text
+        stored.user_text,
+        stored.email_key,
+        stored.name_key
     ])?;
     Ok(RowBase::of(c, stored))
 }
@@ -206,8 +210,8 @@ pub(crate) fn write_folder(
         let (ids, cks) = affixes(&copies, &loose);
         tx.execute(
             "INSERT INTO folder (tenant, mailbox, folder_id, complete, delta_link, id_prefix,
-                                 id_suffix, ck_prefix, ck_suffix, encoded_rows)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                 id_suffix, ck_prefix, ck_suffix, encoded_rows, read_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 tenant,
                 f.mailbox,
@@ -218,7 +222,8 @@ pub(crate) fn write_folder(
                 ids.suffix,
                 cks.prefix,
                 cks.suffix,
-                n
+                n,
+                f.read_at
             ],
         )?;
         w.inserted(1)?;
@@ -238,6 +243,7 @@ pub(crate) fn write_folder(
             key,
             complete: f.complete,
             delta_link: f.delta_link.clone(),
+            read_at: f.read_at,
             ids,
             cks,
             encoded_rows: n,
@@ -317,10 +323,11 @@ pub(crate) fn write_folder(
         || encoded_rows != old.encoded_rows
         || old.complete != f.complete
         || old.delta_link != f.delta_link
+        || old.read_at != f.read_at
     {
         tx.execute(
             "UPDATE folder SET complete = ?2, delta_link = ?3, id_prefix = ?4, id_suffix = ?5,
-                               ck_prefix = ?6, ck_suffix = ?7, encoded_rows = ?8
+                               ck_prefix = ?6, ck_suffix = ?7, encoded_rows = ?8, read_at = ?9
              WHERE id = ?1",
             params![
                 old.key,
@@ -330,7 +337,8 @@ pub(crate) fn write_folder(
                 ids.suffix,
                 cks.prefix,
                 cks.suffix,
-                encoded_rows
+                encoded_rows,
+                f.read_at
             ],
         )?;
         w.updated(1)?;
@@ -424,6 +432,7 @@ pub(crate) fn write_folder(
         key: old.key,
         complete: f.complete,
         delta_link: f.delta_link.clone(),
+        read_at: f.read_at,
         ids,
         cks,
         encoded_rows,

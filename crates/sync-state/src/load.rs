@@ -43,6 +43,7 @@ pub(crate) struct FolderBase {
     pub key: i64,
     pub complete: bool,
     pub delta_link: Option<String>,
+    pub read_at: Option<i64>,
     pub ids: Affix,
     pub cks: Affix,
     pub encoded_rows: i64,
@@ -85,6 +86,8 @@ pub(crate) struct Stored<'a> {
     pub ck: Option<&'a str>,
     pub whole: u8,
     pub user_text: Option<&'a str>,
+    pub email_key: Option<&'a str>,
+    pub name_key: Option<&'a str>,
 }
 
 impl Stored<'_> {
@@ -92,7 +95,15 @@ impl Stored<'_> {
     /// in the safe direction (a stale changeKey reads as "edited by someone", SPEC §7.2).
     pub fn hash(&self) -> u64 {
         let mut h = DefaultHasher::new();
-        (self.id, self.ck, self.whole, self.user_text).hash(&mut h);
+        (
+            self.id,
+            self.ck,
+            self.whole,
+            self.user_text,
+            self.email_key,
+            self.name_key,
+        )
+            .hash(&mut h);
         h.finish()
     }
 }
@@ -197,11 +208,12 @@ pub(crate) fn load(
 
     let mut stmt = tx.prepare(
         "SELECT id, mailbox, folder_id, complete, delta_link, id_prefix, id_suffix, ck_prefix,
-                ck_suffix, encoded_rows
+                ck_suffix, encoded_rows, read_at
          FROM folder WHERE tenant = ?1 ORDER BY mailbox, folder_id",
     )?;
     let mut copies = tx.prepare(
-        "SELECT sync_id, contact_id, change_key, version, fields_hash, whole, user_text
+        "SELECT sync_id, contact_id, change_key, version, fields_hash, whole, user_text,
+                email_key, name_key
          FROM copy WHERE folder = ?1 ORDER BY sync_id",
     )?;
     let mut loose = tx.prepare(
@@ -214,6 +226,7 @@ pub(crate) fn load(
             key: r.get(0)?,
             complete: r.get(3)?,
             delta_link: r.get(4)?,
+            read_at: r.get(10)?,
             ids: Affix {
                 prefix: r.get(5)?,
                 suffix: r.get(6)?,
@@ -231,6 +244,7 @@ pub(crate) fn load(
             folder_id: r.get(2)?,
             complete: f.complete,
             delta_link: f.delta_link.clone(),
+            read_at: f.read_at,
             copies: Vec::new(),
             loose: Vec::new(),
         };
@@ -242,6 +256,8 @@ pub(crate) fn load(
                 ck: c.get_ref(2)?.as_str_or_null()?,
                 whole,
                 user_text: c.get_ref(6)?.as_str_or_null()?,
+                email_key: c.get_ref(7)?.as_str_or_null()?,
+                name_key: c.get_ref(8)?.as_str_or_null()?,
             };
             let row = RowBase {
                 sync_id: c.get(0)?,
@@ -270,6 +286,8 @@ pub(crate) fn load(
                     version: row.version,
                     fields_hash: row.fields_hash,
                     user_text: stored.user_text.map(str::to_owned),
+                    email_key: stored.email_key.map(str::to_owned),
+                    name_key: stored.name_key.map(str::to_owned),
                 });
             }
         }

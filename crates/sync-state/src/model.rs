@@ -71,6 +71,9 @@ pub struct FolderState {
     pub complete: bool,
     /// The folder's delta link (issue 14), when a delta round ended in one.
     pub delta_link: Option<String>,
+    /// When this folder was last read completely (the caller's clock; schema 3, `None` in rows
+    /// of older files).
+    pub read_at: Option<UnixMicros>,
     /// The tagged copies present after the last run, at most one per SyncId.
     pub copies: Vec<CopyState>,
     /// Every other contact of the folder (issue 14), at most one per contact id.
@@ -116,6 +119,11 @@ pub struct CopyState {
     pub fields_hash: u64,
     /// The copy's own note text (issue 14), only when non-empty.
     pub user_text: Option<String>,
+    /// The copy's matching key (schema 3), normalised by the caller: its primary email, or —
+    /// without one — its displayName. The binary keeps it for hub copies only (`None` in users'
+    /// folders and in rows of older files).
+    pub email_key: Option<String>,
+    pub name_key: Option<String>,
 }
 
 /// A hub deletion remembered (or held).

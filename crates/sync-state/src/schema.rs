@@ -11,7 +11,10 @@
 //! 1. tenants, folders, tagged copies, pending creates, tombstones, opt-outs, withdrawals, the
 //!    run log (issue 12);
 //! 2. the per-tenant `book` and the per-folder `loose` contacts (issue 14: delta runs must be able
-//!    to reproduce every contact of every folder from memory).
+//!    to reproduce every contact of every folder from memory);
+//! 3. the matching key of each hub copy (`copy.email_key` / `copy.name_key`) and when each
+//!    folder was last read (`folder.read_at`): what the planner's memory holds that versions 1–2
+//!    had no place for (issue 12, wiring the binary).
 //!
 //! Times are integers (µs since the Unix epoch), SyncIds 16-byte BLOBs, hashes `u64` stored as
 //! the `i64` with the same bits. Copy rows hold only the middle of their contact id and changeKey
@@ -76,8 +79,15 @@ pub(crate) const V2: Step = Step {
     tables: &["book", "loose"],
 };
 
+pub(crate) const V3: Step = Step {
+    migrate: v3,
+    tables: &[],
+};
+
 /// The schema this build writes.
-pub(crate) const SCHEMA: Schema = Schema { steps: &[V1, V2] };
+pub(crate) const SCHEMA: Schema = Schema {
+    steps: &[V1, V2, V3],
+};
 
 /// Runs the migrations from version `from` up to `schema.version()` and stamps the header, in the
 /// caller's transaction.
@@ -211,6 +221,23 @@ pub(crate) fn v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             data          BLOB NOT NULL,
             PRIMARY KEY (folder, id_whole, contact_id)
         ) STRICT, WITHOUT ROWID;
+        ",
+    )
+}
+
+/// Issue 12 (the binary's mapping of the planner's memory): a hub copy's matching key — its
+/// primary email, or its displayName when it has no email, normalised as the planner compares
+/// them — so that when the contact is deleted from the hub the tombstone knows its look-alikes,
+/// and a hub contact that merely lost its tag line is recognised by its key instead of being
+/// taken for a deletion; and when each folder was last read completely, so that the memory of a
+/// folder no run reads any more (a user who left the scope) is forgotten after the retention
+/// period. Columns only, all nullable: rows of versions 1–2 read as "no key, read time unknown".
+pub(crate) fn v3(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "
+        ALTER TABLE copy ADD COLUMN email_key TEXT;
+        ALTER TABLE copy ADD COLUMN name_key TEXT;
+        ALTER TABLE folder ADD COLUMN read_at INTEGER;
         ",
     )
 }

@@ -1,13 +1,15 @@
 //! `synccontacts check`: the users' troubleshooting guide, automated. For each tenant, without
 //! writing anything: configuration, token (and which credential), directory permission, the hub
-//! mailbox and its "All Contacts" folder, mailbox permission, and the user scope — each as a
-//! checklist line, with what to do when it fails.
+//! mailbox and its "All Contacts" folder, mailbox permission, the user scope, and the state file
+//! (found, bound to this tenant and hub, age of the last run, tombstones, held deletes, opt-outs)
+//! — each as a checklist line, with what to do when it fails.
 //!
 //! A failure is worded and classified by `failure.rs`, as `sync` words it, so both commands give
 //! the same exit code and the same fix for the same cause: the tenant's outcome is the class of
 //! its first failed item (where `sync` would have stopped). It must never write (no folder
-//! creation, no contact write) and never print a secret; it stops a tenant's checklist at the
-//! first failure that makes later checks meaningless (no token → no permission checks).
+//! creation, no contact write; the state file is opened read-only) and never print a secret; it
+//! stops a tenant's checklist at the first failure that makes later checks meaningless (no token
+//! → no permission checks).
 
 use std::fmt::Write as _;
 
@@ -20,6 +22,7 @@ use crate::failure::{Class, Failure, PERM_CONTACTS, PERM_USERS};
 use crate::output::Out;
 use crate::report::Detail;
 use crate::run::{self, HUB_FOLDER, RunEnv, Undecided};
+use crate::state::{self, Store};
 
 /// One line of the checklist.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +67,16 @@ impl CheckItem {
             fix: Some(f.fix),
         }
     }
+    /// A state file `check` cannot read (`sync` refuses to run with it, exit 2): the tenant's
+    /// checklist fails (exit 1), since the other tenants' files may be fine.
+    fn state_fail(what: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            status: CheckStatus::Fail,
+            what: what.into(),
+            fix: Some(fix.into()),
+            outcome: TenantOutcome::Failed,
+        }
+    }
     /// A failure `sync` meets as a failed mailbox (the rest of the tenant goes on): partial.
     fn mailbox_fail(what: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
@@ -90,7 +103,13 @@ impl CheckItem {
 
 /// `synccontacts check [--tenant KEY]...`. With [`Detail::Quiet`] (`-q`) only warnings,
 /// failures and the last line are printed; that line always ends with the exit code returned.
-pub async fn check_command(env: &Env, tenants: &[String], detail: Detail, out: &Out) -> Exit {
+pub async fn check_command(
+    env: &Env,
+    tenants: &[String],
+    state_path: Option<&std::path::Path>,
+    detail: Detail,
+    out: &Out,
+) -> Exit {
     let refused = |e: &config::ConfigError| {
         let exit = process_exit_code(&RunEnd::refused());
         out.line(&format!(
@@ -103,6 +122,9 @@ pub async fn check_command(env: &Env, tenants: &[String], detail: Detail, out: &
     };
     let mut config = match config::load(env).and_then(|mut c| {
         c.select_tenants(tenants)?;
+        if let Some(p) = state_path {
+            c.state = config::StatePath::option(p.to_owned());
+        }
         Ok(c)
     }) {
         Ok(c) => c,
@@ -132,9 +154,13 @@ pub async fn check_command(env: &Env, tenants: &[String], detail: Detail, out: &
     for w in &config.warnings {
         out.line(&format!("[warn] {w}"));
     }
+    // Read-only: no lock, no folder, no move, no write (a missing file stays missing).
+    let mut store = state::open(&config.state, true);
     let mut outcomes = Vec::new();
     for ((t, client), undecided) in config.tenants.iter().zip(&clients).zip(&undecided) {
-        let items = check_tenant(t, client, undecided.as_ref()).await;
+        let mut seen = Seen::default();
+        let mut items = check_tenant(t, client, undecided.as_ref(), &mut seen).await;
+        items.extend(state_items(&mut store, t, &seen, &config.state));
         let shown: Vec<String> = items
             .iter()
             .filter(|i| !quiet || i.status != CheckStatus::Ok)
@@ -176,12 +202,26 @@ fn is_halt(e: &GraphError) -> bool {
     matches!(Class::of(e), Class::Unreachable | Class::Stopped)
 }
 
+/// What the checklist learnt that the state is bound to (docs/state-and-deletes.md §1.1).
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// The token's `tid`.
+    pub tenant_guid: Option<String>,
+    /// The hub's directory object id.
+    pub hub_object_id: Option<String>,
+    /// The hub folder's id, when it exists.
+    pub hub_folder_id: Option<String>,
+    /// Whether the checklist got as far as looking for the hub folder.
+    pub looked_for_folder: bool,
+}
+
 /// The checklist of one tenant. `undecided` is why its test-user scope is still undecided, when
-/// it is.
+/// it is; `seen` gets what the state is bound to.
 pub async fn check_tenant(
     t: &TenantConfig,
     client: &GraphClient,
     undecided: Option<&Undecided>,
+    seen: &mut Seen,
 ) -> Vec<CheckItem> {
     let mut items = vec![CheckItem::ok(format!(
         "configuration valid ({}, {} cloud, {})",
@@ -193,6 +233,7 @@ pub async fn check_tenant(
     // Token.
     match client.token().await {
         Ok(info) => {
+            seen.tenant_guid = info.tenant_id.clone();
             let roles = if info.roles.is_empty() {
                 "no application roles in the token".to_owned()
             } else {
@@ -313,10 +354,13 @@ pub async fn check_tenant(
 
     // The hub mailbox and its folder.
     match client.user(&t.hub).await {
-        Ok(u) => items.push(CheckItem::ok(format!(
-            "shared mailbox user exists ({})",
-            u.user_principal_name.as_deref().unwrap_or(&u.id)
-        ))),
+        Ok(u) => {
+            seen.hub_object_id = Some(u.id.clone());
+            items.push(CheckItem::ok(format!(
+                "shared mailbox user exists ({})",
+                u.user_principal_name.as_deref().unwrap_or(&u.id)
+            )))
+        }
         Err(e) if e.kind == ErrorKind::NotFound => {
             items.push(CheckItem::failure(Failure::hub_not_a_user(t, &e)));
             return items;
@@ -335,8 +379,10 @@ pub async fn check_tenant(
             PERM_USERS,
         )),
     }
+    seen.looked_for_folder = true;
     match client.find_contact_folder(&t.hub, HUB_FOLDER).await {
         Ok(Some(f)) => {
+            seen.hub_folder_id = Some(f.id.clone());
             items.push(CheckItem::ok(format!(
                 "\"{HUB_FOLDER}\" found in {}",
                 t.hub
@@ -394,6 +440,152 @@ pub async fn check_tenant(
         }
     }
     items
+}
+
+const STATE_KEEP: &str =
+    "keep the state file between runs (README: \"Keeping the state in GitLab CI\")";
+
+/// The state section of a tenant's checklist: never fails the tenant (the state is only memory),
+/// warns where a sync would run in first-run mode or hold deletes.
+fn state_items(
+    store: &mut Result<Store, config::Problem>,
+    t: &TenantConfig,
+    seen: &Seen,
+    path: &config::StatePath,
+) -> Vec<CheckItem> {
+    let shown = path.path.display();
+    let store = match store {
+        Ok(s) => s,
+        Err(p) => {
+            return vec![CheckItem::state_fail(
+                format!("state file {shown}: {}", p.problem),
+                p.fix.clone(),
+            )];
+        }
+    };
+    match store.status() {
+        // A first setup has none yet; a lost one shows as a first-run-mode sync (and its warning).
+        sync_state::OpenStatus::Missing => {
+            return vec![CheckItem::ok(format!(
+                "no state file at {shown} ({}) yet: the first real sync creates it (a sync without \
+                 it runs in first-run mode: nothing is deleted)",
+                path.origin
+            ))];
+        }
+        sync_state::OpenStatus::Unusable { why } => {
+            return vec![CheckItem::warn(
+                format!(
+                    "state file {shown} is unusable ({why}): the next sync moves it aside and runs \
+                     in first-run mode"
+                ),
+                "nothing to do unless it happens again (then check what else writes that path)",
+            )];
+        }
+        _ => {}
+    }
+    let Some(folder_id) = &seen.hub_folder_id else {
+        let what = if seen.looked_for_folder {
+            format!(
+                "state file {shown} found; \"{HUB_FOLDER}\" does not exist yet, so there is no memory of this hub"
+            )
+        } else {
+            format!(
+                "state file {shown} found; not compared with this tenant (the checks above stopped first)"
+            )
+        };
+        return vec![CheckItem::ok(what)];
+    };
+    let binding = state::binding(
+        seen.tenant_guid.as_deref(),
+        &t.tenant_id,
+        seen.hub_object_id.as_deref(),
+        &t.hub,
+        folder_id,
+    );
+    let records = match store.records(&binding.tenant_id) {
+        Ok(r) => r,
+        Err(e) => {
+            return vec![CheckItem::warn(
+                format!("state file {shown} could not be read: {e}"),
+                "the next sync runs in first-run mode; if this repeats, move the file away",
+            )];
+        }
+    };
+    let Some(s) = records else {
+        let others = store.tenant_ids();
+        if others.is_empty() {
+            return vec![CheckItem::ok(format!(
+                "state file {shown} holds no memory yet: the first real sync fills it"
+            ))];
+        }
+        return vec![CheckItem::warn(
+            format!(
+                "state file {shown} holds no memory of this tenant ({}), only of: {}; the next \
+                 sync of this tenant runs in first-run mode (nothing is deleted)",
+                binding.tenant_id,
+                others.join(", ")
+            ),
+            format!("check that --state names this tenant's file, or {STATE_KEEP}"),
+        )];
+    };
+    let mut items = Vec::new();
+    if s.binding != binding {
+        items.push(CheckItem::warn(
+            format!(
+                "state file {shown} is bound to {}: the next sync runs in first-run mode (nothing \
+                 is deleted) and replaces it",
+                state::other_binding(&s.binding, &binding)
+            ),
+            "expected after GlobalAddressBookUserId changed or \"All Contacts\" was re-created; otherwise check --state",
+        ));
+        return items;
+    }
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "check reports the age of the last run against the wall clock; it plans nothing"
+    )]
+    let now = jiff::Timestamp::now();
+    let last = s.last_commit_time.or(s.last_plan_time);
+    let age = last
+        .and_then(|m| jiff::Timestamp::from_microsecond(m).ok())
+        .map_or_else(
+            || "no run recorded".to_owned(),
+            |at| format!("last run {} ago ({at})", age(now.duration_since(at))),
+        );
+    items.push(CheckItem::ok(format!(
+        "state file {shown} bound to this tenant ({}) and hub ({}); {age}",
+        binding.tenant_id, binding.hub_mailbox_id
+    )));
+    let held = s.tombstones.iter().filter(|t| t.held.is_some()).count();
+    let copies: usize = s.folders.iter().map(|f| f.copies.len()).sum();
+    items.push(CheckItem::ok(format!(
+        "state remembers {copies} contact copies in {} folders, {} tombstones (contacts deleted \
+         from the hub), {} opt-outs",
+        s.folders.len(),
+        s.tombstones.len() - held,
+        s.opt_outs.len()
+    )));
+    if held > 0 {
+        items.push(CheckItem::warn(
+            format!("{held} deletion(s) from the company book are held (by the brake or a bad read)"),
+            format!(
+                "if they are intended: synccontacts sync --tenant {} --allow-deletes {held}; otherwise restore the contacts in \"{HUB_FOLDER}\"",
+                t.tenant_id
+            ),
+        ));
+    }
+    items
+}
+
+/// `3 d 4 h`, `2 h 5 min`, `42 s`: how long ago, for a checklist line.
+fn age(d: jiff::SignedDuration) -> String {
+    let s = d.as_secs().max(0);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+    }
 }
 
 /// `login <root>, Graph <root>`, each with the setting it came from when not the cloud's.

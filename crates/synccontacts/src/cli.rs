@@ -31,7 +31,9 @@ use crate::stop::{self, StopCause};
                   error (the configuration, an option or an output path was refused: nothing was \
                   written, and nothing requested unless a test-user key needed a tenant's verified \
                   domains); 3 every tenant failed on its setup (credentials, permission, the hub \
-                  mailbox); 130/143 interrupted by SIGINT/SIGTERM. Precedence 2 > 130/143 > 3 > 1 > 0."
+                  mailbox); 4 deletes held by the brake (everything else was done; release them with \
+                  --allow-deletes N); 130/143 interrupted by SIGINT/SIGTERM (what was written is \
+                  recorded in the state). Precedence 2 > 130/143 > 3 > 1 > 4 > 0."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -106,6 +108,15 @@ pub struct SyncArgs {
     /// KEY that matches no tenant is a configuration error.
     #[arg(long = "tenant", value_name = "KEY")]
     pub tenants: Vec<String>,
+    /// The state file: what the last run left (our writes, deletions from the book). Default
+    /// AUTOMATION_SYNCCONTACTS_STATE, else .synccontacts/state.sqlite under the working folder
+    /// (created when missing). A dry run only reads it.
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Release up to N deletes held by the brake in this run (one tenant: use with --tenant when
+    /// several are configured). The run prints the exact command when it holds any.
+    #[arg(long, value_name = "N")]
+    pub allow_deletes: Option<usize>,
     /// Which action lines to print: `all`, `summary` (none; totals, mailbox lines and failures
     /// only), or N, the first N of each kind per step (default 20). Failures and conflicts are
     /// always printed; the report holds every action.
@@ -124,6 +135,9 @@ pub struct CheckArgs {
     /// KEY that matches no tenant is a configuration error.
     #[arg(long = "tenant", value_name = "KEY")]
     pub tenants: Vec<String>,
+    /// The state file to report on (read only; default as for sync).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +228,7 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>, env: Env) -> Exit {
         Command::Check(args) => runtime.block_on(crate::check::check_command(
             &env,
             &args.tenants,
+            args.state.as_deref(),
             opts.detail,
             &out,
         )),
@@ -307,11 +322,40 @@ pub async fn sync_with_report(
     opts: OutputOptions,
     out: &Out,
 ) -> (Exit, RunReport) {
-    let outputs = output_problems(args);
     let loaded = config::load(env).and_then(|mut c| {
         c.select_tenants(&args.tenants)?;
+        if let Some(path) = &args.state {
+            c.state = config::StatePath::option(path.clone());
+        }
+        c.allow_deletes = args.allow_deletes;
         Ok(c)
     });
+    // A refused configuration runs nothing: its state path is only checked, not prepared.
+    let dry_run = args.dry_run || loaded.as_ref().map_or(true, |c| c.dry_run);
+    let state = match &loaded {
+        Ok(c) => c.state.clone(),
+        Err(_) => args.state.clone().map_or_else(
+            || config::StatePath::from_env(env),
+            config::StatePath::option,
+        ),
+    };
+    let mut outputs = output_problems(args, &state, dry_run);
+    if let (Some(n), Ok(c)) = (args.allow_deletes, &loaded)
+        && c.tenants.len() > 1
+    {
+        outputs.push(config::Problem {
+            variable: "--allow-deletes".into(),
+            tenant: None,
+            field: None,
+            problem: format!(
+                "releases held deletes of one tenant, but {} tenants would run",
+                c.tenants.len()
+            ),
+            fix: format!(
+                "add --tenant KEY for the tenant whose deletes to release (the run that held them printed the command: synccontacts sync --tenant KEY --allow-deletes {n})"
+            ),
+        });
+    }
     let mut config = match (loaded, outputs) {
         (Ok(c), outputs) if outputs.is_empty() => c,
         (Ok(_), problems) => return refused(&config::ConfigError { problems }),
@@ -346,9 +390,13 @@ pub async fn sync_with_report(
     }
 }
 
-/// The files the command line names, checked before the first request (`--report`, `--junit`;
-/// the state store's path uses the same check).
-fn output_problems(args: &SyncArgs) -> Vec<config::Problem> {
+/// The files the run names, checked before the first request: `--report`, `--junit`, and the
+/// state file (a real run may create its folder; a dry run only reads it).
+fn output_problems(
+    args: &SyncArgs,
+    state: &config::StatePath,
+    dry_run: bool,
+) -> Vec<config::Problem> {
     let mut problems = Vec::new();
     for (option, path) in [("--report", &args.report), ("--junit", &args.junit)] {
         if let Some(path) = path
@@ -356,6 +404,9 @@ fn output_problems(args: &SyncArgs) -> Vec<config::Problem> {
         {
             problems.push(p);
         }
+    }
+    if let Err(p) = state.check(!dry_run) {
+        problems.push(p);
     }
     problems
 }
@@ -375,7 +426,7 @@ fn refused(e: &config::ConfigError) -> (Exit, RunReport) {
 }
 
 /// How a sync ended, from its report: refused when it carries a configuration error, else its
-/// tenants' outcomes and the signal that interrupted it.
+/// tenants' outcomes, the signal that interrupted it and whether the brake held deletes.
 fn end_of(report: &RunReport) -> RunEnd {
     RunEnd {
         refused: report.error.is_some(),
@@ -383,6 +434,7 @@ fn end_of(report: &RunReport) -> RunEnd {
             Some(StopCause::Signal(s)) => Some(s),
             _ => None,
         },
+        deletes_held: report.tenants.iter().any(|t| t.book.brake_held()),
         ..RunEnd::of_tenants(report.tenants.iter().map(|t| t.outcome))
     }
 }

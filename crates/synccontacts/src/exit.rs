@@ -12,11 +12,9 @@
 //! | 1 | a tenant, mailbox or write failed (an unreachable endpoint, Graph errors after retries, a partial tenant), the run stopped at its deadline, or the run's own work failed (report file, runtime): safe to repeat |
 //! | 2 | the command line, the configuration or an output path was refused: nothing was written |
 //! | 3 | every tenant that ran failed on its setup — credentials, a permission, or the hub mailbox: the fix is in the app registration or the tenant's configuration, a rerun alone cannot help |
-//! | 130 | interrupted by SIGINT: in-flight writes finished, the report says what was done |
+//! | 4 | deletes held by the brake (docs/state-and-deletes.md §3.4); everything else was applied: release them with `--allow-deletes N` |
+//! | 130 | interrupted by SIGINT: in-flight writes finished, what was written is recorded in the state, the report says what was done |
 //! | 143 | interrupted by SIGTERM: likewise |
-//!
-//! Coming, and to be added here when it is used: 4 (deletes held by the brake; the rest of the
-//! run was applied).
 //!
 //! **Precedence** when several apply: **2 > 130/143 > 3 > 1 > 4 > 0**. A refusal means nothing
 //! ran, so nothing else is true of it. An interruption is the operator's own doing and explains
@@ -54,6 +52,7 @@ pub enum Exit {
     Partial = 1,
     Config = 2,
     Setup = 3,
+    DeletesHeld = 4,
     Interrupted = 130,
     Terminated = 143,
 }
@@ -83,6 +82,8 @@ pub struct RunEnd {
     pub run_failed: bool,
     /// The run was interrupted by this signal (SIGINT or SIGTERM).
     pub interrupted: Option<crate::stop::Signal>,
+    /// The brake held deletes in some tenant (a deliberate pause that needs a decision).
+    pub deletes_held: bool,
 }
 
 impl RunEnd {
@@ -130,6 +131,8 @@ pub fn process_exit_code(end: &RunEnd) -> Exit {
         Exit::Setup
     } else if any_tenant_failed || end.run_failed {
         Exit::Partial
+    } else if end.deletes_held {
+        Exit::DeletesHeld
     } else {
         Exit::Ok
     }
@@ -146,8 +149,37 @@ mod tests {
             tenants: tenants.to_vec(),
             run_failed,
             interrupted: None,
+            deletes_held: false,
         })
         .code()
+    }
+
+    fn held(tenants: &[TenantOutcome], refused: bool, run_failed: bool) -> u8 {
+        process_exit_code(&RunEnd {
+            refused,
+            tenants: tenants.to_vec(),
+            run_failed,
+            interrupted: None,
+            deletes_held: true,
+        })
+        .code()
+    }
+
+    /// 4 only when nothing else is wrong: below 2, 3 and 1, above 0.
+    #[test]
+    fn held_deletes_exit_4_below_every_failure() {
+        assert_eq!(held(&[Ok], false, false), 4);
+        assert_eq!(held(&[Ok, Ok], false, false), 4);
+        assert_eq!(held(&[Ok, Partial], false, false), 1);
+        assert_eq!(held(&[Ok, Failed], false, false), 1);
+        assert_eq!(
+            held(&[Ok], false, true),
+            1,
+            "the report could not be written"
+        );
+        assert_eq!(held(&[AuthFailed], false, false), 3);
+        assert_eq!(held(&[Ok], true, false), 2);
+        assert_eq!(Exit::DeletesHeld.code(), 4);
     }
 
     #[test]
@@ -220,12 +252,15 @@ mod tests {
         ];
         for (signal, want) in [(Signal::Int, 130), (Signal::Term, 143)] {
             for tenants in tenant_sets {
-                for run_failed in [false, true] {
+                for (run_failed, deletes_held) in
+                    [(false, false), (true, false), (false, true), (true, true)]
+                {
                     let end = |refused| RunEnd {
                         refused,
                         tenants: tenants.to_vec(),
                         run_failed,
                         interrupted: Some(signal),
+                        deletes_held,
                     };
                     assert_eq!(process_exit_code(&end(false)).code(), want, "{tenants:?}");
                     assert_eq!(process_exit_code(&end(true)).code(), 2, "{tenants:?}");
@@ -234,5 +269,50 @@ mod tests {
         }
         assert_eq!(Exit::Interrupted.code(), 130);
         assert_eq!(Exit::Terminated.code(), 143);
+    }
+
+    /// The whole chain, 2 > 130/143 > 3 > 1 > 4 > 0, each step with everything below it true:
+    /// both branches' codes (held deletes, issue 12; interruptions, issue 16) in one function.
+    #[test]
+    fn the_whole_precedence_chain() {
+        use crate::stop::Signal;
+        let all = RunEnd {
+            refused: true,
+            tenants: vec![AuthFailed],
+            run_failed: true,
+            interrupted: Some(Signal::Term),
+            deletes_held: true,
+        };
+        assert_eq!(process_exit_code(&all).code(), 2);
+        let all = RunEnd {
+            refused: false,
+            ..all
+        };
+        assert_eq!(process_exit_code(&all).code(), 143);
+        let all = RunEnd {
+            interrupted: None,
+            ..all
+        };
+        assert_eq!(process_exit_code(&all).code(), 3, "every tenant's setup");
+        let all = RunEnd {
+            tenants: vec![Ok, Stopped],
+            ..all
+        };
+        assert_eq!(
+            process_exit_code(&all).code(),
+            1,
+            "a deadline's stopped tenant"
+        );
+        let all = RunEnd {
+            tenants: vec![Ok],
+            run_failed: false,
+            ..all
+        };
+        assert_eq!(process_exit_code(&all).code(), 4);
+        let all = RunEnd {
+            deletes_held: false,
+            ..all
+        };
+        assert_eq!(process_exit_code(&all).code(), 0);
     }
 }

@@ -15,5 +15,6 @@ pub mod logging;
 pub mod output;
 pub mod report;
 pub mod run;
+pub mod state;
 pub mod stop;
 pub mod version;

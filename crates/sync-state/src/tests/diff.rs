@@ -49,7 +49,9 @@ fn counts_inserts_updates_and_deletes_row_by_row() {
     hub.copies.remove(0); // deleted
     hub.copies[0].change_key = Some("EQAAABYAAADhub9999".into()); // updated
     hub.copies[1].user_text = Some("note".into()); // updated
+    hub.copies[2].name_key = Some("alex wilber".into()); // updated (schema 3)
     hub.copies.push(copy("hub", 500)); // inserted
+    hub.read_at = Some(1_790_000_000_000_000); // folder row: updated (schema 3)
     next.folders[1].complete = true; // folder row: updated
     next.tombstones[1].held = None; // updated
     next.opt_outs.clear(); // deleted
@@ -59,7 +61,7 @@ fn counts_inserts_updates_and_deletes_row_by_row() {
         stats,
         CommitStats {
             inserted: 2,
-            updated: 5,
+            updated: 7,
             deleted: 3,
             reencoded: 0
         }

@@ -3,15 +3,18 @@
 
 use super::*;
 use crate::open::with_suffix;
-use crate::schema::{Schema, Step, V1, V2};
+use crate::schema::{Schema, Step, V1, V2, V3};
 use rusqlite::Transaction;
 
 /// What a build that knows only version 1 (issue 12's) opens files with.
 const SCHEMA_V1: Schema = Schema { steps: &[V1] };
 
-/// A made-up version 3, to test a schema newer than this build's and the migration of a current
+/// What a build that knows up to version 2 opens files with.
+const SCHEMA_V2: Schema = Schema { steps: &[V1, V2] };
+
+/// A made-up version 4, to test a schema newer than this build's and the migration of a current
 /// file.
-fn test_v3(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+fn test_v4(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(
         "CREATE TABLE future (
             tenant INTEGER NOT NULL REFERENCES tenant(id),
@@ -20,12 +23,13 @@ fn test_v3(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         ) STRICT, WITHOUT ROWID;",
     )
 }
-const SCHEMA_V3: Schema = Schema {
+const SCHEMA_V4: Schema = Schema {
     steps: &[
         V1,
         V2,
+        V3,
         Step {
-            migrate: test_v3,
+            migrate: test_v4,
             tables: &["future"],
         },
     ],
@@ -247,10 +251,10 @@ fn read_only_reads_a_good_file_and_leaves_no_trace() {
 
 #[test]
 fn a_newer_schema_is_refused_in_both_modes_and_left_untouched() {
-    // (this build, a version 3 file) and (a version-1-only build, a file this build wrote).
+    // (this build, a version 4 file) and (a version-1-only build, a file this build wrote).
     for (writer, reader, found, known) in [
-        (SCHEMA_V3, schema::SCHEMA, 3, 2),
-        (schema::SCHEMA, SCHEMA_V1, 2, 1),
+        (SCHEMA_V4, schema::SCHEMA, 4, 3),
+        (schema::SCHEMA, SCHEMA_V1, 3, 1),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.sqlite");
@@ -275,7 +279,7 @@ fn a_newer_schema_is_refused_in_both_modes_and_left_untouched() {
 }
 
 #[test]
-fn a_v1_file_written_by_the_v1_code_is_migrated_to_v2_keeping_its_data() {
+fn a_v1_file_written_by_the_v1_code_is_migrated_to_the_current_version_keeping_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = v1_file(dir.path());
     let v1_t = normalized(v1_view(full_tenant("t")));
@@ -303,15 +307,16 @@ fn a_v1_file_written_by_the_v1_code_is_migrated_to_v2_keeping_its_data() {
     assert_eq!(loaded, Some(v1_t.clone()));
     assert!(f.commit_tenant(&loaded.unwrap()).unwrap().is_empty());
     assert_eq!(f.tenant("empty").unwrap(), Some(empty));
-    assert_eq!(user_version(&path), 2);
+    assert_eq!(user_version(&path), 3);
     assert!(has_table(&path, "book") && has_table(&path, "loose"));
 
-    // The v2 data goes in beside the migrated rows: only the book and the loose rows are new.
+    // The v2 and v3 data go in beside the migrated rows: only the book and the loose rows are
+    // new; two hub copies gain their keys and the hub folder its read time.
     let full = full_tenant("t");
     let added = full.book.len() + full.folders.iter().map(|f| f.loose.len()).sum::<usize>();
     let stats = f.commit_tenant(&full).unwrap();
     assert_eq!(stats.inserted, added as u64, "{stats:?}");
-    assert_eq!((stats.updated, stats.deleted), (0, 0), "{stats:?}");
+    assert_eq!((stats.updated, stats.deleted), (3, 0), "{stats:?}");
     drop(f);
     let (mut f, status) = StateFile::open(&path, RW).unwrap();
     assert_eq!(status, OpenStatus::Opened);
@@ -320,25 +325,77 @@ fn a_v1_file_written_by_the_v1_code_is_migrated_to_v2_keeping_its_data() {
 }
 
 #[test]
+fn a_v2_file_is_migrated_to_v3_and_its_rows_read_without_keys_or_read_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let full = full_tenant("t");
+    {
+        let (mut f, status) = StateFile::open(&path, RW).unwrap();
+        assert_eq!(status, OpenStatus::Created);
+        f.commit_tenant(&v2_view(full.clone())).unwrap();
+    }
+    std::fs::remove_file(with_suffix(&path, ".lock")).unwrap();
+    // Back to the tables the version 2 code made (version 3 only added these columns), and
+    // proof that a version 2 build opens the result.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE copy DROP COLUMN email_key; ALTER TABLE copy DROP COLUMN name_key;
+             ALTER TABLE folder DROP COLUMN read_at; PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    assert_eq!(
+        open::open(&path, Mode::ReadOnly, &SCHEMA_V2).unwrap().1,
+        OpenStatus::Opened
+    );
+    assert_eq!(user_version(&path), 2);
+    let v2_t = normalized(v2_view(full.clone()));
+    // Read-only: migrated in memory, the file stays at version 2.
+    let before = snapshot(dir.path());
+    let (mut ro, status) = StateFile::open(&path, Mode::ReadOnly).unwrap();
+    assert_eq!(status, OpenStatus::Migrated { from: 2 });
+    assert_eq!(ro.tenant("t").unwrap(), Some(v2_t.clone()));
+    drop(ro);
+    assert_eq!(snapshot(dir.path()), before);
+    // Read-write: migrated on disk; a commit of the loaded state writes nothing, the v3 data
+    // updates exactly the rows that carry it.
+    let (mut f, status) = StateFile::open(&path, RW).unwrap();
+    assert_eq!(status, OpenStatus::Migrated { from: 2 });
+    let loaded = f.tenant("t").unwrap();
+    assert_eq!(loaded, Some(v2_t));
+    assert!(f.commit_tenant(&loaded.unwrap()).unwrap().is_empty());
+    assert_eq!(user_version(&path), 3);
+    let stats = f.commit_tenant(&full).unwrap();
+    assert_eq!(
+        (stats.inserted, stats.updated, stats.deleted),
+        (0, 3, 0),
+        "{stats:?}"
+    );
+    drop(f);
+    let (mut f, _) = StateFile::open(&path, RW).unwrap();
+    assert_eq!(f.tenant("t").unwrap(), Some(normalized(full)));
+}
+
+#[test]
 fn a_current_file_is_migrated_forward_keeping_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let (path, state) = saved(dir.path());
-    // Read-only: migrated in memory, the file stays at version 2.
+    // Read-only: migrated in memory, the file stays at version 3.
     std::fs::remove_file(with_suffix(&path, ".lock")).unwrap();
     let before = snapshot(dir.path());
-    let (mut ro, status) = open::open(&path, Mode::ReadOnly, &SCHEMA_V3).unwrap();
-    assert_eq!(status, OpenStatus::Migrated { from: 2 });
+    let (mut ro, status) = open::open(&path, Mode::ReadOnly, &SCHEMA_V4).unwrap();
+    assert_eq!(status, OpenStatus::Migrated { from: 3 });
     assert_eq!(ro.tenant("t").unwrap(), Some(normalized(state.clone())));
     drop(ro);
     assert_eq!(snapshot(dir.path()), before);
     // Read-write: migrated on disk, once.
-    let (mut f, status) = open::open(&path, RW, &SCHEMA_V3).unwrap();
-    assert_eq!(status, OpenStatus::Migrated { from: 2 });
+    let (mut f, status) = open::open(&path, RW, &SCHEMA_V4).unwrap();
+    assert_eq!(status, OpenStatus::Migrated { from: 3 });
     assert_eq!(f.tenant("t").unwrap(), Some(normalized(state.clone())));
     drop(f);
-    let (_, status) = open::open(&path, RW, &SCHEMA_V3).unwrap();
+    let (_, status) = open::open(&path, RW, &SCHEMA_V4).unwrap();
     assert_eq!(status, OpenStatus::Opened);
-    assert_eq!(user_version(&path), 3);
+    assert_eq!(user_version(&path), 4);
     assert!(has_table(&path, "future"));
 }
 
@@ -348,16 +405,16 @@ fn a_fresh_file_runs_every_migration() {
     let path = dir.path().join("state.sqlite");
     // A leftover of a creation that was interrupted.
     std::fs::write(with_suffix(&path, ".new"), b"half a database").unwrap();
-    let (_, status) = open::open(&path, RW, &SCHEMA_V3).unwrap();
+    let (_, status) = open::open(&path, RW, &SCHEMA_V4).unwrap();
     assert_eq!(status, OpenStatus::Created);
-    assert_eq!(user_version(&path), 3);
+    assert_eq!(user_version(&path), 4);
     assert!(has_table(&path, "book") && has_table(&path, "loose") && has_table(&path, "future"));
     // No leftover of the creation.
     assert_eq!(names(dir.path()), ["state.sqlite", "state.sqlite.lock"]);
-    // This build creates version 2.
+    // This build creates version 3.
     let other = dir.path().join("current.sqlite");
     assert_eq!(StateFile::open(&other, RW).unwrap().1, OpenStatus::Created);
-    assert_eq!(user_version(&other), 2);
+    assert_eq!(user_version(&other), 3);
 }
 
 #[test]

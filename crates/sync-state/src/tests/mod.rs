@@ -44,6 +44,8 @@ pub(crate) fn copy(mailbox: &str, n: u32) -> CopyState {
         version: 1_780_000_000_000_000 + i64::from(n),
         fields_hash: 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(u64::from(n) + 1),
         user_text: None,
+        email_key: None,
+        name_key: None,
     }
 }
 
@@ -53,6 +55,7 @@ pub(crate) fn folder(mailbox: &str, ns: impl IntoIterator<Item = u32>) -> Folder
         folder_id: format!("AAMkContacts-{mailbox}="),
         complete: true,
         delta_link: None,
+        read_at: None,
         copies: ns.into_iter().map(|n| copy(mailbox, n)).collect(),
         loose: Vec::new(),
     }
@@ -93,6 +96,10 @@ pub(crate) fn full_tenant(tenant: &str) -> TenantState {
     hub.copies[6].change_key = Some("a changeKey that shares nothing".into());
     hub.copies[7].fields_hash = u64::MAX;
     hub.copies[8].version = -5;
+    // Schema 3: hub copies' matching keys, a folder's read time.
+    hub.copies[9].email_key = Some("ann@example.com".into());
+    hub.copies[10].name_key = Some("ann example".into());
+    hub.read_at = Some(1_780_000_100_000_000);
     hub.loose = vec![
         loose("hub", 30),
         loose("hub", 31),
@@ -160,11 +167,24 @@ pub(crate) fn full_tenant(tenant: &str) -> TenantState {
     }
 }
 
-/// `state` as schema version 1 held it: no book, no loose contacts.
-pub(crate) fn v1_view(mut state: TenantState) -> TenantState {
+/// `state` as schema version 1 held it: no book, no loose contacts, and nothing of version 3.
+pub(crate) fn v1_view(state: TenantState) -> TenantState {
+    let mut state = v2_view(state);
     state.book.clear();
     for f in &mut state.folders {
         f.loose.clear();
+    }
+    state
+}
+
+/// `state` as schema version 2 held it: no copy keys, no folder read times.
+pub(crate) fn v2_view(mut state: TenantState) -> TenantState {
+    for f in &mut state.folders {
+        f.read_at = None;
+        for c in &mut f.copies {
+            c.email_key = None;
+            c.name_key = None;
+        }
     }
     state
 }

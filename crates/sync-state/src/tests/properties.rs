@@ -17,9 +17,10 @@ fn arb_copy(mailbox: u8) -> impl Strategy<Value = (u32, CopyState)> + Clone {
         any::<i64>(),
         any::<u64>(),
         proptest::option::weighted(0.2, "[a-zé\r\n ]{1,12}"),
+        proptest::option::weighted(0.3, (any::<bool>(), "[a-z@. ]{1,10}")),
     )
         .prop_map(
-            move |(n, id_style, ck_style, generation, version, fields_hash, user_text)| {
+            move |(n, id_style, ck_style, generation, version, fields_hash, user_text, key)| {
                 let contact_id = match id_style {
                     0 | 1 => format!("AAMkADm{mailbox}AAAAAEOAAAAAABGAAAAA{n:08x}AAA="),
                     2 => format!("AAMkNEWDB{mailbox}{n}="),
@@ -39,6 +40,8 @@ fn arb_copy(mailbox: u8) -> impl Strategy<Value = (u32, CopyState)> + Clone {
                         version,
                         fields_hash,
                         user_text,
+                        email_key: key.clone().filter(|k| k.0).map(|k| k.1),
+                        name_key: key.filter(|k| !k.0).map(|k| k.1),
                     },
                 )
             },
@@ -82,29 +85,33 @@ fn arb_folder() -> impl Strategy<Value = FolderState> {
                 Just(m),
                 any::<bool>(),
                 proptest::option::of("[a-z]{1,6}"),
+                proptest::option::of(any::<i64>()),
                 btree_map(0..40u32, arb_copy(m).prop_map(|(_, c)| c), 0..30),
                 vec(arb_loose(m), 0..8),
             )
         })
-        .prop_map(|(m, complete, delta_link, copies, mut loose)| FolderState {
-            mailbox: format!("m{m}"),
-            folder_id: format!("AAMkF{m}="),
-            complete,
-            delta_link,
-            copies: copies
-                .into_iter()
-                .map(|(n, c)| CopyState {
-                    sync_id: sid(n),
-                    ..c
-                })
-                .collect(),
-            loose: {
-                // One per contact id.
-                loose.sort_by(|a, b| a.contact_id.cmp(&b.contact_id));
-                loose.dedup_by(|a, b| a.contact_id == b.contact_id);
-                loose
+        .prop_map(
+            |(m, complete, delta_link, read_at, copies, mut loose)| FolderState {
+                mailbox: format!("m{m}"),
+                folder_id: format!("AAMkF{m}="),
+                complete,
+                delta_link,
+                read_at,
+                copies: copies
+                    .into_iter()
+                    .map(|(n, c)| CopyState {
+                        sync_id: sid(n),
+                        ..c
+                    })
+                    .collect(),
+                loose: {
+                    // One per contact id.
+                    loose.sort_by(|a, b| a.contact_id.cmp(&b.contact_id));
+                    loose.dedup_by(|a, b| a.contact_id == b.contact_id);
+                    loose
+                },
             },
-        })
+        )
 }
 
 fn arb_state() -> impl Strategy<Value = TenantState> {
@@ -214,6 +221,7 @@ fn nudge(mut s: TenantState, seed: u64) -> TenantState {
             match k {
                 0 => c.version = c.version.wrapping_add(1),
                 1 => c.change_key = c.change_key.take().map(|ck| ck + "x"),
+                2 => c.email_key = c.email_key.take().map(|e| e + "z"),
                 _ => {}
             }
         }
@@ -224,6 +232,9 @@ fn nudge(mut s: TenantState, seed: u64) -> TenantState {
                 2 => l.data.push(j as u8),
                 _ => {}
             }
+        }
+        if seed.is_multiple_of(2) {
+            f.read_at = f.read_at.map(|t| t.wrapping_add(86_400_000_000));
         }
         if seed.is_multiple_of(3) {
             f.copies.retain(|c| c.sync_id[3] % 4 != 0);

@@ -32,8 +32,12 @@ pub const MAX_RUN_MINUTES: &str = "AUTOMATION_SYNCCONTACTS_MAX_RUN_MINUTES";
 /// sharing one app registration split the budget).
 pub const APP_BUDGET: &str = "AUTOMATION_SYNCCONTACTS_APP_BUDGET";
 
+/// The state file (`--state` wins; default `.synccontacts/state.sqlite` under the working
+/// directory).
+pub const STATE: &str = "AUTOMATION_SYNCCONTACTS_STATE";
+
 /// Every variable configuration reads (for messages and for the hermetic tests).
-pub const ALL_VARIABLES: [&str; 14] = [
+pub const ALL_VARIABLES: [&str; 15] = [
     CONFIG_JSON,
     TENANTS_JSON,
     DRY_RUN,
@@ -48,6 +52,7 @@ pub const ALL_VARIABLES: [&str; 14] = [
     BATCH,
     MAX_RUN_MINUTES,
     APP_BUDGET,
+    STATE,
 ];
 
 /// A snapshot of environment variables. Holds secrets, so its `Debug` lists names only.

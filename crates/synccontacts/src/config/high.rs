@@ -42,6 +42,11 @@ pub struct Config {
     pub unresolved_test_user_keys: Vec<UnresolvedTestUserKey>,
     /// `--tenant` left some tenants out (a test-user key may be meant for one of them).
     pub(super) narrowed: bool,
+    /// The state file (docs/state-and-deletes.md §1): [`super::STATE`] or the default; the
+    /// command line's `--state` replaces it.
+    pub state: super::StatePath,
+    /// `--allow-deletes N` (sync only): release up to N held deletes this run.
+    pub allow_deletes: Option<usize>,
 }
 
 /// One tenant, fully validated.
@@ -165,6 +170,8 @@ impl Config {
             warnings: found.warnings,
             unresolved_test_user_keys: unresolved,
             narrowed: false,
+            state: super::StatePath::from_env(env),
+            allow_deletes: None,
         })
     }
 

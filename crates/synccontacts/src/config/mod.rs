@@ -65,11 +65,12 @@ pub use graph::{Cloud, Endpoints, Secret};
 pub use credential::CredentialConfig;
 pub use env::{
     ALL_VARIABLES, APP_BUDGET, BATCH, CA_FILE, CLIENT_ID, CLIENT_SECRET, CONFIG_JSON, DRY_RUN, Env,
-    GAB_USER_ID, GRAPH_URL, LOGIN_URL, MAX_RUN_MINUTES, TENANT_ID, TENANTS_JSON, TEST_USERS_JSON,
+    GAB_USER_ID, GRAPH_URL, LOGIN_URL, MAX_RUN_MINUTES, STATE, TENANT_ID, TENANTS_JSON,
+    TEST_USERS_JSON,
 };
 pub use high::{Config, EndpointOrigins, TenantConfig};
 pub use low::{LowConfig, LowTenant, Source, TestUserMap};
-pub use outputs::{MissingFolder, check_output_path};
+pub use outputs::{DEFAULT_STATE, MissingFolder, StatePath, check_input_path, check_output_path};
 pub use problem::{ConfigError, Problem};
 pub use scope::{UnresolvedTestUserKey, UserScope};
 pub use tenant_fields::TenantOptions;

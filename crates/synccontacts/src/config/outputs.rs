@@ -1,15 +1,65 @@
-//! Output paths the command line names (`--report FILE`, `--junit FILE`; the state store's path
-//! next), checked before the first request: a report that cannot be written must
-//! refuse the run (exit 2, nothing requested), not fail after an hour of writes.
+//! Output paths the command line names (`--report FILE`, `--junit FILE`) and the state file
+//! (`--state`), checked before the first request: a report that cannot be written must refuse the
+//! run (exit 2, nothing requested), not fail after an hour of writes.
 //!
 //! The check proves what it can without writing anything the user would see: a new file is
 //! created and removed at once, an existing one is opened for appending and left untouched. It
-//! never makes a request; it creates a missing folder only when asked to ([`MissingFolder::Create`]).
+//! never makes a request; it creates a missing folder only when asked to ([`MissingFolder::Create`]),
+//! and a path that is only read (a dry run's state file, [`check_input_path`]) is never written.
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
+use super::env::{Env, STATE};
 use super::problem::Problem;
+
+/// Where the state file is when neither `--state` nor [`STATE`] names one: under the working
+/// directory (a CI job's checkout), in a folder of its own that a cache can keep.
+pub const DEFAULT_STATE: &str = ".synccontacts/state.sqlite";
+
+/// The state file of a run and the setting that named it (for messages).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatePath {
+    pub path: PathBuf,
+    /// `--state`, the variable [`STATE`], or `"--state (default)"`.
+    pub origin: String,
+}
+
+impl StatePath {
+    /// [`STATE`] when set and not blank, else [`DEFAULT_STATE`]; `--state` overrides both (the
+    /// command line sets it over this).
+    pub fn from_env(env: &Env) -> Self {
+        match env.non_blank(STATE) {
+            Some(p) => Self {
+                path: PathBuf::from(p.trim()),
+                origin: STATE.into(),
+            },
+            None => Self {
+                path: PathBuf::from(DEFAULT_STATE),
+                origin: "--state (default)".into(),
+            },
+        }
+    }
+
+    /// The path given with `--state`.
+    pub fn option(path: PathBuf) -> Self {
+        Self {
+            path,
+            origin: "--state".into(),
+        }
+    }
+
+    /// Checks the path before the first request: a real run writes it (its folder is created
+    /// when missing, like the default `.synccontacts/`); a dry run and `check` only read it and
+    /// create nothing.
+    pub fn check(&self, writes: bool) -> Result<(), Problem> {
+        if writes {
+            check_output_path(&self.origin, &self.path, MissingFolder::Create)
+        } else {
+            check_input_path(&self.origin, &self.path)
+        }
+    }
+}
 
 /// What [`check_output_path`] does when the folder of the path does not exist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,10 +159,43 @@ pub fn check_output_path(option: &str, path: &Path, missing: MissingFolder) -> R
     }
 }
 
+/// Checks a path that is only read and may not exist yet (a dry run's state file): it must name
+/// a file, not a folder, and when it exists it must be readable. Creates and changes nothing.
+pub fn check_input_path(option: &str, path: &Path) -> Result<(), Problem> {
+    let refuse = |problem: String, fix: &str| Problem {
+        variable: option.to_owned(),
+        tenant: None,
+        field: None,
+        problem,
+        fix: fix.to_owned(),
+    };
+    let shown = path.display();
+    if path.as_os_str().is_empty() {
+        return Err(refuse("is empty".into(), "give a file path"));
+    }
+    let names_folder = path.as_os_str().to_string_lossy().ends_with(['/', '\\']);
+    if names_folder || path.is_dir() {
+        return Err(refuse(
+            format!("`{shown}` is a folder, not a file"),
+            "give a file name in it",
+        ));
+    }
+    if path.exists()
+        && let Err(e) = fs::File::open(path)
+    {
+        return Err(refuse(
+            format!("`{shown}` exists and cannot be read: {e}"),
+            "make it readable for the job, or choose another path",
+        ));
+    }
+    Ok(())
+}
+
 /// A file name to suggest for `option`'s path.
 fn example_file(option: &str) -> &'static str {
     match option {
         "--junit" => "junit.xml",
+        o if o.starts_with("--state") || o == STATE => "state.sqlite",
         _ => "report.json",
     }
 }
@@ -198,6 +281,41 @@ mod tests {
     }
 
     #[test]
+    fn a_state_path_read_only_creates_nothing_and_refuses_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = StatePath::option(dir.path().join("new").join("state.sqlite"));
+        missing.check(false).unwrap();
+        assert!(
+            !dir.path().join("new").exists(),
+            "a dry run created a folder"
+        );
+        missing.check(true).unwrap();
+        assert!(dir.path().join("new").is_dir(), "a real run creates it");
+        let p = StatePath::option(dir.path().to_owned())
+            .check(false)
+            .expect_err("a folder");
+        assert_eq!(p.variable, "--state");
+        assert!(p.problem.contains("is a folder"), "{p}");
+    }
+
+    #[test]
+    fn the_state_path_comes_from_the_option_the_variable_or_the_default() {
+        let env: Env = [(STATE, " /tmp/s.sqlite ")].into_iter().collect();
+        assert_eq!(
+            StatePath::from_env(&env),
+            StatePath {
+                path: PathBuf::from("/tmp/s.sqlite"),
+                origin: STATE.into()
+            }
+        );
+        let blank: Env = [(STATE, " ")].into_iter().collect();
+        assert_eq!(
+            StatePath::from_env(&blank).path,
+            PathBuf::from(DEFAULT_STATE)
+        );
+    }
+
+    #[test]
     fn the_fix_suggests_a_file_name_that_fits_the_option() {
         let dir = tempfile::tempdir().unwrap();
         let junit = check_output_path("--junit", dir.path(), MissingFolder::Refuse).unwrap_err();
@@ -210,6 +328,11 @@ mod tests {
                 .fix
                 .ends_with("report.json")
         );
+        // The state file, named by the option, its variable or the default.
+        for origin in ["--state", STATE, "--state (default)"] {
+            let state = check_output_path(origin, dir.path(), MissingFolder::Create).unwrap_err();
+            assert!(state.fix.ends_with("state.sqlite"), "{state}");
+        }
     }
 
     #[test]

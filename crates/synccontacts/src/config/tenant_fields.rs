@@ -9,6 +9,7 @@
 //! variables) is stage two's. Reading a field never reads a file or the environment.
 
 use graph::{Cloud, Secret};
+use sync_engine::plan::{Deletes, UserDeletes};
 
 use super::credential::CredentialConfig;
 use super::low::LowTenant;
@@ -24,12 +25,23 @@ pub struct TenantOptions {
     /// `UpdateExisting`: older copies that differ are updated (`true`, the default); `false` only
     /// creates and stamps.
     pub update_existing: bool,
+    /// `Deletes`: `"hub"` (the default: a contact deleted from the hub is deleted from every
+    /// user) or `"off"` (nothing is deleted; the deletes are only printed).
+    pub deletes: Deletes,
+    /// `UserDeletes`: `"restore"` (the default: a copy a user deleted comes back) or `"respect"`.
+    pub user_deletes: UserDeletes,
+    /// `MaxDeletes`: hold every delete when a run would remove more than this many contacts
+    /// from the book; `None`: the default brake (more than 10 and more than 10 % of the hub).
+    pub max_deletes: Option<usize>,
 }
 
 impl Default for TenantOptions {
     fn default() -> Self {
         Self {
             update_existing: true,
+            deletes: Deletes::default(),
+            user_deletes: UserDeletes::default(),
+            max_deletes: None,
         }
     }
 }
@@ -49,6 +61,9 @@ pub(super) enum FieldValue {
         item: &'static str,
         set: fn(&mut LowTenant, Vec<String>) -> Result<(), String>,
     },
+    /// A whole number ≥ 0: a JSON number, or a string of digits (how a CI variable spliced into
+    /// JSON often arrives); null counts as absent.
+    Count(fn(&mut LowTenant, usize) -> Result<(), String>),
 }
 
 /// One row of [`TENANT_FIELDS`].
@@ -198,6 +213,54 @@ pub(super) const TENANT_FIELDS: &[TenantField] = &[
         fix: "use true or false (true is the default)",
     },
     TenantField {
+        name: "Deletes",
+        top_level: true,
+        required: false,
+        value: FieldValue::Text(|t, v| {
+            t.options.deletes = match v.to_ascii_lowercase().as_str() {
+                "hub" => Deletes::Hub,
+                "off" => Deletes::Off,
+                _ => {
+                    return Err(format!(
+                        "`{}` is not a known value",
+                        graph::text::truncate(&v, 20)
+                    ));
+                }
+            };
+            Ok(())
+        }),
+        fix: r#"use "hub" (the default: a contact deleted from "All Contacts" is deleted from every user's Contacts) or "off" (nothing is ever deleted; the run prints "Would delete:" lines instead)"#,
+    },
+    TenantField {
+        name: "UserDeletes",
+        top_level: true,
+        required: false,
+        value: FieldValue::Text(|t, v| {
+            t.options.user_deletes = match v.to_ascii_lowercase().as_str() {
+                "restore" => UserDeletes::Restore,
+                "respect" => UserDeletes::Respect,
+                _ => {
+                    return Err(format!(
+                        "`{}` is not a known value",
+                        graph::text::truncate(&v, 20)
+                    ));
+                }
+            };
+            Ok(())
+        }),
+        fix: r#"use "restore" (the default: a copy a user deleted comes back) or "respect" (that user is opted out of the contact until they create it again)"#,
+    },
+    TenantField {
+        name: "MaxDeletes",
+        top_level: true,
+        required: false,
+        value: FieldValue::Count(|t, n| {
+            t.options.max_deletes = Some(n);
+            Ok(())
+        }),
+        fix: "use a whole number ≥ 0: the most contacts one run may remove from the company book before it holds every delete (0 holds them all); leave it out for the default, more than 10 and more than 10 % of the hub's contacts",
+    },
+    TenantField {
         name: "Cloud",
         top_level: false,
         required: false,
@@ -264,6 +327,11 @@ pub(super) fn read_field(
         FieldValue::List { item, set } => lookup(found, at, obj, name)
             .and_then(|v| list(found, at, name, item, field.fix, v))
             .map(|v| set(target, v)),
+        FieldValue::Count(set) => match lookup(found, at, obj, name).map(count) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(n))) => Some(set(target, n)),
+            Some(Err(msg)) => Some(Err(msg)),
+        },
     };
     match stored {
         None => false,
@@ -302,6 +370,28 @@ pub(super) fn lookup<'j>(
         );
     }
     Some(&first.1)
+}
+
+/// A whole number ≥ 0 from a JSON number or a string of digits; null (or a blank string) is
+/// absent.
+fn count(v: &OrderedJson) -> Result<Option<usize>, String> {
+    let digits = match v {
+        OrderedJson::Null => return Ok(None),
+        OrderedJson::String(s) if s.trim().is_empty() => return Ok(None),
+        OrderedJson::String(s) => s.trim(),
+        OrderedJson::Number(n) => n.as_str(),
+        other => return Err(format!("must be a whole number, found {}", other.kind())),
+    };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "`{}` is not a whole number ≥ 0",
+            graph::text::truncate(digits, 20)
+        ));
+    }
+    digits
+        .parse()
+        .map(Some)
+        .map_err(|_| format!("`{}` is too large", graph::text::truncate(digits, 20)))
 }
 
 /// A string field, trimmed; blank or null is absent.

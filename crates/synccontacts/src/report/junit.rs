@@ -21,9 +21,12 @@
 //! none). A stage after the one that stopped the tenant is `skipped` ("not reached"); a mailbox
 //! without an Exchange mailbox is `skipped`; every failure carries Graph's request-id. A dry run
 //! fails and passes the same cases (planned writes pass), says so in each suite's `dryRun`
-//! property and in every case's `system-out` (shown beside a failure). A configuration error
-//! (exit 2) writes one suite `synccontacts` with one failing `configuration` case. Issue 12's
-//! held deletes (exit 4) get their case in [`deletes_held`].
+//! property and in every case's `system-out` (shown beside a failure). A tenant the run's stop
+//! kept from starting, or cut short while it wrote (a signal, the deadline, an endpoint gone),
+//! fails one more case, `run`, with its last line's words. A configuration error
+//! (exit 2) writes one suite `synccontacts` with one failing `configuration` case. Held deletes
+//! (issue 12; exit 4 when the brake held them) fail one more case, `deletes held`
+//! ([`deletes_held`]), which ends with the command that releases them.
 //!
 //! Built from the [`RunReport`] only, which holds no secret (errors arrive redacted): this
 //! module never talks to Graph, never decides an exit code, and never writes anything but the
@@ -236,20 +239,29 @@ fn tenant_suite(t: &TenantReport, dry_run: bool) -> Suite {
     }
 }
 
-/// Whether the tenant stopped before planning (as opposed to ran, fully or partly).
+/// Whether the tenant stopped before planning (as opposed to ran, fully or partly): it never
+/// learnt its hub folder, and did not end ok — whatever the outcome's class (a credential, a
+/// missing hub, the run's stop; issue 16's `config-failed` and `stopped` too).
 fn stopped(t: &TenantReport) -> bool {
-    matches!(t.outcome, TenantOutcome::Failed | TenantOutcome::AuthFailed)
+    t.hub_folder == HubFolder::Unknown && t.outcome != TenantOutcome::Ok
+}
+
+/// Whether a tenant that planned was cut short while writing (the run's stop, an endpoint gone):
+/// its stages passed and its writes not done are `stopped`, not failed, so only a `run` case
+/// can show it.
+fn cut_short(t: &TenantReport) -> bool {
+    !stopped(t) && matches!(t.outcome, TenantOutcome::Stopped | TenantOutcome::Failed)
 }
 
 /// `token` and `permissions`, plus a failing `run` when a stopped tenant does not say where it
-/// stopped (no code path does that today; the failure must show all the same).
+/// stopped (a tenant the run's stop kept from starting) or when its writes were cut short.
 fn stage_cases(t: &TenantReport) -> Vec<Case> {
     let error = t.error.clone().unwrap_or_default();
     let mut cases = Vec::new();
     for (stage, name) in [(Stage::Token, "token"), (Stage::Permissions, "permissions")] {
         cases.push(stage_case(t, stage, name, &error));
     }
-    if stopped(t) && t.stages.stopped_at.is_none() {
+    if (stopped(t) && t.stages.stopped_at.is_none()) || cut_short(t) {
         cases.push(Case::failed("run", capped_text(&error)));
     }
     cases
@@ -352,11 +364,35 @@ fn mailbox_cases(t: &TenantReport) -> Vec<Case> {
         .collect()
 }
 
-/// The hook for issue 12: when the brake holds a tenant's deletes (exit 4), a failing
-/// `deletes held` case after the mailboxes, listing what was held and the command that releases
-/// it (then a tenant has N + 5 cases). Nothing holds deletes yet, so there is no case.
-fn deletes_held(_t: &TenantReport) -> Option<Case> {
-    None
+/// Issue 12's held deletes: a failing `deletes held` case after the mailboxes (then a tenant
+/// has N + 5 cases) when the tenant held any — by the brake (exit code 4: its text ends with
+/// the command that releases them) or after a bad read of the hub — listing what was held, at
+/// most [`MAX_LISTED`].
+fn deletes_held(t: &TenantReport) -> Option<Case> {
+    let held = &t.book.held_deletes;
+    if held.is_empty() {
+        return None;
+    }
+    let mut text = format!(
+        "{} deletion(s) from the company book held: nothing of them was deleted this run",
+        held.len()
+    );
+    for h in held.iter().take(MAX_LISTED) {
+        text.push('\n');
+        text.push_str(&capped_line(&super::held_line(h)));
+    }
+    if held.len() > MAX_LISTED {
+        let _ = write!(
+            text,
+            "\n… and {} more (the --report file lists every held delete)",
+            held.len() - MAX_LISTED
+        );
+    }
+    if let Some(line) = super::release_line(&t.book) {
+        text.push('\n');
+        text.push_str(&line);
+    }
+    Some(Case::failed("deletes held", text))
 }
 
 /// A failure's text for the failed writes among `writes`, `None` when none failed: one line per
@@ -404,6 +440,7 @@ fn write_counts(writes: &[&ActionRecord]) -> Vec<String> {
             (ActionKind::Create, "created"),
             (ActionKind::Update, "updated"),
             (ActionKind::Stamp, "stamped"),
+            (ActionKind::Delete, "deleted"),
         ]
         .into_iter()
         .map(|(k, word)| (count(r, k), word))

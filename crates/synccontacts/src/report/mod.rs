@@ -3,10 +3,13 @@
 //! problems, repairs — and the `--report FILE` JSON (SPEC §6), which holds every action.
 //!
 //! This module holds the report's types; `build.rs` turns a tenant's plan and the outcomes of its
-//! writes into records, `text.rs` the report into the lines on stdout, `json.rs` into the
-//! `--report` file, `junit.rs` into the `--junit` file (GitLab's unit test report). It never talks to Graph, never decides an exit code (see `exit.rs`) and never
+//! writes into records (and tells repairs from data problems), `book.rs` the plan's book changes
+//! (held deletes, repairs, …) into records and lines, `text.rs` the report into the lines on
+//! stdout, `json.rs` into the `--report` file, `junit.rs` into the `--junit` file (GitLab's unit
+//! test report). It never talks to Graph, never decides an exit code (see `exit.rs`) and never
 //! receives a secret (no field here can hold one: errors arrive already redacted by the client).
 
+mod book;
 pub mod build;
 mod json;
 mod junit;
@@ -21,6 +24,10 @@ use crate::exit::TenantOutcome;
 use crate::run::{HUB_FOLDER, USER_FOLDER};
 use crate::stop::StopCause;
 
+pub use book::{
+    BookRecord, BookReport, HeldDelete, RepairCause, RepairRecord, held_line, opt_out_line,
+    release_line, repair_line, would_delete_line,
+};
 pub use json::write_json;
 pub use junit::write_junit;
 pub use text::{
@@ -79,10 +86,19 @@ pub struct TenantReport {
     pub failed_mailboxes: Vec<MailboxNote>,
     /// Data problems the planner found (duplicate keys in a folder, …): reported, never "fixed".
     pub problems: Vec<String>,
-    /// User copies whose SyncId the hub did not know, linked again by this run (an earlier run
-    /// was interrupted, or the hub copy was deleted): counted as `step2.repaired`.
-    pub repairs: Vec<String>,
+    /// Contacts whose SyncId the hub did not know, linked again by this run — re-created in the
+    /// hub, or a user copy linked to the hub contact with its email or name — because an earlier
+    /// run was interrupted (or the hub copy was deleted): not data problems. Those whose write was
+    /// done (or planned) are counted as `step1.repaired`. Both the planner's repairs (with a
+    /// state) and the first-run mode's are here, once each (`build::problems_and_repairs`).
+    pub repairs: Vec<RepairRecord>,
     pub actions: Vec<ActionRecord>,
+    /// What the run made of the state file for this tenant (docs/state-and-deletes.md §1.2):
+    /// `new`, `loaded` or `reset: <why>`; `null` when the tenant stopped before it was read.
+    pub state: Option<String>,
+    /// Held deletes, the release command, report-only deletes, opt-outs.
+    #[serde(flatten)]
+    pub book: BookReport,
     /// What the `--junit` file needs beyond the JSON report's fields (whose shape is a
     /// contract, so these are not serialized): the tenant's label (`TenantId (PrimaryDomain)`),
     /// the stage a stopped tenant stopped at, the user mailboxes that were read.
@@ -134,6 +150,8 @@ impl TenantReport {
             problems: Vec::new(),
             repairs: Vec::new(),
             actions: Vec::new(),
+            state: None,
+            book: BookReport::default(),
             stages: StageFacts::default(),
         }
     }
@@ -217,8 +235,10 @@ pub struct StepTotals {
     /// Writes not done because the run stopped (a signal, the deadline, an unreachable
     /// endpoint); the next run completes them.
     pub stopped: usize,
-    /// User copies whose SyncId the hub did not know, linked again (step 2 only; see
-    /// [`TenantReport::repairs`]).
+    /// Repairs done (or planned) this run: contacts whose SyncId the hub did not know, linked
+    /// again — re-created in the hub (also counted as created) or a user copy linked to its hub
+    /// contact (also counted as stamped or updated). Step 1 only (it is the hub's link that is
+    /// repaired; see [`TenantReport::repairs`]). Not a data problem.
     pub repaired: usize,
 }
 

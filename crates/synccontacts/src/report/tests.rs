@@ -238,7 +238,7 @@ fn json_report_has_the_spec_keys() {
 }
 
 /// A report with every field set, in both tenant states (planned, and stopped before planning).
-fn full_report() -> RunReport {
+pub(super) fn full_report() -> RunReport {
     let mut ok = TenantReport::failed("t1", "hub@c.com", TenantOutcome::Ok, String::new());
     ok.status = TenantStatus::Ok;
     ok.error = None;
@@ -253,8 +253,8 @@ fn full_report() -> RunReport {
         action(2, ActionKind::Update, ActionResult::Conflict),
         failed_write,
     ];
-    ok.step1 = totals(&ok.actions, 1, 3, 0);
-    ok.step2 = totals(&ok.actions, 2, 4, 1);
+    ok.step1 = totals(&ok.actions, 1, 3, 1);
+    ok.step2 = totals(&ok.actions, 2, 4, 0);
     ok.skipped_mailboxes.push(MailboxNote {
         mailbox: "room@c.com".into(),
         reason: "no Exchange Online mailbox (MailboxNotEnabledForRESTAPI)".into(),
@@ -262,8 +262,40 @@ fn full_report() -> RunReport {
     });
     ok.problems
         .push("DuplicateEmail in a@c.com/Contacts (x@c.com): two [contacts: c1, c2]".into());
-    ok.repairs
-        .push("SyncId s in a@c.com/Contacts was not in the hub: re-created".into());
+    ok.state = Some("loaded".into());
+    let record = |mailbox: &str, folder| BookRecord {
+        sync_id: "0b6c7f7e-0000-4000-8000-000000000002".into(),
+        display_name: Some("Bianca Pisani".into()),
+        email: Some("bianca@c.com".into()),
+        mailbox: mailbox.into(),
+        folder,
+    };
+    // Both kinds of repair in one list: the planner's (with a state) and the first-run mode's.
+    ok.repairs = vec![
+        RepairRecord {
+            contact: record("hub@c.com", Folder::Hub),
+            reason: RepairCause::InterruptedRun,
+            found_in: "adele@c.com".into(),
+            write: None,
+        },
+        RepairRecord {
+            contact: record("a@c.com", Folder::UserDefault),
+            reason: RepairCause::InterruptedOrDeleted,
+            found_in: "a@c.com".into(),
+            write: None,
+        },
+    ];
+    ok.book = BookReport {
+        held_deletes: vec![HeldDelete {
+            contact: record("hub@c.com", Folder::Hub),
+            reason: sync_engine::HoldReason::Brake,
+            observed_at: "2026-03-01T10:00:00Z".parse().unwrap(),
+            copies: 2,
+        }],
+        release_command: Some("synccontacts sync --tenant t1 --allow-deletes 1".into()),
+        would_delete: vec![record("adele@c.com", Folder::UserDefault)],
+        opt_outs: vec![record("adele@c.com", Folder::UserDefault)],
+    };
     let stopped = TenantReport::failed(
         "t2",
         "hub@d.com",
@@ -315,7 +347,7 @@ const FULL_REPORT_JSON: &str = r#"{
         "failed": 0,
         "conflicts": 0,
         "stopped": 0,
-        "repaired": 0
+        "repaired": 1
       },
       "step2": {
         "created": 0,
@@ -326,7 +358,7 @@ const FULL_REPORT_JSON: &str = r#"{
         "failed": 1,
         "conflicts": 1,
         "stopped": 0,
-        "repaired": 1
+        "repaired": 0
       },
       "requests": 9,
       "skippedMailboxes": [
@@ -341,7 +373,24 @@ const FULL_REPORT_JSON: &str = r#"{
         "DuplicateEmail in a@c.com/Contacts (x@c.com): two [contacts: c1, c2]"
       ],
       "repairs": [
-        "SyncId s in a@c.com/Contacts was not in the hub: re-created"
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "hub@c.com",
+          "folder": "All Contacts",
+          "reason": "interruptedRun",
+          "foundIn": "adele@c.com"
+        },
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "a@c.com",
+          "folder": "Contacts",
+          "reason": "interruptedOrDeleted",
+          "foundIn": "a@c.com"
+        }
       ],
       "actions": [
         {
@@ -434,6 +483,38 @@ const FULL_REPORT_JSON: &str = r#"{
           "error": "Access is denied (HTTP 403 ErrorAccessDenied)",
           "requestId": "rid-1"
         }
+      ],
+      "state": "loaded",
+      "heldDeletes": [
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "hub@c.com",
+          "folder": "All Contacts",
+          "reason": "brake",
+          "observedAt": "2026-03-01T10:00:00Z",
+          "copies": 2
+        }
+      ],
+      "releaseCommand": "synccontacts sync --tenant t1 --allow-deletes 1",
+      "wouldDelete": [
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "adele@c.com",
+          "folder": "Contacts"
+        }
+      ],
+      "optOuts": [
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "adele@c.com",
+          "folder": "Contacts"
+        }
       ]
     },
     {
@@ -471,7 +552,12 @@ const FULL_REPORT_JSON: &str = r#"{
       "failedMailboxes": [],
       "problems": [],
       "repairs": [],
-      "actions": []
+      "actions": [],
+      "state": null,
+      "heldDeletes": [],
+      "releaseCommand": null,
+      "wouldDelete": [],
+      "optOuts": []
     }
   ]
 }"#;

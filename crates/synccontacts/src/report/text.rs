@@ -3,7 +3,9 @@
 //!
 //! Readable at scale (issue 16): a first run of 1,000 users makes millions of writes, and GitLab
 //! truncates a job log at 4 MB. So by default each step shows the first [`ActionLines`] lines of
-//! each kind (create, update, stamp) and says how many more there are; each mailbox written gets
+//! each kind (create, update, stamp, delete) and says how many more there are — the book's
+//! lines too (repairs, opt-outs, report-only and held deletes; only the command that releases
+//! held deletes is always printed, and held deletes also with `-q`); each mailbox written gets
 //! one summary line (which replaces the script's creation summary: the report keeps each
 //! action's `createdBy`); failures and conflicts — what the admin must act on — are always
 //! printed, up to [`MUST_READ_LINES`] per tenant and then counted. `--actions all` prints every
@@ -325,7 +327,12 @@ fn action_lines(out: &mut Vec<String>, actions: &[ActionRecord], lines: ActionLi
         _ => 0,
     };
     for step in [1u8, 2] {
-        for kind in [ActionKind::Create, ActionKind::Update, ActionKind::Stamp] {
+        for kind in [
+            ActionKind::Create,
+            ActionKind::Update,
+            ActionKind::Stamp,
+            ActionKind::Delete,
+        ] {
             let of_kind: Vec<&ActionRecord> = actions
                 .iter()
                 .filter(|a| a.step == step && a.action == kind)
@@ -364,6 +371,26 @@ fn action_lines(out: &mut Vec<String>, actions: &[ActionRecord], lines: ActionLi
     }
 }
 
+/// The lines of a tenant's book changes after its action lines: opt-outs and report-only deletes
+/// (not with `-q`), then held deletes (also with `-q`: they need a decision) — each kind capped
+/// at `per_kind` like the action lines — and last the line with the command that releases what
+/// the brake held, always.
+fn book_lines(out: &mut Vec<String>, b: &super::BookReport, per_kind: usize, quiet: bool) {
+    if !quiet {
+        let opt_outs = b.opt_outs.iter().map(super::opt_out_line).collect();
+        capped(out, opt_outs, per_kind, "opt-outs", ALL_HINT);
+        let would = b
+            .would_delete
+            .iter()
+            .map(super::would_delete_line)
+            .collect();
+        capped(out, would, per_kind, "report-only deletes", ALL_HINT);
+    }
+    let held = b.held_deletes.iter().map(super::held_line).collect();
+    capped(out, held, per_kind, "held deletes", ALL_HINT);
+    out.extend(super::release_line(b));
+}
+
 /// The human text for one tenant, in reading order.
 pub fn tenant_text(
     t: &TenantReport,
@@ -399,21 +426,28 @@ pub fn tenant_text(
         })
         .collect();
     capped(&mut out, failed, MUST_READ_LINES, "failed mailboxes", "");
+    if let Some(state) = t.state.as_deref().filter(|s| *s != "loaded") {
+        out.push(format!(
+            "State: {state} — first-run mode: nothing is deleted this run"
+        ));
+    }
     let problems = t
         .problems
         .iter()
         .map(|p| format!("Data problem: {p}"))
         .collect();
     capped(&mut out, problems, MUST_READ_LINES, "data problems", "");
+    // Book lines are capped like action lines: the first N of each kind, or all.
+    let per_kind = match lines {
+        ActionLines::All => usize::MAX,
+        ActionLines::First(n) => n,
+    };
     if !quiet {
-        let per_kind = match lines {
-            ActionLines::All => usize::MAX,
-            ActionLines::First(n) => n,
-        };
-        let repairs = t.repairs.iter().map(|r| format!("Repaired: {r}")).collect();
+        let repairs = t.repairs.iter().map(super::repair_line).collect();
         capped(&mut out, repairs, per_kind, "repairs", ALL_HINT);
     }
     action_lines(&mut out, &t.actions, lines, quiet);
+    book_lines(&mut out, &t.book, per_kind, quiet);
     // A tenant that stopped before planning has no totals worth printing.
     let planned = t.hub_folder != HubFolder::Unknown;
     if planned && !quiet {
@@ -431,9 +465,14 @@ pub fn tenant_text(
             outcome_word(t.outcome)
         )),
         (None, o) => out.push(format!(
-            "Tenant {}: {} ({} users, {} skipped without mailbox, {} requests)",
+            "Tenant {}: {}{} ({} users, {} skipped without mailbox, {} requests)",
             t.tenant_id,
             outcome_word(o),
+            if t.book.brake_held() {
+                ", deletes held"
+            } else {
+                ""
+            },
             t.users,
             t.skipped_mailboxes.len(),
             t.requests

@@ -8,11 +8,16 @@
 //! answer was lost (a 504, a dropped connection: the client's `UnconfirmedWrite`) may be that
 //! attempt's own doing, so the contact is read again: the write is done if it holds what was
 //! sent ([`Operation::is_applied`]), a conflict if it holds something else, failed if it is gone.
+//! A delete answered 404 — at once, or after an attempt whose answer was lost — is done: the
+//! contact it removes is gone (docs/state-and-deletes.md §3.6).
+//! Each operation's result also says what the state must remember of it ([`WriteResult`]: the
+//! changeKey Graph answered with, the id of a created contact), for `next_memory`.
 //! Once the client halts — the run's stop (a signal, the deadline) or an endpoint gone (its
 //! breaker) — no write starts: the client refuses them without a request, and they are reported
 //! as `stopped`, not as failures, with one line for all of them instead of one each. Writes on
 //! the wire when the run stopped may finish during the stop's grace; after it they are abandoned
-//! (their outcome unknown: `stopped`, saying so).
+//! (their outcome unknown: `stopped`, saying so, and unconfirmed for the state, which then keeps
+//! only what is sure either way).
 //!
 //! This module writes exactly the plan's operations — never one the plan does not hold, never a
 //! create for an update.
@@ -23,7 +28,7 @@ use std::sync::Mutex;
 use futures::StreamExt as _;
 use graph::{ErrorKind, FolderRef, GraphClient, GraphError, WriteRequest};
 use sync_engine::Contact;
-use sync_engine::plan::{Operation, Plan, Target, Write};
+use sync_engine::plan::{Operation, Plan, Target, Write, WriteResult};
 use tracing::{Instrument as _, info, info_span, warn};
 use tracing_indicatif::span_ext::IndicatifSpanExt as _;
 
@@ -64,6 +69,19 @@ fn write_request(op: &Operation, hub_folder: &FolderRef) -> WriteRequest {
     }
 }
 
+/// What became of one operation: the report's outcome and what the state remembers of it.
+#[derive(Clone, Debug)]
+pub(super) struct Applied {
+    pub outcome: Outcome,
+    pub result: WriteResult,
+}
+
+impl Applied {
+    fn new(outcome: Outcome, result: WriteResult) -> Self {
+        Self { outcome, result }
+    }
+}
+
 /// The run's stop, and the first error that halted the client (the tenant's failure when it is
 /// not the stop): shared by every mailbox's writes.
 pub(super) struct Halting<'a> {
@@ -83,11 +101,45 @@ impl Halting<'_> {
     }
 }
 
-/// What [`apply`] did: one outcome per operation, and the error that halted the client, if one
-/// did.
-pub(super) struct Applied {
-    pub outcomes: Vec<Outcome>,
+/// What [`apply`] did: what became of each operation, and the error that halted the client, if
+/// one did.
+pub(super) struct Writes {
+    pub applied: Vec<Applied>,
     pub halt: Option<GraphError>,
+}
+
+/// What the state remembers of a write Graph answered: the changeKey (as the `@odata.etag` it
+/// came in, `next_memory` takes the changeKey out of it), and a created contact's id.
+fn written(op: &Operation, answer: Option<&Contact>) -> WriteResult {
+    match (&op.write, answer) {
+        (Write::Create { .. }, Some(c)) => WriteResult::Created {
+            contact_id: c.id.clone(),
+            change_key: c.etag.clone(),
+        },
+        _ => WriteResult::Done {
+            change_key: answer.and_then(|c| c.etag.clone()),
+        },
+    }
+}
+
+/// What the state remembers of a write Graph refused (`outcome` from [`outcome_of_error`]): a
+/// 412 is a conflict; an error after which the write may have been applied (an answer lost, a
+/// server error after sending, a create not repeated, a halted client: `Cancelled` may follow an
+/// attempt that was applied) is unconfirmed — `next_memory` then keeps only what is sure either
+/// way —; anything else did not apply.
+fn refused(e: &GraphError, outcome: &Outcome) -> WriteResult {
+    match (outcome.result, e.kind) {
+        (ActionResult::Conflict, _) => WriteResult::Conflict,
+        (
+            _,
+            ErrorKind::AmbiguousWrite
+            | ErrorKind::Server
+            | ErrorKind::Transport
+            | ErrorKind::Unreachable
+            | ErrorKind::Cancelled,
+        ) => WriteResult::Unconfirmed,
+        _ => WriteResult::Failed,
+    }
 }
 
 /// The outcome of a write Graph refused: a 412 is a user's edit made after our read (a conflict,
@@ -116,13 +168,13 @@ pub(super) async fn apply(
     hub: &str,
     hub_folder: &FolderRef,
     stop: &RunStop,
-) -> Applied {
+) -> Writes {
     let halting = &Halting {
         stop,
         first: Mutex::new(None),
     };
     let ops = &plan.operations;
-    let mut results: Vec<Option<Outcome>> = vec![None; ops.len()];
+    let mut results: Vec<Option<Applied>> = vec![None; ops.len()];
     let write_span = info_span!("write", "indicatif.pb_show" = tracing::field::Empty);
     write_span.pb_set_style(&bar_style());
     write_span.pb_set_length(ops.len() as u64);
@@ -150,7 +202,7 @@ pub(super) async fn apply(
     let total = ops.len();
     let applied = std::sync::atomic::AtomicUsize::new(0);
     let applied = &applied;
-    let done: Vec<Vec<(usize, Outcome)>> = futures::stream::iter(by_mailbox)
+    let done: Vec<Vec<(usize, Applied)>> = futures::stream::iter(by_mailbox)
         .map(|(mailbox, idx)| {
             let span = write_span.clone();
             async move {
@@ -171,13 +223,18 @@ pub(super) async fn apply(
     for (i, o) in done.into_iter().flatten() {
         results[i] = Some(o);
     }
-    let outcomes = results
+    let applied = results
         .into_iter()
         .map(|o| {
-            o.unwrap_or_else(|| Outcome {
-                result: ActionResult::Failed,
-                error: Some("not executed".into()),
-                request_id: None,
+            o.unwrap_or_else(|| {
+                Applied::new(
+                    Outcome {
+                        result: ActionResult::Failed,
+                        error: Some("not executed".into()),
+                        request_id: None,
+                    },
+                    WriteResult::NotRun,
+                )
             })
         })
         .collect();
@@ -185,7 +242,7 @@ pub(super) async fn apply(
     if let Some(e) = &halt {
         warn!("writes stopped: {e}");
     }
-    Applied { outcomes, halt }
+    Writes { applied, halt }
 }
 
 /// Writes handed to the client at once per mailbox: one `$batch`. A mailbox runs one batch at a
@@ -202,7 +259,7 @@ async fn apply_mailbox(
     idx: &[usize],
     hub_folder: &FolderRef,
     halting: &Halting<'_>,
-) -> Vec<(usize, Outcome)> {
+) -> Vec<(usize, Applied)> {
     let mut out = Vec::with_capacity(idx.len());
     for chunk in idx.chunks(WRITE_CHUNK) {
         out.extend(apply_chunk(client, ops, mailbox, chunk, hub_folder, halting).await);
@@ -220,7 +277,7 @@ async fn apply_chunk(
     idx: &[usize],
     hub_folder: &FolderRef,
     halting: &Halting<'_>,
-) -> Vec<(usize, Outcome)> {
+) -> Vec<(usize, Applied)> {
     let writes: Vec<WriteRequest> = idx
         .iter()
         .map(|&i| write_request(&ops[i], hub_folder))
@@ -240,10 +297,13 @@ async fn apply_chunk(
             return idx
                 .iter()
                 .map(|&i| {
-                    (i, Outcome::stopped(
-                        "in flight when the run stopped, and not finished within its grace: its \
-                         outcome is unknown; the next run reads the folder and completes or \
-                         repairs it".into(),
+                    (i, Applied::new(
+                        Outcome::stopped(
+                            "in flight when the run stopped, and not finished within its grace: \
+                             its outcome is unknown; the next run reads the folder and completes \
+                             or repairs it".into(),
+                        ),
+                        WriteResult::Unconfirmed,
                     ))
                 })
                 .collect();
@@ -263,16 +323,23 @@ async fn apply_chunk(
                     );
                     rewrites.push((i, id, rewrite));
                 }
-                out.push((i, Outcome::done(resp.request_id)));
+                let result = written(op, resp.body.as_ref());
+                out.push((i, Applied::new(Outcome::done(resp.request_id), result)));
             }
             Err(e) => match (e.kind, op.contact_id()) {
                 (ErrorKind::UnconfirmedWrite, Some(id)) => {
                     unconfirmed.push((i, id.to_owned(), e));
                 }
+                // A delete whose contact is already gone has nothing left to do.
+                (ErrorKind::NotFound, _) if op.action() == sync_engine::plan::Action::Delete => {
+                    let o = Outcome::done(e.request_id.clone());
+                    out.push((i, Applied::new(o, WriteResult::Done { change_key: None })));
+                }
                 _ => {
                     let o = outcome_of_error(&e, halting);
                     log_outcome(mailbox, op, &o);
-                    out.push((i, o));
+                    let result = refused(&e, &o);
+                    out.push((i, Applied::new(o, result)));
                 }
             },
         }
@@ -285,13 +352,17 @@ async fn apply_chunk(
         let mut reads = reread(client, mailbox, ids).await;
         for (i, _, e) in unconfirmed {
             let reread = take_read(&mut reads, i);
-            let o = match &reread {
-                Some(Err(halt)) => halting.outcome(halt),
+            // A halted client could not re-read: whether the earlier attempt applied is
+            // unknown, and the next run reads the folder to find out.
+            let a = match &reread {
+                Some(Err(halt)) => halting
+                    .outcome(halt)
+                    .map(|o| Applied::new(o, WriteResult::Unconfirmed)),
                 _ => None,
             }
             .unwrap_or_else(|| settle_unconfirmed(&ops[i], &e, reread));
-            log_outcome(mailbox, &ops[i], &o);
-            out.push((i, o));
+            log_outcome(mailbox, &ops[i], &a.outcome);
+            out.push((i, a));
         }
     }
     if !rewrites.is_empty() {
@@ -330,13 +401,14 @@ fn notes_rewrite(
 }
 
 /// Writes the notes of created contacts again; a rewrite that fails turns its create's outcome
-/// into a failure (an unconfirmed one is settled by a re-read first).
+/// into a failure (an unconfirmed one is settled by a re-read first). The changeKey the state
+/// remembers for the created contact is the rewrite's (or the re-read's).
 async fn rewrite_notes(
     client: &GraphClient,
     ops: &[Operation],
     mailbox: &str,
     rewrites: Vec<(usize, String, WriteRequest)>,
-    out: &mut [(usize, Outcome)],
+    out: &mut [(usize, Applied)],
     halting: &Halting<'_>,
 ) {
     let mut who = Vec::with_capacity(rewrites.len());
@@ -347,9 +419,17 @@ async fn rewrite_notes(
     }
     let responses = client.execute_writes::<Contact>(mailbox, requests).await;
     let mut failed: Vec<(usize, String, GraphError)> = Vec::new();
+    let set_change_key = |out: &mut [(usize, Applied)], i: usize, etag: Option<String>| {
+        if let Some((_, a)) = out.iter_mut().find(|(j, _)| *j == i)
+            && let WriteResult::Created { change_key, .. } = &mut a.result
+        {
+            *change_key = etag;
+        }
+    };
     for ((i, id), r) in who.into_iter().zip(responses) {
-        if let Err(e) = r {
-            failed.push((i, id, e));
+        match r {
+            Ok(resp) => set_change_key(out, i, resp.body.and_then(|c| c.etag)),
+            Err(e) => failed.push((i, id, e)),
         }
     }
     let unsure = failed
@@ -359,22 +439,22 @@ async fn rewrite_notes(
         .collect();
     let mut reads = reread(client, mailbox, unsure).await;
     for (i, _, e) in failed {
-        let written = take_read(&mut reads, i).is_some_and(|c| {
-            c.is_ok_and(|c| {
-                sync_engine::tags::same_notes(
-                    c.personal_notes.as_deref().unwrap_or(""),
-                    &ops[i].expected_notes,
-                )
-            })
-        });
-        if written {
+        let reread = take_read(&mut reads, i).and_then(Result::ok);
+        if let Some(c) = reread.filter(|c| {
+            sync_engine::tags::same_notes(
+                c.personal_notes.as_deref().unwrap_or(""),
+                &ops[i].expected_notes,
+            )
+        }) {
+            set_change_key(out, i, c.etag);
             continue;
         }
         // The contact exists without its tag line; the next run matches it by email and stamps
-        // it, so no duplicate follows — but this run did not finish it.
+        // it, so no duplicate follows — but this run did not finish it, and the state must not
+        // remember it as a copy carrying the SyncId.
         if let Some(slot) = out.iter_mut().find(|(j, _)| *j == i) {
             let error = format!("created, but its personalNotes could not be written: {e}");
-            slot.1 = match halting.outcome(&e) {
+            let outcome = match halting.outcome(&e) {
                 Some(_) => Outcome::stopped(error),
                 None => Outcome {
                     result: ActionResult::Failed,
@@ -382,6 +462,7 @@ async fn rewrite_notes(
                     request_id: e.request_id.clone(),
                 },
             };
+            slot.1 = Applied::new(outcome, WriteResult::Failed);
         }
     }
 }
@@ -418,31 +499,55 @@ fn take_read(
 /// How a write refused after an earlier attempt whose answer was lost
 /// ([`ErrorKind::UnconfirmedWrite`]) ends, from a re-read of its contact: done when the contact
 /// holds what the operation writes ([`Operation::is_applied`]: the refusal was that attempt's own
-/// doing), a conflict when it holds something else (someone changed it after our read), failed
-/// when it is gone or cannot be read. `reread` is `None` when no re-read was made.
+/// doing) — for a delete, when the contact is gone —, a conflict when it holds something else
+/// (someone changed it after our read), failed when it is gone (an update or stamp) or cannot be
+/// read. `reread` is `None` when no re-read was made.
 fn settle_unconfirmed(
     op: &Operation,
     refusal: &GraphError,
     reread: Option<Result<Contact, GraphError>>,
-) -> Outcome {
+) -> Applied {
     let request_id = refusal.request_id.clone();
-    let failed = |error: String| Outcome {
-        result: ActionResult::Failed,
-        error: Some(error),
-        request_id: request_id.clone(),
+    let failed = |error: String| {
+        Applied::new(
+            Outcome {
+                result: ActionResult::Failed,
+                error: Some(error),
+                request_id: request_id.clone(),
+            },
+            WriteResult::Failed,
+        )
     };
+    let delete = op.action() == sync_engine::plan::Action::Delete;
     match reread {
-        Some(Ok(contact)) if op.is_applied(&contact) => Outcome::done(request_id.clone()),
-        Some(Ok(_)) => Outcome {
-            result: ActionResult::Conflict,
-            error: Some(format!(
-                "changed after it was read: refused (HTTP {}) after an attempt whose answer was \
-                 lost, and a re-read shows the contact does not hold what was sent",
-                refusal.status.unwrap_or_default()
-            )),
-            request_id,
-        },
-        // A future delete would be done here: the contact it removes is gone.
+        Some(Ok(contact)) if !delete && op.is_applied(&contact) => Applied::new(
+            Outcome::done(request_id.clone()),
+            WriteResult::Done {
+                change_key: contact.etag,
+            },
+        ),
+        Some(Ok(_)) => Applied::new(
+            Outcome {
+                result: ActionResult::Conflict,
+                error: Some(format!(
+                    "changed after it was read: refused (HTTP {}) after an attempt whose answer \
+                     was lost, and a re-read shows the contact {}",
+                    refusal.status.unwrap_or_default(),
+                    if delete {
+                        "is still there"
+                    } else {
+                        "does not hold what was sent"
+                    }
+                )),
+                request_id,
+            },
+            WriteResult::Conflict,
+        ),
+        // The contact a delete removes is gone: done, whichever attempt removed it.
+        Some(Err(e)) if e.kind == ErrorKind::NotFound && delete => Applied::new(
+            Outcome::done(request_id.clone()),
+            WriteResult::Done { change_key: None },
+        ),
         Some(Err(e)) if e.kind == ErrorKind::NotFound => failed(format!(
             "the contact is gone: it was deleted after this run read it (refused after an \
              attempt whose answer was lost, then not found on re-reading it: {e})"
@@ -480,194 +585,5 @@ fn log_outcome(mailbox: &str, op: &Operation, o: &Outcome) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use sync_engine::plan::{Action, MailboxSnapshot, PlanInput};
-
-    fn err(kind: ErrorKind, status: u16) -> GraphError {
-        GraphError {
-            kind,
-            status: Some(status),
-            code: None,
-            message: "x".into(),
-            request_id: Some("rid".into()),
-        }
-    }
-
-    #[test]
-    fn a_412_is_a_conflict_left_for_the_next_run_not_a_failure() {
-        let stop = RunStop::new();
-        let halting = Halting {
-            stop: &stop,
-            first: Mutex::new(None),
-        };
-        let o = outcome_of_error(&err(ErrorKind::Conflict, 412), &halting);
-        assert_eq!(o.result, ActionResult::Conflict);
-        assert_eq!(o.request_id.as_deref(), Some("rid"));
-        // A 409 (folder exists and the like) is not a user edit: a failure.
-        assert_eq!(
-            outcome_of_error(&err(ErrorKind::Conflict, 409), &halting).result,
-            ActionResult::Failed
-        );
-        assert_eq!(
-            outcome_of_error(&err(ErrorKind::Server, 503), &halting).result,
-            ActionResult::Failed
-        );
-        assert!(halting.first.lock().unwrap().is_none());
-    }
-
-    /// Issue 16: a write the halted client did not do is `stopped`, not failed, and the first
-    /// halt is kept as the tenant's reason.
-    #[test]
-    fn a_write_the_halted_client_did_not_do_is_stopped() {
-        let stop = RunStop::new();
-        let halting = Halting {
-            stop: &stop,
-            first: Mutex::new(None),
-        };
-        let gone = GraphError::new(ErrorKind::Unreachable, "Graph at x unreachable");
-        let o = outcome_of_error(&gone, &halting);
-        assert_eq!(o.result, ActionResult::Stopped);
-        let cancelled = GraphError::new(ErrorKind::Cancelled, "stopped before it was sent");
-        assert_eq!(
-            outcome_of_error(&cancelled, &halting).result,
-            ActionResult::Stopped
-        );
-        assert_eq!(halting.first.lock().unwrap().as_ref(), Some(&gone));
-    }
-
-    /// A contact as read: its etag is `W/"<id>"`.
-    fn read_contact(id: &str, minute: i64, job: &str, notes: Option<&str>) -> sync_engine::Contact {
-        sync_engine::Contact {
-            id: id.into(),
-            etag: Some(format!("W/\"{id}\"")),
-            last_modified_date_time: Some(jiff::Timestamp::from_second(minute * 60).unwrap()),
-            personal_notes: notes.map(Into::into),
-            fields: sync_engine::ContactFields {
-                display_name: Some("Adele Vance".into()),
-                job_title: Some(job.into()),
-                email_addresses: vec![sync_engine::EmailAddress {
-                    name: None,
-                    address: Some("adele@contoso.com".into()),
-                }],
-                ..Default::default()
-            },
-        }
-    }
-
-    /// An update of a1 (stale data), a stamp of b1 (same data, no SyncId), a create in c.
-    fn three_writes() -> Plan {
-        let tag = "SyncId=3f2504e0-4f89-11d3-9a0c-0305e82c3301;CreatedBy=hub@contoso.com";
-        let snapshot = |mailbox: &str, contacts| MailboxSnapshot::complete(mailbox, contacts);
-        let input = PlanInput {
-            hub: snapshot(
-                "hub@contoso.com",
-                vec![read_contact("h1", 9, "Lead", Some(tag))],
-            ),
-            users: vec![
-                // Stale data: an update of a1.
-                snapshot(
-                    "a@contoso.com",
-                    vec![read_contact("a1", 1, "Dev", Some(tag))],
-                ),
-                // Same data, no SyncId yet: a stamp of b1.
-                snapshot("b@contoso.com", vec![read_contact("b1", 1, "Lead", None)]),
-                // Missing: a create.
-                snapshot("c@contoso.com", vec![]),
-            ],
-            update_existing: true,
-            now: jiff::Timestamp::from_second(3600).unwrap(),
-            memory: None,
-            options: Default::default(),
-        };
-        sync_engine::plan(&input, &mut || unreachable!("every contact has a SyncId"))
-    }
-
-    /// Issue 11, bug 1: a write refused after an attempt whose answer was lost is settled by what
-    /// the contact holds when read again.
-    #[test]
-    fn an_unconfirmed_write_is_settled_by_a_re_read_of_its_contact() {
-        let plan = three_writes();
-        let update = plan
-            .operations
-            .iter()
-            .find(|op| op.action() == Action::Update)
-            .unwrap();
-        let notes = Some(update.expected_notes.as_str());
-        let refusal = err(ErrorKind::UnconfirmedWrite, 412);
-        let settle = |reread| settle_unconfirmed(update, &refusal, Some(reread));
-        // It holds what was sent (a later lastModifiedDateTime and etag do not matter): done.
-        let o = settle(Ok(read_contact("a1", 70, "Lead", notes)));
-        assert_eq!(o.result, ActionResult::Done, "{o:?}");
-        assert_eq!(o.request_id.as_deref(), Some("rid"));
-        // Someone changed a field, or the notes, after our attempt: a conflict.
-        for changed in [
-            read_contact("a1", 70, "Edited by Adele", notes),
-            read_contact("a1", 70, "Lead", Some("her own text")),
-        ] {
-            let o = settle(Ok(changed));
-            assert_eq!(o.result, ActionResult::Conflict, "{o:?}");
-        }
-        // Gone meanwhile, or unreadable: failed, saying which.
-        let o = settle(Err(err(ErrorKind::NotFound, 404)));
-        assert_eq!(o.result, ActionResult::Failed);
-        assert!(o.error.as_deref().unwrap().contains("gone"), "{o:?}");
-        let o = settle(Err(err(ErrorKind::Server, 503)));
-        assert_eq!(o.result, ActionResult::Failed);
-        assert!(o.error.as_deref().unwrap().contains("re-reading"), "{o:?}");
-        assert_eq!(
-            settle_unconfirmed(update, &refusal, None).result,
-            ActionResult::Failed
-        );
-    }
-
-    /// Issue 11, bug 2: an update or a stamp is a PATCH of exactly the copy it names, with that
-    /// copy's etag, and only a create is a POST. (Before, an operation without a contact id fell
-    /// back to a POST, so a planner bug would have duplicated a contact; the operation types now
-    /// make that case unwritable, and this pins the mapping.)
-    #[test]
-    fn update_and_stamp_patch_their_own_contact_and_only_create_posts() {
-        let plan = three_writes();
-        let hub_folder = FolderRef::Id("hub-folder".into());
-        // (method, contact id, If-Match, folder, body): everything a request says.
-        let parts = |r: &WriteRequest| match r.clone() {
-            WriteRequest::Create { folder, body } => ("POST", None, None, folder, body),
-            WriteRequest::Update {
-                folder,
-                contact_id,
-                if_match,
-                body,
-            } => ("PATCH", Some(contact_id), if_match, folder, body),
-            WriteRequest::Delete {
-                folder,
-                contact_id,
-                if_match,
-            } => (
-                "DELETE",
-                Some(contact_id),
-                if_match,
-                folder,
-                serde_json::Value::Null,
-            ),
-        };
-        assert_eq!(plan.operations.len(), 3, "{:?}", plan.operations);
-        for op in &plan.operations {
-            let (method, id, etag, folder, body) = parts(&write_request(op, &hub_folder));
-            let expected = match (op.action(), op.mailbox.as_str()) {
-                (Action::Update, "a@contoso.com") => ("PATCH", Some("a1")),
-                (Action::Stamp, "b@contoso.com") => ("PATCH", Some("b1")),
-                (Action::Create, "c@contoso.com") => ("POST", None),
-                other => panic!("unexpected operation {other:?}"),
-            };
-            assert_eq!((method, id.as_deref()), expected, "{op:?}");
-            assert_eq!(
-                etag,
-                id.map(|id| format!("W/\"{id}\"")),
-                "the copy's own etag"
-            );
-            assert_eq!(folder, FolderRef::Default, "all three are user folders");
-            // The body sent is the operation's own (`Operation::body`, what the planner tested).
-            assert_eq!(body, serde_json::Value::Object(op.body()));
-        }
-    }
-}
+#[path = "apply_tests.rs"]
+mod tests;

@@ -10,36 +10,48 @@
 //! etag read at the start (`If-Match`, I9). It never decides sync rules (that is `sync-engine`)
 //! and never retries Graph calls itself (that is `graph`).
 //!
+//! The state file is opened once, before any request (a file this run may not use refuses it,
+//! exit 2); each tenant's memory goes into its plan, the run marker is recorded before its first
+//! write, and what the run leaves is committed in [`commit_written`] after its writes
+//! (`remember.rs`, docs/state-and-deletes.md §1).
+//!
 //! Every run ends: one [`RunStop`] (SIGINT, SIGTERM, the deadline) is shared by every tenant's
 //! client, so once it fires no request starts; a tenant it cuts short is `stopped`, a tenant not
-//! reached yet is reported as not started, and what was written is committed all the same. A
-//! tenant whose endpoint became unreachable (its client's breaker) fails without trying the rest.
+//! reached yet is reported as not started, and what was written is committed all the same (a
+//! stopped tenant's memory holds its done writes, its tombstones and its pending creates, so the
+//! next run loads it and completes the rest). A tenant whose endpoint became unreachable (its
+//! client's breaker) fails without trying the rest, and is committed too.
 //!
 //! Files: `clients.rs` (a tenant's configuration → its Graph client, credentials), `scope.rs`
 //! (pending test-user scopes → verified domains, before any tenant writes), `read.rs` (token,
-//! user scope, hub folder, one read of every folder), `apply.rs` (the plan's writes, mailbox by
-//! mailbox). Turning the plan and the outcomes into the report is `report::build`.
+//! user scope, hub folder, one read of every folder), `remember.rs` (the tenant's memory: load,
+//! run marker, commit), `apply.rs` (the plan's writes, mailbox by mailbox). Turning the plan and
+//! the outcomes into the report is `report::build`.
 
 mod apply;
 mod clients;
 mod read;
+mod remember;
 mod scope;
 
 use std::sync::Arc;
 
 use graph::pacing::AppBudgets;
-use graph::{Clock, FolderRef, GraphClient};
-use sync_engine::plan::{Plan, PlanInput};
-use tracing::{Instrument as _, info, info_span};
+use graph::{Clock, FolderRef, GraphClient, GraphError};
+use sync_engine::plan::{Plan, PlanInput, WriteResult};
+use sync_state::Binding;
+use tracing::{Instrument as _, info, info_span, warn};
 
 use crate::cli::OutputOptions;
 use crate::config::{Config, ConfigError, Env, TenantConfig};
-use crate::exit::TenantOutcome;
+use crate::exit::{RunEnd, TenantOutcome, process_exit_code};
 use crate::failure::{Failure, PERM_CONTACTS, StageFailure};
 use crate::output::Out;
 use crate::report::{
-    self, ActionRecord, ActionResult, Outcome, RunReport, StageFacts, TenantReport, TenantStatus,
+    self, ActionRecord, ActionResult, Outcome, RunReport, StageFacts, StepTotals, TenantReport,
+    TenantStatus,
 };
+use crate::state::{self as state_file, Store};
 use crate::stop::RunStop;
 
 pub use clients::{build_clients, client_config};
@@ -88,6 +100,10 @@ pub async fn sync_all(
     out: &Out,
 ) -> Result<RunReport, ConfigError> {
     let clients = build_clients(&config, env, vars)?;
+    // Before any request: a state file this run may not use (another run holds it, a newer
+    // synccontacts wrote it) refuses the run, like any configuration error.
+    let mut store = state_file::open(&config.state, config.dry_run)
+        .map_err(|p| ConfigError { problems: vec![p] })?;
     let undecided = resolve_pending_scopes(&mut config, &clients).await?;
     if config.dry_run {
         info!(
@@ -110,7 +126,12 @@ pub async fn sync_all(
             ),
             None => {
                 let span = info_span!("tenant", tenant = %t.label());
-                sync_tenant(t, &client, undecided.as_ref(), config.dry_run, env)
+                let run = TenantRun {
+                    dry_run: config.dry_run,
+                    allow_deletes: config.allow_deletes,
+                    env,
+                };
+                sync_tenant(t, &client, undecided.as_ref(), &run, &mut store)
                     .instrument(span)
                     .await
             }
@@ -124,15 +145,24 @@ pub async fn sync_all(
     Ok(report)
 }
 
+/// What every tenant of a run shares.
+struct TenantRun<'a> {
+    dry_run: bool,
+    /// `--allow-deletes N`.
+    allow_deletes: Option<usize>,
+    env: &'a RunEnv,
+}
+
 /// One tenant, start to end. Never panics on Graph trouble; every failure ends up in the report.
 /// `undecided` is why the tenant's user scope is still undecided, when it is.
 async fn sync_tenant(
     t: &TenantConfig,
     client: &GraphClient,
     undecided: Option<&Undecided>,
-    dry_run: bool,
-    env: &RunEnv,
+    run: &TenantRun<'_>,
+    store: &mut Store,
 ) -> TenantReport {
+    let (dry_run, env) = (run.dry_run, run.env);
     let mut snaps = match read::read_tenant(t, client, undecided, dry_run).await {
         Ok(s) => s,
         Err(StageFailure { stage, failure: f }) => {
@@ -149,16 +179,25 @@ async fn sync_tenant(
         }
     };
     let hub_folder_state = snaps.hub_folder_state;
+    let binding = snaps.hub_folder.as_ref().map(|f| {
+        state_file::binding(
+            snaps.tenant_guid.as_deref(),
+            &t.tenant_id,
+            snaps.hub_object_id.as_deref(),
+            &t.hub,
+            &f.id,
+        )
+    });
+    let loaded = remember::load(store, binding.as_ref(), &t.hub);
 
     let read: Vec<String> = snaps.users.iter().map(|u| u.mailbox.clone()).collect();
     let input = PlanInput {
         hub: std::mem::take(&mut snaps.hub),
         users: std::mem::take(&mut snaps.users),
         update_existing: t.options.update_existing,
-        now: env.clock.now(),
-        // First-run mode until the state store is wired in (issue 12).
-        memory: None,
-        options: Default::default(),
+        now: remember::plan_time(env.clock.now()),
+        memory: loaded.memory,
+        options: remember::delete_options(t, run.allow_deletes),
     };
     let gen_id = env.new_sync_id.clone();
     let plan = sync_engine::plan::plan(&input, &mut || gen_id());
@@ -169,64 +208,80 @@ async fn sync_tenant(
         problems.len(),
         repairs.len()
     );
+    let word = loaded.word.clone().after(&plan.memory_verdict);
+    if word != loaded.word {
+        remember::announce(&word);
+    }
 
     let hub_folder = match &snaps.hub_folder {
         Some(f) => FolderRef::Id(f.id.clone()),
         None => FolderRef::Default, // dry run only: nothing is written
     };
-    let (results, halt) = if dry_run {
-        (vec![Outcome::planned(); plan.operations.len()], None)
+    let mut state_error = None;
+    let (applied, halt): (Vec<(Outcome, WriteResult)>, _) = if dry_run {
+        let planned = (Outcome::planned(), WriteResult::NotRun);
+        (vec![planned; plan.operations.len()], None)
+    } else if let Err(e) = remember::record_start(store, binding.as_ref(), &input, &plan) {
+        warn!("{e}; nothing is written for this tenant");
+        let not_sent = Outcome {
+            result: ActionResult::Failed,
+            error: Some(format!("not sent: {e}")),
+            request_id: None,
+        };
+        state_error = Some(e);
+        (
+            vec![(not_sent, WriteResult::NotRun); plan.operations.len()],
+            None,
+        )
     } else {
-        let applied = apply::apply(client, &plan, &t.hub, &hub_folder, &env.stop).await;
-        commit_written(t, &plan, &applied.outcomes);
-        (applied.outcomes, applied.halt)
+        let w = apply::apply(client, &plan, &t.hub, &hub_folder, &env.stop).await;
+        let applied = w.applied.into_iter().map(|a| (a.outcome, a.result));
+        (applied.collect(), w.halt)
     };
+    let (outcomes, results): (Vec<Outcome>, Vec<WriteResult>) = applied.into_iter().unzip();
 
     let actions: Vec<ActionRecord> = plan
         .operations
         .iter()
-        .zip(results)
+        .zip(outcomes)
         .map(|(op, r)| report::build::record(op, r))
         .collect();
     let (skip1, skip2) = report::build::skipped_counts(&input, &plan);
-    let failed_writes = actions.iter().any(|a| a.result == ActionResult::Failed);
-    let count = |r: ActionResult| actions.iter().filter(|a| a.result == r).count();
-    let (outcome, error) = match halt {
-        // The client halted: the run's stop, or an endpoint gone (its breaker).
-        Some(e) => {
-            let f = Failure::graph(t, "writing", &e, PERM_CONTACTS);
-            let done = count(ActionResult::Done);
-            let total = actions.len();
-            let message = match env
-                .stop
-                .cause()
-                .filter(|_| f.outcome() == TenantOutcome::Stopped)
-            {
-                Some(cause) => format!(
-                    "{} after {} of {} writes; the next run completes the rest",
-                    cause.describe(),
-                    report::thousands(done),
-                    report::thousands(total)
-                ),
-                None => format!(
-                    "{}; {} of {} writes done",
-                    f.message(),
-                    report::thousands(done),
-                    report::thousands(total)
-                ),
-            };
-            (f.outcome(), Some(message))
-        }
-        None if failed_writes || !snaps.failed.is_empty() => (
-            TenantOutcome::Partial,
-            Some(format!(
-                "{} mailbox(es) could not be read and {} write(s) failed; the run is safe to repeat",
-                snaps.failed.len(),
-                count(ActionResult::Failed)
-            )),
-        ),
-        None => (TenantOutcome::Ok, None),
+    let book = remember::book_report(&plan, t, store);
+    let mut failed_mailboxes = snaps.failed;
+    failed_mailboxes.extend(remember::bad_read_notes(&plan));
+    let repaired = report::build::repaired(&repairs, &actions);
+    let step1 = report::totals(&actions, 1, skip1, repaired);
+    let step2 = report::totals(&actions, 2, skip2, 0);
+    let end = |state_error: Option<&str>| {
+        tenant_end(
+            t,
+            env,
+            halt.as_ref(),
+            &actions,
+            failed_mailboxes.len(),
+            state_error,
+        )
     };
+    let (mut outcome, mut error) = end(state_error.as_deref());
+    if !dry_run
+        && state_error.is_none()
+        && let Some(b) = &binding
+    {
+        let written = Written {
+            binding: b,
+            loaded: loaded.state.as_ref(),
+            input: &input,
+            plan: &plan,
+            results: &results,
+            totals: [&step1, &step2],
+            exit_code: tenant_exit_code(outcome, env, book.brake_held()),
+        };
+        if let Err(e) = commit_written(store, &written, env) {
+            warn!("{e}");
+            (outcome, error) = end(Some(&e));
+        }
+    }
     TenantReport {
         tenant_id: t.tenant_id.clone(),
         status: if outcome == TenantOutcome::Ok {
@@ -239,14 +294,16 @@ async fn sync_tenant(
         users: snaps.users_in_scope,
         hub: t.hub.clone(),
         hub_folder: hub_folder_state,
-        step1: report::totals(&actions, 1, skip1, 0),
-        step2: report::totals(&actions, 2, skip2, repairs.len()),
+        step1,
+        step2,
         requests: requests(client),
         skipped_mailboxes: snaps.skipped,
-        failed_mailboxes: snaps.failed,
+        failed_mailboxes,
         problems,
         repairs,
         actions,
+        state: Some(word.to_string()),
+        book,
         stages: StageFacts {
             label: t.label(),
             stopped_at: None,
@@ -255,11 +312,98 @@ async fn sync_tenant(
     }
 }
 
+/// How a tenant that planned ended, and what its last line says: the client's halt (the run's
+/// stop, or an endpoint gone) decides first; failed writes, failed mailboxes or a state file that
+/// could not record the run make it partial. `state_error` is said after the rest.
+fn tenant_end(
+    t: &TenantConfig,
+    env: &RunEnv,
+    halt: Option<&GraphError>,
+    actions: &[ActionRecord],
+    failed_mailboxes: usize,
+    state_error: Option<&str>,
+) -> (TenantOutcome, Option<String>) {
+    let count = |r: ActionResult| actions.iter().filter(|a| a.result == r).count();
+    let failed_writes = count(ActionResult::Failed);
+    let (outcome, mut message) = match halt {
+        // The client halted: the run's stop, or an endpoint gone (its breaker).
+        Some(e) => {
+            let f = Failure::graph(t, "writing", e, PERM_CONTACTS);
+            let done = report::thousands(count(ActionResult::Done));
+            let total = report::thousands(actions.len());
+            let message = match env
+                .stop
+                .cause()
+                .filter(|_| f.outcome() == TenantOutcome::Stopped)
+            {
+                Some(cause) => format!(
+                    "{} after {done} of {total} writes; the next run completes the rest",
+                    cause.describe(),
+                ),
+                None => format!("{}; {done} of {total} writes done", f.message()),
+            };
+            (f.outcome(), message)
+        }
+        None if failed_writes > 0 || failed_mailboxes > 0 || state_error.is_some() => (
+            TenantOutcome::Partial,
+            format!(
+                "{failed_mailboxes} mailbox(es) could not be read and {failed_writes} write(s) \
+                 failed; the run is safe to repeat"
+            ),
+        ),
+        None => return (TenantOutcome::Ok, None),
+    };
+    if let Some(s) = state_error {
+        message.push_str("; ");
+        message.push_str(s);
+    }
+    (outcome, Some(message))
+}
+
+/// What a tenant's writes came to, for the state's commit.
+struct Written<'a> {
+    binding: &'a Binding,
+    /// The records the memory was loaded from (carried into the commit when it was used).
+    loaded: Option<&'a sync_state::TenantState>,
+    input: &'a PlanInput,
+    plan: &'a Plan,
+    /// One per operation: what became of it (done, unconfirmed, not run, …).
+    results: &'a [WriteResult],
+    totals: [&'a StepTotals; 2],
+    /// The code this tenant alone would exit with (the run log's).
+    exit_code: i32,
+}
+
 /// The state store's commit point (issue 12): what this tenant's writes did, recorded as soon
-/// as they are over — after a complete apply, one the run's stop cut short, and one with failed
-/// writes alike (never in a dry run, which writes nothing). A no-op until the state is wired; it
-/// is the one place that will open a transaction with `plan` and `outcomes`.
-fn commit_written(_t: &TenantConfig, _plan: &Plan, _outcomes: &[Outcome]) {}
+/// as they are over — after a complete apply, one the run's stop cut short (SIGINT, SIGTERM, the
+/// deadline, an endpoint gone), and one with failed writes alike; never in a dry run, which
+/// writes nothing, nor when the run start could not be recorded (nothing was written then).
+/// The one transaction per tenant, with the plan and each write's result (`next_memory`);
+/// `Err` says what the next run does about a commit that failed.
+fn commit_written(store: &mut Store, w: &Written<'_>, env: &RunEnv) -> Result<(), String> {
+    remember::commit(
+        store,
+        w.binding,
+        w.loaded,
+        w.input,
+        w.plan,
+        w.results,
+        w.totals,
+        w.exit_code,
+        env.clock.now(),
+    )
+}
+
+/// The exit code of a run of this tenant alone (`exit::process_exit_code`, the one place that
+/// decides codes): the state's run log keeps it.
+fn tenant_exit_code(outcome: TenantOutcome, env: &RunEnv, deletes_held: bool) -> i32 {
+    let end = RunEnd {
+        interrupted: env.stop.interrupted(),
+        deletes_held,
+        ..RunEnd::of_tenants([outcome])
+    };
+    i32::from(process_exit_code(&end).code())
+}
 
 /// A tenant's failure in words: a stop says what stopped the run.
 fn stopped_words(f: &Failure, env: &RunEnv) -> String {

@@ -28,6 +28,10 @@ const MAILBOX_PARALLELISM: usize = 64;
 
 /// Everything read at the start of the run.
 pub struct Snapshots {
+    /// The token's `tid` (the tenant's GUID), when the token carries one: the state's binding.
+    pub tenant_guid: Option<String>,
+    /// The hub's directory object id, when its entry could be read: the state's binding.
+    pub hub_object_id: Option<String>,
     pub hub: MailboxSnapshot,
     pub hub_folder: Option<graph::Folder>,
     /// Whether "All Contacts" was found, created, or would be created (dry run).
@@ -54,8 +58,10 @@ pub(super) async fn read_tenant(
     // The hub's directory entry: its id and UPN are both ways a licensed-user list may name it.
     // Without User.Read.All (test-user scope needs none) fall back to the configured value.
     let mut hub_names = vec![t.hub.clone()];
+    let mut hub_object_id = None;
     match client.user(&t.hub).await {
         Ok(u) => {
+            hub_object_id = Some(u.id.clone());
             hub_names.push(u.id.clone());
             hub_names.extend(u.user_principal_name.clone());
             hub_names.extend(u.mail.clone());
@@ -205,6 +211,8 @@ pub(super) async fn read_tenant(
     }
 
     let mut snaps = Snapshots {
+        tenant_guid: token.tenant_id.clone(),
+        hub_object_id,
         hub,
         hub_folder,
         hub_folder_state,

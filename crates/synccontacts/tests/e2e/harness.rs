@@ -342,6 +342,9 @@ fn run_blocking(env: &EnvVars, args: &[String]) -> Run {
     let report_path = dir.path().join("report.json");
     let mut cmd = assert_cmd::Command::cargo_bin("synccontacts").unwrap();
     cmd.env_clear();
+    // The default state file (.synccontacts/state.sqlite) lands in this run's own folder: a test
+    // that keeps state between runs names it (AUTOMATION_SYNCCONTACTS_STATE).
+    cmd.current_dir(dir.path());
     cmd.args(args);
     let is_sync = args.first().is_some_and(|a| a == "sync");
     if is_sync && !args.iter().any(|a| a == "--report") {

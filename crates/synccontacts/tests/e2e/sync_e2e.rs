@@ -599,11 +599,24 @@ async fn demo_runs_and_its_second_run_writes_nothing() {
     .await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(
-        r.stdout.contains("second run wrote 0 times"),
+        r.stdout.contains("the last run wrote 0 times"),
         "{}",
         r.stdout
     );
     assert!(r.stdout.contains("Would create: NotesId="), "{}", r.stdout);
+    // The deletion from "All Contacts" reached every user (6 users, each held a tagged copy).
+    assert!(
+        r.stdout.contains("was deleted from 6 users"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("   Deleted: NotesId="), "{}", r.stdout);
+    // Its state lived in a temporary folder, not in the working folder.
+    assert!(
+        r.stdout.lines().last().unwrap().starts_with("Result: "),
+        "{}",
+        r.stdout
+    );
 }
 
 /// `cargo test -p synccontacts --no-default-features`: the lean binary says why there is no demo.

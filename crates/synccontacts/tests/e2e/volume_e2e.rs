@@ -131,7 +131,7 @@ async fn a_real_first_run_keeps_every_action_in_the_report_and_caps_stdout() {
 }
 
 /// Repairing an interrupted earlier run is not a data problem (issue 16): a user copy whose
-/// SyncId the hub lacks is re-created in the hub, reported as `Repaired:` and counted in step 2.
+/// SyncId the hub lacks is re-created in the hub, reported as `Repaired:` and counted in step 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_the_hub_lacks_is_repaired_not_a_data_problem() {
     let sid = "5a1e0c3b-0000-4000-8000-00000000c0de";
@@ -154,17 +154,24 @@ async fn a_copy_the_hub_lacks_is_repaired_not_a_data_problem() {
     let r = sync(&one_tenant(&emu), &[]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stdout.contains("Data problem"), "{}", r.stdout);
+    // The merge with issue 12 gave every repair one wording (the book lines'), whether the state
+    // told it or, as here, first-run mode did; and one count, `step1.repaired` (it is the hub's
+    // link that is repaired).
     assert!(
         r.stdout.contains(&format!(
-            "Repaired: SyncId {sid} in adele@contoso.com/Contacts was not in the hub: re-created \
-             in the hub (an earlier run was interrupted, or the hub copy was deleted)"
+            "Repaired: NotesId={sid} | Alex Wilber (alex@fabrikam.com) | in \
+             hub@contoso.com/All Contacts (re-created from adele@contoso.com's copy, whose SyncId \
+             was not in the hub: an earlier run was interrupted, or the hub copy was deleted)"
         )),
         "{}",
         r.stdout
     );
     let t = r.tenant(0);
     assert_eq!(t["problems"], Value::Array(vec![]));
-    assert_eq!(t["step2"]["repaired"], 1);
+    assert_eq!(t["repairs"][0]["reason"], "interruptedOrDeleted");
+    assert_eq!(t["repairs"][0]["foundIn"], "adele@contoso.com");
+    assert_eq!(t["step1"]["repaired"], 1);
+    assert_eq!(t["step2"]["repaired"], 0);
     assert!(r.stdout.contains("Repaired: 1"), "{}", r.stdout);
     assert_eq!(
         sync_id(&emu.hub_contacts().unwrap()[0]).as_deref(),

@@ -190,8 +190,15 @@ async fn run_with_clock(
     sleeps: impl FnOnce() -> Vec<Duration>,
 ) -> LibRun {
     let env: Env = vars.iter().cloned().collect();
+    // A run keeps its state only where the test says (AUTOMATION_SYNCCONTACTS_STATE); otherwise a
+    // fresh file of its own, never the working folder's (tests run in parallel).
+    let fresh_state = tempfile::tempdir().unwrap();
     let args = SyncArgs {
         dry_run,
+        state: env
+            .non_blank(synccontacts::config::STATE)
+            .is_none()
+            .then(|| fresh_state.path().join("state.sqlite")),
         ..SyncArgs::default()
     };
     let run_env = RunEnv {

@@ -7,7 +7,8 @@
 //! moves the emulator's clock, so a storm of 5-second `Retry-After`s costs no wall time while the
 //! emulator still sees the waits. Heavier variants are `#[ignore]`d (run them with
 //! `cargo test -p synccontacts --test reliability -- --ignored`); `SYNCCONTACTS_PROPTEST_CASES`
-//! scales the random-scenario test.
+//! scales the random-scenario test. `memory.rs` and `deletes.rs` run with a state file (issue 12,
+//! I10–I14); every other run gets a fresh state of its own (first-run mode, as before the state).
 
 #[path = "../e2e/harness.rs"]
 mod harness;
@@ -16,6 +17,8 @@ mod kit;
 mod canaries;
 mod concurrent;
 mod crash;
+mod deletes;
+mod memory;
 mod random;
 mod stops;
 mod storms;

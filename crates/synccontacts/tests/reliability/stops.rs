@@ -71,6 +71,10 @@ impl Child {
     fn start(env: &EnvVars, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_synccontacts"));
+        // The default state file (.synccontacts/state.sqlite) lands in this run's own folder, as
+        // in the e2e harness: a test that keeps state between runs names it
+        // (AUTOMATION_SYNCCONTACTS_STATE).
+        cmd.current_dir(dir.path());
         cmd.env_clear()
             .envs(env.iter().cloned())
             .args(["sync", "--no-progress", "--report"])
@@ -223,7 +227,8 @@ async fn a_signal_mid_write_stops_cleanly_and_the_next_run_completes_the_rest() 
             next.stdout
         );
         assert_eq!(next.tenant(0)["problems"], Value::Array(Vec::new()));
-        let repaired = next.tenant(0)["step2"]["repaired"].as_u64().unwrap();
+        // One count of repairs since the merge with issue 12: step 1's (the hub's link).
+        let repaired = next.tenant(0)["step1"]["repaired"].as_u64().unwrap();
         assert_eq!(
             repaired as usize,
             next.tenant(0)["repairs"].as_array().unwrap().len()
@@ -311,7 +316,14 @@ async fn writes_in_flight_after_the_grace_are_abandoned_and_the_next_run_complet
         progress: false,
     };
     let out = synccontacts::output::Out::discard();
-    let args = SyncArgs::default();
+    // A state file of its own (not the working folder's default): the stopped run commits what
+    // its writes came to — unknown, for abandoned ones — and the next run loads it.
+    let state = tempfile::tempdir().unwrap();
+    let state_file = state.path().join("state.sqlite");
+    let args = SyncArgs {
+        state: Some(state_file.clone()),
+        ..SyncArgs::default()
+    };
     let stopper = async {
         first_write_started(&emu).await;
         stop.stop(StopCause::Signal(Signal::Term));
@@ -351,8 +363,18 @@ async fn writes_in_flight_after_the_grace_are_abandoned_and_the_next_run_complet
     // Whatever the abandoned writes did (the emulator drops a request whose connection closes,
     // so here nothing), the next run completes the rest.
     emu.inner.set_faults(kit::plan(1, vec![]));
-    let next = kit::sync_lib(&emu, &kit::tenant_env(&emu, false), false).await;
+    let mut with_state = kit::tenant_env(&emu, false);
+    with_state.push(harness::var(
+        synccontacts::config::STATE,
+        state_file.display().to_string(),
+    ));
+    let next = kit::sync_lib(&emu, &with_state, false).await;
     assert_eq!(next.code(), 0, "{}", next.report);
+    assert_eq!(
+        next.report["tenants"][0]["state"], "loaded",
+        "{}",
+        next.report
+    );
     kit::assert_no_duplicates(&emu, "after the abandoned writes");
     kit::assert_second_run_writes_nothing(&emu, &kit::tenant_env(&emu, false), "abandoned").await;
 }
@@ -364,4 +386,106 @@ async fn first_write_started(emu: &harness::Emu) {
         assert!(t0.elapsed() < Duration::from_secs(30), "no write started");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Issue 12 meets issue 16: a run SIGTERM'd while it propagates a hub deletion commits what it
+/// wrote (`run::commit_written` runs after a stopped apply too). Its state holds the tombstones
+/// and its run record (exit code 143, the deletes done and stopped); the next run loads it
+/// (`"state": "loaded"`, not first-run mode) and deletes the copies the interrupted run did not
+/// reach — the deletion is propagated, not lost, and nothing comes back into the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigtermed_run_commits_what_it_wrote_and_the_next_run_finishes_the_deletion() {
+    use crate::memory::{StateDir, assert_quiet_run, converged, delete_from_hub, deletes, sid};
+
+    // A converged book of 12 contacts in the hub and 12 users; 5 are deleted from the hub: 60
+    // tagged copies to delete, 5 per mailbox — more than the 4 a mailbox has in flight, so a
+    // stop after the first round leaves some in every mailbox.
+    let users: Vec<String> = (0..12).map(|i| format!("user{i:02}@contoso.com")).collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    let emu = harness::Emu::start(converged(12, &names)).await;
+    let state = StateDir::new();
+    let mut vars = crate::memory::with_state(&harness::one_tenant(&emu), &state.path);
+    vars.retain(|(k, _)| k != "AUTOMATION_SYNCCONTACTS_BATCH");
+    vars.push(harness::var("AUTOMATION_SYNCCONTACTS_BATCH", "false"));
+    let first = harness::sync(&vars, &[]).await;
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+
+    let gone: Vec<String> = (0..5)
+        .map(|n| {
+            harness::email(&crate::memory::book_contact(n)).expect("every book contact has one")
+        })
+        .collect();
+    delete_from_hub(&emu, &gone).await;
+    // Every DELETE takes 1.5 s: the signal lands while the first round is on the wire.
+    emu.inner.set_faults(kit::plan(
+        1,
+        vec![serde_json::json!({"match": {"method": "DELETE"}, "action": {"delayMs": 1_500}})],
+    ));
+    let child = Child::start(&vars, &[]);
+    first_write_started(&emu).await;
+    child.signal("TERM");
+    let r = child.finish(Duration::from_secs(60)).await;
+    assert_eq!(r.code, 143, "{}\n{}", r.stdout, r.stderr);
+    let report = r.report.as_ref().expect("a report");
+    assert_eq!(report["stoppedBy"], "SIGTERM");
+    let t = r.tenant(0);
+    assert_eq!(t["outcome"], "stopped", "{t}");
+    assert_eq!(t["state"], "loaded", "{t}");
+    let results = results(&r);
+    let done = results.iter().filter(|x| *x == "done").count();
+    let stopped = results.iter().filter(|x| *x == "stopped").count();
+    assert_eq!(results.len(), 60, "{results:?}");
+    assert!(done > 0 && stopped > 0, "{results:?}");
+    assert_eq!(
+        deletes(&emu),
+        done as u64,
+        "stopped deletes were never sent"
+    );
+
+    // The state file holds what the interrupted run wrote: the tombstones it decided and its
+    // run record. Without the commit it would still hold the first run's memory only.
+    let (mut file, _) =
+        sync_state::StateFile::open(&state.path, sync_state::Mode::ReadOnly).expect("readable");
+    let tenant = file.tenant_ids().unwrap().pop().expect("one tenant");
+    let s = file.tenant(&tenant).unwrap().expect("the tenant's memory");
+    assert_eq!(s.tombstones.len(), 5, "{:?}", s.tombstones);
+    assert!(s.tombstones.iter().all(|t| t.held.is_none()));
+    let last = s.runs.last().expect("the interrupted run's record");
+    assert_eq!(last.exit_code, 143);
+    assert_eq!(last.counts.get("deleted"), Some(&(done as u64)));
+    assert_eq!(last.counts.get("stopped"), Some(&(stopped as u64)));
+    drop(file);
+
+    emu.inner.set_faults(kit::plan(1, vec![]));
+    emu.reset();
+    let next = harness::sync(&vars, &[]).await;
+    assert_eq!(next.code, 0, "{}\n{}", next.stdout, next.stderr);
+    assert_eq!(next.tenant(0)["state"], "loaded");
+    assert_eq!(
+        deletes(&emu),
+        stopped as u64,
+        "the next run deletes exactly what the interrupted one did not reach"
+    );
+    assert!(
+        !next
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("Repaired:") || l.starts_with("Created:")),
+        "nothing comes back: {}",
+        next.stdout
+    );
+    let deleted: Vec<String> = (0..5).map(sid).collect();
+    for m in names.iter().copied().chain([harness::HUB]) {
+        let cs = if m == harness::HUB {
+            emu.hub_contacts().unwrap()
+        } else {
+            emu.contacts(m)
+        };
+        assert_eq!(cs.len(), 7, "{m}: {cs:?}");
+        for c in &cs {
+            let id = harness::sync_id(c).unwrap_or_default();
+            assert!(!deleted.contains(&id), "{m} still holds {id}");
+        }
+    }
+    assert_quiet_run(&emu, &vars, "after the interrupted deletion").await;
 }

@@ -85,6 +85,84 @@ fn update_existing_top_level_and_per_tenant() {
     assert_has(&e, TENANTS_JSON, Some("UpdateExisting"), "maybe");
 }
 
+#[test]
+fn delete_settings_default_top_level_and_per_tenant() {
+    use sync_engine::plan::{Deletes, UserDeletes};
+    let c = ok(&[(CONFIG_JSON, &format!(r#"{{"MicrosoftTenants":[{T1}]}}"#))]);
+    let o = &c.tenants[0].options;
+    assert_eq!(
+        (o.deletes, o.user_deletes, o.max_deletes),
+        (Deletes::Hub, UserDeletes::Restore, None),
+        "the defaults"
+    );
+    let t2 = r#"{"TenantId":"t2","ClientId":"c","ClientSecret":"s","GlobalAddressBookUserId":"h@t2","Deletes":"hub","userdeletes":"Restore","MaxDeletes":"25"}"#;
+    let cj = format!(
+        r#"{{"MicrosoftTenants":[{T1},{t2}],"Deletes":"OFF","UserDeletes":"respect","MaxDeletes":0}}"#
+    );
+    let c = ok(&[(CONFIG_JSON, &cj)]);
+    let (a, b) = (&c.tenants[0].options, &c.tenants[1].options);
+    assert_eq!(
+        (a.deletes, a.user_deletes, a.max_deletes),
+        (Deletes::Off, UserDeletes::Respect, Some(0)),
+        "top level applies"
+    );
+    assert_eq!(
+        (b.deletes, b.user_deletes, b.max_deletes),
+        (Deletes::Hub, UserDeletes::Restore, Some(25)),
+        "per tenant wins"
+    );
+}
+
+#[test]
+fn delete_settings_refuse_what_they_cannot_mean_and_say_what_to_write() {
+    let tenant = |extra: &str| {
+        format!(
+            r#"[{{"TenantId":"t2","ClientId":"c","ClientSecret":"s","GlobalAddressBookUserId":"h@t2",{extra}}}]"#
+        )
+    };
+    for (extra, field, needle, fix) in [
+        (r#""Deletes":"all""#, "Deletes", "`all`", r#""off""#),
+        (r#""Deletes":true"#, "Deletes", "must be a string", "quotes"),
+        (
+            r#""UserDeletes":"ignore""#,
+            "UserDeletes",
+            "`ignore`",
+            r#""respect""#,
+        ),
+        (
+            r#""MaxDeletes":-1"#,
+            "MaxDeletes",
+            "`-1`",
+            "whole number ≥ 0",
+        ),
+        (
+            r#""MaxDeletes":2.5"#,
+            "MaxDeletes",
+            "`2.5`",
+            "whole number ≥ 0",
+        ),
+        (
+            r#""MaxDeletes":"ten""#,
+            "MaxDeletes",
+            "`ten`",
+            "whole number ≥ 0",
+        ),
+        (
+            r#""MaxDeletes":[3]"#,
+            "MaxDeletes",
+            "must be a whole number, found an array",
+            "0 holds them all",
+        ),
+    ] {
+        let e = err(&[(TENANTS_JSON, &tenant(extra))]);
+        assert_has(&e, TENANTS_JSON, Some(field), needle);
+        assert_has(&e, TENANTS_JSON, Some(field), fix);
+    }
+    // null means absent, as for every field.
+    let c = ok(&[(TENANTS_JSON, &tenant(r#""MaxDeletes":null,"Deletes":null"#))]);
+    assert_eq!(c.tenants[0].options, TenantOptions::default());
+}
+
 /// Issue 16: the run's maximum duration and the app budget, refused like any other value.
 #[test]
 fn max_run_minutes_and_app_budget() {

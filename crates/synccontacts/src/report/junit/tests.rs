@@ -570,3 +570,98 @@ fn the_file_is_written_whole() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), xml_of(&r));
     assert!(write_junit(&r, &dir.path().join("missing").join("junit.xml")).is_err());
 }
+
+/// Issue 12's hook: deletes the brake held fail one more case, `deletes held`, after the
+/// mailboxes (N + 5), listing them and ending with the exact command that releases them.
+#[test]
+fn held_deletes_fail_their_own_case_that_ends_with_the_release_command() {
+    use crate::report::{BookRecord, BookReport, HeldDelete};
+    let mut t = ran();
+    let held = |n: usize| HeldDelete {
+        contact: BookRecord {
+            sync_id: format!("0b6c7f7e-0000-4000-8000-{n:012}"),
+            display_name: Some(format!("Person {n} <&>")),
+            email: Some(format!("p{n}@c.com")),
+            mailbox: "hub@c.com".into(),
+            folder: Folder::Hub,
+        },
+        reason: sync_engine::HoldReason::Brake,
+        observed_at: "2026-03-01T10:00:00Z".parse().unwrap(),
+        copies: 3,
+    };
+    t.book = BookReport {
+        held_deletes: (0..MAX_LISTED + 2).map(held).collect(),
+        release_command: Some("synccontacts sync --tenant t1 --allow-deletes 22".into()),
+        ..BookReport::default()
+    };
+    let suites = read(&xml_of(&run_of(false, vec![t])));
+    let s = &suites[0];
+    assert_eq!(s.names().len(), 5 + 5);
+    assert_eq!(s.names().last(), Some(&"deletes held"));
+    let c = s.case("deletes held");
+    assert_eq!(c.status, "failed");
+    assert!(c.text.starts_with("22 deletion(s)"), "{}", c.text);
+    assert!(
+        c.text
+            .contains("Held delete: NotesId=0b6c7f7e-0000-4000-8000-000000000000 | Person 0 <&>"),
+        "escaped and read back: {}",
+        c.text
+    );
+    assert!(c.text.contains("… and 2 more"), "{}", c.text);
+    assert!(
+        c.text
+            .ends_with("release them with: synccontacts sync --tenant t1 --allow-deletes 22"),
+        "{}",
+        c.text
+    );
+    // Without held deletes there is no such case (N + 4).
+    let suites = read(&xml_of(&run_of(false, vec![ran()])));
+    assert!(!suites[0].names().contains(&"deletes held"));
+}
+
+/// Issue 16's outcomes fail their JUnit case too: a missing hub (`config-failed`) fails the hub
+/// stage, a tenant the stop kept from starting fails `run`, and a tenant cut short while it
+/// wrote passes its stages and fails `run` with its last line's words.
+#[test]
+fn config_failed_and_stopped_tenants_are_failures() {
+    let hub = stopped_at(
+        Some(Stage::Hub),
+        TenantOutcome::ConfigFailed,
+        "the shared mailbox hub@d.com is not a user of this tenant",
+    );
+    let suites = read(&xml_of(&run_of(false, vec![hub])));
+    let got: Vec<&str> = ["token", "permissions", "hub"]
+        .iter()
+        .map(|n| suites[0].case(n).status)
+        .collect();
+    assert_eq!(got, ["success", "success", "failed"]);
+
+    let not_started = stopped_at(
+        None,
+        TenantOutcome::Stopped,
+        "not started: the run was interrupted by SIGTERM",
+    );
+    let suites = read(&xml_of(&run_of(false, vec![not_started])));
+    assert_eq!(suites[0].case("run").status, "failed");
+    assert_eq!(suites[0].count("failed"), 1);
+
+    let mut cut = ran();
+    cut.failed_mailboxes.clear();
+    cut.actions.retain(|a| a.result != ActionResult::Failed);
+    cut.actions.push(write(
+        2,
+        ActionKind::Create,
+        ActionResult::Stopped,
+        "carla@c.com",
+    ));
+    cut.outcome = TenantOutcome::Stopped;
+    cut.error =
+        Some("interrupted by SIGTERM after 2 of 4 writes; the next run completes the rest".into());
+    let suites = read(&xml_of(&run_of(false, vec![cut])));
+    let s = &suites[0];
+    for stage in ["token", "permissions", "hub"] {
+        assert_eq!(s.case(stage).status, "success", "{stage}");
+    }
+    assert_eq!(s.case("run").status, "failed");
+    assert!(s.case("run").text.starts_with("interrupted by SIGTERM"));
+}
