@@ -6,10 +6,8 @@
 use super::decide::{PendingWrite, PhaseOne};
 use super::{Action, Operation, Planner, Write, target_of};
 use crate::fields::{self, WrittenFields};
-use crate::model::ContactFields;
 use crate::tags;
 use jiff::Timestamp;
-use std::sync::Arc;
 
 impl Planner<'_, '_> {
     /// Builds the operations of the pending writes (already sorted), in their order, straight
@@ -22,31 +20,15 @@ impl Planner<'_, '_> {
         pending: &[PendingWrite],
         now: Timestamp,
     ) -> Vec<Operation> {
-        // The winner's fields once per logical contact that writes data, shared by its writes.
-        let mut shared: Vec<Option<Arc<ContactFields>>> = vec![None; phase_one.decisions.len()];
-        for p in pending
-            .iter()
-            .filter(|p| matches!(p.key.action, Action::Create | Action::Update))
-        {
-            let winner = phase_one.decisions[p.logical_id.ix()].winner;
-            shared[p.logical_id.ix()]
-                .get_or_insert_with(|| Arc::new(self.copy(winner).contact.fields.clone()));
-        }
         // `LastUpdatedAt` in the tag line's round-trip form, formatted once.
         let now_text = tags::format_round_trip(now);
         pending
             .iter()
-            .map(|p| self.build_operation(phase_one, &shared, p, &now_text))
+            .map(|p| self.build_operation(phase_one, p, &now_text))
             .collect()
     }
 
-    fn build_operation(
-        &self,
-        phase_one: &PhaseOne,
-        shared: &[Option<Arc<ContactFields>>],
-        p: &PendingWrite,
-        now_text: &str,
-    ) -> Operation {
+    fn build_operation(&self, phase_one: &PhaseOne, p: &PendingWrite, now_text: &str) -> Operation {
         let key = p.key;
         if key.action == Action::Delete {
             return self.build_delete(p);
@@ -54,26 +36,22 @@ impl Planner<'_, '_> {
         let decision = &phase_one.decisions[p.logical_id.ix()];
         let winner = self.copy(decision.winner);
         let winner_fields = &winner.contact.fields;
-        let data = || {
-            // Prepared above for every data write; the fallback only costs memory.
-            shared[p.logical_id.ix()]
-                .clone()
-                .unwrap_or_else(|| Arc::new(winner_fields.clone()))
-        };
+        // The winner's value block, shared (not copied) by every data write of its contact.
+        let data = || winner_fields.clone();
         // The write, and the existing copy it changes (none for a create).
         let (write, copy) = match key.action {
             Action::Create => (
                 Write::Create {
-                    fields: WrittenFields::create(data()),
+                    fields: WrittenFields::create(data(), self.fields),
                 },
                 None,
             ),
             Action::Update => {
                 let copy = self.copy(key.copy());
-                let changes = fields::diff(&copy.contact.fields, winner_fields);
+                let changes = fields::diff(&copy.contact.fields, winner_fields, self.fields);
                 let write = Write::Update {
-                    contact_id: copy.contact.id.clone(),
-                    etag: copy.contact.etag.clone(),
+                    contact_id: copy.contact.id().to_owned(),
+                    etag: copy.contact.etag().map(str::to_owned),
                     fields: WrittenFields::update(data(), &changes),
                     changes,
                 };
@@ -82,8 +60,8 @@ impl Planner<'_, '_> {
             Action::Stamp => {
                 let copy = self.copy(key.copy());
                 let write = Write::Stamp {
-                    contact_id: copy.contact.id.clone(),
-                    etag: copy.contact.etag.clone(),
+                    contact_id: copy.contact.id().to_owned(),
+                    etag: copy.contact.etag().map(str::to_owned),
                 };
                 (write, Some(copy))
             }
@@ -107,7 +85,7 @@ impl Planner<'_, '_> {
         };
         // A copy's notes: its own text kept exactly, then the fresh tag line (I3).
         let expected_notes = tags::rebuild(
-            copy.and_then(|c| c.contact.personal_notes.as_deref()),
+            copy.and_then(|c| c.contact.personal_notes()),
             key.sync_id,
             Some(&created_by),
             Some(now_text),
@@ -118,13 +96,8 @@ impl Planner<'_, '_> {
             mailbox: self.mailbox(key.folder).to_owned(),
             target: target_of(key.folder),
             sync_id: key.sync_id.as_str().to_owned(),
-            display_name: shown
-                .contact
-                .fields
-                .display_name
-                .clone()
-                .filter(|s| !s.is_empty()),
-            email: shown.email.as_deref().map(str::to_owned),
+            display_name: shown.contact.display_name().map(str::to_owned),
+            email: shown.email().map(str::to_owned),
             created_by,
             source_mailbox: source.to_owned(),
             expected_notes,
@@ -142,19 +115,14 @@ impl Planner<'_, '_> {
             mailbox: self.mailbox(p.key.folder).to_owned(),
             target: target_of(p.key.folder),
             sync_id: p.key.sync_id.as_str().to_owned(),
-            display_name: copy
-                .contact
-                .fields
-                .display_name
-                .clone()
-                .filter(|s| !s.is_empty()),
-            email: copy.email.as_deref().map(str::to_owned),
+            display_name: copy.contact.display_name().map(str::to_owned),
+            email: copy.email().map(str::to_owned),
             created_by: copy.created_by().unwrap_or_default().to_owned(),
             source_mailbox: self.mailbox(0).to_owned(),
             expected_notes: String::new(),
             write: Write::Delete {
-                contact_id: copy.contact.id.clone(),
-                etag: copy.contact.etag.clone(),
+                contact_id: copy.contact.id().to_owned(),
+                etag: copy.contact.etag().map(str::to_owned),
             },
         }
     }

@@ -98,7 +98,11 @@ impl Planner<'_, '_> {
                 .map(|(c, link)| match *link {
                     Link::To(id) => {
                         let winner = self.copy(winners[id.ix()]);
-                        !fields::fields_equal(&c.contact.fields, &winner.contact.fields)
+                        !fields::fields_equal(
+                            &c.contact.fields,
+                            &winner.contact.fields,
+                            self.fields,
+                        )
                     }
                     _ => false,
                 })
@@ -130,7 +134,7 @@ impl Planner<'_, '_> {
                 // §2.8a). Here only *whether* a copy gets its data rewritten; the writes
                 // themselves are recorded folder by folder afterwards (`existing_writes`),
                 // which reads the copies in memory order.
-                let winner_has_time = self.copy(winner).contact.last_modified_date_time.is_some();
+                let winner_has_time = self.copy(winner).contact.last_modified().is_some();
                 for &at in &logical.copies {
                     // The winner is newer than every other copy in the (timestamp, tie-break)
                     // order, so "target older than source" holds for all of them; a winner

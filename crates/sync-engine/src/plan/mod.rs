@@ -78,6 +78,7 @@ pub use input::{
 };
 pub use next::next_memory;
 
+use crate::field::{Field, FieldSet};
 use crate::fields::{self, FieldChange, WrittenFields};
 use crate::memory::{FolderMemory, Guid, Memory};
 use crate::model::Contact;
@@ -227,9 +228,20 @@ impl Operation {
         m
     }
 
+    /// The `$select` that reads back what this operation writes, for [`Operation::is_applied`]:
+    /// `id`, `personalNotes` and the fields it sends (`displayName` for a stamp).
+    pub fn read_back_select(&self) -> String {
+        let sent = match &self.write {
+            Write::Create { fields } | Write::Update { fields, .. } => fields.sent(),
+            Write::Stamp { .. } => FieldSet::of([Field::DisplayName]),
+            Write::Delete { .. } => FieldSet::EMPTY,
+        };
+        sent.select_list()
+    }
+
     /// Whether `contact`, as read back from Graph, now holds what this operation writes: every
     /// field of the body compares equal as Graph round-trips it (the planner's comparison,
-    /// [`fields::Field::equal`]), and its `personalNotes` are [`Operation::expected_notes`] up to
+    /// [`Field::equal`]), and its `personalNotes` are [`Operation::expected_notes`] up to
     /// line endings and trailing whitespace ([`tags::same_notes`]). For an update or a stamp,
     /// `contact` must also be the copy written (same id).
     ///
@@ -240,7 +252,7 @@ impl Operation {
         if matches!(self.write, Write::Delete { .. }) {
             return false;
         }
-        let notes = contact.personal_notes.as_deref().unwrap_or("");
+        let notes = contact.personal_notes().unwrap_or("");
         if !tags::same_notes(notes, &self.expected_notes) {
             return false;
         }
@@ -248,13 +260,14 @@ impl Operation {
             Write::Create { fields } => fields.held_by(&contact.fields),
             Write::Update {
                 contact_id, fields, ..
-            } => *contact_id == contact.id && fields.held_by(&contact.fields),
+            } => *contact_id == contact.id() && fields.held_by(&contact.fields),
             Write::Stamp { contact_id, .. } => {
                 // The displayName is only written when the copy had one (see `body`).
-                *contact_id == contact.id
-                    && self.display_name.as_deref().is_none_or(|d| {
-                        fields::strings_equal(Some(d), contact.fields.display_name.as_deref())
-                    })
+                *contact_id == contact.id()
+                    && self
+                        .display_name
+                        .as_deref()
+                        .is_none_or(|d| fields::strings_equal(Some(d), contact.display_name()))
             }
             Write::Delete { .. } => false,
         }
@@ -347,6 +360,8 @@ struct Planner<'s, 'a> {
     logicals: Vec<LogicalContact>,
     hub_logicals: usize,
     update_existing: bool,
+    /// The fields synced ([`PlanInput::fields`]).
+    fields: FieldSet,
     /// Trusted memory (`None`: first-run mode).
     memory: Option<&'a Memory>,
     /// False after a bad read of the hub: nothing is written into it this run.
@@ -445,7 +460,8 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         })
         .collect();
     let total = snapshots.iter().map(|s| s.contacts.len()).sum();
-    let (mut copies, mut links, mut missing) = keys::read_all(&snapshots, total, &folder_memory);
+    let (mut copies, mut links, mut missing) =
+        keys::read_all(&snapshots, total, &folder_memory, input.fields);
 
     // Bad reads (design §5): a user folder is planned as if its read had failed; the hub gets no
     // write, and what it seems to have lost is held.
@@ -483,6 +499,7 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         logicals: Vec::new(),
         hub_logicals: 0,
         update_existing: input.update_existing,
+        fields: input.fields,
         memory,
         hub_writable,
         lookalikes: Default::default(),

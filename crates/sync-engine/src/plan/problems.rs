@@ -61,19 +61,19 @@ impl Planner<'_, '_> {
                 folder_copies
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, c)| Some((c.email.as_deref()?, i))),
+                    .filter_map(|(i, c)| Some((c.email()?, i))),
             );
             let by_name = duplicates(
                 &mut first_name,
                 folder_copies
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, c)| Some((c.name.as_deref()?, i))),
+                    .filter_map(|(i, c)| Some((c.name()?, i))),
             );
             let ids = |positions: &[usize]| {
                 positions
                     .iter()
-                    .map(|&i| folder_copies[i].contact.id.clone())
+                    .map(|&i| folder_copies[i].contact.id().to_owned())
                     .collect::<Vec<_>>()
             };
             for (s, v) in by_sync_id.iter().filter(|(_, v)| v.len() > 1) {
@@ -110,30 +110,30 @@ impl Planner<'_, '_> {
                             .map_or(pos, |at| at.pos as usize);
                         push(
                             ProblemKind::ExtraCopy,
-                            vec![c.contact.id.clone()],
+                            vec![c.contact.id().to_owned()],
                             c.sync_id
                                 .map(|s| s.to_string())
-                                .or_else(|| c.email.as_deref().map(str::to_owned))
-                                .or_else(|| c.name.as_deref().map(str::to_owned))
+                                .or_else(|| c.email().map(str::to_owned))
+                                .or_else(|| c.name().map(str::to_owned))
                                 .unwrap_or_default(),
                             format!(
                                 "matches a contact that already has a copy in this folder ({}); left alone",
-                                folder_copies[kept].contact.id
+                                folder_copies[kept].contact.id()
                             ),
                         )
                     }
                     Link::NoKey => push(
                         ProblemKind::NoEmailOrName,
-                        vec![c.contact.id.clone()],
+                        vec![c.contact.id().to_owned()],
                         String::new(),
                         "neither email nor displayName nor SyncId: cannot be matched, left alone"
                             .into(),
                     ),
                     Link::To(id) => {
-                        if c.email.is_none() && c.name.is_none() {
+                        if c.email().is_none() && c.name().is_none() {
                             push(
                                 ProblemKind::NoEmailOrName,
-                                vec![c.contact.id.clone()],
+                                vec![c.contact.id().to_owned()],
                                 c.sync_id.map(|s| s.to_string()).unwrap_or_default(),
                                 "neither email nor displayName; matched by SyncId only".into(),
                             );
@@ -153,7 +153,7 @@ impl Planner<'_, '_> {
                             };
                             push(
                                 ProblemKind::UnknownSyncId,
-                                vec![c.contact.id.clone()],
+                                vec![c.contact.id().to_owned()],
                                 s.to_string(),
                                 detail.into(),
                             );
@@ -163,12 +163,8 @@ impl Planner<'_, '_> {
                         let tombstone = self.lookalikes.matching(c);
                         push(
                             ProblemKind::TombstonedLookAlike,
-                            vec![c.contact.id.clone()],
-                            c.email
-                                .as_deref()
-                                .or(c.name.as_deref())
-                                .unwrap_or_default()
-                                .to_owned(),
+                            vec![c.contact.id().to_owned()],
+                            c.email().or(c.name()).unwrap_or_default().to_owned(),
                             format!(
                                 "untagged, older than the deletion of SyncId {} from the hub: not \
                                  collected (it would bring the contact back), left alone",

@@ -24,12 +24,16 @@ pub struct TenantOptions {
     /// `UpdateExisting`: older copies that differ are updated (`true`, the default); `false` only
     /// creates and stamps.
     pub update_existing: bool,
+    /// `Fields`: the contact properties synced — SPEC §2.7's twelve, plus those named, or every
+    /// supported one for `"all"` ([`sync_engine::FieldSet::parse`]).
+    pub fields: sync_engine::FieldSet,
 }
 
 impl Default for TenantOptions {
     fn default() -> Self {
         Self {
             update_existing: true,
+            fields: sync_engine::FieldSet::DEFAULT,
         }
     }
 }
@@ -196,6 +200,19 @@ pub(super) const TENANT_FIELDS: &[TenantField] = &[
             Ok(())
         }),
         fix: "use true or false (true is the default)",
+    },
+    TenantField {
+        name: "Fields",
+        top_level: true,
+        required: false,
+        value: FieldValue::List {
+            item: "contact property name",
+            set: |t, names| {
+                t.options.fields = sync_engine::FieldSet::parse(&names)?;
+                Ok(())
+            },
+        },
+        fix: r#"list Graph contact property names to sync besides the default twelve, e.g. ["birthday", "homeAddress"], or use "all""#,
     },
     TenantField {
         name: "Cloud",

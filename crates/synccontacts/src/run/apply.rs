@@ -208,7 +208,7 @@ async fn apply_chunk(
             .iter()
             .map(|(i, id, _)| (*i, id.clone()))
             .collect();
-        let mut reads = reread(client, mailbox, ids).await;
+        let mut reads = reread(client, ops, mailbox, ids).await;
         for (i, _, e) in unconfirmed {
             let o = settle_unconfirmed(&ops[i], &e, take_read(&mut reads, i));
             log_outcome(mailbox, &ops[i], &o);
@@ -229,10 +229,8 @@ fn notes_rewrite(
     hub_folder: &FolderRef,
 ) -> Option<(String, WriteRequest)> {
     let created = created.filter(|_| matches!(op.write, Write::Create { .. }))?;
-    let kept = sync_engine::tags::same_notes(
-        created.personal_notes.as_deref().unwrap_or(""),
-        &op.expected_notes,
-    );
+    let kept =
+        sync_engine::tags::same_notes(created.personal_notes().unwrap_or(""), &op.expected_notes);
     if kept {
         return None;
     }
@@ -243,11 +241,11 @@ fn notes_rewrite(
     );
     let request = WriteRequest::Update {
         folder: folder_of(op, hub_folder),
-        contact_id: created.id.clone(),
-        if_match: created.etag.clone(),
+        contact_id: created.id().to_owned(),
+        if_match: created.etag().map(str::to_owned),
         body: serde_json::Value::Object(body),
     };
-    Some((created.id.clone(), request))
+    Some((created.id().to_owned(), request))
 }
 
 /// Writes the notes of created contacts again; a rewrite that fails turns its create's outcome
@@ -277,12 +275,12 @@ async fn rewrite_notes(
         .filter(|(_, _, e)| e.kind == ErrorKind::UnconfirmedWrite)
         .map(|(i, id, _)| (*i, id.clone()))
         .collect();
-    let mut reads = reread(client, mailbox, unsure).await;
+    let mut reads = reread(client, ops, mailbox, unsure).await;
     for (i, _, e) in failed {
         let written = take_read(&mut reads, i).is_some_and(|c| {
             c.is_ok_and(|c| {
                 sync_engine::tags::same_notes(
-                    c.personal_notes.as_deref().unwrap_or(""),
+                    c.personal_notes().unwrap_or(""),
                     &ops[i].expected_notes,
                 )
             })
@@ -304,21 +302,21 @@ async fn rewrite_notes(
     }
 }
 
-/// Re-reads contacts by id (`(operation index, contact id)`), 4 at a time — the client's limit
-/// per mailbox anyway.
+/// Re-reads contacts by id (`(operation index, contact id)`), each with what its operation wrote
+/// (`Operation::read_back_select`), 4 at a time — the client's limit per mailbox anyway.
 async fn reread(
     client: &GraphClient,
+    ops: &[Operation],
     mailbox: &str,
     ids: Vec<(usize, String)>,
 ) -> Vec<(usize, Result<Contact, GraphError>)> {
     if ids.is_empty() {
         return Vec::new();
     }
-    let select = Contact::select_list();
     futures::stream::iter(ids)
         .map(|(i, id)| {
-            let select = &select;
-            async move { (i, client.get_contact(mailbox, &id, select).await) }
+            let select = ops[i].read_back_select();
+            async move { (i, client.get_contact(mailbox, &id, &select).await) }
         })
         .buffer_unordered(4)
         .collect()
@@ -428,21 +426,20 @@ mod tests {
 
     /// A contact as read: its etag is `W/"<id>"`.
     fn read_contact(id: &str, minute: i64, job: &str, notes: Option<&str>) -> sync_engine::Contact {
-        sync_engine::Contact {
+        use sync_engine::Field;
+        let mut fields = sync_engine::FieldsBuilder::new();
+        fields
+            .text(Field::DisplayName, "Adele Vance")
+            .text(Field::JobTitle, job)
+            .emails([("", "adele@contoso.com")]);
+        sync_engine::ContactParts {
             id: id.into(),
             etag: Some(format!("W/\"{id}\"")),
             last_modified_date_time: Some(jiff::Timestamp::from_second(minute * 60).unwrap()),
             personal_notes: notes.map(Into::into),
-            fields: sync_engine::ContactFields {
-                display_name: Some("Adele Vance".into()),
-                job_title: Some(job.into()),
-                email_addresses: vec![sync_engine::EmailAddress {
-                    name: None,
-                    address: Some("adele@contoso.com".into()),
-                }],
-                ..Default::default()
-            },
+            fields: fields.build(),
         }
+        .into()
     }
 
     /// An update of a1 (stale data), a stamp of b1 (same data, no SyncId), a create in c.
@@ -469,6 +466,7 @@ mod tests {
             now: jiff::Timestamp::from_second(3600).unwrap(),
             memory: None,
             options: Default::default(),
+            fields: Default::default(),
         };
         sync_engine::plan(&input, &mut || unreachable!("every contact has a SyncId"))
     }

@@ -147,6 +147,7 @@ async fn sync_tenant(
         // First-run mode until the state store is wired in (issue 12).
         memory: None,
         options: Default::default(),
+        fields: t.options.fields,
     };
     let gen_id = env.new_sync_id.clone();
     let plan = sync_engine::plan::plan(&input, &mut || gen_id());

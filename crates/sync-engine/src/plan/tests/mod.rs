@@ -18,9 +18,11 @@ mod properties;
 mod scale;
 
 use super::*;
-use crate::model::{ContactFields, EmailAddress};
+use crate::field::{Field, FieldSet};
+use crate::model::{ContactFields, ContactParts};
 use crate::tags;
 use crate::testkit::{Tenant, sequential_ids};
+use crate::values::{FieldValue, FieldsBuilder};
 use jiff::Timestamp;
 use serde_json::json;
 
@@ -43,24 +45,19 @@ fn contact(
     t: Option<i64>,
     notes: Option<&str>,
 ) -> Contact {
-    Contact {
+    ContactParts {
         id: id.into(),
         etag: Some(format!("W/\"{id}\"")),
         last_modified_date_time: t.map(ts),
         personal_notes: notes.map(Into::into),
-        fields: ContactFields {
-            display_name: (!name.is_empty()).then(|| name.into()),
-            email_addresses: email
-                .map(|e| {
-                    vec![EmailAddress {
-                        name: Some(name.into()),
-                        address: Some(e.into()),
-                    }]
-                })
-                .unwrap_or_default(),
-            ..Default::default()
+        fields: {
+            let mut b = FieldsBuilder::new();
+            b.text(Field::DisplayName, name)
+                .emails(email.map(|e| (name, e)));
+            b.build()
         },
     }
+    .into()
 }
 
 fn mbx(name: &str, contacts: Vec<Contact>) -> MailboxSnapshot {
@@ -75,6 +72,7 @@ fn run(hub: Vec<Contact>, users: Vec<MailboxSnapshot>, update_existing: bool) ->
         now: now(),
         memory: None,
         options: DeleteOptions::default(),
+        fields: FieldSet::DEFAULT,
     };
     plan(&input, &mut sequential_ids(0))
 }
