@@ -123,15 +123,24 @@ pub fn parse_tag_line(line: &str) -> Option<TagsRef<'_>> {
     let mut created_by = None;
     let mut last_updated_at = None;
     let mut last_updated_by = None;
-    for part in line.split(';') {
-        let part = part.trim();
+    // `split(';')` and `split_once('=')` by byte scans: the parts are short, and this runs for
+    // every contact of a run. Both are ASCII, so every cut is on a char boundary.
+    let b = line.as_bytes();
+    let mut start = 0;
+    while start <= b.len() {
+        let end = b[start..]
+            .iter()
+            .position(|&c| c == b';')
+            .map_or(b.len(), |i| start + i);
+        let part = line[start..end].trim();
+        start = end + 1;
         if part.is_empty() {
             // `SyncId=…;` with a trailing `;` (or doubled separators) is still the script's line.
             continue;
         }
-        let (key, value) = part.split_once('=')?;
-        let key = key.trim();
-        let value = value.trim();
+        let eq = part.bytes().position(|c| c == b'=')?;
+        let key = part[..eq].trim();
+        let value = part[eq + 1..].trim();
         let value = (!value.is_empty()).then_some(value);
         // The first occurrence of a key wins; a repeated key does not disqualify the line.
         if key.eq_ignore_ascii_case("SyncId") {
@@ -166,13 +175,32 @@ pub fn find_tags(notes: &str) -> Option<TagsRef<'_>> {
     // From the end: the tag line is normally the last line, so one line is parsed. Splitting on
     // CR and LF separately yields the same line contents as `lines` (plus empty ones, which are
     // never tag lines).
-    // Fast path for that normal case: one byte scan for the last line break, no char searcher.
-    let last = notes
-        .bytes()
-        .rposition(|b| b == b'\r' || b == b'\n')
-        .map_or(0, |i| i + 1);
+    // Fast path for that normal case: one scan for the last line break, no char searcher.
+    let last = last_line_break(notes.as_bytes()).map_or(0, |i| i + 1);
     parse_tag_line(&notes[last..])
         .or_else(|| notes[..last].rsplit(['\r', '\n']).find_map(parse_tag_line))
+}
+
+/// The position of the last CR or LF, looking at 8 bytes at a time (a word holds one iff
+/// `(x - 0x01…) & !x & 0x80…` is non-zero for `x` = the word XOR the byte repeated).
+fn last_line_break(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let holds = |w: u64, c: u8| {
+        let x = w ^ (ONES * u64::from(c));
+        x.wrapping_sub(ONES) & !x & HIGH != 0
+    };
+    let mut end = b.len();
+    while end >= 8 {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[end - 8..end]);
+        let w = u64::from_le_bytes(word);
+        if holds(w, b'\r') || holds(w, b'\n') {
+            break;
+        }
+        end -= 8;
+    }
+    b[..end].iter().rposition(|&c| c == b'\r' || c == b'\n')
 }
 
 /// Splits notes into the user's text and the tags of the last tag line.
@@ -238,6 +266,33 @@ pub fn rebuild(
     // these notes, so give the excess back (an in-place shrink).
     s.shrink_to_fit();
     s
+}
+
+/// [`rebuild`] for a copy whose `CreatedBy` is kept from its own last tag line, else `fallback`:
+/// the notes are read once for both. Returns the notes and the `CreatedBy` written.
+pub fn rebuild_keeping_created_by<'a>(
+    notes: Option<&'a str>,
+    sync_id: SyncId,
+    fallback: &'a str,
+    last_updated_at: Option<&str>,
+    last_updated_by: Option<&str>,
+) -> (String, &'a str) {
+    let notes = notes.unwrap_or("");
+    let mut s = String::with_capacity(notes.len() + 180);
+    let own = strip_into(notes, &mut s).and_then(|t| t.created_by);
+    let created_by = own.unwrap_or(fallback);
+    if !s.is_empty() {
+        s.push_str("\r\n");
+    }
+    push_tag_line(
+        &mut s,
+        sync_id,
+        Some(created_by),
+        last_updated_at,
+        last_updated_by,
+    );
+    s.shrink_to_fit();
+    (s, created_by)
 }
 
 /// Whether notes read back are the notes written: equal up to line endings (CRLF/LF) and trailing
@@ -523,8 +578,78 @@ mod tests {
         proptest::collection::vec(piece, 0..8).prop_map(|v| v.concat())
     }
 
+    /// The tag-line parser as it was written with `str::split` (before the byte scans): the
+    /// reference the fast one must agree with.
+    fn parse_tag_line_by_split(line: &str) -> Option<TagsRef<'_>> {
+        let (mut sync_id, mut created_by, mut last_updated_at, mut last_updated_by) =
+            (None, None, None, None);
+        for part in line.split(';') {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let (key, value) = part.split_once('=')?;
+            let (key, value) = (key.trim(), value.trim());
+            let value = (!value.is_empty()).then_some(value);
+            if key.eq_ignore_ascii_case("SyncId") {
+                let id = SyncId::parse(value?)?;
+                sync_id.get_or_insert(id);
+            } else if key.eq_ignore_ascii_case("CreatedBy") {
+                created_by = created_by.or(value);
+            } else if key.eq_ignore_ascii_case("LastUpdatedAt") {
+                last_updated_at = last_updated_at.or(value);
+            } else if key.eq_ignore_ascii_case("LastUpdatedBy") {
+                last_updated_by = last_updated_by.or(value);
+            } else {
+                return None;
+            }
+        }
+        Some(TagsRef {
+            sync_id: sync_id?,
+            created_by,
+            last_updated_at,
+            last_updated_by,
+        })
+    }
+
+    /// Lines made of tag-line pieces, separators and odd whitespace (Unicode included).
+    fn arb_line() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("SyncId=3f2504e0-4f89-11d3-9a0c-0305e82c3301".to_owned()),
+            Just(" syncid = 3F2504E0-4F89-11D3-9A0C-0305E82C3301 ".to_owned()),
+            Just("SyncId=".to_owned()),
+            Just("CreatedBy=a@b".to_owned()),
+            Just("LastUpdatedAt = 2026-01-05T08:00:00Z".to_owned()),
+            Just("lastupdatedby=\u{a0}x\u{a0}".to_owned()),
+            Just("Other=1".to_owned()),
+            Just(";".to_owned()),
+            Just(" ; ".to_owned()),
+            Just("=".to_owned()),
+            Just("\u{2003}".to_owned()),
+            Just("é=✓".to_owned()),
+            "[a-zA-Z=; ]{0,6}",
+        ];
+        proptest::collection::vec(piece, 0..7).prop_map(|v| v.concat())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The word-at-a-time scan finds the last line break a byte scan finds.
+        #[test]
+        fn last_line_break_agrees_with_a_byte_scan(notes in arb_text()) {
+            let b = notes.as_bytes();
+            prop_assert_eq!(
+                last_line_break(b),
+                b.iter().rposition(|&c| c == b'\r' || c == b'\n')
+            );
+        }
+
+        /// The byte-scanning parser reads every line exactly as the `split` one did.
+        #[test]
+        fn tag_line_parser_agrees_with_the_split_reference(line in arb_line()) {
+            prop_assert_eq!(parse_tag_line(&line), parse_tag_line_by_split(&line));
+        }
 
         /// I3 core: the text of any notes survives a rebuild, and stripping is idempotent, so a
         /// rebuilt contact parses back to the very same text and tags.

@@ -22,10 +22,34 @@ impl Planner<'_, '_> {
     ) -> Vec<Operation> {
         // `LastUpdatedAt` in the tag line's round-trip form, formatted once.
         let now_text = tags::format_round_trip(now);
-        pending
-            .iter()
-            .map(|p| self.build_operation(phase_one, p, &now_text))
-            .collect()
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        if pending.len() < 10_000 || threads == 1 {
+            return pending
+                .iter()
+                .map(|p| self.build_operation(phase_one, p, &now_text))
+                .collect();
+        }
+        let mut ops: Vec<Operation> = Vec::with_capacity(pending.len());
+        ops.resize_with(pending.len(), Operation::placeholder);
+        let chunk = pending.len().div_ceil(threads);
+        let now_text = now_text.as_str();
+        std::thread::scope(|scope| {
+            let mut parts = ops.chunks_mut(chunk).zip(pending.chunks(chunk));
+            let mine = parts.next();
+            for (out, todo) in parts {
+                scope.spawn(move || {
+                    for (o, p) in out.iter_mut().zip(todo) {
+                        *o = self.build_operation(phase_one, p, now_text);
+                    }
+                });
+            }
+            if let Some((out, todo)) = mine {
+                for (o, p) in out.iter_mut().zip(todo) {
+                    *o = self.build_operation(phase_one, p, now_text);
+                }
+            }
+        });
+        ops
     }
 
     fn build_operation(&self, phase_one: &PhaseOne, p: &PendingWrite, now_text: &str) -> Operation {
@@ -67,10 +91,6 @@ impl Planner<'_, '_> {
             }
             Action::Delete => unreachable!("built by build_delete"),
         };
-        let created_by = copy
-            .and_then(|c| c.created_by())
-            .unwrap_or(&decision.created_by)
-            .to_owned();
         // Data comes from the winner: to the hub from the winner's mailbox, to users from the
         // hub. A stamp carries no data; its tag line names the winner's mailbox.
         let source = if key.folder == 0 || key.action == Action::Stamp {
@@ -83,11 +103,12 @@ impl Planner<'_, '_> {
             (Action::Stamp, Some(c)) => c,
             _ => winner,
         };
-        // A copy's notes: its own text kept exactly, then the fresh tag line (I3).
-        let expected_notes = tags::rebuild(
+        // A copy's notes: its own text kept exactly, then the fresh tag line (I3) with its own
+        // `CreatedBy` if it has one, else the contact's (one reading of the notes for both).
+        let (expected_notes, created_by) = tags::rebuild_keeping_created_by(
             copy.and_then(|c| c.contact.personal_notes()),
             key.sync_id,
-            Some(&created_by),
+            &decision.created_by,
             Some(now_text),
             Some(source),
         );
@@ -98,7 +119,7 @@ impl Planner<'_, '_> {
             sync_id: key.sync_id.as_str().to_owned(),
             display_name: shown.contact.display_name().map(str::to_owned),
             email: shown.email().map(str::to_owned),
-            created_by,
+            created_by: created_by.to_owned(),
             source_mailbox: source.to_owned(),
             expected_notes,
             write,

@@ -250,21 +250,38 @@ pub(super) fn per_folder<X: Sync, T: Send>(
     total: usize,
     f: impl Fn(usize, &X) -> T + Sync,
 ) -> Vec<T> {
+    per_folder_with(folders, total, || (), |_, i, x| f(i, x))
+}
+
+/// [`per_folder`] with scratch state made once per thread by `state` and lent to every call on
+/// that thread (hash tables reused from folder to folder instead of grown again for each).
+pub(super) fn per_folder_with<X: Sync, T: Send, S>(
+    folders: &[X],
+    total: usize,
+    state: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, &X) -> T + Sync,
+) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     if total < 10_000 || threads == 1 {
-        return folders.iter().enumerate().map(|(i, x)| f(i, x)).collect();
+        let mut s = state();
+        return folders
+            .iter()
+            .enumerate()
+            .map(|(i, x)| f(&mut s, i, x))
+            .collect();
     }
     let chunk = folders.len().div_ceil(threads).max(1);
-    let f = &f;
+    let (f, state) = (&f, &state);
     std::thread::scope(|scope| {
         let handles: Vec<_> = folders
             .chunks(chunk)
             .enumerate()
             .map(|(n, part)| {
                 scope.spawn(move || {
+                    let mut s = state();
                     part.iter()
                         .enumerate()
-                        .map(|(i, x)| f(n * chunk + i, x))
+                        .map(|(i, x)| f(&mut s, n * chunk + i, x))
                         .collect::<Vec<_>>()
                 })
             })

@@ -184,6 +184,25 @@ impl Write {
 }
 
 impl Operation {
+    /// An operation that allocates nothing, to be overwritten.
+    fn placeholder() -> Operation {
+        Operation {
+            step: 0,
+            mailbox: String::new(),
+            target: Target::Hub,
+            sync_id: String::new(),
+            display_name: None,
+            email: None,
+            created_by: String::new(),
+            source_mailbox: String::new(),
+            expected_notes: String::new(),
+            write: Write::Stamp {
+                contact_id: String::new(),
+                etag: None,
+            },
+        }
+    }
+
     pub fn action(&self) -> Action {
         self.write.action()
     }

@@ -3,13 +3,14 @@
 //! never fixed: nothing here changes a link or decides a write. With trusted memory a SyncId the
 //! hub lacks is a repair or a deletion (`create`, `deletes`), not a data problem.
 
-use super::keys::{KeyIndex, Link};
+use super::keys::{KeyIndex, KeyedContact, Link, per_folder_with};
 use super::{DataProblem, Planner, ProblemKind, target_of};
+use crate::tags::SyncId;
 use rustc_hash::FxHashMap;
 use std::hash::Hash;
 
 /// Groups of positions sharing a key, only for keys seen more than once (no allocation per key).
-/// `first` is scratch space, kept by the caller so its table is allocated once, not per folder.
+/// `first` is scratch space, reused for the three keys of a folder.
 fn duplicates<K: Hash + Eq + Copy>(
     first: &mut FxHashMap<K, usize>,
     items: impl Iterator<Item = (K, usize)>,
@@ -30,12 +31,41 @@ fn duplicates<K: Hash + Eq + Copy>(
     dups
 }
 
-impl Planner<'_, '_> {
-    /// Every folder's problems, folder by folder (the plan sorts them afterwards).
+/// The first position of each key in a folder: per thread, reused from folder to folder.
+#[derive(Default)]
+struct Scratch<'k> {
+    sync_ids: FxHashMap<SyncId, usize>,
+    keys: FxHashMap<&'k str, usize>,
+}
+
+impl<'s> Planner<'s, '_> {
+    /// Every folder's problems, folder by folder (the plan sorts them afterwards); folders are
+    /// independent, so big inputs are split over threads like the key reading (`per_folder`).
     pub(super) fn folder_problems(&self, hub_index: &KeyIndex<'_>) -> Vec<DataProblem> {
+        per_folder_with(
+            self.copies,
+            self.total,
+            Scratch::default,
+            |scratch, folder, _| self.problems_of(scratch, hub_index, folder),
+        )
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    fn problems_of(
+        &self,
+        scratch: &mut Scratch<'s>,
+        hub_index: &KeyIndex<'_>,
+        folder: usize,
+    ) -> Vec<DataProblem> {
+        let folder_copies: &'s [KeyedContact<'_>] = &self.copies[folder];
         let mut problems = Vec::new();
-        let (mut first_sync_id, mut first_email, mut first_name) = Default::default();
-        for (folder, folder_copies) in self.copies.iter().enumerate() {
+        let Scratch {
+            sync_ids: first_sync_id,
+            keys: first_key,
+        } = scratch;
+        {
             let mailbox = &self.snapshots[folder].mailbox;
             let target = target_of(folder as u32);
             let mut push = |kind, contact_ids: Vec<String>, key: String, detail: String| {
@@ -50,21 +80,21 @@ impl Planner<'_, '_> {
             };
             // Duplicate keys inside the folder (folder order kept within a group).
             let by_sync_id = duplicates(
-                &mut first_sync_id,
+                first_sync_id,
                 folder_copies
                     .iter()
                     .enumerate()
                     .filter_map(|(i, c)| Some((c.sync_id?, i))),
             );
             let by_email = duplicates(
-                &mut first_email,
+                first_key,
                 folder_copies
                     .iter()
                     .enumerate()
                     .filter_map(|(i, c)| Some((c.email()?, i))),
             );
             let by_name = duplicates(
-                &mut first_name,
+                first_key,
                 folder_copies
                     .iter()
                     .enumerate()
