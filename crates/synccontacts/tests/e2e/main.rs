@@ -6,6 +6,7 @@ mod harness;
 
 mod cli_e2e;
 mod config_e2e;
+mod fields_e2e;
 mod lost_answers_e2e;
 mod realism_e2e;
 mod sync_e2e;

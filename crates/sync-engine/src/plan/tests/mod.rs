@@ -6,10 +6,12 @@
 //! threaded passes (`scale`). Memory between runs (SPEC §7), threaded from run to run through
 //! `next_memory`: our writes are not edits, the trust check, bad reads (`memory`), hub and user
 //! deletions, repairs and the brake (`deletes`), and property tests over random runs with
-//! deletions, crashes and state losses for I1, I2 and I10–I13 (`memory_props`).
+//! deletions, crashes and state losses for I1, I2 and I10–I13 (`memory_props`). Field sets
+//! (issue 13): I1 under any set, changing the set, clears of addresses (`field_sets`).
 
 mod decide;
 mod deletes;
+mod field_sets;
 mod matching;
 mod memory;
 mod memory_props;
