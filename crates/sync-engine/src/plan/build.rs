@@ -4,16 +4,43 @@
 //! logical contact. A delete writes nothing: it names the copy as read.
 
 use super::decide::{PendingWrite, PhaseOne};
-use super::{Action, Operation, Planner, Write, target_of};
+use super::keys::CopyRef;
+use super::{Action, MailboxSnapshot, Operation, Write, target_of};
+use crate::field::FieldSet;
 use crate::fields::{self, WrittenFields};
+use crate::model::Contact;
 use crate::tags;
 use jiff::Timestamp;
 
-impl Planner<'_, '_> {
+/// What making the operations needs once every write is decided: the folders read and the field
+/// set — not the planner's per-contact key records, which are freed first.
+pub(super) struct Builder<'s, 'a> {
+    snapshots: &'s [&'a MailboxSnapshot],
+    fields: FieldSet,
+}
+
+/// The primary email a report line shows (the ladder's key, SPEC §2.6).
+fn email_of(c: &Contact) -> Option<String> {
+    fields::primary_email(&c.fields).map(std::borrow::Cow::into_owned)
+}
+
+impl<'s, 'a> Builder<'s, 'a> {
+    pub(super) fn new(snapshots: &'s [&'a MailboxSnapshot], fields: FieldSet) -> Self {
+        Builder { snapshots, fields }
+    }
+
+    fn copy(&self, at: CopyRef) -> &'a Contact {
+        &self.snapshots[at.folder as usize].contacts[at.pos as usize]
+    }
+
+    fn mailbox(&self, folder: u32) -> &'a str {
+        &self.snapshots[folder as usize].mailbox
+    }
+
     /// Builds the operations of the pending writes (already sorted), in their order, straight
-    /// into the result (the operations are never copied). Deliberately on one thread: strings
-    /// allocated on other threads land in other malloc arenas, which raised peak memory for no
-    /// wall-time gain (BENCHMARKS.md, "Planner").
+    /// into the result (the operations are never copied): big plans on every core, each thread
+    /// filling its own run of placeholders in place. Their strings land in other malloc arenas;
+    /// with the compact input that no longer shows at the peak (BENCHMARKS.md, "Planner").
     pub(super) fn build_operations(
         &self,
         phase_one: &PhaseOne,
@@ -59,7 +86,7 @@ impl Planner<'_, '_> {
         }
         let decision = &phase_one.decisions[p.logical_id.ix()];
         let winner = self.copy(decision.winner);
-        let winner_fields = &winner.contact.fields;
+        let winner_fields = &winner.fields;
         // The winner's value block, shared (not copied) by every data write of its contact.
         let data = || winner_fields.clone();
         // The write, and the existing copy it changes (none for a create).
@@ -72,10 +99,10 @@ impl Planner<'_, '_> {
             ),
             Action::Update => {
                 let copy = self.copy(key.copy());
-                let changes = fields::diff(&copy.contact.fields, winner_fields, self.fields);
+                let changes = fields::diff(&copy.fields, winner_fields, self.fields);
                 let write = Write::Update {
-                    contact_id: copy.contact.id().to_owned(),
-                    etag: copy.contact.etag().map(str::to_owned),
+                    contact_id: copy.id().to_owned(),
+                    etag: copy.etag().map(str::to_owned),
                     fields: WrittenFields::update(data(), &changes),
                     changes,
                 };
@@ -84,8 +111,8 @@ impl Planner<'_, '_> {
             Action::Stamp => {
                 let copy = self.copy(key.copy());
                 let write = Write::Stamp {
-                    contact_id: copy.contact.id().to_owned(),
-                    etag: copy.contact.etag().map(str::to_owned),
+                    contact_id: copy.id().to_owned(),
+                    etag: copy.etag().map(str::to_owned),
                 };
                 (write, Some(copy))
             }
@@ -106,7 +133,7 @@ impl Planner<'_, '_> {
         // A copy's notes: its own text kept exactly, then the fresh tag line (I3) with its own
         // `CreatedBy` if it has one, else the contact's (one reading of the notes for both).
         let (expected_notes, created_by) = tags::rebuild_keeping_created_by(
-            copy.and_then(|c| c.contact.personal_notes()),
+            copy.and_then(Contact::personal_notes),
             key.sync_id,
             &decision.created_by,
             Some(now_text),
@@ -117,8 +144,8 @@ impl Planner<'_, '_> {
             mailbox: self.mailbox(key.folder).to_owned(),
             target: target_of(key.folder),
             sync_id: key.sync_id.as_str().to_owned(),
-            display_name: shown.contact.display_name().map(str::to_owned),
-            email: shown.email().map(str::to_owned),
+            display_name: shown.display_name().map(str::to_owned),
+            email: email_of(shown),
             created_by: created_by.to_owned(),
             source_mailbox: source.to_owned(),
             expected_notes,
@@ -136,14 +163,19 @@ impl Planner<'_, '_> {
             mailbox: self.mailbox(p.key.folder).to_owned(),
             target: target_of(p.key.folder),
             sync_id: p.key.sync_id.as_str().to_owned(),
-            display_name: copy.contact.display_name().map(str::to_owned),
-            email: copy.email().map(str::to_owned),
-            created_by: copy.created_by().unwrap_or_default().to_owned(),
+            display_name: copy.display_name().map(str::to_owned),
+            email: email_of(copy),
+            created_by: copy
+                .personal_notes()
+                .and_then(tags::find_tags)
+                .and_then(|t| t.created_by)
+                .unwrap_or_default()
+                .to_owned(),
             source_mailbox: self.mailbox(0).to_owned(),
             expected_notes: String::new(),
             write: Write::Delete {
-                contact_id: copy.contact.id().to_owned(),
-                etag: copy.contact.etag().map(str::to_owned),
+                contact_id: copy.id().to_owned(),
+                etag: copy.etag().map(str::to_owned),
             },
         }
     }

@@ -558,7 +558,14 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
     pending.extend(deletions.pending);
     // Sorted by step, mailbox (hub first, then name order), SyncId, action, folder position.
     pending.sort_unstable_by_key(|p| p.key);
-    let operations = planner.build_operations(&phase_one, &pending, input.now);
+    // Everything is decided: the per-contact key records (a million of them) are freed before
+    // the operations are made, so the two never weigh on memory together.
+    let links = std::mem::take(&mut planner.links);
+    drop(planner);
+    drop(hub_index);
+    drop(copies);
+    let operations = build::Builder::new(&snapshots, input.fields)
+        .build_operations(&phase_one, &pending, input.now);
 
     let rank: FxHashMap<&str, usize> = snapshots
         .iter()
@@ -588,7 +595,7 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
                 pos: p.key.pos,
             })
             .collect(),
-        links: planner.links,
+        links,
         hub_writable,
         tombstones: deletions.tombstones,
         opt_outs,
