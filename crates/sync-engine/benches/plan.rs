@@ -1,12 +1,14 @@
 //! Micro-benchmark of the planner: 1,000 users × 1,000 contact copies (targets and results:
-//! BENCHMARKS.md, "Planner"). Prints the wall and CPU time of `plan` and the process's peak RSS
-//! (`VmHWM`) before planning (the input alone) and after.
+//! BENCHMARKS.md, "Planner"). Prints the input's size per contact (the `Contact` struct, its
+//! id/etag/notes string, its value block), the wall and CPU time of `plan` and the process's peak
+//! RSS (`VmHWM`) before planning (the input alone) and after.
 //!
 //! The tenant: the hub holds 1,000 stamped contacts and every user holds a copy of each (1,001,000
-//! contacts, nine fields set, about 170 bytes of notes and an id of Graph's real length, ~150
-//! characters, each; strings are sized exactly, as serde_json leaves them). Copies are stamped in the old
-//! script's formats: 40% with the two-field line and an upper-case GUID, the rest with the
-//! four-field line after user text.
+//! contacts, nine fields set, up to ~170 bytes of notes and an id of Graph's real length, ~150
+//! characters, each; every contact is its own allocations, exactly sized, as a read from Graph
+//! leaves it — no value block is shared). Copies are stamped in the old script's formats: 40%
+//! with the two-field line and an upper-case GUID, the rest with the four-field line after user
+//! text. The field set is the default one.
 //!
 //! - `churn` (default): 30% of the copies need a write — per user, 10% are unstamped (matched by
 //!   email: stamp), 10% carry stale data (update), and for one contact in ten the hub cleared
@@ -230,6 +232,27 @@ fn main() {
     if with_memory {
         input.memory = Some(memory_of(&input));
     }
+    // The input's own size per contact, before the allocator's rounding: the struct, its one
+    // string (id, etag, notes) and its value block.
+    // (Iterated twice rather than collected: a million references would raise the peak measured.)
+    let contacts = || {
+        std::iter::once(&input.hub)
+            .chain(&input.users)
+            .flat_map(|m| &m.contacts)
+    };
+    let n = contacts().count();
+    let text: usize = contacts()
+        .map(|c| {
+            c.id().len() + c.etag().map_or(0, str::len) + c.personal_notes().map_or(0, str::len)
+        })
+        .sum();
+    let blocks: usize = contacts().map(|c| c.fields.heap_size()).sum();
+    println!(
+        "input: {n} contacts; per contact {} B struct + {:.0} B id/etag/notes + {:.0} B value block",
+        std::mem::size_of::<sync_engine::Contact>(),
+        text as f64 / n as f64,
+        blocks as f64 / n as f64,
+    );
     // glibc settles the small chunks freed while the input was made (the `format!` temporaries)
     // on the next large allocation; that is the input's cost, not the plan's, so it is paid here.
     drop(std::hint::black_box(Vec::<u8>::with_capacity(64 << 10)));

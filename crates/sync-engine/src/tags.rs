@@ -116,6 +116,15 @@ fn lines(s: &str) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
+/// `str::trim`, with the usual case — nothing to trim, the ends are ASCII graphic — decided from
+/// two bytes.
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
+}
+
 /// Parses one line as a tag line: only `;`-separated `Key=value` pairs with keys among the four
 /// (case-insensitive, spaces around `=` and `;` allowed), including a well-formed SyncId.
 pub fn parse_tag_line(line: &str) -> Option<TagsRef<'_>> {
@@ -132,15 +141,15 @@ pub fn parse_tag_line(line: &str) -> Option<TagsRef<'_>> {
             .iter()
             .position(|&c| c == b';')
             .map_or(b.len(), |i| start + i);
-        let part = line[start..end].trim();
+        let part = trim(&line[start..end]);
         start = end + 1;
         if part.is_empty() {
             // `SyncId=…;` with a trailing `;` (or doubled separators) is still the script's line.
             continue;
         }
         let eq = part.bytes().position(|c| c == b'=')?;
-        let key = part[..eq].trim();
-        let value = part[eq + 1..].trim();
+        let key = trim(&part[..eq]);
+        let value = trim(&part[eq + 1..]);
         let value = (!value.is_empty()).then_some(value);
         // The first occurrence of a key wins; a repeated key does not disqualify the line.
         if key.eq_ignore_ascii_case("SyncId") {
@@ -372,6 +381,14 @@ fn push_tag_line(
         ("LastUpdatedBy", last_updated_by),
     ] {
         let Some(value) = value else { continue };
+        // The usual value (a UPN, a time) is plain ASCII: nothing to trim or drop.
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
+            s.push(';');
+            s.push_str(key);
+            s.push('=');
+            s.push_str(value);
+            continue;
+        }
         let clean =
             value.trim_matches(|c: char| c.is_whitespace() || matches!(c, ';' | '\r' | '\n'));
         if clean.is_empty() {
@@ -634,6 +651,29 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A tag line's values are cleaned as they always were (trimmed of whitespace, `;` and
+        /// line breaks; inner `;` and line breaks dropped; empty ones left out), with or without
+        /// the fast path for plain ASCII values.
+        #[test]
+        fn tag_line_values_are_cleaned_like_the_reference(
+            a in "[ a-z;\r\n\u{a0}é.@]{0,8}", b in "[!-~]{0,8}"
+        ) {
+            let reference = |v: &str| {
+                let clean = v.trim_matches(|c: char| c.is_whitespace() || matches!(c, ';' | '\r' | '\n'));
+                clean.chars().filter(|c| !matches!(c, ';' | '\r' | '\n')).collect::<String>()
+            };
+            let sid = SyncId::parse("3f2504e0-4f89-11d3-9a0c-0305e82c3301").unwrap();
+            let line = tag_line_parts(sid, Some(&a), None, Some(&b));
+            let mut want = format!("SyncId={sid}");
+            for (k, v) in [("CreatedBy", &a), ("LastUpdatedBy", &b)] {
+                let v = reference(v);
+                if !v.is_empty() {
+                    want.push_str(&format!(";{k}={v}"));
+                }
+            }
+            prop_assert_eq!(line, want);
+        }
 
         /// The word-at-a-time scan finds the last line break a byte scan finds.
         #[test]
