@@ -5,12 +5,14 @@
 //! `Fields` adds writable v1.0 contact properties by name, or `"all"` adds every one listed here
 //! (graph-facts §1's table and the emulator's `contact.rs`). Left out on purpose:
 //!
-//! - `fileAs`: Exchange keeps a per-contact *FileAsMapping* that says how FileAs is generated and
-//!   recomputed when the name properties change (EWS `FileAsMapping` element,
-//!   learn.microsoft.com/exchange/client-developer/web-service-reference/fileasmapping); Graph v1.0
-//!   can neither read nor set that mapping. A synced fileAs could be recomputed by the server after
-//!   our write and read back different — the next run would write it again (a loop, I1). It
-//!   follows from givenName/surname/companyName, which are synced anyway. Refused by name.
+//! - `fileAs`: Exchange ties it to a per-contact *FileAsMapping* that defines how it is built from
+//!   the name and company parts (EWS `FileAsMapping` element,
+//!   learn.microsoft.com/exchange/client-developer/web-service-reference/fileasmapping; graph-facts
+//!   §9); Graph v1.0 can neither read nor set that mapping, and whether Exchange rebuilds a written
+//!   fileAs when a name part changes is undocumented. If it does, a synced fileAs would read back
+//!   different after our write and the next run would write it again (a loop, I1). It follows
+//!   from givenName/surname/companyName, which are synced anyway. Refused by name (the safe
+//!   reading).
 //! - `personalNotes`: each copy's own text plus the tag line (I3); never synced as a field.
 //! - server-set properties (`id`, `createdDateTime`, `lastModifiedDateTime`, `changeKey`,
 //!   `parentFolderId`): not writable (graph-facts §1 "What PATCH accepts").
@@ -231,8 +233,8 @@ impl FieldSet {
             refused.push(format!("`{name}`"));
             let reason = match name.to_ascii_lowercase().as_str() {
                 "fileas" => {
-                    "fileAs is recomputed by Exchange from the name fields (its FileAsMapping, which \
-                     Graph cannot set), so syncing it could write it again on every run"
+                    "fileAs is built by Exchange from the name fields (a FileAsMapping Graph cannot \
+                     set), so syncing it could write it again on every run"
                 }
                 "personalnotes" => {
                     "personalNotes are each copy's own notes and the sync's tag line, never synced"
