@@ -1,12 +1,14 @@
 //! Micro-benchmark of the planner: 1,000 users × 1,000 contact copies (targets and results:
-//! BENCHMARKS.md, "Planner"). Prints the wall and CPU time of `plan` and the process's peak RSS
-//! (`VmHWM`) before planning (the input alone) and after.
+//! BENCHMARKS.md, "Planner"). Prints the input's size per contact (the `Contact` struct, its
+//! id/etag/notes string, its value block), the wall and CPU time of `plan` and the process's peak
+//! RSS (`VmHWM`) before planning (the input alone) and after.
 //!
 //! The tenant: the hub holds 1,000 stamped contacts and every user holds a copy of each (1,001,000
-//! contacts, nine fields set, about 170 bytes of notes and an id of Graph's real length, ~150
-//! characters, each; strings are sized exactly, as serde_json leaves them). Copies are stamped in the old
-//! script's formats: 40% with the two-field line and an upper-case GUID, the rest with the
-//! four-field line after user text.
+//! contacts, nine fields set, up to ~170 bytes of notes and an id of Graph's real length, ~150
+//! characters, each; every contact is its own allocations, exactly sized, as a read from Graph
+//! leaves it — no value block is shared). Copies are stamped in the old script's formats: 40%
+//! with the two-field line and an upper-case GUID, the rest with the four-field line after user
+//! text. The field set is the default one.
 //!
 //! - `churn` (default): 30% of the copies need a write — per user, 10% are unstamped (matched by
 //!   email: stamp), 10% carry stale data (update), and for one contact in ten the hub cleared
@@ -24,8 +26,9 @@
 use std::time::Instant;
 use sync_engine::fingerprint::fields_fingerprint;
 use sync_engine::{
-    Contact, ContactFields, ContactKey, CopyMemory, DeleteOptions, EmailAddress, FolderMemory,
-    Guid, MailboxSnapshot, Memory, PlanInput, ReadStatus, Version, WriteResult, next_memory, plan,
+    ContactFields, ContactKey, ContactParts, CopyMemory, DeleteOptions, Field, FieldSet,
+    FieldsBuilder, FolderMemory, Guid, MailboxSnapshot, Memory, PlanInput, ReadStatus, Version,
+    WriteResult, next_memory, plan,
 };
 
 fn vm_hwm_kib() -> u64 {
@@ -73,21 +76,32 @@ fn guid(i: usize) -> String {
     format!("{i:08x}-4f89-41d3-9a0c-0305e82c3301")
 }
 
-fn base_fields(i: usize) -> ContactFields {
-    ContactFields {
-        display_name: Some(format!("Person {i}")),
-        given_name: Some("Person".into()),
-        surname: Some(format!("{i}")),
-        company_name: Some("Contoso".into()),
-        job_title: Some("Engineer".into()),
-        business_phones: vec![format!("+1 425 555 {i:04}")],
-        mobile_phone: Some(format!("+1 206 555 {i:04}")),
-        email_addresses: vec![EmailAddress {
-            name: Some(format!("Person {i}")),
-            address: Some(format!("person{i}@contoso.com")),
-        }],
-        ..Default::default()
-    }
+/// The nine fields every contact has, with its variations: no `jobTitle` (cleared in the hub),
+/// another `department` (stale), another `mobilePhone` (a newer user edit).
+fn fields(
+    i: usize,
+    job_title: bool,
+    department: Option<&str>,
+    mobile: Option<&str>,
+) -> ContactFields {
+    let name = format!("Person {i}");
+    let mut b = FieldsBuilder::new();
+    b.text(Field::DisplayName, &name)
+        .text(Field::GivenName, "Person")
+        .text(Field::Surname, &format!("{i}"))
+        .text(Field::CompanyName, "Contoso")
+        .text(Field::JobTitle, if job_title { "Engineer" } else { "" })
+        .text(Field::Department, department.unwrap_or(""))
+        .list(
+            Field::BusinessPhones,
+            [format!("+1 425 555 {i:04}").as_str()],
+        )
+        .text(
+            Field::MobilePhone,
+            mobile.unwrap_or(&format!("+1 206 555 {i:04}")),
+        )
+        .emails([(name.as_str(), format!("person{i}@contoso.com").as_str())]);
+    b.build()
 }
 
 fn ts(secs: i64) -> jiff::Timestamp {
@@ -105,17 +119,16 @@ fn tenant(users: usize, per_user: usize, churn: bool) -> PlanInput {
         mailbox: "hub@contoso.com".into(),
         contacts: (0..per_user)
             .map(|i| {
-                let mut f = base_fields(i);
-                if churn && i % 10 == 9 {
-                    f.job_title = None; // cleared in the hub
-                }
-                Contact {
+                // In churn, one contact in ten lost its jobTitle in the hub.
+                let f = fields(i, !(churn && i % 10 == 9), None, None);
+                ContactParts {
                     id: graph_id(0, i),
                     etag: Some(format!("W/\"h{i}\"")),
                     last_modified_date_time: Some(ts(1000)),
                     personal_notes: Some(four(i)),
                     fields: f,
                 }
+                .into()
             })
             .collect(),
         read: ReadStatus::Complete,
@@ -129,7 +142,6 @@ fn tenant(users: usize, per_user: usize, churn: bool) -> PlanInput {
                         7 | 8 if !churn => 4, // steady: no unstamped or stale copies
                         s => s,
                     };
-                    let mut f = base_fields(i);
                     let mut t = ts(500);
                     let notes = match slot {
                         0..=3 => Some(format!(
@@ -140,49 +152,28 @@ fn tenant(users: usize, per_user: usize, churn: bool) -> PlanInput {
                         7 => Some("private note".to_owned()), // unstamped
                         _ => Some(four(i)),
                     };
-                    if slot == 8 {
-                        f.department = Some("Old department".into()); // stale
-                    }
-                    if u < 50 && i == u * 7 % per_user {
-                        f.mobile_phone = Some("+1 000 000 0000".into()); // newer user edit
+                    // Slot 8: stale data. The first 50 users: one newer edit each.
+                    let stale = (slot == 8).then_some("Old department");
+                    let edited = u < 50 && i == u * 7 % per_user;
+                    if edited {
                         t = ts(2000 + u as i64);
                     }
-                    Contact {
+                    let f = fields(i, true, stale, edited.then_some("+1 000 000 0000"));
+                    ContactParts {
                         id: graph_id(u + 1, i),
                         etag: Some(format!("W/\"u{u}-{i}\"")),
                         last_modified_date_time: Some(t),
                         personal_notes: notes,
                         fields: f,
                     }
+                    .into()
                 })
                 .collect(),
             read: ReadStatus::Complete,
         })
         .collect();
-    let mut users: Vec<MailboxSnapshot> = users;
-    let mut hub = hub;
-    // Graph responses are deserialised by serde_json into strings of exactly their length;
-    // `format!` over-allocates (up to 2×), which would overstate the input's memory.
-    for c in std::iter::once(&mut hub)
-        .chain(users.iter_mut())
-        .flat_map(|m| m.contacts.iter_mut())
-    {
-        c.id.shrink_to_fit();
-        if let Some(n) = &mut c.personal_notes {
-            n.shrink_to_fit();
-        }
-        for s in [
-            &mut c.etag,
-            &mut c.fields.display_name,
-            &mut c.fields.surname,
-            &mut c.fields.mobile_phone,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            s.shrink_to_fit();
-        }
-    }
+    // A contact keeps its strings in one exactly sized allocation (`Contact`), as a read from
+    // Graph leaves it: `format!`'s over-allocation does not reach the input.
     PlanInput {
         hub,
         users,
@@ -190,6 +181,7 @@ fn tenant(users: usize, per_user: usize, churn: bool) -> PlanInput {
         now: ts(10_000),
         memory: None,
         options: DeleteOptions::default(),
+        fields: FieldSet::DEFAULT,
     }
 }
 
@@ -200,15 +192,12 @@ fn memory_of(input: &PlanInput) -> Memory {
             .contacts
             .iter()
             .filter_map(|c| {
-                let tags = sync_engine::tags::find_tags(c.personal_notes.as_deref()?)?;
+                let tags = sync_engine::tags::find_tags(c.personal_notes()?)?;
                 Some(CopyMemory {
                     sync_id: Guid::from_sync_id(tags.sync_id)?,
-                    contact_id: c.id.as_str().into(),
-                    change_key: c
-                        .etag
-                        .as_deref()
-                        .map(|e| sync_engine::memory::change_key(e).into()),
-                    version: Version::of(c.last_modified_date_time),
+                    contact_id: c.id().into(),
+                    change_key: c.etag().map(|e| sync_engine::memory::change_key(e).into()),
+                    version: Version::of(c.last_modified()),
                     fields_hash: fields_fingerprint(&c.fields),
                     key: if hub { ContactKey::of(&c.fields) } else { None },
                 })
@@ -243,6 +232,30 @@ fn main() {
     if with_memory {
         input.memory = Some(memory_of(&input));
     }
+    // The input's own size per contact, before the allocator's rounding: the struct, its one
+    // string (id, etag, notes) and its value block.
+    // (Iterated twice rather than collected: a million references would raise the peak measured.)
+    let contacts = || {
+        std::iter::once(&input.hub)
+            .chain(&input.users)
+            .flat_map(|m| &m.contacts)
+    };
+    let n = contacts().count();
+    let text: usize = contacts()
+        .map(|c| {
+            c.id().len() + c.etag().map_or(0, str::len) + c.personal_notes().map_or(0, str::len)
+        })
+        .sum();
+    let blocks: usize = contacts().map(|c| c.fields.heap_size()).sum();
+    println!(
+        "input: {n} contacts; per contact {} B struct + {:.0} B id/etag/notes + {:.0} B value block",
+        std::mem::size_of::<sync_engine::Contact>(),
+        text as f64 / n as f64,
+        blocks as f64 / n as f64,
+    );
+    // glibc settles the small chunks freed while the input was made (the `format!` temporaries)
+    // on the next large allocation; that is the input's cost, not the plan's, so it is paid here.
+    drop(std::hint::black_box(Vec::<u8>::with_capacity(64 << 10)));
     let before = vm_hwm_kib();
     let mut n = 0u64;
     let mut ids = move || {

@@ -1,31 +1,38 @@
-//! Comparing synced fields the way Graph returns them, and building the JSON bodies that write them.
+//! Comparing fields the way Graph returns them, and building the JSON bodies that write them.
 //!
 //! A contact we just wrote must never look changed on the next read, or every run rewrites the
 //! tenant (invariant I1). So comparison normalises exactly what Graph normalises on a round trip
-//! and nothing more (a real edit must still be seen):
+//! and nothing more (a real edit must still be seen), per [`Kind`]:
 //!
-//! - unset strings: Graph returns `null`; an empty string we send may come back as `null` or `""`,
-//!   so `null`, a missing key and `""` are the same value (graph-facts §9 "Empty vs null").
-//! - unset collections come back as `[]`; the model already reads `null`/missing as empty.
-//! - `emailAddresses[].name`: contacts made in some UIs come back with `name` equal to the address,
-//!   and what the service does with an omitted name is unconfirmed (graph-facts §9, "normalise
-//!   `name` on compare"). We treat a name that is missing, empty, or equal to the address
-//!   (trimmed, case-insensitive) as "no name". A genuinely different name still counts as a change.
-//!   An empty address equals a missing one, like any string.
+//! - text: `null`, a missing key and `""` are the same value (graph-facts §9 "Empty vs null");
+//!   the value block already stores all three as "unset".
+//! - string lists: unset reads `[]`; order inside, case and spaces are user data.
+//! - `emailAddresses[].name`: contacts made in some UIs come back with `name` equal to the
+//!   address, and Graph (the emulator too) fills an omitted name with the address (graph-facts §9,
+//!   "normalise `name` on compare"). A name that is missing, empty, or equal to the address
+//!   (trimmed, case-insensitive) is "no name"; a genuinely different name is a change.
+//! - physical addresses: an object holds only its set keys and unset reads `{}` (graph-facts §9);
+//!   a missing key, `null` and `""` are the same, so an address is compared key by key.
+//! - `birthday`: compared by its UTC calendar date (graph-facts §1, §9); the emulator stores a
+//!   date-only value at 11:59 UTC. A value that does not parse is compared as text.
 //!
-//! Nothing else is normalised: order inside collections, case and spaces are user data.
+//! Only the fields of the configured set ([`FieldSet`]) are compared, diffed and written.
 //!
 //! Bodies ([`WrittenFields`], the only place a request body's fields are made): an update sends
 //! every field that differs, with `null`/`[]` for a field the winner cleared (SPEC §2.7 FIX: the
 //! script omitted empty fields, so clears never propagated), and always `displayName`, because
 //! Graph may regenerate a custom displayName when other name fields change (graph-facts §1
-//! "displayName caveat", contact-update.md); a create sends every field that is set. This module
-//! never decides *whether* to write; that is the planner's job.
+//! "displayName caveat", contact-update.md); a create sends every field of the set that is set.
+//! An address is always sent with all five keys, `null` for the unset ones, so a PATCH clears a
+//! key whether Graph replaces the object or merges it key by key (undocumented; both are safe
+//! this way). A birthday is sent as it was read (a full timestamp keeps its instant on any
+//! mailbox). This module never decides *whether* to write; that is the planner's job.
 
-use crate::model::{ContactFields, EmailAddress};
-use serde::{Serialize, Serializer};
+use crate::field::{ADDRESS_KEYS, Field, FieldSet, Kind};
+use crate::values::{ContactFields, EmailRef, Walk, address_of, email_items, list_items};
+use serde::Serialize;
 use serde_json::{Map, Value};
-use std::sync::Arc;
+use std::borrow::Cow;
 
 /// One field that differs between a target copy and the winning version, for the report
 /// (`Changed: <fields> | Delta: field: 'old' -> 'new'`).
@@ -37,221 +44,169 @@ pub struct FieldChange {
     pub new: String,
 }
 
-pub(crate) fn norm_str(s: &Option<String>) -> &str {
-    s.as_deref().unwrap_or("")
-}
-
 /// Two optional strings are equal as Graph returns them: `None` and `""` are the same value.
 pub(crate) fn strings_equal(a: Option<&str>, b: Option<&str>) -> bool {
     a.unwrap_or("") == b.unwrap_or("")
 }
 
 /// The name of an email entry as Graph round-trips it: `""` when missing, empty or the address.
-pub(crate) fn norm_email_name(e: &EmailAddress) -> &str {
-    let name = norm_str(&e.name);
-    let (n, a) = (name.trim(), norm_str(&e.address).trim());
+pub(crate) fn norm_email_name(e: EmailRef<'_>) -> &str {
+    let (n, a) = (e.name.trim(), e.address.trim());
     if n.is_empty()
         || n.eq_ignore_ascii_case(a)
         || (!n.is_ascii() && n.to_lowercase() == a.to_lowercase())
     {
         ""
     } else {
-        name
+        e.name
     }
 }
 
-fn emails_equal(a: &[EmailAddress], b: &[EmailAddress]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            norm_str(&x.address) == norm_str(&y.address) && norm_email_name(x) == norm_email_name(y)
-        })
+fn emails_equal(a: &[u8], b: &[u8]) -> bool {
+    let (x, y) = (email_items(a), email_items(b));
+    x.clone().count() == y.clone().count()
+        && x.zip(y)
+            .all(|(x, y)| x.address == y.address && norm_email_name(x) == norm_email_name(y))
 }
 
-/// A synced field, to iterate the twelve of SPEC §2.7 uniformly.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Field {
-    DisplayName,
-    GivenName,
-    Surname,
-    CompanyName,
-    JobTitle,
-    Department,
-    BusinessPhones,
-    MobilePhone,
-    HomePhones,
-    EmailAddresses,
-    ImAddresses,
-    Categories,
+/// The UTC calendar date of a `DateTimeOffset` (or of a date-only value).
+pub(crate) fn date_of(s: &str) -> Option<jiff::civil::Date> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Some(t.to_zoned(jiff::tz::TimeZone::UTC).date());
+    }
+    s.parse::<jiff::civil::Date>()
+        .ok()
+        .filter(|_| s.len() == 10)
+}
+
+fn dates_equal(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    let (x, y) = (
+        std::str::from_utf8(a).ok().and_then(date_of),
+        std::str::from_utf8(b).ok().and_then(date_of),
+    );
+    x.is_some() && x == y
+}
+
+/// Whether two payloads of field `f` (see `values`) hold the same value as Graph round-trips it.
+pub(crate) fn payload_equal(f: Field, a: &[u8], b: &[u8]) -> bool {
+    match f.kind() {
+        Kind::Emails => emails_equal(a, b),
+        Kind::Date => dates_equal(a, b),
+        // Canonical encodings: equal bytes are equal values, and unset is empty.
+        Kind::Text | Kind::TextList | Kind::Address => a == b,
+    }
 }
 
 impl Field {
-    /// In SPEC §2.7 order (the same as [`crate::SYNCED_FIELDS`]).
-    pub const ALL: [Field; 12] = [
-        Field::DisplayName,
-        Field::GivenName,
-        Field::Surname,
-        Field::CompanyName,
-        Field::JobTitle,
-        Field::Department,
-        Field::BusinessPhones,
-        Field::MobilePhone,
-        Field::HomePhones,
-        Field::EmailAddresses,
-        Field::ImAddresses,
-        Field::Categories,
-    ];
-
-    pub fn json_name(self) -> &'static str {
-        crate::SYNCED_FIELDS[self as usize]
-    }
-
-    /// Its bit in a [`FieldSet`] (its place in [`Field::ALL`]).
-    fn bit(self) -> u16 {
-        1 << self as u16
-    }
-
-    pub(crate) fn string(self, f: &ContactFields) -> Option<&Option<String>> {
-        Some(match self {
-            Field::DisplayName => &f.display_name,
-            Field::GivenName => &f.given_name,
-            Field::Surname => &f.surname,
-            Field::CompanyName => &f.company_name,
-            Field::JobTitle => &f.job_title,
-            Field::Department => &f.department,
-            Field::MobilePhone => &f.mobile_phone,
-            _ => return None,
-        })
-    }
-
-    pub(crate) fn list(self, f: &ContactFields) -> Option<&Vec<String>> {
-        Some(match self {
-            Field::BusinessPhones => &f.business_phones,
-            Field::HomePhones => &f.home_phones,
-            Field::ImAddresses => &f.im_addresses,
-            Field::Categories => &f.categories,
-            _ => return None,
-        })
-    }
-
     /// Equal as Graph would return them (see the module note).
     pub fn equal(self, a: &ContactFields, b: &ContactFields) -> bool {
-        if let (Some(x), Some(y)) = (self.string(a), self.string(b)) {
-            return strings_equal(x.as_deref(), y.as_deref());
-        }
-        if let (Some(x), Some(y)) = (self.list(a), self.list(b)) {
-            return x == y;
-        }
-        emails_equal(&a.email_addresses, &b.email_addresses)
+        payload_equal(self, a.payload(self), b.payload(self))
     }
 
     /// Human-readable value for the report.
     pub fn display(self, f: &ContactFields) -> String {
-        if let Some(s) = self.string(f) {
-            return norm_str(s).to_owned();
-        }
-        if let Some(list) = self.list(f) {
-            return list.join("; ");
-        }
-        f.email_addresses
-            .iter()
+        display(self, f.payload(self))
+    }
+}
+
+fn display(f: Field, payload: &[u8]) -> String {
+    let text = || String::from_utf8_lossy(payload).into_owned();
+    match f.kind() {
+        Kind::Text => text(),
+        Kind::Date => std::str::from_utf8(payload)
+            .ok()
+            .and_then(date_of)
+            .map_or_else(text, |d| d.to_string()),
+        Kind::TextList => list_items(payload).collect::<Vec<_>>().join("; "),
+        Kind::Emails => email_items(payload)
             .map(|e| match norm_email_name(e) {
-                "" => norm_str(&e.address).to_owned(),
-                n => format!("{n} <{}>", norm_str(&e.address)),
+                "" => e.address.to_owned(),
+                n => format!("{n} <{}>", e.address),
             })
             .collect::<Vec<_>>()
-            .join("; ")
+            .join("; "),
+        Kind::Address => address_of(payload)
+            .parts
+            .iter()
+            .filter(|p| !p.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", "),
     }
+}
 
-    /// The JSON value to send: `null` for an unset string, `[]` for an empty collection, so a
-    /// clear is written explicitly.
-    pub fn json(self, f: &ContactFields) -> Value {
-        if let Some(s) = self.string(f) {
-            return match s.as_deref() {
-                Some(v) if !v.is_empty() => Value::String(v.to_owned()),
-                _ => Value::Null,
-            };
-        }
-        if let Some(list) = self.list(f) {
-            return Value::Array(list.iter().cloned().map(Value::String).collect());
-        }
-        Value::Array(
-            f.email_addresses
-                .iter()
+/// The JSON value a write sends for `f` (see the module note): `null` for an unset text or date,
+/// `[]` for an empty collection, an address with all five keys — so a clear is written
+/// explicitly.
+pub fn json(f: Field, values: &ContactFields) -> Value {
+    let payload = values.payload(f);
+    match f.kind() {
+        Kind::Text | Kind::Date => match std::str::from_utf8(payload) {
+            Ok(s) if !s.is_empty() => Value::String(s.to_owned()),
+            _ => Value::Null,
+        },
+        Kind::TextList => Value::Array(
+            list_items(payload)
+                .map(|s| Value::String(s.to_owned()))
+                .collect(),
+        ),
+        Kind::Emails => Value::Array(
+            email_items(payload)
                 .map(|e| {
                     let mut m = Map::new();
                     // Name omitted when unset: Graph may fill it from the address (graph-facts §9);
                     // either way it compares equal.
-                    if let Some(n) = e.name.as_deref().filter(|n| !n.is_empty()) {
-                        m.insert("name".into(), Value::String(n.to_owned()));
+                    if !e.name.is_empty() {
+                        m.insert("name".into(), Value::String(e.name.to_owned()));
                     }
-                    m.insert(
-                        "address".into(),
-                        Value::String(norm_str(&e.address).to_owned()),
-                    );
+                    m.insert("address".into(), Value::String(e.address.to_owned()));
                     Value::Object(m)
                 })
                 .collect(),
-        )
-    }
-
-    fn is_set(self, f: &ContactFields) -> bool {
-        if let Some(s) = self.string(f) {
-            return !norm_str(s).is_empty();
-        }
-        if let Some(list) = self.list(f) {
-            return !list.is_empty();
-        }
-        !f.email_addresses.is_empty()
-    }
-}
-
-impl Serialize for Field {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.json_name())
+        ),
+        Kind::Address => Value::Object(
+            ADDRESS_KEYS
+                .iter()
+                .zip(address_of(payload).parts)
+                .map(|(k, v)| {
+                    let v = if v.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::String(v.to_owned())
+                    };
+                    ((*k).to_owned(), v)
+                })
+                .collect(),
+        ),
     }
 }
 
-/// Some of the synced fields (a bit per [`Field::ALL`] entry): which fields a write sends.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FieldSet(u16);
-
-impl FieldSet {
-    pub fn contains(self, f: Field) -> bool {
-        self.0 & f.bit() != 0
-    }
-
-    /// The fields of the set, in [`Field::ALL`] order.
-    pub fn iter(self) -> impl Iterator<Item = Field> {
-        Field::ALL.into_iter().filter(move |f| self.contains(*f))
-    }
-
-    fn of(fields: impl IntoIterator<Item = Field>) -> Self {
-        FieldSet(fields.into_iter().fold(0, |m, f| m | f.bit()))
-    }
-}
-
-/// The synced fields one write sends and their values: the single builder of request bodies'
+/// The fields of `set` one write sends and their values: the single builder of request bodies'
 /// fields, for production and tests alike.
 ///
-/// The values are the winner's fields, shared by every write of one logical contact: a plan holds
-/// up to a few hundred thousand writes and a JSON body map costs ~2 KB each, so the JSON is only
-/// made when the write is sent ([`WrittenFields::write_json`]).
+/// The values are the winner's block, shared by every write of one logical contact (an `Arc`
+/// clone); the JSON is only made when the write is sent ([`WrittenFields::write_json`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct WrittenFields {
-    values: Arc<ContactFields>,
+    values: ContactFields,
     sent: FieldSet,
 }
 
 impl WrittenFields {
-    /// A new contact: every field `values` has set (unset ones are simply absent on a new item).
-    pub fn create(values: Arc<ContactFields>) -> Self {
-        let sent = FieldSet::of(Field::ALL.into_iter().filter(|f| f.is_set(&values)));
+    /// A new contact: every field of `set` that `values` has set (unset ones are simply absent on
+    /// a new item).
+    pub fn create(values: ContactFields, set: FieldSet) -> Self {
+        let sent = values.set_fields().intersection(set);
         WrittenFields { values, sent }
     }
 
     /// An update to `values` of a copy that differs by `changes` ([`diff`]): every changed field
-    /// (clears as `null`/`[]`) and always `displayName` (graph-facts §1 displayName caveat).
-    pub fn update(values: Arc<ContactFields>, changes: &[FieldChange]) -> Self {
+    /// (clears as `null`/`[]`/an address of nulls) and always `displayName` (graph-facts §1
+    /// displayName caveat).
+    pub fn update(values: ContactFields, changes: &[FieldChange]) -> Self {
         let changed = changes.iter().map(|c| c.field);
         let sent = FieldSet::of(std::iter::once(Field::DisplayName).chain(changed));
         WrittenFields { values, sent }
@@ -267,10 +222,10 @@ impl WrittenFields {
         &self.values
     }
 
-    /// Adds every sent field to a request body, as [`Field::json`] writes it.
+    /// Adds every sent field to a request body, as [`json`] writes it.
     pub fn write_json(&self, body: &mut Map<String, Value>) {
         for f in self.sent.iter() {
-            body.insert(f.json_name().into(), f.json(&self.values));
+            body.insert(f.json_name().into(), json(f, &self.values));
         }
     }
 
@@ -281,41 +236,66 @@ impl WrittenFields {
     }
 }
 
-/// True when every synced field is equal as Graph would return it.
-pub fn fields_equal(a: &ContactFields, b: &ContactFields) -> bool {
-    Field::ALL.iter().all(|f| f.equal(a, b))
+/// True when every field of `set` is equal as Graph would return it. Two copies sharing one block,
+/// or whose blocks are byte-identical, are equal without looking at a field.
+pub fn fields_equal(a: &ContactFields, b: &ContactFields, set: FieldSet) -> bool {
+    if a.same_block(b) || a.bytes() == b.bytes() {
+        return true;
+    }
+    let (mut x, mut y) = (Walk::new(a), Walk::new(b));
+    // Fields unset on both sides are equal: only the others are looked at.
+    let mut todo = a.either(b, set);
+    while todo != 0 {
+        let i = todo.trailing_zeros();
+        todo &= todo - 1;
+        if !payload_equal(Field::SUPPORTED[i as usize], x.at(i), y.at(i)) {
+            return false;
+        }
+    }
+    true
 }
 
-/// The fields that differ between `old` (the target copy) and `new` (the winner), old → new.
-pub fn diff(old: &ContactFields, new: &ContactFields) -> Vec<FieldChange> {
-    let mut changes: Vec<FieldChange> = Field::ALL
-        .iter()
-        .filter(|f| !f.equal(old, new))
-        .map(|f| FieldChange {
-            field: *f,
-            old: f.display(old),
-            new: f.display(new),
-        })
-        .collect();
-    // A filtered collect starts at room for four; a plan keeps one of these per update (hundreds
-    // of thousands), usually with one or two changes.
-    changes.shrink_to_fit();
+/// The fields of `set` that differ between `old` (the target copy) and `new` (the winner),
+/// old → new.
+pub fn diff(old: &ContactFields, new: &ContactFields, set: FieldSet) -> Vec<FieldChange> {
+    let (mut x, mut y) = (Walk::new(old), Walk::new(new));
+    let mut todo = old.either(new, set);
+    // Sized exactly: a plan keeps one of these per update (hundreds of thousands), usually with
+    // one or two changes.
+    let mut changes: Vec<FieldChange> = Vec::new();
+    while todo != 0 {
+        let i = todo.trailing_zeros();
+        todo &= todo - 1;
+        let f = Field::SUPPORTED[i as usize];
+        let (a, b) = (x.at(i), y.at(i));
+        if !payload_equal(f, a, b) {
+            changes.reserve_exact(1);
+            changes.push(FieldChange {
+                field: f,
+                old: display(f, a),
+                new: display(f, b),
+            });
+        }
+    }
     changes
 }
 
 /// Primary email (SPEC §2.6): the first non-empty `emailAddresses[].address`, trimmed and
 /// lower-cased. Borrowed when already lower-case, so indexing a million contacts stays cheap.
-pub fn primary_email(f: &ContactFields) -> Option<std::borrow::Cow<'_, str>> {
+pub fn primary_email(f: &ContactFields) -> Option<Cow<'_, str>> {
     let a = f
-        .email_addresses
-        .iter()
-        .filter_map(|e| e.address.as_deref().map(str::trim))
+        .emails()
+        .map(|e| e.address.trim())
         .find(|a| !a.is_empty())?;
-    Some(if has_upper(a) {
-        std::borrow::Cow::Owned(a.to_lowercase())
+    Some(lower(a))
+}
+
+fn lower(s: &str) -> Cow<'_, str> {
+    if has_upper(s) {
+        Cow::Owned(s.to_lowercase())
     } else {
-        std::borrow::Cow::Borrowed(a)
-    })
+        Cow::Borrowed(s)
+    }
 }
 
 /// Whether `s` has an upper-case letter (a byte scan for the usual ASCII key).
@@ -329,140 +309,10 @@ fn has_upper(s: &str) -> bool {
 
 /// The displayName key for contacts without email (SPEC §2.6): trimmed and compared
 /// case-insensitively, as the script's PowerShell hashtables do (their keys are case-insensitive).
-pub fn name_key(f: &ContactFields) -> Option<std::borrow::Cow<'_, str>> {
-    let n = f.display_name.as_deref()?.trim();
-    if n.is_empty() {
-        return None;
-    }
-    Some(if has_upper(n) {
-        std::borrow::Cow::Owned(n.to_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(n)
-    })
+pub fn name_key(f: &ContactFields) -> Option<Cow<'_, str>> {
+    let n = f.text(Field::DisplayName).trim();
+    (!n.is_empty()).then(|| lower(n))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn email(name: Option<&str>, address: &str) -> EmailAddress {
-        EmailAddress {
-            name: name.map(Into::into),
-            address: Some(address.into()),
-        }
-    }
-
-    #[test]
-    fn unset_and_empty_strings_are_equal_real_edits_are_not() {
-        let a = ContactFields {
-            job_title: Some(String::new()),
-            ..Default::default()
-        };
-        let b = ContactFields::default();
-        assert!(fields_equal(&a, &b));
-        let c = ContactFields {
-            job_title: Some("CEO".into()),
-            ..Default::default()
-        };
-        assert!(!fields_equal(&a, &c));
-        let d = ContactFields {
-            job_title: Some("ceo".into()),
-            ..Default::default()
-        };
-        assert!(!fields_equal(&c, &d), "case is user data");
-    }
-
-    #[test]
-    fn email_name_missing_empty_or_address_is_no_name() {
-        let base = |e| ContactFields {
-            email_addresses: vec![e],
-            ..Default::default()
-        };
-        let none = base(email(None, "adele@contoso.com"));
-        assert!(fields_equal(
-            &none,
-            &base(email(Some(""), "adele@contoso.com"))
-        ));
-        assert!(fields_equal(
-            &none,
-            &base(email(Some("Adele@Contoso.com"), "adele@contoso.com"))
-        ));
-        assert!(!fields_equal(
-            &none,
-            &base(email(Some("Adele Vance"), "adele@contoso.com"))
-        ));
-        assert!(!fields_equal(
-            &none,
-            &base(email(None, "adele@fabrikam.com"))
-        ));
-    }
-
-    #[test]
-    fn collection_order_matters() {
-        let a = ContactFields {
-            business_phones: vec!["1".into(), "2".into()],
-            ..Default::default()
-        };
-        let b = ContactFields {
-            business_phones: vec!["2".into(), "1".into()],
-            ..Default::default()
-        };
-        assert!(!fields_equal(&a, &b));
-        assert_eq!(diff(&a, &b)[0].field, Field::BusinessPhones);
-        assert_eq!(diff(&a, &b)[0].old, "1; 2");
-    }
-
-    #[test]
-    fn update_sends_changes_clears_and_always_display_name() {
-        let old = ContactFields {
-            display_name: Some("Adele Vance".into()),
-            mobile_phone: Some("+1 555".into()),
-            categories: vec!["VIP".into()],
-            company_name: Some("Contoso".into()),
-            ..Default::default()
-        };
-        let new = ContactFields {
-            display_name: Some("Adele Vance".into()),
-            company_name: Some("Contoso".into()),
-            ..Default::default()
-        };
-        let changes = diff(&old, &new);
-        assert_eq!(
-            changes.iter().map(|c| c.field).collect::<Vec<_>>(),
-            [Field::MobilePhone, Field::Categories]
-        );
-        let mut body = Map::new();
-        WrittenFields::update(Arc::new(new), &changes).write_json(&mut body);
-        assert_eq!(
-            Value::Object(body),
-            json!({"displayName": "Adele Vance", "mobilePhone": null, "categories": []})
-        );
-    }
-
-    #[test]
-    fn create_sends_only_set_fields() {
-        let new = ContactFields {
-            display_name: Some("Adele".into()),
-            job_title: Some(String::new()),
-            email_addresses: vec![email(None, "adele@contoso.com")],
-            ..Default::default()
-        };
-        let mut body = Map::new();
-        WrittenFields::create(Arc::new(new)).write_json(&mut body);
-        assert_eq!(
-            Value::Object(body),
-            json!({"displayName": "Adele", "emailAddresses": [{"address": "adele@contoso.com"}]})
-        );
-    }
-
-    #[test]
-    fn primary_email_is_first_non_empty_trimmed_lowercase() {
-        let f = ContactFields {
-            email_addresses: vec![email(None, "  "), email(None, " Adele@Contoso.COM ")],
-            ..Default::default()
-        };
-        assert_eq!(primary_email(&f).as_deref(), Some("adele@contoso.com"));
-        assert_eq!(primary_email(&ContactFields::default()), None);
-    }
-}
+mod tests;

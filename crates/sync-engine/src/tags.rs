@@ -116,6 +116,15 @@ fn lines(s: &str) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
+/// `str::trim`, with the usual case — nothing to trim, the ends are ASCII graphic — decided from
+/// two bytes.
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
+}
+
 /// Parses one line as a tag line: only `;`-separated `Key=value` pairs with keys among the four
 /// (case-insensitive, spaces around `=` and `;` allowed), including a well-formed SyncId.
 pub fn parse_tag_line(line: &str) -> Option<TagsRef<'_>> {
@@ -123,15 +132,24 @@ pub fn parse_tag_line(line: &str) -> Option<TagsRef<'_>> {
     let mut created_by = None;
     let mut last_updated_at = None;
     let mut last_updated_by = None;
-    for part in line.split(';') {
-        let part = part.trim();
+    // `split(';')` and `split_once('=')` by byte scans: the parts are short, and this runs for
+    // every contact of a run. Both are ASCII, so every cut is on a char boundary.
+    let b = line.as_bytes();
+    let mut start = 0;
+    while start <= b.len() {
+        let end = b[start..]
+            .iter()
+            .position(|&c| c == b';')
+            .map_or(b.len(), |i| start + i);
+        let part = trim(&line[start..end]);
+        start = end + 1;
         if part.is_empty() {
             // `SyncId=…;` with a trailing `;` (or doubled separators) is still the script's line.
             continue;
         }
-        let (key, value) = part.split_once('=')?;
-        let key = key.trim();
-        let value = value.trim();
+        let eq = part.bytes().position(|c| c == b'=')?;
+        let key = trim(&part[..eq]);
+        let value = trim(&part[eq + 1..]);
         let value = (!value.is_empty()).then_some(value);
         // The first occurrence of a key wins; a repeated key does not disqualify the line.
         if key.eq_ignore_ascii_case("SyncId") {
@@ -166,13 +184,32 @@ pub fn find_tags(notes: &str) -> Option<TagsRef<'_>> {
     // From the end: the tag line is normally the last line, so one line is parsed. Splitting on
     // CR and LF separately yields the same line contents as `lines` (plus empty ones, which are
     // never tag lines).
-    // Fast path for that normal case: one byte scan for the last line break, no char searcher.
-    let last = notes
-        .bytes()
-        .rposition(|b| b == b'\r' || b == b'\n')
-        .map_or(0, |i| i + 1);
+    // Fast path for that normal case: one scan for the last line break, no char searcher.
+    let last = last_line_break(notes.as_bytes()).map_or(0, |i| i + 1);
     parse_tag_line(&notes[last..])
         .or_else(|| notes[..last].rsplit(['\r', '\n']).find_map(parse_tag_line))
+}
+
+/// The position of the last CR or LF, looking at 8 bytes at a time (a word holds one iff
+/// `(x - 0x01…) & !x & 0x80…` is non-zero for `x` = the word XOR the byte repeated).
+fn last_line_break(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let holds = |w: u64, c: u8| {
+        let x = w ^ (ONES * u64::from(c));
+        x.wrapping_sub(ONES) & !x & HIGH != 0
+    };
+    let mut end = b.len();
+    while end >= 8 {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[end - 8..end]);
+        let w = u64::from_le_bytes(word);
+        if holds(w, b'\r') || holds(w, b'\n') {
+            break;
+        }
+        end -= 8;
+    }
+    b[..end].iter().rposition(|&c| c == b'\r' || c == b'\n')
 }
 
 /// Splits notes into the user's text and the tags of the last tag line.
@@ -238,6 +275,33 @@ pub fn rebuild(
     // these notes, so give the excess back (an in-place shrink).
     s.shrink_to_fit();
     s
+}
+
+/// [`rebuild`] for a copy whose `CreatedBy` is kept from its own last tag line, else `fallback`:
+/// the notes are read once for both. Returns the notes and the `CreatedBy` written.
+pub fn rebuild_keeping_created_by<'a>(
+    notes: Option<&'a str>,
+    sync_id: SyncId,
+    fallback: &'a str,
+    last_updated_at: Option<&str>,
+    last_updated_by: Option<&str>,
+) -> (String, &'a str) {
+    let notes = notes.unwrap_or("");
+    let mut s = String::with_capacity(notes.len() + 180);
+    let own = strip_into(notes, &mut s).and_then(|t| t.created_by);
+    let created_by = own.unwrap_or(fallback);
+    if !s.is_empty() {
+        s.push_str("\r\n");
+    }
+    push_tag_line(
+        &mut s,
+        sync_id,
+        Some(created_by),
+        last_updated_at,
+        last_updated_by,
+    );
+    s.shrink_to_fit();
+    (s, created_by)
 }
 
 /// Whether notes read back are the notes written: equal up to line endings (CRLF/LF) and trailing
@@ -317,6 +381,14 @@ fn push_tag_line(
         ("LastUpdatedBy", last_updated_by),
     ] {
         let Some(value) = value else { continue };
+        // The usual value (a UPN, a time) is plain ASCII: nothing to trim or drop.
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
+            s.push(';');
+            s.push_str(key);
+            s.push('=');
+            s.push_str(value);
+            continue;
+        }
         let clean =
             value.trim_matches(|c: char| c.is_whitespace() || matches!(c, ';' | '\r' | '\n'));
         if clean.is_empty() {
@@ -362,195 +434,4 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn sid(s: &str) -> SyncId {
-        SyncId::parse(s).unwrap()
-    }
-
-    #[test]
-    fn notes_differing_only_in_line_endings_or_trailing_space_are_the_same() {
-        assert!(same_notes("a\r\nSyncId=x", "a\nSyncId=x"));
-        assert!(same_notes("a\n", "a"));
-        assert!(same_notes("a \r\n", "a"));
-        assert!(!same_notes("", "SyncId=x"));
-        assert!(
-            !same_notes("a\nb", "ab"),
-            "a lost line break is a difference"
-        );
-    }
-
-    #[test]
-    fn reads_old_two_field_line_with_upper_case_guid() {
-        let p = parse("SyncId=3F2504E0-4F89-11D3-9A0C-0305E82C3301;CreatedBy=adele@contoso.com");
-        assert_eq!(p.text, "");
-        let t = p.tags.unwrap();
-        assert_eq!(t.sync_id.as_str(), "3f2504e0-4f89-11d3-9a0c-0305e82c3301");
-        assert_eq!(t.created_by.as_deref(), Some("adele@contoso.com"));
-        assert_eq!(t.last_updated_at, None);
-    }
-
-    #[test]
-    fn reads_four_field_line_after_text_with_crlf() {
-        let notes = "Met at Ignite\r\nSyncId=3f2504e0-4f89-11d3-9a0c-0305e82c3301;CreatedBy=adele@contoso.com;LastUpdatedAt=2026-11-27T12:00:00.1234567Z;LastUpdatedBy=hub@contoso.com";
-        let p = parse(notes);
-        assert_eq!(p.text, "Met at Ignite");
-        let t = p.tags.unwrap();
-        assert_eq!(t.last_updated_by.as_deref(), Some("hub@contoso.com"));
-        assert_eq!(
-            t.last_updated_at.unwrap(),
-            "2026-11-27T12:00:00.1234567Z".parse::<Timestamp>().unwrap()
-        );
-    }
-
-    #[test]
-    fn keys_case_insensitive_spaces_allowed_lf_and_cr() {
-        for notes in [
-            "a\nsyncid = 3F2504E0-4F89-11D3-9A0C-0305E82C3301 ; createdby= x@y ;",
-            "a\rSYNCID=3F2504E0-4F89-11D3-9A0C-0305E82C3301;CREATEDBY =x@y",
-        ] {
-            let p = parse(notes);
-            assert_eq!(p.text, "a", "{notes:?}");
-            let t = p.tags.unwrap();
-            assert_eq!(t.sync_id, sid("3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
-            assert_eq!(t.created_by.as_deref(), Some("x@y"));
-        }
-    }
-
-    #[test]
-    fn inline_mentions_and_partial_lines_are_user_text() {
-        for line in [
-            "Remember: SyncId=3f2504e0-4f89-11d3-9a0c-0305e82c3301 is the old id",
-            "SyncId=not-a-guid",
-            "CreatedBy=me",
-            "SyncId=3f2504e0-4f89-11d3-9a0c-0305e82c3301;Owner=me",
-            "SyncId 3f2504e0-4f89-11d3-9a0c-0305e82c3301",
-        ] {
-            let p = parse(line);
-            assert_eq!(p.text, line);
-            assert_eq!(p.tags, None);
-        }
-    }
-
-    #[test]
-    fn reads_offsets_and_unspecified_kind_timestamps() {
-        let want = "2026-11-27T12:00:00Z".parse::<Timestamp>().unwrap();
-        assert_eq!(parse_timestamp("2026-11-27T13:00:00+01:00"), Some(want));
-        assert_eq!(parse_timestamp("2026-11-27T12:00:00.0000000"), Some(want));
-        assert_eq!(parse_timestamp("yesterday"), None);
-    }
-
-    #[test]
-    fn writes_dotnet_round_trip_form() {
-        let ts: Timestamp = "2026-11-27T12:00:00.123456789Z".parse().unwrap();
-        assert_eq!(format_round_trip(ts), "2026-11-27T12:00:00.1234567Z");
-        let ts: Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
-        assert_eq!(format_round_trip(ts), "2026-01-02T03:04:05.0000000Z");
-    }
-
-    #[test]
-    fn build_appends_after_crlf_or_alone() {
-        let tags = Tags {
-            sync_id: sid("3F2504E0-4F89-11D3-9A0C-0305E82C3301"),
-            created_by: Some("adele@contoso.com".into()),
-            last_updated_at: Some("2026-11-27T12:00:00.1234567Z".parse().unwrap()),
-            last_updated_by: Some("hub@contoso.com".into()),
-        };
-        let line = "SyncId=3f2504e0-4f89-11d3-9a0c-0305e82c3301;CreatedBy=adele@contoso.com;LastUpdatedAt=2026-11-27T12:00:00.1234567Z;LastUpdatedBy=hub@contoso.com";
-        assert_eq!(build("", &tags), line);
-        assert_eq!(build("hi\n", &tags), format!("hi\n\r\n{line}"));
-    }
-
-    #[test]
-    fn restamping_replaces_old_line_and_keeps_text() {
-        let old = "Line 1\r\n\r\nLine 3\r\nSyncId=3F2504E0-4F89-11D3-9A0C-0305E82C3301;CreatedBy=adele@contoso.com";
-        let p = parse(old);
-        assert_eq!(p.text, "Line 1\r\n\r\nLine 3");
-        let tags = p.tags.unwrap();
-        let rebuilt = build(&p.text, &tags);
-        assert_eq!(
-            rebuilt,
-            "Line 1\r\n\r\nLine 3\r\nSyncId=3f2504e0-4f89-11d3-9a0c-0305e82c3301;CreatedBy=adele@contoso.com"
-        );
-        assert_eq!(parse(&rebuilt).text, p.text);
-    }
-
-    #[test]
-    fn several_tag_lines_last_wins_and_all_are_stripped() {
-        let notes = "SyncId=11111111-1111-1111-1111-111111111111\r\nhello\r\nSyncId=22222222-2222-2222-2222-222222222222";
-        let p = parse(notes);
-        assert_eq!(p.text, "hello");
-        assert_eq!(
-            p.tags.unwrap().sync_id,
-            sid("22222222-2222-2222-2222-222222222222")
-        );
-        assert_eq!(
-            find_tags(notes).unwrap().sync_id,
-            sid("22222222-2222-2222-2222-222222222222")
-        );
-    }
-
-    fn arb_tags() -> impl Strategy<Value = Tags> {
-        (
-            "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
-            proptest::option::of("[a-zA-Z0-9._@-]{1,20}"),
-            proptest::option::of(0i64..4_000_000_000),
-            proptest::option::of(0i32..10_000_000),
-            proptest::option::of("[a-zA-Z0-9._@-]{1,20}"),
-        )
-            .prop_map(|(id, cb, secs, ticks, lb)| Tags {
-                sync_id: SyncId::parse(&id).unwrap(),
-                created_by: cb,
-                last_updated_at: secs.map(|s| Timestamp::new(s, ticks.unwrap_or(0) * 100).unwrap()),
-                last_updated_by: lb,
-            })
-    }
-
-    /// Arbitrary Unicode text, biased towards line breaks, blank lines and tag-like fragments.
-    fn arb_text() -> impl Strategy<Value = String> {
-        let piece = prop_oneof![
-            4 => any::<String>(),
-            2 => Just("\r\n".to_owned()),
-            2 => Just("\n".to_owned()),
-            1 => Just("\r".to_owned()),
-            1 => Just("SyncId=3f2504e0-4f89-11d3-9a0c-0305e82c3301".to_owned()),
-            1 => Just(" SyncId = 3F2504E0-4F89-11D3-9A0C-0305E82C3301 ; CreatedBy=x".to_owned()),
-            1 => Just("see SyncId=abc; CreatedBy=me".to_owned()),
-            1 => Just("héllo wörld ✓ 日本".to_owned()),
-        ];
-        proptest::collection::vec(piece, 0..8).prop_map(|v| v.concat())
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-
-        /// I3 core: the text of any notes survives a rebuild, and stripping is idempotent, so a
-        /// rebuilt contact parses back to the very same text and tags.
-        #[test]
-        fn build_then_parse_round_trips(notes in arb_text(), tags in arb_tags()) {
-            let text = parse(&notes).text;
-            let rebuilt = build(&text, &tags);
-            let again = parse(&rebuilt);
-            prop_assert_eq!(&again.text, &text);
-            prop_assert_eq!(again.tags.as_ref(), Some(&tags));
-            prop_assert_eq!(find_tags(&rebuilt).map(TagsRef::into_tags), Some(tags.clone()));
-            // And once more: a second run rebuilding the same notes writes the same bytes.
-            prop_assert_eq!(build(&again.text, &tags), rebuilt.clone());
-            let at = tags.last_updated_at.map(format_round_trip);
-            prop_assert_eq!(
-                rebuild(Some(&notes), tags.sync_id, tags.created_by.as_deref(), at.as_deref(), tags.last_updated_by.as_deref()),
-                rebuilt
-            );
-        }
-
-        /// Text that holds no whole tag line is returned exactly.
-        #[test]
-        fn text_without_tag_lines_is_kept_exactly(text in arb_text(), tags in arb_tags()) {
-            prop_assume!(lines(&text).all(|(l, _)| parse_tag_line(l).is_none()));
-            prop_assert_eq!(parse(&text).text, text.clone());
-            prop_assert_eq!(parse(&build(&text, &tags)).text, text);
-        }
-    }
-}
+mod tests;

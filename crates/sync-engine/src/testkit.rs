@@ -13,9 +13,11 @@
 //! [`Tenant::bump_change_key`]). This is a test double, never a second source of truth: the
 //! emulator is the real oracle.
 
+use crate::field::{Field, FieldSet};
 use crate::memory::{Memory, change_key};
-use crate::model::{Contact, ContactFields};
+use crate::model::{Contact, ContactFields, ContactParts, EmailAddress};
 use crate::plan::{DeleteOptions, MailboxSnapshot, Plan, PlanInput, Target, Write, WriteResult};
+use crate::values::FieldsBuilder;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 
@@ -41,6 +43,9 @@ pub struct Tenant {
     pub users: Vec<MailboxSnapshot>,
     /// The server clock: every write happens after everything already in the tenant.
     pub clock: Timestamp,
+    /// The field set runs are planned with ([`PlanInput::fields`]); the default set unless a test
+    /// changes it.
+    pub fields: FieldSet,
     next_id: u64,
 }
 
@@ -50,13 +55,14 @@ impl Tenant {
             .contacts
             .iter()
             .chain(users.iter().flat_map(|u| u.contacts.iter()))
-            .filter_map(|c| c.last_modified_date_time)
+            .filter_map(Contact::last_modified)
             .max()
             .unwrap_or(Timestamp::UNIX_EPOCH);
         Tenant {
             hub,
             users,
             clock: latest + SignedDuration::from_secs(60),
+            fields: FieldSet::DEFAULT,
             next_id: 1,
         }
     }
@@ -80,6 +86,7 @@ impl Tenant {
             now: self.clock,
             memory,
             options,
+            fields: self.fields,
         }
     }
 
@@ -107,8 +114,8 @@ impl Tenant {
             return false;
         };
         f(&mut c.fields);
-        c.etag = Some(etag);
-        c.last_modified_date_time = Some(now);
+        c.set_etag(Some(&etag));
+        c.set_last_modified(Some(now));
         true
     }
 
@@ -121,7 +128,7 @@ impl Tenant {
     /// A user deletes their copy, or an admin a hub contact. Returns the contact removed.
     pub fn delete(&mut self, mailbox: &str, id: &str) -> Option<Contact> {
         let folder = self.any_folder_mut(mailbox)?;
-        let i = folder.contacts.iter().position(|c| c.id == id)?;
+        let i = folder.contacts.iter().position(|c| c.id() == id)?;
         Some(folder.contacts.remove(i))
     }
 
@@ -129,7 +136,7 @@ impl Tenant {
         self.any_folder_mut(mailbox)?
             .contacts
             .iter_mut()
-            .find(|c| c.id == id)
+            .find(|c| c.id() == id)
     }
 
     /// All folders, hub first.
@@ -193,12 +200,13 @@ impl Tenant {
         let body = op.body();
         match &op.write {
             Write::Create { .. } => {
-                let mut c = Contact {
+                let mut c: Contact = ContactParts {
                     id: id.clone(),
                     etag: Some(etag),
                     last_modified_date_time: Some(now),
                     ..Default::default()
-                };
+                }
+                .into();
                 write_body(&mut c, &body)?;
                 folder.contacts.push(c);
                 Ok(WriteResult::Created {
@@ -213,14 +221,14 @@ impl Tenant {
                 let i = folder
                     .contacts
                     .iter()
-                    .position(|c| c.id == *contact_id)
+                    .position(|c| c.id() == contact_id)
                     .ok_or_else(|| ApplyError::NotFound(contact_id.clone(), op.mailbox.clone()))?;
                 let c = &folder.contacts[i];
-                if if_match.is_some() && *if_match != c.etag {
+                if if_match.is_some() && if_match.as_deref() != c.etag() {
                     return Err(ApplyError::EtagMismatch(
                         contact_id.clone(),
                         if_match.clone(),
-                        c.etag.clone(),
+                        c.etag().map(str::to_owned),
                     ));
                 }
                 folder.contacts.remove(i);
@@ -238,13 +246,13 @@ impl Tenant {
                 let c = folder
                     .contacts
                     .iter_mut()
-                    .find(|c| c.id == *contact_id)
+                    .find(|c| c.id() == contact_id)
                     .ok_or_else(|| ApplyError::NotFound(contact_id.clone(), op.mailbox.clone()))?;
-                if if_match.is_some() && *if_match != c.etag {
+                if if_match.is_some() && if_match.as_deref() != c.etag() {
                     return Err(ApplyError::EtagMismatch(
                         contact_id.clone(),
                         if_match.clone(),
-                        c.etag.clone(),
+                        c.etag().map(str::to_owned),
                     ));
                 }
                 if matches!(op.write, Write::Stamp { .. })
@@ -255,8 +263,8 @@ impl Tenant {
                     return Err(ApplyError::Bad(format!("stamp writes data: {body:?}")));
                 }
                 write_body(c, &body)?;
-                c.etag = Some(etag);
-                c.last_modified_date_time = Some(now);
+                c.set_etag(Some(&etag));
+                c.set_last_modified(Some(now));
                 Ok(WriteResult::Done {
                     change_key: answered,
                 })
@@ -265,44 +273,45 @@ impl Tenant {
     }
 }
 
-/// Overlays a PATCH/POST body on a contact and normalises like Graph's read-back.
+/// Overlays a PATCH/POST body on a contact and normalises like Graph's read-back (and the
+/// emulator): a property sent replaces the stored one (a collection or an address wholesale), an
+/// email entry without `name` comes back named with its address, a date-only `birthday` comes
+/// back at 11:59 UTC of that day. Any supported field is accepted: which ones a plan may send is
+/// for the tests to check.
 pub fn write_body(c: &mut Contact, body: &Map<String, Value>) -> Result<(), ApplyError> {
-    let mut current = match serde_json::to_value(&c.fields) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
+    use serde::de::DeserializeSeed;
+    let mut b = FieldsBuilder::from_block(&c.fields);
     for (k, v) in body {
         if k == "personalNotes" {
-            c.personal_notes = match v {
-                Value::String(s) => Some(s.clone()),
-                Value::Null => None,
+            match v {
+                Value::String(s) => c.set_personal_notes(Some(s)),
+                Value::Null => c.set_personal_notes(None),
                 other => return Err(ApplyError::Body(format!("personalNotes {other}"))),
-            };
-        } else if crate::SYNCED_FIELDS.contains(&k.as_str()) {
-            current.insert(k.clone(), v.clone());
-        } else {
-            return Err(ApplyError::Body(format!("unexpected property {k}")));
+            }
+            continue;
         }
-    }
-    let mut fields: ContactFields = serde_json::from_value(Value::Object(current))
+        let field = Field::from_json_name(k)
+            .ok_or_else(|| ApplyError::Body(format!("unexpected property {k}")))?;
+        crate::values::ValueSeed {
+            field,
+            builder: &mut b,
+        }
+        .deserialize(v)
         .map_err(|e| ApplyError::Body(e.to_string()))?;
-    for s in [
-        &mut fields.display_name,
-        &mut fields.given_name,
-        &mut fields.surname,
-        &mut fields.company_name,
-        &mut fields.job_title,
-        &mut fields.department,
-        &mut fields.mobile_phone,
-    ] {
-        if s.as_deref() == Some("") {
-            *s = None;
-        }
     }
-    for e in &mut fields.email_addresses {
-        if e.name.as_deref().is_none_or(str::is_empty) {
-            e.name = e.address.clone();
-        }
+    let mut fields = b.build();
+    let emails: Vec<EmailAddress> = fields
+        .emails()
+        .map(|e| EmailAddress {
+            address: Some(e.address.to_owned()),
+            name: Some(if e.name.is_empty() { e.address } else { e.name }.to_owned()),
+        })
+        .collect();
+    fields.set(Field::EmailAddresses, emails);
+    let birthday = fields.text(Field::Birthday);
+    if birthday.len() == 10 {
+        let at_noon = format!("{birthday}T11:59:00Z");
+        fields.set(Field::Birthday, at_noon);
     }
     c.fields = fields;
     Ok(())

@@ -388,7 +388,11 @@ pub async fn check_tenant(
                 t.hub
             )));
             match client
-                .list_contacts::<Contact>(&t.hub, &FolderRef::Id(f.id), &Contact::select_list())
+                .list_contacts::<Contact>(
+                    &t.hub,
+                    &FolderRef::Id(f.id),
+                    &t.options.fields.select_list(),
+                )
                 .await
             {
                 Ok(c) => items.push(CheckItem::ok(format!(
@@ -415,7 +419,7 @@ pub async fn check_tenant(
     // One user's mailbox: an access policy or RBAC scope that leaves users out shows here.
     if let Some(u) = probe {
         match client
-            .list_contacts::<Contact>(&u, &FolderRef::Default, &Contact::select_list())
+            .list_contacts::<Contact>(&u, &FolderRef::Default, &t.options.fields.select_list())
             .await
         {
             Ok(c) => items.push(CheckItem::ok(format!(

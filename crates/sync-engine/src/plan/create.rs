@@ -151,8 +151,8 @@ impl<'s> Planner<'s, '_> {
         Some(Repair {
             entry: Entry {
                 sync_id: sync_id.to_string(),
-                display_name: winner.contact.fields.display_name.clone(),
-                email: winner.email.as_deref().map(str::to_owned),
+                display_name: winner.contact.display_name().map(str::to_owned),
+                email: winner.email().map(str::to_owned),
                 mailbox: self.mailbox(0).to_owned(),
                 target: Target::Hub,
             },

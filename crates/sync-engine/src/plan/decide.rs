@@ -86,19 +86,55 @@ impl Planner<'_, '_> {
             .expect("a logical contact has at least one copy")
     }
 
-    /// For every copy linked to a logical contact, whether its synced fields differ from the
-    /// winner's. Compared exactly, folder by folder: the copies are visited in memory order and
-    /// the winners (one per logical contact) stay in cache, which is what makes a million
-    /// comparisons cheap — visiting them contact by contact would miss the cache on every string.
-    fn differing(&self, winners: &[CopyRef]) -> Vec<Vec<bool>> {
+    /// Every logical contact's winner ([`Planner::winner_of`]), in one pass over the copies in
+    /// memory order: a copy replaces the best so far only when strictly newer, and folders come
+    /// in tie-break order (hub, then mailboxes), so the result is `winner_of`'s.
+    fn winners(&self) -> Vec<CopyRef> {
+        let mut best: Vec<Option<(CopyRef, (i64, i32))>> = vec![None; self.logicals.len()];
+        for (folder, (links, folder_copies)) in self.links.iter().zip(self.copies).enumerate() {
+            for (pos, (link, c)) in links.iter().zip(folder_copies).enumerate() {
+                let Link::To(id) = *link else { continue };
+                let slot = &mut best[id.ix()];
+                if slot.is_none_or(|(_, m)| c.modified > m) {
+                    *slot = Some((CopyRef::new(folder, pos), c.modified));
+                }
+            }
+        }
+        best.into_iter()
+            .map(|b| b.expect("a logical contact has at least one copy").0)
+            .collect()
+    }
+
+    /// For every copy, whether it gets its winner's data (an Update): it is linked to a logical
+    /// contact, is not the winner, differs from it in the synced fields, `UpdateExisting` is on
+    /// and the winner has a timestamp. The winner is newer than every other copy in the
+    /// (timestamp, tie-break) order, so "target older than source" holds for all of them; a
+    /// winner without a timestamp never overwrites (SPEC §2.7).
+    ///
+    /// Compared exactly, folder by folder: the copies are visited in memory order and the winners
+    /// (one per logical contact) stay in cache, which is what makes a million comparisons cheap —
+    /// visiting them contact by contact would miss the cache on every block.
+    fn rewritten(&self, winners: &[CopyRef]) -> Vec<Vec<bool>> {
+        let timed: Vec<bool> = winners
+            .iter()
+            .map(|&w| self.copy(w).contact.last_modified().is_some())
+            .collect();
         per_folder(self.copies, self.total, |folder, folder_copies| {
             folder_copies
                 .iter()
                 .zip(&self.links[folder])
-                .map(|(c, link)| match *link {
+                .enumerate()
+                .map(|(pos, (c, link))| match *link {
                     Link::To(id) => {
-                        let winner = self.copy(winners[id.ix()]);
-                        !fields::fields_equal(&c.contact.fields, &winner.contact.fields)
+                        let winner = winners[id.ix()];
+                        winner != CopyRef::new(folder, pos)
+                            && self.update_existing
+                            && timed[id.ix()]
+                            && !fields::fields_equal(
+                                &c.contact.fields,
+                                &self.copy(winner).contact.fields,
+                                self.fields,
+                            )
                     }
                     _ => false,
                 })
@@ -108,14 +144,19 @@ impl Planner<'_, '_> {
 
     /// Phase 1 for every logical contact, in order (`new_sync_id` is called in that order).
     pub(super) fn decide(&self, new_sync_id: &mut dyn FnMut() -> String) -> PhaseOne {
-        let winners: Vec<CopyRef> = self
-            .logicals
-            .iter()
-            .map(|logical| self.winner_of(logical))
-            .collect();
-        let differs = self.differing(&winners);
-        let mut rewritten: Vec<Vec<bool>> =
-            self.copies.iter().map(|f| vec![false; f.len()]).collect();
+        let winners = self.winners();
+        debug_assert!(
+            self.logicals
+                .iter()
+                .zip(&winners)
+                .all(|(l, &w)| self.winner_of(l) == w),
+            "the folder-ordered pass picks winner_of's winners"
+        );
+        // Existing copies: at most one write each, combining data and stamp (SPEC §2.8a). Here
+        // only *whether* a copy gets its data rewritten; the writes themselves are recorded
+        // folder by folder afterwards (`existing_writes`), which reads the copies in memory
+        // order.
+        let rewritten = self.rewritten(&winners);
         let mut sync_ids = SyncIdClaims {
             claimed: FxHashSet::default(),
             folders: self.copies.iter().map(|_| None).collect(),
@@ -126,20 +167,6 @@ impl Planner<'_, '_> {
             .zip(winners)
             .map(|(logical, winner)| {
                 let sync_id = self.choose_sync_id(logical, new_sync_id, &mut sync_ids);
-                // Existing copies: at most one write each, combining data and stamp (SPEC
-                // §2.8a). Here only *whether* a copy gets its data rewritten; the writes
-                // themselves are recorded folder by folder afterwards (`existing_writes`),
-                // which reads the copies in memory order.
-                let winner_has_time = self.copy(winner).contact.last_modified_date_time.is_some();
-                for &at in &logical.copies {
-                    // The winner is newer than every other copy in the (timestamp, tie-break)
-                    // order, so "target older than source" holds for all of them; a winner
-                    // without a timestamp never overwrites (SPEC §2.7).
-                    rewritten[at.folder as usize][at.pos as usize] = at != winner
-                        && self.update_existing
-                        && winner_has_time
-                        && differs[at.folder as usize][at.pos as usize];
-                }
                 Decision {
                     sync_id,
                     winner,

@@ -58,7 +58,7 @@ impl LookAlikes {
             EmailOrName::Name(n) => self.names.get(n),
         }?;
         c.contact
-            .last_modified_date_time
+            .last_modified()
             .is_none_or(|m| m < observed_at)
             .then_some(sync_id)
     }
@@ -313,8 +313,8 @@ impl Planner<'_, '_> {
         let c = self.copy(at);
         Entry {
             sync_id: c.sync_id.map(|s| s.to_string()).unwrap_or_default(),
-            display_name: c.contact.fields.display_name.clone(),
-            email: c.email.as_deref().map(str::to_owned),
+            display_name: c.contact.display_name().map(str::to_owned),
+            email: c.email().map(str::to_owned),
             mailbox: self.mailbox(at.folder).to_owned(),
             target: super::target_of(at.folder),
         }
@@ -325,8 +325,8 @@ impl Planner<'_, '_> {
     fn tombstone_entry(&self, t: &Tombstone, copy: Option<CopyRef>) -> Entry {
         let (display_name, email) = match (copy.map(|at| self.copy(at)), &t.key) {
             (Some(c), _) => (
-                c.contact.fields.display_name.clone(),
-                c.email.as_deref().map(str::to_owned),
+                c.contact.display_name().map(str::to_owned),
+                c.email().map(str::to_owned),
             ),
             (None, Some(ContactKey::Email(e))) => (None, Some(e.to_string())),
             (None, Some(ContactKey::Name(n))) => (Some(n.to_string()), None),

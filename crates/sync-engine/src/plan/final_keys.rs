@@ -28,7 +28,7 @@ impl Planner<'_, '_> {
             let mut final_keys: Vec<&KeyedContact<'_>> = Vec::with_capacity(self.hub_logicals);
             for (ix, logical) in self.logicals.iter().enumerate().take(self.hub_logicals) {
                 let winner = self.copy(self.winner_of(logical));
-                let keys = if winner.contact.last_modified_date_time.is_some() {
+                let keys = if winner.contact.last_modified().is_some() {
                     winner
                 } else {
                     self.copy(logical.copies[0])

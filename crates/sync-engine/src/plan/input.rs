@@ -2,6 +2,7 @@
 //! complete), the memory of the previous run, and the tenant's delete settings. Plain data; the
 //! binary builds it, nothing here decides anything.
 
+use crate::field::FieldSet;
 use crate::memory::Memory;
 use crate::model::Contact;
 use jiff::Timestamp;
@@ -59,6 +60,10 @@ pub struct PlanInput {
     /// first ([`Plan::memory_verdict`]); distrusted memory plans as `None`.
     pub memory: Option<Memory>,
     pub options: DeleteOptions,
+    /// The fields synced (`Fields`; [`FieldSet::default`] is SPEC §2.7's twelve): the only ones
+    /// compared, written and fingerprinted. The snapshots' contacts may hold more (e.g.
+    /// `categories` read for the privacy rules); those are ignored.
+    pub fields: FieldSet,
 }
 
 /// The delete settings of a tenant (SPEC §7.3).

@@ -8,7 +8,8 @@
 use super::PlanInput;
 use super::book::{BadReadKind, Distrust, MemoryVerdict};
 use super::keys::KeyedContact;
-use crate::fingerprint::fields_fingerprint;
+use crate::field::FieldSet;
+use crate::fingerprint::fingerprint;
 use crate::memory::{CopyMemory, FolderMemory, Guid, Version, change_key};
 use crate::model::Contact;
 use crate::tags;
@@ -42,7 +43,7 @@ pub(super) fn verdict(input: &PlanInput) -> MemoryVerdict {
     // The latest offending tag line, for the message (ties: the first in folder order).
     let mut latest: Option<(Timestamp, tags::SyncId)> = None;
     for c in &input.hub.contacts {
-        let Some(t) = c.personal_notes.as_deref().and_then(tags::find_tags) else {
+        let Some(t) = c.personal_notes().and_then(tags::find_tags) else {
             continue;
         };
         let Some(at) = t.last_updated_at.and_then(tags::parse_timestamp) else {
@@ -68,21 +69,21 @@ pub(super) fn verdict(input: &PlanInput) -> MemoryVerdict {
 /// id **and** either the same changeKey or — Exchange bumps changeKeys by itself after a write
 /// (graph-facts §1) — the same synced fields (fingerprint). Otherwise `None`: its own
 /// `lastModifiedDateTime` counts.
-pub(super) fn remembered(memory: &CopyMemory, c: &Contact) -> Option<Version> {
-    as_left(memory, c).map(|(v, _)| v)
+pub(super) fn remembered(memory: &CopyMemory, c: &Contact, set: FieldSet) -> Option<Version> {
+    as_left(memory, c, set).map(|(v, _)| v)
 }
 
 /// [`remembered`], with the copy's fingerprint: the remembered one when the changeKey is the same
 /// (the item has not changed since), so the fields are hashed only when it differs.
-pub(super) fn as_left(memory: &CopyMemory, c: &Contact) -> Option<(Version, u64)> {
-    if *memory.contact_id != *c.id {
+pub(super) fn as_left(memory: &CopyMemory, c: &Contact, set: FieldSet) -> Option<(Version, u64)> {
+    if *memory.contact_id != *c.id() {
         return None;
     }
-    let same_change_key = match (&memory.change_key, &c.etag) {
+    let same_change_key = match (&memory.change_key, c.etag()) {
         (Some(k), Some(e)) => change_key(k) == change_key(e),
         _ => false,
     };
-    (same_change_key || memory.fields_hash == fields_fingerprint(&c.fields))
+    (same_change_key || memory.fields_hash == fingerprint(&c.fields, set))
         .then_some((memory.version, memory.fields_hash))
 }
 
@@ -92,22 +93,22 @@ pub(super) fn version_and_fingerprint(
     folder: Option<&FolderMemory>,
     sync_id: Option<Guid>,
     c: &Contact,
+    set: FieldSet,
 ) -> (Version, u64) {
     folder
         .zip(sync_id)
         .and_then(|(f, s)| f.get(s))
-        .and_then(|m| as_left(m, c))
-        .unwrap_or_else(|| {
-            (
-                Version::of(c.last_modified_date_time),
-                fields_fingerprint(&c.fields),
-            )
-        })
+        .and_then(|m| as_left(m, c, set))
+        .unwrap_or_else(|| (Version::of(c.last_modified()), fingerprint(&c.fields, set)))
 }
 
 /// Sets the version every copy of one folder competes with from the folder's memory, and returns
 /// the remembered copies (indexes into `memory.copies`) no contact read carries any more.
-pub(super) fn apply_versions(keyed: &mut [KeyedContact<'_>], memory: &FolderMemory) -> Vec<u32> {
+pub(super) fn apply_versions(
+    keyed: &mut [KeyedContact<'_>],
+    memory: &FolderMemory,
+    set: FieldSet,
+) -> Vec<u32> {
     let mut seen = vec![false; memory.copies.len()];
     for k in keyed.iter_mut() {
         let Some(guid) = k.sync_id.and_then(Guid::from_sync_id) else {
@@ -117,7 +118,7 @@ pub(super) fn apply_versions(keyed: &mut [KeyedContact<'_>], memory: &FolderMemo
             continue;
         };
         seen[i] = true;
-        if let Some(v) = remembered(&memory.copies[i], k.contact) {
+        if let Some(v) = remembered(&memory.copies[i], k.contact, set) {
             k.modified = v.as_pair();
         }
     }

@@ -78,6 +78,7 @@ pub use input::{
 };
 pub use next::next_memory;
 
+use crate::field::{Field, FieldSet};
 use crate::fields::{self, FieldChange, WrittenFields};
 use crate::memory::{FolderMemory, Guid, Memory};
 use crate::model::Contact;
@@ -183,6 +184,25 @@ impl Write {
 }
 
 impl Operation {
+    /// An operation that allocates nothing, to be overwritten.
+    fn placeholder() -> Operation {
+        Operation {
+            step: 0,
+            mailbox: String::new(),
+            target: Target::Hub,
+            sync_id: String::new(),
+            display_name: None,
+            email: None,
+            created_by: String::new(),
+            source_mailbox: String::new(),
+            expected_notes: String::new(),
+            write: Write::Stamp {
+                contact_id: String::new(),
+                etag: None,
+            },
+        }
+    }
+
     pub fn action(&self) -> Action {
         self.write.action()
     }
@@ -227,9 +247,20 @@ impl Operation {
         m
     }
 
+    /// The `$select` that reads back what this operation writes, for [`Operation::is_applied`]:
+    /// `id`, `personalNotes` and the fields it sends (`displayName` for a stamp).
+    pub fn read_back_select(&self) -> String {
+        let sent = match &self.write {
+            Write::Create { fields } | Write::Update { fields, .. } => fields.sent(),
+            Write::Stamp { .. } => FieldSet::of([Field::DisplayName]),
+            Write::Delete { .. } => FieldSet::EMPTY,
+        };
+        sent.select_list()
+    }
+
     /// Whether `contact`, as read back from Graph, now holds what this operation writes: every
     /// field of the body compares equal as Graph round-trips it (the planner's comparison,
-    /// [`fields::Field::equal`]), and its `personalNotes` are [`Operation::expected_notes`] up to
+    /// [`Field::equal`]), and its `personalNotes` are [`Operation::expected_notes`] up to
     /// line endings and trailing whitespace ([`tags::same_notes`]). For an update or a stamp,
     /// `contact` must also be the copy written (same id).
     ///
@@ -240,7 +271,7 @@ impl Operation {
         if matches!(self.write, Write::Delete { .. }) {
             return false;
         }
-        let notes = contact.personal_notes.as_deref().unwrap_or("");
+        let notes = contact.personal_notes().unwrap_or("");
         if !tags::same_notes(notes, &self.expected_notes) {
             return false;
         }
@@ -248,13 +279,14 @@ impl Operation {
             Write::Create { fields } => fields.held_by(&contact.fields),
             Write::Update {
                 contact_id, fields, ..
-            } => *contact_id == contact.id && fields.held_by(&contact.fields),
+            } => *contact_id == contact.id() && fields.held_by(&contact.fields),
             Write::Stamp { contact_id, .. } => {
                 // The displayName is only written when the copy had one (see `body`).
-                *contact_id == contact.id
-                    && self.display_name.as_deref().is_none_or(|d| {
-                        fields::strings_equal(Some(d), contact.fields.display_name.as_deref())
-                    })
+                *contact_id == contact.id()
+                    && self
+                        .display_name
+                        .as_deref()
+                        .is_none_or(|d| fields::strings_equal(Some(d), contact.display_name()))
             }
             Write::Delete { .. } => false,
         }
@@ -347,6 +379,8 @@ struct Planner<'s, 'a> {
     logicals: Vec<LogicalContact>,
     hub_logicals: usize,
     update_existing: bool,
+    /// The fields synced ([`PlanInput::fields`]).
+    fields: FieldSet,
     /// Trusted memory (`None`: first-run mode).
     memory: Option<&'a Memory>,
     /// False after a bad read of the hub: nothing is written into it this run.
@@ -445,7 +479,8 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         })
         .collect();
     let total = snapshots.iter().map(|s| s.contacts.len()).sum();
-    let (mut copies, mut links, mut missing) = keys::read_all(&snapshots, total, &folder_memory);
+    let (mut copies, mut links, mut missing) =
+        keys::read_all(&snapshots, total, &folder_memory, input.fields);
 
     // Bad reads (design §5): a user folder is planned as if its read had failed; the hub gets no
     // write, and what it seems to have lost is held.
@@ -483,6 +518,7 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         logicals: Vec::new(),
         hub_logicals: 0,
         update_existing: input.update_existing,
+        fields: input.fields,
         memory,
         hub_writable,
         lookalikes: Default::default(),
@@ -522,7 +558,14 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
     pending.extend(deletions.pending);
     // Sorted by step, mailbox (hub first, then name order), SyncId, action, folder position.
     pending.sort_unstable_by_key(|p| p.key);
-    let operations = planner.build_operations(&phase_one, &pending, input.now);
+    // Everything is decided: the per-contact key records (a million of them) are freed before
+    // the operations are made, so the two never weigh on memory together.
+    let links = std::mem::take(&mut planner.links);
+    drop(planner);
+    drop(hub_index);
+    drop(copies);
+    let operations = build::Builder::new(&snapshots, input.fields)
+        .build_operations(&phase_one, &pending, input.now);
 
     let rank: FxHashMap<&str, usize> = snapshots
         .iter()
@@ -552,7 +595,7 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
                 pos: p.key.pos,
             })
             .collect(),
-        links: planner.links,
+        links,
         hub_writable,
         tombstones: deletions.tombstones,
         opt_outs,

@@ -62,7 +62,7 @@ impl PartialEq for Draft {
 
 /// The SyncId of a copy's own tag line, if remembered-able.
 fn read_guid(c: &Contact) -> Option<Guid> {
-    let tags = c.personal_notes.as_deref().and_then(tags::find_tags)?;
+    let tags = c.personal_notes().and_then(tags::find_tags)?;
     Guid::from_sync_id(tags.sync_id)
 }
 
@@ -110,8 +110,12 @@ pub fn next_memory(input: &PlanInput, plan: &Plan, results: &[WriteResult]) -> M
             .or_insert_with(|| {
                 let at = d.winners[l as usize];
                 let c = contact(at);
-                let (version, hash) =
-                    version_and_fingerprint(old_folder(at.folder as usize), read_guid(c), c);
+                let (version, hash) = version_and_fingerprint(
+                    old_folder(at.folder as usize),
+                    read_guid(c),
+                    c,
+                    input.fields,
+                );
                 Written {
                     version,
                     hash,
@@ -156,10 +160,11 @@ pub fn next_memory(input: &PlanInput, plan: &Plan, results: &[WriteResult]) -> M
             let read = read_guid(c);
             let carries = read == Some(s);
             let as_read = |change_key_now: Option<&str>| {
-                let (version, fields_hash) = version_and_fingerprint(old_folder(f), read, c);
+                let (version, fields_hash) =
+                    version_and_fingerprint(old_folder(f), read, c, input.fields);
                 CopyMemory {
                     sync_id: s,
-                    contact_id: c.id.as_str().into(),
+                    contact_id: c.id().into(),
                     change_key: change_key_now.map(|k| change_key(k).into()),
                     version,
                     fields_hash,
@@ -168,7 +173,7 @@ pub fn next_memory(input: &PlanInput, plan: &Plan, results: &[WriteResult]) -> M
             };
             let Some(&i) = by_copy[f].get(&(pos as u32)) else {
                 if carries {
-                    copies.push(as_read(c.etag.as_deref()));
+                    copies.push(as_read(c.etag()));
                 }
                 continue;
             };
@@ -179,7 +184,7 @@ pub fn next_memory(input: &PlanInput, plan: &Plan, results: &[WriteResult]) -> M
                     let w = winner(l.0);
                     copies.push(CopyMemory {
                         sync_id: s,
-                        contact_id: c.id.as_str().into(),
+                        contact_id: c.id().into(),
                         change_key: ck.as_deref().map(|k| change_key(k).into()),
                         version: w.version,
                         fields_hash: w.hash,
@@ -190,7 +195,7 @@ pub fn next_memory(input: &PlanInput, plan: &Plan, results: &[WriteResult]) -> M
                     let w = winner(l.0);
                     copies.push(CopyMemory {
                         sync_id: s,
-                        contact_id: c.id.as_str().into(),
+                        contact_id: c.id().into(),
                         change_key: None,
                         version: w.version,
                         fields_hash: w.hash,
@@ -203,7 +208,7 @@ pub fn next_memory(input: &PlanInput, plan: &Plan, results: &[WriteResult]) -> M
                 }
                 (_, WriteResult::Conflict) => {}
                 (_, WriteResult::Failed | WriteResult::NotRun) if carries => {
-                    copies.push(as_read(c.etag.as_deref()));
+                    copies.push(as_read(c.etag()));
                 }
                 _ => {}
             }

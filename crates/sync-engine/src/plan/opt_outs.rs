@@ -85,8 +85,8 @@ impl Planner<'_, '_> {
         let hub_copy = self.copy(self.logicals[l.ix()].copies[0]);
         Entry {
             sync_id: hub_copy.sync_id.map(|s| s.to_string()).unwrap_or_default(),
-            display_name: hub_copy.contact.fields.display_name.clone(),
-            email: hub_copy.email.as_deref().map(str::to_owned),
+            display_name: hub_copy.contact.display_name().map(str::to_owned),
+            email: hub_copy.email().map(str::to_owned),
             mailbox: self.mailbox(folder).to_owned(),
             target: Target::UserDefault,
         }

@@ -3,13 +3,14 @@
 //! never fixed: nothing here changes a link or decides a write. With trusted memory a SyncId the
 //! hub lacks is a repair or a deletion (`create`, `deletes`), not a data problem.
 
-use super::keys::{KeyIndex, Link};
+use super::keys::{KeyIndex, KeyedContact, Link, per_folder_with};
 use super::{DataProblem, Planner, ProblemKind, target_of};
+use crate::tags::SyncId;
 use rustc_hash::FxHashMap;
 use std::hash::Hash;
 
 /// Groups of positions sharing a key, only for keys seen more than once (no allocation per key).
-/// `first` is scratch space, kept by the caller so its table is allocated once, not per folder.
+/// `first` is scratch space, reused for the three keys of a folder.
 fn duplicates<K: Hash + Eq + Copy>(
     first: &mut FxHashMap<K, usize>,
     items: impl Iterator<Item = (K, usize)>,
@@ -30,12 +31,41 @@ fn duplicates<K: Hash + Eq + Copy>(
     dups
 }
 
-impl Planner<'_, '_> {
-    /// Every folder's problems, folder by folder (the plan sorts them afterwards).
+/// The first position of each key in a folder: per thread, reused from folder to folder.
+#[derive(Default)]
+struct Scratch<'k> {
+    sync_ids: FxHashMap<SyncId, usize>,
+    keys: FxHashMap<&'k str, usize>,
+}
+
+impl<'s> Planner<'s, '_> {
+    /// Every folder's problems, folder by folder (the plan sorts them afterwards); folders are
+    /// independent, so big inputs are split over threads like the key reading (`per_folder`).
     pub(super) fn folder_problems(&self, hub_index: &KeyIndex<'_>) -> Vec<DataProblem> {
+        per_folder_with(
+            self.copies,
+            self.total,
+            Scratch::default,
+            |scratch, folder, _| self.problems_of(scratch, hub_index, folder),
+        )
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    fn problems_of(
+        &self,
+        scratch: &mut Scratch<'s>,
+        hub_index: &KeyIndex<'_>,
+        folder: usize,
+    ) -> Vec<DataProblem> {
+        let folder_copies: &'s [KeyedContact<'_>] = &self.copies[folder];
         let mut problems = Vec::new();
-        let (mut first_sync_id, mut first_email, mut first_name) = Default::default();
-        for (folder, folder_copies) in self.copies.iter().enumerate() {
+        let Scratch {
+            sync_ids: first_sync_id,
+            keys: first_key,
+        } = scratch;
+        {
             let mailbox = &self.snapshots[folder].mailbox;
             let target = target_of(folder as u32);
             let mut push = |kind, contact_ids: Vec<String>, key: String, detail: String| {
@@ -50,30 +80,30 @@ impl Planner<'_, '_> {
             };
             // Duplicate keys inside the folder (folder order kept within a group).
             let by_sync_id = duplicates(
-                &mut first_sync_id,
+                first_sync_id,
                 folder_copies
                     .iter()
                     .enumerate()
                     .filter_map(|(i, c)| Some((c.sync_id?, i))),
             );
             let by_email = duplicates(
-                &mut first_email,
+                first_key,
                 folder_copies
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, c)| Some((c.email.as_deref()?, i))),
+                    .filter_map(|(i, c)| Some((c.email()?, i))),
             );
             let by_name = duplicates(
-                &mut first_name,
+                first_key,
                 folder_copies
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, c)| Some((c.name.as_deref()?, i))),
+                    .filter_map(|(i, c)| Some((c.name()?, i))),
             );
             let ids = |positions: &[usize]| {
                 positions
                     .iter()
-                    .map(|&i| folder_copies[i].contact.id.clone())
+                    .map(|&i| folder_copies[i].contact.id().to_owned())
                     .collect::<Vec<_>>()
             };
             for (s, v) in by_sync_id.iter().filter(|(_, v)| v.len() > 1) {
@@ -110,30 +140,30 @@ impl Planner<'_, '_> {
                             .map_or(pos, |at| at.pos as usize);
                         push(
                             ProblemKind::ExtraCopy,
-                            vec![c.contact.id.clone()],
+                            vec![c.contact.id().to_owned()],
                             c.sync_id
                                 .map(|s| s.to_string())
-                                .or_else(|| c.email.as_deref().map(str::to_owned))
-                                .or_else(|| c.name.as_deref().map(str::to_owned))
+                                .or_else(|| c.email().map(str::to_owned))
+                                .or_else(|| c.name().map(str::to_owned))
                                 .unwrap_or_default(),
                             format!(
                                 "matches a contact that already has a copy in this folder ({}); left alone",
-                                folder_copies[kept].contact.id
+                                folder_copies[kept].contact.id()
                             ),
                         )
                     }
                     Link::NoKey => push(
                         ProblemKind::NoEmailOrName,
-                        vec![c.contact.id.clone()],
+                        vec![c.contact.id().to_owned()],
                         String::new(),
                         "neither email nor displayName nor SyncId: cannot be matched, left alone"
                             .into(),
                     ),
                     Link::To(id) => {
-                        if c.email.is_none() && c.name.is_none() {
+                        if c.email().is_none() && c.name().is_none() {
                             push(
                                 ProblemKind::NoEmailOrName,
-                                vec![c.contact.id.clone()],
+                                vec![c.contact.id().to_owned()],
                                 c.sync_id.map(|s| s.to_string()).unwrap_or_default(),
                                 "neither email nor displayName; matched by SyncId only".into(),
                             );
@@ -153,7 +183,7 @@ impl Planner<'_, '_> {
                             };
                             push(
                                 ProblemKind::UnknownSyncId,
-                                vec![c.contact.id.clone()],
+                                vec![c.contact.id().to_owned()],
                                 s.to_string(),
                                 detail.into(),
                             );
@@ -163,12 +193,8 @@ impl Planner<'_, '_> {
                         let tombstone = self.lookalikes.matching(c);
                         push(
                             ProblemKind::TombstonedLookAlike,
-                            vec![c.contact.id.clone()],
-                            c.email
-                                .as_deref()
-                                .or(c.name.as_deref())
-                                .unwrap_or_default()
-                                .to_owned(),
+                            vec![c.contact.id().to_owned()],
+                            c.email().or(c.name()).unwrap_or_default().to_owned(),
                             format!(
                                 "untagged, older than the deletion of SyncId {} from the hub: not \
                                  collected (it would bring the contact back), left alone",

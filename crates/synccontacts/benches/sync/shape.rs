@@ -14,7 +14,7 @@ use graph_emulator::Scenario;
 use graph_emulator::scenario::{ContactFolder, User};
 use sync_engine::fields::{fields_equal, name_key, primary_email};
 use sync_engine::tags::find_tags;
-use sync_engine::{Contact, SyncId};
+use sync_engine::{Contact, FieldSet, SyncId};
 
 use crate::model::DataShape;
 
@@ -143,8 +143,7 @@ pub fn shape_of(s: &Scenario, hub: &str) -> DataShape {
         )
         .map(|(mailbox, contact)| {
             let sync_id = contact
-                .personal_notes
-                .as_deref()
+                .personal_notes()
                 .and_then(find_tags)
                 .map(|t| t.sync_id);
             Copy {
@@ -200,7 +199,7 @@ pub fn shape_of(s: &Scenario, hub: &str) -> DataShape {
             .max_by_key(|&i| {
                 let c = &copies[i];
                 (
-                    c.contact.last_modified_date_time,
+                    c.contact.last_modified(),
                     c.mailbox == 0,
                     std::cmp::Reverse(c.mailbox),
                 )
@@ -225,7 +224,11 @@ pub fn shape_of(s: &Scenario, hub: &str) -> DataShape {
                     let c = &copies[*i];
                     group_id.is_none()
                         || c.sync_id != group_id
-                        || !fields_equal(&c.contact.fields, &copies[winner].contact.fields)
+                        || !fields_equal(
+                            &c.contact.fields,
+                            &copies[winner].contact.fields,
+                            FieldSet::DEFAULT,
+                        )
                 }
             };
             writes[mb] += u64::from(needs);

@@ -33,6 +33,9 @@ pub struct TenantOptions {
     /// `MaxDeletes`: hold every delete when a run would remove more than this many contacts
     /// from the book; `None`: the default brake (more than 10 and more than 10 % of the hub).
     pub max_deletes: Option<usize>,
+    /// `Fields`: the contact properties synced — SPEC §2.7's twelve, plus those named, or every
+    /// supported one for `"all"` ([`sync_engine::FieldSet::parse`]).
+    pub fields: sync_engine::FieldSet,
 }
 
 impl Default for TenantOptions {
@@ -42,6 +45,7 @@ impl Default for TenantOptions {
             deletes: Deletes::default(),
             user_deletes: UserDeletes::default(),
             max_deletes: None,
+            fields: sync_engine::FieldSet::DEFAULT,
         }
     }
 }
@@ -259,6 +263,19 @@ pub(super) const TENANT_FIELDS: &[TenantField] = &[
             Ok(())
         }),
         fix: "use a whole number ≥ 0: the most contacts one run may remove from the company book before it holds every delete (0 holds them all); leave it out for the default, more than 10 and more than 10 % of the hub's contacts",
+    },
+    TenantField {
+        name: "Fields",
+        top_level: true,
+        required: false,
+        value: FieldValue::List {
+            item: "contact property name",
+            set: |t, names| {
+                t.options.fields = sync_engine::FieldSet::parse(&names)?;
+                Ok(())
+            },
+        },
+        fix: r#"list Graph contact property names to sync besides the default twelve, e.g. ["birthday", "homeAddress"], or use "all""#,
     },
     TenantField {
         name: "Cloud",

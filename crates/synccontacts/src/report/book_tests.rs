@@ -206,19 +206,18 @@ fn every_repair_has_the_book_lines_wording() {
 fn first_run_mode_repairs_are_one_per_hub_re_create_and_counted_when_done() {
     use sync_engine::plan::{MailboxSnapshot, PlanInput};
     let tag = |sid: &str| format!("SyncId={sid};CreatedBy=adele@c.com");
-    let contact = |id: &str, name: &str, mail: &str, notes: Option<String>| sync_engine::Contact {
-        id: id.into(),
-        etag: Some(format!("W/\"{id}\"")),
-        last_modified_date_time: Some(jiff::Timestamp::from_second(60).unwrap()),
-        personal_notes: notes,
-        fields: sync_engine::ContactFields {
-            display_name: Some(name.into()),
-            email_addresses: vec![sync_engine::EmailAddress {
-                name: None,
-                address: Some(mail.into()),
-            }],
-            ..Default::default()
-        },
+    let contact = |id: &str, name: &str, mail: &str, notes: Option<String>| {
+        let mut fields = sync_engine::FieldsBuilder::new();
+        fields
+            .text(sync_engine::Field::DisplayName, name)
+            .emails([("", mail)]);
+        sync_engine::Contact::from(sync_engine::ContactParts {
+            id: id.into(),
+            etag: Some(format!("W/\"{id}\"")),
+            last_modified_date_time: Some(jiff::Timestamp::from_second(60).unwrap()),
+            personal_notes: notes,
+            fields: fields.build(),
+        })
     };
     let lost = "5a1e0c3b-0000-4000-8000-00000000c0de";
     let hubs = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
@@ -254,6 +253,7 @@ fn first_run_mode_repairs_are_one_per_hub_re_create_and_counted_when_done() {
         now: jiff::Timestamp::from_second(3600).unwrap(),
         memory: None,
         options: Default::default(),
+        fields: Default::default(),
     };
     let plan = sync_engine::plan(&input, &mut || unreachable!("every contact has a SyncId"));
     let (problems, repairs) = build::problems_and_repairs(&plan);

@@ -113,11 +113,11 @@ pub(super) struct Writes {
 fn written(op: &Operation, answer: Option<&Contact>) -> WriteResult {
     match (&op.write, answer) {
         (Write::Create { .. }, Some(c)) => WriteResult::Created {
-            contact_id: c.id.clone(),
-            change_key: c.etag.clone(),
+            contact_id: c.id().to_owned(),
+            change_key: c.etag().map(str::to_owned),
         },
         _ => WriteResult::Done {
-            change_key: answer.and_then(|c| c.etag.clone()),
+            change_key: answer.and_then(|c| c.etag().map(str::to_owned)),
         },
     }
 }
@@ -349,7 +349,7 @@ async fn apply_chunk(
             .iter()
             .map(|(i, id, _)| (*i, id.clone()))
             .collect();
-        let mut reads = reread(client, mailbox, ids).await;
+        let mut reads = reread(client, ops, mailbox, ids).await;
         for (i, _, e) in unconfirmed {
             let reread = take_read(&mut reads, i);
             // A halted client could not re-read: whether the earlier attempt applied is
@@ -379,10 +379,8 @@ fn notes_rewrite(
     hub_folder: &FolderRef,
 ) -> Option<(String, WriteRequest)> {
     let created = created.filter(|_| matches!(op.write, Write::Create { .. }))?;
-    let kept = sync_engine::tags::same_notes(
-        created.personal_notes.as_deref().unwrap_or(""),
-        &op.expected_notes,
-    );
+    let kept =
+        sync_engine::tags::same_notes(created.personal_notes().unwrap_or(""), &op.expected_notes);
     if kept {
         return None;
     }
@@ -393,11 +391,11 @@ fn notes_rewrite(
     );
     let request = WriteRequest::Update {
         folder: folder_of(op, hub_folder),
-        contact_id: created.id.clone(),
-        if_match: created.etag.clone(),
+        contact_id: created.id().to_owned(),
+        if_match: created.etag().map(str::to_owned),
         body: serde_json::Value::Object(body),
     };
-    Some((created.id.clone(), request))
+    Some((created.id().to_owned(), request))
 }
 
 /// Writes the notes of created contacts again; a rewrite that fails turns its create's outcome
@@ -428,7 +426,7 @@ async fn rewrite_notes(
     };
     for ((i, id), r) in who.into_iter().zip(responses) {
         match r {
-            Ok(resp) => set_change_key(out, i, resp.body.and_then(|c| c.etag)),
+            Ok(resp) => set_change_key(out, i, resp.body.and_then(|c| c.etag().map(str::to_owned))),
             Err(e) => failed.push((i, id, e)),
         }
     }
@@ -437,16 +435,13 @@ async fn rewrite_notes(
         .filter(|(_, _, e)| e.kind == ErrorKind::UnconfirmedWrite)
         .map(|(i, id, _)| (*i, id.clone()))
         .collect();
-    let mut reads = reread(client, mailbox, unsure).await;
+    let mut reads = reread(client, ops, mailbox, unsure).await;
     for (i, _, e) in failed {
         let reread = take_read(&mut reads, i).and_then(Result::ok);
         if let Some(c) = reread.filter(|c| {
-            sync_engine::tags::same_notes(
-                c.personal_notes.as_deref().unwrap_or(""),
-                &ops[i].expected_notes,
-            )
+            sync_engine::tags::same_notes(c.personal_notes().unwrap_or(""), &ops[i].expected_notes)
         }) {
-            set_change_key(out, i, c.etag);
+            set_change_key(out, i, c.etag().map(str::to_owned));
             continue;
         }
         // The contact exists without its tag line; the next run matches it by email and stamps
@@ -467,21 +462,21 @@ async fn rewrite_notes(
     }
 }
 
-/// Re-reads contacts by id (`(operation index, contact id)`), 4 at a time — the client's limit
-/// per mailbox anyway.
+/// Re-reads contacts by id (`(operation index, contact id)`), each with what its operation wrote
+/// (`Operation::read_back_select`), 4 at a time — the client's limit per mailbox anyway.
 async fn reread(
     client: &GraphClient,
+    ops: &[Operation],
     mailbox: &str,
     ids: Vec<(usize, String)>,
 ) -> Vec<(usize, Result<Contact, GraphError>)> {
     if ids.is_empty() {
         return Vec::new();
     }
-    let select = Contact::select_list();
     futures::stream::iter(ids)
         .map(|(i, id)| {
-            let select = &select;
-            async move { (i, client.get_contact(mailbox, &id, select).await) }
+            let select = ops[i].read_back_select();
+            async move { (i, client.get_contact(mailbox, &id, &select).await) }
         })
         .buffer_unordered(4)
         .collect()
@@ -523,7 +518,7 @@ fn settle_unconfirmed(
         Some(Ok(contact)) if !delete && op.is_applied(&contact) => Applied::new(
             Outcome::done(request_id.clone()),
             WriteResult::Done {
-                change_key: contact.etag,
+                change_key: contact.etag().map(str::to_owned),
             },
         ),
         Some(Ok(_)) => Applied::new(

@@ -63,21 +63,20 @@ fn a_write_the_halted_client_did_not_do_is_stopped() {
 
 /// A contact as read: its etag is `W/"<id>"`.
 fn read_contact(id: &str, minute: i64, job: &str, notes: Option<&str>) -> sync_engine::Contact {
-    sync_engine::Contact {
+    use sync_engine::Field;
+    let mut fields = sync_engine::FieldsBuilder::new();
+    fields
+        .text(Field::DisplayName, "Adele Vance")
+        .text(Field::JobTitle, job)
+        .emails([("", "adele@contoso.com")]);
+    sync_engine::ContactParts {
         id: id.into(),
         etag: Some(format!("W/\"{id}\"")),
         last_modified_date_time: Some(jiff::Timestamp::from_second(minute * 60).unwrap()),
         personal_notes: notes.map(Into::into),
-        fields: sync_engine::ContactFields {
-            display_name: Some("Adele Vance".into()),
-            job_title: Some(job.into()),
-            email_addresses: vec![sync_engine::EmailAddress {
-                name: None,
-                address: Some("adele@contoso.com".into()),
-            }],
-            ..Default::default()
-        },
+        fields: fields.build(),
     }
+    .into()
 }
 
 /// An update of a1 (stale data), a stamp of b1 (same data, no SyncId), a create in c.
@@ -104,6 +103,7 @@ fn three_writes() -> Plan {
         now: jiff::Timestamp::from_second(3600).unwrap(),
         memory: None,
         options: Default::default(),
+        fields: Default::default(),
     };
     sync_engine::plan(&input, &mut || unreachable!("every contact has a SyncId"))
 }

@@ -198,6 +198,7 @@ async fn sync_tenant(
         now: remember::plan_time(env.clock.now()),
         memory: loaded.memory,
         options: remember::delete_options(t, run.allow_deletes),
+        fields: t.options.fields,
     };
     let gen_id = env.new_sync_id.clone();
     let plan = sync_engine::plan::plan(&input, &mut || gen_id());

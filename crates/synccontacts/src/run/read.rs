@@ -170,13 +170,14 @@ pub(super) async fn read_tenant(
         }
     }
 
-    // One read of the hub and of every user's default folder.
+    // One read of the hub and of every user's default folder, of the tenant's fields.
+    let select = t.options.fields.select_list();
     let read_span = info_span!("read", "indicatif.pb_show" = tracing::field::Empty);
     read_span.pb_set_style(&bar_style());
     read_span.pb_set_length(users.len() as u64 + 1);
     read_span.pb_set_message("reading mailboxes");
     let hub_contacts = match &hub_folder {
-        Some(f) => read_folder(client, &t.hub, &FolderRef::Id(f.id.clone()))
+        Some(f) => read_folder(client, &t.hub, &FolderRef::Id(f.id.clone()), &select)
             .instrument(read_span.clone())
             .await
             .map_err(|e| hub_err(&e))?,
@@ -188,8 +189,9 @@ pub(super) async fn read_tenant(
     let mut reads: Vec<(String, Result<Vec<Contact>, GraphError>)> = futures::stream::iter(users)
         .map(|u| {
             let span = read_span.clone();
+            let select = &select;
             async move {
-                let r = read_folder(client, &u, &FolderRef::Default).await;
+                let r = read_folder(client, &u, &FolderRef::Default, select).await;
                 span.pb_inc(1);
                 (u, r)
             }
@@ -285,19 +287,18 @@ async fn read_folder(
     client: &GraphClient,
     mailbox: &str,
     folder: &FolderRef,
+    select: &str,
 ) -> Result<Vec<Contact>, GraphError> {
-    let select = Contact::select_list();
-    let mut contacts: Vec<Contact> = client.list_contacts(mailbox, folder, &select).await?;
+    let mut contacts: Vec<Contact> = client.list_contacts(mailbox, folder, select).await?;
     let suspect: Vec<usize> = contacts
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.personal_notes.as_deref().is_some_and(may_be_mangled))
+        .filter(|(_, c)| c.personal_notes().is_some_and(may_be_mangled))
         .map(|(i, _)| i)
         .collect();
     let fetched: Vec<(usize, Result<Contact, GraphError>)> = futures::stream::iter(suspect)
         .map(|i| {
-            let id = contacts[i].id.clone();
-            let select = &select;
+            let id = contacts[i].id().to_owned();
             async move { (i, client.get_contact(mailbox, &id, select).await) }
         })
         .buffer_unordered(4)
@@ -306,14 +307,14 @@ async fn read_folder(
     let mut gone = Vec::new();
     for (i, r) in fetched {
         match r {
-            Ok(c) => contacts[i].personal_notes = c.personal_notes,
+            Ok(c) => contacts[i].set_personal_notes(c.personal_notes()),
             // Deleted between the listing and the re-read: it is no longer in the folder, so it
             // is not in the snapshot either (the next run sees the folder without it).
             Err(e) if e.kind == ErrorKind::NotFound => {
                 warn!(
                     "{mailbox}: contact {} was deleted while this run read the folder; left out \
                      of this run",
-                    contacts[i].id
+                    contacts[i].id()
                 );
                 gone.push(i);
             }

@@ -7,6 +7,7 @@ mod harness;
 mod classes_e2e;
 mod cli_e2e;
 mod config_e2e;
+mod fields_e2e;
 mod identity_e2e;
 mod junit_e2e;
 mod lost_answers_e2e;

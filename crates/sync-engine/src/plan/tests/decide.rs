@@ -59,15 +59,15 @@ fn user_contact_reaches_hub_and_other_users_and_source_is_stamped() {
 fn newest_edit_wins_across_users_regardless_of_order() {
     let sid = format!("SyncId={GUID_B};CreatedBy=x");
     let mut hub_c = contact("h", "Bob", Some("bob@contoso.com"), Some(1), Some(&sid));
-    hub_c.fields.job_title = Some("Dev".into());
+    hub_c.fields.set(Field::JobTitle, "Dev");
     let mut u1 = hub_c.clone();
-    u1.id = "u1c".into();
-    u1.last_modified_date_time = Some(ts(9));
-    u1.fields.job_title = Some("Lead".into());
+    u1.set_id("u1c");
+    u1.set_last_modified(Some(ts(9)));
+    u1.fields.set(Field::JobTitle, "Lead");
     let mut u2 = hub_c.clone();
-    u2.id = "u2c".into();
-    u2.last_modified_date_time = Some(ts(5));
-    u2.fields.job_title = Some("Manager".into());
+    u2.set_id("u2c");
+    u2.set_last_modified(Some(ts(5)));
+    u2.fields.set(Field::JobTitle, "Manager");
     for users in [
         vec![mbx("u1@c", vec![u1.clone()]), mbx("u2@c", vec![u2.clone()])],
         vec![mbx("u2@c", vec![u2.clone()]), mbx("u1@c", vec![u1.clone()])],
@@ -91,9 +91,9 @@ fn newest_edit_wins_across_users_regardless_of_order() {
 #[test]
 fn ties_go_to_the_hub_then_mailbox_order_and_still_converge() {
     let mut h = contact("h", "Cara", Some("cara@c"), Some(7), None);
-    h.fields.company_name = Some("Hub Co".into());
+    h.fields.set(Field::CompanyName, "Hub Co");
     let mut a = contact("a", "Cara", Some("cara@c"), Some(7), None);
-    a.fields.company_name = Some("A Co".into());
+    a.fields.set(Field::CompanyName, "A Co");
     let p = run(vec![h.clone()], vec![mbx("a@c", vec![a.clone()])], true);
     let upd: Vec<_> = p
         .operations
@@ -105,8 +105,8 @@ fn ties_go_to_the_hub_then_mailbox_order_and_still_converge() {
     assert_eq!(upd[0].body()["companyName"], json!("Hub Co"));
     // Between users: the earlier mailbox in name order wins a tie.
     let mut b = a.clone();
-    b.id = "b".into();
-    b.fields.company_name = Some("B Co".into());
+    b.set_id("b");
+    b.fields.set(Field::CompanyName, "B Co");
     let p = run(
         vec![],
         vec![mbx("b@c", vec![b.clone()]), mbx("a@c", vec![a.clone()])],
@@ -131,7 +131,7 @@ fn update_existing_off_only_creates_and_stamps() {
         Some(50),
         Some(&format!("SyncId={GUID_B}")),
     );
-    h.fields.job_title = Some("New".into());
+    h.fields.set(Field::JobTitle, "New");
     let u = contact("u", "Eve", Some("eve@c"), Some(1), Some("text"));
     let p = run(
         vec![h.clone()],
@@ -156,14 +156,14 @@ fn update_existing_off_only_creates_and_stamps() {
 fn timestamps_missing_source_never_overwrites_target_without_is_older() {
     let sid = format!("SyncId={GUID_B}");
     let mut h = contact("h", "Fay", Some("fay@c"), None, Some(&sid));
-    h.fields.surname = Some("Hub".into());
+    h.fields.set(Field::Surname, "Hub");
     let mut u = contact("u", "Fay", Some("fay@c"), None, Some(&sid));
-    u.fields.surname = Some("User".into());
+    u.fields.set(Field::Surname, "User");
     assert_eq!(
         run(vec![h.clone()], vec![mbx("u@c", vec![u.clone()])], true).operations,
         vec![]
     );
-    h.last_modified_date_time = Some(ts(1));
+    h.set_last_modified(Some(ts(1)));
     let p = run(vec![h], vec![mbx("u@c", vec![u])], true);
     assert_eq!(
         summary(&p),

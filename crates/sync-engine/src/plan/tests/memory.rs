@@ -25,7 +25,7 @@ pub(super) fn synced_tenant(people: usize, users: &[&str]) -> Tenant {
             Some(10),
             Some(&tag(i)),
         );
-        c.fields.job_title = Some("A".into());
+        c.fields.set(Field::JobTitle, "A");
         c
     };
     Tenant::new(
@@ -60,8 +60,8 @@ pub(super) fn at_rest(t: &mut Tenant) -> Memory {
 }
 
 fn job(t: &Tenant, mailbox: &str, id: &str) -> Option<String> {
-    let c = t.folder(mailbox)?.contacts.iter().find(|c| c.id == id)?;
-    c.fields.job_title.clone()
+    let c = t.folder(mailbox)?.contacts.iter().find(|c| c.id() == id)?;
+    Some(c.fields.text(Field::JobTitle).to_owned()).filter(|s| !s.is_empty())
 }
 
 /// I14: a user edit made after our read, to a copy the run is writing, is refused (412), and
@@ -73,12 +73,12 @@ fn a_user_edit_during_a_run_survives_with_memory_and_is_reverted_without() {
         let mut t = synced_tenant(1, &["u1@c", "u2@c", "u3@c"]);
         let m = at_rest(&mut t);
         t.advance(SignedDuration::from_mins(5));
-        assert!(t.edit("u1@c", "u1@c-0", |f| f.job_title = Some("B".into())));
+        assert!(t.edit("u1@c", "u1@c-0", |f| f.set(Field::JobTitle, "B")));
         let input = t.input_with(true, Some(m), DeleteOptions::default());
         let p = plan(&input, &mut sequential_ids(1));
         assert_eq!(p.operations.len(), 3, "hub, u2 and u3 get B");
         // Read done; u3 edits its copy before our write reaches it.
-        assert!(t.edit("u3@c", "u3@c-0", |f| f.job_title = Some("C".into())));
+        assert!(t.edit("u3@c", "u3@c-0", |f| f.set(Field::JobTitle, "C")));
         let results = t.apply_lenient(&p);
         let u3 = p
             .operations
@@ -112,10 +112,10 @@ fn an_edit_to_an_unwritten_copy_after_the_read_wins_next_run() {
     let mut t = synced_tenant(1, &["u1@c", "u2@c"]);
     let m = at_rest(&mut t);
     t.advance(SignedDuration::from_mins(5));
-    t.edit("u1@c", "u1@c-0", |f| f.job_title = Some("B".into()));
+    t.edit("u1@c", "u1@c-0", |f| f.set(Field::JobTitle, "B"));
     let input = t.input_with(true, Some(m), DeleteOptions::default());
     let p = plan(&input, &mut sequential_ids(1));
-    t.edit("u1@c", "u1@c-0", |f| f.job_title = Some("D".into()));
+    t.edit("u1@c", "u1@c-0", |f| f.set(Field::JobTitle, "D"));
     let results = t.apply(&p).unwrap();
     let m = next_memory(&input, &p, &results);
     step(&mut t, Some(m), DeleteOptions::default());
@@ -132,7 +132,7 @@ fn a_spontaneous_change_key_bump_does_not_win() {
         let mut t = synced_tenant(1, &["u1@c", "u2@c"]);
         let m = at_rest(&mut t);
         t.advance(SignedDuration::from_mins(5));
-        t.edit("u2@c", "u2@c-0", |f| f.job_title = Some("E".into()));
+        t.edit("u2@c", "u2@c-0", |f| f.set(Field::JobTitle, "E"));
         t.bump_change_key(HUB, "h-0");
         let (p, _) = step(&mut t, with_memory.then_some(m), DeleteOptions::default());
         let want = if with_memory { "E" } else { "A" };
@@ -153,8 +153,8 @@ fn next_memory_records_written_stamped_unwritten_conflict_and_lost_answers() {
     let m = at_rest(&mut t);
     let hub_before = m.hub.copies[0].clone();
     t.advance(SignedDuration::from_mins(5));
-    t.edit("u1@c", "u1@c-0", |f| f.job_title = Some("B".into()));
-    let winner_time = t.folder("u1@c").unwrap().contacts[0].last_modified_date_time;
+    t.edit("u1@c", "u1@c-0", |f| f.set(Field::JobTitle, "B"));
+    let winner_time = t.folder("u1@c").unwrap().contacts[0].last_modified();
     let input = t.input_with(true, Some(m), DeleteOptions::default());
     let p = plan(&input, &mut sequential_ids(1));
     let at = |mailbox: &str| {
@@ -171,10 +171,8 @@ fn next_memory_records_written_stamped_unwritten_conflict_and_lost_answers() {
     results[at("u3@c")] = WriteResult::Unconfirmed;
     results[at("u4@c")] = WriteResult::Failed;
     let next = next_memory(&input, &p, &results);
-    let b = ContactFields {
-        job_title: Some("B".into()),
-        ..t.folder("u1@c").unwrap().contacts[0].fields.clone()
-    };
+    let mut b: ContactFields = t.folder("u1@c").unwrap().contacts[0].fields.clone();
+    b.set(Field::JobTitle, "B");
     let g = crate::memory::Guid::parse(&guid(0)).unwrap();
     let hub = next.hub.get(g).unwrap();
     assert_eq!(hub.change_key.as_deref(), Some("ours"));
@@ -209,7 +207,7 @@ fn stale_memory_is_distrusted_and_plans_as_the_first_run() {
     let old = at_rest(&mut t);
     // Another program's run, a minute later, writes the hub.
     t.advance(SignedDuration::from_mins(1));
-    t.edit("u1@c", "u1@c-1", |f| f.job_title = Some("B".into()));
+    t.edit("u1@c", "u1@c-1", |f| f.set(Field::JobTitle, "B"));
     step(&mut t, None, DeleteOptions::default());
     t.advance(SignedDuration::from_mins(1));
     t.delete(HUB, "h-2").unwrap();
@@ -268,7 +266,7 @@ fn a_user_folder_emptied_behind_our_back_is_a_bad_read() {
     let mut t = synced_tenant(12, &["u1@c", "u2@c"]);
     let m = at_rest(&mut t);
     t.users[0].contacts.clear();
-    t.edit("u2@c", "u2@c-3", |f| f.job_title = Some("B".into()));
+    t.edit("u2@c", "u2@c-3", |f| f.set(Field::JobTitle, "B"));
     let options = DeleteOptions {
         user_deletes: UserDeletes::Respect,
         ..Default::default()
@@ -300,7 +298,7 @@ fn a_user_folder_emptied_behind_our_back_is_a_bad_read() {
 fn incomplete_reads_are_never_evidence() {
     let mut t = synced_tenant(2, &["u1@c", "u2@c"]);
     let m = at_rest(&mut t);
-    t.edit("u2@c", "u2@c-0", |f| f.job_title = Some("B".into()));
+    t.edit("u2@c", "u2@c-0", |f| f.set(Field::JobTitle, "B"));
     let mut input = t.input_with(true, Some(m.clone()), DeleteOptions::default());
     input.users[0].contacts.clear();
     input.users[0].read = ReadStatus::Incomplete;

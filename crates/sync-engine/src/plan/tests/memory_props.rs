@@ -127,7 +127,7 @@ fn arb_world() -> impl Strategy<Value = Tenant> {
                         Some(t),
                         notes.as_deref(),
                     );
-                    c.fields.job_title = Some("A".into());
+                    c.fields.set(Field::JobTitle, "A");
                     c
                 };
                 let hub = (0..people)
@@ -158,7 +158,7 @@ fn key_counts(t: &Tenant) -> HashMap<(String, String), usize> {
     for f in t.folders() {
         for c in &f.contacts {
             let k = KeyedContact::new(c);
-            let key = match (k.sync_id, k.email, k.name) {
+            let key = match (k.sync_id, k.email(), k.name()) {
                 (Some(s), _, _) => format!("sid:{s}"),
                 (None, Some(e), _) => format!("email:{e}"),
                 (None, None, Some(n)) => format!("name:{n}"),
@@ -182,7 +182,7 @@ fn happen(t: &mut Tenant, events: &[Event], admin_deleted: &mut HashSet<String>)
                 if t.hub.contacts.is_empty() {
                     continue;
                 }
-                let id = t.hub.contacts[n % t.hub.contacts.len()].id.clone();
+                let id = t.hub.contacts[n % t.hub.contacts.len()].id().to_owned();
                 let gone = t.delete(HUB, &id).unwrap();
                 admin_deleted.extend(sync_id_of(&gone));
             }
@@ -193,12 +193,14 @@ fn happen(t: &mut Tenant, events: &[Event], admin_deleted: &mut HashSet<String>)
                 }
                 let (mailbox, id) = (
                     f.mailbox.clone(),
-                    f.contacts[n % f.contacts.len()].id.clone(),
+                    f.contacts[n % f.contacts.len()].id().to_owned(),
                 );
                 if matches!(e, Event::UserDelete(..)) {
                     t.delete(&mailbox, &id);
                 } else {
-                    t.edit(&mailbox, &id, |f| f.job_title = Some(format!("edit {n}")));
+                    t.edit(&mailbox, &id, |f| {
+                        f.set(Field::JobTitle, format!("edit {n}"))
+                    });
                 }
             }
             Event::Bump(f, n) => {
@@ -212,7 +214,7 @@ fn happen(t: &mut Tenant, events: &[Event], admin_deleted: &mut HashSet<String>)
                 }
                 let (mailbox, id) = (
                     folder.mailbox.clone(),
-                    folder.contacts[n % folder.contacts.len()].id.clone(),
+                    folder.contacts[n % folder.contacts.len()].id().to_owned(),
                 );
                 t.bump_change_key(&mailbox, &id);
             }
@@ -237,7 +239,7 @@ fn happen(t: &mut Tenant, events: &[Event], admin_deleted: &mut HashSet<String>)
                     None,
                     None,
                 );
-                c.last_modified_date_time = Some(t.clock);
+                c.set_last_modified(Some(t.clock));
                 t.users[u].contacts.push(c);
             }
         }
@@ -284,7 +286,7 @@ fn checked_run(
         let c = folder
             .contacts
             .iter()
-            .find(|c| Some(c.id.as_str()) == op.contact_id())
+            .find(|c| Some(c.id()) == op.contact_id())
             .unwrap();
         prop_assert_eq!(
             sync_id_of(c),

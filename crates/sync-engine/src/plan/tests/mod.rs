@@ -6,10 +6,12 @@
 //! threaded passes (`scale`). Memory between runs (SPEC §7), threaded from run to run through
 //! `next_memory`: our writes are not edits, the trust check, bad reads (`memory`), hub and user
 //! deletions, repairs and the brake (`deletes`), and property tests over random runs with
-//! deletions, crashes and state losses for I1, I2 and I10–I13 (`memory_props`).
+//! deletions, crashes and state losses for I1, I2 and I10–I13 (`memory_props`). Field sets
+//! (issue 13): I1 under any set, changing the set, clears of addresses (`field_sets`).
 
 mod decide;
 mod deletes;
+mod field_sets;
 mod matching;
 mod memory;
 mod memory_props;
@@ -18,9 +20,11 @@ mod properties;
 mod scale;
 
 use super::*;
-use crate::model::{ContactFields, EmailAddress};
+use crate::field::{Field, FieldSet};
+use crate::model::{ContactFields, ContactParts};
 use crate::tags;
 use crate::testkit::{Tenant, sequential_ids};
+use crate::values::{FieldValue, FieldsBuilder};
 use jiff::Timestamp;
 use serde_json::json;
 
@@ -43,24 +47,19 @@ fn contact(
     t: Option<i64>,
     notes: Option<&str>,
 ) -> Contact {
-    Contact {
+    ContactParts {
         id: id.into(),
         etag: Some(format!("W/\"{id}\"")),
         last_modified_date_time: t.map(ts),
         personal_notes: notes.map(Into::into),
-        fields: ContactFields {
-            display_name: (!name.is_empty()).then(|| name.into()),
-            email_addresses: email
-                .map(|e| {
-                    vec![EmailAddress {
-                        name: Some(name.into()),
-                        address: Some(e.into()),
-                    }]
-                })
-                .unwrap_or_default(),
-            ..Default::default()
+        fields: {
+            let mut b = FieldsBuilder::new();
+            b.text(Field::DisplayName, name)
+                .emails(email.map(|e| (name, e)));
+            b.build()
         },
     }
+    .into()
 }
 
 fn mbx(name: &str, contacts: Vec<Contact>) -> MailboxSnapshot {
@@ -75,6 +74,7 @@ fn run(hub: Vec<Contact>, users: Vec<MailboxSnapshot>, update_existing: bool) ->
         now: now(),
         memory: None,
         options: DeleteOptions::default(),
+        fields: FieldSet::DEFAULT,
     };
     plan(&input, &mut sequential_ids(0))
 }

@@ -54,19 +54,27 @@ fn build_copy(p: usize, folder: usize, k: usize, g: &GenCopy) -> Contact {
     match g.variant {
         0 => {}
         1 => {
-            c.fields.job_title = Some("Engineer".into());
-            c.fields.mobile_phone = Some("+1 555 0100".into());
+            c.fields.set(Field::JobTitle, "Engineer");
+            c.fields.set(Field::MobilePhone, "+1 555 0100");
         }
         2 => {
-            c.fields.job_title = Some(String::new());
-            c.fields.categories = vec!["VIP".into(), "Ops".into()];
-            if let Some(e) = c.fields.email_addresses.first_mut() {
-                e.name = None;
-            }
+            c.fields.set(Field::JobTitle, "");
+            c.fields
+                .set(Field::Categories, vec!["VIP".to_owned(), "Ops".to_owned()]);
+            let emails: Vec<crate::EmailAddress> = c
+                .fields
+                .emails()
+                .map(|e| crate::EmailAddress {
+                    name: None,
+                    address: Some(e.address.to_owned()),
+                })
+                .collect();
+            c.fields.set(Field::EmailAddresses, emails);
         }
         _ => {
-            c.fields.business_phones = vec!["+1 555 0199".into()];
-            c.fields.company_name = Some("Fabrikam ✓".into());
+            c.fields
+                .set(Field::BusinessPhones, vec!["+1 555 0199".to_owned()]);
+            c.fields.set(Field::CompanyName, "Fabrikam ✓");
         }
     }
     let tag = match g.tag {
@@ -85,12 +93,15 @@ fn build_copy(p: usize, folder: usize, k: usize, g: &GenCopy) -> Contact {
             person_guid(p + 1000, false)
         )),
     };
-    c.personal_notes = match (g.text, tag) {
-        ("", None) => None,
-        (t, None) => Some(t.to_owned()),
-        ("", Some(tag)) => Some(tag),
-        (t, Some(tag)) => Some(format!("{t}\r\n{tag}")),
-    };
+    c.set_personal_notes(
+        match (g.text, tag) {
+            ("", None) => None,
+            (t, None) => Some(t.to_owned()),
+            ("", Some(tag)) => Some(tag),
+            (t, Some(tag)) => Some(format!("{t}\r\n{tag}")),
+        }
+        .as_deref(),
+    );
     c
 }
 
@@ -160,7 +171,7 @@ fn key_counts(t: &Tenant) -> HashMap<(String, String), usize> {
     for f in t.folders() {
         for c in &f.contacts {
             let cp = KeyedContact::new(c);
-            let k = match (cp.sync_id, cp.email, cp.name) {
+            let k = match (cp.sync_id, cp.email(), cp.name()) {
                 (Some(s), _, _) => format!("sid:{s}"),
                 (None, Some(e), _) => format!("email:{e}"),
                 (None, None, Some(n)) => format!("name:{n}"),
@@ -177,8 +188,8 @@ fn texts(t: &Tenant) -> HashMap<(String, String), String> {
         .flat_map(|f| {
             f.contacts.iter().map(|c| {
                 (
-                    (f.mailbox.clone(), c.id.clone()),
-                    tags::user_text(c.personal_notes.as_deref()),
+                    (f.mailbox.clone(), c.id().to_owned()),
+                    tags::user_text(c.personal_notes()),
                 )
             })
         })
@@ -215,7 +226,7 @@ fn converge(
         for op in &p.operations {
             if let Some(id) = op.contact_id() {
                 let f = t.folders().find(|f| f.mailbox == op.mailbox).unwrap();
-                let c = f.contacts.iter().find(|c| c.id == id).unwrap();
+                let c = f.contacts.iter().find(|c| c.id() == id).unwrap();
                 prop_assert_eq!(
                     KeyedContact::new(c).sync_id.map(|s| s.to_string()),
                     Some(op.sync_id.clone())

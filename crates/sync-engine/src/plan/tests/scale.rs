@@ -24,7 +24,7 @@ fn threaded_read_matches_sequential_read() {
         })
         .collect();
     let refs: Vec<&MailboxSnapshot> = snapshots.iter().collect();
-    let (threaded, links, missing) = read_all(&refs, 7 * 2_000, &[None; 7]);
+    let (threaded, links, missing) = read_all(&refs, 7 * 2_000, &[None; 7], FieldSet::DEFAULT);
     assert!(missing.iter().all(Vec::is_empty));
     assert_eq!(links.len(), 7);
     assert_eq!(threaded.len(), 7);
@@ -41,8 +41,8 @@ fn threaded_read_matches_sequential_read() {
             };
             assert!(links[folder][i] == expected);
             assert_eq!(
-                (&t.email, &t.name, t.sync_id, t.modified),
-                (&one.email, &one.name, one.sync_id, one.modified)
+                (t.email(), t.name(), t.sync_id, t.modified),
+                (one.email(), one.name(), one.sync_id, one.modified)
             );
         }
     }
@@ -69,7 +69,7 @@ fn big_plan_keeps_each_write_with_its_copy() {
                         );
                         // Copies differ (updates) except in every third user (stamps only).
                         if u % 3 != 0 {
-                            c.fields.mobile_phone = Some(format!("+1 {u}"));
+                            c.fields.set(Field::MobilePhone, format!("+1 {u}"));
                         }
                         c
                     })

@@ -198,3 +198,32 @@ fn max_run_minutes_and_app_budget() {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn fields_add_to_the_default_set_top_level_and_per_tenant_and_unknown_names_are_refused() {
+    use sync_engine::{Field, FieldSet};
+    let t2 = r#"{"TenantId":"t2","ClientId":"c","ClientSecret":"s","GlobalAddressBookUserId":"h@t2","Fields":"all"}"#;
+    let cj = format!(r#"{{"MicrosoftTenants":[{T1},{t2}],"Fields":["birthday","HomeAddress"]}}"#);
+    let c = ok(&[(CONFIG_JSON, &cj)]);
+    let top = c.tenants[0].options.fields;
+    assert_eq!(top.len(), 14, "the twelve and the two named: {top:?}");
+    assert!(top.contains(Field::Birthday) && top.contains(Field::HomeAddress));
+    assert_eq!(
+        c.tenants[1].options.fields,
+        FieldSet::ALL,
+        "per tenant wins"
+    );
+    let c = ok(&[(CONFIG_JSON, &format!(r#"{{"MicrosoftTenants":[{T1}]}}"#))]);
+    assert_eq!(c.tenants[0].options.fields, FieldSet::DEFAULT);
+    let e = err(&[(
+        TENANTS_JSON,
+        r#"[{"TenantId":"t2","ClientId":"c","ClientSecret":"s","GlobalAddressBookUserId":"h@t2","Fields":["birthday","phones","fileAs"]}]"#,
+    )]);
+    assert_has(
+        &e,
+        TENANTS_JSON,
+        Some("Fields"),
+        "`phones`, `fileAs` are not",
+    );
+    assert_has(&e, TENANTS_JSON, Some("Fields"), "yomiSurname");
+}
