@@ -156,6 +156,7 @@ impl Config {
         if !found.problems.is_empty() {
             return Err(ConfigError {
                 problems: found.problems,
+                read_directory: false,
             });
         }
         Ok(Config {
@@ -199,7 +200,10 @@ impl Config {
             }
         }
         if !problems.is_empty() {
-            return Err(ConfigError { problems });
+            return Err(ConfigError {
+                problems,
+                read_directory: false,
+            });
         }
         let before = self.tenants.len();
         self.tenants

@@ -250,7 +250,10 @@ impl Config {
             }
         }
         if !problems.is_empty() {
-            return Err(ConfigError { problems });
+            return Err(ConfigError {
+                problems,
+                read_directory: true,
+            });
         }
         for (i, scope) in decided {
             self.tenants[i].scope = scope;

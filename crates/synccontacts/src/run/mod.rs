@@ -102,8 +102,10 @@ pub async fn sync_all(
     let clients = build_clients(&config, env, vars)?;
     // Before any request: a state file this run may not use (another run holds it, a newer
     // synccontacts wrote it) refuses the run, like any configuration error.
-    let mut store = state_file::open(&config.state, config.dry_run)
-        .map_err(|p| ConfigError { problems: vec![p] })?;
+    let mut store = state_file::open(&config.state, config.dry_run).map_err(|p| ConfigError {
+        problems: vec![p],
+        read_directory: false,
+    })?;
     let undecided = resolve_pending_scopes(&mut config, &clients).await?;
     if config.dry_run {
         info!(
