@@ -464,6 +464,7 @@ pub fn trace_effective_config(config: &config::Config) {
             credential = %t.credential.describe(),
             hub = %t.hub,
             scope = %t.scope.describe(),
+            rules = ?t.rules,
             cloud = %t.cloud,
             login = %t.endpoints.login,
             login_from = t.endpoint_origins.login.unwrap_or("Cloud"),

@@ -35,8 +35,8 @@ impl fmt::Display for Problem {
 #[derive(Clone, Debug, thiserror::Error)]
 pub struct ConfigError {
     pub problems: Vec<Problem>,
-    /// The problems were found by reading the directory (the verified domains a test-user key
-    /// is matched against): those reads were sent, nothing else was.
+    /// The problems were found by reading the directory (verified domains for a test-user key,
+    /// the groups of IncludeGroups/ExcludeGroups): those reads were sent, nothing else was.
     pub read_directory: bool,
 }
 
