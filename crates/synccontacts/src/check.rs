@@ -1,6 +1,7 @@
 //! `synccontacts check`: the users' troubleshooting guide, automated. For each tenant, without
-//! writing anything: configuration, token (and which credential), directory permission, the hub
-//! mailbox and its "All Contacts" folder, mailbox permission, the user scope, and the state file
+//! writing anything: configuration, token (and which credential), directory permission, the user
+//! scope (with the users each scope rule leaves, or the unknown groups it names — exit 2 as in
+//! `sync`), the hub mailbox and its "All Contacts" folder, mailbox permission, and the state file
 //! (found, bound to this tenant and hub, age of the last run, tombstones, held deletes, opt-outs)
 //! — each as a checklist line, with what to do when it fails.
 //!
@@ -21,7 +22,7 @@ use crate::exit::{Exit, RunEnd, TenantOutcome, process_exit_code};
 use crate::failure::{Class, Failure, PERM_CONTACTS, PERM_USERS};
 use crate::output::Out;
 use crate::report::Detail;
-use crate::run::{self, HUB_FOLDER, RunEnv, Undecided};
+use crate::run::{self, HUB_FOLDER, RunEnv, groups};
 use crate::state::{self, Store};
 
 /// One line of the checklist.
@@ -142,6 +143,9 @@ pub async fn check_command(
         Ok(u) => u,
         Err(e) => return refused(&e),
     };
+    // The scope rules, resolved as the sync resolves them; an unknown group is a failed item of
+    // its tenant here, and the exit code is `sync`'s: 2.
+    let rules = groups::resolve_scope_rules(&config, &clients).await;
     let quiet = detail == Detail::Quiet;
     if !quiet {
         out.line(&format!(
@@ -157,9 +161,14 @@ pub async fn check_command(
     // Read-only: no lock, no folder, no move, no write (a missing file stays missing).
     let mut store = state::open(&config.state, true);
     let mut outcomes = Vec::new();
-    for ((t, client), undecided) in config.tenants.iter().zip(&clients).zip(&undecided) {
+    let scopes = undecided.iter().zip(&rules);
+    for ((t, client), (undecided, rules)) in config.tenants.iter().zip(&clients).zip(scopes) {
         let mut seen = Seen::default();
-        let mut items = check_tenant(t, client, undecided.as_ref(), &mut seen).await;
+        let scope = run::TenantScope {
+            undecided: undecided.as_ref(),
+            rules,
+        };
+        let mut items = check_tenant(t, client, scope, &mut seen).await;
         items.extend(state_items(&mut store, t, &seen, &config.state));
         let shown: Vec<String> = items
             .iter()
@@ -178,7 +187,10 @@ pub async fn check_command(
                 .map_or(TenantOutcome::Ok, |i| i.outcome),
         );
     }
-    let exit = process_exit_code(&RunEnd::of_tenants(outcomes.iter().copied()));
+    let exit = process_exit_code(&RunEnd {
+        refused: groups::refusal(&rules).is_some(),
+        ..RunEnd::of_tenants(outcomes.iter().copied())
+    });
     out.line(&summary(&outcomes, exit));
     exit
 }
@@ -215,12 +227,13 @@ pub struct Seen {
     pub looked_for_folder: bool,
 }
 
-/// The checklist of one tenant. `undecided` is why its test-user scope is still undecided, when
-/// it is; `seen` gets what the state is bound to.
+/// The checklist of one tenant. `scope` is what was decided about its users before (why its
+/// test-user scope is still undecided, its resolved scope rules); `seen` gets what the state is
+/// bound to.
 pub async fn check_tenant(
     t: &TenantConfig,
     client: &GraphClient,
-    undecided: Option<&Undecided>,
+    scope: run::TenantScope<'_>,
     seen: &mut Seen,
 ) -> Vec<CheckItem> {
     let mut items = vec![CheckItem::ok(format!(
@@ -259,9 +272,29 @@ pub async fn check_tenant(
 
     // Directory permission and user scope; the first user is also the mailbox-permission probe.
     let mut probe: Option<String> = None;
+    let rules = match scope.rules.rules_for(t) {
+        Ok(r) => r,
+        // Unknown groups: a failed item each, as `sync` refuses the run (exit 2); the checklist
+        // goes on without the rules.
+        Err(_) if scope.rules.is_unknown() => {
+            for p in scope.rules.unknown_groups() {
+                let field = p.field.as_deref().unwrap_or("scope rules");
+                items.push(CheckItem::failure(Failure {
+                    class: Class::Configuration,
+                    what: format!("{field}: {}", p.problem),
+                    fix: p.fix.clone(),
+                }));
+            }
+            None
+        }
+        Err(f) => {
+            items.push(CheckItem::failure(f));
+            return items;
+        }
+    };
     match &t.scope {
         UserScope::PendingVerifiedDomains => {
-            items.push(CheckItem::failure(match undecided {
+            items.push(CheckItem::failure(match scope.undecided {
                 Some(u) => u.failure(t),
                 None => Failure {
                     class: Class::Configuration,
@@ -310,6 +343,12 @@ pub async fn check_tenant(
                         "{} test users resolved (from {origin})",
                         list.len(),
                     )));
+                    if let Some(r) = rules {
+                        let named = list
+                            .iter()
+                            .map(|u| groups::Candidate::test_user(u, Some(r)));
+                        probe = scoped_item(t, "test users", named.collect(), r, &mut items);
+                    }
                 }
                 None => items.push(CheckItem::mailbox_fail(
                     format!(
@@ -322,6 +361,15 @@ pub async fn check_tenant(
             }
         }
         UserScope::AllLicensedUsers => match client.licensed_users().await {
+            Ok(users) if rules.is_some() => {
+                let licensed = users.iter().map(groups::Candidate::licensed).collect();
+                items.push(CheckItem::ok(format!(
+                    "{} licensed users (read users: permitted)",
+                    users.len()
+                )));
+                probe =
+                    rules.and_then(|r| scoped_item(t, "licensed users", licensed, r, &mut items));
+            }
             Ok(users) => {
                 let others: Vec<&graph::User> = users
                     .iter()
@@ -416,7 +464,11 @@ pub async fn check_tenant(
         Err(e) => items.push(hub_fail(t, &e)),
     }
 
-    // One user's mailbox: an access policy or RBAC scope that leaves users out shows here.
+    // One user's mailbox: an access policy or RBAC scope that leaves users out shows here. Not
+    // while a named group is unknown: who is in scope is not known, so no user is read.
+    if scope.rules.is_unknown() {
+        probe = None;
+    }
     if let Some(u) = probe {
         match client
             .list_contacts::<Contact>(&u, &FolderRef::Default, &t.options.fields.select_list())
@@ -444,6 +496,23 @@ pub async fn check_tenant(
         }
     }
     items
+}
+
+/// The users in scope after the rules, as `sync` counts them per rule; the probe user.
+fn scoped_item(
+    t: &TenantConfig,
+    base: &str,
+    candidates: Vec<groups::Candidate>,
+    rules: &groups::ResolvedRules,
+    items: &mut Vec<CheckItem>,
+) -> Option<String> {
+    let is_hub = |u: &str| u.eq_ignore_ascii_case(&t.hub);
+    let scoped = groups::apply(base, candidates, Some(rules), is_hub);
+    items.push(match scoped.summary() {
+        Ok(line) => CheckItem::ok(format!("{line} (read groups: permitted)")),
+        Err(f) => CheckItem::failure(f),
+    });
+    scoped.users.into_iter().next()
 }
 
 const STATE_KEEP: &str =

@@ -358,7 +358,12 @@ pub async fn sync_with_report(
     }
     let mut config = match (loaded, outputs) {
         (Ok(c), outputs) if outputs.is_empty() => c,
-        (Ok(_), problems) => return refused(&config::ConfigError { problems }),
+        (Ok(_), problems) => {
+            return refused(&config::ConfigError {
+                problems,
+                read_directory: false,
+            });
+        }
         (Err(mut e), outputs) => {
             e.problems.extend(outputs);
             return refused(&e);
@@ -459,6 +464,7 @@ pub fn trace_effective_config(config: &config::Config) {
             credential = %t.credential.describe(),
             hub = %t.hub,
             scope = %t.scope.describe(),
+            rules = ?t.rules,
             cloud = %t.cloud,
             login = %t.endpoints.login,
             login_from = t.endpoint_origins.login.unwrap_or("Cloud"),

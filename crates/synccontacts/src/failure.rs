@@ -7,8 +7,8 @@
 //! |---|---|---|---|
 //! | [`Class::Unreachable`] | DNS, connection refused, TLS, timeouts (the client's breaker), an untrusted certificate | `failed` | 1 |
 //! | [`Class::Credentials`] | the identity platform refused the token (AADSTS…) | `auth-failed` | 3 |
-//! | [`Class::Permission`] | 403: a permission or admin consent is missing | `auth-failed` | 3 |
-//! | [`Class::Configuration`] | the hub mailbox (GlobalAddressBookUserId) is not there; a test-user key that may be a typo for this tenant | `config-failed` | 3 |
+//! | [`Class::Permission`] | 403: a permission or admin consent is missing (User.Read.All, Contacts.ReadWrite, GroupMember.Read.All for group rules) | `auth-failed` | 3 |
+//! | [`Class::Configuration`] | the hub mailbox (GlobalAddressBookUserId) is not there; a test-user key that may be a typo for this tenant; scope rules that leave no user | `config-failed` | 3 |
 //! | [`Class::Transient`] | Graph kept failing (throttling, server errors) after the client's retries | `failed` | 1 |
 //! | [`Class::Stopped`] | the run was stopped (SIGINT, SIGTERM, the deadline) before this finished | `stopped` | 130 / 143 / 1 |
 //!
@@ -148,6 +148,19 @@ impl Failure {
         }
     }
 
+    /// The scope rules (IncludeGroups, ExcludeGroups, ExcludeUsers) leave no user: a
+    /// configuration of the tenant to look at, not something a rerun fixes. `counts` is how each
+    /// rule narrowed the users (`run::groups::Scoped::counts`).
+    pub fn no_users_in_scope(counts: &str) -> Self {
+        Self {
+            class: Class::Configuration,
+            what: format!("no users in scope: the scope rules leave none ({counts})"),
+            fix: "check IncludeGroups, ExcludeGroups and ExcludeUsers: an included group with no \
+                  licensed member, or exclusions that cover every included user"
+                .into(),
+        }
+    }
+
     /// The hub is not a user of the tenant (404 on its directory entry).
     pub fn hub_not_a_user(t: &TenantConfig, e: &GraphError) -> Self {
         Self {
@@ -177,6 +190,9 @@ impl Failure {
 pub const HUB_FIX: &str = "set GlobalAddressBookUserId to the user principal name of the shared mailbox that holds \"All Contacts\" (it must have an Exchange Online mailbox)";
 /// The permission to list users and read the hub's directory entry.
 pub const PERM_USERS: &str = "grant the application permission User.Read.All (or Directory.Read.All) to the app registration and click \"Grant admin consent\"";
+/// The permission to read groups and their members (`IncludeGroups`, `ExcludeGroups`; Get group and
+/// List group transitive members, graph-facts §4 "Groups").
+pub const PERM_GROUPS: &str = "grant the application permission GroupMember.Read.All (or Directory.Read.All) to the app registration and click \"Grant admin consent\" (IncludeGroups and ExcludeGroups read groups and their members)";
 /// The permission to read and write contacts.
 pub const PERM_CONTACTS: &str = "grant the application permission Contacts.ReadWrite and admin consent; if the app is scoped to mailboxes (Application Access Policy or Exchange RBAC for Applications), include this mailbox";
 /// Graph kept failing.

@@ -13,7 +13,7 @@ use super::env::{CA_FILE, Env};
 use super::env::{GRAPH_URL, LOGIN_URL};
 use super::low::{LowConfig, LowTenant, Source};
 use super::problem::{ConfigError, Findings, Problem};
-use super::scope::{self, UnresolvedTestUserKey, UserScope};
+use super::scope::{self, ScopeRules, UnresolvedTestUserKey, UserScope};
 use super::tenant_fields::{Place, TenantOptions};
 
 /// The validated configuration of a run.
@@ -65,6 +65,9 @@ pub struct TenantConfig {
     pub tenant_domain: Option<String>,
     /// Whose mailboxes it syncs: all licensed users, test users, or not decided yet.
     pub scope: UserScope,
+    /// `IncludeGroups`, `ExcludeGroups`, `ExcludeUsers`: applied to the scope's users by the run,
+    /// once it has resolved the groups.
+    pub rules: ScopeRules,
     pub cloud: Cloud,
     /// Login and Graph roots: the URL variables, else `LoginUrl`/`GraphUrl`, else the cloud's.
     pub endpoints: Endpoints,
@@ -156,6 +159,7 @@ impl Config {
         if !found.problems.is_empty() {
             return Err(ConfigError {
                 problems: found.problems,
+                read_directory: false,
             });
         }
         Ok(Config {
@@ -199,7 +203,10 @@ impl Config {
             }
         }
         if !problems.is_empty() {
-            return Err(ConfigError { problems });
+            return Err(ConfigError {
+                problems,
+                read_directory: false,
+            });
         }
         let before = self.tenants.len();
         self.tenants
@@ -236,6 +243,7 @@ fn complete(
         primary_domain: t.primary_domain,
         tenant_domain: t.tenant_domain,
         scope,
+        rules: t.rules,
         cloud: t.cloud,
         endpoints,
         endpoint_origins: EndpointOrigins {

@@ -20,6 +20,7 @@ use super::env::{
 };
 use super::ordered_json::{JsonObject, OrderedJson, parse_json};
 use super::problem::{Findings, Problem};
+use super::scope::ScopeRules;
 use super::tenant_fields::{
     GRAPH_URL_FIX, LOGIN_URL_FIX, Place, TENANT_FIELDS, TenantOptions, is_tenant_field, lookup,
     read_field, user_list,
@@ -98,6 +99,8 @@ pub struct LowTenant {
     pub login_url: Option<Url>,
     pub graph_url: Option<Url>,
     pub options: TenantOptions,
+    /// `IncludeGroups`, `ExcludeGroups`, `ExcludeUsers`.
+    pub rules: ScopeRules,
 }
 
 /// The test-user map (`TestUserListByTenant` or its variable), validated.

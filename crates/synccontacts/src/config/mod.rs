@@ -24,7 +24,7 @@
 //! Files: `env.rs` (the snapshot and the variable names), `ordered_json.rs` (the JSON reader that
 //! keeps key order), `tenant_fields.rs` (the tenant-field table and [`TenantOptions`]),
 //! `values.rs` (flag and root-URL parsers), `credential.rs` (credentials and the check of what
-//! they name), `scope.rs` (test users and the resolution of test-user keys), `outputs.rs` (output
+//! they name), `scope.rs` (test users, the resolution of test-user keys, and the scope rules as written), `outputs.rs` (output
 //! paths), `problem.rs` (problems, warnings, [`ConfigError`]).
 //!
 //! # Adding a tenant option
@@ -45,7 +45,7 @@
 //! Lookup, two spellings with different values, unknown-field warnings, the "tenant field next to
 //! `MicrosoftTenants`" problem and the top-level default all follow from the row. A check that
 //! needs a file or another variable belongs to stage two (`high.rs`), one that needs Graph (does
-//! this group exist?) to the run.
+//! this group exist? — `run/groups.rs`) to the run.
 
 mod credential;
 mod env;
@@ -72,7 +72,7 @@ pub use high::{Config, EndpointOrigins, TenantConfig};
 pub use low::{LowConfig, LowTenant, Source, TestUserMap};
 pub use outputs::{DEFAULT_STATE, MissingFolder, StatePath, check_input_path, check_output_path};
 pub use problem::{ConfigError, Problem};
-pub use scope::{UnresolvedTestUserKey, UserScope};
+pub use scope::{ScopeRules, UnresolvedTestUserKey, UserScope, is_object_id};
 pub use tenant_fields::TenantOptions;
 pub use values::{check_root_url, parse_duration, parse_flag_str};
 

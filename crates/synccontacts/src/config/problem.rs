@@ -30,18 +30,27 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Every problem found in the configuration (exit code 2; nothing was requested).
+/// Every problem found in the configuration (exit code 2; nothing was written, and nothing was
+/// requested unless `read_directory` says so).
 #[derive(Clone, Debug, thiserror::Error)]
 pub struct ConfigError {
     pub problems: Vec<Problem>,
+    /// The problems were found by reading the directory (verified domains for a test-user key,
+    /// the groups of IncludeGroups/ExcludeGroups): those reads were sent, nothing else was.
+    pub read_directory: bool,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
+        let sent = if self.read_directory {
+            "nothing was written (only the directory was read, to check the configuration)"
+        } else {
+            "nothing was sent to Microsoft Graph"
+        };
         writeln!(
             f,
-            "configuration error: {n} problem{} found; nothing was sent to Microsoft Graph",
+            "configuration error: {n} problem{} found; {sent}",
             if n == 1 { "" } else { "s" }
         )?;
         for (i, p) in self.problems.iter().enumerate() {

@@ -9,6 +9,10 @@
 //! by accident. This module decides from plain strings: fetching the verified domains
 //! (`GET /organization`) is the run's job, before the first write of any tenant. It makes no
 //! request and reads no file.
+//!
+//! It also holds the tenant's [`ScopeRules`] (`IncludeGroups`, `ExcludeGroups`, `ExcludeUsers`,
+//! docs/state-and-deletes.md §4.2) as written, and the checks of their shape (a GUID or a
+//! `name@domain`); whether a named group exists is the run's question (`run/groups.rs`).
 
 use std::fmt::Write as _;
 
@@ -250,7 +254,10 @@ impl Config {
             }
         }
         if !problems.is_empty() {
-            return Err(ConfigError { problems });
+            return Err(ConfigError {
+                problems,
+                read_directory: true,
+            });
         }
         for (i, scope) in decided {
             self.tenants[i].scope = scope;
@@ -303,5 +310,81 @@ impl Config {
                 .into(),
             fix,
         }
+    }
+}
+
+/// A tenant's scope rules beyond licences and test lists (docs/state-and-deletes.md §4.2), as
+/// written and shape-checked: the run resolves the groups against the tenant's directory before
+/// the first write of any tenant and applies the rules in the README's order — the test users or
+/// the licensed users, ∩ members of `IncludeGroups`, − members of `ExcludeGroups`, −
+/// `ExcludeUsers`, − the hub.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScopeRules {
+    /// `IncludeGroups`: only users who are members (directly or through nested groups) of at
+    /// least one of these groups (object ids or mail addresses); `None` when not given (never
+    /// empty: `[]` is refused, it would leave nobody).
+    pub include_groups: Option<Vec<String>>,
+    /// `ExcludeGroups`: never members of these groups (same forms, transitive).
+    pub exclude_groups: Vec<String>,
+    /// `ExcludeUsers`: never these users (user principal names or object ids, any case).
+    pub exclude_users: Vec<String>,
+}
+
+impl ScopeRules {
+    /// No rule given: the scope is the licence filter or the test list alone.
+    pub fn is_empty(&self) -> bool {
+        self.include_groups.is_none()
+            && self.exclude_groups.is_empty()
+            && self.exclude_users.is_empty()
+    }
+}
+
+/// How `IncludeGroups` and `ExcludeGroups` may name a group.
+pub(super) const GROUP_LIST_FIX: &str = r#"name each group by its object id (Entra admin center → Groups → the group → Object ID) or its mail address, e.g. ["6a1f5a7e-0000-4000-8000-00000000000a", "sales@contoso.com"]; members of nested groups count"#;
+/// How `ExcludeUsers` may name a user.
+pub(super) const USER_NAME_LIST_FIX: &str = r#"name each user by user principal name or object id, e.g. ["ceo@contoso.com", "11111111-1111-4111-8111-111111111111"]"#;
+
+/// Stage one: `IncludeGroups` / `ExcludeGroups` items are group object ids or mail addresses.
+pub(super) fn group_names(names: Vec<String>) -> Result<Vec<String>, String> {
+    refuse_other_shapes(names, "a group object id (a GUID) nor a mail address")
+}
+
+/// Stage one: `ExcludeUsers` items are user principal names or object ids.
+pub(super) fn user_names(names: Vec<String>) -> Result<Vec<String>, String> {
+    refuse_other_shapes(
+        names,
+        "a user principal name (name@domain) nor an object id (a GUID)",
+    )
+}
+
+/// `names` when every item is a GUID or a `name@domain`; otherwise the refused items, all at once.
+fn refuse_other_shapes(names: Vec<String>, neither: &str) -> Result<Vec<String>, String> {
+    let refused: Vec<String> = names
+        .iter()
+        .filter(|n| !is_object_id(n) && !is_address(n))
+        .map(|n| format!("`{}`", graph::text::truncate(n, 60)))
+        .collect();
+    match refused.as_slice() {
+        [] => Ok(names),
+        [one] => Err(format!("{one} is neither {neither}")),
+        many => Err(format!("{} are neither {neither}", many.join(", "))),
+    }
+}
+
+/// A directory object id as Entra shows it: a GUID, 8-4-4-4-12 hex digits.
+pub fn is_object_id(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()
+}
+
+/// `name@domain`: one `@` with something on both sides, no spaces.
+fn is_address(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !s.chars().any(char::is_whitespace)
+        }
+        None => false,
     }
 }

@@ -15,6 +15,7 @@ use super::credential::CredentialConfig;
 use super::low::LowTenant;
 use super::ordered_json::{JsonObject, OrderedJson};
 use super::problem::Findings;
+use super::scope;
 use super::values::{check_root_url, parse_flag};
 
 /// A tenant's sync options: settings with a default, which a tenant may override and, when their
@@ -185,6 +186,53 @@ pub(super) const TENANT_FIELDS: &[TenantField] = &[
             },
         },
         fix: r#"list the test users, e.g. ["user1@contoso.com", "user2@contoso.com"]; to sync every licensed user, remove TestUserList"#,
+    },
+    // The scope rules (docs/state-and-deletes.md §4.2): tenant fields only, since a group id, a
+    // group mail address or a user names an object of one directory — a run-wide default would
+    // be an unknown group in every other tenant (and the top level next to MicrosoftTenants
+    // refuses them, saying so). Their groups are resolved by the run (`run/groups.rs`).
+    TenantField {
+        name: "IncludeGroups",
+        top_level: false,
+        required: false,
+        value: FieldValue::List {
+            item: "group",
+            // Fails closed, as TestUserList: `[]` would mean "members of no group", nobody.
+            set: |t, groups| {
+                if groups.is_empty() {
+                    return Err("is empty: it would leave no user in scope".into());
+                }
+                t.rules.include_groups = Some(scope::group_names(groups)?);
+                Ok(())
+            },
+        },
+        fix: scope::GROUP_LIST_FIX,
+    },
+    TenantField {
+        name: "ExcludeGroups",
+        top_level: false,
+        required: false,
+        value: FieldValue::List {
+            item: "group",
+            set: |t, groups| {
+                t.rules.exclude_groups = scope::group_names(groups)?;
+                Ok(())
+            },
+        },
+        fix: scope::GROUP_LIST_FIX,
+    },
+    TenantField {
+        name: "ExcludeUsers",
+        top_level: false,
+        required: false,
+        value: FieldValue::List {
+            item: USER,
+            set: |t, users| {
+                t.rules.exclude_users = scope::user_names(users)?;
+                Ok(())
+            },
+        },
+        fix: scope::USER_NAME_LIST_FIX,
     },
     TenantField {
         name: "PrimaryDomain",

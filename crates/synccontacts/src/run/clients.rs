@@ -120,7 +120,10 @@ pub fn build_clients(
     if problems.is_empty() {
         Ok(clients)
     } else {
-        Err(ConfigError { problems })
+        Err(ConfigError {
+            problems,
+            read_directory: false,
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! Orchestration of one run: every tenant's client, then the user scopes that wait on verified
-//! domains, then tenant by tenant: token → user scope → hub folder → one read of every folder →
-//! the engine's plan → the writes → the report (SPEC §2–§3, ARCHITECTURE "One run").
+//! domains and every tenant's scope rules (groups), then tenant by tenant: token → user scope →
+//! hub folder → one read of every folder → the engine's plan → the writes → the report (SPEC §2–§3, ARCHITECTURE "One run").
 //!
 //! Rules this module keeps: every tenant's client is built (certificates loaded, URLs checked)
 //! before the first request of any tenant (I6); one tenant failing never stops the others; a
@@ -23,13 +23,16 @@
 //! client's breaker) fails without trying the rest, and is committed too.
 //!
 //! Files: `clients.rs` (a tenant's configuration → its Graph client, credentials), `scope.rs`
-//! (pending test-user scopes → verified domains, before any tenant writes), `read.rs` (token,
+//! (pending test-user scopes → verified domains, before any tenant writes), `groups.rs` (the
+//! scope rules: IncludeGroups, ExcludeGroups, ExcludeUsers resolved before any tenant writes,
+//! and applied to each tenant's users), `read.rs` (token,
 //! user scope, hub folder, one read of every folder), `remember.rs` (the tenant's memory: load,
 //! run marker, commit), `apply.rs` (the plan's writes, mailbox by mailbox). Turning the plan and
 //! the outcomes into the report is `report::build`.
 
 mod apply;
 mod clients;
+pub mod groups;
 mod read;
 mod remember;
 mod scope;
@@ -90,7 +93,8 @@ impl Default for RunEnv {
 
 /// Runs every tenant in turn and prints each tenant's text as it finishes. Before the first
 /// request of any tenant, every client is built; before the first write of any tenant, every
-/// user scope that waits on verified domains is decided — a test-user key that matches no tenant
+/// user scope that waits on verified domains is decided and every tenant's scope rules are
+/// resolved — a test-user key that matches no tenant, or a named group that is not there,
 /// refuses the whole run (`Err`, exit 2), as any configuration error does.
 pub async fn sync_all(
     mut config: Config,
@@ -102,9 +106,17 @@ pub async fn sync_all(
     let clients = build_clients(&config, env, vars)?;
     // Before any request: a state file this run may not use (another run holds it, a newer
     // synccontacts wrote it) refuses the run, like any configuration error.
-    let mut store = state_file::open(&config.state, config.dry_run)
-        .map_err(|p| ConfigError { problems: vec![p] })?;
+    let mut store = state_file::open(&config.state, config.dry_run).map_err(|p| ConfigError {
+        problems: vec![p],
+        read_directory: false,
+    })?;
     let undecided = resolve_pending_scopes(&mut config, &clients).await?;
+    // Still before the first write of any tenant: a named group that is not there refuses the
+    // run (exit 2), so no tenant is synced with a scope its configuration did not mean.
+    let rules = groups::resolve_scope_rules(&config, &clients).await;
+    if let Some(e) = groups::refusal(&rules) {
+        return Err(e);
+    }
     if config.dry_run {
         info!(
             "dry run ({}): nothing will be written",
@@ -115,7 +127,8 @@ pub async fn sync_all(
         dry_run: config.dry_run,
         ..RunReport::default()
     };
-    for ((t, client), undecided) in config.tenants.iter().zip(clients).zip(&undecided) {
+    let scopes = undecided.iter().zip(&rules);
+    for ((t, client), (undecided, rules)) in config.tenants.iter().zip(clients).zip(scopes) {
         let tr = match env.stop.cause() {
             // Stopped before this tenant: it starts nothing, and says so.
             Some(cause) => TenantReport::failed(
@@ -131,7 +144,11 @@ pub async fn sync_all(
                     allow_deletes: config.allow_deletes,
                     env,
                 };
-                sync_tenant(t, &client, undecided.as_ref(), &run, &mut store)
+                let scope = TenantScope {
+                    undecided: undecided.as_ref(),
+                    rules,
+                };
+                sync_tenant(t, &client, scope, &run, &mut store)
                     .instrument(span)
                     .await
             }
@@ -153,17 +170,25 @@ struct TenantRun<'a> {
     env: &'a RunEnv,
 }
 
+/// What was decided about a tenant's users before the first write of any tenant.
+#[derive(Clone, Copy)]
+pub struct TenantScope<'a> {
+    /// Why its test-user scope is still undecided, when it is.
+    pub undecided: Option<&'a Undecided>,
+    /// Its scope rules, resolved (`groups.rs`).
+    pub rules: &'a groups::Resolution,
+}
+
 /// One tenant, start to end. Never panics on Graph trouble; every failure ends up in the report.
-/// `undecided` is why the tenant's user scope is still undecided, when it is.
 async fn sync_tenant(
     t: &TenantConfig,
     client: &GraphClient,
-    undecided: Option<&Undecided>,
+    scope: TenantScope<'_>,
     run: &TenantRun<'_>,
     store: &mut Store,
 ) -> TenantReport {
     let (dry_run, env) = (run.dry_run, run.env);
-    let mut snaps = match read::read_tenant(t, client, undecided, dry_run).await {
+    let mut snaps = match read::read_tenant(t, client, scope, dry_run).await {
         Ok(s) => s,
         Err(StageFailure { stage, failure: f }) => {
             let message = stopped_words(&f, env);

@@ -1,7 +1,7 @@
-//! The reads of one tenant, before anything is planned: token → user scope → the hub's "All
-//! Contacts" folder (found anywhere in the tree, created only in a real run) → one paged read of
-//! the hub folder and of every user's default Contacts folder, with notes that a list response
-//! mangled read again by id.
+//! The reads of one tenant, before anything is planned: token → user scope (and its rules,
+//! `groups.rs`) → the hub's "All Contacts" folder (found anywhere in the tree, created only in
+//! a real run) → one paged read of the hub folder and of every user's default Contacts folder,
+//! with notes that a list response mangled read again by id.
 //!
 //! A tenant-level problem (no token, no hub, no users) stops the tenant (a [`Failure`], worded
 //! as `check` words it); a mailbox that cannot be read is noted and the others go on — unless the
@@ -16,8 +16,9 @@ use sync_engine::plan::MailboxSnapshot;
 use tracing::{Instrument as _, info, info_span, warn};
 use tracing_indicatif::span_ext::IndicatifSpanExt as _;
 
-use super::scope::{FIX_UNKNOWN_TEST_USER, NOT_IN_DIRECTORY, Undecided};
-use super::{HUB_FOLDER, bar_style};
+use super::groups::{self, Candidate};
+use super::scope::{FIX_UNKNOWN_TEST_USER, NOT_IN_DIRECTORY};
+use super::{HUB_FOLDER, TenantScope, bar_style};
 use crate::config::{TenantConfig, UserScope};
 use crate::failure::{Class, Failure, PERM_CONTACTS, PERM_USERS, StageFailure};
 use crate::report::{HubFolder, MailboxNote, Stage};
@@ -46,7 +47,7 @@ pub struct Snapshots {
 pub(super) async fn read_tenant(
     t: &TenantConfig,
     client: &GraphClient,
-    undecided: Option<&Undecided>,
+    scope: TenantScope<'_>,
     dry_run: bool,
 ) -> Result<Snapshots, StageFailure> {
     let token = client
@@ -81,15 +82,21 @@ pub(super) async fn read_tenant(
     }
     let is_hub = |u: &str| hub_names.iter().any(|h| h.eq_ignore_ascii_case(u));
 
-    let mut users: Vec<String> = match &t.scope {
+    // The scope rules (groups.rs): a failure to resolve them stops the tenant before any list.
+    let rules = scope
+        .rules
+        .rules_for(t)
+        .map_err(|f| f.at(Stage::Permissions))?;
+    let (base, candidates): (&str, Vec<Candidate>) = match &t.scope {
         UserScope::TestUsers { users, origin } => {
             info!("test-user scope: {} users from {origin}", users.len());
-            users.clone()
+            let named = users.iter().map(|u| Candidate::test_user(u, rules));
+            ("test users", named.collect())
         }
         // Fails closed: a scope still pending (its verified domains could not be read) is never
         // read as "every user".
         UserScope::PendingVerifiedDomains => {
-            return Err(match undecided {
+            return Err(match scope.undecided {
                 Some(u) => u.failure(t),
                 None => Failure {
                     class: Class::Configuration,
@@ -103,20 +110,24 @@ pub(super) async fn read_tenant(
             }
             .at(Stage::Permissions));
         }
-        UserScope::AllLicensedUsers => client
-            .licensed_users()
-            .await
-            .map_err(|e| {
+        UserScope::AllLicensedUsers => {
+            let licensed = client.licensed_users().await.map_err(|e| {
                 Failure::graph(t, "listing licensed users", &e, PERM_USERS).at(Stage::Permissions)
-            })?
-            .iter()
-            .map(|u| u.key().to_owned())
-            .collect(),
+            })?;
+            (
+                "licensed users",
+                licensed.iter().map(Candidate::licensed).collect(),
+            )
+        }
     };
-    users.retain(|u| !is_hub(u));
-    let mut seen = std::collections::HashSet::new();
-    users.retain(|u| seen.insert(u.to_ascii_lowercase()));
-    users.sort_by_key(|u| u.to_ascii_lowercase());
+    let scoped = groups::apply(base, candidates, rules, is_hub);
+    if rules.is_some() {
+        info!(
+            "{}",
+            scoped.summary().map_err(|f| f.at(Stage::Permissions))?
+        );
+    }
+    let users = scoped.users;
     if users.is_empty() {
         return Err(Failure::no_users(t.scope.test_users().is_some()).at(Stage::Permissions));
     }

@@ -12,6 +12,7 @@ mod identity_e2e;
 mod junit_e2e;
 mod lost_answers_e2e;
 mod realism_e2e;
+mod scope_e2e;
 mod state_e2e;
 mod sync_e2e;
 mod volume_e2e;

@@ -7,6 +7,7 @@ mod credentials;
 mod endpoints;
 mod flags;
 mod problems;
+mod scope_rules;
 mod shapes;
 mod stages;
 mod test_users;

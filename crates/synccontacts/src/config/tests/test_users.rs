@@ -216,6 +216,19 @@ fn a_key_matching_no_verified_domain_is_refused_and_nothing_is_decided() {
     // The fix lists the domains seen, so the typo is visible.
     assert_has(&e, TEST_USERS_JSON, None, "contoso.onmicrosoft.com");
     assert!(c.tenants.iter().all(|t| t.scope.is_pending()));
+    // The verified domains were read to find it: the refusal does not claim nothing was sent.
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "configuration error: 1 problem found; nothing was written (only the directory was read"
+        ),
+        "{text}"
+    );
+    let stage_one = err(&[(TENANTS_JSON, "[]")]).to_string();
+    assert!(
+        stage_one.contains("nothing was sent to Microsoft Graph"),
+        "{stage_one}"
+    );
 }
 
 #[test]
