@@ -133,11 +133,17 @@ async fn a_lost_answer_then_a_users_edit_is_still_a_conflict() {
     let cid = s(&emu.contacts(ADELE)[0], "id").unwrap().to_owned();
     let mut env = one_tenant(&emu);
     env.push(var("AUTOMATION_SYNCCONTACTS_BATCH", "false"));
+    // The rules name Adele's contact by id: her two PATCHes may reach the emulator in either
+    // order, so "her first PATCH" could be the other contact's (CI saw exactly that once).
+    let by_id = format!(
+        "/v1.0/users/*/contacts/{}",
+        graph::path::encode_segment(&cid)
+    );
     emu.inner.set_faults(plan(vec![
-        json!({"match": {"method": "PATCH", "mailbox": ADELE}, "nth": 1,
+        json!({"match": {"method": "PATCH", "path": by_id, "mailbox": ADELE}, "nth": 1,
                "action": {"status": 504, "afterApply": true}}),
         // Only the re-read by id has this shape (the folder listing has no id segment).
-        json!({"match": {"method": "GET", "path": "/v1.0/users/*/contacts/*", "mailbox": ADELE},
+        json!({"match": {"method": "GET", "path": by_id, "mailbox": ADELE},
                "action": {"delayMs": 5000}}),
     ]));
     let running = tokio::spawn({
