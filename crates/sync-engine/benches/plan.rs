@@ -126,6 +126,7 @@ fn tenant(users: usize, per_user: usize, churn: bool) -> PlanInput {
                     etag: Some(format!("W/\"h{i}\"")),
                     last_modified_date_time: Some(ts(1000)),
                     personal_notes: Some(four(i)),
+                    private_flag: false,
                     fields: f,
                 }
                 .into()
@@ -164,6 +165,7 @@ fn tenant(users: usize, per_user: usize, churn: bool) -> PlanInput {
                         etag: Some(format!("W/\"u{u}-{i}\"")),
                         last_modified_date_time: Some(t),
                         personal_notes: notes,
+                        private_flag: false,
                         fields: f,
                     }
                     .into()
@@ -182,6 +184,7 @@ fn tenant(users: usize, per_user: usize, churn: bool) -> PlanInput {
         memory: None,
         options: DeleteOptions::default(),
         fields: FieldSet::DEFAULT,
+        private_categories: Default::default(),
     }
 }
 
@@ -218,6 +221,7 @@ fn memory_of(input: &PlanInput) -> Memory {
         pending_creates: Vec::new(),
         tombstones: Vec::new(),
         opt_outs: Vec::new(),
+        withdrawals: Vec::new(),
     };
     m.normalise();
     m

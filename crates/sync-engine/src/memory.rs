@@ -1,7 +1,7 @@
 //! What a run remembers of the previous one, as plain data the planner reads (SPEC §7.1–§7.3):
 //! per folder the tagged copies present after the last run (contact id, changeKey, the version
 //! time the copy competes with, a fingerprint of its synced fields), the hub's pending creates,
-//! tombstones, user opt-outs and the last plan time.
+//! tombstones, user opt-outs, privacy withdrawals and the last plan time.
 //!
 //! Memory is not truth (STYLE 12): the mailboxes are. Memory only ever *adds evidence* to a
 //! complete read; without it (`PlanInput::memory = None`, or memory the planner distrusts) the plan
@@ -153,6 +153,9 @@ pub struct Memory {
     /// `UserDeletes: respect`: copies users deleted and do not want back. Sorted by (mailbox,
     /// SyncId).
     pub opt_outs: Vec<OptOut>,
+    /// Contacts withdrawn from the book because their owner marked their own copy private
+    /// (SPEC §7.4, I15). Sorted by SyncId.
+    pub withdrawals: Vec<Withdrawal>,
 }
 
 /// One folder as the last run that read it completely left it.
@@ -222,6 +225,25 @@ pub enum HoldReason {
     Brake,
     /// The hub's listing looked broken (design §5): decided again on the next good read.
     BadRead,
+    /// A privacy withdrawal seen in first-run mode (no trusted memory): losing the state never
+    /// deletes (SPEC §7.1, I10), so the contact is only frozen — not written, not spread, not
+    /// re-created — and withdrawn by the next run that trusts its memory. Never remembered.
+    NoState,
+}
+
+/// A contact withdrawn from the book (SPEC §7.4, I15): its owner — the mailbox it came from, its
+/// `CreatedBy` — marked their own copy private, so its hub copy and every other user's tagged
+/// copy are deleted (`Applied`) or wait for the brake (`Held`), and nothing brings it back while
+/// the owner's copy stays private. When the owner's copy is no longer private, the record ends
+/// and the contact is collected again from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub sync_id: Guid,
+    /// The owner's mailbox, as [`crate::plan::MailboxSnapshot::mailbox`] names it.
+    pub owner: String,
+    /// `now` of the run that first withdrew it (the brake releases the oldest first).
+    pub since: Timestamp,
+    pub status: TombstoneStatus,
 }
 
 /// A user who deleted their copy of a contact and does not want it back (`UserDeletes:
@@ -251,6 +273,7 @@ impl Memory {
             pending_creates: Vec::new(),
             tombstones: Vec::new(),
             opt_outs: Vec::new(),
+            withdrawals: Vec::new(),
         }
     }
 
@@ -270,6 +293,8 @@ impl Memory {
             .sort_by(|a, b| (&a.mailbox, a.sync_id).cmp(&(&b.mailbox, b.sync_id)));
         self.opt_outs
             .dedup_by(|a, b| a.mailbox == b.mailbox && a.sync_id == b.sync_id);
+        self.withdrawals.sort_by_key(|w| w.sync_id);
+        self.withdrawals.dedup_by_key(|w| w.sync_id);
     }
 
     /// Whether every list is sorted without duplicates (what the planner relies on).
@@ -284,6 +309,7 @@ impl Memory {
             && strictly(&self.pending_creates, |g| *g)
             && strictly(&self.tombstones, |t| t.sync_id)
             && strictly(&self.opt_outs, |o| (o.mailbox.clone(), o.sync_id))
+            && strictly(&self.withdrawals, |w| w.sync_id)
     }
 
     /// The folder memory of `mailbox` (a user's).
@@ -299,6 +325,13 @@ impl Memory {
             .binary_search_by_key(&sync_id, |t| t.sync_id)
             .ok()
             .map(|i| &self.tombstones[i])
+    }
+
+    pub fn withdrawal(&self, sync_id: Guid) -> Option<&Withdrawal> {
+        self.withdrawals
+            .binary_search_by_key(&sync_id, |w| w.sync_id)
+            .ok()
+            .map(|i| &self.withdrawals[i])
     }
 
     pub fn is_pending(&self, sync_id: Guid) -> bool {

@@ -1,6 +1,7 @@
 //! The contact as the engine reads it from Graph v1.0: what matching and conflict handling need
-//! (`id`, `@odata.etag`, `lastModifiedDateTime`, `personalNotes`) and one value block with the
-//! contact's fields ([`ContactFields`], `values`).
+//! (`id`, `@odata.etag`, `lastModifiedDateTime`, `personalNotes`), whether Outlook's Private flag
+//! is set (`singleValueExtendedProperties`, when the read asked for PidTagSensitivity, see
+//! `privacy`) and one value block with the contact's fields ([`ContactFields`], `values`).
 //!
 //! A contact is compact: see [`Contact`]. Graph's JSON is read straight into that shape by a hand-written `Deserialize` (no intermediate
 //! `serde_json::Value`, no key allocated): supported fields go into the block (see `values` for
@@ -32,13 +33,20 @@ pub struct Contact {
     /// absent (two fields, not a tuple: the struct packs to 56 bytes).
     secs: i64,
     nanos: i32,
-    /// Bit 0: an etag is present; bit 1: notes are present (`Some("")` is not `None`).
+    /// Bit 0: an etag is present; bit 1: notes are present (`Some("")` is not `None`); bit 2:
+    /// Outlook's Private flag is set ([`Contact::private_flag`]).
     present: u8,
     pub fields: ContactFields,
 }
 
 /// The `modified` of a contact without `lastModifiedDateTime`: older than any time.
 const NO_TIME: (i64, i32) = (i64::MIN, 0);
+
+/// [`Contact::present`]'s bit for the Private flag.
+const PRIVATE_FLAG: u8 = 4;
+
+/// The JSON key Graph returns single-value extended properties under.
+const EXTENDED: &str = "singleValueExtendedProperties";
 
 /// A contact's parts, as plain data: to make a [`Contact`] and to take one apart.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,6 +56,8 @@ pub struct ContactParts {
     pub etag: Option<String>,
     pub last_modified_date_time: Option<jiff::Timestamp>,
     pub personal_notes: Option<String>,
+    /// Outlook's Private flag: PidTagSensitivity (`Integer 0x0036`) = 2 ([`Contact::private_flag`]).
+    pub private_flag: bool,
     pub fields: ContactFields,
 }
 
@@ -60,6 +70,7 @@ impl From<ContactParts> for Contact {
             p.fields,
         );
         c.set_last_modified(p.last_modified_date_time);
+        c.set_private_flag(p.private_flag);
         c
     }
 }
@@ -119,28 +130,42 @@ impl Contact {
         Some(self.fields.text(Field::DisplayName)).filter(|s| !s.is_empty())
     }
 
-    pub fn set_id(&mut self, id: &str) {
-        *self = Contact {
+    /// Outlook's Private flag: the read returned PidTagSensitivity (`Integer 0x0036`, however
+    /// Graph spells the id, `privacy::is_sensitivity_id`) with the value 2. False when the read
+    /// did not ask for it (the hub's, a listing without the `$expand`).
+    pub fn private_flag(&self) -> bool {
+        self.present & PRIVATE_FLAG != 0
+    }
+
+    pub fn set_private_flag(&mut self, private: bool) {
+        if private {
+            self.present |= PRIVATE_FLAG;
+        } else {
+            self.present &= !PRIVATE_FLAG;
+        }
+    }
+
+    /// Rebuilds the text with new parts, keeping the time and the flag.
+    fn repacked(&self, id: &str, etag: Option<&str>, notes: Option<&str>) -> Contact {
+        let mut c = Contact {
             secs: self.secs,
             nanos: self.nanos,
-            ..Contact::packed(id, self.etag(), self.personal_notes(), self.fields.clone())
+            ..Contact::packed(id, etag, notes, self.fields.clone())
         };
+        c.set_private_flag(self.private_flag());
+        c
+    }
+
+    pub fn set_id(&mut self, id: &str) {
+        *self = self.repacked(id, self.etag(), self.personal_notes());
     }
 
     pub fn set_etag(&mut self, etag: Option<&str>) {
-        *self = Contact {
-            secs: self.secs,
-            nanos: self.nanos,
-            ..Contact::packed(self.id(), etag, self.personal_notes(), self.fields.clone())
-        };
+        *self = self.repacked(self.id(), etag, self.personal_notes());
     }
 
     pub fn set_personal_notes(&mut self, notes: Option<&str>) {
-        *self = Contact {
-            secs: self.secs,
-            nanos: self.nanos,
-            ..Contact::packed(self.id(), self.etag(), notes, self.fields.clone())
-        };
+        *self = self.repacked(self.id(), self.etag(), notes);
     }
 
     pub fn set_last_modified(&mut self, t: Option<jiff::Timestamp>) {
@@ -154,6 +179,7 @@ impl Contact {
             etag: self.etag().map(str::to_owned),
             last_modified_date_time: self.last_modified(),
             personal_notes: self.personal_notes().map(str::to_owned),
+            private_flag: self.private_flag(),
             fields: self.fields.clone(),
         }
     }
@@ -166,6 +192,7 @@ impl fmt::Debug for Contact {
             .field("etag", &self.etag())
             .field("last_modified_date_time", &self.last_modified())
             .field("personal_notes", &self.personal_notes())
+            .field("private_flag", &self.private_flag())
             .field("fields", &self.fields)
             .finish()
     }
@@ -177,6 +204,7 @@ enum Top {
     Etag,
     Modified,
     Notes,
+    Extended,
     Field(Option<Field>),
 }
 
@@ -186,6 +214,7 @@ fn top(key: &str) -> Top {
         "@odata.etag" => Top::Etag,
         "lastModifiedDateTime" => Top::Modified,
         "personalNotes" => Top::Notes,
+        EXTENDED => Top::Extended,
         other => Top::Field(Field::from_json_name(other)),
     }
 }
@@ -208,6 +237,14 @@ impl<'de> serde::Deserialize<'de> for Contact {
                         Top::Etag => c.etag = map.next_value()?,
                         Top::Modified => c.last_modified_date_time = map.next_value()?,
                         Top::Notes => c.personal_notes = map.next_value()?,
+                        Top::Extended => {
+                            let props: Option<Vec<ExtendedProperty>> = map.next_value()?;
+                            c.private_flag = props.unwrap_or_default().iter().any(|p| {
+                                crate::privacy::is_sensitivity_id(&p.id)
+                                    && p.value.as_ref().and_then(ExtendedValue::as_int)
+                                        == Some(crate::privacy::SENSITIVITY_PRIVATE)
+                            });
+                        }
                         Top::Field(f) => read_value(&mut map, f, &mut b)?,
                     }
                 }
@@ -220,10 +257,37 @@ impl<'de> serde::Deserialize<'de> for Contact {
     }
 }
 
+/// One `singleValueExtendedProperties` item: `{"id": "Integer 0x36", "value": "2"}`. Graph's
+/// `value` is a string (singlevaluelegacyextendedproperty.md); a number is read too.
+#[derive(serde::Deserialize)]
+struct ExtendedProperty {
+    id: String,
+    #[serde(default)]
+    value: Option<ExtendedValue>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ExtendedValue {
+    Text(String),
+    Number(i64),
+    Other(serde::de::IgnoredAny),
+}
+
+impl ExtendedValue {
+    fn as_int(&self) -> Option<i64> {
+        match self {
+            ExtendedValue::Text(s) => s.trim().parse().ok(),
+            ExtendedValue::Number(n) => Some(*n),
+            ExtendedValue::Other(_) => None,
+        }
+    }
+}
+
 impl serde::Serialize for Contact {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let set = self.fields.set_fields();
-        let mut m = s.serialize_map(Some(4 + set.len()))?;
+        let mut m = s.serialize_map(Some(5 + set.len()))?;
         m.serialize_entry("id", self.id())?;
         if let Some(e) = self.etag() {
             m.serialize_entry("@odata.etag", e)?;
@@ -236,6 +300,13 @@ impl serde::Serialize for Contact {
         }
         for f in set.iter() {
             m.serialize_entry(f.json_name(), &crate::fields::json(f, &self.fields))?;
+        }
+        if self.private_flag() {
+            // As Graph echoes it (see `privacy::is_sensitivity_id`).
+            m.serialize_entry(
+                EXTENDED,
+                &[serde_json::json!({"id": "Integer 0x36", "value": "2"})],
+            )?;
         }
         m.end()
     }
@@ -277,6 +348,63 @@ mod tests {
         );
         assert_eq!(c.personal_notes(), None);
         assert_eq!(c.id(), "AAMkAD=");
+        assert!(
+            c.private_flag(),
+            "PidTagSensitivity 2, echoed as Integer 0x36"
+        );
+    }
+
+    #[test]
+    fn the_private_flag_is_sensitivity_two_in_any_spelling_and_nothing_else() {
+        let flag = |props: serde_json::Value| -> bool {
+            let c: Contact = serde_json::from_value(
+                serde_json::json!({"id": "a", "singleValueExtendedProperties": props}),
+            )
+            .unwrap();
+            c.private_flag()
+        };
+        assert!(flag(
+            serde_json::json!([{"id": "Integer 0x0036", "value": "2"}])
+        ));
+        assert!(flag(
+            serde_json::json!([{"id": "integer 0x36", "value": 2}])
+        ));
+        assert!(flag(serde_json::json!([
+            {"id": "String 0x3a45", "value": "Dr."},
+            {"id": "Integer 0x36", "value": " 2 "}
+        ])));
+        // Normal, personal and confidential are not Outlook's Private flag.
+        for v in ["0", "1", "3", "", "two"] {
+            assert!(
+                !flag(serde_json::json!([{"id": "Integer 0x36", "value": v}])),
+                "{v}"
+            );
+        }
+        assert!(!flag(
+            serde_json::json!([{"id": "Integer 0x37", "value": "2"}])
+        ));
+        assert!(!flag(
+            serde_json::json!([{"id": "Integer 0x36", "value": null}])
+        ));
+        assert!(!flag(
+            serde_json::json!([{"id": "Integer 0x36", "value": [2]}])
+        ));
+        assert!(!flag(serde_json::json!(null)));
+        assert!(!flag(serde_json::json!([])));
+        // Kept through the setters, and written back as Graph echoes it.
+        let mut c: Contact = serde_json::from_value(serde_json::json!({"id": "a",
+            "singleValueExtendedProperties": [{"id": "Integer 0x0036", "value": "2"}]}))
+        .unwrap();
+        c.set_personal_notes(Some("n"));
+        c.set_etag(Some("W/\"x\""));
+        c.set_id("b");
+        assert!(c.private_flag());
+        assert!(c.to_parts().private_flag);
+        let again: Contact = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
+        assert_eq!(again, c);
+        c.set_private_flag(false);
+        assert!(!c.private_flag());
+        assert_eq!(c.personal_notes(), Some("n"));
     }
 
     #[test]
@@ -300,6 +428,7 @@ mod tests {
             etag: Some(String::new()),
             last_modified_date_time: Some(t),
             personal_notes: Some("héllo".into()),
+            private_flag: true,
             fields: ContactFields::default(),
         };
         let mut c: Contact = p.clone().into();

@@ -6,7 +6,8 @@
 //! etag and the timestamp, and keeps `personalNotes` exactly as sent. Round-trip normalisation is
 //! applied on purpose, and a little adversarially: empty strings come back as `null`, and an email
 //! entry without `name` comes back with `name` equal to its address (what UI-made contacts look
-//! like). A delete removes the contact (`If-Match` checked the same way). Every write answers with
+//! like). A delete removes the contact (`If-Match` checked the same way); a write never touches
+//! a contact's Private flag (Graph keeps extended properties a PATCH does not name). Every write answers with
 //! its new changeKey ([`WriteResult`]), so tests can thread the memory from run to run
 //! ([`crate::plan::next_memory`]); and the world can move between runs: user edits, user and
 //! admin deletes, Exchange's spontaneous changeKey bumps ([`Tenant::edit`], [`Tenant::delete`],
@@ -17,6 +18,7 @@ use crate::field::{Field, FieldSet};
 use crate::memory::{Memory, change_key};
 use crate::model::{Contact, ContactFields, ContactParts, EmailAddress};
 use crate::plan::{DeleteOptions, MailboxSnapshot, Plan, PlanInput, Target, Write, WriteResult};
+use crate::privacy::PrivateCategories;
 use crate::values::FieldsBuilder;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
@@ -46,6 +48,8 @@ pub struct Tenant {
     /// The field set runs are planned with ([`PlanInput::fields`]); the default set unless a test
     /// changes it.
     pub fields: FieldSet,
+    /// `PrivateCategories` runs are planned with (default `["Private"]`).
+    pub private_categories: PrivateCategories,
     next_id: u64,
 }
 
@@ -63,6 +67,7 @@ impl Tenant {
             users,
             clock: latest + SignedDuration::from_secs(60),
             fields: FieldSet::DEFAULT,
+            private_categories: PrivateCategories::default(),
             next_id: 1,
         }
     }
@@ -87,6 +92,7 @@ impl Tenant {
             memory,
             options,
             fields: self.fields,
+            private_categories: self.private_categories.clone(),
         }
     }
 
@@ -114,6 +120,19 @@ impl Tenant {
             return false;
         };
         f(&mut c.fields);
+        c.set_etag(Some(&etag));
+        c.set_last_modified(Some(now));
+        true
+    }
+
+    /// The owner ticks (or clears) Outlook's Private flag on a contact: an edit like any other
+    /// (new changeKey and `lastModifiedDateTime`). Returns false if there is no such contact.
+    pub fn set_private_flag(&mut self, mailbox: &str, id: &str, private: bool) -> bool {
+        let (now, etag) = self.tick();
+        let Some(c) = self.contact_mut(mailbox, id) else {
+            return false;
+        };
+        c.set_private_flag(private);
         c.set_etag(Some(&etag));
         c.set_last_modified(Some(now));
         true
@@ -217,6 +236,7 @@ impl Tenant {
             Write::Delete {
                 contact_id,
                 etag: if_match,
+                ..
             } => {
                 let i = folder
                     .contacts

@@ -1,6 +1,7 @@
 //! What a plan says besides its writes: whether the memory was used ([`MemoryVerdict`]), and the
 //! changes to the company book the run decides ([`Book`]) — tombstones made, cleared, held and
-//! released, deletes that are only reported, opt-outs, repairs and bad reads — each entry with
+//! released, privacy withdrawals made, held and ended, deletes that are only reported, opt-outs,
+//! repairs and bad reads — each entry with
 //! what one output line needs (SyncId, name, email, mailbox). Also the per-write results the
 //! binary hands back to [`super::next_memory`] ([`WriteResult`]).
 //!
@@ -95,9 +96,29 @@ pub struct Removal {
 pub struct Held {
     pub entry: Entry,
     pub reason: HoldReason,
+    /// When a run first saw it gone from the hub, or first withdrew it.
     pub observed_at: Timestamp,
-    /// Tagged user copies it would delete.
+    /// Tagged copies it would delete (a withdrawal's hub copy included).
     pub copies: usize,
+    /// A privacy withdrawal (not a hub deletion): the owner who marked their copy private.
+    pub withdrawn_by: Option<String>,
+}
+
+/// A contact withdrawn from the book this run (SPEC §7.4, I15): its owner marked their own copy
+/// private, so its hub copy and the other users' tagged copies are deleted (operations with
+/// [`super::DeleteCause::Withdrawn`]); the owner's contact is never touched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Withdrawn {
+    /// The hub's (named after a copy carrying the SyncId).
+    pub entry: Entry,
+    /// The owner's mailbox.
+    pub owner: String,
+    pub since: Timestamp,
+    /// Copies deleted for it by this plan.
+    pub copies: usize,
+    /// Held by the brake earlier, released now.
+    pub released: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -159,6 +180,14 @@ pub struct Book {
     /// `Deletes: off`: the tagged user copies a hub deletion would delete (never executed; the hub
     /// copy is re-created instead). One per copy, in its user's mailbox.
     pub would_delete: Vec<Entry>,
+    /// Privacy withdrawals applied this run (new, or released by the brake).
+    pub withdrawn: Vec<Withdrawn>,
+    /// Withdrawals that ended: the owner's copy is no longer private, so the contact is collected
+    /// again from it (under its SyncId).
+    pub withdrawals_ended: Vec<Entry>,
+    /// `Deletes: off`: the copies a withdrawal would delete (never executed; the contact is left
+    /// as it is everywhere and not spread further). One per copy, in its mailbox.
+    pub would_withdraw: Vec<Entry>,
     /// `UserDeletes: respect`: a user deleted their copy; it is not re-created there.
     pub opt_outs_set: Vec<Entry>,
     /// The user's folder holds the contact again.

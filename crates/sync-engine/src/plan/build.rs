@@ -5,7 +5,7 @@
 
 use super::decide::{PendingWrite, PhaseOne};
 use super::keys::CopyRef;
-use super::{Action, MailboxSnapshot, Operation, Write, target_of};
+use super::{Action, DeleteCause, MailboxSnapshot, Operation, Write, target_of};
 use crate::field::FieldSet;
 use crate::fields::{self, WrittenFields};
 use crate::model::Contact;
@@ -153,11 +153,17 @@ impl<'s, 'a> Builder<'s, 'a> {
         }
     }
 
-    /// A Delete of a tagged user copy of a tombstoned contact (`deletes`): it writes nothing, so
-    /// its notes are empty; it names the copy as read (its own name, email and `CreatedBy`) and
-    /// the hub as the source of the decision.
+    /// A Delete of a tagged copy of a tombstoned contact (`deletes`) or of a withdrawn one
+    /// (`privacy`, whose Deletes carry [`super::privacy::WITHDRAWN`]): it writes nothing, so its
+    /// notes are empty; it names the copy as read (its own name, email and `CreatedBy`) and the
+    /// hub as the source of the decision.
     fn build_delete(&self, p: &PendingWrite) -> Operation {
         let copy = self.copy(p.key.copy());
+        let cause = if p.logical_id == super::privacy::WITHDRAWN {
+            DeleteCause::Withdrawn
+        } else {
+            DeleteCause::DeletedFromHub
+        };
         Operation {
             step: p.key.step,
             mailbox: self.mailbox(p.key.folder).to_owned(),
@@ -176,6 +182,7 @@ impl<'s, 'a> Builder<'s, 'a> {
             write: Write::Delete {
                 contact_id: copy.id().to_owned(),
                 etag: copy.etag().map(str::to_owned),
+                cause,
             },
         }
     }

@@ -1,9 +1,11 @@
 //! Step 5 of the plan, phase 2: create each logical contact, from its winner, in the hub and in
 //! every user folder that lacks it — unless the folder, as it will be after phase 1, already holds
 //! a contact the ladder would match: that is reported (`CreateSuppressed`), never duplicated (I2).
-//! With memory: not into a folder whose user opted out of the contact, nothing into the hub after
-//! a bad read of it (nor anywhere for a contact without a hub copy then), and a contact re-created
-//! in the hub from users' tagged copies is reported as a repair.
+//! Never next to a user's private contact with the same SyncId, email or name (that user has it,
+//! privately: not a problem either). With memory: not into a folder whose user opted out of the
+//! contact, nothing into the hub after a bad read of it (nor anywhere for a contact without a hub
+//! copy then), and a contact re-created in the hub from users' tagged copies is reported as a
+//! repair (unless its withdrawal just ended).
 
 use super::book::{Book, Entry, Repair, RepairReason};
 use super::decide::{PendingWrite, PhaseOne, WriteKey, data_step};
@@ -13,14 +15,25 @@ use crate::memory::Guid;
 use crate::tags::SyncId;
 use rustc_hash::FxHashSet;
 
-/// The ladder keys a folder holds after phase 1, plus those of the contacts created in it so far.
+/// The ladder keys a folder holds after phase 1, plus those of the contacts created in it so far;
+/// apart, those of its private contacts.
 #[derive(Default)]
 struct FolderKeys<'s> {
     sync_ids: FxHashSet<SyncId>,
     emails_or_names: FxHashSet<EmailOrName<'s>>,
+    private_sync_ids: FxHashSet<SyncId>,
+    private_keys: FxHashSet<EmailOrName<'s>>,
 }
 
 impl<'s> FolderKeys<'s> {
+    /// Whether a private contact of the folder holds one of these keys: the contact is already
+    /// there, the user's own and private (SPEC §7.4), so nothing is created next to it — and it
+    /// is no data problem either.
+    fn private_holds(&self, sync_id: SyncId, key: Option<EmailOrName<'s>>) -> bool {
+        self.private_sync_ids.contains(&sync_id)
+            || key.is_some_and(|k| self.private_keys.contains(&k))
+    }
+
     /// Claims the keys of a contact about to be created; false if one is already taken.
     fn claim(&mut self, sync_id: SyncId, key: Option<EmailOrName<'s>>) -> bool {
         if self.sync_ids.contains(&sync_id)
@@ -42,6 +55,15 @@ impl<'s> Planner<'s, '_> {
     fn keys_after_phase_one(&self, phase_one: &PhaseOne, folder: usize) -> FolderKeys<'s> {
         let mut keys = FolderKeys::default();
         for (pos, c) in self.copies[folder].iter().enumerate() {
+            if self.links[folder][pos] == Link::Private {
+                if let Some(s) = c.sync_id {
+                    keys.private_sync_ids.insert(s);
+                }
+                if let Some(k) = c.email_or_name() {
+                    keys.private_keys.insert(k);
+                }
+                continue;
+            }
             let (mut sync_id, mut holder) = (c.sync_id, c);
             if let Link::To(id) = self.links[folder][pos] {
                 let decision = &phase_one.decisions[id.ix()];
@@ -92,6 +114,9 @@ impl<'s> Planner<'s, '_> {
                 }
                 let keys = folder_keys[folder as usize]
                     .get_or_insert_with(|| self.keys_after_phase_one(phase_one, folder as usize));
+                if keys.private_holds(sync_id, key) {
+                    continue;
+                }
                 if !keys.claim(sync_id, key) {
                     problems.push(DataProblem {
                         kind: ProblemKind::CreateSuppressed,
@@ -139,6 +164,10 @@ impl<'s> Planner<'s, '_> {
         winner: super::keys::CopyRef,
     ) -> Option<Repair> {
         let memory = self.memory?;
+        if self.ended.contains(&sync_id) {
+            // Collected again from its owner's copy after a withdrawal: not a repair.
+            return None;
+        }
         let found_in = logical
             .copies
             .iter()

@@ -1,10 +1,11 @@
 //! The planner's input: the folders read ([`MailboxSnapshot`], with whether each read was
-//! complete), the memory of the previous run, and the tenant's delete settings. Plain data; the
-//! binary builds it, nothing here decides anything.
+//! complete), the memory of the previous run, and the tenant's delete and privacy settings. Plain
+//! data; the binary builds it, nothing here decides anything.
 
 use crate::field::FieldSet;
 use crate::memory::Memory;
 use crate::model::Contact;
+use crate::privacy::PrivateCategories;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +65,10 @@ pub struct PlanInput {
     /// compared, written and fingerprinted. The snapshots' contacts may hold more (e.g.
     /// `categories` read for the privacy rules); those are ignored.
     pub fields: FieldSet,
+    /// `PrivateCategories` (default `["Private"]`): a user's contact carrying one, or with
+    /// Outlook's Private flag ([`Contact::private_flag`]), is private (SPEC §7.4, I15); these
+    /// categories are never written to another copy nor compared.
+    pub private_categories: PrivateCategories,
 }
 
 /// The delete settings of a tenant (SPEC §7.3).

@@ -11,6 +11,7 @@ use crate::fields;
 use crate::memory::FolderMemory;
 use crate::model::Contact;
 use crate::plan::MailboxSnapshot;
+use crate::privacy::{PrivateCategories, is_private};
 use crate::tags::{self, SyncId};
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
@@ -140,6 +141,10 @@ pub(super) enum Link {
     /// An untagged copy that looks like a tombstoned contact and is older than its deletion: not
     /// collected (it would resurrect it), left alone, reported.
     LookAlike,
+    /// A user's private contact (SPEC §7.4, `crate::privacy`): never a source — not linked, not
+    /// grouped, never written or stamped, and nothing is created next to it. Deleted only as a
+    /// tagged copy of a contact leaving the book that is not that user's own (`privacy`).
+    Private,
 }
 
 /// One contact as it exists across folders.
@@ -200,7 +205,8 @@ impl<'k> KeyIndex<'k> {
 }
 
 /// Reads the keys of every contact (see [`per_folder`] for the threads), and starts each one
-/// unlinked — or never linkable, without any key — in the same pass while it is in cache.
+/// unlinked — or never linkable, without any key; or private, for a user's contact that is
+/// ([`crate::privacy::is_private`]) — in the same pass while it is in cache.
 ///
 /// With a folder's memory (`memories[folder]`, trusted memory only), a copy as we left it
 /// competes with its remembered version instead of its own time ([`super::memory::remembered`],
@@ -212,6 +218,7 @@ pub(super) fn read_all<'a>(
     total: usize,
     memories: &[Option<&FolderMemory>],
     set: FieldSet,
+    private: &PrivateCategories,
 ) -> (Vec<Vec<KeyedContact<'a>>>, Vec<Vec<Link>>, Vec<Vec<u32>>) {
     let mut copies = Vec::with_capacity(snapshots.len());
     let mut links = Vec::with_capacity(snapshots.len());
@@ -225,7 +232,9 @@ pub(super) fn read_all<'a>(
         let links = keyed
             .iter()
             .map(|c| {
-                if c.has_key() {
+                if folder > 0 && is_private(c.contact, private) {
+                    Link::Private
+                } else if c.has_key() {
                     Link::Unlinked
                 } else {
                     Link::NoKey

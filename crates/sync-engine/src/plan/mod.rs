@@ -9,9 +9,12 @@
 //!    the later time of our own write, SPEC §7.2), and which folders' reads are bad (not
 //!    evidence: planned as if unread).
 //! 1. `keys` — *read keys* of every contact once: SyncId (last tag line), primary email,
-//!    displayName key. `deletes` (trusted memory only) — tombstones new, cleared, pruned, held
-//!    by the brake (`brake`) or released; the tagged user copies of deleted contacts get a Delete
-//!    or are left alone, and take part in nothing else. *Hub logical contacts*: each hub contact
+//!    displayName key; a user's private contact (`crate::privacy`) is marked private and takes
+//!    part in nothing. `privacy` — contacts withdrawn because their owner marked their own copy
+//!    private (new, going on, ended). `deletes` — tombstones (trusted memory only) new, cleared,
+//!    pruned, held by the brake (`brake`, one count with the withdrawals) or released; the tagged
+//!    copies of deleted or withdrawn contacts get a Delete or are left alone, and take part in
+//!    nothing else. *Hub logical contacts*: each hub contact
 //!    with a new SyncId is one logical contact; a hub contact without SyncId matching an earlier
 //!    one by email/displayName is a duplicate and is left alone. *Link user copies* mailbox by
 //!    mailbox (fixed order: sorted mailbox names) through the hub's index, ladder SyncId → email →
@@ -43,10 +46,13 @@
 //! note text is only ever its own text plus a fresh tag line (I3). This module never performs
 //! I/O, reads a clock or draws random numbers: `now`, the memory and the SyncId generator come in
 //! with the input (the passes over every contact use at most one scoped thread per core; the
-//! result does not depend on them). It never merges, and it deletes only what SPEC §7.3 allows:
-//! with trusted memory, a complete and good read, tagged user copies of a contact deleted from
-//! the hub — never a hub copy, never an untagged contact. Without memory it never deletes. Data
-//! problems are reported, not fixed.
+//! result does not depend on them). It never merges, and it deletes only what SPEC §7.3 and §7.4
+//! allow: with trusted memory, a complete and good read, tagged user copies of a contact deleted
+//! from the hub, and the tagged copies (hub copy included) of a contact withdrawn because its
+//! owner marked it private — never an untagged contact, never a user's own private contact.
+//! Without memory it never deletes. A private user copy is never a source and never written, and
+//! private categories never reach another copy (the hub is compared without them). Data problems
+//! are reported, not fixed.
 //!
 //! Memory: an [`Operation`] holds its notes once and shares the winner's fields with the other
 //! writes of its contact ([`WrittenFields`]); its JSON body is built when sent
@@ -65,13 +71,14 @@ mod keys;
 mod memory;
 mod next;
 mod opt_outs;
+mod privacy;
 mod problems;
 #[cfg(test)]
 mod tests;
 
 pub use book::{
     BadRead, BadReadKind, Book, Distrust, Entry, Held, MemoryVerdict, Removal, Repair,
-    RepairReason, WriteResult,
+    RepairReason, Withdrawn, WriteResult,
 };
 pub use input::{
     BrakeLimit, DeleteOptions, Deletes, MailboxSnapshot, PlanInput, ReadStatus, UserDeletes,
@@ -97,8 +104,20 @@ pub enum Action {
     Update,
     /// PATCH only the copy's notes (its own text and the SyncId tag line) and its `displayName`.
     Stamp,
-    /// DELETE a tagged user copy of a contact deleted from the hub (it goes to Deleted Items).
+    /// DELETE a tagged copy of a contact leaving the book (it goes to Deleted Items): a user copy
+    /// of a contact deleted from the hub, or a copy of a contact its owner marked private.
     Delete,
+}
+
+/// Why a copy is deleted ([`Write::Delete`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DeleteCause {
+    /// A user's tagged copy of a contact deleted from the hub (a tombstone, SPEC §7.3).
+    DeletedFromHub,
+    /// The hub copy, or another user's tagged copy, of a contact withdrawn because its owner
+    /// marked their own copy private (SPEC §7.4, I15).
+    Withdrawn,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -161,14 +180,16 @@ pub enum Write {
         /// `If-Match`, as for [`Write::Update`].
         etag: Option<String>,
     },
-    /// DELETE the user copy `contact_id`, which carries the tombstoned SyncId
-    /// ([`Operation::sync_id`]). Only ever planned for a copy whose own tag line names that
-    /// SyncId; 404 means done.
+    /// DELETE the copy `contact_id`, which carries the SyncId ([`Operation::sync_id`]) of a
+    /// contact leaving the book: a user copy of a tombstoned contact, or the hub copy or another
+    /// user's copy of a withdrawn one (`cause`). Only ever planned for a copy whose own tag line
+    /// names that SyncId, never for an owner's own private contact; 404 means done.
     Delete {
         contact_id: String,
         /// `If-Match`, as for [`Write::Update`]: a copy edited after our read is not deleted (412;
         /// the next run decides again).
         etag: Option<String>,
+        cause: DeleteCause,
     },
 }
 
@@ -392,6 +413,9 @@ struct Planner<'s, 'a> {
     /// Per folder: its trusted memory, and the remembered copies its read no longer lists.
     folder_memory: Vec<Option<&'a FolderMemory>>,
     missing: Vec<Vec<u32>>,
+    /// SyncIds whose withdrawal ended this run: collected again from the owner's copy, which is
+    /// not a repair.
+    ended: FxHashSet<SyncId>,
 }
 
 impl<'s, 'a> Planner<'s, 'a> {
@@ -419,6 +443,8 @@ fn target_of(folder: u32) -> Target {
 /// # Panics
 /// If `new_sync_id` returns something that is not a GUID (a caller bug).
 pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan {
+    // The hub as compared and written: without private categories (`crate::privacy`).
+    let hub = crate::privacy::strip_hub(&input.hub, &input.private_categories);
     let memory_verdict = memory::verdict(input);
     let memory = input
         .memory
@@ -462,7 +488,7 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         }
         s.read == ReadStatus::Complete
     });
-    let mut snapshots: Vec<&MailboxSnapshot> = std::iter::once(&input.hub)
+    let mut snapshots: Vec<&MailboxSnapshot> = std::iter::once(&*hub)
         .chain(users.iter().map(|&u| &input.users[u]))
         .collect();
     let mut folder_memory: Vec<Option<&FolderMemory>> = snapshots
@@ -479,8 +505,13 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         })
         .collect();
     let total = snapshots.iter().map(|s| s.contacts.len()).sum();
-    let (mut copies, mut links, mut missing) =
-        keys::read_all(&snapshots, total, &folder_memory, input.fields);
+    let (mut copies, mut links, mut missing) = keys::read_all(
+        &snapshots,
+        total,
+        &folder_memory,
+        input.fields,
+        &input.private_categories,
+    );
 
     // Bad reads (design §5): a user folder is planned as if its read had failed; the hub gets no
     // write, and what it seems to have lost is held.
@@ -525,13 +556,12 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         blocked: Default::default(),
         folder_memory,
         missing,
+        ended: Default::default(),
     };
 
-    // Deletions first: the copies of a deleted contact take part in no linking.
-    let deletions = match memory {
-        Some(m) => planner.tombstones(m, input.options, input.now, &mut book),
-        None => Default::default(),
-    };
+    // Deletions first: the copies of a deleted or withdrawn contact take part in no linking.
+    let withdrawals = planner.find_withdrawals(memory, input.now, &mut book);
+    let deletions = planner.removals(memory, withdrawals, input.options, input.now, &mut book);
     let hub_index = planner.link_hub();
     planner.link_users(&hub_index);
     planner.link_to_final_hub_keys();
@@ -598,6 +628,7 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         links,
         hub_writable,
         tombstones: deletions.tombstones,
+        withdrawals: deletions.withdrawals,
         opt_outs,
     };
     Plan {

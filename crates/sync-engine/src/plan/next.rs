@@ -7,7 +7,9 @@
 //! own time counts); answer lost → changeKey unknown, the data sent (only where the copy surely
 //! carries the SyncId: a lost stamp or create may not have happened, and memory of a copy that is
 //! not there would read as a deletion). Folders not planned this run (failed, incomplete or bad
-//! reads) keep what they had. Tombstones and opt-outs are decided by the plan. Untrusted memory
+//! reads) keep what they had. Tombstones, withdrawals and opt-outs are decided by the plan; a
+//! copy deleted (or withheld) for a withdrawal is not remembered — the withdrawal record keeps
+//! its contact out, so a hub copy gone is never read as a deletion from the hub. Untrusted memory
 //! leaves nothing behind: the memory starts afresh from this run.
 
 use super::book::WriteResult;
@@ -16,7 +18,7 @@ use super::memory::version_and_fingerprint;
 use super::{Action, Plan, PlanInput};
 use crate::memory::{
     ContactKey, CopyMemory, FolderMemory, Guid, Memory, OptOut, RETENTION_DAYS, Tombstone, Version,
-    change_key,
+    Withdrawal, change_key,
 };
 use crate::model::Contact;
 use crate::tags::{self, SyncId};
@@ -51,6 +53,7 @@ pub(super) struct Draft {
     pub(super) ops: Vec<OpRef>,
     pub(super) hub_writable: bool,
     pub(super) tombstones: Vec<Tombstone>,
+    pub(super) withdrawals: Vec<Withdrawal>,
     pub(super) opt_outs: Vec<OptOut>,
 }
 
@@ -87,9 +90,11 @@ pub fn next_memory(input: &PlanInput, plan: &Plan, results: &[WriteResult]) -> M
         m.last_plan_time = now;
         return m;
     }
+    // The hub as the plan read it (without private categories), so fingerprints match.
+    let hub_read = crate::privacy::strip_hub(&input.hub, &input.private_categories);
     let snapshot = |f: usize| {
         if f == 0 {
-            &input.hub
+            &*hub_read
         } else {
             &input.users[d.users[f - 1]]
         }
@@ -286,5 +291,6 @@ pub fn next_memory(input: &PlanInput, plan: &Plan, results: &[WriteResult]) -> M
         pending_creates: pending,
         tombstones: d.tombstones.clone(),
         opt_outs: d.opt_outs.clone(),
+        withdrawals: d.withdrawals.clone(),
     }
 }

@@ -202,7 +202,7 @@ impl<'s> Planner<'s, '_> {
                             ),
                         )
                     }
-                    Link::Unlinked | Link::Deleted | Link::Withheld => {}
+                    Link::Unlinked | Link::Deleted | Link::Withheld | Link::Private => {}
                 }
             }
         }

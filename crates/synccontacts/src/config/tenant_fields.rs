@@ -37,6 +37,10 @@ pub struct TenantOptions {
     /// `Fields`: the contact properties synced — SPEC §2.7's twelve, plus those named, or every
     /// supported one for `"all"` ([`sync_engine::FieldSet::parse`]).
     pub fields: sync_engine::FieldSet,
+    /// `PrivateCategories`: a user's contact filed under one of these Outlook categories (compared
+    /// without case) is private, like one with Outlook's Private flag: never collected, withdrawn
+    /// once shared (SPEC §7.4). Default `["Private"]`; `[]` leaves only the flag.
+    pub private_categories: sync_engine::PrivateCategories,
 }
 
 impl Default for TenantOptions {
@@ -47,6 +51,7 @@ impl Default for TenantOptions {
             user_deletes: UserDeletes::default(),
             max_deletes: None,
             fields: sync_engine::FieldSet::DEFAULT,
+            private_categories: sync_engine::PrivateCategories::default(),
         }
     }
 }
@@ -324,6 +329,19 @@ pub(super) const TENANT_FIELDS: &[TenantField] = &[
             },
         },
         fix: r#"list Graph contact property names to sync besides the default twelve, e.g. ["birthday", "homeAddress"], or use "all""#,
+    },
+    TenantField {
+        name: "PrivateCategories",
+        top_level: true,
+        required: false,
+        value: FieldValue::List {
+            item: "Outlook category name",
+            set: |t, names| {
+                t.options.private_categories = sync_engine::PrivateCategories::new(names);
+                Ok(())
+            },
+        },
+        fix: r#"list the Outlook categories that mark a contact private, e.g. ["Private", "Family"] (the default is ["Private"]; [] leaves only Outlook's Private flag)"#,
     },
     TenantField {
         name: "Cloud",

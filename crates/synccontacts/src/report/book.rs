@@ -2,7 +2,8 @@
 //! brake held (and the command that releases them), deletes `Deletes: "off"` only reports,
 //! contacts whose SyncId the hub did not know and that the run linked again (repairs: the
 //! planner's, with a state, and the first-run mode's, `build::problems_and_repairs`), users opted
-//! out of a contact — as report records ([`BookReport`], [`RepairRecord`], from the plan's
+//! out of a contact, contacts withdrawn because their owner marked them private (and withdrawals
+//! ended) — as report records ([`BookReport`], [`RepairRecord`], from the plan's
 //! [`Book`]) and as the lines an administrator reads (how many of them is `text.rs`'s business:
 //! `--actions` caps them like action lines).
 //!
@@ -50,8 +51,30 @@ pub struct HeldDelete {
     pub reason: HoldReason,
     /// When a run first saw it gone from the hub.
     pub observed_at: Timestamp,
-    /// Tagged user copies it would delete.
+    /// Tagged copies it would delete (a withdrawal's hub copy included).
     pub copies: usize,
+    /// A privacy withdrawal (not a hub deletion): the owner who marked their copy private.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawn_by: Option<String>,
+}
+
+/// A contact withdrawn from the company book this run because its owner marked their own copy
+/// private (SPEC §7.4): its hub copy and the other users' copies are deleted (the `delete`
+/// actions with `"reason": "withdrawn"`); the owner's contact is never touched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithdrawalRecord {
+    /// The hub's, named after a copy carrying the SyncId.
+    #[serde(flatten)]
+    pub contact: BookRecord,
+    /// The owner's mailbox.
+    pub owner: String,
+    /// When a run first withdrew it.
+    pub since: Timestamp,
+    /// Copies this run deletes for it.
+    pub copies: usize,
+    /// Held by the brake earlier, released now.
+    pub released: bool,
 }
 
 /// Why a contact's SyncId was unknown to the hub (the report's `reason` of a repair).
@@ -106,7 +129,8 @@ impl RepairRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BookReport {
-    /// Held by the brake or by a bad read of the hub: no DELETE, no re-create either.
+    /// Held by the brake or by a bad read of the hub (or, for a withdrawal, by first-run mode):
+    /// no DELETE, no re-create either.
     pub held_deletes: Vec<HeldDelete>,
     /// The command that releases the deletes the brake held (`None` when it held none).
     pub release_command: Option<String>,
@@ -114,6 +138,13 @@ pub struct BookReport {
     pub would_delete: Vec<BookRecord>,
     /// `UserDeletes: "respect"`: users opted out of a contact they deleted (this run).
     pub opt_outs: Vec<BookRecord>,
+    /// Contacts withdrawn from the book this run because their owner marked them private.
+    pub withdrawals: Vec<WithdrawalRecord>,
+    /// Withdrawals that ended: the owner's copy is no longer private, so the contact is collected
+    /// again from it.
+    pub withdrawals_ended: Vec<BookRecord>,
+    /// `Deletes: "off"`: the copies a withdrawal would delete; never executed.
+    pub would_withdraw: Vec<BookRecord>,
 }
 
 impl BookReport {
@@ -134,11 +165,25 @@ impl BookReport {
                     reason: h.reason,
                     observed_at: h.observed_at,
                     copies: h.copies,
+                    withdrawn_by: h.withdrawn_by.clone(),
                 })
                 .collect(),
             release_command: (held_by_brake > 0).then(|| release(held_by_brake)),
             would_delete: book.would_delete.iter().map(Into::into).collect(),
             opt_outs: book.opt_outs_set.iter().map(Into::into).collect(),
+            withdrawals: book
+                .withdrawn
+                .iter()
+                .map(|w| WithdrawalRecord {
+                    contact: (&w.entry).into(),
+                    owner: w.owner.clone(),
+                    since: w.since,
+                    copies: w.copies,
+                    released: w.released,
+                })
+                .collect(),
+            withdrawals_ended: book.withdrawals_ended.iter().map(Into::into).collect(),
+            would_withdraw: book.would_withdraw.iter().map(Into::into).collect(),
         }
     }
 
@@ -205,12 +250,66 @@ pub fn held_line(h: &HeldDelete) -> String {
         HoldReason::BadRead => {
             "held: the hub's listing looked broken, decided again on the next good read"
         }
+        HoldReason::NoState => {
+            "held: without a trusted state nothing is deleted; the contact is not shared \
+             further, and the next run withdraws it"
+        }
     };
+    match &h.withdrawn_by {
+        Some(owner) => format!(
+            "Held delete: {} | {} tagged copies | withdrawn since {}: marked private by its \
+             owner {owner} ({why})",
+            contact_part(&h.contact),
+            h.copies,
+            h.observed_at
+        ),
+        None => format!(
+            "Held delete: {} | {} tagged copies | gone from the hub since {} ({why})",
+            contact_part(&h.contact),
+            h.copies,
+            h.observed_at
+        ),
+    }
+}
+
+/// `Withdrawn: …` (`Would withdraw: …` in a dry run): a contact its owner marked private, taken
+/// out of the company book this run.
+pub fn withdrawn_line(w: &WithdrawalRecord, dry_run: bool) -> String {
     format!(
-        "Held delete: {} | {} tagged copies | gone from the hub since {} ({why})",
-        contact_part(&h.contact),
-        h.copies,
-        h.observed_at
+        "{}: {} (marked private by its owner {}; {} cop{} {}deleted{}, the owner's contact is \
+         kept as it is)",
+        if dry_run {
+            "Would withdraw"
+        } else {
+            "Withdrawn"
+        },
+        contact_part(&w.contact),
+        w.owner,
+        w.copies,
+        if w.copies == 1 { "y" } else { "ies" },
+        if dry_run { "to be " } else { "" },
+        if w.released {
+            ", released from the brake"
+        } else {
+            ""
+        }
+    )
+}
+
+/// `Withdrawal ended: …`: the owner no longer marks it private; collected again.
+pub fn withdrawal_ended_line(c: &BookRecord) -> String {
+    format!(
+        "Withdrawal ended: {} (its owner no longer marks it private: shared again from their copy)",
+        contact_part(c)
+    )
+}
+
+/// `Would delete: …` for a withdrawal under `Deletes: "off"`.
+pub fn would_withdraw_line(c: &BookRecord) -> String {
+    format!(
+        "Would delete: {} (withdrawn: marked private by its owner; Deletes is \"off\", so \
+         nothing is deleted and the contact is not shared further)",
+        contact_part(c)
     )
 }
 

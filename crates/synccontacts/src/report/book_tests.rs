@@ -83,6 +83,10 @@ fn held_deletes_print_the_release_command_even_when_quiet() {
 #[test]
 fn book_and_delete_lines_obey_the_action_caps_but_the_release_command_always_prints() {
     let mut t = full_report().tenants.remove(0);
+    // Without the privacy withdrawals (their lines are counted in their own test).
+    t.actions.retain(|a| a.reason.is_none());
+    t.book.would_withdraw.clear();
+    t.book.held_deletes.retain(|h| h.withdrawn_by.is_none());
     for _ in 0..4 {
         t.actions
             .push(action(2, ActionKind::Delete, ActionResult::Done));
@@ -216,6 +220,7 @@ fn first_run_mode_repairs_are_one_per_hub_re_create_and_counted_when_done() {
             etag: Some(format!("W/\"{id}\"")),
             last_modified_date_time: Some(jiff::Timestamp::from_second(60).unwrap()),
             personal_notes: notes,
+            private_flag: false,
             fields: fields.build(),
         })
     };
@@ -254,6 +259,7 @@ fn first_run_mode_repairs_are_one_per_hub_re_create_and_counted_when_done() {
         memory: None,
         options: Default::default(),
         fields: Default::default(),
+        private_categories: Default::default(),
     };
     let plan = sync_engine::plan(&input, &mut || unreachable!("every contact has a SyncId"));
     let (problems, repairs) = build::problems_and_repairs(&plan);
@@ -295,5 +301,61 @@ fn first_run_mode_repairs_are_one_per_hub_re_create_and_counted_when_done() {
         build::repaired(&repairs, &stopped),
         1,
         "a repair whose write did not happen is not counted"
+    );
+}
+
+/// Privacy withdrawals (SPEC §7.4) read like deletes: each copy's `Deleted:` line says it was
+/// withdrawn (`Would delete:` in a dry run), a `Withdrawn:` line names the owner and the copies,
+/// a held one says why it waits, and an ended one says it is shared again.
+#[test]
+fn withdrawal_lines_say_the_owner_marked_the_contact_private() {
+    let t = full_report().tenants.remove(0);
+    let text = tenant_text(&t, false, Detail::Normal, ActionLines::All);
+    let has = |prefix: &str, needle: &str| {
+        text.iter()
+            .any(|l| l.starts_with(prefix) && l.contains(needle))
+    };
+    assert!(
+        text.iter().any(|l| l
+            == "Deleted: NotesId=0b6c7f7e-0000-4000-8000-000000000001 | Alex Wilber (alex@c.com) \
+                | in hub@c.com/All Contacts (withdrawn: marked private by its owner)"),
+        "{text:#?}"
+    );
+    assert!(has(
+        "Withdrawn: NotesId=0b6c7f7e-0000-4000-8000-000000000002 | Bianca Pisani",
+        "(marked private by its owner adele@c.com; 3 copies deleted, the owner's contact is kept"
+    ));
+    assert!(has(
+        "Held delete: ",
+        "withdrawn since 2026-03-01T10:00:00Z: marked private by its owner adele@c.com (held: \
+         without a trusted state nothing is deleted"
+    ));
+    assert!(has("Withdrawal ended: ", "shared again from their copy"));
+    assert!(has(
+        "Would delete: ",
+        "in megan@c.com/Contacts (withdrawn: marked private by its owner; Deletes is \"off\""
+    ));
+    // A dry run's lines.
+    let mut dry = t.clone();
+    for a in &mut dry.actions {
+        a.result = ActionResult::Planned;
+    }
+    let text = tenant_text(&dry, true, Detail::Normal, ActionLines::All);
+    assert!(
+        text.iter().any(|l| l
+            .starts_with("Would delete: NotesId=0b6c7f7e-0000-4000-8000-000000000001")
+            && l.ends_with("(withdrawn: marked private by its owner)")),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter().any(|l| l.starts_with("Would withdraw: ")
+            && l.contains("3 copies to be deleted, the owner's contact is kept")),
+        "{text:#?}"
+    );
+    assert!(!text.iter().any(|l| l.starts_with("Withdrawn: ")));
+    // Only the brake's holds are released by the command: one here.
+    assert!(
+        text.iter()
+            .any(|l| l.starts_with("Held 1 deletion(s) from the company book"))
     );
 }

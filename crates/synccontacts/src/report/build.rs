@@ -4,13 +4,15 @@
 //!
 //! Pure functions of the plan; they never talk to Graph and never decide an exit code.
 
-use sync_engine::plan::{Action, Operation, Plan, PlanInput, ProblemKind, Target, Write};
+use sync_engine::plan::{
+    Action, DeleteCause, Operation, Plan, PlanInput, ProblemKind, Target, Write,
+};
 
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    ActionKind, ActionRecord, ActionResult, BookRecord, Delta, Folder, Outcome, RepairCause,
-    RepairRecord,
+    ActionKind, ActionRecord, ActionResult, BookRecord, DeleteReason, Delta, Folder, Outcome,
+    RepairCause, RepairRecord,
 };
 
 pub fn record(op: &Operation, o: Outcome) -> ActionRecord {
@@ -42,6 +44,13 @@ pub fn record(op: &Operation, o: Outcome) -> ActionRecord {
         result: o.result,
         error: o.error,
         request_id: o.request_id,
+        reason: match op.write {
+            Write::Delete {
+                cause: DeleteCause::Withdrawn,
+                ..
+            } => Some(DeleteReason::Withdrawn),
+            _ => None,
+        },
     }
 }
 

@@ -25,8 +25,9 @@ use crate::run::{HUB_FOLDER, USER_FOLDER};
 use crate::stop::StopCause;
 
 pub use book::{
-    BookRecord, BookReport, HeldDelete, RepairCause, RepairRecord, held_line, opt_out_line,
-    release_line, repair_line, would_delete_line,
+    BookRecord, BookReport, HeldDelete, RepairCause, RepairRecord, WithdrawalRecord, held_line,
+    opt_out_line, release_line, repair_line, withdrawal_ended_line, withdrawn_line,
+    would_delete_line, would_withdraw_line,
 };
 pub use json::write_json;
 pub use junit::write_junit;
@@ -96,7 +97,7 @@ pub struct TenantReport {
     /// What the run made of the state file for this tenant (docs/state-and-deletes.md §1.2):
     /// `new`, `loaded` or `reset: <why>`; `null` when the tenant stopped before it was read.
     pub state: Option<String>,
-    /// Held deletes, the release command, report-only deletes, opt-outs.
+    /// Held deletes, the release command, report-only deletes, opt-outs, privacy withdrawals.
     #[serde(flatten)]
     pub book: BookReport,
     /// What the `--junit` file needs beyond the JSON report's fields (whose shape is a
@@ -301,6 +302,19 @@ pub struct ActionRecord {
     pub result: ActionResult,
     pub error: Option<String>,
     pub request_id: Option<String>,
+    /// Why a delete deletes, when it is not a hub deletion: `withdrawn` (its owner marked their
+    /// own copy private, SPEC §7.4). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<DeleteReason>,
+}
+
+/// [`ActionRecord::reason`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DeleteReason {
+    /// A privacy withdrawal: the hub copy or another user's copy of a contact its owner marked
+    /// private.
+    Withdrawn,
 }
 
 /// Totals of one step from its actions, plus the skipped count the planner reports and the

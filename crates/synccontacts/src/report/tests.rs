@@ -39,6 +39,7 @@ fn action(step: u8, kind: ActionKind, result: ActionResult) -> ActionRecord {
         result,
         error: None,
         request_id: None,
+        reason: None,
     }
 }
 
@@ -248,8 +249,12 @@ pub(super) fn full_report() -> RunReport {
     let mut failed_write = action(2, ActionKind::Stamp, ActionResult::Failed);
     failed_write.error = Some("Access is denied (HTTP 403 ErrorAccessDenied)".into());
     failed_write.request_id = Some("rid-1".into());
+    let mut withdrawn = action(1, ActionKind::Delete, ActionResult::Done);
+    (withdrawn.changed, withdrawn.delta) = (Vec::new(), Vec::new());
+    withdrawn.reason = Some(DeleteReason::Withdrawn);
     ok.actions = vec![
         action(1, ActionKind::Create, ActionResult::Done),
+        withdrawn,
         action(2, ActionKind::Update, ActionResult::Conflict),
         failed_write,
     ];
@@ -286,15 +291,34 @@ pub(super) fn full_report() -> RunReport {
         },
     ];
     ok.book = BookReport {
-        held_deletes: vec![HeldDelete {
-            contact: record("hub@c.com", Folder::Hub),
-            reason: sync_engine::HoldReason::Brake,
-            observed_at: "2026-03-01T10:00:00Z".parse().unwrap(),
-            copies: 2,
-        }],
+        held_deletes: vec![
+            HeldDelete {
+                contact: record("hub@c.com", Folder::Hub),
+                reason: sync_engine::HoldReason::Brake,
+                observed_at: "2026-03-01T10:00:00Z".parse().unwrap(),
+                copies: 2,
+                withdrawn_by: None,
+            },
+            HeldDelete {
+                contact: record("hub@c.com", Folder::Hub),
+                reason: sync_engine::HoldReason::NoState,
+                observed_at: "2026-03-01T10:00:00Z".parse().unwrap(),
+                copies: 3,
+                withdrawn_by: Some("adele@c.com".into()),
+            },
+        ],
         release_command: Some("synccontacts sync --tenant t1 --allow-deletes 1".into()),
         would_delete: vec![record("adele@c.com", Folder::UserDefault)],
         opt_outs: vec![record("adele@c.com", Folder::UserDefault)],
+        withdrawals: vec![WithdrawalRecord {
+            contact: record("hub@c.com", Folder::Hub),
+            owner: "adele@c.com".into(),
+            since: "2026-03-01T10:00:00Z".parse().unwrap(),
+            copies: 3,
+            released: false,
+        }],
+        withdrawals_ended: vec![record("hub@c.com", Folder::Hub)],
+        would_withdraw: vec![record("megan@c.com", Folder::UserDefault)],
     };
     let stopped = TenantReport::failed(
         "t2",
@@ -343,7 +367,7 @@ const FULL_REPORT_JSON: &str = r#"{
         "updated": 0,
         "skipped": 3,
         "stamped": 0,
-        "deleted": 0,
+        "deleted": 1,
         "failed": 0,
         "conflicts": 0,
         "stopped": 0,
@@ -424,6 +448,23 @@ const FULL_REPORT_JSON: &str = r#"{
           "requestId": null
         },
         {
+          "step": 1,
+          "action": "delete",
+          "mailbox": "hub@c.com",
+          "folder": "All Contacts",
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000001",
+          "displayName": "Alex Wilber",
+          "email": "alex@c.com",
+          "changed": [],
+          "delta": [],
+          "createdBy": "adele@c.com",
+          "sourceMailbox": "adele@c.com",
+          "result": "done",
+          "error": null,
+          "requestId": null,
+          "reason": "withdrawn"
+        },
+        {
           "step": 2,
           "action": "update",
           "mailbox": "adele@c.com",
@@ -495,6 +536,17 @@ const FULL_REPORT_JSON: &str = r#"{
           "reason": "brake",
           "observedAt": "2026-03-01T10:00:00Z",
           "copies": 2
+        },
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "hub@c.com",
+          "folder": "All Contacts",
+          "reason": "noState",
+          "observedAt": "2026-03-01T10:00:00Z",
+          "copies": 3,
+          "withdrawnBy": "adele@c.com"
         }
       ],
       "releaseCommand": "synccontacts sync --tenant t1 --allow-deletes 1",
@@ -513,6 +565,37 @@ const FULL_REPORT_JSON: &str = r#"{
           "displayName": "Bianca Pisani",
           "email": "bianca@c.com",
           "mailbox": "adele@c.com",
+          "folder": "Contacts"
+        }
+      ],
+      "withdrawals": [
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "hub@c.com",
+          "folder": "All Contacts",
+          "owner": "adele@c.com",
+          "since": "2026-03-01T10:00:00Z",
+          "copies": 3,
+          "released": false
+        }
+      ],
+      "withdrawalsEnded": [
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "hub@c.com",
+          "folder": "All Contacts"
+        }
+      ],
+      "wouldWithdraw": [
+        {
+          "syncId": "0b6c7f7e-0000-4000-8000-000000000002",
+          "displayName": "Bianca Pisani",
+          "email": "bianca@c.com",
+          "mailbox": "megan@c.com",
           "folder": "Contacts"
         }
       ]
@@ -557,7 +640,10 @@ const FULL_REPORT_JSON: &str = r#"{
       "heldDeletes": [],
       "releaseCommand": null,
       "wouldDelete": [],
-      "optOuts": []
+      "optOuts": [],
+      "withdrawals": [],
+      "withdrawalsEnded": [],
+      "wouldWithdraw": []
     }
   ]
 }"#;

@@ -207,6 +207,9 @@ pub fn action_line(a: &ActionRecord) -> String {
         }
     }
     let _ = write!(s, " | in {}/{}", a.mailbox, a.folder);
+    if a.reason == Some(super::DeleteReason::Withdrawn) {
+        s.push_str(" (withdrawn: marked private by its owner)");
+    }
     if let Some(e) = &a.error {
         let _ = write!(s, " | error: {e}");
         if let Some(id) = &a.request_id
@@ -371,11 +374,17 @@ fn action_lines(out: &mut Vec<String>, actions: &[ActionRecord], lines: ActionLi
     }
 }
 
-/// The lines of a tenant's book changes after its action lines: opt-outs and report-only deletes
-/// (not with `-q`), then held deletes (also with `-q`: they need a decision) — each kind capped
+/// The lines of a tenant's book changes after its action lines: opt-outs, report-only deletes and
+/// privacy withdrawals (not with `-q`), then held deletes (also with `-q`: they need a decision) — each kind capped
 /// at `per_kind` like the action lines — and last the line with the command that releases what
 /// the brake held, always.
-fn book_lines(out: &mut Vec<String>, b: &super::BookReport, per_kind: usize, quiet: bool) {
+fn book_lines(
+    out: &mut Vec<String>,
+    b: &super::BookReport,
+    per_kind: usize,
+    quiet: bool,
+    dry_run: bool,
+) {
     if !quiet {
         let opt_outs = b.opt_outs.iter().map(super::opt_out_line).collect();
         capped(out, opt_outs, per_kind, "opt-outs", ALL_HINT);
@@ -385,6 +394,24 @@ fn book_lines(out: &mut Vec<String>, b: &super::BookReport, per_kind: usize, qui
             .map(super::would_delete_line)
             .collect();
         capped(out, would, per_kind, "report-only deletes", ALL_HINT);
+        let withdrawn = b
+            .withdrawals
+            .iter()
+            .map(|w| super::withdrawn_line(w, dry_run))
+            .collect();
+        capped(out, withdrawn, per_kind, "withdrawals", ALL_HINT);
+        let ended = b
+            .withdrawals_ended
+            .iter()
+            .map(super::withdrawal_ended_line)
+            .collect();
+        capped(out, ended, per_kind, "withdrawals ended", ALL_HINT);
+        let would = b
+            .would_withdraw
+            .iter()
+            .map(super::would_withdraw_line)
+            .collect();
+        capped(out, would, per_kind, "report-only withdrawals", ALL_HINT);
     }
     let held = b.held_deletes.iter().map(super::held_line).collect();
     capped(out, held, per_kind, "held deletes", ALL_HINT);
@@ -447,7 +474,7 @@ pub fn tenant_text(
         capped(&mut out, repairs, per_kind, "repairs", ALL_HINT);
     }
     action_lines(&mut out, &t.actions, lines, quiet);
-    book_lines(&mut out, &t.book, per_kind, quiet);
+    book_lines(&mut out, &t.book, per_kind, quiet, dry_run);
     // A tenant that stopped before planning has no totals worth printing.
     let planned = t.hub_folder != HubFolder::Unknown;
     if planned && !quiet {

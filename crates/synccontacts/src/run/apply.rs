@@ -63,9 +63,9 @@ fn write_request(op: &Operation, hub_folder: &FolderRef) -> WriteRequest {
         | Write::Stamp { contact_id, etag } => {
             WriteRequest::update(folder, contact_id.clone(), etag.clone(), body)
         }
-        Write::Delete { contact_id, etag } => {
-            WriteRequest::delete(folder, contact_id.clone(), etag.clone())
-        }
+        Write::Delete {
+            contact_id, etag, ..
+        } => WriteRequest::delete(folder, contact_id.clone(), etag.clone()),
     }
 }
 

@@ -74,6 +74,7 @@ fn read_contact(id: &str, minute: i64, job: &str, notes: Option<&str>) -> sync_e
         etag: Some(format!("W/\"{id}\"")),
         last_modified_date_time: Some(jiff::Timestamp::from_second(minute * 60).unwrap()),
         personal_notes: notes.map(Into::into),
+        private_flag: false,
         fields: fields.build(),
     }
     .into()
@@ -104,6 +105,7 @@ fn three_writes() -> Plan {
         memory: None,
         options: Default::default(),
         fields: Default::default(),
+        private_categories: Default::default(),
     };
     sync_engine::plan(&input, &mut || unreachable!("every contact has a SyncId"))
 }
@@ -176,6 +178,7 @@ fn a_delete() -> Operation {
         write: Write::Delete {
             contact_id: "a1".into(),
             etag: Some("W/\"a1\"".into()),
+            cause: sync_engine::DeleteCause::DeletedFromHub,
         },
     }
 }

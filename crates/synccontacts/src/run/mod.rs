@@ -27,12 +27,14 @@
 //! scope rules: IncludeGroups, ExcludeGroups, ExcludeUsers resolved before any tenant writes,
 //! and applied to each tenant's users), `read.rs` (token,
 //! user scope, hub folder, one read of every folder), `remember.rs` (the tenant's memory: load,
-//! run marker, commit), `apply.rs` (the plan's writes, mailbox by mailbox). Turning the plan and
-//! the outcomes into the report is `report::build`.
+//! run marker, commit), `apply.rs` (the plan's writes, mailbox by mailbox), `private_flag.rs`
+//! (Outlook's Private flag for contacts a delta round returns without it, and what reading it
+//! costs). Turning the plan and the outcomes into the report is `report::build`.
 
 mod apply;
 mod clients;
 pub mod groups;
+pub mod private_flag;
 mod read;
 mod remember;
 mod scope;
@@ -224,6 +226,7 @@ async fn sync_tenant(
         memory: loaded.memory,
         options: remember::delete_options(t, run.allow_deletes),
         fields: t.options.fields,
+        private_categories: t.options.private_categories.clone(),
     };
     let gen_id = env.new_sync_id.clone();
     let plan = sync_engine::plan::plan(&input, &mut || gen_id());

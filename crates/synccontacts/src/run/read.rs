@@ -1,7 +1,8 @@
 //! The reads of one tenant, before anything is planned: token → user scope (and its rules,
 //! `groups.rs`) → the hub's "All Contacts" folder (found anywhere in the tree, created only in
-//! a real run) → one paged read of the hub folder and of every user's default Contacts folder,
-//! with notes that a list response mangled read again by id.
+//! a real run) → one paged read of the hub folder and of every user's default Contacts folder
+//! (users' with Outlook's Private flag in the same listing), with notes that a list response
+//! mangled read again by id.
 //!
 //! A tenant-level problem (no token, no hub, no users) stops the tenant (a [`Failure`], worded
 //! as `check` words it); a mailbox that cannot be read is noted and the others go on — unless the
@@ -10,7 +11,7 @@
 //! and that only in a real run (SPEC §2.3 FIX).
 
 use futures::StreamExt as _;
-use graph::{ErrorKind, FolderRef, GraphClient, GraphError};
+use graph::{ErrorKind, FolderRef, GraphClient, GraphError, ReadSpec, SENSITIVITY_PROPERTY};
 use sync_engine::Contact;
 use sync_engine::plan::MailboxSnapshot;
 use tracing::{Instrument as _, info, info_span, warn};
@@ -181,14 +182,19 @@ pub(super) async fn read_tenant(
         }
     }
 
-    // One read of the hub and of every user's default folder, of the tenant's fields.
+    // One read of the hub and of every user's default folder, of the tenant's fields (with
+    // `categories` always, for the privacy rules). Users' folders also return Outlook's Private
+    // flag in the same listing (`$expand` of PidTagSensitivity, SPEC §7.4): no extra request. The
+    // hub's copies are ours, never private, so its read asks for nothing more.
     let select = t.options.fields.select_list();
+    let hub_spec = ReadSpec::new(select.as_str());
+    let user_spec = ReadSpec::new(select.as_str()).with_extended_property(SENSITIVITY_PROPERTY);
     let read_span = info_span!("read", "indicatif.pb_show" = tracing::field::Empty);
     read_span.pb_set_style(&bar_style());
     read_span.pb_set_length(users.len() as u64 + 1);
     read_span.pb_set_message("reading mailboxes");
     let hub_contacts = match &hub_folder {
-        Some(f) => read_folder(client, &t.hub, &FolderRef::Id(f.id.clone()), &select)
+        Some(f) => read_folder(client, &t.hub, &FolderRef::Id(f.id.clone()), &hub_spec)
             .instrument(read_span.clone())
             .await
             .map_err(|e| hub_err(&e))?,
@@ -200,9 +206,9 @@ pub(super) async fn read_tenant(
     let mut reads: Vec<(String, Result<Vec<Contact>, GraphError>)> = futures::stream::iter(users)
         .map(|u| {
             let span = read_span.clone();
-            let select = &select;
+            let spec = &user_spec;
             async move {
-                let r = read_folder(client, &u, &FolderRef::Default, select).await;
+                let r = read_folder(client, &u, &FolderRef::Default, spec).await;
                 span.pb_inc(1);
                 (u, r)
             }
@@ -285,6 +291,8 @@ pub(super) async fn read_tenant(
 }
 
 /// One folder's contacts, with notes that a list response may have mangled read again by id.
+/// `spec` is the listing's `$select` (and, for users' folders, the `$expand` that returns the
+/// Private flag); a re-read by id asks the same.
 ///
 /// Graph's list responses return `personalNotes` that start with a line break with every line
 /// break removed and cut to 256 characters, while GET by id returns them intact (graph-facts §9,
@@ -298,9 +306,9 @@ async fn read_folder(
     client: &GraphClient,
     mailbox: &str,
     folder: &FolderRef,
-    select: &str,
+    spec: &ReadSpec,
 ) -> Result<Vec<Contact>, GraphError> {
-    let mut contacts: Vec<Contact> = client.list_contacts(mailbox, folder, select).await?;
+    let mut contacts: Vec<Contact> = client.list_contacts(mailbox, folder, spec).await?;
     let suspect: Vec<usize> = contacts
         .iter()
         .enumerate()
@@ -310,7 +318,7 @@ async fn read_folder(
     let fetched: Vec<(usize, Result<Contact, GraphError>)> = futures::stream::iter(suspect)
         .map(|i| {
             let id = contacts[i].id().to_owned();
-            async move { (i, client.get_contact(mailbox, &id, select).await) }
+            async move { (i, client.get_contact(mailbox, &id, spec).await) }
         })
         .buffer_unordered(4)
         .collect()

@@ -157,6 +157,7 @@ pub(super) fn commit(
         ("stopped", totals[0].stopped + totals[1].stopped),
         ("repaired", totals[0].repaired + totals[1].repaired),
         ("held", plan.book.held.len()),
+        ("withdrawn", plan.book.withdrawn.len()),
     ] {
         counts.insert(name.to_owned(), n as u64);
     }

@@ -12,8 +12,10 @@
 //! - A hub copy's matching key is stored as `email_key` / `name_key`, a folder's read time at
 //!   day granularity (the retention is 190 days; a folder row then changes once a day, not every
 //!   run).
-//! - What the engine does not hold yet (withdrawals, issue 13) is carried over from the state
-//!   loaded; the book and loose contacts (issue 14) stay empty.
+//! - Tombstones and privacy withdrawals (issue 13) map to the state's rows of the same names; a
+//!   held one's reason is spelled out (`brake`, `bad-read`, `no-state`), and a reason this version
+//!   does not know reads back as the brake's (held until released: the safe reading).
+//! - The book and loose contacts (issue 14) stay empty.
 //!
 //! Pure data mapping: no I/O, no clock (the commit time comes in), no trust decisions (`state`
 //! makes those).
@@ -21,7 +23,7 @@
 use jiff::Timestamp;
 use sync_engine::memory::{
     ContactKey, CopyMemory, FolderMemory, Guid, HoldReason, Memory, OptOut, Tombstone,
-    TombstoneStatus, Version,
+    TombstoneStatus, Version, Withdrawal,
 };
 use sync_state::{Binding, CopyState, FolderState, RunRecord, TenantState, UnixMicros};
 
@@ -32,6 +34,27 @@ pub const USER_FOLDER_ID: &str = "contacts";
 /// (held until released: the safe reading of a reason this version does not know).
 const HELD_BRAKE: &str = "brake";
 const HELD_BAD_READ: &str = "bad-read";
+const HELD_NO_STATE: &str = "no-state";
+
+/// A tombstone's or withdrawal's status as the state file spells it (`None`: applied).
+fn held_reason(status: TombstoneStatus) -> Option<String> {
+    match status {
+        TombstoneStatus::Applied => None,
+        TombstoneStatus::Held(HoldReason::Brake) => Some(HELD_BRAKE.into()),
+        TombstoneStatus::Held(HoldReason::BadRead) => Some(HELD_BAD_READ.into()),
+        TombstoneStatus::Held(HoldReason::NoState) => Some(HELD_NO_STATE.into()),
+    }
+}
+
+/// [`held_reason`] read back; an unknown reason is the brake's.
+fn status_of(held: Option<&str>) -> TombstoneStatus {
+    match held {
+        None => TombstoneStatus::Applied,
+        Some(HELD_BAD_READ) => TombstoneStatus::Held(HoldReason::BadRead),
+        Some(HELD_NO_STATE) => TombstoneStatus::Held(HoldReason::NoState),
+        Some(_) => TombstoneStatus::Held(HoldReason::Brake),
+    }
+}
 
 const DAY_MICROS: i64 = 86_400_000_000;
 
@@ -123,11 +146,7 @@ pub fn to_memory(s: &TenantState, hub_mailbox: &str) -> Memory {
                 sync_id: Guid(t.sync_id),
                 observed_at: time(t.observed_at),
                 key: key_of(t.email_key.as_deref(), t.name_key.as_deref()),
-                status: match t.held.as_deref() {
-                    None => TombstoneStatus::Applied,
-                    Some(HELD_BAD_READ) => TombstoneStatus::Held(HoldReason::BadRead),
-                    Some(_) => TombstoneStatus::Held(HoldReason::Brake),
-                },
+                status: status_of(t.held.as_deref()),
             })
             .collect(),
         opt_outs: s
@@ -137,6 +156,16 @@ pub fn to_memory(s: &TenantState, hub_mailbox: &str) -> Memory {
                 mailbox: o.mailbox.clone(),
                 sync_id: Guid(o.sync_id),
                 since: time(o.since),
+            })
+            .collect(),
+        withdrawals: s
+            .withdrawals
+            .iter()
+            .map(|w| Withdrawal {
+                sync_id: Guid(w.sync_id),
+                owner: w.owner.clone(),
+                since: time(w.since),
+                status: status_of(w.held.as_deref()),
             })
             .collect(),
     };
@@ -179,11 +208,10 @@ fn folder_state(f: &FolderMemory, folder_id: &str, hub: bool) -> FolderState {
     }
 }
 
-/// What a commit stores for a tenant besides the memory: the run log entry and what the loaded
-/// state held that the planner does not (yet) read.
+/// What a commit stores for a tenant besides the memory: the run log entry and the log so far.
 pub struct CommitExtras<'a> {
-    /// The state as loaded and trusted (its withdrawals and run log are carried over), or
-    /// `None` when the memory was not used.
+    /// The state as loaded and trusted (its run log is carried over), or `None` when the memory
+    /// was not used.
     pub loaded: Option<&'a TenantState>,
     pub committed_at: Timestamp,
     pub run: RunRecord,
@@ -218,11 +246,7 @@ pub fn to_state(m: &Memory, binding: &Binding, extras: CommitExtras<'_>) -> Tena
                     observed_at: micros(t.observed_at),
                     email_key,
                     name_key,
-                    held: match t.status {
-                        TombstoneStatus::Applied => None,
-                        TombstoneStatus::Held(HoldReason::Brake) => Some(HELD_BRAKE.into()),
-                        TombstoneStatus::Held(HoldReason::BadRead) => Some(HELD_BAD_READ.into()),
-                    },
+                    held: held_reason(t.status),
                 }
             })
             .collect(),
@@ -235,10 +259,16 @@ pub fn to_state(m: &Memory, binding: &Binding, extras: CommitExtras<'_>) -> Tena
                 since: micros(o.since),
             })
             .collect(),
-        withdrawals: extras
-            .loaded
-            .map(|s| s.withdrawals.clone())
-            .unwrap_or_default(),
+        withdrawals: m
+            .withdrawals
+            .iter()
+            .map(|w| sync_state::Withdrawal {
+                sync_id: w.sync_id.0,
+                owner: w.owner.clone(),
+                since: micros(w.since),
+                held: held_reason(w.status),
+            })
+            .collect(),
         runs,
     }
 }
@@ -336,6 +366,32 @@ mod tests {
                 sync_id: guid(2),
                 since: t("2026-02-10T00:00:00.5Z"),
             }],
+            withdrawals: vec![
+                Withdrawal {
+                    sync_id: guid(12),
+                    owner: "adele@contoso.com".into(),
+                    since: t("2026-02-11T08:00:00.000001Z"),
+                    status: TombstoneStatus::Applied,
+                },
+                Withdrawal {
+                    sync_id: guid(13),
+                    owner: "megan@contoso.com".into(),
+                    since: t("2026-02-12T08:00:00Z"),
+                    status: TombstoneStatus::Held(HoldReason::Brake),
+                },
+                Withdrawal {
+                    sync_id: guid(14),
+                    owner: "Megan@Contoso.com".into(),
+                    since: t("2026-02-13T08:00:00Z"),
+                    status: TombstoneStatus::Held(HoldReason::BadRead),
+                },
+                Withdrawal {
+                    sync_id: guid(15),
+                    owner: "megan@contoso.com".into(),
+                    since: t("2026-02-14T08:00:00Z"),
+                    status: TombstoneStatus::Held(HoldReason::NoState),
+                },
+            ],
         };
         m.normalise();
         m
@@ -374,6 +430,21 @@ mod tests {
         assert!(s.folders[1].copies.iter().all(|c| c.email_key.is_none()));
         let held: Vec<Option<&str>> = s.tombstones.iter().map(|t| t.held.as_deref()).collect();
         assert_eq!(held, [None, Some("brake"), Some("bad-read")]);
+        let held: Vec<(&str, Option<&str>)> = s
+            .withdrawals
+            .iter()
+            .map(|w| (w.owner.as_str(), w.held.as_deref()))
+            .collect();
+        assert_eq!(
+            held,
+            [
+                ("adele@contoso.com", None),
+                ("megan@contoso.com", Some("brake")),
+                ("Megan@Contoso.com", Some("bad-read")),
+                ("megan@contoso.com", Some("no-state")),
+            ]
+        );
+        assert_eq!(s.withdrawals[0].sync_id, guid(12).0);
         assert_eq!(s.last_plan_time, Some(m.last_plan_time.as_microsecond()));
     }
 
@@ -419,12 +490,7 @@ mod tests {
     #[test]
     fn what_the_planner_does_not_read_is_carried_over_or_left_out() {
         let mut loaded = to_state(&memory(), &binding(), extras(None));
-        loaded.withdrawals.push(sync_state::Withdrawal {
-            sync_id: guid(20).0,
-            owner: "megan@contoso.com".into(),
-            since: 1,
-            held: None,
-        });
+        loaded.withdrawals[1].held = Some("a reason from the future".into());
         // A folder of another id (a later version's), a reason this version does not know, a
         // read time older files did not keep.
         loaded.folders.push(FolderState {
@@ -442,8 +508,17 @@ mod tests {
             TombstoneStatus::Held(HoldReason::Brake)
         );
         assert_eq!(m.users[0].read_at, m.last_plan_time);
+        assert_eq!(
+            m.withdrawals[1].status,
+            TombstoneStatus::Held(HoldReason::Brake)
+        );
         let next = to_state(&m, &binding(), extras(Some(&loaded)));
-        assert_eq!(next.withdrawals, loaded.withdrawals);
+        assert_eq!(
+            next.withdrawals.len(),
+            4,
+            "the memory's withdrawals are stored"
+        );
+        assert_eq!(next.withdrawals[1].held.as_deref(), Some("brake"));
         assert_eq!(next.runs.len(), 1, "the same run is not logged twice");
         assert!(next.book.is_empty() && next.folders.iter().all(|f| f.loose.is_empty()));
     }

@@ -16,6 +16,8 @@ mod matching;
 mod memory;
 mod memory_props;
 mod operations;
+mod privacy;
+mod privacy_props;
 mod properties;
 mod scale;
 
@@ -52,6 +54,7 @@ fn contact(
         etag: Some(format!("W/\"{id}\"")),
         last_modified_date_time: t.map(ts),
         personal_notes: notes.map(Into::into),
+        private_flag: false,
         fields: {
             let mut b = FieldsBuilder::new();
             b.text(Field::DisplayName, name)
@@ -75,6 +78,7 @@ fn run(hub: Vec<Contact>, users: Vec<MailboxSnapshot>, update_existing: bool) ->
         memory: None,
         options: DeleteOptions::default(),
         fields: FieldSet::DEFAULT,
+        private_categories: Default::default(),
     };
     plan(&input, &mut sequential_ids(0))
 }

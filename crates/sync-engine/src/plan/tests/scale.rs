@@ -24,7 +24,13 @@ fn threaded_read_matches_sequential_read() {
         })
         .collect();
     let refs: Vec<&MailboxSnapshot> = snapshots.iter().collect();
-    let (threaded, links, missing) = read_all(&refs, 7 * 2_000, &[None; 7], FieldSet::DEFAULT);
+    let (threaded, links, missing) = read_all(
+        &refs,
+        7 * 2_000,
+        &[None; 7],
+        FieldSet::DEFAULT,
+        &Default::default(),
+    );
     assert!(missing.iter().all(Vec::is_empty));
     assert_eq!(links.len(), 7);
     assert_eq!(threaded.len(), 7);

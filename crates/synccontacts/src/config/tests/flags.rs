@@ -227,3 +227,46 @@ fn fields_add_to_the_default_set_top_level_and_per_tenant_and_unknown_names_are_
     );
     assert_has(&e, TENANTS_JSON, Some("Fields"), "yomiSurname");
 }
+
+#[test]
+fn private_categories_default_to_private_are_top_level_or_per_tenant_and_may_be_empty() {
+    use sync_engine::PrivateCategories;
+    let c = ok(&[(CONFIG_JSON, &format!(r#"{{"MicrosoftTenants":[{T1}]}}"#))]);
+    assert_eq!(
+        c.tenants[0].options.private_categories,
+        PrivateCategories::default()
+    );
+    assert!(c.tenants[0].options.private_categories.contains("PRIVATE"));
+    let t2 = r#"{"TenantId":"t2","ClientId":"c","ClientSecret":"s","GlobalAddressBookUserId":"h@t2","privatecategories":[]}"#;
+    let cj = format!(
+        r#"{{"MicrosoftTenants":[{T1},{t2}],"PrivateCategories":["Family"," privé ","family"]}}"#
+    );
+    let c = ok(&[(CONFIG_JSON, &cj)]);
+    let top = &c.tenants[0].options.private_categories;
+    assert_eq!(top.names(), ["family", "privé"]);
+    assert!(!top.contains("Private"), "the list replaces the default");
+    assert_eq!(
+        c.tenants[1].options.private_categories,
+        PrivateCategories::none(),
+        "per tenant wins; [] leaves only the flag"
+    );
+    // One string is a one-item list (PowerShell's ConvertTo-Json); a number is refused.
+    let c = ok(&[(
+        TENANTS_JSON,
+        r#"[{"TenantId":"t2","ClientId":"c","ClientSecret":"s","GlobalAddressBookUserId":"h@t2","PrivateCategories":"Personal"}]"#,
+    )]);
+    assert_eq!(
+        c.tenants[0].options.private_categories.names(),
+        ["personal"]
+    );
+    let e = err(&[(
+        TENANTS_JSON,
+        r#"[{"TenantId":"t2","ClientId":"c","ClientSecret":"s","GlobalAddressBookUserId":"h@t2","PrivateCategories":7}]"#,
+    )]);
+    assert_has(
+        &e,
+        TENANTS_JSON,
+        Some("PrivateCategories"),
+        "must be an array",
+    );
+}

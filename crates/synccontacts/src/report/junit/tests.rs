@@ -169,6 +169,7 @@ fn write(step: u8, kind: ActionKind, result: ActionResult, mailbox: &str) -> Act
         result,
         error: None,
         request_id: None,
+        reason: None,
     }
 }
 
@@ -588,6 +589,7 @@ fn held_deletes_fail_their_own_case_that_ends_with_the_release_command() {
         reason: sync_engine::HoldReason::Brake,
         observed_at: "2026-03-01T10:00:00Z".parse().unwrap(),
         copies: 3,
+        withdrawn_by: None,
     };
     t.book = BookReport {
         held_deletes: (0..MAX_LISTED + 2).map(held).collect(),
