@@ -8,7 +8,9 @@
 //! emulator still sees the waits. Heavier variants are `#[ignore]`d (run them with
 //! `cargo test -p synccontacts --test reliability -- --ignored`); `SYNCCONTACTS_PROPTEST_CASES`
 //! scales the random-scenario test. `memory.rs` and `deletes.rs` run with a state file (issue 12,
-//! I10–I14); every other run gets a fresh state of its own (first-run mode, as before the state).
+//! I10–I14); `crash_deletes.rs` crashes a run that deletes at every write (drop before, apply
+//! then drop, and the real binary killed before its commit) and repairs it from the state the
+//! crash left; every other run gets a fresh state of its own (first-run mode, as before the state).
 
 #[path = "../e2e/harness.rs"]
 mod harness;
@@ -17,6 +19,7 @@ mod kit;
 mod canaries;
 mod concurrent;
 mod crash;
+mod crash_deletes;
 mod deletes;
 mod memory;
 mod random;
