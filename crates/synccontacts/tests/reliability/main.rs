@@ -13,7 +13,9 @@
 //! `storms.rs` carry one state file across a run and its repair runs (one variant of each keeps
 //! a fresh state per run, first-run mode only); `crash_deletes.rs` crashes a run that deletes at
 //! every write (dropped before, applied then dropped, the real binary killed before its commit)
-//! and repairs it from the state the crash left. Other runs get a fresh state of their own.
+//! and repairs it from the state the crash left; `random_runs.rs` drives random tenants through
+//! several runs with random deletions by the hub's administrator and by users, random losses of
+//! the state file and random faults. Other runs get a fresh state of their own.
 
 #[path = "../e2e/harness.rs"]
 mod harness;
@@ -26,5 +28,6 @@ mod crash_deletes;
 mod deletes;
 mod memory;
 mod random;
+mod random_runs;
 mod stops;
 mod storms;
