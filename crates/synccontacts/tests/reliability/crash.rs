@@ -5,11 +5,17 @@
 //! after it lands, retries included). Reruns without faults must reach exit 0 within 3 runs and
 //! end in exactly the clean run's state (modulo ids, etags, timestamps and SyncId values), with
 //! no duplicate (I2), every user note intact (I3) and a quiet run after (I1).
+//!
+//! The crashed run and its repair runs share a state file (issue 12): the crashed run is a first
+//! run and commits what its writes came to, the repair runs load that memory (`"state":
+//! "loaded"`) — and must never take a hub create the crash lost for a deletion: no DELETE in any
+//! run. One enumeration keeps the old setting, a fresh state per run (first-run mode only).
 
 use serde_json::{Value, json};
 
-use crate::harness::{self, contact, hub_with, scenario, tag2, tag4, user, with};
+use crate::harness::{self, EnvVars, contact, hub_with, scenario, tag2, tag4, user, with};
 use crate::kit::{self, SharedEmu};
+use crate::memory::StateDir;
 
 /// Three users, overlapping contacts, a newer edit, a contact stamped by the old script (2-field
 /// tag) with note text, a 4-field-tagged copy, CRLF note text and no hub folder yet.
@@ -90,17 +96,77 @@ fn crash_rules(k: u64, n: u64, fault: Fault, crash: bool) -> Vec<Value> {
     rules
 }
 
+/// How the crashed run and its repair runs keep their memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// One state file, carried from the crashed run to its repair runs.
+    Carried,
+    /// A fresh state file per run: every run in first-run mode.
+    Fresh,
+}
+
+/// `vars` with a state file in `dir` when `state` carries one (`Fresh`: the runner gives each
+/// run a new file of its own).
+pub fn state_vars(vars: &EnvVars, state: State, dir: &StateDir) -> EnvVars {
+    match state {
+        State::Carried => crate::memory::with_state(vars, &dir.path),
+        State::Fresh => vars.clone(),
+    }
+}
+
+/// The repair runs after a crash: at most `max` until one exits 0 (panics if none does). With a
+/// carried state, each run loads the state the run before it committed whenever the file holds
+/// the tenant (a run that stopped before the hub folder existed leaves nothing to bind it to);
+/// with fresh ones, none does. No run deletes anything: nobody deleted a contact.
+pub async fn repair(
+    emu: &SharedEmu,
+    vars: &EnvVars,
+    state: (State, &StateDir),
+    max: usize,
+    ctx: &str,
+) -> Vec<kit::LibRun> {
+    let mut runs = Vec::new();
+    for i in 1..=max {
+        let remembered = kit::remembered(&state.1.path).is_some();
+        let r = kit::sync_lib(emu, vars, false).await;
+        let word = &r.report["tenants"][0]["state"];
+        match state.0 {
+            State::Carried if remembered => {
+                assert_eq!(
+                    word, "loaded",
+                    "{ctx}: run {i} did not load the state before it"
+                );
+            }
+            State::Fresh => assert_eq!(word, "new", "{ctx}: run {i}"),
+            State::Carried => {}
+        }
+        let ok = r.exit == synccontacts::exit::Exit::Ok;
+        runs.push(r);
+        if ok {
+            let deletes: u64 = emu.stats().by_mailbox.values().map(|m| m.delete).sum();
+            assert_eq!(deletes, 0, "{ctx}: a run deleted contacts nobody deleted");
+            return runs;
+        }
+    }
+    panic!(
+        "{ctx}: no clean run in {max} runs; last report {}",
+        runs.last().unwrap().report
+    );
+}
+
 async fn one_case(
     k: u64,
     n: u64,
     fault: Fault,
     crash: bool,
     batch: bool,
+    state: State,
     want: &[Vec<String>],
 ) -> SharedEmu {
-    let ctx = format!("k={k}/{n} {fault:?} crash={crash} batch={batch}");
+    let ctx = format!("k={k}/{n} {fault:?} crash={crash} batch={batch} {state:?}");
     let emu = kit::start(crash_scenario()).await;
-    let vars = kit::tenant_env(&emu, batch);
+    let dir = StateDir::new();
+    let vars = state_vars(&kit::tenant_env(&emu, batch), state, &dir);
     emu.inner
         .set_faults(kit::plan(k, crash_rules(k, n, fault, crash)));
     let first = kit::sync_lib(&emu, &vars, false).await;
@@ -117,7 +183,7 @@ async fn one_case(
     kit::assert_no_duplicates(&emu, &ctx);
     kit::assert_no_canary(&first.all_output(), &[harness::SECRET], &ctx);
     emu.inner.set_faults(kit::plan(0, vec![]));
-    let runs = kit::converge(&emu, &vars, 3).await;
+    let runs = repair(&emu, &vars, (state, &dir), 3, &ctx).await;
     kit::assert_no_duplicates(&emu, &ctx);
     kit::assert_same_state(
         &kit::normalised(&emu),
@@ -128,45 +194,51 @@ async fn one_case(
     emu
 }
 
-async fn enumerate(fault: Fault, crash: bool, batch: bool) {
+async fn enumerate(fault: Fault, crash: bool, batch: bool, state: State) {
     let (want, n) = reference(batch).await;
     assert!(
         (10..=40).contains(&n),
         "the crash scenario should take 10-40 writes, took {n}"
     );
     for k in 1..=n {
-        one_case(k, n, fault, crash, batch, &want).await;
+        one_case(k, n, fault, crash, batch, state, &want).await;
     }
 }
 
 #[tokio::test]
 async fn crash_at_every_write_dropped_before_it_applies() {
-    enumerate(Fault::DropBefore, true, false).await;
+    enumerate(Fault::DropBefore, true, false, State::Carried).await;
 }
 
 #[tokio::test]
 async fn crash_at_every_write_applied_then_connection_dropped() {
-    enumerate(Fault::DropAfter, true, false).await;
+    enumerate(Fault::DropAfter, true, false, State::Carried).await;
 }
 
 #[tokio::test]
 async fn crash_at_every_write_applied_then_504() {
-    enumerate(Fault::Apply504, true, false).await;
+    enumerate(Fault::Apply504, true, false, State::Carried).await;
+}
+
+/// The same without memory: every run, the repairs too, in first-run mode.
+#[tokio::test]
+async fn crash_at_every_write_applied_then_504_each_run_with_a_fresh_state() {
+    enumerate(Fault::Apply504, true, false, State::Fresh).await;
 }
 
 #[tokio::test]
 async fn every_write_failing_alone_dropped_before() {
-    enumerate(Fault::DropBefore, false, false).await;
+    enumerate(Fault::DropBefore, false, false, State::Carried).await;
 }
 
 #[tokio::test]
 async fn every_write_failing_alone_applied_then_504() {
-    enumerate(Fault::Apply504, false, false).await;
+    enumerate(Fault::Apply504, false, false, State::Carried).await;
 }
 
 #[tokio::test]
 async fn every_write_failing_alone_applied_then_dropped() {
-    enumerate(Fault::DropAfter, false, false).await;
+    enumerate(Fault::DropAfter, false, false, State::Carried).await;
 }
 
 /// Creates in a mailbox that drops `personalNotes` on create (SPEC 2.7): every create is followed
@@ -195,12 +267,13 @@ async fn crash_at_every_write_when_creates_drop_notes() {
         for k in 1..=n {
             let ctx = format!("k={k}/{n} {fault:?} notes dropped on create");
             let emu = kit::start(quirky()).await;
-            let vars = kit::tenant_env(&emu, false);
+            let dir = StateDir::new();
+            let vars = state_vars(&kit::tenant_env(&emu, false), State::Carried, &dir);
             emu.inner
                 .set_faults(kit::plan(k, crash_rules(k, n, fault, true)));
             assert_eq!(kit::sync_lib(&emu, &vars, false).await.code(), 1, "{ctx}");
             emu.inner.set_faults(kit::plan(0, vec![]));
-            kit::converge(&emu, &vars, 3).await;
+            repair(&emu, &vars, (State::Carried, &dir), 3, &ctx).await;
             kit::assert_no_duplicates(&emu, &ctx);
             kit::assert_same_state(&kit::normalised_with(&emu, false), &want, &ctx);
         }
@@ -210,7 +283,7 @@ async fn crash_at_every_write_when_creates_drop_notes() {
 /// The same enumeration with writes sent as `$batch` items (faults hit items like requests).
 #[tokio::test]
 async fn crash_at_every_write_applied_then_504_batched() {
-    enumerate(Fault::Apply504, true, true).await;
+    enumerate(Fault::Apply504, true, true, State::Carried).await;
 }
 
 /// The uninterrupted run this suite compares against is itself right: every contact in every
@@ -264,13 +337,14 @@ async fn crash_points_sampled_on_a_larger_tenant_batched() {
             let k = rng.random_range(1..=n);
             let ctx = format!("k={k}/{n} {fault:?} large batched");
             let emu = kit::start(s.clone()).await;
-            let vars = kit::tenant_env(&emu, true);
+            let dir = StateDir::new();
+            let vars = state_vars(&kit::tenant_env(&emu, true), State::Carried, &dir);
             emu.inner
                 .set_faults(kit::plan(k, crash_rules(k, n, fault, true)));
             let first = kit::sync_lib(&emu, &vars, false).await;
             assert_eq!(first.code(), 1, "{ctx}");
             emu.inner.set_faults(kit::plan(0, vec![]));
-            kit::converge(&emu, &vars, 3).await;
+            repair(&emu, &vars, (State::Carried, &dir), 3, &ctx).await;
             kit::assert_no_duplicates(&emu, &ctx);
             kit::assert_same_state(&kit::normalised(&emu), &want, &ctx);
         }

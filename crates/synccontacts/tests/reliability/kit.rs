@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use synccontacts::exit::Exit;
 use synccontacts::report::{self, ActionLines, Detail};
 use synccontacts::run::RunEnv;
 
-use crate::harness::{self, EnvVars, HUB};
+use crate::harness::{self, EnvVars, HUB, Run};
 
 /// The emulator, shared with the clock that moves its time.
 pub type SharedEmu = Arc<harness::Emu>;
@@ -44,17 +45,28 @@ pub struct LinkedClock {
 
 impl LinkedClock {
     pub fn new(emu: SharedEmu) -> Arc<Self> {
+        Self::ahead(emu, Duration::ZERO)
+    }
+
+    /// A clock that starts `ahead` of the real one: the emulator's clock must have been moved
+    /// as far ([`Timeline`]), so both agree.
+    pub fn ahead(emu: SharedEmu, ahead: Duration) -> Arc<Self> {
         #[allow(
             clippy::disallowed_methods,
             reason = "the virtual timeline starts at the emulator's real now, so tokens it issues are valid on it"
         )]
-        let start = jiff::Timestamp::now();
+        let start = graph::clock::add(jiff::Timestamp::now(), ahead);
         Arc::new(Self {
             virt: VirtualClock::new(start),
             start,
             emu,
             synced: Mutex::new(Duration::ZERO),
         })
+    }
+
+    /// How far this clock has moved the emulator's (the sleeps of the run).
+    pub fn elapsed(&self) -> Duration {
+        *self.synced.lock().unwrap()
     }
 
     /// Every sleep the client asked for, in order.
@@ -174,18 +186,49 @@ pub fn tenant_env(emu: &harness::Emu, batch: bool) -> EnvVars {
 /// subscriber set here sees every task of the run.
 pub async fn sync_lib(emu: &SharedEmu, vars: &EnvVars, dry_run: bool) -> LibRun {
     let clock = LinkedClock::new(emu.clone());
-    run_with_clock(vars, dry_run, clock.clone(), move || clock.sleeps()).await
+    run_with_clock(vars, dry_run, None, clock.clone(), move || clock.sleeps()).await
 }
 
 /// [`sync_lib`] on the real clock (for the few cases virtual time cannot model: it completes
 /// a sleep at once even while other requests are still on the wire).
 pub async fn sync_lib_real_time(_emu: &SharedEmu, vars: &EnvVars) -> LibRun {
-    run_with_clock(vars, false, Arc::new(graph::SystemClock), Vec::new).await
+    run_with_clock(vars, false, None, Arc::new(graph::SystemClock), Vec::new).await
+}
+
+/// Time between runs of one test, moved on by a minute before each run: the emulator's clock and
+/// the run's clock jump together, so runs are as far apart as scheduled jobs would be. Needed
+/// where a rule compares a run's time with an earlier one's beyond a slack (an older copy of the
+/// state is recognised by tag lines more than 10 s newer than its last run).
+#[derive(Default)]
+pub struct Timeline {
+    ahead: Duration,
+}
+
+impl Timeline {
+    /// Between two runs.
+    pub const GAP: Duration = Duration::from_secs(60);
+
+    /// One library run a [`Timeline::GAP`] after the previous one (virtual sleeps included),
+    /// with `--allow-deletes` when given.
+    pub async fn sync(
+        &mut self,
+        emu: &SharedEmu,
+        vars: &EnvVars,
+        allow_deletes: Option<usize>,
+    ) -> LibRun {
+        emu.inner.advance_clock(Self::GAP);
+        self.ahead += Self::GAP;
+        let clock = LinkedClock::ahead(emu.clone(), self.ahead);
+        let r = run_with_clock(vars, false, allow_deletes, clock.clone(), || clock.sleeps()).await;
+        self.ahead += clock.elapsed();
+        r
+    }
 }
 
 async fn run_with_clock(
     vars: &EnvVars,
     dry_run: bool,
+    allow_deletes: Option<usize>,
     clock: Arc<dyn Clock>,
     sleeps: impl FnOnce() -> Vec<Duration>,
 ) -> LibRun {
@@ -195,6 +238,7 @@ async fn run_with_clock(
     let fresh_state = tempfile::tempdir().unwrap();
     let args = SyncArgs {
         dry_run,
+        allow_deletes,
         state: env
             .non_blank(synccontacts::config::STATE)
             .is_none()
@@ -270,11 +314,80 @@ pub async fn converge(emu: &SharedEmu, vars: &EnvVars, max: usize) -> Vec<LibRun
     );
 }
 
+// ----- the binary as a process -----
+
+/// The binary, started on `env` with `sync --no-progress --report <dir>/report.json`.
+pub struct Child {
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Child {
+    pub fn start(env: &EnvVars, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_synccontacts"));
+        // The default state file (.synccontacts/state.sqlite) lands in this run's own folder, as
+        // in the e2e harness: a test that keeps state between runs names it
+        // (AUTOMATION_SYNCCONTACTS_STATE).
+        cmd.current_dir(dir.path());
+        cmd.env_clear()
+            .envs(env.iter().cloned())
+            .args(["sync", "--no-progress", "--report"])
+            .arg(dir.path().join("report.json"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        Self {
+            child: cmd.spawn().expect("the binary starts"),
+            dir,
+        }
+    }
+
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("still running").to_string();
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill -{name} {pid}");
+    }
+
+    /// Whether the process has ended by itself.
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().expect("the child's status").is_some()
+    }
+
+    /// SIGKILL: the process dies on the spot, with nothing run after (no commit, no report).
+    pub fn kill(&mut self) {
+        self.child.start_kill().expect("SIGKILL");
+    }
+
+    /// Waits for the exit (at most `bound`: a hang fails the test instead of the suite).
+    pub async fn finish(self, bound: Duration) -> Run {
+        let out = tokio::time::timeout(bound, self.child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("the run did not end within {bound:?}"))
+            .unwrap();
+        let report = std::fs::read(self.dir.path().join("report.json"))
+            .ok()
+            .map(|b| serde_json::from_slice(&b).expect("report is JSON"));
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            report,
+        }
+    }
+}
+
 // ----- fault plans -----
 
-/// Writes to mailbox data (creates, updates, folder creation; `$batch` items included).
+/// Writes to mailbox data (creates, updates, deletes, folder creation; `$batch` items included).
 pub fn writes_match() -> Value {
-    json!({"method": "POST|PATCH", "path": "/v1.0/users/**"})
+    json!({"method": "POST|PATCH|DELETE", "path": "/v1.0/users/**"})
 }
 
 pub fn plan(seed: u64, rules: Vec<Value>) -> FaultPlan {
@@ -354,6 +467,29 @@ pub fn normalised_with(emu: &harness::Emu, created_by: bool) -> Vec<Vec<String>>
     }
     out.sort();
     out
+}
+
+// ----- the state file -----
+
+/// What a state file remembers of the one test tenant, read as another process would (read-only,
+/// nothing created or moved); `None` when the file is missing, unusable or holds no tenant.
+pub fn remembered(path: &std::path::Path) -> Option<sync_state::TenantState> {
+    let (mut file, _) = sync_state::StateFile::open(path, sync_state::Mode::ReadOnly).ok()?;
+    let tenant = file.tenant_ids().ok()?.pop()?;
+    file.tenant(&tenant).ok()?
+}
+
+/// [`remembered`] of a state file's bytes (a copy kept aside).
+pub fn remembered_bytes(bytes: &[u8]) -> Option<sync_state::TenantState> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    std::fs::write(&path, bytes).unwrap();
+    remembered(&path)
+}
+
+/// A SyncId as its tag line writes it (lower case).
+pub fn sync_id_text(id: &sync_state::SyncId) -> String {
+    uuid::Uuid::from_bytes(*id).to_string()
 }
 
 // ----- invariant checks -----

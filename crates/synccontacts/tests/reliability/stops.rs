@@ -7,14 +7,13 @@
 //! connection close as they would if its process died (new connections refused, requests in
 //! flight cut), and its state stays readable for the oracles.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use graph_emulator::EmulatorOptions;
 use serde_json::Value;
 
-use crate::harness::{self, EnvVars, Run};
-use crate::kit;
+use crate::harness::{self, Run};
+use crate::kit::{self, Child};
 use crate::storms::generated;
 
 /// An emulator on a runtime of its own, so the test can kill it like a process.
@@ -58,63 +57,6 @@ impl Killable {
 impl Drop for Killable {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// The binary, started on `env` with `sync --no-progress --report <dir>/report.json`.
-struct Child {
-    child: tokio::process::Child,
-    dir: tempfile::TempDir,
-}
-
-impl Child {
-    fn start(env: &EnvVars, extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_synccontacts"));
-        // The default state file (.synccontacts/state.sqlite) lands in this run's own folder, as
-        // in the e2e harness: a test that keeps state between runs names it
-        // (AUTOMATION_SYNCCONTACTS_STATE).
-        cmd.current_dir(dir.path());
-        cmd.env_clear()
-            .envs(env.iter().cloned())
-            .args(["sync", "--no-progress", "--report"])
-            .arg(dir.path().join("report.json"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        Self {
-            child: cmd.spawn().expect("the binary starts"),
-            dir,
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.id().expect("still running").to_string();
-        let ok = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &pid])
-            .status()
-            .expect("kill runs")
-            .success();
-        assert!(ok, "kill -{name} {pid}");
-    }
-
-    /// Waits for the exit (at most `bound`: a hang fails the test instead of the suite).
-    async fn finish(self, bound: Duration) -> Run {
-        let out = tokio::time::timeout(bound, self.child.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("the run did not end within {bound:?}"))
-            .unwrap();
-        let report = std::fs::read(self.dir.path().join("report.json"))
-            .ok()
-            .map(|b| serde_json::from_slice(&b).expect("report is JSON"));
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            report,
-        }
     }
 }
 

@@ -6,14 +6,21 @@
 //! (emulator `earlyRetries`, on the emulator clock the virtual client clock drives), a quiet run
 //! after (I1), and no secret in any output (I7). Also: 4xx answers are not retried, and a dry run
 //! under the storm writes nothing and predicts the real run (I8).
+//!
+//! The storm's runs share a state file (issue 12): the first run commits what its writes came
+//! to under the storm, the runs after load it (`"state": "loaded"`) and must never take a write
+//! the storm lost for a deletion — no DELETE in any run. One storm runs each run with a fresh
+//! state (first-run mode only), as before the state existed.
 
 use std::time::Duration;
 
 use graph_emulator::{EmulatorOptions, GenerateOptions, Scenario};
 use serde_json::{Value, json};
 
+use crate::crash::{State, repair, state_vars};
 use crate::harness::{self, CLIENT, HUB, SECRET, TENANT};
 use crate::kit::{self, SharedEmu};
+use crate::memory::StateDir;
 
 /// A generated tenant (hub + `users` users, overlapping contacts, 20 % edited copies) under the
 /// harness's tenant/app/secret so the standard configuration reaches it.
@@ -64,6 +71,8 @@ struct Storm {
     batch: bool,
     /// Whether the first run must already exit 0 (the storm is survivable within one run).
     first_run_ok: bool,
+    /// Whether the runs share one state file (else each gets a fresh one).
+    state: State,
 }
 
 /// Rides out `storm` on a generated tenant; returns the emulator, the runs, and the stats of
@@ -72,8 +81,9 @@ async fn weather(storm: Storm, seed: u64) -> (SharedEmu, Vec<kit::LibRun>, graph
     let s = generated(6, 6, seed);
     let want = undisturbed(s.clone(), storm.batch).await;
     let emu = kit::start(s).await;
-    let vars = kit::tenant_env(&emu, storm.batch);
-    let ctx = format!("storm {} seed {seed}", storm.name);
+    let dir = StateDir::new();
+    let vars = state_vars(&kit::tenant_env(&emu, storm.batch), storm.state, &dir);
+    let ctx = format!("storm {} seed {seed} {:?}", storm.name, storm.state);
     // I8: the dry run writes nothing and predicts the real run (whose plan is the same whatever
     // the storm does to its writes, as long as every mailbox could be read).
     let dry = kit::sync_lib(&emu, &vars, true).await;
@@ -81,7 +91,7 @@ async fn weather(storm: Storm, seed: u64) -> (SharedEmu, Vec<kit::LibRun>, graph
     assert_eq!(emu.writes(), 0, "{ctx}: the dry run wrote");
 
     emu.inner.set_faults(kit::plan(seed, storm.rules));
-    let runs = kit::converge(&emu, &vars, 3).await;
+    let runs = repair(&emu, &vars, (storm.state, &dir), 3, &ctx).await;
     if storm.first_run_ok {
         assert_eq!(
             runs.len(),
@@ -135,6 +145,7 @@ async fn storm_429_with_retry_after() {
             rules: throttled_with_retry_after(),
             batch: false,
             first_run_ok: true,
+            state: State::Carried,
         },
         11,
     )
@@ -156,6 +167,7 @@ async fn storm_429_with_retry_after_batched() {
             rules: throttled_with_retry_after(),
             batch: true,
             first_run_ok: true,
+            state: State::Carried,
         },
         12,
     )
@@ -172,6 +184,7 @@ async fn storm_429_without_retry_after() {
                                 "action": {"status": 429}})],
             batch: false,
             first_run_ok: true,
+            state: State::Carried,
         },
         13,
     )
@@ -193,6 +206,7 @@ async fn storm_503_burst_is_ridden_out() {
             ],
             batch: false,
             first_run_ok: true,
+            state: State::Carried,
         },
         14,
     )
@@ -214,6 +228,7 @@ async fn storm_503_outage_stops_cleanly_then_recovers() {
             ],
             batch: false,
             first_run_ok: false,
+            state: State::Carried,
         },
         21,
     )
@@ -240,6 +255,7 @@ async fn storm_apply_then_504_on_creates() {
             ],
             batch: false,
             first_run_ok: false,
+            state: State::Carried,
         },
         15,
     )
@@ -266,6 +282,7 @@ async fn storm_apply_then_drop_on_batched_creates() {
             ],
             batch: true,
             first_run_ok: false,
+            state: State::Carried,
         },
         16,
     )
@@ -277,6 +294,16 @@ async fn storm_apply_then_drop_on_batched_creates() {
 /// not, and the next run reconciles it.
 #[tokio::test]
 async fn storm_dropped_connections() {
+    dropped_connections(State::Carried).await;
+}
+
+/// The same storm without memory: every run in first-run mode.
+#[tokio::test]
+async fn storm_dropped_connections_each_run_with_a_fresh_state() {
+    dropped_connections(State::Fresh).await;
+}
+
+async fn dropped_connections(state: State) {
     let (_, runs, _) = weather(
         Storm {
             name: "dropped connections",
@@ -288,6 +315,7 @@ async fn storm_dropped_connections() {
             ],
             batch: false,
             first_run_ok: false,
+            state,
         },
         22,
     )
@@ -309,6 +337,7 @@ async fn storm_token_expires_mid_run() {
                                 "action": {"expireToken": true}})],
             batch: false,
             first_run_ok: true,
+            state: State::Carried,
         },
         17,
     )
