@@ -68,8 +68,8 @@ impl CheckItem {
             fix: Some(f.fix),
         }
     }
-    /// A state file `check` cannot read (`sync` refuses to run with it, exit 2): the tenant's
-    /// checklist fails (exit 1), since the other tenants' files may be fine.
+    /// A state file `check` cannot read: every tenant's checklist shows it, and the command
+    /// exits 2 as `sync` does when it refuses to run with that file.
     fn state_fail(what: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
             status: CheckStatus::Fail,
@@ -187,8 +187,10 @@ pub async fn check_command(
                 .map_or(TenantOutcome::Ok, |i| i.outcome),
         );
     }
+    // A state file `sync` would refuse (held by a newer synccontacts, unreadable) is exit 2
+    // here too: one classification for both commands.
     let exit = process_exit_code(&RunEnd {
-        refused: groups::refusal(&rules).is_some(),
+        refused: groups::refusal(&rules).is_some() || store.is_err(),
         ..RunEnd::of_tenants(outcomes.iter().copied())
     });
     out.line(&summary(&outcomes, exit));

@@ -173,3 +173,36 @@ async fn check_reports_the_state_and_never_writes_it() {
         "check changed the state file"
     );
 }
+
+/// A state file `sync` refuses — written by a newer synccontacts — is exit 2 in `check` too, with
+/// the same fix, and neither command changes the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_file_of_a_newer_synccontacts_is_exit_2_in_check_and_sync() {
+    let emu = Emu::start(scenario(simple_users())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let vars = with_state(&one_tenant(&emu), &path);
+    assert_eq!(sync(&vars, &[]).await.code, 0);
+    // SQLite keeps `user_version` (our schema version) big-endian at byte 60 of the header.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[60..64].copy_from_slice(&99u32.to_be_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    emu.reset();
+    for args in [&["check"][..], &[][..]] {
+        let r = if args.is_empty() {
+            sync(&vars, &[]).await
+        } else {
+            run(&vars, args).await
+        };
+        let out = format!("{}{}", r.stdout, r.stderr);
+        assert_eq!(r.code, 2, "{args:?}\n{out}");
+        assert!(out.contains("newer synccontacts"), "{args:?}\n{out}");
+        assert!(out.contains("upgrade synccontacts"), "{args:?}\n{out}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{args:?} changed the file"
+        );
+    }
+    assert_eq!(emu.writes(), 0);
+}
