@@ -18,6 +18,7 @@ mod canaries;
 mod concurrent;
 mod crash;
 mod deletes;
+mod delta;
 mod memory;
 mod random;
 mod stops;
