@@ -381,3 +381,65 @@ async fn an_edit_made_during_a_run_is_not_absorbed_by_its_baseline() {
         );
     }
 }
+
+/// The contacts remembered with Megan's link are in an encoding this build does not know (a
+/// newer synccontacts wrote them): her folder is read whole — not from the link, and nothing is
+/// inferred from it — while a contact she deleted meanwhile is handled as any full read handles
+/// it (restored, UserDeletes' default). The other folders still use their links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_contacts_in_an_unknown_encoding_read_their_folder_whole() {
+    let emu = Emu::start(converged(20, &[ADELE, MEGAN])).await;
+    let state = StateDir::new();
+    let vars = with_state(&harness::one_tenant(&emu), &state.path);
+    assert_eq!(sync(&vars, &[]).await.code, 0);
+    emu.reset();
+    assert_eq!(sync(&vars, &[]).await.code, 0);
+    let quiet_megan = bytes_of(&emu, MEGAN);
+    {
+        let (mut file, _) = sync_state::StateFile::open(
+            &state.path,
+            sync_state::Mode::ReadWrite {
+                lock_wait: Duration::ZERO,
+            },
+        )
+        .unwrap();
+        let mut t = file.tenant(harness::TENANT).unwrap().unwrap();
+        let f = t.folders.iter_mut().find(|f| f.mailbox == MEGAN).unwrap();
+        assert_eq!(f.loose.len(), 20, "Megan's contacts are remembered");
+        for l in &mut f.loose {
+            l.data[0] = 0xEE;
+        }
+        file.commit_tenant(&t).unwrap();
+    }
+    let gone = graph::WriteRequest::delete(
+        graph::FolderRef::Default,
+        contact_id(&emu, MEGAN, "person003@fabrikam.com"),
+        None,
+    );
+    for r in admin(&emu).execute_writes::<Value>(MEGAN, vec![gone]).await {
+        r.expect("Megan's DELETE");
+    }
+    emu.reset();
+    let r = sync(&vars, &[]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(deletes(&emu), 0, "{:?}", r.action_keys());
+    assert!(
+        // 20 contacts listed (~30 kB) against an empty round (~0.2 kB) plus one created copy.
+        bytes_of(&emu, MEGAN) > 40 * quiet_megan,
+        "Megan's folder was not read whole: {} bytes",
+        bytes_of(&emu, MEGAN)
+    );
+    assert_eq!(
+        emu.contacts(MEGAN).len(),
+        20,
+        "restored as a full read restores it"
+    );
+    emu.reset();
+    let r = sync(&vars, &[]).await;
+    assert_eq!((r.code, emu.writes()), (0, 0), "{:?}", r.action_keys());
+    assert_eq!(
+        bytes_of(&emu, MEGAN),
+        quiet_megan,
+        "a new link after the whole read"
+    );
+}
