@@ -443,3 +443,54 @@ async fn remembered_contacts_in_an_unknown_encoding_read_their_folder_whole() {
         "a new link after the whole read"
     );
 }
+
+/// One tenant, two ways: between two runs Adele edits a contact, Megan deletes one, the
+/// administrator deletes one from the hub and Bob adds one. Read through the delta links, and read
+/// whole with the same memory (every link expired), the run plans the same writes and leaves the
+/// same mailboxes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_run_plans_and_ends_like_a_full_read_of_the_same_tenant() {
+    async fn changed_tenant(full_read: bool) -> (Vec<String>, Vec<Vec<String>>) {
+        let emu = Emu::start(converged(6, &[ADELE, MEGAN, BOB])).await;
+        let state = StateDir::new();
+        let vars = with_state(&harness::one_tenant(&emu), &state.path);
+        assert_eq!(sync(&vars, &[]).await.code, 0);
+        let cid = contact_id(&emu, ADELE, "person001@fabrikam.com");
+        emu.touch(ADELE, &cid, &json!({"jobTitle": "Lead"})).await;
+        let gone = graph::WriteRequest::delete(
+            graph::FolderRef::Default,
+            contact_id(&emu, MEGAN, "person002@fabrikam.com"),
+            None,
+        );
+        let dana = graph::WriteRequest::create(
+            graph::FolderRef::Default,
+            json!({"displayName": "Dana New", "givenName": "Dana", "surname": "New",
+                   "emailAddresses": [{"name": "Dana New", "address": "dana@fabrikam.com"}]}),
+        );
+        for (who, w) in [(MEGAN, gone), (BOB, dana)] {
+            for r in admin(&emu).execute_writes::<Value>(who, vec![w]).await {
+                r.expect("a user's own write");
+            }
+        }
+        delete_from_hub(&emu, &["person003@fabrikam.com".into()]).await;
+        if full_read {
+            emu.inner.expire_delta_tokens();
+        }
+        let r = sync(&vars, &[]).await;
+        assert_eq!(
+            r.code, 0,
+            "full read {full_read}: {}\n{}",
+            r.stdout, r.stderr
+        );
+        assert_eq!(state_word(&r), "loaded");
+        (r.action_keys(), kit::normalised(&emu))
+    }
+    let (delta_plan, delta_end) = changed_tenant(false).await;
+    let (full_plan, full_end) = changed_tenant(true).await;
+    assert!(
+        delta_plan.iter().any(|a| a.contains("delete")) && delta_plan.len() > 4,
+        "{delta_plan:#?}"
+    );
+    assert_eq!(delta_plan, full_plan);
+    assert_eq!(delta_end, full_end);
+}
