@@ -136,6 +136,8 @@ async fn a_quiet_second_run_reads_through_delta_and_an_edit_between_runs_propaga
         );
     }
     assert_eq!(emu.writes(), 3, "{:?}", r.action_keys());
+    // Adele's read: one round (its row whole, no re-read by id) and her private ids.
+    assert_eq!(emu.stats().by_mailbox[ADELE].get, 2, "{:?}", emu.stats());
     // Our three writes come back in the next rounds: recognised, nothing written.
     for run in ["after the edit", "again"] {
         emu.reset();
