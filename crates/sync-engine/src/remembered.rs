@@ -13,11 +13,14 @@
 //! is a [`DecodeError`], and the caller must then read that folder whole (never infer anything,
 //! least of all a deletion, from a folder it cannot reproduce). Version 1, after the byte:
 //! - flags: bit 0 notes present, bit 1 Outlook's Private flag, bit 2 `lastModifiedDateTime`
-//!   present, bit 3 the etag is kept verbatim (not `W/"<changeKey>"`, see [`Remembered`]);
+//!   present, bit 3 the etag is kept verbatim (not `W/"<changeKey>"`, see [`Remembered`]), bit 4
+//!   the field values are the [`Book`] entry of the SyncId of the contact's tag line (no field
+//!   section follows; the book is stored in the same commit);
 //! - with bit 2: the time's nanoseconds below the microsecond (LEB128; the state keeps
 //!   microseconds, so the time comes back exact);
 //! - with bit 0: the notes (LEB128 length, UTF-8);
-//! - the number of set fields, then per field its index in [`V1_FIELDS`] (one byte) and its value:
+//! - the *field section* (also a book entry's, after its version byte): the number of set
+//!   fields, then per field its index in [`V1_FIELDS`] (one byte) and its value:
 //!   a text or date as one string; a string list as a count then strings; email addresses as a
 //!   count then (address, name) pairs; a physical address as its five keys
 //!   ([`crate::field::ADDRESS_KEYS`] order). Strings are LEB128 length + UTF-8.
@@ -28,9 +31,10 @@
 //! Pure: no I/O, no clock.
 
 use crate::field::{Field, Kind};
-use crate::memory::change_key;
+use crate::memory::{Guid, change_key};
 use crate::model::{Contact, ContactParts};
-use crate::values::FieldsBuilder;
+use crate::tags;
+use crate::values::{ContactFields, FieldsBuilder};
 use rustc_hash::FxHashMap;
 
 /// The encoding's version byte (see the module note).
@@ -75,6 +79,7 @@ const NOTES: u8 = 1;
 const PRIVATE: u8 = 2;
 const MODIFIED: u8 = 4;
 const RAW_ETAG: u8 = 8;
+const FROM_BOOK: u8 = 16;
 
 /// A contact as the state stores it: its id, the changeKey column, its time in microseconds
 /// and the encoded rest ([`encode`]).
@@ -120,8 +125,135 @@ fn v1_index(f: Field) -> u8 {
         .expect("every supported field has a v1 index (tested)") as u8
 }
 
-/// A contact in the state's form (see the module note).
+/// The SyncId of a contact's own tag line, when it is one the book can key (a canonical GUID).
+fn book_key(c: &Contact) -> Option<Guid> {
+    let tags = c.personal_notes().and_then(tags::find_tags)?;
+    Guid::from_sync_id(tags.sync_id)
+}
+
+/// The field values every copy of a logical contact converged to, keyed by SyncId: a remembered
+/// copy whose values are exactly its book entry's is stored without them (flag bit 4) and shares
+/// the entry's block when decoded (one allocation for every such copy, compared by pointer).
+#[derive(Clone, Debug, Default)]
+pub struct Book {
+    /// Per SyncId: the values and the tag line's `CreatedBy` (kept with the entry, `""` when
+    /// the tag line has none).
+    entries: FxHashMap<Guid, (ContactFields, Box<str>)>,
+}
+
+impl Book {
+    /// The book of a folder's contacts (the hub's, as read): each tagged contact's values under
+    /// its SyncId; of two contacts with one SyncId (a data problem) the first.
+    pub fn of(contacts: &[Contact]) -> Book {
+        let mut entries = FxHashMap::default();
+        for c in contacts {
+            let Some(tags) = c.personal_notes().and_then(tags::find_tags) else {
+                continue;
+            };
+            if let Some(g) = Guid::from_sync_id(tags.sync_id) {
+                let created_by = tags.created_by.unwrap_or("");
+                entries
+                    .entry(g)
+                    .or_insert_with(|| (c.fields.clone(), created_by.into()));
+            }
+        }
+        Book { entries }
+    }
+
+    /// A book read back from its stored entries ([`Book::entries`]); an entry that does not
+    /// decode is left out (a copy stored against it then fails to decode: its folder is read
+    /// whole).
+    pub fn from_entries<'a>(entries: impl IntoIterator<Item = (Guid, &'a [u8], &'a str)>) -> Book {
+        let entries = entries
+            .into_iter()
+            .filter_map(|(g, data, by)| Some((g, (decode_fields(data).ok()?, by.into()))))
+            .collect();
+        Book { entries }
+    }
+
+    /// Every entry — SyncId, values encoded ([`encode_fields`]), `CreatedBy` — sorted by SyncId.
+    pub fn entries(&self) -> Vec<(Guid, Vec<u8>, String)> {
+        let mut out: Vec<(Guid, Vec<u8>, String)> = self
+            .entries
+            .iter()
+            .map(|(g, (f, by))| (*g, encode_fields(f), by.to_string()))
+            .collect();
+        out.sort_by_key(|(g, _, _)| *g);
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn get(&self, g: Guid) -> Option<&ContactFields> {
+        self.entries.get(&g).map(|(f, _)| f)
+    }
+}
+
+fn push_fields(data: &mut Vec<u8>, fields: &ContactFields) {
+    let set = fields.set_fields();
+    push_len(data, set.len());
+    for f in set.iter() {
+        data.push(v1_index(f));
+        match f.kind() {
+            Kind::Text | Kind::Date => push_str(data, fields.text(f)),
+            Kind::TextList => {
+                push_len(data, fields.list(f).count());
+                for s in fields.list(f) {
+                    push_str(data, s);
+                }
+            }
+            Kind::Emails => {
+                push_len(data, fields.emails().count());
+                for e in fields.emails() {
+                    push_str(data, e.address);
+                    push_str(data, e.name);
+                }
+            }
+            Kind::Address => {
+                for p in fields.address(f).parts {
+                    push_str(data, p);
+                }
+            }
+        }
+    }
+}
+
+/// A block of field values on its own (a book entry): the version byte, then the field section
+/// of the module note.
+pub fn encode_fields(fields: &ContactFields) -> Vec<u8> {
+    let mut data = vec![ENCODING_VERSION];
+    push_fields(&mut data, fields);
+    data
+}
+
+/// The values [`encode_fields`] made `data` from.
+pub fn decode_fields(data: &[u8]) -> Result<ContactFields, DecodeError> {
+    let mut rd = Reader { b: data, at: 0 };
+    match rd.byte()? {
+        ENCODING_VERSION => {}
+        v => return Err(DecodeError::UnknownVersion(v)),
+    }
+    let fields = read_fields(&mut rd)?;
+    if rd.at != rd.b.len() {
+        return Err(DecodeError::Damaged);
+    }
+    Ok(fields)
+}
+
+/// A contact in the state's form (see the module note), without a book.
 pub fn encode(c: &Contact) -> Remembered {
+    encode_with(c, &Book::default())
+}
+
+/// A contact in the state's form; its field values are left to `book` when they are exactly
+/// the book entry of its SyncId.
+pub fn encode_with(c: &Contact, book: &Book) -> Remembered {
     let mut data = vec![ENCODING_VERSION, 0];
     let mut flags = 0u8;
     let (change_key_col, raw) = match c.etag() {
@@ -145,33 +277,15 @@ pub fn encode(c: &Contact) -> Remembered {
         flags |= NOTES;
         push_str(&mut data, n);
     }
-    data[1] = flags;
-    let set = c.fields.set_fields();
-    push_len(&mut data, set.len());
-    for f in set.iter() {
-        data.push(v1_index(f));
-        match f.kind() {
-            Kind::Text | Kind::Date => push_str(&mut data, c.fields.text(f)),
-            Kind::TextList => {
-                push_len(&mut data, c.fields.list(f).count());
-                for s in c.fields.list(f) {
-                    push_str(&mut data, s);
-                }
-            }
-            Kind::Emails => {
-                push_len(&mut data, c.fields.emails().count());
-                for e in c.fields.emails() {
-                    push_str(&mut data, e.address);
-                    push_str(&mut data, e.name);
-                }
-            }
-            Kind::Address => {
-                for p in c.fields.address(f).parts {
-                    push_str(&mut data, p);
-                }
-            }
-        }
+    let shared = book_key(c)
+        .and_then(|g| book.get(g))
+        .is_some_and(|f| f.same_block(&c.fields) || *f == c.fields);
+    if shared {
+        flags |= FROM_BOOK;
+    } else {
+        push_fields(&mut data, &c.fields);
     }
+    data[1] = flags;
     Remembered {
         contact_id: c.id().to_owned(),
         change_key: change_key_col,
@@ -225,36 +339,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The contact [`encode`] made `r` from; an unknown version or damaged bytes are an error (read
-/// the folder whole).
-pub fn decode(r: &Remembered) -> Result<Contact, DecodeError> {
-    let mut rd = Reader { b: &r.data, at: 0 };
-    match rd.byte().map_err(|_| DecodeError::Damaged)? {
-        ENCODING_VERSION => {}
-        v => return Err(DecodeError::UnknownVersion(v)),
-    }
-    let flags = rd.byte()?;
-    if flags & !(NOTES | PRIVATE | MODIFIED | RAW_ETAG) != 0 {
-        return Err(DecodeError::Damaged);
-    }
-    let mut last_modified = None;
-    if flags & MODIFIED != 0 {
-        let sub = rd.len()?;
-        if sub >= 1000 {
-            return Err(DecodeError::Damaged);
-        }
-        let micros =
-            jiff::Timestamp::from_microsecond(r.last_modified).map_err(|_| DecodeError::Damaged)?;
-        let t = micros
-            .checked_add(jiff::SignedDuration::from_nanos(sub as i64))
-            .map_err(|_| DecodeError::Damaged)?;
-        last_modified = Some(t);
-    }
-    let notes = if flags & NOTES != 0 {
-        Some(rd.str()?.to_owned())
-    } else {
-        None
-    };
+/// The field section (see the module note) as a block.
+fn read_fields(rd: &mut Reader<'_>) -> Result<ContactFields, DecodeError> {
     let mut b = FieldsBuilder::new();
     let n = rd.count()?;
     let mut seen = 0u64;
@@ -294,6 +380,55 @@ pub fn decode(r: &Remembered) -> Result<Contact, DecodeError> {
             }
         }
     }
+    Ok(b.build())
+}
+
+/// The contact [`encode`] made `r` from; an unknown version or damaged bytes are an error (read
+/// the folder whole).
+pub fn decode(r: &Remembered) -> Result<Contact, DecodeError> {
+    decode_with(r, &Book::default())
+}
+
+/// The contact [`encode_with`] made `r` from with `book` (the book stored in the same commit);
+/// a contact whose values were left to a book entry that is not there is damaged.
+pub fn decode_with(r: &Remembered, book: &Book) -> Result<Contact, DecodeError> {
+    let mut rd = Reader { b: &r.data, at: 0 };
+    match rd.byte()? {
+        ENCODING_VERSION => {}
+        v => return Err(DecodeError::UnknownVersion(v)),
+    }
+    let flags = rd.byte()?;
+    if flags & !(NOTES | PRIVATE | MODIFIED | RAW_ETAG | FROM_BOOK) != 0 {
+        return Err(DecodeError::Damaged);
+    }
+    let mut last_modified = None;
+    if flags & MODIFIED != 0 {
+        let sub = rd.len()?;
+        if sub >= 1000 {
+            return Err(DecodeError::Damaged);
+        }
+        let micros =
+            jiff::Timestamp::from_microsecond(r.last_modified).map_err(|_| DecodeError::Damaged)?;
+        let t = micros
+            .checked_add(jiff::SignedDuration::from_nanos(sub as i64))
+            .map_err(|_| DecodeError::Damaged)?;
+        last_modified = Some(t);
+    }
+    let notes = if flags & NOTES != 0 {
+        Some(rd.str()?.to_owned())
+    } else {
+        None
+    };
+    let fields = if flags & FROM_BOOK != 0 {
+        let g = notes
+            .as_deref()
+            .and_then(tags::find_tags)
+            .and_then(|t| Guid::from_sync_id(t.sync_id))
+            .ok_or(DecodeError::Damaged)?;
+        book.get(g).ok_or(DecodeError::Damaged)?.clone()
+    } else {
+        read_fields(&mut rd)?
+    };
     if rd.at != rd.b.len() {
         return Err(DecodeError::Damaged);
     }
@@ -310,14 +445,14 @@ pub fn decode(r: &Remembered) -> Result<Contact, DecodeError> {
         last_modified_date_time: last_modified,
         personal_notes: notes,
         private_flag: flags & PRIVATE != 0,
-        fields: b.build(),
+        fields,
     }
     .into())
 }
 
 /// Every remembered contact of a folder, or the first reason one cannot be reproduced.
-pub fn decode_all(rows: &[Remembered]) -> Result<Vec<Contact>, DecodeError> {
-    rows.iter().map(decode).collect()
+pub fn decode_all(rows: &[Remembered], book: &Book) -> Result<Vec<Contact>, DecodeError> {
+    rows.iter().map(|r| decode_with(r, book)).collect()
 }
 
 /// A folder's snapshot from the contacts remembered with a delta link and the round read from

@@ -93,7 +93,7 @@ fn an_unknown_encoding_version_or_damaged_bytes_are_refused() {
         decode(&r),
         Err(DecodeError::UnknownVersion(ENCODING_VERSION + 1))
     );
-    assert!(decode_all(&[encode(&full()), r]).is_err());
+    assert!(decode_all(&[encode(&full()), r], &Book::default()).is_err());
     let good = encode(&full());
     for cut in 0..good.data.len() {
         let mut r = good.clone();
@@ -176,7 +176,7 @@ fn a_materialised_folder_through_the_encoding_equals_the_folder() {
     // What the binary does: remember, decode, apply a round.
     let folder = vec![full(), contact("z", "Z", "2026-01-01T00:00:00Z")];
     let rows: Vec<Remembered> = folder.iter().map(encode).collect();
-    let back = decode_all(&rows).unwrap();
+    let back = decode_all(&rows, &Book::default()).unwrap();
     assert_eq!(back, folder);
     let out = materialize(
         back,
@@ -185,4 +185,72 @@ fn a_materialised_folder_through_the_encoding_equals_the_folder() {
     );
     assert_eq!(ids(&out), ["AAMkADexample==", "y"]);
     assert_eq!(out[0], folder[0]);
+}
+
+fn tagged(id: &str, sync: &str, title: &str) -> Contact {
+    let mut b = FieldsBuilder::new();
+    b.text(Field::DisplayName, "Ann Example")
+        .text(Field::JobTitle, title);
+    ContactParts {
+        id: id.into(),
+        etag: Some(format!("W/\"ck-{id}\"")),
+        last_modified_date_time: Some(t("2026-01-01T00:00:00Z")),
+        personal_notes: Some(format!(
+            "own text\r\nSyncId={sync};CreatedBy=a@contoso.com;LastUpdatedAt=2026-01-01T00:00:00.0000000Z;LastUpdatedBy=hub"
+        )),
+        private_flag: false,
+        fields: b.build(),
+    }
+    .into()
+}
+
+const S1: &str = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
+const S2: &str = "3f2504e0-4f89-11d3-9a0c-0305e82c3302";
+
+#[test]
+fn a_copy_with_its_book_entry_s_values_is_stored_without_them_and_shares_the_entry() {
+    let hub = vec![tagged("h1", S1, "Engineer"), tagged("h2", S2, "Lead")];
+    let book = Book::of(&hub);
+    assert_eq!(book.len(), 2);
+    let same = tagged("u1", S1, "Engineer");
+    let other = tagged("u2", S2, "Not the book's");
+    let (r_same, r_other) = (encode_with(&same, &book), encode_with(&other, &book));
+    assert!(r_same.data.len() + 10 < r_other.data.len(), "{r_same:?}");
+    assert_eq!(r_same.data[1] & 16, 16);
+    assert_eq!(r_other.data[1] & 16, 0);
+
+    // Through the stored entries, as the next run loads them.
+    let stored = book.entries();
+    assert_eq!(stored[0].2, "a@contoso.com");
+    let loaded = Book::from_entries(
+        stored
+            .iter()
+            .map(|(g, d, b)| (*g, d.as_slice(), b.as_str())),
+    );
+    let back = decode_all(&[r_same.clone(), r_other], &loaded).unwrap();
+    assert_eq!(back, vec![same, other]);
+    // Every copy decoded from one entry holds the entry's one block.
+    let again = decode_with(&r_same, &loaded).unwrap();
+    assert!(again.fields.same_block(&back[0].fields));
+
+    // Without its entry (another book, or an entry that did not decode) it cannot be reproduced.
+    assert_eq!(decode(&r_same), Err(DecodeError::Damaged));
+    let mut bad = stored.clone();
+    bad[0].1[0] = ENCODING_VERSION + 1;
+    let partial = Book::from_entries(bad.iter().map(|(g, d, b)| (*g, d.as_slice(), b.as_str())));
+    assert_eq!(partial.len(), 1);
+    assert_eq!(decode_with(&r_same, &partial), Err(DecodeError::Damaged));
+}
+
+#[test]
+fn a_book_entry_round_trips_and_refuses_an_unknown_version() {
+    let f = full().fields;
+    let data = encode_fields(&f);
+    assert_eq!(decode_fields(&data).unwrap(), f);
+    let mut v = data.clone();
+    v[0] = 9;
+    assert_eq!(decode_fields(&v), Err(DecodeError::UnknownVersion(9)));
+    let mut v = data;
+    v.push(1);
+    assert_eq!(decode_fields(&v), Err(DecodeError::Damaged));
 }

@@ -34,9 +34,10 @@ use std::collections::{HashMap, HashSet};
 use futures::StreamExt as _;
 use graph::{DELTA_PAGE_SIZE, DeltaStart, ErrorKind, FolderRef, GraphClient, GraphError, ReadSpec};
 use serde_json::{Map, Value};
+use sync_engine::memory::Guid;
 use sync_engine::memory::change_key;
 use sync_engine::plan::{Plan, PlanInput, Target, Write, WriteResult};
-use sync_engine::remembered::{self, Remembered};
+use sync_engine::remembered::{self, Book, Remembered};
 use sync_engine::{Contact, MailboxSnapshot};
 use sync_state::{FolderState, TenantState};
 use tracing::{info, warn};
@@ -78,11 +79,48 @@ pub(super) struct Kept {
     pub contacts: Vec<Contact>,
 }
 
-/// What the commit stores per folder read this run: the hub's and users' (by mailbox).
+/// What the commit stores per folder read this run: the hub's and users' (by mailbox), and the
+/// book their contacts are encoded against (the hub as read: a copy holding exactly its hub
+/// copy's values is stored without them).
 #[derive(Default)]
 pub(super) struct KeptFolders {
     pub hub: Option<Kept>,
     pub users: HashMap<String, Kept>,
+    pub book: Book,
+}
+
+impl KeptFolders {
+    /// The state's book rows.
+    pub(super) fn book_rows(&self) -> Vec<sync_state::BookEntry> {
+        if self.hub.is_none() && self.users.is_empty() {
+            return Vec::new();
+        }
+        self.book
+            .entries()
+            .into_iter()
+            .map(|(g, data, created_by)| sync_state::BookEntry {
+                sync_id: g.0,
+                data,
+                created_by,
+            })
+            .collect()
+    }
+
+    /// The state's loose rows of a folder's remembered contacts.
+    pub(super) fn loose_rows(&self, contacts: &[Contact]) -> Vec<sync_state::LooseContact> {
+        contacts
+            .iter()
+            .map(|c| {
+                let r = remembered::encode_with(c, &self.book);
+                sync_state::LooseContact {
+                    contact_id: r.contact_id,
+                    change_key: r.change_key,
+                    last_modified: r.last_modified,
+                    data: r.data,
+                }
+            })
+            .collect()
+    }
 }
 
 /// A folder's contacts and, when it was read through a delta round, that round's link.
@@ -110,6 +148,11 @@ pub(super) fn resume(state: Option<&TenantState>, select: &str) -> Resume {
     let Some(s) = state else {
         return out;
     };
+    let book = Book::from_entries(
+        s.book
+            .iter()
+            .map(|e| (Guid(e.sync_id), e.data.as_slice(), e.created_by.as_str())),
+    );
     let usable = |f: &FolderState| -> Option<From> {
         let link = unmarked(f.delta_link.as_deref()?, select)?;
         let rows: Vec<Remembered> = f
@@ -122,7 +165,7 @@ pub(super) fn resume(state: Option<&TenantState>, select: &str) -> Resume {
                 data: l.data.clone(),
             })
             .collect();
-        match remembered::decode_all(&rows) {
+        match remembered::decode_all(&rows, &book) {
             Ok(contacts) => Some(From {
                 link: link.to_owned(),
                 contacts,
@@ -401,7 +444,10 @@ pub(super) async fn kept_folders(
         plan,
         results,
     } = run;
-    let mut out = KeptFolders::default();
+    let mut out = KeptFolders {
+        book: Book::of(&input.hub.contacts),
+        ..KeptFolders::default()
+    };
     let kept_round = |link: &String, snap: &MailboxSnapshot| Kept {
         link: marked(link, select),
         contacts: snap.contacts.clone(),
@@ -445,22 +491,6 @@ pub(super) async fn kept_folders(
         }
     }
     out
-}
-
-/// The state's rows of a folder's remembered contacts.
-pub(super) fn loose_rows(contacts: &[Contact]) -> Vec<sync_state::LooseContact> {
-    contacts
-        .iter()
-        .map(|c| {
-            let r = remembered::encode(c);
-            sync_state::LooseContact {
-                contact_id: r.contact_id,
-                change_key: r.change_key,
-                last_modified: r.last_modified,
-                data: r.data,
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

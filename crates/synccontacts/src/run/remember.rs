@@ -190,10 +190,12 @@ pub(super) fn commit(
     Ok(())
 }
 
-/// Puts each folder's delta link and remembered contacts into the records (issue 14): only for
-/// the folders this run read (the others are read whole next time). A user folder the memory has
+/// Puts each folder's delta link and remembered contacts, and the book they are encoded against,
+/// into the records (issue 14): only for the folders this run read (the others are read whole
+/// next time). A user folder the memory has
 /// no row for gets one without copies.
 fn attach_kept(record: &mut sync_state::TenantState, kept: &super::delta::KeptFolders) {
+    record.book = kept.book_rows();
     let hub_id = record.binding.hub_folder_id.clone();
     let mut users: std::collections::HashMap<&str, &super::delta::Kept> =
         kept.users.iter().map(|(m, k)| (m.as_str(), k)).collect();
@@ -207,7 +209,7 @@ fn attach_kept(record: &mut sync_state::TenantState, kept: &super::delta::KeptFo
         };
         if let Some(k) = k {
             f.delta_link = Some(k.link.clone());
-            f.loose = super::delta::loose_rows(&k.contacts);
+            f.loose = kept.loose_rows(&k.contacts);
         }
     }
     let mut rest: Vec<_> = users.into_iter().collect();
@@ -220,7 +222,7 @@ fn attach_kept(record: &mut sync_state::TenantState, kept: &super::delta::KeptFo
             delta_link: Some(k.link.clone()),
             read_at: None,
             copies: Vec::new(),
-            loose: super::delta::loose_rows(&k.contacts),
+            loose: kept.loose_rows(&k.contacts),
         });
     }
 }
