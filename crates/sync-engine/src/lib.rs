@@ -13,6 +13,7 @@ pub mod memory;
 pub mod model;
 pub mod plan;
 pub mod privacy;
+pub mod remembered;
 pub mod tags;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -1,6 +1,7 @@
 //! Orchestration of one run: every tenant's client, then the user scopes that wait on verified
 //! domains and every tenant's scope rules (groups), then tenant by tenant: token → user scope →
-//! hub folder → one read of every folder → the engine's plan → the writes → the report (SPEC §2–§3, ARCHITECTURE "One run").
+//! hub folder → the tenant's memory → one read of every folder (through its delta link when the
+//! memory holds one) → the engine's plan → the writes → delta baselines → the report (SPEC §2–§3, ARCHITECTURE "One run").
 //!
 //! Rules this module keeps: every tenant's client is built (certificates loaded, URLs checked)
 //! before the first request of any tenant (I6); one tenant failing never stops the others; a
@@ -26,13 +27,16 @@
 //! (pending test-user scopes → verified domains, before any tenant writes), `groups.rs` (the
 //! scope rules: IncludeGroups, ExcludeGroups, ExcludeUsers resolved before any tenant writes,
 //! and applied to each tenant's users), `read.rs` (token,
-//! user scope, hub folder, one read of every folder), `remember.rs` (the tenant's memory: load,
+//! user scope, hub folder, one read of every folder), `delta.rs` (which folders are read through
+//! their delta link, a round made into a snapshot, the baseline round after the writes),
+//! `remember.rs` (the tenant's memory: load,
 //! run marker, commit), `apply.rs` (the plan's writes, mailbox by mailbox), `private_flag.rs`
 //! (Outlook's Private flag for contacts a delta round returns without it, and what reading it
 //! costs). Turning the plan and the outcomes into the report is `report::build`.
 
 mod apply;
 mod clients;
+mod delta;
 pub mod groups;
 pub mod private_flag;
 mod read;
@@ -190,32 +194,43 @@ async fn sync_tenant(
     store: &mut Store,
 ) -> TenantReport {
     let (dry_run, env) = (run.dry_run, run.env);
-    let mut snaps = match read::read_tenant(t, client, scope, dry_run).await {
-        Ok(s) => s,
-        Err(StageFailure { stage, failure: f }) => {
-            let message = stopped_words(&f, env);
-            tracing::error!("{message}");
-            let mut r = TenantReport::failed(&t.tenant_id, &t.hub, f.outcome(), message);
-            r.requests = requests(client);
-            r.stages = StageFacts {
-                label: t.label(),
-                stopped_at: Some(stage),
-                read: Vec::new(),
-            };
-            return r;
-        }
+    let read_failed = |StageFailure { stage, failure: f }: StageFailure| {
+        let message = stopped_words(&f, env);
+        tracing::error!("{message}");
+        let mut r = TenantReport::failed(&t.tenant_id, &t.hub, f.outcome(), message);
+        r.requests = requests(client);
+        r.stages = StageFacts {
+            label: t.label(),
+            stopped_at: Some(stage),
+            read: Vec::new(),
+        };
+        r
     };
-    let hub_folder_state = snaps.hub_folder_state;
-    let binding = snaps.hub_folder.as_ref().map(|f| {
+    let prepared = match read::prepare(t, client, scope, dry_run).await {
+        Ok(p) => p,
+        Err(e) => return read_failed(e),
+    };
+    let binding = prepared.hub_folder.as_ref().map(|f| {
         state_file::binding(
-            snaps.tenant_guid.as_deref(),
+            prepared.tenant_guid(),
             &t.tenant_id,
-            snaps.hub_object_id.as_deref(),
+            prepared.hub_object_id.as_deref(),
             &t.hub,
             &f.id,
         )
     });
+    // The memory first: with it, folders are read through their delta links (`delta.rs`).
     let loaded = remember::load(store, binding.as_ref(), &t.hub);
+    let select = t.options.fields.select_list();
+    let resume = delta::resume(
+        loaded.state.as_ref().filter(|_| loaded.memory.is_some()),
+        &select,
+    );
+    let mut snaps = match read::read_folders(t, client, prepared, resume).await {
+        Ok(s) => s,
+        Err(e) => return read_failed(e),
+    };
+    let hub_folder_state = snaps.hub_folder_state;
 
     let read: Vec<String> = snaps.users.iter().map(|u| u.mailbox.clone()).collect();
     let input = PlanInput {
@@ -297,7 +312,24 @@ async fn sync_tenant(
         && state_error.is_none()
         && let Some(b) = &binding
     {
+        // Baselines only after writes that all ran: a run cut short reads its folders whole
+        // next time.
+        let take_baselines = halt.is_none() && env.stop.cause().is_none();
+        let kept = delta::kept_folders(
+            client,
+            delta::RunDone {
+                input: &input,
+                plan: &plan,
+                results: &results,
+            },
+            &snaps.links,
+            &b.hub_folder_id,
+            &select,
+            take_baselines,
+        )
+        .await;
         let written = Written {
+            kept: &kept,
             binding: b,
             loaded: loaded.state.as_ref(),
             input: &input,
@@ -392,6 +424,8 @@ fn tenant_end(
 /// What a tenant's writes came to, for the state's commit.
 struct Written<'a> {
     binding: &'a Binding,
+    /// The folders' delta links and the contacts remembered with them.
+    kept: &'a delta::KeptFolders,
     /// The records the memory was loaded from (carried into the commit when it was used).
     loaded: Option<&'a sync_state::TenantState>,
     input: &'a PlanInput,
@@ -413,6 +447,7 @@ fn commit_written(store: &mut Store, w: &Written<'_>, env: &RunEnv) -> Result<()
     remember::commit(
         store,
         w.binding,
+        w.kept,
         w.loaded,
         w.input,
         w.plan,

@@ -1,5 +1,5 @@
 //! Outlook's Private flag (PidTagSensitivity = 2, SPEC §7.4) for contacts read without it: the
-//! rows of a contact delta round (SPEC §7.5, issue 14), which the delta wiring will call this for.
+//! rows of a contact delta round (SPEC §7.5, issue 14), for which `delta.rs` calls it.
 //!
 //! How the flag is read, and what it costs in requests:
 //! - **Full reads** (`read.rs`): in the same listing, with

@@ -2,7 +2,8 @@
 //! `groups.rs`) → the hub's "All Contacts" folder (found anywhere in the tree, created only in
 //! a real run) → one paged read of the hub folder and of every user's default Contacts folder
 //! (users' with Outlook's Private flag in the same listing), with notes that a list response
-//! mangled read again by id.
+//! mangled read again by id — or, for a folder the memory holds a delta link for, a delta round
+//! (`delta.rs`).
 //!
 //! A tenant-level problem (no token, no hub, no users) stops the tenant (a [`Failure`], worded
 //! as `check` words it); a mailbox that cannot be read is noted and the others go on — unless the
@@ -17,6 +18,7 @@ use sync_engine::plan::MailboxSnapshot;
 use tracing::{Instrument as _, info, info_span, warn};
 use tracing_indicatif::span_ext::IndicatifSpanExt as _;
 
+use super::delta::{FolderRead, Links, Resume, read_any};
 use super::groups::{self, Candidate};
 use super::scope::{FIX_UNKNOWN_TEST_USER, NOT_IN_DIRECTORY};
 use super::{HUB_FOLDER, TenantScope, bar_style};
@@ -42,15 +44,34 @@ pub struct Snapshots {
     pub users_in_scope: usize,
     pub skipped: Vec<MailboxNote>,
     pub failed: Vec<MailboxNote>,
+    /// The delta links of the folders read through one (the others were listed whole).
+    pub links: Links,
 }
 
-/// Token, user scope, hub folder and one read of every folder.
-pub(super) async fn read_tenant(
+/// What is known before any folder is read: enough to bind and load the tenant's memory, which
+/// decides how each folder is read (`delta.rs`).
+pub(super) struct Prepared {
+    tenant_guid: Option<String>,
+    pub hub_object_id: Option<String>,
+    pub hub_folder: Option<graph::Folder>,
+    hub_folder_state: HubFolder,
+    users: Vec<String>,
+}
+
+impl Prepared {
+    /// The token's `tid` (the tenant's GUID), when the token carries one.
+    pub fn tenant_guid(&self) -> Option<&str> {
+        self.tenant_guid.as_deref()
+    }
+}
+
+/// Token, user scope and hub folder.
+pub(super) async fn prepare(
     t: &TenantConfig,
     client: &GraphClient,
     scope: TenantScope<'_>,
     dry_run: bool,
-) -> Result<Snapshots, StageFailure> {
+) -> Result<Prepared, StageFailure> {
     let token = client
         .token()
         .await
@@ -182,6 +203,43 @@ pub(super) async fn read_tenant(
         }
     }
 
+    Ok(Prepared {
+        tenant_guid: token.tenant_id.clone(),
+        hub_object_id,
+        hub_folder,
+        hub_folder_state,
+        users,
+    })
+}
+
+/// One read of every folder: through its delta link where `resume` holds one (`delta.rs`),
+/// else a paged list.
+pub(super) async fn read_folders(
+    t: &TenantConfig,
+    client: &GraphClient,
+    prep: Prepared,
+    mut resume: Resume,
+) -> Result<Snapshots, StageFailure> {
+    let Prepared {
+        tenant_guid,
+        hub_object_id,
+        hub_folder,
+        hub_folder_state,
+        users,
+    } = prep;
+    let hub_err = |e: &GraphError| {
+        if e.is_missing_mailbox() {
+            Failure::hub_without_mailbox(t, e)
+        } else {
+            Failure::graph(
+                t,
+                &format!("reading the contact folders of {}", t.hub),
+                e,
+                PERM_CONTACTS,
+            )
+        }
+        .at(Stage::Hub)
+    };
     // One read of the hub and of every user's default folder, of the tenant's fields (with
     // `categories` always, for the privacy rules). Users' folders also return Outlook's Private
     // flag in the same listing (`$expand` of PidTagSensitivity, SPEC §7.4): no extra request. The
@@ -193,22 +251,27 @@ pub(super) async fn read_tenant(
     read_span.pb_set_style(&bar_style());
     read_span.pb_set_length(users.len() as u64 + 1);
     read_span.pb_set_message("reading mailboxes");
-    let hub_contacts = match &hub_folder {
-        Some(f) => read_folder(client, &t.hub, &FolderRef::Id(f.id.clone()), &hub_spec)
-            .instrument(read_span.clone())
-            .await
-            .map_err(|e| hub_err(&e))?,
-        None => Vec::new(),
+    let hub_read = match &hub_folder {
+        Some(f) => {
+            let folder = FolderRef::Id(f.id.clone());
+            let from = resume.hub.take();
+            read_any(client, &t.hub, &folder, &hub_spec, from, false)
+                .instrument(read_span.clone())
+                .await
+                .map_err(|e| hub_err(&e))?
+        }
+        None => FolderRead::default(),
     };
     read_span.pb_inc(1);
-    let hub = MailboxSnapshot::complete(t.hub.clone(), hub_contacts);
+    let hub = MailboxSnapshot::complete(t.hub.clone(), hub_read.contacts);
     let users_in_scope = users.len();
-    let mut reads: Vec<(String, Result<Vec<Contact>, GraphError>)> = futures::stream::iter(users)
+    let mut reads: Vec<(String, Result<FolderRead, GraphError>)> = futures::stream::iter(users)
         .map(|u| {
             let span = read_span.clone();
             let spec = &user_spec;
+            let from = resume.users.remove(&u);
             async move {
-                let r = read_folder(client, &u, &FolderRef::Default, spec).await;
+                let r = read_any(client, &u, &FolderRef::Default, spec, from, true).await;
                 span.pb_inc(1);
                 (u, r)
             }
@@ -230,7 +293,7 @@ pub(super) async fn read_tenant(
     }
 
     let mut snaps = Snapshots {
-        tenant_guid: token.tenant_id.clone(),
+        tenant_guid,
         hub_object_id,
         hub,
         hub_folder,
@@ -239,10 +302,21 @@ pub(super) async fn read_tenant(
         users_in_scope,
         skipped: Vec::new(),
         failed: Vec::new(),
+        links: Links {
+            hub: hub_read.delta_link,
+            users: Default::default(),
+        },
     };
     for (u, r) in reads {
         match r {
-            Ok(contacts) => snaps.users.push(MailboxSnapshot::complete(u, contacts)),
+            Ok(read) => {
+                if let Some(link) = read.delta_link {
+                    snaps.links.users.insert(u.clone(), link);
+                }
+                snaps
+                    .users
+                    .push(MailboxSnapshot::complete(u, read.contacts));
+            }
             // A test user the directory does not know is a mistake in the list (ErrorInvalidUser,
             // graph-facts §7), not a user without a mailbox: it fails, so the run says so (exit 1).
             Err(e) if e.kind == ErrorKind::InvalidUser && t.scope.test_users().is_some() => {
@@ -302,13 +376,25 @@ pub(super) async fn read_tenant(
 /// read again by id. Once stamped, a contact with user text carries a line break (before its tag
 /// line), so in steady state this reads nothing extra. A contact whose re-read finds it gone (404:
 /// deleted since the listing) is left out of the snapshot, with one warning.
-async fn read_folder(
+pub(super) async fn read_folder(
     client: &GraphClient,
     mailbox: &str,
     folder: &FolderRef,
     spec: &ReadSpec,
 ) -> Result<Vec<Contact>, GraphError> {
     let mut contacts: Vec<Contact> = client.list_contacts(mailbox, folder, spec).await?;
+    reread_mangled_notes(client, mailbox, spec, &mut contacts).await?;
+    Ok(contacts)
+}
+
+/// Reads again by id every contact of `contacts` whose notes may have been mangled by the
+/// response they came in (see [`read_folder`]), and leaves out the ones deleted since.
+pub(super) async fn reread_mangled_notes(
+    client: &GraphClient,
+    mailbox: &str,
+    spec: &ReadSpec,
+    contacts: &mut Vec<Contact>,
+) -> Result<(), GraphError> {
     let suspect: Vec<usize> = contacts
         .iter()
         .enumerate()
@@ -344,7 +430,7 @@ async fn read_folder(
     for i in gone.into_iter().rev() {
         contacts.remove(i);
     }
-    Ok(contacts)
+    Ok(())
 }
 
 /// Whether the client stopped sending: an endpoint is gone, or the run was stopped.
@@ -353,7 +439,7 @@ pub(super) fn halted(e: &GraphError) -> bool {
 }
 
 /// Listed notes that may have lost line breaks to the list-response quirk (see [`read_folder`]).
-fn may_be_mangled(notes: &str) -> bool {
+pub(super) fn may_be_mangled(notes: &str) -> bool {
     if notes.is_empty() || notes.contains(['\n', '\r']) {
         return false;
     }

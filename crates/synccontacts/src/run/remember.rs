@@ -137,6 +137,7 @@ pub(super) fn bad_read_notes(plan: &Plan) -> Vec<MailboxNote> {
 pub(super) fn commit(
     store: &mut Store,
     binding: &Binding,
+    kept: &super::delta::KeptFolders,
     loaded: Option<&sync_state::TenantState>,
     input: &PlanInput,
     plan: &Plan,
@@ -161,7 +162,7 @@ pub(super) fn commit(
     ] {
         counts.insert(name.to_owned(), n as u64);
     }
-    let record = state::map::to_state(
+    let mut record = state::map::to_state(
         &next,
         binding,
         state::map::CommitExtras {
@@ -175,6 +176,7 @@ pub(super) fn commit(
             },
         },
     );
+    attach_kept(&mut record, kept);
     let stats = store.commit(&record).map_err(|e| {
         format!(
             "the state could not be saved ({e}); what this run wrote stays in the mailboxes and \
@@ -186,4 +188,41 @@ pub(super) fn commit(
         stats.inserted, stats.updated, stats.deleted
     );
     Ok(())
+}
+
+/// Puts each folder's delta link and remembered contacts, and the book they are encoded against,
+/// into the records (issue 14): only for the folders this run read (the others are read whole
+/// next time). A user folder the memory has
+/// no row for gets one without copies.
+fn attach_kept(record: &mut sync_state::TenantState, kept: &super::delta::KeptFolders) {
+    record.book = kept.book_rows();
+    let hub_id = record.binding.hub_folder_id.clone();
+    let mut users: std::collections::HashMap<&str, &super::delta::Kept> =
+        kept.users.iter().map(|(m, k)| (m.as_str(), k)).collect();
+    for f in &mut record.folders {
+        let k = if f.folder_id == hub_id {
+            kept.hub.as_ref()
+        } else if f.folder_id == state::map::USER_FOLDER_ID {
+            users.remove(f.mailbox.as_str())
+        } else {
+            None
+        };
+        if let Some(k) = k {
+            f.delta_link = Some(k.link.clone());
+            f.loose = kept.loose_rows(&k.contacts);
+        }
+    }
+    let mut rest: Vec<_> = users.into_iter().collect();
+    rest.sort_by(|a, b| a.0.cmp(b.0));
+    for (mailbox, k) in rest {
+        record.folders.push(sync_state::FolderState {
+            mailbox: mailbox.to_owned(),
+            folder_id: state::map::USER_FOLDER_ID.to_owned(),
+            complete: true,
+            delta_link: Some(k.link.clone()),
+            read_at: None,
+            copies: Vec::new(),
+            loose: kept.loose_rows(&k.contacts),
+        });
+    }
 }

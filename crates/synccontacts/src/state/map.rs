@@ -15,7 +15,8 @@
 //! - Tombstones and privacy withdrawals (issue 13) map to the state's rows of the same names; a
 //!   held one's reason is spelled out (`brake`, `bad-read`, `no-state`), and a reason this version
 //!   does not know reads back as the brake's (held until released: the safe reading).
-//! - The book and loose contacts (issue 14) stay empty.
+//! - The book stays empty; loose contacts and delta links (issue 14) are filled in by
+//!   `run::remember` from the folders the run read (`run::delta`).
 //!
 //! Pure data mapping: no I/O, no clock (the commit time comes in), no trust decisions (`state`
 //! makes those).

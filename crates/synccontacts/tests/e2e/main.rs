@@ -11,6 +11,7 @@ mod fields_e2e;
 mod identity_e2e;
 mod junit_e2e;
 mod lost_answers_e2e;
+mod pacing_e2e;
 mod privacy_e2e;
 mod realism_e2e;
 mod scope_e2e;

@@ -26,6 +26,7 @@ mod concurrent;
 mod crash;
 mod crash_deletes;
 mod deletes;
+mod delta;
 mod memory;
 mod random;
 mod random_runs;

@@ -1,0 +1,256 @@
+use super::*;
+use crate::field::Field;
+use crate::values::FieldsBuilder;
+
+fn t(s: &str) -> jiff::Timestamp {
+    s.parse().unwrap()
+}
+
+fn contact(id: &str, name: &str, modified: &str) -> Contact {
+    let mut b = FieldsBuilder::new();
+    b.text(Field::DisplayName, name);
+    ContactParts {
+        id: id.into(),
+        etag: Some(format!("W/\"ck-{id}\"")),
+        last_modified_date_time: Some(t(modified)),
+        personal_notes: None,
+        private_flag: false,
+        fields: b.build(),
+    }
+    .into()
+}
+
+fn ids(cs: &[Contact]) -> Vec<&str> {
+    cs.iter().map(Contact::id).collect()
+}
+
+fn full() -> Contact {
+    let mut b = FieldsBuilder::new();
+    b.text(Field::DisplayName, "Ann Émile")
+        .text(Field::GivenName, "Ann")
+        .list(Field::BusinessPhones, ["+1 555 0100", ""])
+        .emails([("Ann", "ann@fabrikam.com"), ("", "a2@fabrikam.com")])
+        .list(Field::Categories, ["Blue category"])
+        .text(Field::Birthday, "1980-02-29T11:59:00Z")
+        .address(Field::HomeAddress, ["1 Main St", "", "WA", "", "98052"])
+        .text(Field::YomiSurname, "エミール");
+    ContactParts {
+        id: "AAMkADexample==".into(),
+        etag: Some("W/\"EQAAABYAAAD\"".into()),
+        last_modified_date_time: Some(t("2026-03-01T10:00:00.1234567Z")),
+        personal_notes: Some("\r\nuser text\r\nSyncId=x;CreatedBy=y".into()),
+        private_flag: true,
+        fields: b.build(),
+    }
+    .into()
+}
+
+#[test]
+fn every_supported_field_has_a_v1_index_and_names_are_unique() {
+    for f in Field::SUPPORTED {
+        assert!(V1_FIELDS.contains(&f.json_name()), "{f:?} has no v1 index");
+    }
+    let mut names = V1_FIELDS.to_vec();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), V1_FIELDS.len());
+}
+
+#[test]
+fn a_contact_round_trips_exactly_with_every_kind_of_field() {
+    let c = full();
+    let r = encode(&c);
+    assert_eq!(r.data[0], ENCODING_VERSION);
+    assert_eq!(r.change_key.as_deref(), Some("EQAAABYAAAD"));
+    let back = decode(&r).unwrap();
+    assert_eq!(back, c, "{back:?}");
+    // Sub-microsecond ticks survive although the state keeps microseconds.
+    assert_eq!(back.last_modified(), c.last_modified());
+
+    // Absent parts stay absent; an etag of another form is kept verbatim; "" notes are not None.
+    let bare: Contact = ContactParts {
+        id: "b".into(),
+        etag: Some("\"strong\"".into()),
+        personal_notes: Some(String::new()),
+        ..ContactParts::default()
+    }
+    .into();
+    let back = decode(&encode(&bare)).unwrap();
+    assert_eq!(back, bare);
+    let none: Contact = ContactParts {
+        id: "n".into(),
+        ..ContactParts::default()
+    }
+    .into();
+    assert_eq!(decode(&encode(&none)).unwrap(), none);
+}
+
+#[test]
+fn an_unknown_encoding_version_or_damaged_bytes_are_refused() {
+    let mut r = encode(&full());
+    r.data[0] = ENCODING_VERSION + 1;
+    assert_eq!(
+        decode(&r),
+        Err(DecodeError::UnknownVersion(ENCODING_VERSION + 1))
+    );
+    assert!(decode_all(&[encode(&full()), r], &Book::default()).is_err());
+    let good = encode(&full());
+    for cut in 0..good.data.len() {
+        let mut r = good.clone();
+        r.data.truncate(cut);
+        assert!(decode(&r).is_err(), "truncated at {cut} decoded");
+    }
+    let mut r = good.clone();
+    r.data.push(0);
+    assert_eq!(decode(&r), Err(DecodeError::Damaged));
+    let mut r = good;
+    r.data[1] |= 0x80;
+    assert_eq!(decode(&r), Err(DecodeError::Damaged));
+    let empty = Remembered {
+        contact_id: "x".into(),
+        change_key: None,
+        last_modified: 0,
+        data: Vec::new(),
+    };
+    assert_eq!(decode(&empty), Err(DecodeError::Damaged));
+}
+
+#[test]
+fn changed_contacts_replace_or_join_and_removed_ids_leave() {
+    let mem = vec![
+        contact("a", "A", "2026-01-01T00:00:00Z"),
+        contact("b", "B", "2026-01-01T00:00:00Z"),
+        contact("c", "C", "2026-01-01T00:00:00Z"),
+    ];
+    let changed = vec![
+        contact("b", "B2", "2026-02-01T00:00:00Z"),
+        contact("d", "D", "2026-02-01T00:00:00Z"),
+    ];
+    let out = materialize(mem, changed, &["c".into()]);
+    assert_eq!(ids(&out), ["a", "b", "d"]);
+    assert_eq!(out[1].display_name(), Some("B2"));
+}
+
+#[test]
+fn removals_are_idempotent_repeats_and_unknown_ids_change_nothing() {
+    let mem = vec![
+        contact("a", "A", "2026-01-01T00:00:00Z"),
+        contact("b", "B", "2026-01-01T00:00:00Z"),
+    ];
+    let removed = vec!["b".to_owned(), "b".to_owned(), "never-seen".to_owned()];
+    let out = materialize(mem.clone(), Vec::new(), &removed);
+    assert_eq!(ids(&out), ["a"]);
+    // Nothing changed: the snapshot is the memory, same blocks.
+    let out = materialize(mem.clone(), Vec::new(), &[]);
+    assert_eq!(out, mem);
+    assert!(out[0].fields.same_block(&mem[0].fields));
+}
+
+#[test]
+fn a_contact_changed_twice_keeps_its_newest_row_and_changed_and_removed_reads_present() {
+    let mem = vec![contact("a", "A", "2026-01-01T00:00:00Z")];
+    // Newest first, then an older replay: the newest stays.
+    let changed = vec![
+        contact("a", "A3", "2026-03-01T00:00:00Z"),
+        contact("a", "A2", "2026-02-01T00:00:00Z"),
+        contact("n", "N1", "2026-02-01T00:00:00Z"),
+        contact("n", "N2", "2026-02-01T00:00:00Z"),
+    ];
+    let out = materialize(mem.clone(), changed, &[]);
+    assert_eq!(ids(&out), ["a", "n"]);
+    assert_eq!(out[0].display_name(), Some("A3"));
+    // A tie: the later row.
+    assert_eq!(out[1].display_name(), Some("N2"));
+    // Both changed and removed in one round: kept, never read as a deletion.
+    let out = materialize(
+        mem,
+        vec![contact("a", "A2", "2026-02-01T00:00:00Z")],
+        &["a".into()],
+    );
+    assert_eq!(ids(&out), ["a"]);
+    assert_eq!(out[0].display_name(), Some("A2"));
+}
+
+#[test]
+fn a_materialised_folder_through_the_encoding_equals_the_folder() {
+    // What the binary does: remember, decode, apply a round.
+    let folder = vec![full(), contact("z", "Z", "2026-01-01T00:00:00Z")];
+    let rows: Vec<Remembered> = folder.iter().map(encode).collect();
+    let back = decode_all(&rows, &Book::default()).unwrap();
+    assert_eq!(back, folder);
+    let out = materialize(
+        back,
+        vec![contact("y", "Y", "2026-01-01T00:00:00Z")],
+        &["z".into()],
+    );
+    assert_eq!(ids(&out), ["AAMkADexample==", "y"]);
+    assert_eq!(out[0], folder[0]);
+}
+
+fn tagged(id: &str, sync: &str, title: &str) -> Contact {
+    let mut b = FieldsBuilder::new();
+    b.text(Field::DisplayName, "Ann Example")
+        .text(Field::JobTitle, title);
+    ContactParts {
+        id: id.into(),
+        etag: Some(format!("W/\"ck-{id}\"")),
+        last_modified_date_time: Some(t("2026-01-01T00:00:00Z")),
+        personal_notes: Some(format!(
+            "own text\r\nSyncId={sync};CreatedBy=a@contoso.com;LastUpdatedAt=2026-01-01T00:00:00.0000000Z;LastUpdatedBy=hub"
+        )),
+        private_flag: false,
+        fields: b.build(),
+    }
+    .into()
+}
+
+const S1: &str = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
+const S2: &str = "3f2504e0-4f89-11d3-9a0c-0305e82c3302";
+
+#[test]
+fn a_copy_with_its_book_entry_s_values_is_stored_without_them_and_shares_the_entry() {
+    let hub = vec![tagged("h1", S1, "Engineer"), tagged("h2", S2, "Lead")];
+    let book = Book::of(&hub);
+    assert_eq!(book.len(), 2);
+    let same = tagged("u1", S1, "Engineer");
+    let other = tagged("u2", S2, "Not the book's");
+    let (r_same, r_other) = (encode_with(&same, &book), encode_with(&other, &book));
+    assert!(r_same.data.len() + 10 < r_other.data.len(), "{r_same:?}");
+    assert_eq!(r_same.data[1] & 16, 16);
+    assert_eq!(r_other.data[1] & 16, 0);
+
+    // Through the stored entries, as the next run loads them.
+    let stored = book.entries();
+    assert_eq!(stored[0].2, "a@contoso.com");
+    let loaded = Book::from_entries(
+        stored
+            .iter()
+            .map(|(g, d, b)| (*g, d.as_slice(), b.as_str())),
+    );
+    let back = decode_all(&[r_same.clone(), r_other], &loaded).unwrap();
+    assert_eq!(back, vec![same, other]);
+    // Every copy decoded from one entry holds the entry's one block.
+    let again = decode_with(&r_same, &loaded).unwrap();
+    assert!(again.fields.same_block(&back[0].fields));
+
+    // Without its entry (another book, or an entry that did not decode) it cannot be reproduced.
+    assert_eq!(decode(&r_same), Err(DecodeError::Damaged));
+    let mut bad = stored.clone();
+    bad[0].1[0] = ENCODING_VERSION + 1;
+    let partial = Book::from_entries(bad.iter().map(|(g, d, b)| (*g, d.as_slice(), b.as_str())));
+    assert_eq!(partial.len(), 1);
+    assert_eq!(decode_with(&r_same, &partial), Err(DecodeError::Damaged));
+}
+
+#[test]
+fn a_book_entry_round_trips_and_refuses_an_unknown_version() {
+    let f = full().fields;
+    let data = encode_fields(&f);
+    assert_eq!(decode_fields(&data).unwrap(), f);
+    let mut v = data.clone();
+    v[0] = 9;
+    assert_eq!(decode_fields(&v), Err(DecodeError::UnknownVersion(9)));
+    let mut v = data;
+    v.push(1);
+    assert_eq!(decode_fields(&v), Err(DecodeError::Damaged));
+}

@@ -1,0 +1,38 @@
+//! App-wide pacing through the real binary (issue 14): with `AUTOMATION_SYNCCONTACTS_APP_BUDGET`
+//! set to the emulator's app limit (its stand-in for Graph's 130,000 requests per 10 s,
+//! graph-facts §6), a run that needs several windows' worth of requests waits for budget instead
+//! of being answered 429.
+
+use std::time::Duration;
+
+use graph_emulator::{EmulatorOptions, Limits};
+
+use crate::harness::{Emu, hub_with, one_tenant, scenario, sync, user, var};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lowered_app_budget_keeps_a_run_under_the_app_limit_without_a_429() {
+    const LIMIT: u64 = 30;
+    let mut users = vec![hub_with(None)];
+    users.extend((0..30).map(|n| user(&format!("user{n:02}@contoso.com"), vec![])));
+    let emu = Emu::start_with(
+        scenario(users),
+        EmulatorOptions {
+            seed: Some(7),
+            limits: Limits {
+                app_requests: LIMIT,
+                app_window: Duration::from_secs(10),
+                ..Limits::default()
+            },
+            ..EmulatorOptions::default()
+        },
+    )
+    .await;
+    let mut vars = one_tenant(&emu);
+    vars.push(var("AUTOMATION_SYNCCONTACTS_APP_BUDGET", LIMIT.to_string()));
+    let r = sync(&vars, &[]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let stats = emu.stats();
+    // Worth testing: the run needed more than one window of the app's budget.
+    assert!(stats.requests > LIMIT, "only {} requests", stats.requests);
+    assert_eq!(stats.throttled, 0, "{stats:?}");
+}
