@@ -120,7 +120,8 @@ def make_ci_issuer_key() -> tuple[str, str]:
 
 
 def ci_id_token(private_pem: str, subject: str = GITLAB_SUBJECT) -> str:
-    """A GitLab-style CI job id token (graph-facts §8: iss = GitLab URL, sub = project/ref)."""
+    """A GitLab-style CI job id token (docs/graph-facts.md §8: iss = GitLab URL, sub =
+    project/ref)."""
     import jwt
 
     now = int(time.time())
@@ -432,7 +433,8 @@ async def users_paging(c: Ctx) -> None:
 
     client, cred = graph_client(c)
     try:
-        # The documented advanced query: ConsistencyLevel: eventual + $count=true (graph-facts §4).
+        # The documented advanced query: ConsistencyLevel: eventual + $count=true
+        # (docs/graph-facts.md §4).
         query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
             filter="assignedLicenses/$count ne 0",
             count=True,
@@ -452,9 +454,9 @@ async def users_paging(c: Ctx) -> None:
         )
         users = []
         iterator = PageIterator(first, client.request_adapter)
-        # ConsistencyLevel is not carried in the nextLink: resend it on every page (graph-facts §3).
-        # (PageIterator.set_headers is broken in msgraph-core 1.5.2 — it calls
-        # HeadersCollection.add_all(**dict) — so the collection is filled directly.)
+        # ConsistencyLevel is not carried in the nextLink: resend it on every page
+        # (docs/graph-facts.md §3). (PageIterator.set_headers is broken in msgraph-core 1.5.2 — it
+        # calls HeadersCollection.add_all(**dict) — so the collection is filled directly.)
         iterator.headers.add("ConsistencyLevel", "eventual")
 
         def collect(user) -> bool:
@@ -563,7 +565,7 @@ async def contacts(c: Ctx) -> None:
         fetched = await item.get()
         check("GET by id sees the update", fetched.job_title == "Tester" and fetched.surname == "Conformance", fetched.job_title)
 
-        # A stale If-Match gives 412 ErrorIrresolvableConflict (graph-facts §1, §7).
+        # A stale If-Match gives 412 ErrorIrresolvableConflict (docs/graph-facts.md §1, §7).
         stale = RequestConfiguration()
         stale.headers.add("If-Match", f'W/"{created.change_key}"')
         try:
@@ -589,7 +591,7 @@ async def contacts(c: Ctx) -> None:
         except ODataError as e:
             check("deleted contact: 404 ErrorItemNotFound", e.response_status_code == 404 and e.error.code == "ErrorItemNotFound", (e.response_status_code, e.error and e.error.code))
 
-        # Errors parse into the SDK's ODataError with Graph's codes (graph-facts §7).
+        # Errors parse into the SDK's ODataError with Graph's codes (docs/graph-facts.md §7).
         # msgraph-core's telemetry middleware adds client-request-id only for Microsoft's Graph
         # hosts, so send one explicitly to see it echoed.
         with_id = RequestConfiguration()
@@ -709,7 +711,7 @@ async def batch(c: Ctx) -> None:
         err = parse("missing", ODataError)
         check("batch: failed item body parses as ODataError", err.error is not None and err.error.code == "ErrorInvalidUser", err)
 
-        # DELETE with If-Match inside a $batch (contact-delete.md; graph-facts §1, §7): the
+        # DELETE with If-Match inside a $batch (contact-delete.md; docs/graph-facts.md §1, §7): the
         # etag from before an update is stale (412), the current one deletes (204, no body), and
         # a second DELETE finds nothing (404).
         victim = created.id
@@ -779,8 +781,8 @@ async def delta(c: Ctx) -> None:
             [x.additional_data for x in removed],
         )
 
-        # A fresh round with `Prefer: odata.maxpagesize=7`, resent on every page (graph-facts
-        # §2): pages of at most 7, every remaining contact once.
+        # A fresh round with `Prefer: odata.maxpagesize=7`, resent on every page
+        # (docs/graph-facts.md §2): pages of at most 7, every remaining contact once.
         from kiota_abstractions.base_request_configuration import RequestConfiguration
 
         def prefer() -> RequestConfiguration:
@@ -920,7 +922,8 @@ async def throttling(c: Ctx) -> None:
         check("… the emulator saw the 429 and the retry", stats.get("throttled", 0) >= 1 and stats.get("requests") == 2, stats)
         check("… after waiting Retry-After (1 s)", waited >= 0.9, waited)
 
-        # 503 without Retry-After: the SDK backs off on its own and retries (graph-facts §6).
+        # 503 without Retry-After: the SDK backs off on its own and retries
+        # (docs/graph-facts.md §6).
         c.emu.control(
             "PUT",
             "/_emulator/faults",

@@ -1,5 +1,5 @@
 //! The v1.0 contact resource: which properties exist, what a write may carry, and how a stored
-//! contact is normalised and rendered (graph-facts §1, §9).
+//! contact is normalised and rendered (docs/graph-facts.md §1, §9).
 //!
 //! Everything here is pure JSON shaping. It never assigns ids, timestamps or change keys (the
 //! store does), and never relaxes a rule for a client's convenience: an unknown property, a wrong
@@ -36,9 +36,9 @@ pub const STRING_PROPS: &[&str] = &[
     "yomiSurname",
 ];
 
-/// String-collection properties with their caps. businessPhones ≤ 2 is observed (graph-facts §9,
-/// MGD-issue#560); homePhones ≤ 2 and imAddresses ≤ 3 are [UNCONF], taken by analogy because the
-/// stricter rule is the safer one to test against.
+/// String-collection properties with their caps. businessPhones ≤ 2 is observed
+/// (docs/graph-facts.md §9, MGD-issue#560); homePhones ≤ 2 and imAddresses ≤ 3 are [UNCONF], taken
+/// by analogy because the stricter rule is the safer one to test against.
 pub const STRING_COLLECTIONS: &[(&str, &str, usize)] = &[
     ("businessPhones", "BusinessPhones", 2),
     ("homePhones", "HomePhones", 2),
@@ -47,7 +47,7 @@ pub const STRING_COLLECTIONS: &[(&str, &str, usize)] = &[
     ("children", "Children", usize::MAX),
 ];
 
-/// emailAddresses ≤ 3 (graph-facts §9, MGD-issue#560).
+/// emailAddresses ≤ 3 (docs/graph-facts.md §9, MGD-issue#560).
 pub const MAX_EMAILS: usize = 3;
 
 pub const ADDRESS_PROPS: &[&str] = &["businessAddress", "homeAddress", "otherAddress"];
@@ -83,7 +83,7 @@ fn body_error(message: impl Into<String>) -> ContactError {
 
 /// Validates a POST/PATCH body and returns it normalised (only writable properties, each in its
 /// stored form). `parentFolderId` is accepted and dropped: the folder is the one in the URL
-/// (moving by PATCHing it is unreliable on Graph, graph-facts §1).
+/// (moving by PATCHing it is unreliable on Graph, docs/graph-facts.md §1).
 pub fn validate_write(body: &Map<String, Value>) -> Result<Map<String, Value>, ContactError> {
     let mut out = Map::new();
     for (key, value) in body {
@@ -235,9 +235,9 @@ fn normalise_emails(value: &Value) -> Result<Value, ContactError> {
             expect_string_or_null(k, v)?;
         }
         let address = obj.get("address").cloned().unwrap_or(Value::Null);
-        // Graph's behaviour for an omitted name is [UNCONF] (graph-facts §9); contacts created
-        // through Outlook come back with name = address, so that is what we store: a client that
-        // compares names verbatim finds out here rather than in production.
+        // Graph's behaviour for an omitted name is [UNCONF] (docs/graph-facts.md §9); contacts
+        // created through Outlook come back with name = address, so that is what we store: a client
+        // that compares names verbatim finds out here rather than in production.
         let name = match obj.get("name") {
             Some(Value::String(s)) => Value::String(s.clone()),
             _ => address.clone(),
@@ -264,7 +264,7 @@ fn normalise_address(key: &str, value: &Value) -> Result<Value, ContactError> {
             )));
         }
         expect_string_or_null(k, v)?;
-        // Address objects only contain the keys that are set (graph-facts §9).
+        // Address objects only contain the keys that are set (docs/graph-facts.md §9).
         if let Value::String(s) = v
             && !s.is_empty()
         {
@@ -275,8 +275,8 @@ fn normalise_address(key: &str, value: &Value) -> Result<Value, ContactError> {
 }
 
 /// `birthday` is a DateTimeOffset. A date-only value is stored at 11:59 UTC of that day: the
-/// exact time Exchange stores is [UNCONF] (graph-facts §1), and storing a time a client did not
-/// send forces it to compare birthdays by calendar date, as the facts advise.
+/// exact time Exchange stores is [UNCONF] (docs/graph-facts.md §1), and storing a time a client did
+/// not send forces it to compare birthdays by calendar date, as the facts advise.
 fn normalise_birthday(value: &Value) -> Result<Value, ContactError> {
     let s = match value {
         Value::Null => return Ok(Value::Null),
@@ -301,7 +301,7 @@ pub fn format_ts(ts: jiff::Timestamp) -> String {
 
 /// A fully populated stored contact from normalised writable properties: every property present,
 /// unset collections `[]`, unset strings `null` (but `fileAs` `""`), unset addresses `{}`
-/// (graph-facts §9).
+/// (docs/graph-facts.md §9).
 pub fn fill_defaults(c: &mut Map<String, Value>) {
     for p in STRING_PROPS {
         c.entry(*p).or_insert(Value::Null);
@@ -335,7 +335,7 @@ pub fn composed_display_name(c: &Map<String, Value>) -> Option<String> {
 
 /// Renders a stored contact: `@odata.etag` from the changeKey, then either every property or
 /// only `$select`ed ones (`id` and `@odata.etag` are always present on Outlook items,
-/// graph-facts §3). Extended properties are never rendered here: only an `$expand` by id
+/// docs/graph-facts.md §3). Extended properties are never rendered here: only an `$expand` by id
 /// returns them (`extprops::Expand::apply`).
 pub fn render(stored: &Map<String, Value>, select: Option<&[String]>) -> Map<String, Value> {
     let mut out = Map::new();
@@ -365,7 +365,7 @@ pub fn render(stored: &Map<String, Value>, select: Option<&[String]>) -> Map<Str
     out
 }
 
-/// `@odata.etag` is the weak ETag of the changeKey (graph-facts §1).
+/// `@odata.etag` is the weak ETag of the changeKey (docs/graph-facts.md §1).
 pub fn etag(change_key: &str) -> String {
     format!("W/\"{change_key}\"")
 }
@@ -381,8 +381,8 @@ pub fn if_match_ok(header: &str, change_key: &str) -> bool {
     })
 }
 
-/// The personalNotes list-response bug (graph-facts §9, MGDold-issue#17598): notes starting with
-/// a line break come back from *list* requests with line breaks removed and cut to 256 chars;
+/// The personalNotes list-response bug (docs/graph-facts.md §9, MGDold-issue#17598): notes starting
+/// with a line break come back from *list* requests with line breaks removed and cut to 256 chars;
 /// GET by id returns them intact.
 pub fn list_notes_quirk(c: &mut Map<String, Value>) {
     if let Some(Value::String(notes)) = c.get("personalNotes")

@@ -1,6 +1,6 @@
-//! Control-plane endpoints for the realism features (EMULATOR.md §4): replace the fault plan,
-//! expire delta tokens, and edit or move a contact as its owner would mid-run (`touch`,
-//! `move`), for tests of a client's concurrency and delta handling.
+//! Control-plane endpoints for the realism features (crates/graph-emulator/README.md,
+//! "Control plane"): replace the fault plan, expire delta tokens, and edit or move a contact as its
+//! owner would mid-run (`touch`, `move`), for tests of a client's concurrency and delta handling.
 //!
 //! These are test instruments, never part of the Graph surface: no auth, plain JSON errors, and
 //! they must never be reachable under `/v1.0`.
@@ -49,8 +49,8 @@ pub async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
 /// `SyncStateNotFound` (the default, as observed) or 410 with a `Location` header naming a fresh
 /// initial delta request (the documented "synchronization reset"). With `"mailbox": "<upn or
 /// id>"` only that mailbox's tokens are forgotten (Outlook keeps sync states per mailbox, so one
-/// mailbox's can be evicted while the others' live on, graph-facts §2) and the answer is 200
-/// `{"expired": N}`, the number of tokens (skip and delta) forgotten; an unknown user or one
+/// mailbox's can be evicted while the others' live on, docs/graph-facts.md §2) and the answer is
+/// 200 `{"expired": N}`, the number of tokens (skip and delta) forgotten; an unknown user or one
 /// without a mailbox is 404.
 pub async fn expire_delta(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     #[derive(serde::Deserialize)]
@@ -158,8 +158,8 @@ pub async fn touch(
 /// `POST /_emulator/users/{upn}/contacts/{cid}/move` with `{"destinationId": "<folder id>"}`:
 /// moves the contact to another folder of its mailbox as a user dragging it in Outlook would.
 /// The source folder's delta then reports it `@removed` and the destination's as new
-/// (graph-facts §2 [UNCONF] for the reason). Its id is kept, as with `Prefer:
-/// IdType="ImmutableId"` (graph-facts §1); its version moves.
+/// (docs/graph-facts.md §2 [UNCONF] for the reason). Its id is kept, as with `Prefer:
+/// IdType="ImmutableId"` (docs/graph-facts.md §1); its version moves.
 pub async fn move_contact(
     State(shared): State<Arc<Shared>>,
     Path((upn, cid)): Path<(String, String)>,

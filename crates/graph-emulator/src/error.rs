@@ -1,9 +1,9 @@
-//! Graph's error envelope (graph-facts §7) and the constructors for the errors the emulator
+//! Graph's error envelope (docs/graph-facts.md §7) and the constructors for the errors the emulator
 //! answers with, so every surface spells a given situation the same way.
 //!
-//! Codes and messages are Graph's, quoted from graph-facts §7; this module must never invent a
-//! friendlier shape. The envelope's `innerError` (request-id, date, client-request-id) is filled in
-//! by the dispatcher, which knows the request.
+//! Codes and messages are Graph's, quoted from docs/graph-facts.md §7; this module must never
+//! invent a friendlier shape. The envelope's `innerError` (request-id, date, client-request-id) is
+//! filled in by the dispatcher, which knows the request.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -42,10 +42,10 @@ impl GraphError {
         json!({"error": {"code": self.code, "message": self.message, "innerError": inner}})
     }
 
-    // --- 401 (graph-facts §7) ---
+    // --- 401 (docs/graph-facts.md §7) ---
 
     fn unauthenticated(message: &str) -> Self {
-        // The WWW-Authenticate value Graph sends with a 401 (graph-facts §7, tdi #24).
+        // The WWW-Authenticate value Graph sends with a 401 (docs/graph-facts.md §7, tdi #24).
         GraphError::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", message).with_header(
             "www-authenticate",
             "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
@@ -73,7 +73,7 @@ impl GraphError {
             "Access is denied. Check credentials and try again.",
         )
     }
-    /// Application access policy denial (graph-facts §10, auth-limit-mailbox-access.md).
+    /// Application access policy denial (docs/graph-facts.md §10, auth-limit-mailbox-access.md).
     pub fn odata_disabled() -> Self {
         GraphError::new(
             StatusCode::FORBIDDEN,
@@ -131,7 +131,7 @@ impl GraphError {
         Self::bad_request("Request_UnsupportedQuery", message)
     }
     pub fn invalid_filter() -> Self {
-        // MGDold-issue#2933 (graph-facts §3).
+        // MGDold-issue#2933 (docs/graph-facts.md §3).
         Self::bad_request(
             "ErrorInvalidUrlQueryFilter",
             "The query filter contains one or more invalid nodes.",
@@ -151,7 +151,7 @@ impl GraphError {
                 "Specified HTTP method is not allowed for the request target.",
             )
         } else {
-            // MGDold-issue#2188 (graph-facts §1).
+            // MGDold-issue#2188 (docs/graph-facts.md §1).
             GraphError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "ErrorInvalidRequest",
@@ -160,8 +160,8 @@ impl GraphError {
         }
     }
     pub fn folder_exists() -> Self {
-        // Status is reported as 400 by some and 409 by others [OBS/UNCONF] (graph-facts §2);
-        // clients must branch on the code.
+        // Status is reported as 400 by some and 409 by others [OBS/UNCONF]
+        // (docs/graph-facts.md §2); clients must branch on the code.
         GraphError::new(
             StatusCode::CONFLICT,
             "ErrorFolderExists",

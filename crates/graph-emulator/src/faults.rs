@@ -1,6 +1,7 @@
-//! The fault plan (EMULATOR.md §5): a list of rules that make chosen Graph requests fail, slow
-//! down, lose their connection, or lose their answer after the write was applied, so a client's
-//! retry and idempotency logic can be proven against the failures real tenants produce.
+//! The fault plan (crates/graph-emulator/README.md, "Limits and faults"): a list of rules that make
+//! chosen Graph requests fail, slow down, lose their connection, or lose their answer after the
+//! write was applied, so a client's retry and idempotency logic can be proven against the failures
+//! real tenants produce.
 //!
 //! It is deterministic: for a given plan (including its `seed`) and a given order of requests, the
 //! same requests get the same actions, so a failing run can be replayed exactly. Probability rules
@@ -94,7 +95,7 @@ pub enum FaultAction {
 }
 
 /// Statuses a fault may answer with: the throttling and server errors Graph produces
-/// (graph-facts §6: 429, 503, 504; 500 and 502 from the gateway).
+/// (docs/graph-facts.md §6: 429, 503, 504; 500 and 502 from the gateway).
 pub const FAULT_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -383,9 +384,9 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Graph's error code and message for a fault status (graph-facts §6/§7). 429 uses the documented
-/// sample (`TooManyRequests` "Please retry again later."); the 5xx codes follow errors.md's
-/// generic codes, their exact wording is \[UNCONF\].
+/// Graph's error code and message for a fault status (docs/graph-facts.md §6/§7). 429 uses the
+/// documented sample (`TooManyRequests` "Please retry again later."); the 5xx codes follow
+/// errors.md's generic codes, their exact wording is \[UNCONF\].
 pub fn status_error(status: u16) -> (&'static str, &'static str) {
     match status {
         429 => ("TooManyRequests", "Please retry again later."),

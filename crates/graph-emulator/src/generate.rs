@@ -1,6 +1,6 @@
-//! Deterministic synthetic scenarios (`graph-emulator generate`, EMULATOR.md §1): one tenant, one
-//! app with both permissions and a secret, an empty unlicensed hub mailbox, and N licensed users
-//! with M contacts each, drawn from a pool of P people.
+//! Deterministic synthetic scenarios (`graph-emulator generate`, crates/graph-emulator/README.md,
+//! "Binary"): one tenant, one app with both permissions and a secret, an empty unlicensed hub
+//! mailbox, and N licensed users with M contacts each, drawn from a pool of P people.
 //!
 //! Same options, same bytes: everything comes from one `SmallRng` seeded with `seed` (its stream
 //! is pinned by Cargo.lock, not guaranteed across rand versions) and a fixed base date. This module
@@ -296,7 +296,8 @@ fn person(rng: &mut SmallRng, index: usize) -> Map<String, Value> {
     c
 }
 
-/// An edited copy: another phone or a new job title (EMULATOR.md §1 `--edits`).
+/// An edited copy: another phone or a new job title (crates/graph-emulator/README.md, "Binary"
+/// `--edits`).
 fn edit(rng: &mut SmallRng, c: &mut Map<String, Value>) {
     match rng.random_range(0..3) {
         0 => {
@@ -376,7 +377,7 @@ pub fn generate(opts: &GenerateOptions) -> Scenario {
         user_principal_name: format!("hub@{DOMAIN}"),
         display_name: Some("All Contacts Hub".into()),
         mail: Some(format!("hub@{DOMAIN}")),
-        // Shared mailboxes are unlicensed and usually blocked for sign-in (graph-facts §4).
+        // Shared mailboxes are unlicensed and usually blocked for sign-in (docs/graph-facts.md §4).
         account_enabled: Some(false),
         assigned_licenses: vec![],
         mailbox: Some(true),

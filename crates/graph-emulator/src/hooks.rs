@@ -87,7 +87,8 @@ pub fn before_execute(shared: &Shared, ctx: &RequestContext) -> Result<Admission
 }
 
 /// Runs after a request executed (its effects are in the store). The fault plan's "apply, then
-/// answer 504 / drop the connection" (the ambiguous write, EMULATOR.md §5) replaces the answer.
+/// answer 504 / drop the connection" (the ambiguous write, crates/graph-emulator/README.md,
+/// "Limits and faults") replaces the answer.
 pub fn after_execute(
     shared: &Shared,
     ctx: &RequestContext,

@@ -1,6 +1,6 @@
 //! The Microsoft identity platform stand-in: `POST /{tenant}/oauth2/v2.0/token`
 //! (client credentials), the OpenID discovery document, and verification of the access tokens it
-//! issues when they come back on the Graph surface (graph-facts §8).
+//! issues when they come back on the Graph surface (docs/graph-facts.md §8).
 //!
 //! Errors use the identity platform's shape with the real AADSTS codes, because clients (and
 //! MSAL) branch on them. This module never accepts a credential it cannot check: a client
@@ -67,7 +67,7 @@ impl Principal {
     }
 }
 
-/// An identity-platform error (graph-facts §8 body shape).
+/// An identity-platform error (docs/graph-facts.md §8 body shape).
 #[derive(Debug, Clone)]
 pub struct TokenError {
     pub status: StatusCode,
@@ -118,7 +118,7 @@ impl TokenError {
     }
 
     fn bad_secret(client_id: &str) -> Self {
-        // Observed as 401 invalid_client although the doc says 400 (graph-facts §8).
+        // Observed as 401 invalid_client although the doc says 400 (docs/graph-facts.md §8).
         Self::new(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -510,7 +510,7 @@ pub fn instance_discovery(query: Option<&str>, base_url: &str) -> Response {
     .into_response()
 }
 
-/// Verifies the bearer token of a Graph request (graph-facts §7 401 cases).
+/// Verifies the bearer token of a Graph request (docs/graph-facts.md §7 401 cases).
 pub fn verify_access_token(
     shared: &Shared,
     headers: &HeaderMap,

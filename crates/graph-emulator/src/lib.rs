@@ -1,5 +1,6 @@
 //! graph-emulator: a local stand-in for Microsoft Graph v1.0 and the identity platform's token
-//! endpoint, for synccontacts' tests, benchmark and demo (contract: EMULATOR.md).
+//! endpoint, for synccontacts' tests, benchmark and demo (contract:
+//! crates/graph-emulator/README.md).
 //!
 //! Start one in-process with [`start`]; it listens on `127.0.0.1:0` and serves Graph at
 //! `{url}/v1.0/…`, tokens at `{url}/{tenant}/oauth2/v2.0/token` and the control plane at
@@ -65,7 +66,8 @@ pub struct EmulatorOptions {
     pub listen: Option<SocketAddr>,
     /// Seed for server-generated ids and change keys; `None` picks a random one.
     pub seed: Option<u64>,
-    /// Outlook and Graph limits (EMULATOR.md §5); on by default, `Limits::off()` to disable.
+    /// Outlook and Graph limits (crates/graph-emulator/README.md, "Limits and faults"); on by
+    /// default, `Limits::off()` to disable.
     pub limits: Limits,
     /// Fault plan (`--faults FILE`).
     pub faults: Option<FaultPlan>,

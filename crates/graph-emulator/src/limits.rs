@@ -1,5 +1,5 @@
-//! Outlook's service limits (graph-facts §6), on by default: at most 4 requests in flight per
-//! (app, mailbox), a request budget per (app, mailbox) per window (10,000 per 10 minutes), and
+//! Outlook's service limits (docs/graph-facts.md §6), on by default: at most 4 requests in flight
+//! per (app, mailbox), a request budget per (app, mailbox) per window (10,000 per 10 minutes), and
 //! Graph's global per-app budget (130,000 per 10 s). A client that passes against these limits
 //! will not be throttled into failure by a real tenant.
 //!
@@ -66,16 +66,16 @@ impl Throttle {
     /// Graph error code for the 429 body.
     pub fn code(&self) -> &'static str {
         match self {
-            // Outlook-sourced 429s (graph-facts §6 [OBS]).
+            // Outlook-sourced 429s (docs/graph-facts.md §6 [OBS]).
             Throttle::MailboxConcurrency | Throttle::MailboxBudget { .. } => "ApplicationThrottled",
-            // The documented generic 429 sample (graph-facts §6 [DOC]).
+            // The documented generic 429 sample (docs/graph-facts.md §6 [DOC]).
             Throttle::AppBudget { .. } => "TooManyRequests",
         }
     }
 
     pub fn message(&self) -> &'static str {
         match self {
-            // Exact text observed from Outlook (graph-facts §6 [OBS]).
+            // Exact text observed from Outlook (docs/graph-facts.md §6 [OBS]).
             Throttle::MailboxConcurrency => "Application is over its MailboxConcurrency limit.",
             // Wording by analogy with the concurrency and IncomingBytes messages [UNCONF].
             Throttle::MailboxBudget { .. } => "Application is over its MailboxRequests limit.",
@@ -84,8 +84,8 @@ impl Throttle {
     }
 
     /// `Retry-After` seconds, when the emulator sends one. The concurrency 429 carries none:
-    /// Outlook 429s without Retry-After are observed (graph-facts §6, outlook-dev-docs #144), and
-    /// a client must fall back to its own backoff for them.
+    /// Outlook 429s without Retry-After are observed (docs/graph-facts.md §6,
+    /// outlook-dev-docs #144), and a client must fall back to its own backoff for them.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Throttle::MailboxConcurrency => None,
@@ -112,8 +112,8 @@ impl Window {
                 count: 0,
             }),
         };
-        // Graph keeps counting while a client is throttled (throttling.md, graph-facts §6), so a
-        // refused request still uses up budget.
+        // Graph keeps counting while a client is throttled (throttling.md, docs/graph-facts.md §6),
+        // so a refused request still uses up budget.
         w.count += 1;
         if w.count > cap {
             let left = len.saturating_sub(now.saturating_duration_since(w.start));

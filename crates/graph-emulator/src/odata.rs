@@ -1,6 +1,6 @@
 //! OData query options as Graph accepts them on the surfaces we serve: `$select`, `$top`,
 //! `$skip`, `$skiptoken`, `$count`, and the few `$filter` forms that are documented for contacts,
-//! contact folders and users (graph-facts §3, §4).
+//! contact folders and users (docs/graph-facts.md §3, §4).
 //!
 //! Parsing only: this module decides what a query *means* or that it is unsupported, never what
 //! the data is. It accepts nothing outside the documented forms, so a client that relies on an
@@ -48,7 +48,8 @@ impl Query {
     }
 
     /// An absolute next link: `base` + the path as the client sent it + this query with `key`
-    /// replaced by `value`. Built from the request's host (graph-facts §3: follow verbatim).
+    /// replaced by `value`. Built from the request's host (docs/graph-facts.md §3: follow
+    /// verbatim).
     pub fn next_link(&self, base_url: &str, raw_path: &str, key: &str, value: &str) -> String {
         let mut out = format!("{base_url}{raw_path}?");
         let mut first = true;
@@ -386,7 +387,7 @@ pub enum UserFilter {
 
 impl UserFilter {
     /// Whether the docs require `ConsistencyLevel: eventual` + `$count=true` (aad-advanced-queries.md:
-    /// `ne`, `not` and `/$count` on assignedLicenses are advanced-only, graph-facts §4).
+    /// `ne`, `not` and `/$count` on assignedLicenses are advanced-only, docs/graph-facts.md §4).
     pub fn needs_advanced(&self) -> bool {
         !matches!(self, UserFilter::HasSku(_))
     }

@@ -210,7 +210,8 @@ fn fault_refusal(status: u16, retry_after: Option<f64>) -> Refusal {
     let (code, message) = status_error(status);
     let mut headers = vec![];
     if let Some(s) = retry_after {
-        // Graph sends integers and decimals (e.g. `2.128`, graph-facts §6); keep what the plan says.
+        // Graph sends integers and decimals (e.g. `2.128`, docs/graph-facts.md §6); keep what the
+        // plan says.
         let v = if s.fract() == 0.0 {
             format!("{}", s as u64)
         } else {
@@ -257,8 +258,8 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::AtomicUsize;
 
-    /// Graph's error envelope (graph-facts §7) with `request-id` / `client-request-id` headers, for
-    /// callers that have no envelope of their own.
+    /// Graph's error envelope (docs/graph-facts.md §7) with `request-id` / `client-request-id`
+    /// headers, for callers that have no envelope of their own.
     fn graph_error(
         status: StatusCode,
         code: &str,

@@ -1,5 +1,5 @@
-//! The scenario file (EMULATOR.md §2): the tenants, apps, users and mailbox contents an emulator
-//! starts from, and the format `GET /_emulator/state` exports.
+//! The scenario file (crates/graph-emulator/README.md, "Scenario file"): the tenants, apps, users
+//! and mailbox contents an emulator starts from, and the format `GET /_emulator/state` exports.
 //!
 //! Parsing is strict: an unknown field anywhere is an error that names its path
 //! (`tenants[0].apps[0].clientSecrt: unknown field ...`), because a typo that silently drops a
@@ -19,7 +19,7 @@ use crate::contact;
 pub struct Scenario {
     #[serde(default)]
     pub tenants: Vec<Tenant>,
-    /// Lifetime of issued access tokens; Graph's usual value is 3599 (graph-facts §8).
+    /// Lifetime of issued access tokens; Graph's usual value is 3599 (docs/graph-facts.md §8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_lifetime_seconds: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,7 +30,8 @@ pub struct Scenario {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Quirks {
-    /// Create drops `personalNotes` (a client must re-write them after create; SPEC 2.7).
+    /// Create drops `personalNotes` (a client must re-write them after create;
+    /// docs/compatibility.md §7).
     #[serde(default)]
     pub ignore_notes_on_create: bool,
 }
@@ -95,7 +96,7 @@ pub struct App {
     #[serde(default)]
     pub roles: Vec<String>,
     /// Exchange application access policy: when present, only these mailboxes (UPN, mail or id)
-    /// are reachable (graph-facts §10).
+    /// are reachable (docs/graph-facts.md §10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailbox_scope: Option<Vec<String>>,
 }
@@ -116,8 +117,8 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// A federated identity credential (graph-facts §8): a token from `issuer` with exactly this
-/// `subject` and `audience`, signed by the key in `jwksPem`.
+/// A federated identity credential (docs/graph-facts.md §8): a token from `issuer` with exactly
+/// this `subject` and `audience`, signed by the key in `jwksPem`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Federated {
@@ -150,7 +151,7 @@ pub struct User {
     #[serde(default)]
     pub contact_folders: Vec<ContactFolder>,
     /// Contact groups (distribution lists) in the default folder: they take `$top`/`$skip` slots
-    /// and count in `@odata.count` but are never returned by `/contacts` (graph-facts §3).
+    /// and count in `@odata.count` but are never returned by `/contacts` (docs/graph-facts.md §3).
     /// Additive to the §2 format.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contact_groups: Vec<ContactGroup>,

@@ -31,9 +31,10 @@ pub struct Shared {
     pub clock: Clock,
     /// HS256 key for access tokens; random per emulator, so another instance's tokens are foreign.
     pub jwt_key: Vec<u8>,
-    /// Fault plan, Outlook limits and service time (EMULATOR.md §5).
+    /// Fault plan, Outlook limits and service time (crates/graph-emulator/README.md,
+    /// "Limits and faults").
     pub realism: Realism,
-    /// Delta sync states (graph-facts §2).
+    /// Delta sync states (docs/graph-facts.md §2).
     pub delta: DeltaStore,
     /// Access tokens (`uti`) expired early by the fault plan.
     pub revoked: Mutex<HashSet<String>>,
@@ -77,7 +78,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// `scheme://host` as the client addressed us (paging links must use it, graph-facts §3).
+/// `scheme://host` as the client addressed us (paging links must use it, docs/graph-facts.md §3).
 pub fn base_url(shared: &Shared, headers: &HeaderMap, uri: &Uri) -> String {
     let host = headers
         .get(header::HOST)

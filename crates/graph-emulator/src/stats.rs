@@ -1,5 +1,6 @@
-//! Request accounting for the control plane (`GET /_emulator/stats`, EMULATOR.md §4): what the
-//! client sent, per mailbox and per `User-Agent`, and how many ran at once.
+//! Request accounting for the control plane (`GET /_emulator/stats`,
+//! crates/graph-emulator/README.md, "Control plane"): what the client sent, per mailbox and per
+//! `User-Agent`, and how many ran at once.
 //!
 //! It only counts; it never decides whether a request may run (that is the limits layer's job,
 //! which reads the in-flight numbers kept here).
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-/// The stats document (stable shape, EMULATOR.md §4).
+/// The stats document (stable shape, crates/graph-emulator/README.md, "Control plane").
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
@@ -55,9 +56,10 @@ pub struct MailboxStats {
     #[serde(rename = "maxInFlight")]
     pub max_in_flight: u64,
     /// Requests that repeated a request answered 429 with `Retry-After` (same method, path,
-    /// query and body) before that `Retry-After` had passed on the emulator clock (RELIABILITY
-    /// I5). Only exact repeats count: another request already on its way when the 429 was sent
-    /// cannot have known about it, so counting it would accuse a well-behaved client.
+    /// query and body) before that `Retry-After` had passed on the emulator clock
+    /// (docs/reliability.md I5). Only exact repeats count: another request already on its way when
+    /// the 429 was sent cannot have known about it, so counting it would accuse a well-behaved
+    /// client.
     #[serde(rename = "earlyRetries", default)]
     pub early_retries: u64,
     /// Bytes of response bodies sent for requests to this mailbox. A `$batch` is attributed here

@@ -24,7 +24,7 @@ pub struct Variants {
     /// normalisation, `Integer 0x0036` → `Integer 0x36`).
     pub extended_property_ids_as_sent: bool,
     /// Every contact create or update through the API is followed by a change key bump with the
-    /// fields unchanged, as Exchange's background processing does (graph-facts §1 \[OBS\]);
+    /// fields unchanged, as Exchange's background processing does (docs/graph-facts.md §1 \[OBS\]);
     /// default: the change key a write returns stays current until the next write.
     pub change_key_bump: bool,
     /// With the bump, `lastModifiedDateTime` moves too (unknown for contacts; default: it stays).

@@ -1,4 +1,4 @@
-//! Token providers for app-only auth (client credentials, graph-facts §8): client secret,
+//! Token providers for app-only auth (client credentials, docs/graph-facts.md §8): client secret,
 //! certificate (a client assertion JWT we sign, see `certificate`), or a federated assertion
 //! (e.g. a CI job's OIDC token) that the caller's [`AssertionSource`] supplies fresh at every
 //! token request.
@@ -34,7 +34,7 @@ use crate::halt::{Endpoint, Halt, describe};
 use crate::retry::{Decision, Failure, Idempotency, RetryPolicy, parse_retry_after};
 use crate::secret::{Redactor, Secret};
 
-/// How the app proves its identity (SPEC §6: exactly one per tenant).
+/// How the app proves its identity (docs/sync-rules.md §6: exactly one per tenant).
 #[derive(Clone)]
 pub enum Credential {
     /// A client secret.
@@ -98,7 +98,7 @@ impl fmt::Debug for AssertionSource {
 }
 
 /// Signature algorithm of a certificate client assertion. The current Entra docs use PS256 with
-/// `x5t#S256`; RS256 is the older form, still accepted (graph-facts §8).
+/// `x5t#S256`; RS256 is the older form, still accepted (docs/graph-facts.md §8).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AssertionAlgorithm {
     #[default]
@@ -112,7 +112,8 @@ pub enum AssertionAlgorithm {
 pub struct TokenInfo {
     pub expires_at: Timestamp,
     /// App roles (`roles` claim). Grants made through Exchange RBAC for Applications do **not**
-    /// appear here (graph-facts §10), so never refuse to run because a Contacts role is missing.
+    /// appear here (docs/graph-facts.md §10), so never refuse to run because a Contacts role is
+    /// missing.
     pub roles: Vec<String>,
     /// The `tid` claim: the tenant's id (a GUID) even when the client was configured with one of
     /// its domain names, so a caller can bind what it stores to the tenant itself.
@@ -152,7 +153,7 @@ pub fn token_info(access_token: &Secret, expires_at: Timestamp) -> TokenInfo {
 }
 
 /// The credential, resolved at construction so a bad certificate file is a configuration error
-/// before any request (RELIABILITY I6).
+/// before any request (docs/reliability.md I6).
 enum ResolvedCredential {
     Secret(Secret),
     Certificate(LoadedCertificate),

@@ -1,4 +1,5 @@
-//! JSON batching (`POST /v1.0/$batch`, graph-facts §5): request assembly and response parsing.
+//! JSON batching (`POST /v1.0/$batch`, docs/graph-facts.md §5): request assembly and response
+//! parsing.
 //!
 //! Items use relative URLs (`/users/{id}/…`), unique string ids, no `dependsOn` (every write is
 //! independent, so the batch is fully parallel as the docs recommend); responses are matched by
@@ -13,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{ErrorKind, GraphError};
 
-/// Graph's limit of requests per batch (graph-facts §5).
+/// Graph's limit of requests per batch (docs/graph-facts.md §5).
 pub const MAX_BATCH: usize = 20;
 
 /// One request inside a batch. It borrows its URL, headers and body from the write it
@@ -30,7 +31,7 @@ pub struct BatchItem<'a> {
 }
 
 /// The `$batch` request body, serialized. A body requires a `Content-Type` header
-/// (graph-facts §5); it is added when missing.
+/// (docs/graph-facts.md §5); it is added when missing.
 pub fn request_body(items: &[BatchItem<'_>]) -> Vec<u8> {
     #[derive(Serialize)]
     struct Outer<'b, 'a> {

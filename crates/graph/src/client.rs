@@ -49,7 +49,7 @@ pub struct ClientConfig {
     /// Extra CA certificate(s) in PEM to trust besides the system roots (a TLS-intercepting
     /// proxy, a test endpoint).
     pub extra_ca_pem: Option<Vec<u8>>,
-    /// Requests in flight per mailbox; Outlook's limit is 4 (graph-facts §6).
+    /// Requests in flight per mailbox; Outlook's limit is 4 (docs/graph-facts.md §6).
     pub per_mailbox_concurrency: usize,
     /// Requests in flight in total.
     pub global_concurrency: usize,
@@ -66,8 +66,8 @@ pub struct ClientConfig {
     /// under a second; 10 s leaves room for a slow proxy while a black-holed endpoint costs the
     /// circuit breaker 10 s per attempt, not 30.
     pub connect_timeout: Duration,
-    /// The app-wide request budget (Graph: 130,000 per 10 s per app, graph-facts §6), applied
-    /// before sending so Graph never has to answer 429 for it. See [`crate::pacing`].
+    /// The app-wide request budget (Graph: 130,000 per 10 s per app, docs/graph-facts.md §6),
+    /// applied before sending so Graph never has to answer 429 for it. See [`crate::pacing`].
     pub app_budget: RequestBudget,
     /// Where the app budget is kept: give every client of the process a clone of one value, so
     /// all clients with the same client id (all tenants of a run) share one budget. The default
@@ -182,7 +182,7 @@ impl fmt::Debug for GraphClient {
 
 impl GraphClient {
     /// Validates the configuration and loads the credential (reads the certificate file), without
-    /// any network request (RELIABILITY I6).
+    /// any network request (docs/reliability.md I6).
     pub fn new(cfg: ClientConfig) -> Result<Self, GraphError> {
         crate::auth::install_crypto_provider();
         if cfg.tenant.trim().is_empty() {

@@ -1,9 +1,9 @@
 //! Where the client talks to: login and Graph roots per national cloud, or explicit roots.
 //!
-//! Both are *roots* (SPEC §6): the client appends `/{tenant}/oauth2/v2.0/token` and `/v1.0/…`
-//! and asks for the scope `<graph root>/.default`. Plain `http://` is refused unless the host is
-//! a loopback address, so a bearer token or a client secret never crosses a network in clear
-//! text. This module only builds and validates URLs; it must never make a request.
+//! Both are *roots* (docs/sync-rules.md §6): the client appends `/{tenant}/oauth2/v2.0/token` and
+//! `/v1.0/…` and asks for the scope `<graph root>/.default`. Plain `http://` is refused unless the
+//! host is a loopback address, so a bearer token or a client secret never crosses a network in
+//! clear text. This module only builds and validates URLs; it must never make a request.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -13,7 +13,7 @@ use url::Url;
 
 use crate::error::GraphError;
 
-/// A Microsoft cloud (graph-facts §8 table, `MGD: concepts/deployments.md`). Tokens are not
+/// A Microsoft cloud (docs/graph-facts.md §8 table, `MGD: concepts/deployments.md`). Tokens are not
 /// interchangeable across clouds, so login and Graph hosts always come as a pair.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Cloud {
@@ -51,7 +51,7 @@ impl Cloud {
         }
     }
 
-    /// The configuration spelling (SPEC §6 `Cloud`).
+    /// The configuration spelling (docs/sync-rules.md §6 `Cloud`).
     pub fn name(self) -> &'static str {
         match self {
             Cloud::Global => "Global",
@@ -71,7 +71,8 @@ impl fmt::Display for Cloud {
 impl FromStr for Cloud {
     type Err = GraphError;
 
-    /// Accepts the SPEC §6 names case-insensitively (`Global`, `USGov`, `USGovDoD`, `China`).
+    /// Accepts the docs/sync-rules.md §6 names case-insensitively (`Global`, `USGov`, `USGovDoD`,
+    /// `China`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "global" | "" => Ok(Cloud::Global),
@@ -112,7 +113,8 @@ impl Endpoints {
         })
     }
 
-    /// `<login>/<tenant>/oauth2/v2.0/token` — also the `aud` of a client assertion (graph-facts §8).
+    /// `<login>/<tenant>/oauth2/v2.0/token` — also the `aud` of a client assertion
+    /// (docs/graph-facts.md §8).
     pub fn token_url(&self, tenant: &str) -> Result<Url, GraphError> {
         let mut u = self.login.clone();
         u.path_segments_mut()
@@ -122,7 +124,7 @@ impl Endpoints {
         Ok(u)
     }
 
-    /// `<graph root>/.default` (graph-facts §8: one resource, `/.default`).
+    /// `<graph root>/.default` (docs/graph-facts.md §8: one resource, `/.default`).
     pub fn scope(&self) -> String {
         format!("{}/.default", self.graph.as_str().trim_end_matches('/'))
     }
@@ -183,7 +185,7 @@ pub fn root(what: &str, raw: &str) -> Result<Url, GraphError> {
 }
 
 /// Loopback: `127.0.0.0/8`, `::1`, or the reserved name `localhost` (RFC 6761 §6.3) — the only
-/// hosts plain http may reach (SPEC §6).
+/// hosts plain http may reach (docs/sync-rules.md §6).
 pub fn is_loopback_host(u: &Url) -> bool {
     match u.host() {
         Some(url::Host::Ipv4(a)) => a.is_loopback(),

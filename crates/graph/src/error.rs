@@ -29,7 +29,8 @@ pub enum ErrorKind {
     Permission,
     /// 404 for an object (user, folder, contact).
     NotFound,
-    /// 404 `MailboxNotEnabledForRESTAPI`: the user has no Exchange Online mailbox (SPEC §3: skip it).
+    /// 404 `MailboxNotEnabledForRESTAPI`: the user has no Exchange Online mailbox
+    /// (docs/sync-rules.md §3: skip it).
     MailboxNotEnabled,
     /// 404 `ErrorInvalidUser` on a mailbox path.
     InvalidUser,
@@ -39,12 +40,13 @@ pub enum ErrorKind {
     Server,
     /// Connection/TLS/timeout after the attempt budget was spent.
     Transport,
-    /// 409, 412 (`If-Match` change-key mismatch, graph-facts §7), `ErrorFolderExists`.
+    /// 409, 412 (`If-Match` change-key mismatch, docs/graph-facts.md §7), `ErrorFolderExists`.
     Conflict,
     /// Other 4xx: the request itself is wrong; retrying cannot help.
     BadRequest,
     /// A create whose outcome is unknown (504 or a connection lost after sending): it was not
-    /// retried because a retry could create a duplicate (RELIABILITY I2); a later run repairs it.
+    /// retried because a retry could create a duplicate (docs/reliability.md I2); a later run
+    /// repairs it.
     AmbiguousWrite,
     /// An update or delete refused with 412 (a delete also with 404) after an earlier attempt of
     /// the same write whose outcome was unknown (answered 500/502/504 or lost): the refusal may be
@@ -59,8 +61,8 @@ pub enum ErrorKind {
     Config,
     /// A delta link (or a nextLink inside a round) that Graph no longer honours: 410 Gone (with
     /// or without a `Location` header, the documented "synchronization reset"), or the codes
-    /// `syncStateNotFound` / `resyncRequired` (graph-facts §2). Read the folder whole, and start
-    /// a new delta round for the next time; nothing may be inferred from the broken round.
+    /// `syncStateNotFound` / `resyncRequired` (docs/graph-facts.md §2). Read the folder whole, and
+    /// start a new delta round for the next time; nothing may be inferred from the broken round.
     SyncReset,
     /// The client's circuit breaker opened: Graph or the login endpoint failed at the transport
     /// level (connection refused, DNS, TLS, timeouts) several times in a row over a while, with
@@ -192,12 +194,12 @@ impl GraphError {
         self
     }
 
-    /// Whether this is an authentication or permission problem (SPEC §6 exit code 3).
+    /// Whether this is an authentication or permission problem (docs/sync-rules.md §6 exit code 3).
     pub fn is_auth_or_permission(&self) -> bool {
         matches!(self.kind, ErrorKind::Auth | ErrorKind::Permission)
     }
 
-    /// A mailbox that is simply not there to sync (SPEC §3: skip with one warning).
+    /// A mailbox that is simply not there to sync (docs/sync-rules.md §3: skip with one warning).
     pub fn is_missing_mailbox(&self) -> bool {
         matches!(
             self.kind,
@@ -206,8 +208,9 @@ impl GraphError {
     }
 
     /// Builds the error for a Graph response with a non-success status. `body` is the raw body
-    /// (Graph's envelope `{"error":{"code","message","innerError":{"request-id"}}}`, graph-facts §7),
-    /// `header_request_id` the `request-id` response header, `context` says what we were doing.
+    /// (Graph's envelope `{"error":{"code","message","innerError":{"request-id"}}}`,
+    /// docs/graph-facts.md §7), `header_request_id` the `request-id` response header, `context`
+    /// says what we were doing.
     pub fn from_graph_response(
         status: u16,
         body: &[u8],
@@ -271,7 +274,7 @@ impl GraphError {
     }
 }
 
-/// Status + Graph code → kind (graph-facts §7 table).
+/// Status + Graph code → kind (docs/graph-facts.md §7 table).
 pub fn classify(status: u16, code: Option<&str>, message: &str) -> ErrorKind {
     let code_l = code.unwrap_or("").to_ascii_lowercase();
     match status {
@@ -281,7 +284,7 @@ pub fn classify(status: u16, code: Option<&str>, message: &str) -> ErrorKind {
             "mailboxnotenabledforrestapi" => ErrorKind::MailboxNotEnabled,
             "errorinvaliduser" => ErrorKind::InvalidUser,
             // Same situation as MailboxNotEnabledForRESTAPI reported with a generic code
-            // (graph-facts §7, MGDold-issue#10481).
+            // (docs/graph-facts.md §7, MGDold-issue#10481).
             "resourcenotfound" if message.contains("could not be discovered") => {
                 ErrorKind::MailboxNotEnabled
             }
@@ -289,13 +292,15 @@ pub fn classify(status: u16, code: Option<&str>, message: &str) -> ErrorKind {
         },
         // An expired or rejected delta token: 410 Gone (`SyncStateNotFound`, or the documented
         // "synchronization reset" with a `Location` header), and the generic codes for the same
-        // (graph-facts §2, §7: `syncStateNotFound`, `resyncRequired`) whatever 4xx carries them.
+        // (docs/graph-facts.md §2, §7: `syncStateNotFound`, `resyncRequired`) whatever 4xx carries
+        // them.
         410 => ErrorKind::SyncReset,
         400..=499 if matches!(code_l.as_str(), "syncstatenotfound" | "resyncrequired") => {
             ErrorKind::SyncReset
         }
         409 | 412 => ErrorKind::Conflict,
-        // Duplicate folder name is reported as 400 by some and 409 by others (graph-facts §2).
+        // Duplicate folder name is reported as 400 by some and 409 by others
+        // (docs/graph-facts.md §2).
         400 if code_l == "errorfolderexists" => ErrorKind::Conflict,
         429 => ErrorKind::Throttled,
         500..=599 => ErrorKind::Server,

@@ -37,10 +37,10 @@
 //! # let _ = (users, contacts, results); Ok(()) }
 //! ```
 //!
-//! Immutable ids: we do **not** send `Prefer: IdType="ImmutableId"` (graph-facts §1). Contact ids
-//! are only used within one run, right after being read, and never move folders through us (we
-//! create in the target folder and PATCH in place); the durable identity is the SyncId tag in
-//! `personalNotes`. Sending it would make ids differ in format from ids the old script or other
+//! Immutable ids: we do **not** send `Prefer: IdType="ImmutableId"` (docs/graph-facts.md §1).
+//! Contact ids are only used within one run, right after being read, and never move folders through
+//! us (we create in the target folder and PATCH in place); the durable identity is the SyncId tag
+//! in `personalNotes`. Sending it would make ids differ in format from ids the old script or other
 //! tools logged, for no benefit to this sync.
 
 pub mod auth;

@@ -1,9 +1,10 @@
 //! Concurrency gates: at most N requests in flight per mailbox (Outlook allows 4 per app and
-//! mailbox, graph-facts §6), a global in-flight cap, and a per-mailbox "not before" instant set by
-//! a 429 so a throttled mailbox pauses alone while the others continue.
+//! mailbox, docs/graph-facts.md §6), a global in-flight cap, and a per-mailbox "not before" instant
+//! set by a 429 so a throttled mailbox pauses alone while the others continue.
 //!
 //! A `$batch` of k items to one mailbox holds min(k, N) permits, because Graph forwards up to 4
-//! items of a batch to Outlook at once (graph-facts §5). This module only waits; it never sends.
+//! items of a batch to Outlook at once (docs/graph-facts.md §5). This module only waits; it never
+//! sends.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -112,7 +113,8 @@ impl Limits {
                 .await
                 .expect("semaphore never closed");
             // The mailbox may have been throttled while we queued for a slot: honour that
-            // before sending (RELIABILITY I5 "no request before its Retry-After has passed").
+            // before sending (docs/reliability.md I5 "no request before its Retry-After has
+            // passed").
             if !self.wait_for(mailbox, clock.now()).is_zero() {
                 drop(mp);
                 continue;

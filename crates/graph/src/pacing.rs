@@ -1,13 +1,13 @@
 //! App-wide pacing: every request a process sends for one application (client id) stays under
 //! Graph's global budget, 130,000 requests per 10 seconds per app across all tenants
-//! (graph-facts §6, <https://learn.microsoft.com/graph/throttling-limits>), *before* Graph has to
-//! answer 429. A 429 from that budget would be paid for by every mailbox of every tenant at once;
-//! waiting for budget costs nothing Graph would not have made us wait anyway.
+//! (docs/graph-facts.md §6, <https://learn.microsoft.com/graph/throttling-limits>), *before* Graph
+//! has to answer 429. A 429 from that budget would be paid for by every mailbox of every tenant at
+//! once; waiting for budget costs nothing Graph would not have made us wait anyway.
 //!
 //! What counts: every HTTP request sent to Graph (retries and a 401's resend included), each item
-//! of a `$batch` (Graph evaluates every item against its limits on its own, graph-facts §5) and the
-//! `$batch` request itself — whether Graph counts the envelope too is undocumented, so it is
-//! counted (the safe side: at most one unit in 21 spent for nothing). Token requests go to the
+//! of a `$batch` (Graph evaluates every item against its limits on its own, docs/graph-facts.md §5)
+//! and the `$batch` request itself — whether Graph counts the envelope too is undocumented, so it
+//! is counted (the safe side: at most one unit in 21 spent for nothing). Token requests go to the
 //! identity platform, not Graph, and do not count.
 //!
 //! The window: Graph does not say how it measures "per 10 seconds" (the emulator uses fixed
@@ -44,8 +44,9 @@ pub struct RequestBudget {
 }
 
 impl Default for RequestBudget {
-    /// Graph's documented global limit: 130,000 requests per 10 s per app (graph-facts §6). The
-    /// pacer's own margin (see the module doc) keeps us under it without lowering the number here.
+    /// Graph's documented global limit: 130,000 requests per 10 s per app (docs/graph-facts.md §6).
+    /// The pacer's own margin (see the module doc) keeps us under it without lowering the number
+    /// here.
     fn default() -> Self {
         Self {
             requests: 130_000,

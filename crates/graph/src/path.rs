@@ -1,8 +1,8 @@
 //! Building Graph paths and queries from user-supplied pieces (UPNs, ids, display names).
 //!
 //! Everything inserted into a path is percent-encoded so a `#`, `/`, `?` or `%` in a UPN or id
-//! cannot change the request's meaning (graph-facts §4: `#` in guest UPNs must be `%23`; a UPN
-//! starting with `$` must use the `/users('…')` form). Pure string functions; no I/O.
+//! cannot change the request's meaning (docs/graph-facts.md §4: `#` in guest UPNs must be `%23`; a
+//! UPN starting with `$` must use the `/users('…')` form). Pure string functions; no I/O.
 
 use crate::types::FolderRef;
 
@@ -26,7 +26,7 @@ pub fn encode_segment(s: &str) -> String {
 }
 
 /// `/users/{user}` for an id or UPN. A UPN starting with `$` is addressed as `/users('$x')`
-/// (graph-facts §4, Graph known issue), with `'` doubled as OData literals require.
+/// (docs/graph-facts.md §4, Graph known issue), with `'` doubled as OData literals require.
 pub fn user(id_or_upn: &str) -> String {
     if id_or_upn.starts_with('$') {
         let lit = id_or_upn.replace('\'', "''");

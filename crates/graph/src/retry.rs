@@ -5,7 +5,7 @@
 //! status means for trying again; [`RetryPolicy::decide`] and
 //! [`GraphError::is_retryable`](crate::GraphError::is_retryable) both ask it.
 //!
-//! The rules (graph-facts §6, SPEC §3):
+//! The rules (docs/graph-facts.md §6, docs/sync-rules.md §3):
 //! - 429 was not executed: retried after its `Retry-After` (integer, fractional like `2.128`, or
 //!   an HTTP-date), which pauses the whole mailbox; without one, exponential backoff with jitter
 //!   from a seeded RNG.
@@ -13,12 +13,12 @@
 //!   create, after `Retry-After` when given, else backoff.
 //! - 500/502/504 and a connection lost after sending may have been applied: retried only when the
 //!   request is safe to repeat. A create (POST) whose fate is unknown is never repeated, because a
-//!   repeat could create a duplicate contact (RELIABILITY I2).
+//!   repeat could create a duplicate contact (docs/reliability.md I2).
 //! - Every other status (400, 401, 403, 404, 409, 412, 501 …) is final: the request itself is the
 //!   problem. (401 gets its one token refresh in the client, not here.)
 //! - **A `Retry-After` longer than [`RetryPolicy::max_retry_after`] is never shortened**, whatever
-//!   the status: waiting less than Graph asked is against its guidance (graph-facts §6, Graph keeps
-//!   counting while we are throttled), so the request gives up at once with
+//!   the status: waiting less than Graph asked is against its guidance (docs/graph-facts.md §6,
+//!   Graph keeps counting while we are throttled), so the request gives up at once with
 //!   [`Decision::WaitTooLong`], and the error says how long Graph asked for and what the cap is.
 //! - At most [`RetryPolicy::max_attempts`] attempts per request.
 
@@ -39,8 +39,8 @@ pub struct RetryPolicy {
     /// Backoff cap (before jitter).
     pub max_backoff: Duration,
     /// A `Retry-After` longer than this is not waited for; the request fails at once (see the
-    /// module doc). Graph's per-mailbox budget is 10,000 requests per 10 minutes (graph-facts §6),
-    /// so a longer wait than that window means something else is wrong.
+    /// module doc). Graph's per-mailbox budget is 10,000 requests per 10 minutes
+    /// (docs/graph-facts.md §6), so a longer wait than that window means something else is wrong.
     pub max_retry_after: Duration,
 }
 
@@ -79,7 +79,7 @@ pub enum Retryability {
 }
 
 impl Retryability {
-    /// The rule for a response status (graph-facts §6, §7).
+    /// The rule for a response status (docs/graph-facts.md §6, §7).
     pub fn of_status(status: u16) -> Self {
         match status {
             429 => Self::Throttled,
@@ -181,8 +181,8 @@ impl RetryPolicy {
 }
 
 /// Parses a `Retry-After` value: delay-seconds (Graph sends integers like `1` and fractions like
-/// `2.128`, graph-facts §6) or an HTTP-date (RFC 9110 §10.2.3; a date in the past means "now").
-/// `None` for anything unparseable, so the caller falls back to backoff.
+/// `2.128`, docs/graph-facts.md §6) or an HTTP-date (RFC 9110 §10.2.3; a date in the past means
+/// "now"). `None` for anything unparseable, so the caller falls back to backoff.
 pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
     let v = value.trim();
     if v.is_empty() {

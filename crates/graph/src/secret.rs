@@ -2,7 +2,7 @@
 //!
 //! A [`Secret`] can only be read through [`Secret::expose`]; its `Debug` prints a fixed marker, it
 //! has no `Display` and no `Serialize`, so it cannot leak through `{:?}`, a log field or a report
-//! by accident (SPEC §3 "No secret on disk or in logs", RELIABILITY I7). [`Redactor`] scrubs known
+//! by accident (docs/sync-rules.md §3.6, docs/reliability.md I7). [`Redactor`] scrubs known
 //! secret values out of text that came from elsewhere (a server's error body, a transport error)
 //! before it is put into a [`crate::GraphError`]. This module must never print a secret itself.
 
@@ -57,9 +57,9 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Scrubs every registered secret (raw, URL-encoded and base64-encoded, as RELIABILITY I7 scans
-/// for) out of a text. Shared by the client and its token provider; secrets learned at run time
-/// (an access token, a federated assertion) are added as they appear.
+/// Scrubs every registered secret (raw, URL-encoded and base64-encoded, as docs/reliability.md I7
+/// scans for) out of a text. Shared by the client and its token provider; secrets learned at run
+/// time (an access token, a federated assertion) are added as they appear.
 #[derive(Clone, Default)]
 pub struct Redactor {
     needles: Arc<RwLock<Vec<String>>>,

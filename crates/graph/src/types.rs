@@ -2,12 +2,12 @@
 //!
 //! Plain data only: no I/O, no secrets. Contacts have no type here: the caller reads them into
 //! its own model (any `DeserializeOwned`) and says which properties to `$select`, so this crate
-//! knows nothing of what a sync keeps in a contact (graph-facts §1 shapes).
+//! knows nothing of what a sync keeps in a contact (docs/graph-facts.md §1 shapes).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A directory user (`GET /users`, graph-facts §4).
+/// A directory user (`GET /users`, docs/graph-facts.md §4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
@@ -19,7 +19,7 @@ pub struct User {
 }
 
 impl User {
-    /// How SPEC §2.2 identifies a user: `userPrincipalName`, falling back to `id`.
+    /// How docs/compatibility.md §2 identifies a user: `userPrincipalName`, falling back to `id`.
     pub fn key(&self) -> &str {
         self.user_principal_name
             .as_deref()
@@ -28,7 +28,7 @@ impl User {
     }
 }
 
-/// A contact folder (graph-facts §2 contactFolders).
+/// A contact folder (docs/graph-facts.md §2 contactFolders).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Folder {
@@ -40,7 +40,7 @@ pub struct Folder {
 }
 
 /// Which contact properties a read returns: `$select` (comma-separated property names; select
-/// exactly what the caller's type reads, graph-facts §3), and optionally `$expand` (e.g. a
+/// exactly what the caller's type reads, docs/graph-facts.md §3), and optionally `$expand` (e.g. a
 /// single-value extended property, see [`ReadSpec::with_extended_property`]) and, for lists only,
 /// `$filter`. Built from a `&str`/`String` holding just the `$select`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -115,11 +115,11 @@ impl From<&ReadSpec> for ReadSpec {
 }
 
 /// The page size to ask contact delta for: Graph caps its pages at about 200 contacts whatever
-/// `Prefer: odata.maxpagesize` asks (observed; Microsoft Q&A 2276060, graph-facts §3), so asking
-/// for more only hides the real page size.
+/// `Prefer: odata.maxpagesize` asks (observed; Microsoft Q&A 2276060, docs/graph-facts.md §3), so
+/// asking for more only hides the real page size.
 pub const DELTA_PAGE_SIZE: u32 = 200;
 
-/// Where a contact delta round starts (graph-facts §2 "Delta").
+/// Where a contact delta round starts (docs/graph-facts.md §2 "Delta").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeltaStart {
     /// A first round: every contact of the folder, with this `$select` (it is encoded into the
@@ -132,7 +132,7 @@ pub enum DeltaStart {
 /// A complete delta round: what changed in the folder since the link it started from (or, for
 /// an initial round, everything in it), and the link to start the next round from.
 ///
-/// Rows come as Graph sent them (graph-facts §2: an item may appear more than once, replays
+/// Rows come as Graph sent them (docs/graph-facts.md §2: an item may appear more than once, replays
 /// happen, rows have no guaranteed order): an id may repeat in `changed`, `removed` may name a
 /// contact the caller never saw, and an id may even be in both lists. Callers stay idempotent;
 /// an id in both lists cannot be ordered, so the safe reading is "present" (never infer a delete
@@ -158,7 +158,7 @@ pub struct Group {
     pub mail: Option<String>,
 }
 
-/// A verified domain of the tenant (`GET /organization`, graph-facts §4).
+/// A verified domain of the tenant (`GET /organization`, docs/graph-facts.md §4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifiedDomain {
@@ -181,7 +181,7 @@ pub enum FolderRef {
     /// The default Contacts folder (`/users/{u}/contacts`).
     Default,
     /// A folder by id (`/users/{u}/contactFolders/{id}/contacts`; ids are mailbox-unique, so
-    /// nested folders need no childFolders chain, graph-facts §2).
+    /// nested folders need no childFolders chain, docs/graph-facts.md §2).
     Id(String),
 }
 
@@ -190,11 +190,11 @@ pub enum FolderRef {
 #[derive(Clone, Debug, PartialEq)]
 pub enum WriteRequest {
     /// `POST …/contacts` → 201 with the new contact. Never repeated once its outcome is unknown
-    /// (a repeat could duplicate the contact, RELIABILITY I2).
+    /// (a repeat could duplicate the contact, docs/reliability.md I2).
     Create { folder: FolderRef, body: Value },
     /// `PATCH …/contacts/{id}` → 200 with the contact. `if_match` is the `@odata.etag` read
     /// earlier, sent as `If-Match` so a concurrent user edit gives 412 instead of being
-    /// overwritten (RELIABILITY I9).
+    /// overwritten (docs/reliability.md I9).
     Update {
         folder: FolderRef,
         contact_id: String,

@@ -1,6 +1,6 @@
-//! RELIABILITY I7: secrets never appear in logs, errors or Debug output. A canary client secret
-//! and canary access tokens go through 401s, 429s and errors whose server text echoes the token;
-//! every captured byte is scanned for them raw, URL-encoded and base64-encoded.
+//! docs/reliability.md I7: secrets never appear in logs, errors or Debug output. A canary client
+//! secret and canary access tokens go through 401s, 429s and errors whose server text echoes the
+//! token; every captured byte is scanned for them raw, URL-encoded and base64-encoded.
 //!
 //! A test binary of its own with a *global* subscriber: with a thread-scoped one (in the shared
 //! `it` binary) this test lost its own log lines now and then while other tests ran on other

@@ -1,26 +1,28 @@
 //! The contact properties synccontacts can sync, as data: each Graph v1.0 property with its type
 //! ([`Kind`]), and the configured set of them ([`FieldSet`], the tenant option `Fields`).
 //!
-//! The set always holds the twelve fields of SPEC §2.7 (the default, exactly today's behaviour);
-//! `Fields` adds writable v1.0 contact properties by name, or `"all"` adds every one listed here
-//! (graph-facts §1's table and the emulator's `contact.rs`). Left out on purpose:
+//! The set always holds the twelve fields of docs/compatibility.md §7 (the default, exactly today's
+//! behaviour); `Fields` adds writable v1.0 contact properties by name, or `"all"` adds every one
+//! listed here (docs/graph-facts.md §1's table and the emulator's `contact.rs`). Left out on
+//! purpose:
 //!
 //! - `fileAs`: Exchange ties it to a per-contact *FileAsMapping* that defines how it is built from
 //!   the name and company parts (EWS `FileAsMapping` element,
-//!   learn.microsoft.com/exchange/client-developer/web-service-reference/fileasmapping; graph-facts
-//!   §9); Graph v1.0 can neither read nor set that mapping, and whether Exchange rebuilds a written
-//!   fileAs when a name part changes is undocumented. If it does, a synced fileAs would read back
-//!   different after our write and the next run would write it again (a loop, I1). It follows
-//!   from givenName/surname/companyName, which are synced anyway. Refused by name (the safe
-//!   reading).
+//!   learn.microsoft.com/exchange/client-developer/web-service-reference/fileasmapping;
+//!   docs/graph-facts.md §9); Graph v1.0 can neither read nor set that mapping, and whether
+//!   Exchange rebuilds a written fileAs when a name part changes is undocumented. If it does, a
+//!   synced fileAs would read back different after our write and the next run would write it again
+//!   (a loop, I1). It follows from givenName/surname/companyName, which are synced anyway. Refused
+//!   by name (the safe reading).
 //! - `personalNotes`: each copy's own text plus the tag line (I3); never synced as a field.
 //! - server-set properties (`id`, `createdDateTime`, `lastModifiedDateTime`, `changeKey`,
-//!   `parentFolderId`): not writable (graph-facts §1 "What PATCH accepts").
+//!   `parentFolderId`): not writable (docs/graph-facts.md §1 "What PATCH accepts").
 //!
 //! Server-computed values that *are* safe: `displayName` is sent in every update (Graph may
-//! regenerate it when other name fields change, contact-update.md; graph-facts §1), and
+//! regenerate it when other name fields change, contact-update.md; docs/graph-facts.md §1), and
 //! `initials` is stored as written (a read/write property in Outlook and EWS; v1.0 captures show
-//! it `null` on contacts created without one, graph-facts §9 and the emulator). Pure data: no I/O.
+//! it `null` on contacts created without one, docs/graph-facts.md §9 and the emulator). Pure data:
+//! no I/O.
 
 use std::fmt;
 
@@ -32,23 +34,24 @@ pub enum Kind {
     /// `String collection`: unset reads `[]`; order, case and spaces are user data.
     TextList,
     /// `emailAddress collection`: `[{"name", "address"}]`; a name that is missing, empty or equal
-    /// to the address is "no name" (graph-facts §9).
+    /// to the address is "no name" (docs/graph-facts.md §9).
     Emails,
     /// `physicalAddress`: `{"street","city","state","countryOrRegion","postalCode"}`; unset reads
-    /// `{}`, an object holds only its set keys (graph-facts §9); a missing key, `null` and `""`
-    /// are the same value.
+    /// `{}`, an object holds only its set keys (docs/graph-facts.md §9); a missing key, `null` and
+    /// `""` are the same value.
     Address,
     /// `DateTimeOffset` holding a date (`birthday`): compared by its UTC calendar date, because the
     /// time of day Exchange stores is not ours (the emulator stores a date-only value at 11:59 UTC,
-    /// graph-facts §1 and §9 "compare by calendar date").
+    /// docs/graph-facts.md §1 and §9 "compare by calendar date").
     Date,
 }
 
 macro_rules! fields {
     ($($variant:ident = $name:literal : $kind:ident,)*) => {
-        /// A contact property synccontacts can sync. The first twelve are SPEC §2.7's, in its order;
-        /// the rest follow alphabetically. The discriminant is the property's bit in a
-        /// [`FieldSet`] and its place in the value block (`values`).
+        /// A contact property synccontacts can sync. The first twelve are
+        /// docs/compatibility.md §7's, in its order; the rest follow alphabetically. The
+        /// discriminant is the property's bit in a [`FieldSet`] and its place in the value block
+        /// (`values`).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(u8)]
         pub enum Field { $($variant,)* }
@@ -108,7 +111,7 @@ fields! {
 pub const ADDRESS_KEYS: [&str; 5] = ["street", "city", "state", "countryOrRegion", "postalCode"];
 
 impl Field {
-    /// The twelve fields of SPEC §2.7, in its order (the default set).
+    /// The twelve fields of docs/compatibility.md §7, in its order (the default set).
     pub const DEFAULT: [Field; 12] = [
         Field::DisplayName,
         Field::GivenName,
@@ -146,7 +149,7 @@ impl serde::Serialize for Field {
 }
 
 /// A set of [`Field`]s: the fields a tenant syncs (`PlanInput::fields`), or the fields one write
-/// sends. [`FieldSet::default`] is the SPEC §2.7 set.
+/// sends. [`FieldSet::default`] is the docs/compatibility.md §7 set.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FieldSet(u32);
 
@@ -159,7 +162,7 @@ impl Default for FieldSet {
 impl FieldSet {
     /// No field.
     pub const EMPTY: FieldSet = FieldSet(0);
-    /// The twelve fields of SPEC §2.7 (`Fields` not given).
+    /// The twelve fields of docs/compatibility.md §7 (`Fields` not given).
     pub const DEFAULT: FieldSet = FieldSet((1 << 12) - 1);
     /// Every supported property (`Fields: "all"`).
     pub const ALL: FieldSet = FieldSet((1 << Field::SUPPORTED.len()) - 1);
@@ -209,11 +212,11 @@ impl FieldSet {
         FieldSet(bits & FieldSet::ALL.0)
     }
 
-    /// The tenant option `Fields`: the SPEC §2.7 fields plus every property named (Graph's JSON
-    /// names, matched case-insensitively), or every supported property for `"all"`. An empty list
-    /// is the default set. Every name that is not a supported property is refused at once; the
-    /// message lists the valid names (and says why `fileAs`, `personalNotes` and server-set
-    /// properties are not among them).
+    /// The tenant option `Fields`: the docs/compatibility.md §7 fields plus every property named
+    /// (Graph's JSON names, matched case-insensitively), or every supported property for `"all"`.
+    /// An empty list is the default set. Every name that is not a supported property is refused at
+    /// once; the message lists the valid names (and says why `fileAs`, `personalNotes` and
+    /// server-set properties are not among them).
     pub fn parse(names: &[String]) -> Result<FieldSet, String> {
         let mut set = FieldSet::DEFAULT;
         let mut refused: Vec<String> = Vec::new();
@@ -266,7 +269,7 @@ impl FieldSet {
             msg.push(')');
         }
         msg.push_str(&format!(
-            "; valid names: {}, or \"all\" (the SPEC fields displayName, givenName, surname, \
+            "; valid names: {}, or \"all\" (the default fields displayName, givenName, surname, \
              companyName, jobTitle, department, businessPhones, mobilePhone, homePhones, \
              emailAddresses, imAddresses and categories are always synced)",
             valid.join(", ")

@@ -4,29 +4,32 @@
 //! tenant (invariant I1). So comparison normalises exactly what Graph normalises on a round trip
 //! and nothing more (a real edit must still be seen), per [`Kind`]:
 //!
-//! - text: `null`, a missing key and `""` are the same value (graph-facts §9 "Empty vs null");
-//!   the value block already stores all three as "unset".
+//! - text: `null`, a missing key and `""` are the same value (docs/graph-facts.md §9 "Empty vs
+//!   null"); the value block already stores all three as "unset".
 //! - string lists: unset reads `[]`; order inside, case and spaces are user data.
 //! - `emailAddresses[].name`: contacts made in some UIs come back with `name` equal to the
-//!   address, and Graph (the emulator too) fills an omitted name with the address (graph-facts §9,
-//!   "normalise `name` on compare"). A name that is missing, empty, or equal to the address
-//!   (trimmed, case-insensitive) is "no name"; a genuinely different name is a change.
-//! - physical addresses: an object holds only its set keys and unset reads `{}` (graph-facts §9);
-//!   a missing key, `null` and `""` are the same, so an address is compared key by key.
-//! - `birthday`: compared by its UTC calendar date (graph-facts §1, §9); the emulator stores a
-//!   date-only value at 11:59 UTC. A value that does not parse is compared as text.
+//!   address, and Graph (the emulator too) fills an omitted name with the address
+//!   (docs/graph-facts.md §9, "normalise `name` on compare"). A name that is missing, empty, or
+//!   equal to the address (trimmed, case-insensitive) is "no name"; a genuinely different name is a
+//!   change.
+//! - physical addresses: an object holds only its set keys and unset reads `{}`
+//!   (docs/graph-facts.md §9); a missing key, `null` and `""` are the same, so an address is
+//!   compared key by key.
+//! - `birthday`: compared by its UTC calendar date (docs/graph-facts.md §1, §9); the emulator
+//!   stores a date-only value at 11:59 UTC. A value that does not parse is compared as text.
 //!
 //! Only the fields of the configured set ([`FieldSet`]) are compared, diffed and written.
 //!
 //! Bodies ([`WrittenFields`], the only place a request body's fields are made): an update sends
-//! every field that differs, with `null`/`[]` for a field the winner cleared (SPEC §2.7 FIX: the
-//! script omitted empty fields, so clears never propagated), and always `displayName`, because
-//! Graph may regenerate a custom displayName when other name fields change (graph-facts §1
-//! "displayName caveat", contact-update.md); a create sends every field of the set that is set.
-//! An address is always sent with all five keys, `null` for the unset ones, so a PATCH clears a
-//! key whether Graph replaces the object or merges it key by key (undocumented; both are safe
-//! this way). A birthday is sent as it was read (a full timestamp keeps its instant on any
-//! mailbox). This module never decides *whether* to write; that is the planner's job.
+//! every field that differs, with `null`/`[]` for a field the winner cleared
+//! (docs/compatibility.md §7 FIX: the script omitted empty fields, so clears never propagated), and
+//! always `displayName`, because Graph may regenerate a custom displayName when other name fields
+//! change (docs/graph-facts.md §1 "displayName caveat", contact-update.md); a create sends every
+//! field of the set that is set. An address is always sent with all five keys, `null` for the unset
+//! ones, so a PATCH clears a key whether Graph replaces the object or merges it key by key
+//! (undocumented; both are safe this way). A birthday is sent as it was read (a full timestamp
+//! keeps its instant on any mailbox). This module never decides *whether* to write; that is the
+//! planner's job.
 
 use crate::field::{ADDRESS_KEYS, Field, FieldSet, Kind};
 use crate::values::{ContactFields, EmailRef, Walk, address_of, email_items, list_items};
@@ -157,8 +160,8 @@ pub fn json(f: Field, values: &ContactFields) -> Value {
             email_items(payload)
                 .map(|e| {
                     let mut m = Map::new();
-                    // Name omitted when unset: Graph may fill it from the address (graph-facts §9);
-                    // either way it compares equal.
+                    // Name omitted when unset: Graph may fill it from the address
+                    // (docs/graph-facts.md §9); either way it compares equal.
                     if !e.name.is_empty() {
                         m.insert("name".into(), Value::String(e.name.to_owned()));
                     }
@@ -204,7 +207,7 @@ impl WrittenFields {
     }
 
     /// An update to `values` of a copy that differs by `changes` ([`diff`]): every changed field
-    /// (clears as `null`/`[]`/an address of nulls) and always `displayName` (graph-facts §1
+    /// (clears as `null`/`[]`/an address of nulls) and always `displayName` (docs/graph-facts.md §1
     /// displayName caveat).
     pub fn update(values: ContactFields, changes: &[FieldChange]) -> Self {
         let changed = changes.iter().map(|c| c.field);
@@ -280,8 +283,9 @@ pub fn diff(old: &ContactFields, new: &ContactFields, set: FieldSet) -> Vec<Fiel
     changes
 }
 
-/// Primary email (SPEC §2.6): the first non-empty `emailAddresses[].address`, trimmed and
-/// lower-cased. Borrowed when already lower-case, so indexing a million contacts stays cheap.
+/// Primary email (docs/compatibility.md §6): the first non-empty `emailAddresses[].address`,
+/// trimmed and lower-cased. Borrowed when already lower-case, so indexing a million contacts stays
+/// cheap.
 pub fn primary_email(f: &ContactFields) -> Option<Cow<'_, str>> {
     let a = f
         .emails()
@@ -307,7 +311,7 @@ fn has_upper(s: &str) -> bool {
     }
 }
 
-/// The displayName key for contacts without email (SPEC §2.6): trimmed and compared
+/// The displayName key for contacts without email (docs/compatibility.md §6): trimmed and compared
 /// case-insensitively, as the script's PowerShell hashtables do (their keys are case-insensitive).
 pub fn name_key(f: &ContactFields) -> Option<Cow<'_, str>> {
     let n = f.text(Field::DisplayName).trim();

@@ -1,6 +1,6 @@
 //! The fields fingerprint: 64 bits that stand for a copy's synced fields as we left them, so the
 //! next run can tell a changeKey that Exchange bumped by itself (same fields) from a user's edit
-//! (graph-facts §1: "a changeKey bump without a field diff is not a user edit"; design §3).
+//! (docs/graph-facts.md §1: "a changeKey bump without a field diff is not a user edit"; docs/state-and-deletes.md §2).
 //!
 //! **An on-disk format.** The state file stores these values; changing anything below (the field
 //! set or order, the encoding, the normalisation, the hash) is a state schema change: every
@@ -11,11 +11,12 @@
 //! which a string is its u32 little-endian byte length then its UTF-8 bytes, and a collection its
 //! u32 LE count then each item so encoded:
 //!
-//! - **Format 1**, the default field set (SPEC §2.7, [`FieldSet::DEFAULT`]): one byte `0x01`, then
-//!   each of the twelve fields in [`Field::DEFAULT`] order: a text as its value (`""` when unset);
-//!   a string list as a collection; `emailAddresses` as a u32 LE count, then per entry its address
-//!   and its normalised name (`""` when missing, empty or equal to the address). Unchanged since
-//!   the state file's first version: the compact value block did not change a value.
+//! - **Format 1**, the default field set (docs/compatibility.md §7, [`FieldSet::DEFAULT`]): one
+//!   byte `0x01`, then each of the twelve fields in [`Field::DEFAULT`] order: a text as its value
+//!   (`""` when unset); a string list as a collection; `emailAddresses` as a u32 LE count, then per
+//!   entry its address and its normalised name (`""` when missing, empty or equal to the address).
+//!   Unchanged since the state file's first version: the compact value block did not change a
+//!   value.
 //! - **Format 2**, any other field set (`Fields` configured): one byte `0x02`, then each field of
 //!   the set in [`Field`] order: its JSON name as a string, then its value — text, lists and
 //!   emails as in format 1, a physical address as its five keys (`""` when unset), a date as its

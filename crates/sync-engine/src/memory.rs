@@ -1,7 +1,8 @@
-//! What a run remembers of the previous one, as plain data the planner reads (SPEC §7.1–§7.3):
-//! per folder the tagged copies present after the last run (contact id, changeKey, the version
-//! time the copy competes with, a fingerprint of its synced fields), the hub's pending creates,
-//! tombstones, user opt-outs, privacy withdrawals and the last plan time.
+//! What a run remembers of the previous one, as plain data the planner reads
+//! (docs/state-and-deletes.md §1–§3): per folder the tagged copies present after the last run
+//! (contact id, changeKey, the version time the copy competes with, a fingerprint of its synced
+//! fields), the hub's pending creates, tombstones, user opt-outs, privacy withdrawals and the last
+//! plan time.
 //!
 //! Memory is not truth (STYLE 12): the mailboxes are. Memory only ever *adds evidence* to a
 //! complete read; without it (`PlanInput::memory = None`, or memory the planner distrusts) the plan
@@ -105,7 +106,7 @@ impl Version {
     }
 }
 
-/// The changeKey in an `@odata.etag` (`W/"<changeKey>"`, graph-facts §1); any other text is
+/// The changeKey in an `@odata.etag` (`W/"<changeKey>"`, docs/graph-facts.md §1); any other text is
 /// taken as the changeKey itself, so either form may be remembered.
 pub fn change_key(etag: &str) -> &str {
     etag.strip_prefix("W/\"")
@@ -113,9 +114,9 @@ pub fn change_key(etag: &str) -> &str {
         .unwrap_or(etag)
 }
 
-/// The matching key below SyncId (SPEC §2.6), normalised as the ladder compares it: the primary
-/// email trimmed and lower-cased, or — only for a contact without email — its displayName
-/// trimmed and lower-cased.
+/// The matching key below SyncId (docs/compatibility.md §6), normalised as the ladder compares it:
+/// the primary email trimmed and lower-cased, or — only for a contact without email — its
+/// displayName trimmed and lower-cased.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ContactKey {
     Email(Box<str>),
@@ -139,7 +140,7 @@ impl ContactKey {
 pub struct Memory {
     /// `now` of the last real run's plan: every tag line that run wrote carries it as
     /// `LastUpdatedAt`, so a hub tag line newer than this (+10 s) was written by someone else
-    /// after the memory was saved, and the memory is stale (design §4).
+    /// after the memory was saved, and the memory is stale (docs/state-and-deletes.md §1.2).
     pub last_plan_time: Timestamp,
     /// The hub's "All Contacts" folder.
     pub hub: FolderMemory,
@@ -154,7 +155,7 @@ pub struct Memory {
     /// SyncId).
     pub opt_outs: Vec<OptOut>,
     /// Contacts withdrawn from the book because their owner marked their own copy private
-    /// (SPEC §7.4, I15). Sorted by SyncId.
+    /// (docs/state-and-deletes.md §4, I15). Sorted by SyncId.
     pub withdrawals: Vec<Withdrawal>,
 }
 
@@ -189,7 +190,8 @@ pub struct CopyMemory {
     /// The changeKey our write returned, or the one read when we did not write it; `None` when
     /// unknown (a write whose answer was lost).
     pub change_key: Option<Box<str>>,
-    /// The logical version time this copy competes with while it is as we left it (SPEC §7.2).
+    /// The logical version time this copy competes with while it is as we left it
+    /// (docs/state-and-deletes.md §2).
     pub version: Version,
     /// [`crate::fingerprint::fields_fingerprint`] of its synced fields as we left them.
     pub fields_hash: u64,
@@ -198,8 +200,8 @@ pub struct CopyMemory {
     pub key: Option<ContactKey>,
 }
 
-/// A contact deleted from the hub (SPEC §7.3): its tagged copies are deleted, and no copy brings
-/// it back while the tombstone lives.
+/// A contact deleted from the hub (docs/state-and-deletes.md §3): its tagged copies are deleted,
+/// and no copy brings it back while the tombstone lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tombstone {
     pub sync_id: Guid,
@@ -221,21 +223,23 @@ pub enum TombstoneStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum HoldReason {
-    /// Past the brake (SPEC §7.3): released with `--allow-deletes N` or `MaxDeletes`.
+    /// Past the brake (docs/state-and-deletes.md §3): released with `--allow-deletes N` or
+    /// `MaxDeletes`.
     Brake,
-    /// The hub's listing looked broken (design §5): decided again on the next good read.
+    /// The hub's listing looked broken (docs/state-and-deletes.md §3): decided again on the next good read.
     BadRead,
     /// A privacy withdrawal seen in first-run mode (no trusted memory): losing the state never
-    /// deletes (SPEC §7.1, I10), so the contact is only frozen — not written, not spread, not
-    /// re-created — and withdrawn by the next run that trusts its memory. Never remembered.
+    /// deletes (docs/state-and-deletes.md §1, I10), so the contact is only frozen — not written,
+    /// not spread, not re-created — and withdrawn by the next run that trusts its memory. Never
+    /// remembered.
     NoState,
 }
 
-/// A contact withdrawn from the book (SPEC §7.4, I15): its owner — the mailbox it came from, its
-/// `CreatedBy` — marked their own copy private, so its hub copy and every other user's tagged
-/// copy are deleted (`Applied`) or wait for the brake (`Held`), and nothing brings it back while
-/// the owner's copy stays private. When the owner's copy is no longer private, the record ends
-/// and the contact is collected again from it.
+/// A contact withdrawn from the book (docs/state-and-deletes.md §4, I15): its owner — the mailbox
+/// it came from, its `CreatedBy` — marked their own copy private, so its hub copy and every other
+/// user's tagged copy are deleted (`Applied`) or wait for the brake (`Held`), and nothing brings it
+/// back while the owner's copy stays private. When the owner's copy is no longer private, the
+/// record ends and the contact is collected again from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Withdrawal {
     pub sync_id: Guid,
@@ -255,8 +259,8 @@ pub struct OptOut {
     pub since: Timestamp,
 }
 
-/// Tombstones are kept at least 180 days (SPEC §7.3); we forget them, and folders unseen, after
-/// this many days.
+/// Tombstones are kept at least 180 days (docs/state-and-deletes.md §3); we forget them, and
+/// folders unseen, after this many days.
 pub const RETENTION_DAYS: i64 = 190;
 
 impl Memory {

@@ -1,8 +1,8 @@
-//! Which contacts are private (SPEC §7.4, RELIABILITY I15): a user's contact marked private in
-//! Outlook — the `Private` flag, MAPI `PidTagSensitivity` (0x0036) = 2, which Graph exposes as
-//! the single-value extended property `Integer 0x0036` — or carrying a category listed in
-//! `PrivateCategories` (default `["Private"]`, compared without case). A private user copy is
-//! never collected; what the planner does with one is `plan::privacy`'s business.
+//! Which contacts are private (docs/state-and-deletes.md §4, docs/reliability.md I15): a user's
+//! contact marked private in Outlook — the `Private` flag, MAPI `PidTagSensitivity` (0x0036) = 2,
+//! which Graph exposes as the single-value extended property `Integer 0x0036` — or carrying a
+//! category listed in `PrivateCategories` (default `["Private"]`, compared without case). A private
+//! user copy is never collected; what the planner does with one is `plan::privacy`'s business.
 //!
 //! Also the one place a private category is taken out of a contact's categories: such a
 //! category is never written to another copy and never a reason to write ([`strip_hub`]).

@@ -1,7 +1,7 @@
-//! A folder's contacts as the last run left them (SPEC §7.5, issue 14): the compact, versioned
-//! encoding one contact is remembered in between runs ([`encode`], [`decode`]), and the snapshot
-//! of a folder read through Graph's contact delta ([`materialize`]): the remembered contacts with
-//! the round's changed contacts put in and its removed ids taken out.
+//! A folder's contacts as the last run left them (docs/state-and-deletes.md §5, issue 14): the
+//! compact, versioned encoding one contact is remembered in between runs ([`encode`], [`decode`]),
+//! and the snapshot of a folder read through Graph's contact delta ([`materialize`]): the
+//! remembered contacts with the round's changed contacts put in and its removed ids taken out.
 //!
 //! The planner keeps one code path: it plans from whole folder snapshots, however they were read.
 //! A materialised snapshot is only as good as the pair it is made of — the contacts remembered
@@ -460,11 +460,11 @@ pub fn decode_all(rows: &[Remembered], book: &Book) -> Result<Vec<Contact>, Deco
 /// added, after the others, in the round's order), and the contacts of the `removed` ids taken
 /// out.
 ///
-/// Idempotent, as Graph's rounds require (graph-facts §2: an item may repeat, replays happen, no
-/// order is guaranteed): a removed id never seen, or removed twice, changes nothing; a contact
-/// changed twice keeps the row with the later `lastModifiedDateTime` (the later row on a tie);
-/// an id both changed and removed cannot be ordered and is kept **present** — the safe reading,
-/// since an absence can become a deletion and a presence never does.
+/// Idempotent, as Graph's rounds require (docs/graph-facts.md §2: an item may repeat, replays
+/// happen, no order is guaranteed): a removed id never seen, or removed twice, changes nothing; a
+/// contact changed twice keeps the row with the later `lastModifiedDateTime` (the later row on a
+/// tie); an id both changed and removed cannot be ordered and is kept **present** — the safe
+/// reading, since an absence can become a deletion and a presence never does.
 pub fn materialize(
     remembered: Vec<Contact>,
     changed: Vec<Contact>,

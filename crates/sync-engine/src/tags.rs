@@ -1,4 +1,4 @@
-//! The sync tag line kept as the last line of `personalNotes` (SPEC §2.5).
+//! The sync tag line kept as the last line of `personalNotes` (docs/compatibility.md §5).
 //!
 //! The old PowerShell script wrote `SyncId=<guid>;CreatedBy=<upn>` (first version) and later
 //! `SyncId=<guid>;CreatedBy=<upn>;LastUpdatedAt=<utc>;LastUpdatedBy=<upn>`; both must be read so a
@@ -15,8 +15,9 @@
 use jiff::Timestamp;
 use std::fmt;
 
-/// A SyncId: 36 characters of hex digits and dashes, stored lower-case (SPEC §2.5: compare
-/// case-insensitively, write lower-case). Fixed-size so a million of them index without allocating.
+/// A SyncId: 36 characters of hex digits and dashes, stored lower-case (docs/compatibility.md §5:
+/// compare case-insensitively, write lower-case). Fixed-size so a million of them index without
+/// allocating.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SyncId([u8; 36]);
 
@@ -317,7 +318,7 @@ pub fn user_text(notes: Option<&str>) -> String {
 }
 
 /// Rebuilds notes: the user's `text` exactly as given, then CRLF and the fresh tag line — or the
-/// tag line alone if there is no text (SPEC §2.5).
+/// tag line alone if there is no text (docs/compatibility.md §5).
 pub fn build(text: &str, tags: &Tags) -> String {
     build_with_line(text, &tag_line(tags))
 }

@@ -1,15 +1,15 @@
 //! An in-memory tenant that applies a [`Plan`] the way Graph would, for tests (feature `testkit`).
 //!
-//! Writes behave as graph-facts §1 and §9 describe: a create gets a new server id, `changeKey`
-//! (etag) and `lastModifiedDateTime`; an update replaces exactly the properties in the body
-//! (collections wholesale), checks `If-Match` against the current etag (412 otherwise), bumps the
-//! etag and the timestamp, and keeps `personalNotes` exactly as sent. Round-trip normalisation is
-//! applied on purpose, and a little adversarially: empty strings come back as `null`, and an email
-//! entry without `name` comes back with `name` equal to its address (what UI-made contacts look
-//! like). A delete removes the contact (`If-Match` checked the same way); a write never touches
-//! a contact's Private flag (Graph keeps extended properties a PATCH does not name). Every write answers with
-//! its new changeKey ([`WriteResult`]), so tests can thread the memory from run to run
-//! ([`crate::plan::next_memory`]); and the world can move between runs: user edits, user and
+//! Writes behave as docs/graph-facts.md §1 and §9 describe: a create gets a new server id,
+//! `changeKey` (etag) and `lastModifiedDateTime`; an update replaces exactly the properties in the
+//! body (collections wholesale), checks `If-Match` against the current etag (412 otherwise), bumps
+//! the etag and the timestamp, and keeps `personalNotes` exactly as sent. Round-trip normalisation
+//! is applied on purpose, and a little adversarially: empty strings come back as `null`, and an
+//! email entry without `name` comes back with `name` equal to its address (what UI-made contacts
+//! look like). A delete removes the contact (`If-Match` checked the same way); a write never
+//! touches a contact's Private flag (Graph keeps extended properties a PATCH does not name). Every
+//! write answers with its new changeKey ([`WriteResult`]), so tests can thread the memory from run
+//! to run ([`crate::plan::next_memory`]); and the world can move between runs: user edits, user and
 //! admin deletes, Exchange's spontaneous changeKey bumps ([`Tenant::edit`], [`Tenant::delete`],
 //! [`Tenant::bump_change_key`]). This is a test double, never a second source of truth: the
 //! emulator is the real oracle.
@@ -138,8 +138,8 @@ impl Tenant {
         true
     }
 
-    /// Exchange changes a contact's changeKey by itself, no field changed (graph-facts §1); its
-    /// `lastModifiedDateTime` moves too (the worst case for telling it from an edit).
+    /// Exchange changes a contact's changeKey by itself, no field changed (docs/graph-facts.md §1);
+    /// its `lastModifiedDateTime` moves too (the worst case for telling it from an edit).
     pub fn bump_change_key(&mut self, mailbox: &str, id: &str) -> bool {
         self.edit(mailbox, id, |_| {})
     }

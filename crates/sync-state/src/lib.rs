@@ -1,4 +1,4 @@
-//! synccontacts' memory between runs: the state file (SPEC §7.1, docs/state-and-deletes.md §1).
+//! synccontacts' memory between runs: the state file (docs/state-and-deletes.md §1).
 //!
 //! One SQLite database (SQLite bundled, no system library) holds, per tenant, what the last run
 //! left behind: the binding (tenant, hub mailbox, hub folder), the run marker, pending creates,

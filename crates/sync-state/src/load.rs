@@ -92,7 +92,8 @@ pub(crate) struct Stored<'a> {
 
 impl Stored<'_> {
     /// A 64-bit SipHash: a changed row goes unwritten only on a 2^-64 collision, and even then
-    /// in the safe direction (a stale changeKey reads as "edited by someone", SPEC §7.2).
+    /// in the safe direction (a stale changeKey reads as "edited by someone",
+    /// docs/state-and-deletes.md §2).
     pub fn hash(&self) -> u64 {
         let mut h = DefaultHasher::new();
         (

@@ -17,8 +17,8 @@ pub type SyncId = [u8; 16];
 /// comparing a remembered time with a freshly read one.
 pub type UnixMicros = i64;
 
-/// What a tenant's memory is bound to (SPEC §7.1): memory is only ever used for the hub it was
-/// made for.
+/// What a tenant's memory is bound to (docs/state-and-deletes.md §1): memory is only ever used for
+/// the hub it was made for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Binding {
     /// The tenant's GUID (the token's `tid`), the key of the tenant in the file.

@@ -1,5 +1,5 @@
-//! The command line (SPEC §6, a stable contract: CI jobs and tests script against it) and the
-//! dispatch from a parsed command to the library.
+//! The command line (docs/sync-rules.md §6, a stable contract: CI jobs and tests script against it)
+//! and the dispatch from a parsed command to the library.
 //!
 //! It describes how each command ended and takes the exit code from `exit::process_exit_code`;
 //! it prints the configuration error text and builds the async runtime. It must never contain

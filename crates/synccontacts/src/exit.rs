@@ -1,7 +1,7 @@
-//! The process exit codes (SPEC §6), decided in this one place: [`process_exit_code`] maps what
-//! a command came to — a [`RunEnd`] — to its code, as cargo-nextest's `process_exit_code` does.
-//! Nothing else in the crate picks a code or calls `std::process::exit`: the commands describe
-//! how they ended and ask this function. Which failure gives which tenant outcome is
+//! The process exit codes (docs/sync-rules.md §6), decided in this one place: [`process_exit_code`]
+//! maps what a command came to — a [`RunEnd`] — to its code, as cargo-nextest's `process_exit_code`
+//! does. Nothing else in the crate picks a code or calls `std::process::exit`: the commands
+//! describe how they ended and ask this function. Which failure gives which tenant outcome is
 //! `failure.rs`, shared by `sync` and `check`.
 //!
 //! CI jobs script against these numbers, so they are a stable contract:

@@ -191,7 +191,7 @@ pub const HUB_FIX: &str = "set GlobalAddressBookUserId to the user principal nam
 /// The permission to list users and read the hub's directory entry.
 pub const PERM_USERS: &str = "grant the application permission User.Read.All (or Directory.Read.All) to the app registration and click \"Grant admin consent\"";
 /// The permission to read groups and their members (`IncludeGroups`, `ExcludeGroups`; Get group and
-/// List group transitive members, graph-facts §4 "Groups").
+/// List group transitive members, docs/graph-facts.md §4 "Groups").
 pub const PERM_GROUPS: &str = "grant the application permission GroupMember.Read.All (or Directory.Read.All) to the app registration and click \"Grant admin consent\" (IncludeGroups and ExcludeGroups read groups and their members)";
 /// The permission to read and write contacts.
 pub const PERM_CONTACTS: &str = "grant the application permission Contacts.ReadWrite and admin consent; if the app is scoped to mailboxes (Application Access Policy or Exchange RBAC for Applications), include this mailbox";

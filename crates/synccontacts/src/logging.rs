@@ -1,10 +1,10 @@
 //! Logging set-up: `tracing` to stderr as text or JSON, filtered `RUST_LOG`-style, with progress
-//! bars only on a terminal (SPEC §6: "plain log lines in CI, no bar redraw noise").
+//! bars only on a terminal (docs/sync-rules.md §6: "plain log lines in CI, no bar redraw noise").
 //!
 //! The filter always caps the HTTP stack's own crates (hyper, h2, rustls, reqwest) at `info`,
 //! whatever `RUST_LOG` says: at trace level they log raw frames, and a frame can carry the
-//! `Authorization` header or the token request's form (RELIABILITY I7). This module must never
-//! log anything itself beyond set-up problems.
+//! `Authorization` header or the token request's form (docs/reliability.md I7). This module must
+//! never log anything itself beyond set-up problems.
 
 use std::io::IsTerminal as _;
 

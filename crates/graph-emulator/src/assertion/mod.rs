@@ -1,8 +1,8 @@
-//! Client assertions at the token endpoint (graph-facts §8, EMULATOR.md §3): certificate-signed
-//! JWTs checked against an app's `certificatePem`, and federated (workload identity) tokens
-//! checked against an app's `federated` entries. Each failure carries the AADSTS code and the
-//! OAuth `error` value the identity platform answers with, so a client's error handling can be
-//! exercised without a tenant.
+//! Client assertions at the token endpoint (docs/graph-facts.md §8,
+//! crates/graph-emulator/README.md, "What it serves"): certificate-signed JWTs checked against an
+//! app's `certificatePem`, and federated (workload identity) tokens checked against an app's
+//! `federated` entries. Each failure carries the AADSTS code and the OAuth `error` value the
+//! identity platform answers with, so a client's error handling can be exercised without a tenant.
 //!
 //! It verifies, it never issues: no private key lives here, and it must never accept an
 //! assertion whose signature it did not check. Time comes in as an argument (no clock reads).
@@ -44,7 +44,7 @@ pub enum AssertionKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{error}: AADSTS{code}: {description}")]
 pub struct AssertionError {
-    /// HTTP status: `invalid_client` is observed as 401 (graph-facts §8), the rest 400.
+    /// HTTP status: `invalid_client` is observed as 401 (docs/graph-facts.md §8), the rest 400.
     pub status: u16,
     /// OAuth `error` value.
     pub error: &'static str,
@@ -164,7 +164,8 @@ fn verify_certificate(
     token_endpoint: &str,
     now: i64,
 ) -> Result<(), AssertionError> {
-    // Current docs sign with PS256, older ones with RS256; both are accepted (graph-facts §8).
+    // Current docs sign with PS256, older ones with RS256; both are accepted
+    // (docs/graph-facts.md §8).
     if !matches!(header.alg, Algorithm::RS256 | Algorithm::PS256) {
         return Err(AssertionError::malformed(&format!(
             "Unsupported signing algorithm {:?}.",
@@ -240,7 +241,7 @@ fn verify_federated(
 ) -> Result<usize, AssertionError> {
     let iss = claims.iss.as_deref().unwrap_or_default();
     let sub = claims.sub.as_deref().unwrap_or_default();
-    // Issuer, subject and audience must match exactly; no wildcards (graph-facts §8).
+    // Issuer, subject and audience must match exactly; no wildcards (docs/graph-facts.md §8).
     let found = app.federated.iter().position(|f| {
         f.issuer == iss
             && f.subject == sub
@@ -252,7 +253,8 @@ fn verify_federated(
             .as_ref()
             .map(Audience::display)
             .unwrap_or_default();
-        // Text as observed (Azure/azure-workload-identity troubleshooting.md, graph-facts §8).
+        // Text as observed (Azure/azure-workload-identity troubleshooting.md,
+        // docs/graph-facts.md §8).
         return Err(AssertionError::new(
             "invalid_request",
             70021,
@@ -314,7 +316,7 @@ fn check_time(claims: &Claims, now: i64) -> Result<(), AssertionError> {
     };
     let nbf = claims.nbf.unwrap_or(0);
     if now >= exp || now < nbf {
-        // Text as observed (MSAL issues #4951, #984; graph-facts §8 lists 700024 as [OBS]).
+        // Text as observed (MSAL issues #4951, #984; docs/graph-facts.md §8 lists 700024 as [OBS]).
         return Err(AssertionError::new(
             "invalid_client",
             700024,

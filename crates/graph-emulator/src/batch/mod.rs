@@ -1,5 +1,5 @@
-//! JSON batching, `POST /v1.0/$batch` (graph-facts §5): parse and validate the batch, run its
-//! items through the same dispatch path as direct requests (so each is authorized, counted,
+//! JSON batching, `POST /v1.0/$batch` (docs/graph-facts.md §5): parse and validate the batch, run
+//! its items through the same dispatch path as direct requests (so each is authorized, counted,
 //! throttled and fault-matched on its own), and assemble the `responses` document.
 //!
 //! Scheduling follows Graph's Outlook behaviour: without `dependsOn`, items run in parallel but at
@@ -20,9 +20,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 
-/// Graph's cap on requests per batch (graph-facts §5).
+/// Graph's cap on requests per batch (docs/graph-facts.md §5).
 pub const MAX_ITEMS: usize = 20;
-/// Items forwarded to one mailbox at a time (graph-facts §5, Outlook include).
+/// Items forwarded to one mailbox at a time (docs/graph-facts.md §5, Outlook include).
 pub const PER_MAILBOX_PARALLEL: usize = 4;
 
 /// A batch refused as a whole: outer 400 in Graph's envelope.
@@ -268,7 +268,7 @@ pub fn mailbox_segment(path_and_query: &str) -> Option<String> {
 }
 
 /// Runs a parsed batch; returns `(id, response)` in completion order (Graph's order is not the
-/// request order either, graph-facts §5).
+/// request order either, docs/graph-facts.md §5).
 pub async fn execute(
     batch: ParsedBatch,
     mailbox_key: impl Fn(&str) -> Option<String>,

@@ -1,5 +1,5 @@
-//! Delta query for contacts (graph-facts §2 "Delta", top-15 #6/#7): rounds of pages linked by
-//! `@odata.nextLink` (`$skiptoken`), ending in an `@odata.deltaLink` (`$deltatoken`) from which
+//! Delta query for contacts (docs/graph-facts.md §2 "Delta", top-15 #6/#7): rounds of pages linked
+//! by `@odata.nextLink` (`$skiptoken`), ending in an `@odata.deltaLink` (`$deltatoken`) from which
 //! the next round reports what changed: new and modified contacts, and `@removed` rows for
 //! contacts that left the folder.
 //!
@@ -24,14 +24,15 @@ use serde_json::{Map, Value, json};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeltaConfig {
     /// How long a token (skip or delta) stays valid. Graph gives Outlook tokens no fixed lifetime
-    /// (graph-facts §2); a day keeps tests deterministic while still expiring.
+    /// (docs/graph-facts.md §2); a day keeps tests deterministic while still expiring.
     pub ttl: Duration,
     /// At most this many tokens are kept; the oldest are evicted first (Outlook evicts old sync
-    /// states from its cache, graph-facts §2).
+    /// states from its cache, docs/graph-facts.md §2).
     pub max_states: usize,
     /// Page size without `Prefer: odata.maxpagesize` [UNCONF: messages delta uses 10].
     pub default_page: usize,
-    /// Largest page honoured: ~200 observed regardless of a larger maxpagesize (graph-facts §3).
+    /// Largest page honoured: ~200 observed regardless of a larger maxpagesize
+    /// (docs/graph-facts.md §3).
     pub max_page: usize,
     /// Replays: every round from a deltaLink first repeats the rows of the round before it.
     /// Graph warns that replays happen ("Your application must be prepared for replays",
@@ -89,7 +90,7 @@ pub enum DeltaNext {
 
 impl DeltaPage {
     /// The response body. `link_base` is the absolute URL of the delta function as the client
-    /// addressed it (scheme and host from the request, graph-facts §2), without query.
+    /// addressed it (scheme and host from the request, docs/graph-facts.md §2), without query.
     pub fn body(&self, link_base: &str, context: &str) -> Value {
         let mut body = Map::new();
         body.insert("@odata.context".into(), Value::String(context.to_owned()));
@@ -122,7 +123,7 @@ pub struct DeltaQuery {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ExpiredForm {
-    /// 410 `SyncStateNotFound`, as observed from Outlook (graph-facts §2).
+    /// 410 `SyncStateNotFound`, as observed from Outlook (docs/graph-facts.md §2).
     #[default]
     SyncStateNotFound,
     /// 410 with a `Location` header naming a fresh initial delta request ("synchronization
@@ -140,7 +141,7 @@ pub enum DeltaToken<'a> {
 /// Why a delta request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeltaError {
-    /// 410 Gone, `SyncStateNotFound` (graph-facts §2, MGDold-issue#2350 \[OBS\]).
+    /// 410 Gone, `SyncStateNotFound` (docs/graph-facts.md §2, MGDold-issue#2350 \[OBS\]).
     #[error("The sync state generation is not found.")]
     SyncStateNotFound,
     /// 410 Gone with a `Location` header: "a request URL with an empty `$deltaToken` (same as
@@ -433,7 +434,7 @@ fn build_round(
         .collect();
     removed.sort();
     for id in removed {
-        // Exactly these three members (graph-facts §2, delta-query-messages.md).
+        // Exactly these three members (docs/graph-facts.md §2, delta-query-messages.md).
         rows.push(json!({"@odata.type": "#microsoft.graph.contact", "id": id, "@removed": {"reason": "deleted"}}));
     }
     Round {
@@ -445,7 +446,7 @@ fn build_round(
 }
 
 /// A delta row: `@odata.type`, `@odata.etag`, `id` always (Outlook delta always returns id,
-/// graph-facts §3), plus the `$select`ed properties (all without `$select`); an `$expand`ed
+/// docs/graph-facts.md §3), plus the `$select`ed properties (all without `$select`); an `$expand`ed
 /// navigation the caller rendered stays whatever the `$select` (OData: `$expand` adds to it).
 fn project(contact: &Map<String, Value>, select: Option<&[String]>) -> Value {
     let mut out = Map::new();

@@ -1,5 +1,5 @@
 //! The directory half of the Graph surface: `/users`, `/users/{id}` and `/organization`
-//! (graph-facts §3, §4), with the directory's own paging (`$skiptoken`) and error codes.
+//! (docs/graph-facts.md §3, §4), with the directory's own paging (`$skiptoken`) and error codes.
 //!
 //! It only reads the store; permissions were checked by the dispatcher.
 
@@ -12,7 +12,7 @@ use crate::error::GraphError;
 use crate::odata::{self, UserFilter, UserFilterError};
 use crate::store::{TenantState, UserState};
 
-/// Properties `/users` returns without `$select` (user-list.md, graph-facts §3).
+/// Properties `/users` returns without `$select` (user-list.md, docs/graph-facts.md §3).
 pub(super) const USER_DEFAULT_PROPS: &[&str] = &[
     "businessPhones",
     "displayName",
@@ -88,13 +88,13 @@ pub(super) fn user_select(call: &Call<'_>) -> Result<Option<Vec<String>>, GraphE
 }
 
 /// Paging of a directory collection (users, groups, members): `$top` 1–999, default 100, and
-/// an opaque `$skiptoken` (graph-facts §3, paging.md).
+/// an opaque `$skiptoken` (docs/graph-facts.md §3, paging.md).
 pub(super) struct DirectoryPage {
     pub top: usize,
     pub offset: usize,
     /// `ConsistencyLevel: eventual` and `$count=true` both present: an advanced query
     /// (aad-advanced-queries.md). The header is not carried by nextLinks, so each page must
-    /// resend it (graph-facts §3).
+    /// resend it (docs/graph-facts.md §3).
     pub advanced: bool,
 }
 
@@ -259,7 +259,7 @@ pub(super) fn organization(
     call: &Call<'_>,
 ) -> Result<GraphResponse, GraphError> {
     call.check_options(&["$select"], "Request_UnsupportedQuery")?;
-    // verifiedDomains shape from verifieddomain.md (graph-facts §4).
+    // verifiedDomains shape from verifieddomain.md (docs/graph-facts.md §4).
     let domains: Vec<Value> = tenant
         .domains
         .iter()

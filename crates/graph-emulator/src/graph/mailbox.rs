@@ -1,5 +1,5 @@
 //! The mailbox half of the Graph surface: contacts and contact folders under `/users/{user}/`
-//! (graph-facts §1–§3), for one user's mailbox already resolved and authorised by the
+//! (docs/graph-facts.md §1–§3), for one user's mailbox already resolved and authorised by the
 //! dispatcher.
 //!
 //! It reads and writes the store through [`Mailbox`] and shapes answers with `contact`; it never
@@ -24,7 +24,7 @@ pub(super) struct MailboxCall<'a, 'c> {
     pub(super) ignore_notes: bool,
 }
 
-/// Contacts: `$top` ≤ 1000, default 10; `$skip` paging (graph-facts §3).
+/// Contacts: `$top` ≤ 1000, default 10; `$skip` paging (docs/graph-facts.md §3).
 const CONTACTS_DEFAULT_TOP: usize = 10;
 const CONTACTS_MAX_TOP: usize = 1000;
 
@@ -97,7 +97,7 @@ impl MailboxCall<'_, '_> {
     }
 
     /// The folder a chain of ids names: the default folder for an empty chain. Folder ids are
-    /// mailbox-unique, so `contactFolders/{nested}` works directly (graph-facts §2); a
+    /// mailbox-unique, so `contactFolders/{nested}` works directly (docs/graph-facts.md §2); a
     /// `childFolders` step must really be a child of the previous folder.
     pub(super) fn resolve_folders(&self, chain: &[String]) -> Result<String, GraphError> {
         let Some(first) = chain.first() else {
@@ -118,7 +118,7 @@ impl MailboxCall<'_, '_> {
     }
 
     /// 404 for an id of ours that is gone; 400 ErrorInvalidIdMalformed for one that never could
-    /// have been an Exchange id (graph-facts §7).
+    /// have been an Exchange id (docs/graph-facts.md §7).
     pub(super) fn missing_item(&self, id: &str) -> GraphError {
         let plausible = id.len() >= 16
             && id
@@ -192,7 +192,7 @@ impl MailboxCall<'_, '_> {
         let expand = self.expand()?;
         // Contact groups never match a filter; without one they take paging slots and count,
         // but are not returned, so a page can be short while a nextLink is still present
-        // (graph-facts §3, MGD-issue#8153).
+        // (docs/graph-facts.md §3, MGD-issue#8153).
         let all: Vec<&crate::store::StoredContact> = match &filter {
             None => self.mailbox.items_in(folder).collect(),
             Some(f) => self
@@ -270,7 +270,7 @@ impl MailboxCall<'_, '_> {
     }
 
     /// The contact with this id; with a folder in the URL it must be in that folder [UNCONF],
-    /// without one it is found anywhere in the mailbox (graph-facts §2, docs PR #12673).
+    /// without one it is found anywhere in the mailbox (docs/graph-facts.md §2, docs PR #12673).
     fn find(&self, folder: Option<&str>, id: &str) -> Result<(), GraphError> {
         match self.mailbox.contact(id) {
             Some(c) if folder.is_none_or(|f| c.folder_id == f) => Ok(()),
@@ -324,7 +324,7 @@ impl MailboxCall<'_, '_> {
     /// A contacts `$filter`: the documented `emailAddresses/any(a:a/address eq '…')`
     /// (user-list-contacts.md) or `singleValueExtendedProperties/Any(ep: ep/id eq '…' and …)`
     /// (singlevaluelegacyextendedproperty-get.md); anything else is 400
-    /// `ErrorInvalidUrlQueryFilter` (graph-facts §3).
+    /// `ErrorInvalidUrlQueryFilter` (docs/graph-facts.md §3).
     fn contact_filter(&self, f: &str) -> Result<ContactFilter, GraphError> {
         if let Some(address) = odata::parse_email_filter(f) {
             return Ok(ContactFilter::Email(address));
@@ -382,8 +382,8 @@ impl MailboxCall<'_, '_> {
 
     /// `DELETE …/contacts/{id}` (contact-delete.md): 204, empty body. Graph moves the contact to
     /// Deleted Items, where it keeps no id the client knows (ids change on a move without
-    /// `IdType="ImmutableId"`, graph-facts §1): it leaves its folder's listing, its delta reports
-    /// it as `@removed` (the snapshot diff in `delta.rs`), and a second DELETE is 404
+    /// `IdType="ImmutableId"`, docs/graph-facts.md §1): it leaves its folder's listing, its delta
+    /// reports it as `@removed` (the snapshot diff in `delta.rs`), and a second DELETE is 404
     /// `ErrorItemNotFound`. The emulator does not model Deleted Items, so the contact is dropped.
     fn delete_contact(
         &mut self,
@@ -427,7 +427,8 @@ impl MailboxCall<'_, '_> {
         let all: Vec<Map<String, Value>> = self
             .mailbox
             .child_folders(parent)
-            // Folder names compare case-insensitively in Exchange [UNCONF] (graph-facts §2).
+            // Folder names compare case-insensitively in Exchange [UNCONF]
+            // (docs/graph-facts.md §2).
             .filter(|f| {
                 name.as_ref()
                     .is_none_or(|n| f.display_name.to_lowercase() == n.to_lowercase())
@@ -458,7 +459,7 @@ impl MailboxCall<'_, '_> {
         Ok(self.skip_page(&context, all.len(), page, skip, top))
     }
 
-    /// One page of an Outlook collection: Outlook pages with `$skip` (graph-facts §3), the
+    /// One page of an Outlook collection: Outlook pages with `$skip` (docs/graph-facts.md §3), the
     /// nextLink absolute and built from the host the client used, `@odata.count` when asked.
     fn skip_page(
         &self,
@@ -542,7 +543,7 @@ impl ContactFilter {
     fn matches(&self, data: &Map<String, Value>) -> bool {
         match self {
             // Exact address match; case-insensitive as SMTP addresses are in Exchange [UNCONF,
-            // graph-facts §3].
+            // docs/graph-facts.md §3].
             ContactFilter::Email(a) => data["emailAddresses"].as_array().is_some_and(|emails| {
                 emails.iter().any(|e| {
                     e["address"]

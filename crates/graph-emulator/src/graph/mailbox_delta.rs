@@ -1,4 +1,4 @@
-//! Contact delta on the Graph surface (`…/contacts/delta`, graph-facts §2): query options,
+//! Contact delta on the Graph surface (`…/contacts/delta`, docs/graph-facts.md §2): query options,
 //! `Prefer: odata.maxpagesize`, and the answer's links and 410s; the sync states themselves
 //! live in [`crate::delta`].
 //!
@@ -15,8 +15,9 @@ use crate::error::GraphError;
 use crate::extprops;
 
 impl MailboxCall<'_, '_> {
-    /// A page of a delta round (graph-facts §2; state and tokens in `delta.rs`). Query options
-    /// count only on the first request: later ones carry them in their token (contact-delta.md).
+    /// A page of a delta round (docs/graph-facts.md §2; state and tokens in `delta.rs`). Query
+    /// options count only on the first request: later ones carry them in their token
+    /// (contact-delta.md).
     ///
     /// Two forms: `contactFolders/{id}/contacts/delta` (contact-delta.md) and
     /// `contacts/delta` for the default folder, which the reference page does not document but

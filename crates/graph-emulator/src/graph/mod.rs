@@ -3,9 +3,9 @@
 //! `$batch` executor both call it, so a batch item is counted, authorised and throttled exactly
 //! like a direct request.
 //!
-//! Shapes, status codes and error codes follow graph-facts.md, not our convenience; where Graph's
-//! behaviour is unconfirmed the stricter choice is made and marked [UNCONF]. This module never
-//! holds the store lock across an `.await`.
+//! Shapes, status codes and error codes follow docs/graph-facts.md, not our convenience; where
+//! Graph's behaviour is unconfirmed the stricter choice is made and marked [UNCONF]. This module
+//! never holds the store lock across an `.await`.
 //!
 //! Routing and authorisation live here; the resources are served by `directory` (users,
 //! organization), `mailbox` (contacts, contact folders) and `mailbox_delta` (contact delta).
@@ -125,7 +125,7 @@ pub async fn dispatch(shared: &Shared, req: GraphRequest) -> GraphResponse {
     resp.headers.push(("request-id".into(), request_id));
     // Our ids never change on a move (the control plane's `move` keeps them), so immutable ids
     // are always in effect; echo the preference as Graph does (outlook-immutable-id.md,
-    // graph-facts §1).
+    // docs/graph-facts.md §1).
     let prefers_immutable = req
         .headers
         .get_all("prefer")
@@ -299,7 +299,7 @@ enum Target {
     Folders { folders: Vec<String> },
     /// `contactFolders/{id}` (or a childFolders chain).
     Folder { folders: Vec<String> },
-    /// `contacts/delta` (default folder) or `…/{folder}/contacts/delta` (graph-facts §2).
+    /// `contacts/delta` (default folder) or `…/{folder}/contacts/delta` (docs/graph-facts.md §2).
     Delta { folders: Vec<String> },
 }
 
@@ -319,7 +319,7 @@ fn parse_route(segs: &[String]) -> Result<Route, GraphError> {
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match s.as_slice() {
         [] => Err(GraphError::segment_not_found("v1.0")),
-        // App-only tokens have no signed-in user (graph-facts §8: client credentials).
+        // App-only tokens have no signed-in user (docs/graph-facts.md §8: client credentials).
         [m, ..] if is(m, "me") => Err(GraphError::bad_request(
             "BadRequest",
             "/me request is only valid with delegated authentication flow.",
@@ -501,8 +501,8 @@ fn execute(store: &mut Store, call: &Call<'_>, route: &Route) -> Result<GraphRes
             } else {
                 CONTACTS_READ_ROLES
             };
-            // Exchange codes on mailbox paths (graph-facts §7); with RBAC for Applications the
-            // role may be absent from the token yet granted, which the emulator does not model.
+            // Exchange codes on mailbox paths (docs/graph-facts.md §7); with RBAC for Applications
+            // the role may be absent from the token yet granted, which the emulator does not model.
             if !call.principal.has_any_role(needed) {
                 return Err(GraphError::exchange_access_denied());
             }
@@ -554,7 +554,8 @@ fn tenant<'s>(store: &'s Store, call: &Call<'_>) -> Result<&'s TenantState, Grap
         .ok_or_else(GraphError::token_invalid)
 }
 
-/// Application access policy (graph-facts §10): with a `mailboxScope`, other mailboxes are denied.
+/// Application access policy (docs/graph-facts.md §10): with a `mailboxScope`, other mailboxes are
+/// denied.
 fn mailbox_in_scope(tenant: &TenantState, client_id: &str, user: &UserState) -> bool {
     let Some(app) = tenant.app(client_id) else {
         return true;

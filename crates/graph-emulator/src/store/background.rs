@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use super::{IdGen, Mailbox, Store};
 use crate::contact::format_ts;
 
-/// How Exchange's spontaneous change key bump is played (graph-facts §1 \[OBS\]: a change key
-/// captured right after a create or update may already be stale, because background processing
+/// How Exchange's spontaneous change key bump is played (docs/graph-facts.md §1 \[OBS\]: a change
+/// key captured right after a create or update may already be stale, because background processing
 /// bumps it shortly after — OfficeDev/ews-managed-api#249 "within milliseconds", a calendar
 /// client's smoke test "a few seconds after a create"; msgraph-sdk-dotnet#1195/#1201).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -116,7 +116,7 @@ pub struct StoredContact {
     /// contact group only `id` and `displayName`.
     pub data: Map<String, Value>,
     /// A contact group (distribution list): it occupies a paging slot but is never served as a
-    /// contact (graph-facts §3, MGD-issue#8153).
+    /// contact (docs/graph-facts.md §3, MGD-issue#8153).
     pub is_group: bool,
 }
 
@@ -270,7 +270,7 @@ impl Mailbox {
         display_name: &str,
         id: Option<String>,
     ) -> Result<String, FolderExists> {
-        // Exchange compares folder names case-insensitively [UNCONF] (graph-facts §2).
+        // Exchange compares folder names case-insensitively [UNCONF] (docs/graph-facts.md §2).
         let lower = display_name.to_lowercase();
         if self
             .child_folders(parent_id)
@@ -545,7 +545,8 @@ impl Store {
         self.tenants.iter().position(|t| t.answers_to(name))
     }
 
-    /// The current state in scenario format (EMULATOR.md §4 `GET /_emulator/state`).
+    /// The current state in scenario format (crates/graph-emulator/README.md, "Control plane"
+    /// `GET /_emulator/state`).
     pub fn export(&self) -> Scenario {
         let tenants = self
             .tenants

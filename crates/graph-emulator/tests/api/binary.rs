@@ -1,4 +1,4 @@
-//! The `graph-emulator` binary (EMULATOR.md §1).
+//! The `graph-emulator` binary (crates/graph-emulator/README.md, "Binary").
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

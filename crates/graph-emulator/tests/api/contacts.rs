@@ -1,4 +1,4 @@
-//! Contacts and contact folders under `/users/{user}/` (graph-facts §1–§3, §7, §9).
+//! Contacts and contact folders under `/users/{user}/` (docs/graph-facts.md §1–§3, §7, §9).
 
 use crate::common::*;
 use reqwest::Method;

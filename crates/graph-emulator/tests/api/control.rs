@@ -1,4 +1,4 @@
-//! Control plane (EMULATOR.md §4): state export/replay and stats.
+//! Control plane (crates/graph-emulator/README.md, "Control plane"): state export/replay and stats.
 
 use crate::common::*;
 use graph_emulator::Scenario;

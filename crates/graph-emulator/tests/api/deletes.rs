@@ -1,7 +1,7 @@
-//! Contact DELETE as Graph does it (contact-delete.md; graph-facts §2, §7): 204 with an empty
-//! body, the contact gone from its folder's listing and from its delta except as an `@removed`
-//! row, `If-Match` honoured, a second DELETE 404, the same inside `$batch`, and counted per
-//! mailbox.
+//! Contact DELETE as Graph does it (contact-delete.md; docs/graph-facts.md §2, §7): 204 with an
+//! empty body, the contact gone from its folder's listing and from its delta except as an
+//! `@removed` row, `If-Match` honoured, a second DELETE 404, the same inside `$batch`, and counted
+//! per mailbox.
 
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -1,4 +1,4 @@
-//! Contact delta completeness (graph-facts §2, §3; issue 14): the default-folder form, page
+//! Contact delta completeness (docs/graph-facts.md §2, §3; issue 14): the default-folder form, page
 //! sizes, both 410 forms, replays, moves out of a folder, and `$expand` refused as observed.
 
 use graph_emulator::{EmulatorOptions, Scenario, Variants};
@@ -153,7 +153,7 @@ async fn page_size_defaults_to_ten_and_maxpagesize_is_capped_at_200() {
     assert_eq!(
         resp.headers()["preference-applied"],
         "odata.maxpagesize=200",
-        "~200 observed whatever a larger maxpagesize asks (graph-facts §3)"
+        "~200 observed whatever a larger maxpagesize asks (docs/graph-facts.md §3)"
     );
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["value"].as_array().unwrap().len(), 200);

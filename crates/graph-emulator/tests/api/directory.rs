@@ -1,4 +1,4 @@
-//! `/users`, `/users/{id|upn}`, `/organization` (graph-facts §3, §4, §7).
+//! `/users`, `/users/{id|upn}`, `/organization` (docs/graph-facts.md §3, §4, §7).
 
 use crate::common::*;
 use reqwest::Method;

@@ -1,4 +1,4 @@
-//! Token endpoint, discovery document and access-token checks (graph-facts §7, §8).
+//! Token endpoint, discovery document and access-token checks (docs/graph-facts.md §7, §8).
 
 use std::time::Duration;
 

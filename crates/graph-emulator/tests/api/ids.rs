@@ -1,7 +1,7 @@
 //! Item ids and change keys with Exchange's shape (per-mailbox and per-folder prefix, a short
 //! per-item tail, a change number that grows with every write), their survival through an
 //! export and replay, and `--variant change-key-bump(-modified)`: Exchange bumping a change key
-//! by itself shortly after a write (graph-facts §1).
+//! by itself shortly after a write (docs/graph-facts.md §1).
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! Integration tests of graph-emulator over HTTP (one test binary, shared harness in `common`).
-//! Each test pins one behaviour of EMULATOR.md / graph-facts.md against an in-process emulator.
+//! Each test pins one behaviour of crates/graph-emulator/README.md / docs/graph-facts.md against an
+//! in-process emulator.
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Every writable v1.0 contact property round-trips in Graph's shapes (contact.md,
-//! contact-update.md; graph-facts §1, §9; issue 13): strings, string collections, emailAddress
-//! and physicalAddress objects, birthday as a timestamp; Graph's normalisation on write; and
-//! `$select` of each of them.
+//! contact-update.md; docs/graph-facts.md §1, §9; issue 13): strings, string collections,
+//! emailAddress and physicalAddress objects, birthday as a timestamp; Graph's normalisation on
+//! write; and `$select` of each of them.
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -279,8 +279,8 @@ async fn fresh_contacts_get_graphs_server_computed_fields() {
     .await;
     // displayName is composed from the name parts (user-post-contacts.md example); fileAs is ""
     // and initials null, not computed, as observed on API-created contacts (Outlook REST v2.0
-    // reference sample and v1.0 captures) — graph-facts §9's "Fort, Garth"/"G.F." example was
-    // a contact created with them.
+    // reference sample and v1.0 captures) — docs/graph-facts.md §9's "Fort, Garth"/"G.F." example
+    // was a contact created with them.
     assert_eq!(c["displayName"], "Pavel Bansky");
     assert_eq!(c["fileAs"], "");
     assert_eq!(c["initials"], Value::Null);

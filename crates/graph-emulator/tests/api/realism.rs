@@ -1,5 +1,6 @@
-//! Realism over HTTP (EMULATOR.md §3–§5): Outlook limits, the fault plan, `$batch`, delta, TLS,
-//! client assertions and the control-plane `touch`, against an in-process emulator.
+//! Realism over HTTP (crates/graph-emulator/README.md, "What it serves" to "Limits and faults"):
+//! Outlook limits, the fault plan, `$batch`, delta, TLS, client assertions and the control-plane
+//! `touch`, against an in-process emulator.
 
 use std::time::Duration;
 
@@ -909,7 +910,8 @@ async fn batch_items_meet_the_mailbox_budget_and_drop_faults_individually() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Retry-After compliance (RELIABILITY I5: no request repeated before its Retry-After passed)
+// Retry-After compliance (docs/reliability.md I5: no request repeated before its Retry-After
+// passed)
 
 #[tokio::test]
 async fn a_repeat_before_retry_after_counts_as_an_early_retry_and_one_after_does_not() {

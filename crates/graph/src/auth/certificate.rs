@@ -1,5 +1,5 @@
-//! Certificates for client assertions (graph-facts §8): loading a PEM with the certificate and
-//! its RSA key, the `x5t#S256` thumbprint, and signing the assertion JWT.
+//! Certificates for client assertions (docs/graph-facts.md §8): loading a PEM with the certificate
+//! and its RSA key, the `x5t#S256` thumbprint, and signing the assertion JWT.
 //!
 //! Never formats the private key: [`LoadedCertificate`]'s `Debug` redacts it, and errors name the
 //! file (`what`), never its content.
@@ -132,12 +132,12 @@ struct AssertionClaims {
     exp: i64,
 }
 
-/// How long a client assertion is valid: graph-facts §8 "exp short (5–10 min after nbf)".
+/// How long a client assertion is valid: docs/graph-facts.md §8 "exp short (5–10 min after nbf)".
 const ASSERTION_LIFETIME: Duration = Duration::from_secs(600);
 
-/// Builds and signs a client assertion (graph-facts §8): header `alg` PS256 (or RS256), `typ`
-/// JWT, `x5t#S256`; claims `aud` = token endpoint URL, `iss` = `sub` = client id, `jti` unique,
-/// `nbf`/`iat` = now, `exp` = now + 10 min.
+/// Builds and signs a client assertion (docs/graph-facts.md §8): header `alg` PS256 (or RS256),
+/// `typ` JWT, `x5t#S256`; claims `aud` = token endpoint URL, `iss` = `sub` = client id, `jti`
+/// unique, `nbf`/`iat` = now, `exp` = now + 10 min.
 pub fn build_client_assertion(
     cert: &LoadedCertificate,
     alg: AssertionAlgorithm,

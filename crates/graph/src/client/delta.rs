@@ -1,4 +1,4 @@
-//! Contact delta rounds (graph-facts §2 "Delta"): what changed in a folder since a stored
+//! Contact delta rounds (docs/graph-facts.md §2 "Delta"): what changed in a folder since a stored
 //! `@odata.deltaLink`, or, for an initial round, everything in it plus the link for next time.
 //!
 //! A round follows `@odata.nextLink` verbatim until a page carries `@odata.deltaLink`, through the
@@ -18,8 +18,8 @@
 //!   [`FolderRef::Default`] because it costs no extra request and works for an empty mailbox,
 //!   whose default folder id cannot be learned. Should Graph ever refuse it (400/404/405/501), the
 //!   initial round is repeated once in the documented folder form with the default folder's id,
-//!   learned from the `parentFolderId` of one contact, or of one top-level folder (graph-facts
-//!   §2); the links of that round then carry the folder form.
+//!   learned from the `parentFolderId` of one contact, or of one top-level folder
+//!   (docs/graph-facts.md §2); the links of that round then carry the folder form.
 //! - Query options: only `$select` is documented for contact delta; `$expand` is not, and it is
 //!   observed to fail on Outlook delta functions (500 "Value cannot be null. Parameter name:
 //!   type" for `$expand=singleValueExtendedProperties(…)` on event and message delta,
@@ -29,7 +29,7 @@
 //!   ([`ReadSpec::where_int_property`], one small request per folder; a change of the flag
 //!   changes the contact, so it only needs asking when a round reported changes).
 //! - Page size: at most about 200 contacts per page whatever `odata.maxpagesize` asks (Microsoft
-//!   Q&A 2276060, graph-facts §3), hence [`DELTA_PAGE_SIZE`](crate::DELTA_PAGE_SIZE).
+//!   Q&A 2276060, docs/graph-facts.md §3), hence [`DELTA_PAGE_SIZE`](crate::DELTA_PAGE_SIZE).
 //!
 //! [`ErrorKind::SyncReset`]: crate::ErrorKind::SyncReset
 //! [`ReadSpec`]: crate::ReadSpec
@@ -56,7 +56,8 @@ struct Page<'a> {
     delta_link: Option<String>,
 }
 
-/// What a removed row holds: `{"id": …, "@removed": {"reason": "deleted"}}` (graph-facts §2).
+/// What a removed row holds: `{"id": …, "@removed": {"reason": "deleted"}}`
+/// (docs/graph-facts.md §2).
 #[derive(Deserialize)]
 struct Removal {
     id: String,
@@ -184,7 +185,7 @@ impl GraphClient {
     }
 
     /// The default contacts folder's id: the `parentFolderId` of one of its contacts, or of one
-    /// of the folders directly under it (graph-facts §2); `None` when it has neither.
+    /// of the folders directly under it (docs/graph-facts.md §2); `None` when it has neither.
     async fn default_folder_id(&self, mailbox: &str) -> Result<Option<String>, GraphError> {
         #[derive(Deserialize)]
         struct Item {

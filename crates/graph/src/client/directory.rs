@@ -2,8 +2,8 @@
 //! transitive user members.
 //!
 //! Directory endpoints answer directory error codes (`Request_ResourceNotFound`,
-//! `Authorization_RequestDenied`, graph-facts §7); a missing permission is reported with the
-//! permission the endpoint needs. Every read goes through the one request path; nothing here
+//! `Authorization_RequestDenied`, docs/graph-facts.md §7); a missing permission is reported with
+//! the permission the endpoint needs. Every read goes through the one request path; nothing here
 //! retries or sleeps by itself.
 
 use serde::de::DeserializeOwned;
@@ -24,7 +24,7 @@ const ORGANIZATION_PERMISSION: &str = "grant the app the application permission 
 impl GraphClient {
     /// All licensed users: `GET /users` with the documented filter `assignedLicenses/$count ne 0`,
     /// which is an advanced query: `ConsistencyLevel: eventual` and `$count=true` on every page
-    /// (graph-facts §4), `$top=999` (the maximum, graph-facts §3).
+    /// (docs/graph-facts.md §4), `$top=999` (the maximum, docs/graph-facts.md §3).
     pub async fn licensed_users(&self) -> Result<Vec<User>, GraphError> {
         let q = path::query(&[
             ("$select", "id,userPrincipalName,mail"),
@@ -52,7 +52,7 @@ impl GraphClient {
     }
 
     /// The tenant's verified domains (`GET /organization?$select=verifiedDomains`; the collection
-    /// holds the one organization, graph-facts §4). The primary domain is the one with
+    /// holds the one organization, docs/graph-facts.md §4). The primary domain is the one with
     /// `is_default`, the `*.onmicrosoft.com` one has `is_initial`.
     pub async fn verified_domains(&self) -> Result<Vec<VerifiedDomain>, GraphError> {
         #[derive(serde::Deserialize)]
@@ -131,7 +131,7 @@ impl GraphClient {
     /// `microsoft.graph.user` is an advanced query: `ConsistencyLevel: eventual` and
     /// `$count=true` are required (group-list-transitivemembers.md; aad-advanced-queries.md lists
     /// "OData cast with transitive members list" as advanced-only), and the header goes on every
-    /// page (graph-facts §3). The directory index behind advanced queries can lag recent
+    /// page (docs/graph-facts.md §3). The directory index behind advanced queries can lag recent
     /// membership changes slightly.
     pub async fn group_transitive_users<T: DeserializeOwned>(
         &self,

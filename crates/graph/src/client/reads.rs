@@ -39,8 +39,9 @@ impl GraphClient {
     }
 
     /// Finds a contact folder by exact `displayName` anywhere in the mailbox's folder tree
-    /// (SPEC §2.3): top level first, then nested levels breadth-first, so the shallowest match
-    /// wins. Each level's folders are listed concurrently (within the mailbox limit).
+    /// (docs/compatibility.md §3): top level first, then nested levels breadth-first, so the
+    /// shallowest match wins. Each level's folders are listed concurrently (within the mailbox
+    /// limit).
     pub async fn find_contact_folder(
         &self,
         mailbox: &str,
@@ -77,7 +78,7 @@ impl GraphClient {
     }
 
     /// Creates a top-level contact folder. If Graph says it already exists (`ErrorFolderExists`,
-    /// a lost response to an earlier create, graph-facts §2), the existing one is returned.
+    /// a lost response to an earlier create, docs/graph-facts.md §2), the existing one is returned.
     pub async fn create_contact_folder(
         &self,
         mailbox: &str,
@@ -119,7 +120,7 @@ impl GraphClient {
     /// Every contact of a folder, read into `T`: `$top=1000` (the maximum) and the caller's
     /// [`ReadSpec`] (`$select`, and `$expand`/`$filter` when given), following nextLinks
     /// verbatim. Each page is parsed straight into `T`. A short page with a nextLink is normal
-    /// (contact groups take `$skip` slots, graph-facts §3). A bare `&str` is a `$select`.
+    /// (contact groups take `$skip` slots, docs/graph-facts.md §3). A bare `&str` is a `$select`.
     pub async fn list_contacts<T: DeserializeOwned>(
         &self,
         mailbox: &str,
@@ -146,8 +147,9 @@ impl GraphClient {
 
     /// Reads one contact by id into `T` with the caller's `$select` (and `$expand`, e.g. an
     /// extended property; a `$filter` has no meaning here and is refused) — `GET …/contacts/{id}`
-    /// resolves anywhere in the mailbox, graph-facts §2. Useful where list output is known to be
-    /// lossy (graph-facts §9 notes). A contact deleted meanwhile is [`ErrorKind::NotFound`].
+    /// resolves anywhere in the mailbox, docs/graph-facts.md §2. Useful where list output is known
+    /// to be lossy (docs/graph-facts.md §9 notes). A contact deleted meanwhile is
+    /// [`ErrorKind::NotFound`].
     ///
     /// [`ErrorKind::NotFound`]: crate::ErrorKind::NotFound
     pub async fn get_contact<T: DeserializeOwned>(

@@ -201,8 +201,9 @@ impl GraphClient {
             attempt += 1;
             // The slot first, then the token, then the app budget: waiting for a slot can mean
             // sleeping through a mailbox's Retry-After, and a token taken before that wait may
-            // expire during it (a 401 that costs the request its one refresh; RELIABILITY I5);
-            // the budget is taken last so the instant it records is the instant we send.
+            // expire during it (a 401 that costs the request its one refresh;
+            // docs/reliability.md I5); the budget is taken last so the instant it records is the
+            // instant we send.
             let permit = halt
                 .guard(
                     &call.context,
@@ -301,7 +302,7 @@ impl GraphClient {
                                 call.permission_advice,
                             );
                             if status == 401 && !refreshed {
-                                // graph-facts §7: an expired or revoked token gives 401
+                                // docs/graph-facts.md §7: an expired or revoked token gives 401
                                 // InvalidAuthenticationToken; refresh once and retry once.
                                 refreshed = true;
                                 tracing::info!(
@@ -406,9 +407,10 @@ impl GraphClient {
 
     /// The paging loop every collection read shares: GETs `first`, hands each page's body to
     /// `on_page` (which parses it and returns the page's `@odata.nextLink`, if any) and follows
-    /// that link verbatim (graph-facts §3) until there is none. `headers` go on every page
-    /// (ConsistencyLevel and Prefer are not carried into nextLinks, graph-facts §3). A failed
-    /// page fails the whole read: a caller never sees part of a collection as if it were all.
+    /// that link verbatim (docs/graph-facts.md §3) until there is none. `headers` go on every page
+    /// (ConsistencyLevel and Prefer are not carried into nextLinks, docs/graph-facts.md §3). A
+    /// failed page fails the whole read: a caller never sees part of a collection as if it were
+    /// all.
     pub(super) async fn each_page(
         &self,
         first: Url,

@@ -1,10 +1,10 @@
-//! Contact writes: one request per write, or `$batch` requests of up to 20 (graph-facts §5) whose
-//! items are retried on their own status.
+//! Contact writes: one request per write, or `$batch` requests of up to 20 (docs/graph-facts.md §5)
+//! whose items are retried on their own status.
 //!
 //! The result of each write is read into the caller's type `T` (a `$batch` item's body stays raw
-//! JSON until then). This module never repeats a create whose outcome is unknown (RELIABILITY
-//! I2), and never reports as a plain conflict a 412 (or a delete's 404) that an earlier,
-//! possibly applied attempt of the same write can explain: that becomes
+//! JSON until then). This module never repeats a create whose outcome is unknown
+//! (docs/reliability.md I2), and never reports as a plain conflict a 412 (or a delete's 404) that
+//! an earlier, possibly applied attempt of the same write can explain: that becomes
 //! [`ErrorKind::UnconfirmedWrite`], for the caller to settle by re-reading. Writes still pending
 //! when the client halts (stop signal, open breaker) are not sent again: each fails with the
 //! halt's kind, saying so when an earlier attempt of it may have been applied.
@@ -129,8 +129,8 @@ impl GraphClient {
     /// Applies `writes` to `mailbox`; one result per write, in input order. Response bodies are
     /// read into `T` (the caller's contact type; a delete's result has none).
     ///
-    /// With batching on, writes go in `$batch` requests of ≤ 20 (graph-facts §5); each item is
-    /// retried on its own status: a 429 item after its `Retry-After` (pausing the mailbox), a
+    /// With batching on, writes go in `$batch` requests of ≤ 20 (docs/graph-facts.md §5); each item
+    /// is retried on its own status: a 429 item after its `Retry-After` (pausing the mailbox), a
     /// 5xx item after backoff. Creates whose outcome is unknown are not repeated
     /// ([`ErrorKind::AmbiguousWrite`]); a 412 (or a delete's 404) after an earlier attempt whose
     /// outcome is unknown is [`ErrorKind::UnconfirmedWrite`].
@@ -375,15 +375,15 @@ impl GraphClient {
             &p.context,
         ));
         if item.status == 401 && !st.refreshed {
-            // graph-facts §7: the token expired between the batch's acceptance and this item;
-            // refresh once (per item) and send the item again.
+            // docs/graph-facts.md §7: the token expired between the batch's acceptance and this
+            // item; refresh once (per item) and send the item again.
             st.refreshed = true;
             st.attempts -= 1;
             return ItemNext::RetryWithFreshToken;
         }
         // No 424 (failed dependency) case: we never send `dependsOn` (batch.rs), and only a
-        // dependant of a failed item gets 424 (graph-facts §5). Should one come anyway, it is
-        // final like any other 4xx.
+        // dependant of a failed item gets 424 (docs/graph-facts.md §5). Should one come anyway, it
+        // is final like any other 4xx.
         if item.status == 429 {
             self.inner
                 .counters
@@ -468,8 +468,8 @@ impl GraphClient {
             url: self.url("/$batch")?,
             mailbox: Some(mailbox.to_owned()),
             weight: items.len(),
-            // Graph counts every item (graph-facts §5); the batch itself is counted too (the safe
-            // side of an undocumented question, `crate::pacing`).
+            // Graph counts every item (docs/graph-facts.md §5); the batch itself is counted too
+            // (the safe side of an undocumented question, `crate::pacing`).
             units: items.len() + 1,
             permission_advice: None,
             headers: vec![],

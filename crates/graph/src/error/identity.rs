@@ -1,5 +1,5 @@
-//! Errors of the identity platform's token endpoint (graph-facts §8): the AADSTS code, what it
-//! means ([`TokenProblem`]) and the advice in the error message.
+//! Errors of the identity platform's token endpoint (docs/graph-facts.md §8): the AADSTS code, what
+//! it means ([`TokenProblem`]) and the advice in the error message.
 //!
 //! The code → meaning table lives here and only here; a caller that words its own fix (naming
 //! its settings) branches on [`TokenProblem`], never on codes. Advice names the tenant and the
@@ -11,7 +11,7 @@ use super::{ErrorKind, GraphError};
 use crate::text::truncate;
 
 /// What an identity-platform refusal means, from its AADSTS code (ENTRA
-/// `reference-error-codes.md`, graph-facts §8).
+/// `reference-error-codes.md`, docs/graph-facts.md §8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TokenProblem {
     /// AADSTS7000215: the client secret is wrong (often its Secret ID instead of its Value).
@@ -131,7 +131,7 @@ impl TokenProblem {
     }
 }
 
-/// Builds the error for an identity-platform token response (graph-facts §8 error body
+/// Builds the error for an identity-platform token response (docs/graph-facts.md §8 error body
 /// `{"error","error_description":"AADSTSnnn: …","error_codes":[n],"trace_id",…}`), with a message
 /// that says what to fix. `tenant`/`client_id` are not secrets and are named in the advice.
 pub fn from_token_response(status: u16, body: &[u8], tenant: &str, client_id: &str) -> GraphError {

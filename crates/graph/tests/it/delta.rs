@@ -72,7 +72,7 @@ async fn an_initial_round_follows_next_links_to_the_delta_link() {
     let m = mock_with_base(&clock, |s, base| {
         let link = |q: &str| format!("{base}/v1.0/users/a@x/contacts/delta?{q}");
         if s.uri.contains("$skiptoken=p2") {
-            // An empty page with a nextLink is legal (graph-facts §2).
+            // An empty page with a nextLink is legal (docs/graph-facts.md §2).
             page(vec![], Some(link("$skiptoken=p3")), None)
         } else if s.uri.contains("$skiptoken=p3") {
             page(vec![contact("c")], None, Some(link("$deltatoken=d1")))

@@ -1,8 +1,9 @@
 //! Writes whose first attempt was applied but never answered (the emulator's `afterApply` 504 and
-//! `drop: after` faults, EMULATOR.md §5): the retry meets the write's own effect — a PATCH's etag
-//! is stale, a DELETE's contact is gone — and the client must say so
-//! ([`ErrorKind::UnconfirmedWrite`]) instead of reporting a user's conflict. Direct requests,
-//! `$batch` items, and a whole `$batch` sent again after its answer was lost; deletes as well.
+//! `drop: after` faults, crates/graph-emulator/README.md, "Limits and faults"): the retry meets the
+//! write's own effect — a PATCH's etag is stale, a DELETE's contact is gone — and the client must
+//! say so ([`ErrorKind::UnconfirmedWrite`]) instead of reporting a user's conflict. Direct
+//! requests, `$batch` items, and a whole `$batch` sent again after its answer was lost; deletes as
+//! well.
 
 use std::sync::Arc;
 

@@ -267,7 +267,7 @@ async fn client_errors_are_not_retried_against_the_emulator() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Permission, "{e}");
     assert!(e.message.contains("access policy"), "{e}");
-    // Four email addresses: Graph caps them at 3 (graph-facts §9) → 400.
+    // Four email addresses: Graph caps them at 3 (docs/graph-facts.md §9) → 400.
     let too_many = WriteRequest::create(
         FolderRef::Default,
         json!({"displayName": "X", "emailAddresses": [

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use std::fmt;
 
-/// Whether the memory given to the planner was used (design §4).
+/// Whether the memory given to the planner was used (docs/state-and-deletes.md §1.2).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "verdict")]
 pub enum MemoryVerdict {
@@ -104,9 +104,9 @@ pub struct Held {
     pub withdrawn_by: Option<String>,
 }
 
-/// A contact withdrawn from the book this run (SPEC §7.4, I15): its owner marked their own copy
-/// private, so its hub copy and the other users' tagged copies are deleted (operations with
-/// [`super::DeleteCause::Withdrawn`]); the owner's contact is never touched.
+/// A contact withdrawn from the book this run (docs/state-and-deletes.md §4, I15): its owner marked
+/// their own copy private, so its hub copy and the other users' tagged copies are deleted
+/// (operations with [`super::DeleteCause::Withdrawn`]); the owner's contact is never touched.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Withdrawn {
@@ -163,7 +163,7 @@ pub struct BadRead {
     pub kind: BadReadKind,
 }
 
-/// The book changes a plan decides (design §5, §7).
+/// The book changes a plan decides (docs/state-and-deletes.md §3, ARCHITECTURE.md).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Book {

@@ -1,7 +1,8 @@
-//! The brake (SPEC §7.3, I12): how many contacts one run may remove from the company book.
+//! The brake (docs/state-and-deletes.md §3, I12): how many contacts one run may remove from the
+//! company book.
 //!
 //! Counted in logical contacts — one hub deletion counts once, however many user copies it
-//! deletes. Limit (design §5): `--allow-deletes N` if given (release N, oldest tombstone first,
+//! deletes. Limit (docs/state-and-deletes.md §3): `--allow-deletes N` if given (release N, oldest tombstone first,
 //! then SyncId; hold the rest), else the tenant's `MaxDeletes` (more than N → hold all), else the
 //! default (more than 10 **and** more than 10 % of the hub's remembered contacts → hold all).
 //! Pure arithmetic: the caller orders the candidates and applies the answer.

@@ -19,7 +19,7 @@ pub(super) struct Builder<'s, 'a> {
     fields: FieldSet,
 }
 
-/// The primary email a report line shows (the ladder's key, SPEC §2.6).
+/// The primary email a report line shows (the ladder's key, docs/compatibility.md §6).
 fn email_of(c: &Contact) -> Option<String> {
     fields::primary_email(&c.fields).map(std::borrow::Cow::into_owned)
 }

@@ -27,8 +27,8 @@ struct FolderKeys<'s> {
 
 impl<'s> FolderKeys<'s> {
     /// Whether a private contact of the folder holds one of these keys: the contact is already
-    /// there, the user's own and private (SPEC §7.4), so nothing is created next to it — and it
-    /// is no data problem either.
+    /// there, the user's own and private (docs/state-and-deletes.md §4), so nothing is created next
+    /// to it — and it is no data problem either.
     fn private_holds(&self, sync_id: SyncId, key: Option<EmailOrName<'s>>) -> bool {
         self.private_sync_ids.contains(&sync_id)
             || key.is_some_and(|k| self.private_keys.contains(&k))
@@ -155,7 +155,7 @@ impl<'s> Planner<'s, '_> {
     }
 
     /// With trusted memory, a contact created in the hub from users' copies of which one carries
-    /// a SyncId is a repair (SPEC §7.3 "repair is not deletion") — unless the hub's memory holds
+    /// a SyncId is a repair (docs/state-and-deletes.md §3.3) — unless the hub's memory holds
     /// its SyncId (`Deletes: off` re-creating a deleted contact: reported as such instead).
     fn repair(
         &self,

@@ -1,9 +1,9 @@
 //! Step 4 of the plan, phase 1: per logical contact the winner, the SyncId and `CreatedBy`, and
 //! which existing copies get a write — an Update when its data differs from the winner's, else a
-//! Stamp when it lacks the SyncId; at most one write per copy (SPEC §2.5, §2.7, §2.8a). The winner
-//! is the newest *version*: a copy's `lastModifiedDateTime`, or — with memory, for a copy as we
-//! left it — the version we wrote it with (set when the keys are read, `memory`). Nothing is
-//! written into the hub after a bad read of it.
+//! Stamp when it lacks the SyncId; at most one write per copy (docs/compatibility.md §5, §7,
+//! docs/sync-rules.md §2). The winner is the newest *version*: a copy's `lastModifiedDateTime`, or
+//! — with memory, for a copy as we left it — the version we wrote it with (set when the keys are
+//! read, `memory`). Nothing is written into the hub after a bad read of it.
 //!
 //! Writes are only recorded here, as small [`PendingWrite`]s; `build` makes the operations.
 
@@ -77,7 +77,8 @@ impl SyncIdClaims {
 
 impl Planner<'_, '_> {
     /// Newest copy at read time (by version, see the module note); ties go to the hub, then to
-    /// the earlier mailbox. A copy without a timestamp is older than any with one (SPEC §2.7).
+    /// the earlier mailbox. A copy without a timestamp is older than any with one
+    /// (docs/compatibility.md §7).
     pub(super) fn winner_of(&self, logical: &LogicalContact) -> CopyRef {
         *logical
             .copies
@@ -109,7 +110,7 @@ impl Planner<'_, '_> {
     /// contact, is not the winner, differs from it in the synced fields, `UpdateExisting` is on
     /// and the winner has a timestamp. The winner is newer than every other copy in the
     /// (timestamp, tie-break) order, so "target older than source" holds for all of them; a
-    /// winner without a timestamp never overwrites (SPEC §2.7).
+    /// winner without a timestamp never overwrites (docs/compatibility.md §7).
     ///
     /// Compared exactly, folder by folder: the copies are visited in memory order and the winners
     /// (one per logical contact) stay in cache, which is what makes a million comparisons cheap —
@@ -152,10 +153,10 @@ impl Planner<'_, '_> {
                 .all(|(l, &w)| self.winner_of(l) == w),
             "the folder-ordered pass picks winner_of's winners"
         );
-        // Existing copies: at most one write each, combining data and stamp (SPEC §2.8a). Here
-        // only *whether* a copy gets its data rewritten; the writes themselves are recorded
-        // folder by folder afterwards (`existing_writes`), which reads the copies in memory
-        // order.
+        // Existing copies: at most one write each, combining data and stamp
+        // (docs/sync-rules.md §2). Here only *whether* a copy gets its data rewritten; the writes
+        // themselves are recorded folder by folder afterwards (`existing_writes`), which reads the
+        // copies in memory order.
         let rewritten = self.rewritten(&winners);
         let mut sync_ids = SyncIdClaims {
             claimed: FxHashSet::default(),
@@ -180,10 +181,10 @@ impl Planner<'_, '_> {
         }
     }
 
-    /// SyncId (SPEC §2.5 "kept if present"): the hub copy's (unique among hub logical contacts);
-    /// else the first user copy's that is safe to spread — no earlier logical contact uses it,
-    /// and no folder that gets it stamped already holds another contact with it (I2, and the next
-    /// run must link exactly as this one did, I1); else a new one.
+    /// SyncId (docs/compatibility.md §5 "kept if present"): the hub copy's (unique among hub
+    /// logical contacts); else the first user copy's that is safe to spread — no earlier logical
+    /// contact uses it, and no folder that gets it stamped already holds another contact with it
+    /// (I2, and the next run must link exactly as this one did, I1); else a new one.
     fn choose_sync_id(
         &self,
         logical: &LogicalContact,
@@ -220,8 +221,8 @@ impl Planner<'_, '_> {
         sync_id
     }
 
-    /// CreatedBy (SPEC §2.5): kept from a copy's own tags, else the hub's, else the winning
-    /// source's, else any copy's, else the mailbox the contact first reaches the hub from.
+    /// CreatedBy (docs/compatibility.md §5): kept from a copy's own tags, else the hub's, else the
+    /// winning source's, else any copy's, else the mailbox the contact first reaches the hub from.
     fn created_by(&self, logical: &LogicalContact, winner: CopyRef) -> String {
         let hub_copy = logical
             .copies
@@ -252,7 +253,7 @@ impl Planner<'_, '_> {
                     continue;
                 };
                 if folder == 0 && !self.hub_writable {
-                    // A bad read of the hub: no write into it this run (design §5).
+                    // A bad read of the hub: no write into it this run (docs/state-and-deletes.md §3).
                     continue;
                 }
                 let sync_id = phase_one.decisions[logical_id.ix()].sync_id;

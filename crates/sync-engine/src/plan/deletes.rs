@@ -1,9 +1,9 @@
-//! Deletions from the book (SPEC §7.3, I11–I13, design §5; and §7.4's withdrawals, I15),
-//! decided before any linking: which tombstones live, which are new, cleared, pruned, held or
-//! released — with the privacy withdrawals `privacy` found, under one brake (`brake`) — and what
-//! becomes of the copies carrying their SyncIds: a Delete, left alone, or (`Deletes: off`) only
-//! reported. Both need trusted memory to delete anything: in first-run mode a withdrawal only
-//! freezes its contact (see `privacy`).
+//! Deletions from the book (docs/state-and-deletes.md §3, I11–I13; and the privacy
+//! withdrawals of docs/state-and-deletes.md §4.1, I15), decided before any linking: which tombstones live, which are new, cleared,
+//! pruned, held or released — with the privacy withdrawals `privacy` found, under one brake
+//! (`brake`) — and what becomes of the copies carrying their SyncIds: a Delete, left alone, or
+//! (`Deletes: off`) only reported. Both need trusted memory to delete anything: in first-run mode a
+//! withdrawal only freezes its contact (see `privacy`).
 //!
 //! Evidence rules, all of them required for a new tombstone: the SyncId is in the hub's memory,
 //! the hub's read is complete and not bad, no hub contact carries it or the contact's remembered
@@ -27,7 +27,7 @@ use jiff::{SignedDuration, Timestamp};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// The matching keys of live tombstones, so that an untagged copy older than the deletion is
-/// not collected into a new contact (design §5).
+/// not collected into a new contact (docs/state-and-deletes.md §3).
 #[derive(Default)]
 pub(super) struct LookAlikes {
     emails: FxHashMap<Box<str>, (Timestamp, Guid)>,
@@ -204,8 +204,9 @@ impl Planner<'_, '_> {
         });
 
         if memory.is_none() {
-            // First-run mode: losing the state never deletes (SPEC §7.1, I10). A contact whose
-            // owner's copy is private is frozen until a run with trusted memory withdraws it.
+            // First-run mode: losing the state never deletes (docs/state-and-deletes.md §1, I10). A
+            // contact whose owner's copy is private is frozen until a run with trusted memory
+            // withdraws it.
             for w in &mut withdrawals {
                 w.fate = Fate::Withhold;
                 w.report = WReport::Held(HoldReason::NoState);
@@ -414,7 +415,8 @@ impl Planner<'_, '_> {
                 let Some(&i) = c.sync_id.and_then(|s| fates.get(&s)) else {
                     continue;
                 };
-                // A user's own private contact is never deleted (SPEC §7.4, I15).
+                // A user's own private contact is never deleted
+                // (docs/state-and-deletes.md §4, I15).
                 if self.links[folder][pos] == Link::Private
                     && c.created_by()
                         .is_some_and(|o| o.trim().eq_ignore_ascii_case(mailbox))

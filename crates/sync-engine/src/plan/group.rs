@@ -1,7 +1,8 @@
 //! Step 3 of the plan: the user copies no hub contact claimed are grouped across users by the same
-//! ladder into new logical contacts (SPEC §2.8a), which phase 2 will create in the hub and in
-//! every other user. Only links and logical contacts change here. An untagged copy that looks like
-//! a tombstoned contact and predates its deletion is never grouped (`deletes::LookAlikes`).
+//! ladder into new logical contacts (docs/sync-rules.md §2), which phase 2 will create in the hub
+//! and in every other user. Only links and logical contacts change here. An untagged copy that
+//! looks like a tombstoned contact and predates its deletion is never grouped
+//! (`deletes::LookAlikes`).
 
 use super::Planner;
 use super::keys::{CopyRef, KeyIndex, Link};

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Every contact read from one folder (the hub's "All Contacts", or a user's default folder).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailboxSnapshot {
-    /// UPN, or object id when the user has none (SPEC §2.2).
+    /// UPN, or object id when the user has none (docs/compatibility.md §2).
     pub mailbox: String,
     pub contacts: Vec<Contact>,
     /// Whether every page was read. A folder whose read failed outright is left out of the input
@@ -56,22 +56,23 @@ pub struct PlanInput {
     pub update_existing: bool,
     /// `LastUpdatedAt` of every write of this run.
     pub now: Timestamp,
-    /// What the previous run left (SPEC §7.1). `None`: first-run mode — no deletion, no opt-out,
-    /// no write-vs-edit correction, exactly the plan without memory. Given memory is checked
-    /// first ([`Plan::memory_verdict`]); distrusted memory plans as `None`.
+    /// What the previous run left (docs/state-and-deletes.md §1). `None`: first-run mode — no
+    /// deletion, no opt-out, no write-vs-edit correction, exactly the plan without memory. Given
+    /// memory is checked first ([`Plan::memory_verdict`]); distrusted memory plans as `None`.
     pub memory: Option<Memory>,
     pub options: DeleteOptions,
-    /// The fields synced (`Fields`; [`FieldSet::default`] is SPEC §2.7's twelve): the only ones
-    /// compared, written and fingerprinted. The snapshots' contacts may hold more (e.g.
-    /// `categories` read for the privacy rules); those are ignored.
+    /// The fields synced (`Fields`; [`FieldSet::default`] is docs/compatibility.md §7's twelve):
+    /// the only ones compared, written and fingerprinted. The snapshots' contacts may hold more
+    /// (e.g. `categories` read for the privacy rules); those are ignored.
     pub fields: FieldSet,
     /// `PrivateCategories` (default `["Private"]`): a user's contact carrying one, or with
-    /// Outlook's Private flag ([`Contact::private_flag`]), is private (SPEC §7.4, I15); these
-    /// categories are never written to another copy nor compared.
+    /// Outlook's Private flag ([`Contact::private_flag`]), is private
+    /// (docs/state-and-deletes.md §4, I15); these categories are never written to another copy nor
+    /// compared.
     pub private_categories: PrivateCategories,
 }
 
-/// The delete settings of a tenant (SPEC §7.3).
+/// The delete settings of a tenant (docs/state-and-deletes.md §3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeleteOptions {
     pub deletes: Deletes,
@@ -101,7 +102,7 @@ pub enum UserDeletes {
     Respect,
 }
 
-/// How many contacts one run may remove from the book (SPEC §7.3 "the brake").
+/// How many contacts one run may remove from the book (docs/state-and-deletes.md §3.4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BrakeLimit {
     /// Hold every delete when more than 10 **and** more than 10 % of the hub's contacts (as

@@ -1,9 +1,9 @@
 //! Step 1 of the plan: read the matching keys of every contact once, make the hub's logical
 //! contacts, and link the user copies to them through the hub's index.
 //!
-//! The ladder (SPEC §2.6): SyncId, then primary email, then displayName — the last only for a
-//! contact without email. [`same_key`] is the one place the email/displayName rung is compared.
-//! Nothing here decides a write.
+//! The ladder (docs/compatibility.md §6): SyncId, then primary email, then displayName — the last
+//! only for a contact without email. [`same_key`] is the one place the email/displayName rung is
+//! compared. Nothing here decides a write.
 
 use super::Planner;
 use crate::field::FieldSet;
@@ -28,8 +28,8 @@ pub(super) struct KeyedContact<'a> {
     pub(super) modified: (i64, i32),
     pub(super) sync_id: Option<SyncId>,
     /// The ladder's key below SyncId: the primary email, or — only for a contact without email
-    /// (SPEC §2.6) — the displayName key; which one `by_email` says. One slot instead of two: a
-    /// million of these are alive during the plan (88 bytes each).
+    /// (docs/compatibility.md §6) — the displayName key; which one `by_email` says. One slot
+    /// instead of two: a million of these are alive during the plan (88 bytes each).
     key: Option<Cow<'a, str>>,
     by_email: bool,
 }
@@ -80,8 +80,8 @@ impl<'a> KeyedContact<'a> {
     }
 }
 
-/// A contact's key below SyncId on the ladder (SPEC §2.6). An email never equals a name: a contact
-/// with an email is never matched by its displayName.
+/// A contact's key below SyncId on the ladder (docs/compatibility.md §6). An email never equals a
+/// name: a contact with an email is never matched by its displayName.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum EmailOrName<'k> {
     Email(&'k str),
@@ -141,9 +141,10 @@ pub(super) enum Link {
     /// An untagged copy that looks like a tombstoned contact and is older than its deletion: not
     /// collected (it would resurrect it), left alone, reported.
     LookAlike,
-    /// A user's private contact (SPEC §7.4, `crate::privacy`): never a source — not linked, not
-    /// grouped, never written or stamped, and nothing is created next to it. Deleted only as a
-    /// tagged copy of a contact leaving the book that is not that user's own (`privacy`).
+    /// A user's private contact (docs/state-and-deletes.md §4, `crate::privacy`): never a source —
+    /// not linked, not grouped, never written or stamped, and nothing is created next to it.
+    /// Deleted only as a tagged copy of a contact leaving the book that is not that user's own
+    /// (`privacy`).
     Private,
 }
 
@@ -191,7 +192,7 @@ impl<'k> KeyIndex<'k> {
         self.sync_id.get(&c.sync_id?).copied()
     }
 
-    /// Email, or displayName when the contact has no email (SPEC §2.6).
+    /// Email, or displayName when the contact has no email (docs/compatibility.md §6).
     pub(super) fn by_email_or_name(&self, c: &KeyedContact<'_>) -> Option<LogicalId> {
         match c.email_or_name()? {
             EmailOrName::Email(e) => self.email.get(e).copied(),
@@ -210,8 +211,8 @@ impl<'k> KeyIndex<'k> {
 ///
 /// With a folder's memory (`memories[folder]`, trusted memory only), a copy as we left it
 /// competes with its remembered version instead of its own time ([`super::memory::remembered`],
-/// SPEC §7.2), and the third result lists, per folder, the remembered copies (indexes into its
-/// `copies`) that no contact read carries any more.
+/// docs/state-and-deletes.md §2), and the third result lists, per folder, the remembered copies
+/// (indexes into its `copies`) that no contact read carries any more.
 #[allow(clippy::type_complexity)]
 pub(super) fn read_all<'a>(
     snapshots: &[&'a MailboxSnapshot],

@@ -1,6 +1,6 @@
-//! The planner's use of memory before any linking: whether to trust it at all (design §4), the
-//! version each copy competes with (our writes are not edits, SPEC §7.2, design §3), and which
-//! folder reads are too broken to be evidence (bad reads, design §5).
+//! The planner's use of memory before any linking: whether to trust it at all (docs/state-and-deletes.md §1.2), the
+//! version each copy competes with (our writes are not edits, docs/state-and-deletes.md §2,
+//! docs/state-and-deletes.md §2), and which folder reads are too broken to be evidence (bad reads, docs/state-and-deletes.md §3).
 //!
 //! Memory only ever adds evidence to this run's read: with none, or distrusted, nothing here
 //! changes the plan. Never decides a write.
@@ -22,7 +22,7 @@ const STALE_AFTER: SignedDuration = SignedDuration::from_secs(10);
 /// A folder that held at least this many of our copies is checked for a bad read.
 const BAD_READ_MIN: usize = 10;
 
-/// Whether the given memory may be used (design §4 "not stale"): no hub contact carries a tag
+/// Whether the given memory may be used (docs/state-and-deletes.md §1.2 "not stale"): no hub contact carries a tag
 /// line whose `LastUpdatedAt` is later than the memory's last plan time + 10 s. Our own run wrote
 /// every tag line with its plan time, so a later one was written by another run after the memory
 /// was saved: the memory is an older copy of itself, or the old script ran in between. Binding
@@ -65,9 +65,9 @@ pub(super) fn verdict(input: &PlanInput) -> MemoryVerdict {
     }
 }
 
-/// The version `c` competes with when memory has it as we left it (design §3): the same contact
+/// The version `c` competes with when memory has it as we left it (docs/state-and-deletes.md §2): the same contact
 /// id **and** either the same changeKey or — Exchange bumps changeKeys by itself after a write
-/// (graph-facts §1) — the same synced fields (fingerprint). Otherwise `None`: its own
+/// (docs/graph-facts.md §1) — the same synced fields (fingerprint). Otherwise `None`: its own
 /// `lastModifiedDateTime` counts.
 pub(super) fn remembered(memory: &CopyMemory, c: &Contact, set: FieldSet) -> Option<Version> {
     as_left(memory, c, set).map(|(v, _)| v)
@@ -129,7 +129,7 @@ pub(super) fn apply_versions(
         .collect()
 }
 
-/// A bad read (design §5): the folder held at least 10 of our copies and this read lists none of
+/// A bad read (docs/state-and-deletes.md §3): the folder held at least 10 of our copies and this read lists none of
 /// them, or fewer than half.
 pub(super) fn bad_read(remembered: usize, missing: usize) -> Option<BadReadKind> {
     let found = remembered - missing;

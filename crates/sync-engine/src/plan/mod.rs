@@ -1,13 +1,14 @@
 //! The convergence plan: from one snapshot of the hub folder and of every user's default Contacts
 //! folder — and, when there is one, the memory of the previous run — the complete, sorted list of
-//! writes that makes every copy of every contact equal to its newest version (SPEC §2.5–§2.8a),
-//! and the deletions from the company book the run decides (SPEC §7).
+//! writes that makes every copy of every contact equal to its newest version
+//! (docs/compatibility.md §5–§8 and docs/sync-rules.md §2), and the deletions from the company book
+//! the run decides (docs/state-and-deletes.md).
 //!
 //! Data flow, one file per step (see ARCHITECTURE.md "Plan"):
 //! 0. `memory` — whether the given memory may be used at all (trust check); with it, the version
 //!    each copy competes with (a copy as we left it competes with the version we wrote, not with
-//!    the later time of our own write, SPEC §7.2), and which folders' reads are bad (not
-//!    evidence: planned as if unread).
+//!    the later time of our own write, docs/state-and-deletes.md §2), and which folders' reads are
+//!    bad (not evidence: planned as if unread).
 //! 1. `keys` — *read keys* of every contact once: SyncId (last tag line), primary email,
 //!    displayName key; a user's private contact (`crate::privacy`) is marked private and takes
 //!    part in nothing. `privacy` — contacts withdrawn because their owner marked their own copy
@@ -46,13 +47,13 @@
 //! note text is only ever its own text plus a fresh tag line (I3). This module never performs
 //! I/O, reads a clock or draws random numbers: `now`, the memory and the SyncId generator come in
 //! with the input (the passes over every contact use at most one scoped thread per core; the
-//! result does not depend on them). It never merges, and it deletes only what SPEC §7.3 and §7.4
-//! allow: with trusted memory, a complete and good read, tagged user copies of a contact deleted
-//! from the hub, and the tagged copies (hub copy included) of a contact withdrawn because its
-//! owner marked it private — never an untagged contact, never a user's own private contact.
-//! Without memory it never deletes. A private user copy is never a source and never written, and
-//! private categories never reach another copy (the hub is compared without them). Data problems
-//! are reported, not fixed.
+//! result does not depend on them). It never merges, and it deletes only what
+//! docs/state-and-deletes.md §3 and §4 allow: with trusted memory, a complete and good read, tagged
+//! user copies of a contact deleted from the hub, and the tagged copies (hub copy included) of a
+//! contact withdrawn because its owner marked it private — never an untagged contact, never a
+//! user's own private contact. Without memory it never deletes. A private user copy is never a
+//! source and never written, and private categories never reach another copy (the hub is compared
+//! without them). Data problems are reported, not fixed.
 //!
 //! Memory: an [`Operation`] holds its notes once and shares the winner's fields with the other
 //! writes of its contact ([`WrittenFields`]); its JSON body is built when sent
@@ -113,10 +114,11 @@ pub enum Action {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum DeleteCause {
-    /// A user's tagged copy of a contact deleted from the hub (a tombstone, SPEC §7.3).
+    /// A user's tagged copy of a contact deleted from the hub (a tombstone,
+    /// docs/state-and-deletes.md §3).
     DeletedFromHub,
     /// The hub copy, or another user's tagged copy, of a contact withdrawn because its owner
-    /// marked their own copy private (SPEC §7.4, I15).
+    /// marked their own copy private (docs/state-and-deletes.md §4, I15).
     Withdrawn,
 }
 
@@ -144,7 +146,7 @@ pub struct Operation {
     /// Where the data comes from (the `LastUpdatedBy` written).
     pub source_mailbox: String,
     /// The `personalNotes` written (the body's `personalNotes`); if a created contact comes back
-    /// without it, write it again (SPEC §2.7).
+    /// without it, write it again (docs/compatibility.md §7).
     pub expected_notes: String,
     /// The write itself, with exactly the data its kind needs.
     pub write: Write,
@@ -248,7 +250,7 @@ impl Operation {
 
     /// The exact JSON to POST/PATCH, including `personalNotes`: for a Create every field the
     /// winner has set; for an Update every differing field (clears as `null`/`[]`) and always
-    /// `displayName` (graph-facts §1 displayName caveat); for a Stamp only the copy's own
+    /// `displayName` (docs/graph-facts.md §1 displayName caveat); for a Stamp only the copy's own
     /// `displayName` (same caveat) and the notes; for a Delete nothing (a DELETE has no body).
     pub fn body(&self) -> Map<String, Value> {
         let mut m = Map::new();
@@ -371,7 +373,7 @@ impl Plan {
     }
 
     /// The SyncIds this plan creates in the hub: recorded as pending before the first write, so
-    /// an interrupted run is repaired, never taken for a deletion (design §2). SyncIds that are
+    /// an interrupted run is repaired, never taken for a deletion (docs/state-and-deletes.md §1.4). SyncIds that are
     /// not in GUID layout cannot be remembered and are left out.
     pub fn pending_creates(&self) -> Vec<Guid> {
         let mut v: Vec<Guid> = self
@@ -452,7 +454,7 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         .filter(|_| memory_verdict.is_trusted());
     let mut book = Book::default();
     if input.hub.read == ReadStatus::Incomplete {
-        // Every decision depends on the hub: nothing is planned (design §5, made stricter).
+        // Every decision depends on the hub: nothing is planned (docs/state-and-deletes.md §3, made stricter).
         book.bad_reads.push(BadRead {
             mailbox: input.hub.mailbox.clone(),
             target: Target::Hub,
@@ -513,7 +515,7 @@ pub fn plan(input: &PlanInput, new_sync_id: &mut dyn FnMut() -> String) -> Plan 
         &input.private_categories,
     );
 
-    // Bad reads (design §5): a user folder is planned as if its read had failed; the hub gets no
+    // Bad reads (docs/state-and-deletes.md §3): a user folder is planned as if its read had failed; the hub gets no
     // write, and what it seems to have lost is held.
     let mut hub_writable = true;
     for f in (0..snapshots.len()).rev() {

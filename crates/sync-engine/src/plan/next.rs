@@ -1,7 +1,7 @@
 //! The memory a run leaves ([`next_memory`]): a pure function of what was read (the input),
 //! planned (the plan) and done (one [`WriteResult`] per operation), which the binary commits.
 //!
-//! Per copy (design §3's table): written with data → the changeKey Graph answered, the winner's
+//! Per copy (docs/state-and-deletes.md §2's table): written with data → the changeKey Graph answered, the winner's
 //! version and fingerprint; stamped → its answer's changeKey, its own version and fingerprint;
 //! not written, or the write failed → as read; 412 → forgotten (the user edited it: next run its
 //! own time counts); answer lost → changeKey unknown, the data sent (only where the copy surely
@@ -146,7 +146,7 @@ pub fn next_memory(input: &PlanInput, plan: &Plan, results: &[WriteResult]) -> M
     for (f, links) in d.links.iter().enumerate() {
         let snap = snapshot(f);
         if f == 0 && !d.hub_writable {
-            // A bad read of the hub: its memory stays as it was (design §5).
+            // A bad read of the hub: its memory stays as it was (docs/state-and-deletes.md §3).
             folders.push(old_folder(0).cloned().unwrap_or_else(|| FolderMemory {
                 mailbox: snap.mailbox.clone(),
                 read_at: now,

@@ -1,4 +1,4 @@
-//! Users' own deletions (SPEC §7.3 "a user deleting their own copy", design §5), decided after
+//! Users' own deletions (docs/state-and-deletes.md §3.2), decided after
 //! linking: a copy the memory saw in a user's folder, gone from a complete, good read of it while
 //! the hub still holds the contact, was deleted by the user. `UserDeletes: restore` re-creates it
 //! (nothing to do here: phase 2 creates it, as without memory); `respect` records an opt-out and

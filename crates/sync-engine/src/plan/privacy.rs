@@ -1,6 +1,7 @@
-//! Privacy withdrawals (SPEC §7.4, RELIABILITY I15, design §6), decided before any linking: which
-//! contacts leave the book because their owner marked their own copy private, which withdrawals
-//! of earlier runs go on or end, and what becomes of the copies carrying a withdrawn SyncId.
+//! Privacy withdrawals (docs/state-and-deletes.md §4, docs/reliability.md I15, docs/state-and-deletes.md §4.1), decided
+//! before any linking: which contacts leave the book because their owner marked their own copy
+//! private, which withdrawals of earlier runs go on or end, and what becomes of the copies carrying
+//! a withdrawn SyncId.
 //!
 //! A private user copy (`Link::Private`, set when the keys are read) is never a source: it is not
 //! linked, not grouped, never written or stamped, and a create never lands next to it (`create`).
@@ -13,12 +14,13 @@
 //! from someone else only stops being a source.
 //!
 //! Decided here: **first-run mode freezes, it does not withdraw.** The evidence of a withdrawal is
-//! read from the mailboxes (the owner's marking, the tag lines), but SPEC §7.1 and I10 promise
-//! that losing the state never deletes, whatever the mailboxes say; so without trusted memory the
-//! contact is only frozen — every copy withheld: not written, not spread to anyone, not re-created
-//! in the hub — and reported held (`HoldReason::NoState`, no exit code 4). The run leaves a fresh
-//! memory, and the next run, which trusts it, withdraws the contact (the brake applies). The
-//! contact spreads no further in between; the copies already shared stay one run longer.
+//! read from the mailboxes (the owner's marking, the tag lines), but docs/state-and-deletes.md §1
+//! and I10 promise that losing the state never deletes, whatever the mailboxes say; so without
+//! trusted memory the contact is only frozen — every copy withheld: not written, not spread to
+//! anyone, not re-created in the hub — and reported held (`HoldReason::NoState`, no exit code 4).
+//! The run leaves a fresh memory, and the next run, which trusts it, withdraws the contact (the
+//! brake applies). The contact spreads no further in between; the copies already shared stay one
+//! run longer.
 //!
 //! A copy of a withdrawn contact is deleted wherever it is outside the owner's folder, marked
 //! private or not — the old script copied categories along, so colleagues' copies of a contact

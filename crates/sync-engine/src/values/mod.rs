@@ -12,8 +12,8 @@
 //!
 //! Unset values are not stored: an empty string, `null`, a missing key, `[]` and `{}` all leave
 //! the field out, and a missing address key or email name is stored as `""` — exactly the
-//! equivalences Graph's round trip makes (graph-facts §9). Nothing else is normalised here (an
-//! email name equal to its address, a birthday's time of day): comparison does that (`fields`),
+//! equivalences Graph's round trip makes (docs/graph-facts.md §9). Nothing else is normalised here
+//! (an email name equal to its address, a birthday's time of day): comparison does that (`fields`),
 //! so the values written back are the values read. The encoding is canonical, so two blocks with
 //! the same bytes hold the same values, and two copies that share a block (a clone of the `Arc`,
 //! e.g. materialised from one book entry) compare equal by pointer.

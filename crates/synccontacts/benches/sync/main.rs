@@ -318,8 +318,9 @@ fn main() -> anyhow::Result<()> {
             let prepared = match kind {
                 RunKind::Edited => {
                     // Edit a share of the copies, as users would between runs, by restarting the
-                    // emulator with a modified export of its state (EMULATOR.md §4). The restart
-                    // forgets every delta link (the emulator keeps sync states in memory only).
+                    // emulator with a modified export of its state
+                    // (crates/graph-emulator/README.md, "Control plane"). The restart forgets every
+                    // delta link (the emulator keeps sync states in memory only).
                     let state = runtime.block_on(get_state(&http, &emu.url))?;
                     let edited = edit_copies(state, args.edit_share, 7);
                     let f = dir.join(format!("{label}-edited.json"));

@@ -1,8 +1,8 @@
 //! The two yardsticks every benchmark number is printed against, as pure functions of the data:
 //! the **bound** — the fewest requests the data needs and the shortest wall time Graph's limits
-//! allow (graph-facts §5, §6) — and the **old script's cost** on the same data, computed from its
-//! algorithm (SPEC §3). Neither looks at what synccontacts did: a model that read our own numbers
-//! would make every ratio 1.
+//! allow (docs/graph-facts.md §5, §6) — and the **old script's cost** on the same data, computed
+//! from its algorithm (docs/sync-rules.md §3). Neither looks at what synccontacts did: a model that
+//! read our own numbers would make every ratio 1.
 //!
 //! It must never do I/O or read a clock; `shape.rs` turns a scenario into the [`DataShape`] these
 //! functions take.
@@ -40,16 +40,16 @@ impl DataShape {
 pub struct Limits {
     /// Service time of one Graph request (the emulator's `--latency-ms`), in seconds.
     pub latency_s: f64,
-    /// Requests in flight per (app, mailbox): Outlook allows 4 (graph-facts §6).
+    /// Requests in flight per (app, mailbox): Outlook allows 4 (docs/graph-facts.md §6).
     pub per_mailbox: u64,
-    /// Requests per app per window, across everything: 130,000 per 10 s (graph-facts §6).
+    /// Requests per app per window, across everything: 130,000 per 10 s (docs/graph-facts.md §6).
     pub app_requests: u64,
     pub app_window_s: f64,
-    /// `$top` maximum for contacts (1,000) and for users (999) (graph-facts §3).
+    /// `$top` maximum for contacts (1,000) and for users (999) (docs/graph-facts.md §3).
     pub contacts_page: u64,
     pub users_page: u64,
     /// Rows per page of a contact delta round: Graph caps them at about 200 whatever
-    /// `Prefer: odata.maxpagesize` asks (graph-facts §3), the emulator at exactly 200.
+    /// `Prefer: odata.maxpagesize` asks (docs/graph-facts.md §3), the emulator at exactly 200.
     pub delta_page: u64,
 }
 
@@ -68,7 +68,7 @@ impl Default for Limits {
 }
 
 /// The floor for one run: requests as Graph counts them (a `$batch` item counts as one request,
-/// graph-facts §5–§6) and seconds.
+/// docs/graph-facts.md §5–§6) and seconds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Bound {
     /// Everything, token request included.
@@ -156,7 +156,7 @@ pub fn bound(d: &DataShape, l: &Limits) -> Bound {
     }
 }
 
-/// How a run with a state (SPEC §7.5) reads one folder.
+/// How a run with a state (docs/state-and-deletes.md §5) reads one folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FolderRead {
     /// A delta round from the folder's stored link, reporting this many rows (contacts new,
@@ -252,11 +252,11 @@ pub struct OldScript {
     pub hub_throttled: bool,
 }
 
-/// Outlook's per (app, mailbox) budget (graph-facts §6).
+/// Outlook's per (app, mailbox) budget (docs/graph-facts.md §6).
 pub const MAILBOX_BUDGET: u64 = 10_000;
 pub const MAILBOX_WINDOW_S: f64 = 600.0;
 
-/// The old script's algorithm (SPEC §3, reference/seed-readme.txt), counted on `d`:
+/// The old script's algorithm (docs/sync-rules.md §3, docs/compatibility.md), counted on `d`:
 /// one token; users in Graph's default pages of 100; the hub's directory entry; then, per user,
 /// **step 1**: read the user's folder, walk the hub's folder tree (one list of the top level plus
 /// one `childFolders` list per folder), read the whole hub folder (which grows as earlier users'

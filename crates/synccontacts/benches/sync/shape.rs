@@ -1,6 +1,7 @@
-//! Turns the emulator's state at the start of a run (a scenario, EMULATOR.md §2) into the
-//! [`DataShape`] the bound and the old-script model take: folder sizes, and how many contact copies
-//! per mailbox must be created or changed for every copy to converge (SPEC §2.8a).
+//! Turns the emulator's state at the start of a run (a scenario, crates/graph-emulator/README.md,
+//! "Scenario file") into the [`DataShape`] the bound and the old-script model take: folder sizes,
+//! and how many contact copies per mailbox must be created or changed for every copy to converge
+//! (docs/sync-rules.md §2).
 //!
 //! It counts from the data alone, with its own simple grouping, and must never call the
 //! engine's planner: the bound would then be whatever the planner does, and a planner that wrote
@@ -18,7 +19,7 @@ use sync_engine::{Contact, FieldSet, SyncId};
 
 use crate::model::DataShape;
 
-/// The hub folder's name (SPEC §2.3).
+/// The hub folder's name (docs/compatibility.md §3).
 const HUB_FOLDER: &str = "All Contacts";
 
 struct Copy {
@@ -67,7 +68,8 @@ fn count_folders(folders: &[ContactFolder]) -> u64 {
         .sum()
 }
 
-/// The first folder named "All Contacts", breadth first (top level before nested, SPEC §2.3).
+/// The first folder named "All Contacts", breadth first (top level before nested,
+/// docs/compatibility.md §3).
 fn find_hub_folder(folders: &[ContactFolder]) -> Option<&ContactFolder> {
     let mut level: Vec<&ContactFolder> = folders.iter().collect();
     while !level.is_empty() {
@@ -155,7 +157,7 @@ pub fn shape_of(s: &Scenario, hub: &str) -> DataShape {
         .collect();
 
     // Link copies that share a SyncId, a primary email, or (both without email) a displayName:
-    // the matching ladder of SPEC §2.6 applied across all mailboxes at once.
+    // the matching ladder of docs/compatibility.md §6 applied across all mailboxes at once.
     let mut groups = Groups((0..copies.len()).collect());
     let mut by_id: HashMap<SyncId, usize> = HashMap::new();
     let mut by_key: HashMap<String, usize> = HashMap::new();

@@ -12,7 +12,7 @@ use super::env::Env;
 use super::problem::Findings;
 use super::tenant_fields::Place;
 
-/// How a tenant authenticates (SPEC §6: exactly one per tenant).
+/// How a tenant authenticates (docs/sync-rules.md §6: exactly one per tenant).
 #[derive(Clone, PartialEq, Eq)]
 pub enum CredentialConfig {
     /// `ClientSecret`.

@@ -179,9 +179,9 @@ impl Config {
         })
     }
 
-    /// Restricts the run to the tenants matching any of `keys` (SPEC §6 `--tenant`). Every key must
-    /// match at least one tenant, otherwise it is a configuration error (a typo must not silently
-    /// run nothing, or everything).
+    /// Restricts the run to the tenants matching any of `keys` (docs/sync-rules.md §6 `--tenant`).
+    /// Every key must match at least one tenant, otherwise it is a configuration error (a typo must
+    /// not silently run nothing, or everything).
     pub fn select_tenants(&mut self, keys: &[String]) -> Result<(), ConfigError> {
         if keys.is_empty() {
             return Ok(());
@@ -254,7 +254,8 @@ fn complete(
     })
 }
 
-/// SPEC §6: the variable wins over the tenant field; `(None, None)` leaves the cloud's root.
+/// docs/sync-rules.md §6: the variable wins over the tenant field; `(None, None)` leaves the
+/// cloud's root.
 fn pick_root(
     variable: &Option<url::Url>,
     variable_name: &'static str,

@@ -1,7 +1,7 @@
 //! Stage one (ripgrep's `LowArgs`): the environment snapshot → what the user wrote, parsed and
-//! validated, for every shape of SPEC §2.1 — the config JSON (and its older top-level shape), the
-//! tenants JSON, the single-tenant variables, the test-user map — plus our additions (other
-//! credentials, clouds and URLs).
+//! validated, for every shape of docs/compatibility.md §1 — the config JSON (and its older
+//! top-level shape), the tenants JSON, the single-tenant variables, the test-user map — plus our
+//! additions (other credentials, clouds and URLs).
 //!
 //! It never fails early: every problem is recorded and parsing goes on, so stage two can add its
 //! own and the user sees them all at once (I6). It must never read a file, the network or the
@@ -30,7 +30,7 @@ use super::values::{
     parse_flag_str, parse_minutes,
 };
 
-/// Which of the three shapes of SPEC §2.1 configured the run.
+/// Which of the three shapes of docs/compatibility.md §1 configured the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     ConfigJson,

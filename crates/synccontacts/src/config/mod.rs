@@ -1,5 +1,6 @@
 //! Configuration: the environment → a validated [`Config`] for every tenant, or every problem at
-//! once (SPEC §2.1 and §6; exit 2 and nothing requested, RELIABILITY I6).
+//! once (docs/compatibility.md §1 and docs/sync-rules.md §6; exit 2 and nothing requested,
+//! docs/reliability.md I6).
 //!
 //! It accepts every shape the PowerShell script accepted (the config JSON and its older top-level
 //! shape, the tenants JSON, the single-tenant variables, the test-user map) plus our additions

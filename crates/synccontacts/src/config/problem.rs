@@ -1,6 +1,6 @@
 //! What validation finds: problems that refuse the configuration (exit 2, nothing requested) and
 //! warnings an administrator should see. Both stages add to one [`Findings`], so every problem is
-//! reported at once (RELIABILITY I6). A problem names where and what, never a secret value.
+//! reported at once (docs/reliability.md I6). A problem names where and what, never a secret value.
 
 use std::fmt;
 

@@ -1,8 +1,8 @@
-//! Whose mailboxes a tenant syncs (SPEC §2.1): every licensed user, or test users from the
-//! tenant's own `TestUserList` or the test-user map — and, when the map holds keys that match no
-//! tenant's `TenantId`, `PrimaryDomain` or `TenantDomain`, a scope *pending* until those keys are
-//! resolved against each tenant's verified domains (so `contoso.onmicrosoft.com` works for a tenant
-//! configured by its GUID).
+//! Whose mailboxes a tenant syncs (docs/compatibility.md §1): every licensed user, or test users
+//! from the tenant's own `TestUserList` or the test-user map — and, when the map holds keys that
+//! match no tenant's `TenantId`, `PrimaryDomain` or `TenantDomain`, a scope *pending* until those
+//! keys are resolved against each tenant's verified domains (so `contoso.onmicrosoft.com` works for
+//! a tenant configured by its GUID).
 //!
 //! Test mode fails closed (issue 16): a key that matches no tenant is a configuration error, never
 //! "ignored, so every user"; a pending scope holds no user list, so nothing can sync such a tenant
@@ -100,8 +100,8 @@ pub(super) fn unresolved_keys(
         .collect()
 }
 
-/// Stage two: one tenant's scope. SPEC §2.1: its own list; else the first map entry whose key
-/// equals its TenantId, then PrimaryDomain, then TenantDomain (case-insensitively, as
+/// Stage two: one tenant's scope. docs/compatibility.md §1: its own list; else the first map entry
+/// whose key equals its TenantId, then PrimaryDomain, then TenantDomain (case-insensitively, as
 /// PowerShell's property lookup); else — pending while some key is unresolved, all licensed users
 /// otherwise.
 pub(super) fn scope_of(t: &LowTenant, map: Option<&TestUserMap>, unresolved: bool) -> UserScope {

@@ -34,12 +34,13 @@ pub struct TenantOptions {
     /// `MaxDeletes`: hold every delete when a run would remove more than this many contacts
     /// from the book; `None`: the default brake (more than 10 and more than 10 % of the hub).
     pub max_deletes: Option<usize>,
-    /// `Fields`: the contact properties synced — SPEC §2.7's twelve, plus those named, or every
-    /// supported one for `"all"` ([`sync_engine::FieldSet::parse`]).
+    /// `Fields`: the contact properties synced — docs/compatibility.md §7's twelve, plus those
+    /// named, or every supported one for `"all"` ([`sync_engine::FieldSet::parse`]).
     pub fields: sync_engine::FieldSet,
     /// `PrivateCategories`: a user's contact filed under one of these Outlook categories (compared
     /// without case) is private, like one with Outlook's Private flag: never collected, withdrawn
-    /// once shared (SPEC §7.4). Default `["Private"]`; `[]` leaves only the flag.
+    /// once shared (docs/state-and-deletes.md §4). Default `["Private"]`; `[]` leaves only the
+    /// flag.
     pub private_categories: sync_engine::PrivateCategories,
 }
 

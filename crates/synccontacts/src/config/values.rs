@@ -9,7 +9,8 @@ use url::Url;
 
 use super::ordered_json::OrderedJson;
 
-/// DryRun / UpdateExisting: a JSON boolean or a string (SPEC §2.1); null means absent.
+/// DryRun / UpdateExisting: a JSON boolean or a string (docs/compatibility.md §1); null means
+/// absent.
 pub(super) fn parse_flag(v: &OrderedJson) -> Result<Option<bool>, String> {
     match v {
         OrderedJson::Null => Ok(None),
@@ -22,8 +23,8 @@ pub(super) fn parse_flag(v: &OrderedJson) -> Result<Option<bool>, String> {
     }
 }
 
-/// `true/1/yes/y` and `false/0/no/n`, trimmed, any case. **FIX** (SPEC §2.1): anything else is an
-/// error, not a silent false.
+/// `true/1/yes/y` and `false/0/no/n`, trimmed, any case. **FIX** (docs/compatibility.md §1):
+/// anything else is an error, not a silent false.
 pub fn parse_flag_str(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "y" => Ok(true),
@@ -36,8 +37,8 @@ pub fn parse_flag_str(s: &str) -> Result<bool, String> {
 }
 
 /// A login or Graph root, checked by the Graph client's own rule (`graph::endpoints::root`: https
-/// anywhere, http only to loopback, SPEC §6; no query or fragment) and one more: no path. The
-/// client appends `/v1.0/…` and `/{tenant}/oauth2/v2.0/token` to a root, so
+/// anywhere, http only to loopback, docs/sync-rules.md §6; no query or fragment) and one more: no
+/// path. The client appends `/v1.0/…` and `/{tenant}/oauth2/v2.0/token` to a root, so
 /// `https://graph.microsoft.com/v1.0` (a URL users copy from Graph Explorer) would become
 /// `…/v1.0/v1.0/…` and fail much later, looking like a credential problem (issue 16). Refusing
 /// it here, with the fix, is clearer than guessing which paths to strip. A trailing slash is

@@ -59,8 +59,8 @@ pub struct HeldDelete {
 }
 
 /// A contact withdrawn from the company book this run because its owner marked their own copy
-/// private (SPEC §7.4): its hub copy and the other users' copies are deleted (the `delete`
-/// actions with `"reason": "withdrawn"`); the owner's contact is never touched.
+/// private (docs/state-and-deletes.md §4): its hub copy and the other users' copies are deleted
+/// (the `delete` actions with `"reason": "withdrawn"`); the owner's contact is never touched.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WithdrawalRecord {

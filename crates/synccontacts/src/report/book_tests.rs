@@ -304,9 +304,9 @@ fn first_run_mode_repairs_are_one_per_hub_re_create_and_counted_when_done() {
     );
 }
 
-/// Privacy withdrawals (SPEC §7.4) read like deletes: each copy's `Deleted:` line says it was
-/// withdrawn (`Would delete:` in a dry run), a `Withdrawn:` line names the owner and the copies,
-/// a held one says why it waits, and an ended one says it is shared again.
+/// Privacy withdrawals (docs/state-and-deletes.md §4) read like deletes: each copy's `Deleted:`
+/// line says it was withdrawn (`Would delete:` in a dry run), a `Withdrawn:` line names the owner
+/// and the copies, a held one says why it waits, and an ended one says it is shared again.
 #[test]
 fn withdrawal_lines_say_the_owner_marked_the_contact_private() {
     let t = full_report().tenants.remove(0);

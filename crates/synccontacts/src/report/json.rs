@@ -1,6 +1,7 @@
-//! The `--report FILE` document (SPEC §6): the [`RunReport`] as pretty JSON, streamed to the file
-//! — gzip-compressed when the path ends in `.gz` (`report.json.gz`): a first run of 100 users ×
-//! 40 contacts reports 400,000 actions, over 200 MB of JSON that compresses about twentyfold.
+//! The `--report FILE` document (docs/sync-rules.md §6): the [`RunReport`] as pretty JSON, streamed
+//! to the file — gzip-compressed when the path ends in `.gz` (`report.json.gz`): a first run of 100
+//! users × 40 contacts reports 400,000 actions, over 200 MB of JSON that compresses about
+//! twentyfold.
 //!
 //! Its shape is a contract CI jobs parse; `tests.rs` pins it byte for byte.
 

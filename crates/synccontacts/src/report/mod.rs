@@ -1,6 +1,7 @@
 //! What a run tells its reader: the script's per-action lines (the first few of each kind, or
-//! all), per-mailbox and per-step totals (SPEC §2.9), failures with Graph request-ids, data
-//! problems, repairs — and the `--report FILE` JSON (SPEC §6), which holds every action.
+//! all), per-mailbox and per-step totals (docs/compatibility.md §9), failures with Graph
+//! request-ids, data problems, repairs — and the `--report FILE` JSON (docs/sync-rules.md §6),
+//! which holds every action.
 //!
 //! This module holds the report's types; `build.rs` turns a tenant's plan and the outcomes of its
 //! writes into records (and tells repairs from data problems), `book.rs` the plan's book changes
@@ -44,7 +45,7 @@ pub struct RunReport {
     pub dry_run: bool,
     /// A configuration error (exit code 2): nothing was written (and `dry_run` is true).
     pub error: Option<String>,
-    /// The process exit code of this run (SPEC §6).
+    /// The process exit code of this run (docs/sync-rules.md §6).
     pub exit_code: u8,
     /// SIGINT or SIGTERM stopped the run (exit code 130/143).
     pub interrupted: bool,
@@ -70,7 +71,7 @@ impl RunReport {
 #[serde(rename_all = "camelCase")]
 pub struct TenantReport {
     pub tenant_id: String,
-    /// SPEC §6: a partial run is `"failed"` with `outcome: "partial"`.
+    /// docs/sync-rules.md §6: a partial run is `"failed"` with `outcome: "partial"`.
     pub status: TenantStatus,
     /// Finer than `status`: `ok`, `partial`, `failed`, `auth-failed`.
     pub outcome: TenantOutcome,
@@ -158,7 +159,7 @@ impl TenantReport {
     }
 }
 
-/// A tenant's `status` (SPEC §6).
+/// A tenant's `status` (docs/sync-rules.md §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantStatus {
@@ -230,8 +231,8 @@ pub struct StepTotals {
     /// the book (docs/state-and-deletes.md §3).
     pub deleted: usize,
     pub failed: usize,
-    /// Writes refused with 412 because the contact changed after it was read (RELIABILITY I9);
-    /// the next run syncs the newer version. Not a failure.
+    /// Writes refused with 412 because the contact changed after it was read
+    /// (docs/reliability.md I9); the next run syncs the newer version. Not a failure.
     pub conflicts: usize,
     /// Writes not done because the run stopped (a signal, the deadline, an unreachable
     /// endpoint); the next run completes them.
@@ -303,7 +304,7 @@ pub struct ActionRecord {
     pub error: Option<String>,
     pub request_id: Option<String>,
     /// Why a delete deletes, when it is not a hub deletion: `withdrawn` (its owner marked their
-    /// own copy private, SPEC §7.4). Absent otherwise.
+    /// own copy private, docs/state-and-deletes.md §4). Absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<DeleteReason>,
 }

@@ -1,5 +1,5 @@
 //! The report as the lines an administrator reads (and greps) in a CI log: the script's action
-//! lines and totals (SPEC §2.9), each tenant's last line and the run's.
+//! lines and totals (docs/compatibility.md §9), each tenant's last line and the run's.
 //!
 //! Readable at scale (issue 16): a first run of 1,000 users makes millions of writes, and GitLab
 //! truncates a job log at 4 MB. So by default each step shows the first [`ActionLines`] lines of
@@ -190,7 +190,7 @@ fn kind_plural(k: ActionKind) -> &'static str {
     }
 }
 
-/// One action as the script printed it (SPEC §2.9), with the target appended:
+/// One action as the script printed it (docs/compatibility.md §9), with the target appended:
 /// `Would update: NotesId=<id> | Name (email) | Changed: a, b | Delta: a: 'x' -> 'y'; b: '' -> 'z' | in user@x/Contacts`.
 pub fn action_line(a: &ActionRecord) -> String {
     let mut s = format!("{}: NotesId={} | {}", verb(a), a.sync_id, name_email(a));

@@ -38,9 +38,9 @@ use crate::report::{ActionResult, Outcome};
 use crate::stop::RunStop;
 
 /// Mailboxes written at once. A mailbox takes at most 4 writes at a time (a `$batch` of 20 runs
-/// in 5 rounds), so reaching Graph's app budget of 130,000 requests per 10 s (graph-facts §6)
-/// takes 13,000/s ÷ (4 per latency) mailboxes at once: 65 at 20 ms, more at real latencies
-/// (measured in BENCHMARKS.md).
+/// in 5 rounds), so reaching Graph's app budget of 130,000 requests per 10 s
+/// (docs/graph-facts.md §6) takes 13,000/s ÷ (4 per latency) mailboxes at once: 65 at 20 ms, more
+/// at real latencies (measured in BENCHMARKS.md).
 pub(super) const WRITE_PARALLELISM: usize = 256;
 
 fn folder_of(op: &Operation, hub_folder: &FolderRef) -> FolderRef {
@@ -269,7 +269,7 @@ async fn apply_mailbox(
 
 /// Some writes of one mailbox; then the writes whose outcome is unconfirmed are settled by
 /// re-reading their contacts, and the notes are written again for creates whose notes did not
-/// stick (SPEC §2.7: some mailboxes ignore `personalNotes` on create).
+/// stick (docs/compatibility.md §7: some mailboxes ignore `personalNotes` on create).
 async fn apply_chunk(
     client: &GraphClient,
     ops: &[Operation],

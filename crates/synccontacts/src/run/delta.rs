@@ -1,11 +1,12 @@
-//! Incremental reads (SPEC §7.5, issue 14, docs/state-and-deletes.md "Incremental reads"): which
-//! folders are read through Graph's contact delta, how a round becomes the folder's snapshot, and
-//! the baseline round that gives a folder read whole its first delta link.
+//! Incremental reads (docs/state-and-deletes.md §5, issue 14, docs/state-and-deletes.md
+//! "Incremental reads"): which folders are read through Graph's contact delta, how a round becomes
+//! the folder's snapshot, and the baseline round that gives a folder read whole its first delta
+//! link.
 //!
 //! - **Resume** ([`resume`]): a folder is read from its stored delta link only when the tenant's
 //!   memory is used (bound to this tenant and hub), the folder's row holds a link made with this
 //!   run's `$select` (the field set: a link keeps the `$select` of the round that made it,
-//!   graph-facts §2 "Delta"), and every contact remembered with the link decodes
+//!   docs/graph-facts.md §2 "Delta"), and every contact remembered with the link decodes
 //!   (`sync_engine::remembered`; an encoding this build does not know → the folder is read
 //!   whole). The link and the contacts were stored together, in one commit: the pair reproduces
 //!   the folder as it was when the link was made.
@@ -13,15 +14,15 @@
 //!   (`sync_engine::remembered::materialize`, idempotent). A round that fails or is cut short is a
 //!   failed read of that folder (the caller's rules: no write into it, nothing deleted from it,
 //!   exit 1), never part of a snapshot. An expired or rejected link (410 `SyncStateNotFound`,
-//!   410 with `Location`, `resyncRequired`: graph-facts §2, delta-query-overview.md
+//!   410 with `Location`, `resyncRequired`: docs/graph-facts.md §2, delta-query-overview.md
 //!   "Synchronization reset") reads **that folder only** whole, as a first run would; the reset
 //!   itself is never evidence of anything (no deletion). Users' folders: the Private flag comes
 //!   with no delta row (`$expand` is refused on delta), so a round that reported changes asks
 //!   for the folder's private ids (`private_flag.rs`).
 //! - **Baseline** ([`baselines`]): a folder read whole in a real run that commits gets, after the
 //!   run's writes, an initial delta round (`Prefer: odata.maxpagesize`, Graph's observed bound of
-//!   200 per page, graph-facts §3; `$select` the field set). Its link is kept only if the round
-//!   shows exactly what the run expects the folder to hold — every contact read, with the
+//!   200 per page, docs/graph-facts.md §3; `$select` the field set). Its link is kept only if the
+//!   round shows exactly what the run expects the folder to hold — every contact read, with the
 //!   changeKey read, or the one its write answered; the contacts it created; not the ones it
 //!   deleted — so a user's edit made while the run ran is never absorbed into the baseline (the
 //!   next run reads that folder whole and sees it). After the writes because the next run then
@@ -216,7 +217,7 @@ pub(super) async fn read_any(
     {
         Ok(r) => r,
         Err(e) if e.kind == ErrorKind::SyncReset => {
-            // graph-facts §2: an expired link is 410 SyncStateNotFound, or a reset with a
+            // docs/graph-facts.md §2: an expired link is 410 SyncStateNotFound, or a reset with a
             // Location; either way a full read of this folder, and nothing inferred from it.
             warn!(
                 "{mailbox}: the stored delta link was not accepted ({e}); reading the folder whole"
@@ -248,8 +249,8 @@ pub(super) async fn read_any(
             Err(e) => return Err(e),
         }
     }
-    // Rows of a delta response may carry notes mangled like a list's (graph-facts §9 names list
-    // responses; whether delta pages share the quirk is not documented: the safe reading).
+    // Rows of a delta response may carry notes mangled like a list's (docs/graph-facts.md §9 names
+    // list responses; whether delta pages share the quirk is not documented: the safe reading).
     let before: Vec<String> = changed.iter().map(|c| c.id().to_owned()).collect();
     reread_mangled_notes(client, mailbox, spec, &mut changed).await?;
     if changed.len() != before.len() {

@@ -14,7 +14,7 @@
 //! `$select=id,userPrincipalName,mail`). A user is matched by object id or user principal name,
 //! case-insensitively: licensed users and members carry both; in test mode each test user's
 //! directory entry is read (`GET /users/{x}`) so that both are known there too — a group member
-//! read without User.Read.All carries only its id ("limited information", graph-facts §4).
+//! read without User.Read.All carries only its id ("limited information", docs/graph-facts.md §4).
 //!
 //! A named group that is not a group of the tenant is a configuration problem
 //! ([`Resolution::Unknown`]): `sync` refuses the run (exit 2) before any mailbox is read, `check`
@@ -25,7 +25,7 @@
 //! This module only reads the directory, and decides nothing about contacts: a user the rules
 //! leave out is not read this run — their mailbox is not touched, their contacts already in the
 //! hub stay, and the state keeps its memory of their folder (leaving the scope is never a
-//! deletion, SPEC §7.4).
+//! deletion, docs/state-and-deletes.md §4).
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,13 +1,14 @@
 //! Orchestration of one run: every tenant's client, then the user scopes that wait on verified
 //! domains and every tenant's scope rules (groups), then tenant by tenant: token → user scope →
 //! hub folder → the tenant's memory → one read of every folder (through its delta link when the
-//! memory holds one) → the engine's plan → the writes → delta baselines → the report (SPEC §2–§3, ARCHITECTURE "One run").
+//! memory holds one) → the engine's plan → the writes → delta baselines → the report
+//! (docs/compatibility.md and docs/sync-rules.md §3, ARCHITECTURE "One run").
 //!
 //! Rules this module keeps: every tenant's client is built (certificates loaded, URLs checked)
 //! before the first request of any tenant (I6); one tenant failing never stops the others; a
-//! dry run writes nothing at all, not even the hub folder (SPEC §2.3 FIX), and its planned actions
-//! are exactly what a real run would do with the same snapshots (I8: both come from the same
-//! `plan` call on the same reads); every update carries the
+//! dry run writes nothing at all, not even the hub folder (docs/compatibility.md §3 FIX), and its
+//! planned actions are exactly what a real run would do with the same snapshots (I8: both come from
+//! the same `plan` call on the same reads); every update carries the
 //! etag read at the start (`If-Match`, I9). It never decides sync rules (that is `sync-engine`)
 //! and never retries Graph calls itself (that is `graph`).
 //!
@@ -67,7 +68,7 @@ pub use clients::{build_clients, client_config};
 pub use read::Snapshots;
 pub use scope::{FIX_UNKNOWN_TEST_USER, NOT_IN_DIRECTORY, Undecided, resolve_pending_scopes};
 
-/// The hub folder's name (SPEC §2.3).
+/// The hub folder's name (docs/compatibility.md §3).
 pub const HUB_FOLDER: &str = "All Contacts";
 /// How a user's default folder is named in output.
 pub const USER_FOLDER: &str = "Contacts";

@@ -1,5 +1,6 @@
-//! Outlook's Private flag (PidTagSensitivity = 2, SPEC §7.4) for contacts read without it: the
-//! rows of a contact delta round (SPEC §7.5, issue 14), for which `delta.rs` calls it.
+//! Outlook's Private flag (PidTagSensitivity = 2, docs/state-and-deletes.md §4) for contacts read
+//! without it: the rows of a contact delta round (docs/state-and-deletes.md §5, issue 14), for
+//! which `delta.rs` calls it.
 //!
 //! How the flag is read, and what it costs in requests:
 //! - **Full reads** (`read.rs`): in the same listing, with
@@ -13,10 +14,10 @@
 //!   are directory objects', not Outlook's, and one relationship is expanded, the documented
 //!   limit. The emulator answers it on every page, with `$select` and `$top=1000`.
 //! - **Delta rounds** cannot: `$expand` is not documented on contact delta and Outlook delta
-//!   functions answer it with 500/400 ("Parsing OData Select and Expand failed", graph-facts §2:
-//!   MGDold-issues #2270 and #1993, msgraph-sdk-dotnet #2678); the emulator refuses it the same
-//!   way (400). So a folder read by delta asks, **when its round reported changes**, for the ids
-//!   of its contacts that have the flag, with the documented `$filter`
+//!   functions answer it with 500/400 ("Parsing OData Select and Expand failed",
+//!   docs/graph-facts.md §2: MGDold-issues #2270 and #1993, msgraph-sdk-dotnet #2678); the emulator
+//!   refuses it the same way (400). So a folder read by delta asks, **when its round reported
+//!   changes**, for the ids of its contacts that have the flag, with the documented `$filter`
 //!   `singleValueExtendedProperties/any(ep:ep/id eq 'Integer 0x0036' and cast(ep/value,
 //!   Edm.Int32) eq 2)` and `$select=id` ([`private_contact_ids`]): **one small request per
 //!   changed folder** (one page of ids unless the folder holds more than 1,000 private contacts).
@@ -39,7 +40,7 @@ struct IdOnly {
 
 /// The ids of the contacts of `folder` in `mailbox` that have Outlook's Private flag: one list
 /// request (`$select=id`, the documented `$filter` on PidTagSensitivity = 2, `$top=1000`,
-/// following nextLinks). Ids compare case-sensitively (graph-facts §1).
+/// following nextLinks). Ids compare case-sensitively (docs/graph-facts.md §1).
 pub async fn private_contact_ids(
     client: &GraphClient,
     mailbox: &str,

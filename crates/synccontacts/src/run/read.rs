@@ -9,7 +9,7 @@
 //! as `check` words it); a mailbox that cannot be read is noted and the others go on — unless the
 //! client halted (an unreachable endpoint, the run's stop), which stops the tenant: nothing is
 //! planned from half a tenant. A contact deleted between the listing and its re-read is left out. This module never writes anything but the hub folder,
-//! and that only in a real run (SPEC §2.3 FIX).
+//! and that only in a real run (docs/compatibility.md §3 FIX).
 
 use futures::StreamExt as _;
 use graph::{ErrorKind, FolderRef, GraphClient, GraphError, ReadSpec, SENSITIVITY_PROPERTY};
@@ -155,7 +155,8 @@ pub(super) async fn prepare(
     }
     info!("{} users in scope", users.len());
 
-    // The hub folder, anywhere in the tree; created only in a real run (SPEC §2.3 FIX).
+    // The hub folder, anywhere in the tree; created only in a real run (docs/compatibility.md §3
+    // FIX).
     let hub_err = |e: &GraphError| {
         if e.is_missing_mailbox() {
             Failure::hub_without_mailbox(t, e)
@@ -242,8 +243,8 @@ pub(super) async fn read_folders(
     };
     // One read of the hub and of every user's default folder, of the tenant's fields (with
     // `categories` always, for the privacy rules). Users' folders also return Outlook's Private
-    // flag in the same listing (`$expand` of PidTagSensitivity, SPEC §7.4): no extra request. The
-    // hub's copies are ours, never private, so its read asks for nothing more.
+    // flag in the same listing (`$expand` of PidTagSensitivity, docs/state-and-deletes.md §4): no
+    // extra request. The hub's copies are ours, never private, so its read asks for nothing more.
     let select = t.options.fields.select_list();
     let hub_spec = ReadSpec::new(select.as_str());
     let user_spec = ReadSpec::new(select.as_str()).with_extended_property(SENSITIVITY_PROPERTY);
@@ -318,7 +319,8 @@ pub(super) async fn read_folders(
                     .push(MailboxSnapshot::complete(u, read.contacts));
             }
             // A test user the directory does not know is a mistake in the list (ErrorInvalidUser,
-            // graph-facts §7), not a user without a mailbox: it fails, so the run says so (exit 1).
+            // docs/graph-facts.md §7), not a user without a mailbox: it fails, so the run says so
+            // (exit 1).
             Err(e) if e.kind == ErrorKind::InvalidUser && t.scope.test_users().is_some() => {
                 let reason = format!("{NOT_IN_DIRECTORY} — {FIX_UNKNOWN_TEST_USER} ({e})");
                 warn!("cannot read {u}: {reason}");
@@ -369,13 +371,14 @@ pub(super) async fn read_folders(
 /// Private flag); a re-read by id asks the same.
 ///
 /// Graph's list responses return `personalNotes` that start with a line break with every line
-/// break removed and cut to 256 characters, while GET by id returns them intact (graph-facts §9,
-/// MGDold-issue#17598). Notes rebuilt from such a value and written back would destroy the user's
-/// text for good (RELIABILITY I3). A mangled value has no line break left, so every contact whose
-/// listed notes hold none — and are not just our tag line, which never needs the user's text — is
-/// read again by id. Once stamped, a contact with user text carries a line break (before its tag
-/// line), so in steady state this reads nothing extra. A contact whose re-read finds it gone (404:
-/// deleted since the listing) is left out of the snapshot, with one warning.
+/// break removed and cut to 256 characters, while GET by id returns them intact
+/// (docs/graph-facts.md §9, MGDold-issue#17598). Notes rebuilt from such a value and written back
+/// would destroy the user's text for good (docs/reliability.md I3). A mangled value has no line
+/// break left, so every contact whose listed notes hold none — and are not just our tag line, which
+/// never needs the user's text — is read again by id. Once stamped, a contact with user text
+/// carries a line break (before its tag line), so in steady state this reads nothing extra. A
+/// contact whose re-read finds it gone (404: deleted since the listing) is left out of the
+/// snapshot, with one warning.
 pub(super) async fn read_folder(
     client: &GraphClient,
     mailbox: &str,

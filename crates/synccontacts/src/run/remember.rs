@@ -96,7 +96,7 @@ pub(super) fn book_report(plan: &Plan, t: &TenantConfig, store: &Store) -> BookR
     })
 }
 
-/// Folders whose read is no evidence (design §5): each a failed-mailbox note that says why and
+/// Folders whose read is no evidence (docs/state-and-deletes.md §3): each a failed-mailbox note that says why and
 /// what the run did about it (exit code 1).
 pub(super) fn bad_read_notes(plan: &Plan) -> Vec<MailboxNote> {
     plan.book

@@ -1,5 +1,5 @@
 //! Every configuration shape runs; every configuration error exits 2 having requested nothing —
-//! not even a token (RELIABILITY I6).
+//! not even a token (docs/reliability.md I6).
 
 use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! End-to-end tests: the real `synccontacts` binary, a cleared environment, and a fresh
 //! `graph-emulator` started in-process on port 0 per test. The emulator's state and stats are the
-//! oracles (RELIABILITY.md); nothing here trusts the binary's own account of what it did.
+//! oracles (docs/reliability.md); nothing here trusts the binary's own account of what it did.
 
 mod harness;
 

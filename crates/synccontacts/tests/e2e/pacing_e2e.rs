@@ -1,7 +1,7 @@
 //! App-wide pacing through the real binary (issue 14): with `AUTOMATION_SYNCCONTACTS_APP_BUDGET`
 //! set to the emulator's app limit (its stand-in for Graph's 130,000 requests per 10 s,
-//! graph-facts §6), a run that needs several windows' worth of requests waits for budget instead
-//! of being answered 429.
+//! docs/graph-facts.md §6), a run that needs several windows' worth of requests waits for budget
+//! instead of being answered 429.
 
 use std::time::Duration;
 

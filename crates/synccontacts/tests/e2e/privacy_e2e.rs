@@ -1,11 +1,12 @@
-//! Private contacts end to end (issue 13, SPEC §7.4, RELIABILITY I15): the real binary against the
-//! emulator, whose state is the oracle — sampled all through every run, a private contact never
-//! appears outside its owner's mailbox, except as the copies already shared, while the run that
-//! withdraws them deletes them. Private by category and by Outlook's flag, set before the first
-//! run or after the contact was shared (withdrawn, the owner's contact byte for byte intact, not
-//! back on later runs, shared again when un-marked), in a dry run, with the brake, and with a
-//! write lost mid-withdrawal. Also how the flag is read: in the same listing (`$expand` with
-//! `$select` and `$top=1000`), and with one filtered request for a delta-read folder.
+//! Private contacts end to end (issue 13, docs/state-and-deletes.md §4, docs/reliability.md I15):
+//! the real binary against the emulator, whose state is the oracle — sampled all through every run,
+//! a private contact never appears outside its owner's mailbox, except as the copies already
+//! shared, while the run that withdraws them deletes them. Private by category and by Outlook's
+//! flag, set before the first run or after the contact was shared (withdrawn, the owner's contact
+//! byte for byte intact, not back on later runs, shared again when un-marked), in a dry run, with
+//! the brake, and with a write lost mid-withdrawal. Also how the flag is read: in the same listing
+//! (`$expand` with `$select` and `$top=1000`), and with one filtered request for a delta-read
+//! folder.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -636,7 +636,8 @@ async fn demo_without_the_feature_says_so_and_exits_2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notes_dropped_on_create_are_written_again() {
-    // Some mailboxes ignore personalNotes on create (SPEC §2.7); the emulator's quirk does that.
+    // Some mailboxes ignore personalNotes on create (docs/compatibility.md §7); the emulator's
+    // quirk does that.
     let mut s = scenario(simple_users());
     s.quirks = Some(graph_emulator::scenario::Quirks {
         ignore_notes_on_create: true,

@@ -57,8 +57,8 @@ async fn touch_during_write(emu: SharedEmu, upn: &str, id: &str, edit: Value) {
             .is_some_and(|m| m.patch >= 1);
         if patching {
             // Graph's lastModifiedDateTime has whole seconds and a tie goes to the hub's copy
-            // (SPEC 2.8a), so an edit in the very second of our hub write would lose next run;
-            // the user edits a couple of seconds later here.
+            // (docs/sync-rules.md §2), so an edit in the very second of our hub write would lose
+            // next run; the user edits a couple of seconds later here.
             emu.inner.advance_clock(Duration::from_secs(2));
             let r = http
                 .post(format!(
@@ -132,7 +132,7 @@ async fn an_update_racing_a_user_edit_gets_412_and_the_edit_wins() {
         "our stale write did not land on top of the edit"
     );
 
-    // The next run sees alice's edit as the newest copy: it wins everywhere (SPEC: newest wins).
+    // The next run sees alice's edit as the newest copy: it wins everywhere (docs/sync-rules.md §2.2: newest wins).
     emu.inner.set_faults(kit::plan(0, vec![]));
     let vars = kit::tenant_env(&emu, false);
     kit::converge(&emu, &vars, 2).await;

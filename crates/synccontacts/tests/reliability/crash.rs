@@ -241,15 +241,15 @@ async fn every_write_failing_alone_applied_then_dropped() {
     enumerate(Fault::DropAfter, false, false, State::Carried).await;
 }
 
-/// Creates in a mailbox that drops `personalNotes` on create (SPEC 2.7): every create is followed
-/// by a notes re-write, so a crash can fall between the two — a contact without its tag line,
-/// which the next run must match by email and stamp, not duplicate.
+/// Creates in a mailbox that drops `personalNotes` on create (docs/compatibility.md §7): every
+/// create is followed by a notes re-write, so a crash can fall between the two — a contact without
+/// its tag line, which the next run must match by email and stamp, not duplicate.
 ///
-/// CreatedBy is left out of the comparison here, by SPEC 2.5: a hub copy whose notes never
-/// landed carries no tag, and a later stamp can only take CreatedBy from the target's tags, the
-/// source's tags, or the source mailbox — the hub itself when the hub copy is the newest version
-/// (it was created during the run). The data, links and note texts must still be exactly the
-/// clean run's.
+/// CreatedBy is left out of the comparison here, by docs/compatibility.md §5: a hub copy whose
+/// notes never landed carries no tag, and a later stamp can only take CreatedBy from the target's
+/// tags, the source's tags, or the source mailbox — the hub itself when the hub copy is the newest
+/// version (it was created during the run). The data, links and note texts must still be exactly
+/// the clean run's.
 #[tokio::test]
 async fn crash_at_every_write_when_creates_drop_notes() {
     let quirky = || {

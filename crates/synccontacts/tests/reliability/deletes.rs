@@ -1,9 +1,9 @@
-//! Deletes through the real binary against the emulator (issue 12; RELIABILITY I11–I13, I1): a
-//! contact deleted from the hub leaves every user, only as tagged copies (untagged look-alikes
-//! stay, and nothing brings it back); a run that would remove many contacts holds every delete,
-//! applies the rest and exits 4 until `--allow-deletes` releases them; a hub listing that fails
-//! midway or comes back emptied never yields a deletion. The emulator's stats and deletion log
-//! are the oracles.
+//! Deletes through the real binary against the emulator (issue 12;
+//! docs/reliability.md I11–I13, I1): a contact deleted from the hub leaves every user, only as
+//! tagged copies (untagged look-alikes stay, and nothing brings it back); a run that would remove
+//! many contacts holds every delete, applies the rest and exits 4 until `--allow-deletes` releases
+//! them; a hub listing that fails midway or comes back emptied never yields a deletion. The
+//! emulator's stats and deletion log are the oracles.
 
 use serde_json::{Map, Value, json};
 
@@ -225,7 +225,8 @@ async fn i13_a_hub_listing_cut_short_never_yields_deletes() {
     assert_eq!((r.code(), emu.writes()), (0, 0), "{}", r.stdout);
     delete_from_hub(&emu, &["person007@fabrikam.com".into()]).await;
     // With a state the hub is read through its delta link (issue 14); expired links make the
-    // run list the hub whole again (graph-facts §2), which is the listing this test cuts short.
+    // run list the hub whole again (docs/graph-facts.md §2), which is the listing this test cuts
+    // short.
     emu.inner.expire_delta_tokens();
     let listing = "/v1.0/users/*/contactFolders/*/contacts";
     emu.inner.set_faults(kit::plan(

@@ -1,8 +1,8 @@
-//! Incremental reads through the real binary (issue 14, SPEC §7.5): with a state, every folder
-//! is read from its delta link; what a round reports is planned exactly as a full read would
-//! plan it; an expired link reads that folder whole and deletes nothing; a round cut short is a
-//! failed read; an edit made while a run runs is never absorbed by the link the run keeps. The
-//! emulator's state and stats are the oracles.
+//! Incremental reads through the real binary (issue 14, docs/state-and-deletes.md §5): with a
+//! state, every folder is read from its delta link; what a round reports is planned exactly as a
+//! full read would plan it; an expired link reads that folder whole and deletes nothing; a round
+//! cut short is a failed read; an edit made while a run runs is never absorbed by the link the run
+//! keeps. The emulator's state and stats are the oracles.
 
 use std::time::Duration;
 

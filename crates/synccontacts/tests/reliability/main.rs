@@ -1,4 +1,4 @@
-//! The reliability suite (issue 7, RELIABILITY.md I1–I9): the synccontacts library entry point
+//! The reliability suite (issue 7, docs/reliability.md I1–I9): the synccontacts library entry point
 //! and the real binary, driven against a fresh in-process `graph-emulator` per case through
 //! crash points, throttling and server-fault storms, expiring tokens and concurrent user edits.
 //!

@@ -1,8 +1,8 @@
 //! Memory between runs through the real binary (and the library where time must be moved),
-//! against the emulator (issue 12; RELIABILITY I10, I14, I1 with a state): a state that is lost,
-//! truncated, garbage, another tenant's or hub's, or an older copy of itself never deletes and
-//! never duplicates, and the report says so; a dry run never changes the file; a user's edit made
-//! while a run writes other copies of the same contact survives and wins the next run.
+//! against the emulator (issue 12; docs/reliability.md I10, I14, I1 with a state): a state that is
+//! lost, truncated, garbage, another tenant's or hub's, or an older copy of itself never deletes
+//! and never duplicates, and the report says so; a dry run never changes the file; a user's edit
+//! made while a run writes other copies of the same contact survives and wins the next run.
 //!
 //! Shared with `deletes.rs`: the converged-tenant builder and the helpers that delete hub contacts
 //! as an administrator would (through Graph), count DELETE requests and read the state word.

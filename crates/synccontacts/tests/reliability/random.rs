@@ -342,8 +342,8 @@ proptest! {
 }
 
 /// Regression found by the random test: notes that start with a line break come back from list
-/// requests without line breaks and cut to 256 characters (graph-facts §9); stamping or updating
-/// from that value destroyed the user's text and glued the old tag line into it. Fixed in
+/// requests without line breaks and cut to 256 characters (docs/graph-facts.md §9); stamping or
+/// updating from that value destroyed the user's text and glued the old tag line into it. Fixed in
 /// `crates/synccontacts/src/run.rs` (`read_folder`: such notes are read again by id).
 #[tokio::test]
 async fn regression_notes_starting_with_a_line_break_survive_list_mangling() {

@@ -46,7 +46,7 @@ fn user_contact_reaches_hub_and_other_users_and_source_is_stamped() {
         )
     );
     assert_eq!(hub_create.body()["displayName"], json!("Adele"));
-    // The source keeps its own text; only the tag line is added (SPEC 2.5 FIX).
+    // The source keeps its own text; only the tag line is added (docs/compatibility.md §5 FIX).
     let stamp = &p.operations[1];
     assert!(stamp.expected_notes.starts_with("my text\r\nSyncId="));
     assert_eq!(if_match(stamp), Some("W/\"a1\""));

@@ -1,5 +1,6 @@
-//! Deletes (SPEC §7.3, I10–I13): hub deletions and their tombstones, untagged look-alikes,
-//! `Deletes: off`, repairs told from deletions, users' own deletions, the brake and bad hub reads.
+//! Deletes (docs/state-and-deletes.md §3, I10–I13): hub deletions and their tombstones, untagged
+//! look-alikes, `Deletes: off`, repairs told from deletions, users' own deletions, the brake and
+//! bad hub reads.
 
 use super::memory::{at_rest, guid, step, synced_tenant, tag};
 use super::*;
@@ -173,7 +174,7 @@ fn deletes_off_only_reports_and_recreates() {
     assert!(p.operations.is_empty());
 }
 
-/// SPEC §7.3 "repair is not deletion": a hub create an interrupted run planned (pending) and a
+/// docs/state-and-deletes.md §3.3: a hub create an interrupted run planned (pending) and a
 /// SyncId the hub never held are re-created and reported as repairs; without memory, today's
 /// UnknownSyncId.
 #[test]

@@ -1,6 +1,6 @@
 //! Memory between runs, threaded through the in-memory tenant: our writes are not edits (I14,
-//! SPEC §7.2), Exchange's spontaneous changeKey bumps, the trust check (design §4), what
-//! `next_memory` records, and bad or incomplete reads.
+//! docs/state-and-deletes.md §2), Exchange's spontaneous changeKey bumps, the trust check
+//! (docs/state-and-deletes.md §1.2), what `next_memory` records, and bad or incomplete reads.
 
 use super::*;
 use crate::memory::Memory;

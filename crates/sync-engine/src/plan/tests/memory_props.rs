@@ -152,7 +152,7 @@ fn arb_world() -> impl Strategy<Value = Tenant> {
     })
 }
 
-/// RELIABILITY.md I2 oracle, per folder: contacts by SyncId, else by email (or displayName).
+/// docs/reliability.md I2 oracle, per folder: contacts by SyncId, else by email (or displayName).
 fn key_counts(t: &Tenant) -> HashMap<(String, String), usize> {
     let mut m = HashMap::new();
     for f in t.folders() {

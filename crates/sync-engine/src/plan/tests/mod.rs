@@ -1,13 +1,14 @@
-//! Tests of the planner, by topic: one test per rule of SPEC §2.5–§2.8a on small hand-written
-//! mailboxes — winners, SyncIds and which copies get a write (`decide`), the matching ladder,
-//! duplicates and suppressed creates (`matching`), what each write sends and how it is verified
-//! (`operations`) — property tests over random tenants for invariants I1–I3 of RELIABILITY.md
-//! through the in-memory Graph double in `testkit` (`properties`), and inputs big enough for the
-//! threaded passes (`scale`). Memory between runs (SPEC §7), threaded from run to run through
-//! `next_memory`: our writes are not edits, the trust check, bad reads (`memory`), hub and user
-//! deletions, repairs and the brake (`deletes`), and property tests over random runs with
-//! deletions, crashes and state losses for I1, I2 and I10–I13 (`memory_props`). Field sets
-//! (issue 13): I1 under any set, changing the set, clears of addresses (`field_sets`).
+//! Tests of the planner, by topic: one test per rule of docs/compatibility.md §5–§8 and
+//! docs/sync-rules.md §2 on small hand-written mailboxes — winners, SyncIds and which copies get a
+//! write (`decide`), the matching ladder, duplicates and suppressed creates (`matching`), what each
+//! write sends and how it is verified (`operations`) — property tests over random tenants for
+//! invariants I1–I3 of docs/reliability.md through the in-memory Graph double in `testkit`
+//! (`properties`), and inputs big enough for the threaded passes (`scale`). Memory between runs
+//! (docs/state-and-deletes.md), threaded from run to run through `next_memory`: our writes are not
+//! edits, the trust check, bad reads (`memory`), hub and user deletions, repairs and the brake
+//! (`deletes`), and property tests over random runs with deletions, crashes and state losses
+//! for I1, I2 and I10–I13 (`memory_props`). Field sets (issue 13): I1 under any set, changing the
+//! set, clears of addresses (`field_sets`).
 
 mod decide;
 mod deletes;

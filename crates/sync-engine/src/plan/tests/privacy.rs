@@ -1,8 +1,8 @@
-//! Private contacts (SPEC §7.4, I15): never collected by category or flag; withdrawn from the hub
-//! and the other users when their owner marks them private after they were shared (also in
-//! first-run mode), never back while private, collected again when un-marked; a private copy of
-//! someone else's contact only stops being a source; private categories never propagate; the
-//! brake, bad hub reads, `Deletes: off`, interrupted withdrawals and tombstones.
+//! Private contacts (docs/state-and-deletes.md §4, I15): never collected by category or flag;
+//! withdrawn from the hub and the other users when their owner marks them private after they were
+//! shared (also in first-run mode), never back while private, collected again when un-marked; a
+//! private copy of someone else's contact only stops being a source; private categories never
+//! propagate; the brake, bad hub reads, `Deletes: off`, interrupted withdrawals and tombstones.
 
 use super::memory::guid;
 use super::*;
@@ -233,10 +233,10 @@ fn a_contact_marked_private_by_its_owner_is_withdrawn_and_comes_back_when_unmark
     assert!(p.operations.is_empty(), "{:#?}", p.operations);
 }
 
-/// Without memory (a lost state, or the first run after an upgrade) nothing is deleted (SPEC
-/// §7.1, I10): the contact whose owner marked it private is frozen — not written, not spread to a
-/// new user — and reported held; the next run, trusting the memory the first one left,
-/// withdraws it. A state lost after a withdrawal re-creates nothing either.
+/// Without memory (a lost state, or the first run after an upgrade) nothing is deleted
+/// (docs/state-and-deletes.md §1, I10): the contact whose owner marked it private is frozen — not
+/// written, not spread to a new user — and reported held; the next run, trusting the memory the
+/// first one left, withdraws it. A state lost after a withdrawal re-creates nothing either.
 #[test]
 fn first_run_mode_freezes_and_the_next_run_withdraws() {
     let mut t = shared(&[ALICE, BOB], &[ALICE, BOB]);

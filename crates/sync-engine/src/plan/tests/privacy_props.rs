@@ -1,13 +1,13 @@
-//! Property tests of privacy (SPEC §7.4, I15) over random runs: between runs users mark their
-//! copies private (by flag or category) and un-mark them, edit them, and an admin files hub copies
-//! under "Private" (as the old script copied categories along); the memory is kept or lost and a
-//! run may be interrupted after any write. Checked every run: a private copy is never a source nor
-//! written or stamped, and an owner's own private contact is never deleted; no contact is created
-//! under the SyncId of one whose owner's copy is private; no write carries a private category;
-//! never-shared private contacts appear in no other folder, in any state (I15); deletes only with
-//! trusted memory (I10). At the end, with deletes released, runs settle to an empty plan (I1) in
-//! which no contact an owner keeps private is anywhere but in the owner's folder, and every other
-//! contact is in every folder exactly once.
+//! Property tests of privacy (docs/state-and-deletes.md §4, I15) over random runs: between runs
+//! users mark their copies private (by flag or category) and un-mark them, edit them, and an admin
+//! files hub copies under "Private" (as the old script copied categories along); the memory is kept
+//! or lost and a run may be interrupted after any write. Checked every run: a private copy is never
+//! a source nor written or stamped, and an owner's own private contact is never deleted; no contact
+//! is created under the SyncId of one whose owner's copy is private; no write carries a private
+//! category; never-shared private contacts appear in no other folder, in any state (I15); deletes
+//! only with trusted memory (I10). At the end, with deletes released, runs settle to an empty plan
+//! (I1) in which no contact an owner keeps private is anywhere but in the owner's folder, and every
+//! other contact is in every folder exactly once.
 
 use super::*;
 use crate::memory::Memory;

@@ -106,8 +106,8 @@ fn build_copy(p: usize, folder: usize, k: usize, g: &GenCopy) -> Contact {
 }
 
 /// Timestamps are always present here, as Graph always returns `lastModifiedDateTime`; with all
-/// copies lacking one, SPEC §2.7 lets nothing overwrite, so convergence takes a second run (see
-/// `timestamps_missing_source_never_overwrites_target_without_is_older`).
+/// copies lacking one, docs/compatibility.md §7 lets nothing overwrite, so convergence takes a
+/// second run (see `timestamps_missing_source_never_overwrites_target_without_is_older`).
 fn arb_copy(changed_emails: bool) -> impl Strategy<Value = GenCopy> {
     (
         0u8..4,
@@ -164,8 +164,8 @@ fn arb_tenant(changed_emails: bool) -> impl Strategy<Value = Tenant> {
     })
 }
 
-/// RELIABILITY.md I2 oracle: contacts grouped per folder by SyncId, and by email (or displayName)
-/// for unstamped ones.
+/// docs/reliability.md I2 oracle: contacts grouped per folder by SyncId, and by email (or
+/// displayName) for unstamped ones.
 fn key_counts(t: &Tenant) -> HashMap<(String, String), usize> {
     let mut m = HashMap::new();
     for f in t.folders() {

@@ -1,5 +1,5 @@
-//! Unit tests of configuration, by topic: every shape of SPEC §2.1, every refusal, and the two
-//! stages. The helpers here run both stages the way `sync` and `check` do.
+//! Unit tests of configuration, by topic: every shape of docs/compatibility.md §1, every refusal,
+//! and the two stages. The helpers here run both stages the way `sync` and `check` do.
 
 use super::*;
 

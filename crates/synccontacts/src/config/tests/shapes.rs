@@ -1,4 +1,4 @@
-//! Every shape of SPEC §2.1 and which one wins; `--tenant` selection.
+//! Every shape of docs/compatibility.md §1 and which one wins; `--tenant` selection.
 
 use super::*;
 
