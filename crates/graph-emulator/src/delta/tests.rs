@@ -40,7 +40,7 @@ fn round(
     let mut rows = vec![];
     let mut pages = 1;
     let mut p = s
-        .request(&scope(), start, q(select), page, now, |_| items)
+        .request(&scope(), start, q(select), page, now, |_, _| items)
         .unwrap();
     loop {
         rows.extend(p.value.clone());
@@ -55,7 +55,7 @@ fn round(
                         q(None),
                         page,
                         now,
-                        |_| panic!("mid-round"),
+                        |_, _| panic!("mid-round"),
                     )
                     .unwrap();
             }
@@ -120,20 +120,30 @@ fn skip_tokens_are_idempotent() {
     let t0 = T0;
     let items: Vec<_> = (0..5).map(|i| item(&format!("i{i}"), "1", "n")).collect();
     let p1 = s
-        .request(&scope(), None, q(None), 2, t0, |_| items)
+        .request(&scope(), None, q(None), 2, t0, |_, _| items)
         .unwrap();
     let DeltaNext::Skip(t) = p1.next else {
         panic!("expected a nextLink")
     };
     let a = s
-        .request(&scope(), Some(DeltaToken::Skip(&t)), q(None), 2, t0, |_| {
-            Vec::new()
-        })
+        .request(
+            &scope(),
+            Some(DeltaToken::Skip(&t)),
+            q(None),
+            2,
+            t0,
+            |_, _| Vec::new(),
+        )
         .unwrap();
     let b = s
-        .request(&scope(), Some(DeltaToken::Skip(&t)), q(None), 2, t0, |_| {
-            Vec::new()
-        })
+        .request(
+            &scope(),
+            Some(DeltaToken::Skip(&t)),
+            q(None),
+            2,
+            t0,
+            |_, _| Vec::new(),
+        )
         .unwrap();
     assert_eq!(a.value, b.value);
     assert_eq!(a.value[0]["id"], "i2");
@@ -155,7 +165,7 @@ fn unknown_expired_foreign_and_evicted_tokens_get_410() {
             q(None),
             10,
             t0,
-            |_| Vec::new(),
+            |_, _| Vec::new(),
         )
         .unwrap_err();
     assert_eq!((err.status(), err.code()), (410, "SyncStateNotFound"));
@@ -173,7 +183,7 @@ fn unknown_expired_foreign_and_evicted_tokens_get_410() {
             q(None),
             10,
             t0,
-            |_| Vec::new()
+            |_, _| Vec::new()
         )
         .is_err()
     );
@@ -185,7 +195,7 @@ fn unknown_expired_foreign_and_evicted_tokens_get_410() {
             q(None),
             10,
             t0,
-            |_| Vec::new()
+            |_, _| Vec::new()
         )
         .is_err()
     );
@@ -197,7 +207,7 @@ fn unknown_expired_foreign_and_evicted_tokens_get_410() {
             q(None),
             10,
             t0 + jiff::SignedDuration::from_secs(59),
-            |_| Vec::new()
+            |_, _| Vec::new()
         )
         .is_ok()
     );
@@ -209,7 +219,7 @@ fn unknown_expired_foreign_and_evicted_tokens_get_410() {
             q(None),
             10,
             late,
-            |_| Vec::new()
+            |_, _| Vec::new()
         ),
         Err(DeltaError::SyncStateNotFound)
     );
@@ -226,7 +236,7 @@ fn unknown_expired_foreign_and_evicted_tokens_get_410() {
             q(None),
             10,
             t0,
-            |_| Vec::new()
+            |_, _| Vec::new()
         )
         .is_err()
     );
@@ -241,7 +251,7 @@ fn unknown_expired_foreign_and_evicted_tokens_get_410() {
             q(None),
             10,
             t0,
-            |_| Vec::new()
+            |_, _| Vec::new()
         )
         .is_err()
     );
@@ -258,7 +268,7 @@ fn body_has_absolute_links_and_page_sizes_are_capped() {
     );
     assert_eq!(prefer_max_page_size(Some("IdType=\"ImmutableId\"")), None);
     let p = s
-        .request(&scope(), None, q(None), 10, T0, |_| Vec::new())
+        .request(&scope(), None, q(None), 10, T0, |_, _| Vec::new())
         .unwrap();
     let base = "http://127.0.0.1:9/v1.0/users/u1/contactFolders/f1/contacts/delta";
     let body = p.body(
@@ -280,14 +290,14 @@ fn expiring_one_mailbox_keeps_the_other_mailboxes_tokens() {
     let items = || vec![item("a", "1", "A"), item("b", "1", "B")];
     let (_, mine, _) = round(&s, None, None, 10, T0, items());
     // A round left in the middle: its skip token belongs to the mailbox too.
-    let skip = match s.request(&scope(), None, q(None), 1, T0, |_| items()) {
+    let skip = match s.request(&scope(), None, q(None), 1, T0, |_, _| items()) {
         Ok(DeltaPage {
             next: DeltaNext::Skip(t),
             ..
         }) => t,
         other => panic!("{other:?}"),
     };
-    let theirs = match s.request(&other, None, q(None), 10, T0, |_| items()) {
+    let theirs = match s.request(&other, None, q(None), 10, T0, |_, _| items()) {
         Ok(DeltaPage {
             next: DeltaNext::Delta(t),
             ..
@@ -297,7 +307,7 @@ fn expiring_one_mailbox_keeps_the_other_mailboxes_tokens() {
     assert_eq!(s.expire_mailbox("u1", ExpiredForm::Reset), 2);
     for t in [DeltaToken::Delta(&mine), DeltaToken::Skip(&skip)] {
         let err = s
-            .request(&scope(), Some(t), q(None), 10, T0, |_| items())
+            .request(&scope(), Some(t), q(None), 10, T0, |_, _| items())
             .unwrap_err();
         assert!(matches!(err, DeltaError::Reset { .. }), "{err:?}");
     }
@@ -308,7 +318,7 @@ fn expiring_one_mailbox_keeps_the_other_mailboxes_tokens() {
             q(None),
             10,
             T0,
-            |_| items(),
+            |_, _| items(),
         )
         .unwrap();
     assert!(page.value.is_empty(), "unchanged since the round");
@@ -321,7 +331,7 @@ fn expiring_one_mailbox_keeps_the_other_mailboxes_tokens() {
             q(None),
             10,
             T0,
-            |_| items(),
+            |_, _| items(),
         )
         .unwrap_err();
     assert_eq!(err, DeltaError::SyncStateNotFound);
