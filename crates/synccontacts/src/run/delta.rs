@@ -81,8 +81,8 @@ pub(super) struct Kept {
 }
 
 /// What the commit stores per folder read this run: the hub's and users' (by mailbox), and the
-/// book their contacts are encoded against (the hub as read: a copy holding exactly its hub
-/// copy's values is stored without them).
+/// book their contacts are encoded against (the hub as kept, see `book_of`: a copy holding
+/// exactly its hub copy's values is stored without them).
 #[derive(Default)]
 pub(super) struct KeptFolders {
     pub hub: Option<Kept>,
@@ -445,10 +445,7 @@ pub(super) async fn kept_folders(
         plan,
         results,
     } = run;
-    let mut out = KeptFolders {
-        book: Book::of(&input.hub.contacts),
-        ..KeptFolders::default()
-    };
+    let mut out = KeptFolders::default();
     let kept_round = |link: &String, snap: &MailboxSnapshot| Kept {
         link: marked(link, select),
         contacts: snap.contacts.clone(),
@@ -469,6 +466,7 @@ pub(super) async fn kept_folders(
         }
     }
     if !take_baselines {
+        out.book = book_of(&out, input);
         return out;
     }
     let done: Vec<(Target, String, Option<Kept>)> = futures::stream::iter(todo)
@@ -491,7 +489,21 @@ pub(super) async fn kept_folders(
             (Target::UserDefault, None) => {}
         }
     }
+    out.book = book_of(&out, input);
     out
+}
+
+/// The book the kept folders are encoded against: the hub as kept (after the run's writes when
+/// its baseline was taken), else the hub as read. The next run rebuilds its book from the hub it
+/// materialises from that same kept state, so an unchanged run encodes every contact as this
+/// one did and rewrites no row — a book made from the hub as read would be empty after a cold
+/// run that filled the hub, and the next run would re-encode every copy against the new one.
+fn book_of(kept: &KeptFolders, input: &PlanInput) -> Book {
+    Book::of(
+        kept.hub
+            .as_ref()
+            .map_or(&input.hub.contacts, |k| &k.contacts),
+    )
 }
 
 #[cfg(test)]
