@@ -11,14 +11,18 @@
 //! The encoding (the state file holds it as opaque bytes, `sync_state::LooseContact::data`):
 //! a version byte ([`ENCODING_VERSION`]) first; a contact in a version this build does not know
 //! is a [`DecodeError`], and the caller must then read that folder whole (never infer anything,
-//! least of all a deletion, from a folder it cannot reproduce). Version 1, after the byte:
+//! least of all a deletion, from a folder it cannot reproduce). This build writes version 2 and
+//! still reads version 1 (the same layout without flag bit 5), so rows written before it are used
+//! as they are and rewritten in version 2 by the next commit. After the byte:
 //! - flags: bit 0 notes present, bit 1 Outlook's Private flag, bit 2 `lastModifiedDateTime`
 //!   present, bit 3 the etag is kept verbatim (not `W/"<changeKey>"`, see [`Remembered`]), bit 4
 //!   the field values are the [`Book`] entry of the SyncId of the contact's tag line (no field
-//!   section follows; the book is stored in the same commit);
+//!   section follows; the book is stored in the same commit), bit 5 (version 2) the notes end in
+//!   our tag line, stored as its values (`tag_line`: about 30 bytes instead of 160);
 //! - with bit 2: the time's nanoseconds below the microsecond (LEB128; the state keeps
 //!   microseconds, so the time comes back exact);
-//! - with bit 0: the notes (LEB128 length, UTF-8);
+//! - with bit 0: the notes (LEB128 length, UTF-8); with bits 0 and 5, the text before the tag
+//!   line that way, then the line's values (see `tag_line`);
 //! - the *field section* (also a book entry's, after its version byte): the number of set
 //!   fields, then per field its index in [`V1_FIELDS`] (one byte) and its value:
 //!   a text or date as one string; a string list as a count then strings; email addresses as a
@@ -38,7 +42,10 @@ use crate::values::{ContactFields, FieldsBuilder};
 use rustc_hash::FxHashMap;
 
 /// The encoding's version byte (see the module note).
-pub const ENCODING_VERSION: u8 = 1;
+pub const ENCODING_VERSION: u8 = 2;
+
+/// The older version this build still reads (see the module note).
+const V1: u8 = 1;
 
 /// Version 1's field indexes: a stored field's index is its position here. Append only.
 pub const V1_FIELDS: [&str; 31] = [
@@ -80,6 +87,9 @@ const PRIVATE: u8 = 2;
 const MODIFIED: u8 = 4;
 const RAW_ETAG: u8 = 8;
 const FROM_BOOK: u8 = 16;
+const TAG_LINE: u8 = 32;
+
+mod tag_line;
 
 /// A contact as the state stores it: its id, the changeKey column, its time in microseconds
 /// and the encoded rest ([`encode`]).
@@ -193,6 +203,14 @@ impl Book {
     fn get(&self, g: Guid) -> Option<&ContactFields> {
         self.entries.get(&g).map(|(f, _)| f)
     }
+
+    /// The entry's `CreatedBy`, when it has one.
+    fn created_by(&self, g: Guid) -> Option<&str> {
+        self.entries
+            .get(&g)
+            .map(|(_, by)| &**by)
+            .filter(|by| !by.is_empty())
+    }
 }
 
 fn push_fields(data: &mut Vec<u8>, fields: &ContactFields) {
@@ -236,7 +254,7 @@ pub fn encode_fields(fields: &ContactFields) -> Vec<u8> {
 pub fn decode_fields(data: &[u8]) -> Result<ContactFields, DecodeError> {
     let mut rd = Reader { b: data, at: 0 };
     match rd.byte()? {
-        ENCODING_VERSION => {}
+        ENCODING_VERSION | V1 => {}
         v => return Err(DecodeError::UnknownVersion(v)),
     }
     let fields = read_fields(&mut rd)?;
@@ -268,14 +286,23 @@ pub fn encode_with(c: &Contact, book: &Book) -> Remembered {
         flags |= PRIVATE;
     }
     let mut last_modified = 0;
+    let mut base = 0;
     if let Some(t) = c.last_modified() {
         flags |= MODIFIED;
-        last_modified = t.as_microsecond();
-        push_len(&mut data, (t.subsec_nanosecond().rem_euclid(1000)) as usize);
+        // Floored (not `as_microsecond`, which truncates towards 0): a time before 1970 with
+        // sub-microsecond ticks must come back exact too (found by `notes_round_trip_exactly`).
+        let ns = t.as_nanosecond();
+        last_modified = i64::try_from(ns.div_euclid(1000)).unwrap_or(0);
+        base = tag_line::ticks(t).unwrap_or(0);
+        push_len(&mut data, ns.rem_euclid(1000) as usize);
     }
     if let Some(n) = c.personal_notes() {
         flags |= NOTES;
-        push_str(&mut data, n);
+        if tag_line::push(&mut data, n, base, book) {
+            flags |= TAG_LINE;
+        } else {
+            push_str(&mut data, n);
+        }
     }
     let shared = book_key(c)
         .and_then(|g| book.get(g))
@@ -393,12 +420,13 @@ pub fn decode(r: &Remembered) -> Result<Contact, DecodeError> {
 /// a contact whose values were left to a book entry that is not there is damaged.
 pub fn decode_with(r: &Remembered, book: &Book) -> Result<Contact, DecodeError> {
     let mut rd = Reader { b: &r.data, at: 0 };
-    match rd.byte()? {
-        ENCODING_VERSION => {}
+    let known = match rd.byte()? {
+        ENCODING_VERSION => NOTES | PRIVATE | MODIFIED | RAW_ETAG | FROM_BOOK | TAG_LINE,
+        V1 => NOTES | PRIVATE | MODIFIED | RAW_ETAG | FROM_BOOK,
         v => return Err(DecodeError::UnknownVersion(v)),
-    }
+    };
     let flags = rd.byte()?;
-    if flags & !(NOTES | PRIVATE | MODIFIED | RAW_ETAG | FROM_BOOK) != 0 {
+    if flags & !known != 0 || flags & (NOTES | TAG_LINE) == TAG_LINE {
         return Err(DecodeError::Damaged);
     }
     let mut last_modified = None;
@@ -414,16 +442,25 @@ pub fn decode_with(r: &Remembered, book: &Book) -> Result<Contact, DecodeError> 
             .map_err(|_| DecodeError::Damaged)?;
         last_modified = Some(t);
     }
-    let notes = if flags & NOTES != 0 {
+    let mut tagged = None;
+    let notes = if flags & TAG_LINE != 0 {
+        let base = last_modified.and_then(tag_line::ticks).unwrap_or(0);
+        let (notes, g) = tag_line::read(&mut rd, base, book)?;
+        tagged = Some(g);
+        Some(notes)
+    } else if flags & NOTES != 0 {
         Some(rd.str()?.to_owned())
     } else {
         None
     };
     let fields = if flags & FROM_BOOK != 0 {
-        let g = notes
-            .as_deref()
-            .and_then(tags::find_tags)
-            .and_then(|t| Guid::from_sync_id(t.sync_id))
+        let g = tagged
+            .or_else(|| {
+                notes
+                    .as_deref()
+                    .and_then(tags::find_tags)
+                    .and_then(|t| Guid::from_sync_id(t.sync_id))
+            })
             .ok_or(DecodeError::Damaged)?;
         book.get(g).ok_or(DecodeError::Damaged)?.clone()
     } else {
