@@ -327,3 +327,38 @@ fn expiring_one_mailbox_keeps_the_other_mailboxes_tokens() {
     assert_eq!(err, DeltaError::SyncStateNotFound);
     assert_eq!(s.expire_mailbox("nobody", ExpiredForm::Reset), 0);
 }
+
+/// A round from a delta link asks the caller to render only the contacts it reports: the others
+/// may come back unrendered and the round is the same.
+#[test]
+fn a_round_renders_only_what_it_reports() {
+    let s = DeltaStore::new(DeltaConfig::default());
+    let (_, t, _) = round(
+        &s,
+        None,
+        None,
+        10,
+        T0,
+        vec![item("a", "1", "A"), item("b", "1", "B")],
+    );
+    let p = s
+        .request_rendering(
+            &scope(),
+            Some(DeltaToken::Delta(&t)),
+            q(None),
+            10,
+            T0,
+            |_, changed| {
+                assert!(!changed("a", "1"));
+                assert!(changed("b", "2"));
+                assert!(changed("c", "1"));
+                let mut a = item("a", "1", "A");
+                a.json = Map::new();
+                vec![a, item("b", "2", "B2")]
+            },
+        )
+        .unwrap();
+    assert_eq!(p.value.len(), 1);
+    assert_eq!(p.value[0]["id"], "b");
+    assert_eq!(p.value[0]["displayName"], "B2");
+}

@@ -5,7 +5,7 @@
 //! It never changes the mailbox: a delta request only reads the folder's current contents.
 
 use axum::http::StatusCode;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::GraphResponse;
 use super::mailbox::MailboxCall;
@@ -79,32 +79,38 @@ impl MailboxCall<'_, '_> {
         let page = self
             .call
             .delta
-            .request(&scope, token, query, page_size, self.call.now, |q| {
-                // Parsed when the round was started; it cannot fail here.
-                let expand = q
-                    .expand
-                    .as_deref()
-                    .and_then(|e| extprops::parse_expand(e).ok());
-                mailbox
-                    .contacts_in(&folder)
-                    .map(|c| {
-                        let mut json = contact::render(&c.data, None);
-                        if let Some(x) = &expand {
-                            x.apply(&c.data, &mut json, None, ids_as_sent);
-                        }
-                        DeltaItem {
-                            id: c
-                                .data
-                                .get("id")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_owned(),
-                            change_key: c.change_key().to_owned(),
-                            json,
-                        }
-                    })
-                    .collect()
-            })
+            .request_rendering(
+                &scope,
+                token,
+                query,
+                page_size,
+                self.call.now,
+                |q, changed| {
+                    // Parsed when the round was started; it cannot fail here.
+                    let expand = q
+                        .expand
+                        .as_deref()
+                        .and_then(|e| extprops::parse_expand(e).ok());
+                    mailbox
+                        .contacts_in(&folder)
+                        .map(|c| {
+                            let id = c.data.get("id").and_then(Value::as_str).unwrap_or_default();
+                            let mut json = Map::new();
+                            if changed(id, c.change_key()) {
+                                json = contact::render(&c.data, None);
+                                if let Some(x) = &expand {
+                                    x.apply(&c.data, &mut json, None, ids_as_sent);
+                                }
+                            }
+                            DeltaItem {
+                                id: id.to_owned(),
+                                change_key: c.change_key().to_owned(),
+                                json,
+                            }
+                        })
+                        .collect()
+                },
+            )
             .map_err(|e| {
                 let err = GraphError::new(StatusCode::GONE, e.code(), e.to_string());
                 match e.location(&link_base) {
