@@ -296,15 +296,19 @@ pub fn encode_with(c: &Contact, book: &Book) -> Remembered {
         base = tag_line::ticks(t).unwrap_or(0);
         push_len(&mut data, ns.rem_euclid(1000) as usize);
     }
+    let mut tagged = None;
     if let Some(n) = c.personal_notes() {
         flags |= NOTES;
-        if tag_line::push(&mut data, n, base, book) {
+        tagged = tag_line::push(&mut data, n, base, book);
+        if tagged.is_some() {
             flags |= TAG_LINE;
         } else {
             push_str(&mut data, n);
         }
     }
-    let shared = book_key(c)
+    // A structured last line is the one `book_key` would find: no second parse.
+    let shared = tagged
+        .or_else(|| book_key(c))
         .and_then(|g| book.get(g))
         .is_some_and(|f| f.same_block(&c.fields) || *f == c.fields);
     if shared {
@@ -419,7 +423,25 @@ pub fn decode(r: &Remembered) -> Result<Contact, DecodeError> {
 /// The contact [`encode_with`] made `r` from with `book` (the book stored in the same commit);
 /// a contact whose values were left to a book entry that is not there is damaged.
 pub fn decode_with(r: &Remembered, book: &Book) -> Result<Contact, DecodeError> {
-    let mut rd = Reader { b: &r.data, at: 0 };
+    decode_parts(
+        &r.contact_id,
+        r.change_key.as_deref(),
+        r.last_modified,
+        &r.data,
+        book,
+    )
+}
+
+/// [`decode_with`] from a stored row's parts, borrowed (no copy of the row first: an unchanged
+/// run decodes every remembered contact of the tenant).
+pub fn decode_parts(
+    contact_id: &str,
+    change_key: Option<&str>,
+    last_modified_micros: i64,
+    data: &[u8],
+    book: &Book,
+) -> Result<Contact, DecodeError> {
+    let mut rd = Reader { b: data, at: 0 };
     let known = match rd.byte()? {
         ENCODING_VERSION => NOTES | PRIVATE | MODIFIED | RAW_ETAG | FROM_BOOK | TAG_LINE,
         V1 => NOTES | PRIVATE | MODIFIED | RAW_ETAG | FROM_BOOK,
@@ -435,8 +457,8 @@ pub fn decode_with(r: &Remembered, book: &Book) -> Result<Contact, DecodeError> 
         if sub >= 1000 {
             return Err(DecodeError::Damaged);
         }
-        let micros =
-            jiff::Timestamp::from_microsecond(r.last_modified).map_err(|_| DecodeError::Damaged)?;
+        let micros = jiff::Timestamp::from_microsecond(last_modified_micros)
+            .map_err(|_| DecodeError::Damaged)?;
         let t = micros
             .checked_add(jiff::SignedDuration::from_nanos(sub as i64))
             .map_err(|_| DecodeError::Damaged)?;
@@ -469,7 +491,7 @@ pub fn decode_with(r: &Remembered, book: &Book) -> Result<Contact, DecodeError> 
     if rd.at != rd.b.len() {
         return Err(DecodeError::Damaged);
     }
-    let etag = r.change_key.as_deref().map(|k| {
+    let etag = change_key.map(|k| {
         if flags & RAW_ETAG != 0 {
             k.to_owned()
         } else {
@@ -477,7 +499,7 @@ pub fn decode_with(r: &Remembered, book: &Book) -> Result<Contact, DecodeError> 
         }
     });
     Ok(ContactParts {
-        id: r.contact_id.clone(),
+        id: contact_id.to_owned(),
         etag,
         last_modified_date_time: last_modified,
         personal_notes: notes,

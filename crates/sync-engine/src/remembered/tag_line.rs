@@ -75,13 +75,11 @@ fn split(notes: &str) -> Option<(&str, Line<'_>)> {
     (line_of(&l)? == line).then_some((before, l))
 }
 
-/// Writes `notes` structured when their last line allows it (see the module note); `false`:
-/// nothing was written, store them as text. `base`: the contact's `lastModifiedDateTime` in
-/// ticks (0 without one).
-pub(super) fn push(out: &mut Vec<u8>, notes: &str, base: i64, book: &Book) -> bool {
-    let Some((before, l)) = split(notes) else {
-        return false;
-    };
+/// Writes `notes` structured when their last line allows it (see the module note) and returns
+/// its SyncId; `None`: nothing was written, store them as text. `base`: the contact's
+/// `lastModifiedDateTime` in ticks (0 without one).
+pub(super) fn push(out: &mut Vec<u8>, notes: &str, base: i64, book: &Book) -> Option<Guid> {
+    let (before, l) = split(notes)?;
     let mut bits = 0u8;
     let from_book = l
         .created_by
@@ -113,7 +111,7 @@ pub(super) fn push(out: &mut Vec<u8>, notes: &str, base: i64, book: &Book) -> bo
     if bits & UPDATED_BY != 0 {
         push_str(out, l.updated_by.unwrap_or_default());
     }
-    true
+    Some(l.guid)
 }
 
 /// The notes [`push`] wrote, and the SyncId of their tag line.
