@@ -23,7 +23,8 @@
 //!   microseconds, so the time comes back exact);
 //! - with bit 0: the notes (LEB128 length, UTF-8); with bits 0 and 5, the text before the tag
 //!   line that way, then the line's values (see `tag_line`);
-//! - the *field section* (also a book entry's, after its version byte): the number of set
+//! - the *field section* (also a book entry's, after its version byte; in version 2 an entry
+//!   may end in its hub line's `LastUpdatedAt` / `LastUpdatedBy`, see `tag_line`): the number of set
 //!   fields, then per field its index in [`V1_FIELDS`] (one byte) and its value:
 //!   a text or date as one string; a string list as a count then strings; email addresses as a
 //!   count then (address, name) pairs; a physical address as its five keys
@@ -146,9 +147,18 @@ fn book_key(c: &Contact) -> Option<Guid> {
 /// the entry's block when decoded (one allocation for every such copy, compared by pointer).
 #[derive(Clone, Debug, Default)]
 pub struct Book {
-    /// Per SyncId: the values and the tag line's `CreatedBy` (kept with the entry, `""` when
-    /// the tag line has none).
-    entries: FxHashMap<Guid, (ContactFields, Box<str>)>,
+    entries: FxHashMap<Guid, Entry>,
+}
+
+/// One SyncId's entry: the values and the hub copy's tag line values — `CreatedBy` (`""` when
+/// the line has none) and `LastUpdatedAt` (in ticks) / `LastUpdatedBy`, which a copy's tag
+/// line usually repeats (then left to the entry, `tag_line`).
+#[derive(Clone, Debug)]
+struct Entry {
+    fields: ContactFields,
+    created_by: Box<str>,
+    updated_at: Option<i64>,
+    updated_by: Option<Box<str>>,
 }
 
 impl Book {
@@ -161,10 +171,15 @@ impl Book {
                 continue;
             };
             if let Some(g) = Guid::from_sync_id(tags.sync_id) {
-                let created_by = tags.created_by.unwrap_or("");
-                entries
-                    .entry(g)
-                    .or_insert_with(|| (c.fields.clone(), created_by.into()));
+                entries.entry(g).or_insert_with(|| Entry {
+                    fields: c.fields.clone(),
+                    created_by: tags.created_by.unwrap_or("").into(),
+                    updated_at: tags
+                        .last_updated_at
+                        .and_then(tags::parse_timestamp)
+                        .and_then(tag_line::ticks),
+                    updated_by: tags.last_updated_by.map(Into::into),
+                });
             }
         }
         Book { entries }
@@ -176,17 +191,32 @@ impl Book {
     pub fn from_entries<'a>(entries: impl IntoIterator<Item = (Guid, &'a [u8], &'a str)>) -> Book {
         let entries = entries
             .into_iter()
-            .filter_map(|(g, data, by)| Some((g, (decode_fields(data).ok()?, by.into()))))
+            .filter_map(|(g, data, by)| {
+                let (fields, updated_at, updated_by) = decode_entry(data).ok()?;
+                let e = Entry {
+                    fields,
+                    created_by: by.into(),
+                    updated_at,
+                    updated_by: updated_by.map(Into::into),
+                };
+                Some((g, e))
+            })
             .collect();
         Book { entries }
     }
 
-    /// Every entry — SyncId, values encoded ([`encode_fields`]), `CreatedBy` — sorted by SyncId.
+    /// Every entry — SyncId, data (the values as [`encode_fields`] writes them, then version 2's
+    /// `LastUpdatedAt` / `LastUpdatedBy` when the line has either), `CreatedBy` — sorted by
+    /// SyncId.
     pub fn entries(&self) -> Vec<(Guid, Vec<u8>, String)> {
         let mut out: Vec<(Guid, Vec<u8>, String)> = self
             .entries
             .iter()
-            .map(|(g, (f, by))| (*g, encode_fields(f), by.to_string()))
+            .map(|(g, e)| {
+                let mut data = encode_fields(&e.fields);
+                tag_line::push_entry(&mut data, e.updated_at, e.updated_by.as_deref());
+                (*g, data, e.created_by.to_string())
+            })
             .collect();
         out.sort_by_key(|(g, _, _)| *g);
         out
@@ -201,15 +231,22 @@ impl Book {
     }
 
     fn get(&self, g: Guid) -> Option<&ContactFields> {
-        self.entries.get(&g).map(|(f, _)| f)
+        self.entries.get(&g).map(|e| &e.fields)
     }
 
     /// The entry's `CreatedBy`, when it has one.
     fn created_by(&self, g: Guid) -> Option<&str> {
         self.entries
             .get(&g)
-            .map(|(_, by)| &**by)
+            .map(|e| &*e.created_by)
             .filter(|by| !by.is_empty())
+    }
+
+    /// The entry's `LastUpdatedAt` (ticks) and `LastUpdatedBy`.
+    fn updated(&self, g: Guid) -> (Option<i64>, Option<&str>) {
+        self.entries
+            .get(&g)
+            .map_or((None, None), |e| (e.updated_at, e.updated_by.as_deref()))
     }
 }
 
@@ -248,6 +285,26 @@ pub fn encode_fields(fields: &ContactFields) -> Vec<u8> {
     let mut data = vec![ENCODING_VERSION];
     push_fields(&mut data, fields);
     data
+}
+
+/// A stored book entry's data: the values, then (version 2) the hub line's `LastUpdatedAt` /
+/// `LastUpdatedBy` when it has either.
+fn decode_entry(data: &[u8]) -> Result<(ContactFields, Option<i64>, Option<&str>), DecodeError> {
+    let mut rd = Reader { b: data, at: 0 };
+    let version = rd.byte()?;
+    if version != ENCODING_VERSION && version != V1 {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    let fields = read_fields(&mut rd)?;
+    let (at, by) = if version == ENCODING_VERSION && rd.at < rd.b.len() {
+        tag_line::read_entry(&mut rd)?
+    } else {
+        (None, None)
+    };
+    if rd.at != rd.b.len() {
+        return Err(DecodeError::Damaged);
+    }
+    Ok((fields, at, by))
 }
 
 /// The values [`encode_fields`] made `data` from.

@@ -2,8 +2,9 @@
 //! (encoding version 2, flag bit 5; docs/state-and-deletes.md "What a copy costs"): the text
 //! before the line as it is, and the line as its values — SyncId in 16 bytes, `CreatedBy` left to
 //! the book entry when it is the entry's, `LastUpdatedAt` as 100-ns ticks relative to the
-//! contact's `lastModifiedDateTime`, `LastUpdatedBy` left to `CreatedBy` when it is the same.
-//! About 160 bytes of text become about 30.
+//! contact's `lastModifiedDateTime`, `LastUpdatedBy` left to `CreatedBy` when it is the same;
+//! `LastUpdatedAt` and `LastUpdatedBy` left to the book entry when they are the hub line's (a
+//! converged copy's usually are). About 160 bytes of text become about 20.
 //!
 //! Only a line that [`line_of`] rebuilds byte for byte from its values is stored this way (the
 //! rebuild is checked when encoding), so decoding gives back exactly the notes read; any other
@@ -23,6 +24,57 @@ const CREATED_BY_FROM_BOOK: u8 = 2;
 const UPDATED_AT: u8 = 4;
 const UPDATED_BY: u8 = 8;
 const UPDATED_BY_IS_CREATED_BY: u8 = 16;
+const UPDATED_AT_FROM_BOOK: u8 = 32;
+const UPDATED_BY_FROM_BOOK: u8 = 64;
+
+/// Presence bits of a book entry's tag values.
+const ENTRY_AT: u8 = 1;
+const ENTRY_BY: u8 = 2;
+
+fn push_zigzag(out: &mut Vec<u8>, d: i64) {
+    push_len(out, ((d << 1) ^ (d >> 63)) as u64 as usize);
+}
+
+fn read_zigzag(rd: &mut Reader<'_>) -> Result<i64, DecodeError> {
+    let z = u64::try_from(rd.len()?).map_err(|_| DecodeError::Damaged)?;
+    Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+}
+
+/// Appends a book entry's `LastUpdatedAt` / `LastUpdatedBy` (nothing when it has neither).
+pub(super) fn push_entry(out: &mut Vec<u8>, at: Option<i64>, by: Option<&str>) {
+    let bits = if at.is_some() { ENTRY_AT } else { 0 } | if by.is_some() { ENTRY_BY } else { 0 };
+    if bits == 0 {
+        return;
+    }
+    out.push(bits);
+    if let Some(t) = at {
+        push_zigzag(out, t);
+    }
+    if let Some(b) = by {
+        push_str(out, b);
+    }
+}
+
+/// What [`push_entry`] appended.
+pub(super) fn read_entry<'a>(
+    rd: &mut Reader<'a>,
+) -> Result<(Option<i64>, Option<&'a str>), DecodeError> {
+    let bits = rd.byte()?;
+    if bits == 0 || bits & !(ENTRY_AT | ENTRY_BY) != 0 {
+        return Err(DecodeError::Damaged);
+    }
+    let at = if bits & ENTRY_AT != 0 {
+        Some(read_zigzag(rd)?)
+    } else {
+        None
+    };
+    let by = if bits & ENTRY_BY != 0 {
+        Some(rd.str()?)
+    } else {
+        None
+    };
+    Ok((at, by))
+}
 
 /// A tag line's values, as stored.
 struct Line<'a> {
@@ -89,11 +141,16 @@ pub(super) fn push(out: &mut Vec<u8>, notes: &str, base: i64, book: &Book) -> Op
     } else if l.created_by.is_some() {
         bits |= CREATED_BY;
     }
-    if l.updated_at.is_some() {
+    let (book_at, book_by) = book.updated(l.guid);
+    if l.updated_at.is_some() && l.updated_at == book_at {
+        bits |= UPDATED_AT_FROM_BOOK;
+    } else if l.updated_at.is_some() {
         bits |= UPDATED_AT;
     }
     if l.updated_by.is_some() && l.updated_by == l.created_by {
         bits |= UPDATED_BY_IS_CREATED_BY;
+    } else if l.updated_by.is_some() && l.updated_by == book_by {
+        bits |= UPDATED_BY_FROM_BOOK;
     } else if l.updated_by.is_some() {
         bits |= UPDATED_BY;
     }
@@ -103,10 +160,9 @@ pub(super) fn push(out: &mut Vec<u8>, notes: &str, base: i64, book: &Book) -> Op
     if let (false, Some(by)) = (from_book, l.created_by) {
         push_str(out, by);
     }
-    if let Some(t) = l.updated_at {
+    if let (true, Some(t)) = (bits & UPDATED_AT != 0, l.updated_at) {
         // Zigzag: the difference is small and of either sign.
-        let d = t.wrapping_sub(base);
-        push_len(out, ((d << 1) ^ (d >> 63)) as u64 as usize);
+        push_zigzag(out, t.wrapping_sub(base));
     }
     if bits & UPDATED_BY != 0 {
         push_str(out, l.updated_by.unwrap_or_default());
@@ -127,14 +183,16 @@ pub(super) fn read(
     }
     let guid = Guid(g);
     let bits = rd.byte()?;
-    if bits
-        & !(CREATED_BY | CREATED_BY_FROM_BOOK | UPDATED_AT | UPDATED_BY | UPDATED_BY_IS_CREATED_BY)
-        != 0
+    let at_bits = bits & (UPDATED_AT | UPDATED_AT_FROM_BOOK);
+    let by_bits = bits & (UPDATED_BY | UPDATED_BY_IS_CREATED_BY | UPDATED_BY_FROM_BOOK);
+    if bits & 0x80 != 0
         || bits & (CREATED_BY | CREATED_BY_FROM_BOOK) == CREATED_BY | CREATED_BY_FROM_BOOK
-        || bits & (UPDATED_BY | UPDATED_BY_IS_CREATED_BY) == UPDATED_BY | UPDATED_BY_IS_CREATED_BY
+        || at_bits.count_ones() > 1
+        || by_bits.count_ones() > 1
     {
         return Err(DecodeError::Damaged);
     }
+    let (book_at, book_by) = book.updated(guid);
     let created_by = if bits & CREATED_BY_FROM_BOOK != 0 {
         Some(book.created_by(guid).ok_or(DecodeError::Damaged)?)
     } else if bits & CREATED_BY != 0 {
@@ -143,14 +201,16 @@ pub(super) fn read(
         None
     };
     let updated_at = if bits & UPDATED_AT != 0 {
-        let z = u64::try_from(rd.len()?).map_err(|_| DecodeError::Damaged)?;
-        let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
-        Some(base.wrapping_add(d))
+        Some(base.wrapping_add(read_zigzag(rd)?))
+    } else if bits & UPDATED_AT_FROM_BOOK != 0 {
+        Some(book_at.ok_or(DecodeError::Damaged)?)
     } else {
         None
     };
     let updated_by = if bits & UPDATED_BY_IS_CREATED_BY != 0 {
         Some(created_by.ok_or(DecodeError::Damaged)?)
+    } else if bits & UPDATED_BY_FROM_BOOK != 0 {
+        Some(book_by.ok_or(DecodeError::Damaged)?)
     } else if bits & UPDATED_BY != 0 {
         Some(rd.str()?)
     } else {

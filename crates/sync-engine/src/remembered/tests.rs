@@ -434,3 +434,49 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_copy_repeating_its_hub_line_leaves_the_line_to_the_book_entry() {
+    let hub = vec![tagged("h1", S1, "Engineer")];
+    let book = Book::of(&hub);
+    // The copy repeats the hub's line: only the text before it and the SyncId are stored.
+    let copy = tagged("u1", S1, "Engineer");
+    let r = encode_with(&copy, &book);
+    assert_eq!(r.data[1] & (TAG_LINE | FROM_BOOK), TAG_LINE | FROM_BOOK);
+    assert!(
+        r.data.len() <= 3 + "own text\r\n".len() + 1 + 16 + 1,
+        "{:?}",
+        r.data
+    );
+    let (back, structured, _) = round_trip(&copy, &book);
+    assert!(structured);
+    assert_eq!(back, copy);
+    assert_eq!(decode(&r), Err(DecodeError::Damaged));
+
+    // The entry keeps the line's LastUpdatedAt / LastUpdatedBy through its stored data; an entry
+    // stored by version 1 (values only) still loads, and then the values come from the copy.
+    let stored = book.entries();
+    let mut v1 = stored.clone();
+    v1[0].1 = encode_fields(&hub[0].fields);
+    v1[0].1[0] = 1;
+    let old = Book::from_entries(v1.iter().map(|(g, d, b)| (*g, d.as_slice(), b.as_str())));
+    assert_eq!(old.len(), 1);
+    assert_eq!(decode_with(&r, &old), Err(DecodeError::Damaged));
+    let back = decode_with(&encode_with(&copy, &old), &old).unwrap();
+    assert_eq!(back, copy);
+    // Version 1 data with anything after the values is damaged: the entry is left out.
+    let mut bad = stored.clone();
+    bad[0].1[0] = 1;
+    let none = Book::from_entries(bad.iter().map(|(g, d, b)| (*g, d.as_slice(), b.as_str())));
+    assert!(none.is_empty());
+    // Two sources for one value are refused.
+    let mut r2 = r.clone();
+    let bits_at = r2.data.len() - 1;
+    r2.data[bits_at] |= 4 | 8;
+    let loaded = Book::from_entries(
+        stored
+            .iter()
+            .map(|(g, d, b)| (*g, d.as_slice(), b.as_str())),
+    );
+    assert_eq!(decode_with(&r2, &loaded), Err(DecodeError::Damaged));
+}
