@@ -18,14 +18,14 @@
 //!   present, bit 3 the etag is kept verbatim (not `W/"<changeKey>"`, see [`Remembered`]), bit 4
 //!   the field values are the [`Book`] entry of the SyncId of the contact's tag line (no field
 //!   section follows; the book is stored in the same commit), bit 5 (version 2) the notes end in
-//!   our tag line, stored as its values (`tag_line`: about 30 bytes instead of 160);
+//!   our tag line, stored as its values (`tag_line`: about 20 bytes instead of 160);
 //! - with bit 2: the time's nanoseconds below the microsecond (LEB128; the state keeps
 //!   microseconds, so the time comes back exact);
 //! - with bit 0: the notes (LEB128 length, UTF-8); with bits 0 and 5, the text before the tag
 //!   line that way, then the line's values (see `tag_line`);
 //! - the *field section* (also a book entry's, after its version byte; in version 2 an entry
-//!   may end in its hub line's `LastUpdatedAt` / `LastUpdatedBy`, see `tag_line`): the number of set
-//!   fields, then per field its index in [`V1_FIELDS`] (one byte) and its value:
+//!   may end in its hub line's `LastUpdatedAt` / `LastUpdatedBy`, see `tag_line`): the number
+//!   of set fields, then per field its index in [`V1_FIELDS`] (one byte) and its value:
 //!   a text or date as one string; a string list as a count then strings; email addresses as a
 //!   count then (address, name) pairs; a physical address as its five keys
 //!   ([`crate::field::ADDRESS_KEYS`] order). Strings are LEB128 length + UTF-8.
