@@ -11,16 +11,21 @@
 //! The encoding (the state file holds it as opaque bytes, `sync_state::LooseContact::data`):
 //! a version byte ([`ENCODING_VERSION`]) first; a contact in a version this build does not know
 //! is a [`DecodeError`], and the caller must then read that folder whole (never infer anything,
-//! least of all a deletion, from a folder it cannot reproduce). Version 1, after the byte:
+//! least of all a deletion, from a folder it cannot reproduce). This build writes version 2 and
+//! still reads version 1 (the same layout without flag bit 5), so rows written before it are used
+//! as they are and rewritten in version 2 by the next commit. After the byte:
 //! - flags: bit 0 notes present, bit 1 Outlook's Private flag, bit 2 `lastModifiedDateTime`
 //!   present, bit 3 the etag is kept verbatim (not `W/"<changeKey>"`, see [`Remembered`]), bit 4
 //!   the field values are the [`Book`] entry of the SyncId of the contact's tag line (no field
-//!   section follows; the book is stored in the same commit);
+//!   section follows; the book is stored in the same commit), bit 5 (version 2) the notes end in
+//!   our tag line, stored as its values (`tag_line`: about 20 bytes instead of 160);
 //! - with bit 2: the time's nanoseconds below the microsecond (LEB128; the state keeps
 //!   microseconds, so the time comes back exact);
-//! - with bit 0: the notes (LEB128 length, UTF-8);
-//! - the *field section* (also a book entry's, after its version byte): the number of set
-//!   fields, then per field its index in [`V1_FIELDS`] (one byte) and its value:
+//! - with bit 0: the notes (LEB128 length, UTF-8); with bits 0 and 5, the text before the tag
+//!   line that way, then the line's values (see `tag_line`);
+//! - the *field section* (also a book entry's, after its version byte; in version 2 an entry
+//!   may end in its hub line's `LastUpdatedAt` / `LastUpdatedBy`, see `tag_line`): the number
+//!   of set fields, then per field its index in [`V1_FIELDS`] (one byte) and its value:
 //!   a text or date as one string; a string list as a count then strings; email addresses as a
 //!   count then (address, name) pairs; a physical address as its five keys
 //!   ([`crate::field::ADDRESS_KEYS`] order). Strings are LEB128 length + UTF-8.
@@ -38,7 +43,10 @@ use crate::values::{ContactFields, FieldsBuilder};
 use rustc_hash::FxHashMap;
 
 /// The encoding's version byte (see the module note).
-pub const ENCODING_VERSION: u8 = 1;
+pub const ENCODING_VERSION: u8 = 2;
+
+/// The older version this build still reads (see the module note).
+const V1: u8 = 1;
 
 /// Version 1's field indexes: a stored field's index is its position here. Append only.
 pub const V1_FIELDS: [&str; 31] = [
@@ -80,6 +88,9 @@ const PRIVATE: u8 = 2;
 const MODIFIED: u8 = 4;
 const RAW_ETAG: u8 = 8;
 const FROM_BOOK: u8 = 16;
+const TAG_LINE: u8 = 32;
+
+mod tag_line;
 
 /// A contact as the state stores it: its id, the changeKey column, its time in microseconds
 /// and the encoded rest ([`encode`]).
@@ -136,9 +147,18 @@ fn book_key(c: &Contact) -> Option<Guid> {
 /// the entry's block when decoded (one allocation for every such copy, compared by pointer).
 #[derive(Clone, Debug, Default)]
 pub struct Book {
-    /// Per SyncId: the values and the tag line's `CreatedBy` (kept with the entry, `""` when
-    /// the tag line has none).
-    entries: FxHashMap<Guid, (ContactFields, Box<str>)>,
+    entries: FxHashMap<Guid, Entry>,
+}
+
+/// One SyncId's entry: the values and the hub copy's tag line values — `CreatedBy` (`""` when
+/// the line has none) and `LastUpdatedAt` (in ticks) / `LastUpdatedBy`, which a copy's tag
+/// line usually repeats (then left to the entry, `tag_line`).
+#[derive(Clone, Debug)]
+struct Entry {
+    fields: ContactFields,
+    created_by: Box<str>,
+    updated_at: Option<i64>,
+    updated_by: Option<Box<str>>,
 }
 
 impl Book {
@@ -151,10 +171,15 @@ impl Book {
                 continue;
             };
             if let Some(g) = Guid::from_sync_id(tags.sync_id) {
-                let created_by = tags.created_by.unwrap_or("");
-                entries
-                    .entry(g)
-                    .or_insert_with(|| (c.fields.clone(), created_by.into()));
+                entries.entry(g).or_insert_with(|| Entry {
+                    fields: c.fields.clone(),
+                    created_by: tags.created_by.unwrap_or("").into(),
+                    updated_at: tags
+                        .last_updated_at
+                        .and_then(tags::parse_timestamp)
+                        .and_then(tag_line::ticks),
+                    updated_by: tags.last_updated_by.map(Into::into),
+                });
             }
         }
         Book { entries }
@@ -166,17 +191,32 @@ impl Book {
     pub fn from_entries<'a>(entries: impl IntoIterator<Item = (Guid, &'a [u8], &'a str)>) -> Book {
         let entries = entries
             .into_iter()
-            .filter_map(|(g, data, by)| Some((g, (decode_fields(data).ok()?, by.into()))))
+            .filter_map(|(g, data, by)| {
+                let (fields, updated_at, updated_by) = decode_entry(data).ok()?;
+                let e = Entry {
+                    fields,
+                    created_by: by.into(),
+                    updated_at,
+                    updated_by: updated_by.map(Into::into),
+                };
+                Some((g, e))
+            })
             .collect();
         Book { entries }
     }
 
-    /// Every entry — SyncId, values encoded ([`encode_fields`]), `CreatedBy` — sorted by SyncId.
+    /// Every entry — SyncId, data (the values as [`encode_fields`] writes them, then version 2's
+    /// `LastUpdatedAt` / `LastUpdatedBy` when the line has either), `CreatedBy` — sorted by
+    /// SyncId.
     pub fn entries(&self) -> Vec<(Guid, Vec<u8>, String)> {
         let mut out: Vec<(Guid, Vec<u8>, String)> = self
             .entries
             .iter()
-            .map(|(g, (f, by))| (*g, encode_fields(f), by.to_string()))
+            .map(|(g, e)| {
+                let mut data = encode_fields(&e.fields);
+                tag_line::push_entry(&mut data, e.updated_at, e.updated_by.as_deref());
+                (*g, data, e.created_by.to_string())
+            })
             .collect();
         out.sort_by_key(|(g, _, _)| *g);
         out
@@ -191,7 +231,22 @@ impl Book {
     }
 
     fn get(&self, g: Guid) -> Option<&ContactFields> {
-        self.entries.get(&g).map(|(f, _)| f)
+        self.entries.get(&g).map(|e| &e.fields)
+    }
+
+    /// The entry's `CreatedBy`, when it has one.
+    fn created_by(&self, g: Guid) -> Option<&str> {
+        self.entries
+            .get(&g)
+            .map(|e| &*e.created_by)
+            .filter(|by| !by.is_empty())
+    }
+
+    /// The entry's `LastUpdatedAt` (ticks) and `LastUpdatedBy`.
+    fn updated(&self, g: Guid) -> (Option<i64>, Option<&str>) {
+        self.entries
+            .get(&g)
+            .map_or((None, None), |e| (e.updated_at, e.updated_by.as_deref()))
     }
 }
 
@@ -232,11 +287,31 @@ pub fn encode_fields(fields: &ContactFields) -> Vec<u8> {
     data
 }
 
+/// A stored book entry's data: the values, then (version 2) the hub line's `LastUpdatedAt` /
+/// `LastUpdatedBy` when it has either.
+fn decode_entry(data: &[u8]) -> Result<(ContactFields, Option<i64>, Option<&str>), DecodeError> {
+    let mut rd = Reader { b: data, at: 0 };
+    let version = rd.byte()?;
+    if version != ENCODING_VERSION && version != V1 {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    let fields = read_fields(&mut rd)?;
+    let (at, by) = if version == ENCODING_VERSION && rd.at < rd.b.len() {
+        tag_line::read_entry(&mut rd)?
+    } else {
+        (None, None)
+    };
+    if rd.at != rd.b.len() {
+        return Err(DecodeError::Damaged);
+    }
+    Ok((fields, at, by))
+}
+
 /// The values [`encode_fields`] made `data` from.
 pub fn decode_fields(data: &[u8]) -> Result<ContactFields, DecodeError> {
     let mut rd = Reader { b: data, at: 0 };
     match rd.byte()? {
-        ENCODING_VERSION => {}
+        ENCODING_VERSION | V1 => {}
         v => return Err(DecodeError::UnknownVersion(v)),
     }
     let fields = read_fields(&mut rd)?;
@@ -268,16 +343,29 @@ pub fn encode_with(c: &Contact, book: &Book) -> Remembered {
         flags |= PRIVATE;
     }
     let mut last_modified = 0;
+    let mut base = 0;
     if let Some(t) = c.last_modified() {
         flags |= MODIFIED;
-        last_modified = t.as_microsecond();
-        push_len(&mut data, (t.subsec_nanosecond().rem_euclid(1000)) as usize);
+        // Floored (not `as_microsecond`, which truncates towards 0): a time before 1970 with
+        // sub-microsecond ticks must come back exact too (found by `notes_round_trip_exactly`).
+        let ns = t.as_nanosecond();
+        last_modified = i64::try_from(ns.div_euclid(1000)).unwrap_or(0);
+        base = tag_line::ticks(t).unwrap_or(0);
+        push_len(&mut data, ns.rem_euclid(1000) as usize);
     }
+    let mut tagged = None;
     if let Some(n) = c.personal_notes() {
         flags |= NOTES;
-        push_str(&mut data, n);
+        tagged = tag_line::push(&mut data, n, base, book);
+        if tagged.is_some() {
+            flags |= TAG_LINE;
+        } else {
+            push_str(&mut data, n);
+        }
     }
-    let shared = book_key(c)
+    // A structured last line is the one `book_key` would find: no second parse.
+    let shared = tagged
+        .or_else(|| book_key(c))
         .and_then(|g| book.get(g))
         .is_some_and(|f| f.same_block(&c.fields) || *f == c.fields);
     if shared {
@@ -392,13 +480,32 @@ pub fn decode(r: &Remembered) -> Result<Contact, DecodeError> {
 /// The contact [`encode_with`] made `r` from with `book` (the book stored in the same commit);
 /// a contact whose values were left to a book entry that is not there is damaged.
 pub fn decode_with(r: &Remembered, book: &Book) -> Result<Contact, DecodeError> {
-    let mut rd = Reader { b: &r.data, at: 0 };
-    match rd.byte()? {
-        ENCODING_VERSION => {}
+    decode_parts(
+        &r.contact_id,
+        r.change_key.as_deref(),
+        r.last_modified,
+        &r.data,
+        book,
+    )
+}
+
+/// [`decode_with`] from a stored row's parts, borrowed (no copy of the row first: an unchanged
+/// run decodes every remembered contact of the tenant).
+pub fn decode_parts(
+    contact_id: &str,
+    change_key: Option<&str>,
+    last_modified_micros: i64,
+    data: &[u8],
+    book: &Book,
+) -> Result<Contact, DecodeError> {
+    let mut rd = Reader { b: data, at: 0 };
+    let known = match rd.byte()? {
+        ENCODING_VERSION => NOTES | PRIVATE | MODIFIED | RAW_ETAG | FROM_BOOK | TAG_LINE,
+        V1 => NOTES | PRIVATE | MODIFIED | RAW_ETAG | FROM_BOOK,
         v => return Err(DecodeError::UnknownVersion(v)),
-    }
+    };
     let flags = rd.byte()?;
-    if flags & !(NOTES | PRIVATE | MODIFIED | RAW_ETAG | FROM_BOOK) != 0 {
+    if flags & !known != 0 || flags & (NOTES | TAG_LINE) == TAG_LINE {
         return Err(DecodeError::Damaged);
     }
     let mut last_modified = None;
@@ -407,23 +514,32 @@ pub fn decode_with(r: &Remembered, book: &Book) -> Result<Contact, DecodeError> 
         if sub >= 1000 {
             return Err(DecodeError::Damaged);
         }
-        let micros =
-            jiff::Timestamp::from_microsecond(r.last_modified).map_err(|_| DecodeError::Damaged)?;
+        let micros = jiff::Timestamp::from_microsecond(last_modified_micros)
+            .map_err(|_| DecodeError::Damaged)?;
         let t = micros
             .checked_add(jiff::SignedDuration::from_nanos(sub as i64))
             .map_err(|_| DecodeError::Damaged)?;
         last_modified = Some(t);
     }
-    let notes = if flags & NOTES != 0 {
+    let mut tagged = None;
+    let notes = if flags & TAG_LINE != 0 {
+        let base = last_modified.and_then(tag_line::ticks).unwrap_or(0);
+        let (notes, g) = tag_line::read(&mut rd, base, book)?;
+        tagged = Some(g);
+        Some(notes)
+    } else if flags & NOTES != 0 {
         Some(rd.str()?.to_owned())
     } else {
         None
     };
     let fields = if flags & FROM_BOOK != 0 {
-        let g = notes
-            .as_deref()
-            .and_then(tags::find_tags)
-            .and_then(|t| Guid::from_sync_id(t.sync_id))
+        let g = tagged
+            .or_else(|| {
+                notes
+                    .as_deref()
+                    .and_then(tags::find_tags)
+                    .and_then(|t| Guid::from_sync_id(t.sync_id))
+            })
             .ok_or(DecodeError::Damaged)?;
         book.get(g).ok_or(DecodeError::Damaged)?.clone()
     } else {
@@ -432,7 +548,7 @@ pub fn decode_with(r: &Remembered, book: &Book) -> Result<Contact, DecodeError> 
     if rd.at != rd.b.len() {
         return Err(DecodeError::Damaged);
     }
-    let etag = r.change_key.as_deref().map(|k| {
+    let etag = change_key.map(|k| {
         if flags & RAW_ETAG != 0 {
             k.to_owned()
         } else {
@@ -440,7 +556,7 @@ pub fn decode_with(r: &Remembered, book: &Book) -> Result<Contact, DecodeError> 
         }
     });
     Ok(ContactParts {
-        id: r.contact_id.clone(),
+        id: contact_id.to_owned(),
         etag,
         last_modified_date_time: last_modified,
         personal_notes: notes,

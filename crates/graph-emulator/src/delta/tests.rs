@@ -40,7 +40,7 @@ fn round(
     let mut rows = vec![];
     let mut pages = 1;
     let mut p = s
-        .request(&scope(), start, q(select), page, now, |_, _| items)
+        .request(&scope(), start, q(select), page, now, |_| items)
         .unwrap();
     loop {
         rows.extend(p.value.clone());
@@ -55,7 +55,7 @@ fn round(
                         q(None),
                         page,
                         now,
-                        |_, _| panic!("mid-round"),
+                        |_| panic!("mid-round"),
                     )
                     .unwrap();
             }
@@ -120,30 +120,20 @@ fn skip_tokens_are_idempotent() {
     let t0 = T0;
     let items: Vec<_> = (0..5).map(|i| item(&format!("i{i}"), "1", "n")).collect();
     let p1 = s
-        .request(&scope(), None, q(None), 2, t0, |_, _| items)
+        .request(&scope(), None, q(None), 2, t0, |_| items)
         .unwrap();
     let DeltaNext::Skip(t) = p1.next else {
         panic!("expected a nextLink")
     };
     let a = s
-        .request(
-            &scope(),
-            Some(DeltaToken::Skip(&t)),
-            q(None),
-            2,
-            t0,
-            |_, _| Vec::new(),
-        )
+        .request(&scope(), Some(DeltaToken::Skip(&t)), q(None), 2, t0, |_| {
+            Vec::new()
+        })
         .unwrap();
     let b = s
-        .request(
-            &scope(),
-            Some(DeltaToken::Skip(&t)),
-            q(None),
-            2,
-            t0,
-            |_, _| Vec::new(),
-        )
+        .request(&scope(), Some(DeltaToken::Skip(&t)), q(None), 2, t0, |_| {
+            Vec::new()
+        })
         .unwrap();
     assert_eq!(a.value, b.value);
     assert_eq!(a.value[0]["id"], "i2");
@@ -165,7 +155,7 @@ fn unknown_expired_foreign_and_evicted_tokens_get_410() {
             q(None),
             10,
             t0,
-            |_, _| Vec::new(),
+            |_| Vec::new(),
         )
         .unwrap_err();
     assert_eq!((err.status(), err.code()), (410, "SyncStateNotFound"));
@@ -183,7 +173,7 @@ fn unknown_expired_foreign_and_evicted_tokens_get_410() {
             q(None),
             10,
             t0,
-            |_, _| Vec::new()
+            |_| Vec::new()
         )
         .is_err()
     );
@@ -195,7 +185,7 @@ fn unknown_expired_foreign_and_evicted_tokens_get_410() {
             q(None),
             10,
             t0,
-            |_, _| Vec::new()
+            |_| Vec::new()
         )
         .is_err()
     );
@@ -207,7 +197,7 @@ fn unknown_expired_foreign_and_evicted_tokens_get_410() {
             q(None),
             10,
             t0 + jiff::SignedDuration::from_secs(59),
-            |_, _| Vec::new()
+            |_| Vec::new()
         )
         .is_ok()
     );
@@ -219,7 +209,7 @@ fn unknown_expired_foreign_and_evicted_tokens_get_410() {
             q(None),
             10,
             late,
-            |_, _| Vec::new()
+            |_| Vec::new()
         ),
         Err(DeltaError::SyncStateNotFound)
     );
@@ -236,7 +226,7 @@ fn unknown_expired_foreign_and_evicted_tokens_get_410() {
             q(None),
             10,
             t0,
-            |_, _| Vec::new()
+            |_| Vec::new()
         )
         .is_err()
     );
@@ -251,7 +241,7 @@ fn unknown_expired_foreign_and_evicted_tokens_get_410() {
             q(None),
             10,
             t0,
-            |_, _| Vec::new()
+            |_| Vec::new()
         )
         .is_err()
     );
@@ -268,7 +258,7 @@ fn body_has_absolute_links_and_page_sizes_are_capped() {
     );
     assert_eq!(prefer_max_page_size(Some("IdType=\"ImmutableId\"")), None);
     let p = s
-        .request(&scope(), None, q(None), 10, T0, |_, _| Vec::new())
+        .request(&scope(), None, q(None), 10, T0, |_| Vec::new())
         .unwrap();
     let base = "http://127.0.0.1:9/v1.0/users/u1/contactFolders/f1/contacts/delta";
     let body = p.body(
@@ -290,14 +280,14 @@ fn expiring_one_mailbox_keeps_the_other_mailboxes_tokens() {
     let items = || vec![item("a", "1", "A"), item("b", "1", "B")];
     let (_, mine, _) = round(&s, None, None, 10, T0, items());
     // A round left in the middle: its skip token belongs to the mailbox too.
-    let skip = match s.request(&scope(), None, q(None), 1, T0, |_, _| items()) {
+    let skip = match s.request(&scope(), None, q(None), 1, T0, |_| items()) {
         Ok(DeltaPage {
             next: DeltaNext::Skip(t),
             ..
         }) => t,
         other => panic!("{other:?}"),
     };
-    let theirs = match s.request(&other, None, q(None), 10, T0, |_, _| items()) {
+    let theirs = match s.request(&other, None, q(None), 10, T0, |_| items()) {
         Ok(DeltaPage {
             next: DeltaNext::Delta(t),
             ..
@@ -307,7 +297,7 @@ fn expiring_one_mailbox_keeps_the_other_mailboxes_tokens() {
     assert_eq!(s.expire_mailbox("u1", ExpiredForm::Reset), 2);
     for t in [DeltaToken::Delta(&mine), DeltaToken::Skip(&skip)] {
         let err = s
-            .request(&scope(), Some(t), q(None), 10, T0, |_, _| items())
+            .request(&scope(), Some(t), q(None), 10, T0, |_| items())
             .unwrap_err();
         assert!(matches!(err, DeltaError::Reset { .. }), "{err:?}");
     }
@@ -318,7 +308,7 @@ fn expiring_one_mailbox_keeps_the_other_mailboxes_tokens() {
             q(None),
             10,
             T0,
-            |_, _| items(),
+            |_| items(),
         )
         .unwrap();
     assert!(page.value.is_empty(), "unchanged since the round");
@@ -331,9 +321,44 @@ fn expiring_one_mailbox_keeps_the_other_mailboxes_tokens() {
             q(None),
             10,
             T0,
-            |_, _| items(),
+            |_| items(),
         )
         .unwrap_err();
     assert_eq!(err, DeltaError::SyncStateNotFound);
     assert_eq!(s.expire_mailbox("nobody", ExpiredForm::Reset), 0);
+}
+
+/// A round from a delta link asks the caller to render only the contacts it reports: the others
+/// may come back unrendered and the round is the same.
+#[test]
+fn a_round_renders_only_what_it_reports() {
+    let s = DeltaStore::new(DeltaConfig::default());
+    let (_, t, _) = round(
+        &s,
+        None,
+        None,
+        10,
+        T0,
+        vec![item("a", "1", "A"), item("b", "1", "B")],
+    );
+    let p = s
+        .request_rendering(
+            &scope(),
+            Some(DeltaToken::Delta(&t)),
+            q(None),
+            10,
+            T0,
+            |_, changed| {
+                assert!(!changed("a", "1"));
+                assert!(changed("b", "2"));
+                assert!(changed("c", "1"));
+                let mut a = item("a", "1", "A");
+                a.json = Map::new();
+                vec![a, item("b", "2", "B2")]
+            },
+        )
+        .unwrap();
+    assert_eq!(p.value.len(), 1);
+    assert_eq!(p.value[0]["id"], "b");
+    assert_eq!(p.value[0]["displayName"], "B2");
 }

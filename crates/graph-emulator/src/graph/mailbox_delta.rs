@@ -79,13 +79,13 @@ impl MailboxCall<'_, '_> {
         let page = self
             .call
             .delta
-            .request(
+            .request_rendering(
                 &scope,
                 token,
                 query,
                 page_size,
                 self.call.now,
-                |q, unchanged| {
+                |q, changed| {
                     // Parsed when the round was started; it cannot fail here.
                     let expand = q
                         .expand
@@ -95,19 +95,16 @@ impl MailboxCall<'_, '_> {
                         .contacts_in(&folder)
                         .map(|c| {
                             let id = c.data.get("id").and_then(Value::as_str).unwrap_or_default();
-                            let change_key = c.change_key();
-                            let json = if unchanged(id, change_key) {
-                                Map::new()
-                            } else {
-                                let mut json = contact::render(&c.data, None);
+                            let mut json = Map::new();
+                            if changed(id, c.change_key()) {
+                                json = contact::render(&c.data, None);
                                 if let Some(x) = &expand {
                                     x.apply(&c.data, &mut json, None, ids_as_sent);
                                 }
-                                json
-                            };
+                            }
                             DeltaItem {
                                 id: id.to_owned(),
-                                change_key: change_key.to_owned(),
+                                change_key: c.change_key().to_owned(),
                                 json,
                             }
                         })

@@ -38,7 +38,7 @@ use serde_json::{Map, Value};
 use sync_engine::memory::Guid;
 use sync_engine::memory::change_key;
 use sync_engine::plan::{Plan, PlanInput, Target, Write, WriteResult};
-use sync_engine::remembered::{self, Book, Remembered};
+use sync_engine::remembered::{self, Book};
 use sync_engine::{Contact, MailboxSnapshot};
 use sync_state::{FolderState, TenantState};
 use tracing::{info, warn};
@@ -75,22 +75,24 @@ pub struct Links {
 }
 
 /// A folder's link and contacts as the commit stores them.
-pub(super) struct Kept {
+pub(super) struct Kept<'a> {
     pub link: String,
-    pub contacts: Vec<Contact>,
+    /// Borrowed from the run's snapshot when the folder was read through its link (no copy of
+    /// every contact of the tenant), owned when a baseline round read it.
+    pub contacts: std::borrow::Cow<'a, [Contact]>,
 }
 
 /// What the commit stores per folder read this run: the hub's and users' (by mailbox), and the
-/// book their contacts are encoded against (the hub as read: a copy holding exactly its hub
-/// copy's values is stored without them).
+/// book their contacts are encoded against (the hub as kept, see `book_of`: a copy holding
+/// exactly its hub copy's values is stored without them).
 #[derive(Default)]
-pub(super) struct KeptFolders {
-    pub hub: Option<Kept>,
-    pub users: HashMap<String, Kept>,
+pub(super) struct KeptFolders<'a> {
+    pub hub: Option<Kept<'a>>,
+    pub users: HashMap<String, Kept<'a>>,
     pub book: Book,
 }
 
-impl KeptFolders {
+impl KeptFolders<'_> {
     /// The state's book rows.
     pub(super) fn book_rows(&self) -> Vec<sync_state::BookEntry> {
         if self.hub.is_none() && self.users.is_empty() {
@@ -156,17 +158,20 @@ pub(super) fn resume(state: Option<&TenantState>, select: &str) -> Resume {
     );
     let usable = |f: &FolderState| -> Option<From> {
         let link = unmarked(f.delta_link.as_deref()?, select)?;
-        let rows: Vec<Remembered> = f
+        let decoded: Result<Vec<Contact>, _> = f
             .loose
             .iter()
-            .map(|l| Remembered {
-                contact_id: l.contact_id.clone(),
-                change_key: l.change_key.clone(),
-                last_modified: l.last_modified,
-                data: l.data.clone(),
+            .map(|l| {
+                remembered::decode_parts(
+                    &l.contact_id,
+                    l.change_key.as_deref(),
+                    l.last_modified,
+                    &l.data,
+                    &book,
+                )
             })
             .collect();
-        match remembered::decode_all(&rows, &book) {
+        match decoded {
             Ok(contacts) => Some(From {
                 link: link.to_owned(),
                 contacts,
@@ -363,7 +368,7 @@ async fn baseline(
     folder: FolderRef,
     want: HashMap<String, Option<String>>,
     select: &str,
-) -> Option<Kept> {
+) -> Option<Kept<'static>> {
     let mailbox = snapshot.mailbox.as_str();
     let start = DeltaStart::Initial {
         select: select.to_owned(),
@@ -415,7 +420,7 @@ async fn baseline(
     }
     Some(Kept {
         link: marked(&round.delta_link, select),
-        contacts,
+        contacts: contacts.into(),
     })
 }
 
@@ -432,26 +437,23 @@ pub(super) struct RunDone<'a> {
 /// the round's link and the snapshot it made (the next round reports our writes, recognised as
 /// ours by their changeKey); a folder read whole gets a baseline when `take_baselines` (a real
 /// run that commits, not stopped), else nothing (it is read whole again).
-pub(super) async fn kept_folders(
+pub(super) async fn kept_folders<'a>(
     client: &GraphClient,
-    run: RunDone<'_>,
+    run: RunDone<'a>,
     links: &Links,
     hub_folder_id: &str,
     select: &str,
     take_baselines: bool,
-) -> KeptFolders {
+) -> KeptFolders<'a> {
     let RunDone {
         input,
         plan,
         results,
     } = run;
-    let mut out = KeptFolders {
-        book: Book::of(&input.hub.contacts),
-        ..KeptFolders::default()
-    };
-    let kept_round = |link: &String, snap: &MailboxSnapshot| Kept {
+    let mut out = KeptFolders::default();
+    let kept_round = |link: &String, snap: &'a MailboxSnapshot| Kept {
         link: marked(link, select),
-        contacts: snap.contacts.clone(),
+        contacts: snap.contacts.as_slice().into(),
     };
     if let Some(l) = &links.hub {
         out.hub = Some(kept_round(l, &input.hub));
@@ -469,9 +471,10 @@ pub(super) async fn kept_folders(
         }
     }
     if !take_baselines {
+        out.book = book_of(&out, input);
         return out;
     }
-    let done: Vec<(Target, String, Option<Kept>)> = futures::stream::iter(todo)
+    let done: Vec<(Target, String, Option<Kept<'static>>)> = futures::stream::iter(todo)
         .map(|(snap, folder, target)| async move {
             let kept = match expected(snap, target, plan, results) {
                 Some(want) => baseline(client, snap, folder, want, select).await,
@@ -491,7 +494,21 @@ pub(super) async fn kept_folders(
             (Target::UserDefault, None) => {}
         }
     }
+    out.book = book_of(&out, input);
     out
+}
+
+/// The book the kept folders are encoded against: the hub as kept (after the run's writes when
+/// its baseline was taken), else the hub as read. The next run rebuilds its book from the hub it
+/// materialises from that same kept state, so an unchanged run encodes every contact as this
+/// one did and rewrites no row — a book made from the hub as read would be empty after a cold
+/// run that filled the hub, and the next run would re-encode every copy against the new one.
+fn book_of(kept: &KeptFolders<'_>, input: &PlanInput) -> Book {
+    Book::of(
+        kept.hub
+            .as_ref()
+            .map_or(&input.hub.contacts, |k| &k.contacts),
+    )
 }
 
 #[cfg(test)]

@@ -426,7 +426,7 @@ fn tenant_end(
 struct Written<'a> {
     binding: &'a Binding,
     /// The folders' delta links and the contacts remembered with them.
-    kept: &'a delta::KeptFolders,
+    kept: &'a delta::KeptFolders<'a>,
     /// The records the memory was loaded from (carried into the commit when it was used).
     loaded: Option<&'a sync_state::TenantState>,
     input: &'a PlanInput,

@@ -137,7 +137,7 @@ pub(super) fn bad_read_notes(plan: &Plan) -> Vec<MailboxNote> {
 pub(super) fn commit(
     store: &mut Store,
     binding: &Binding,
-    kept: &super::delta::KeptFolders,
+    kept: &super::delta::KeptFolders<'_>,
     loaded: Option<&sync_state::TenantState>,
     input: &PlanInput,
     plan: &Plan,
@@ -194,10 +194,10 @@ pub(super) fn commit(
 /// into the records (issue 14): only for the folders this run read (the others are read whole
 /// next time). A user folder the memory has
 /// no row for gets one without copies.
-fn attach_kept(record: &mut sync_state::TenantState, kept: &super::delta::KeptFolders) {
+fn attach_kept(record: &mut sync_state::TenantState, kept: &super::delta::KeptFolders<'_>) {
     record.book = kept.book_rows();
     let hub_id = record.binding.hub_folder_id.clone();
-    let mut users: std::collections::HashMap<&str, &super::delta::Kept> =
+    let mut users: std::collections::HashMap<&str, &super::delta::Kept<'_>> =
         kept.users.iter().map(|(m, k)| (m.as_str(), k)).collect();
     for f in &mut record.folders {
         let k = if f.folder_id == hub_id {

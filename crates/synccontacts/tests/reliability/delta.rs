@@ -496,3 +496,43 @@ async fn a_delta_run_plans_and_ends_like_a_full_read_of_the_same_tenant() {
     assert_eq!(delta_plan, full_plan);
     assert_eq!(delta_end, full_end);
 }
+
+/// The `state saved: …` counts of a run's log: (inserted, updated, deleted).
+fn saved(r: &harness::Run) -> (u64, u64, u64) {
+    let line = r
+        .stderr
+        .lines()
+        .chain(r.stdout.lines())
+        .find_map(|l| {
+            l.split_once("state saved: ")
+                .map(|(_, rest)| rest.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no `state saved` line:\n{}\n{}", r.stdout, r.stderr));
+    let n: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().unwrap())
+        .collect();
+    (n[0], n[1], n[2])
+}
+
+/// A run where nothing changed commits almost nothing: the run log's new line, the tenant row
+/// (its plan time) and each folder row (the round's new delta link) — no copy, loose contact or
+/// book row. Also right after the cold run that filled the hub: its contacts are remembered
+/// against the hub as the run left it, not as it was read (empty), so the next run re-encodes
+/// nothing (it rewrote every user's contacts before; seen failing with (4, 17, 0)).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_run_rewrites_no_contact_row() {
+    let emu = Emu::start(small_tenant()).await;
+    let state = StateDir::new();
+    let vars = with_state(&harness::one_tenant(&emu), &state.path);
+    let r = sync(&vars, &[]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // One run-log row inserted; the tenant and its four folders (hub, Adele, Megan, Bob) updated.
+    for run in ["after the cold run", "again"] {
+        emu.reset();
+        let r = sync(&vars, &[]).await;
+        assert_eq!((r.code, emu.writes()), (0, 0), "{run}: {}", r.stdout);
+        assert_eq!(saved(&r), (1, 5, 0), "{run}: {}", r.stderr);
+    }
+}
