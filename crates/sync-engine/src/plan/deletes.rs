@@ -18,7 +18,7 @@ use super::book::{Book, Entry, Held, Removal, Withdrawn};
 use super::decide::{PendingWrite, WriteKey};
 use super::keys::{CopyRef, EmailOrName, KeyedContact, Link, LogicalId};
 use super::privacy::{Report as WReport, WithdrawalCase};
-use super::{Action, DeleteOptions, Deletes, Planner, Target, brake};
+use super::{Action, DeleteOptions, Deletes, Planner, brake};
 use crate::memory::{
     ContactKey, Guid, HoldReason, Memory, RETENTION_DAYS, Tombstone, TombstoneStatus, Withdrawal,
 };
@@ -351,7 +351,7 @@ impl Planner<'_, '_> {
                     .first
                     .is_none()
                     .then(|| self.withdrawn_key(x.sync_id, memory));
-                self.withdrawal_entry(x.sync_id, w.first, key.flatten())
+                self.hub_entry(x.sync_id, w.first, key.flatten())
             };
             let withdrawn = |released| Withdrawn {
                 entry: entry(),
@@ -464,21 +464,6 @@ impl Planner<'_, '_> {
     /// A line about a tombstone, in the hub: named after a copy carrying it if one was read,
     /// else after its remembered key.
     fn tombstone_entry(&self, t: &Tombstone, copy: Option<CopyRef>) -> Entry {
-        let (display_name, email) = match (copy.map(|at| self.copy(at)), &t.key) {
-            (Some(c), _) => (
-                c.contact.display_name().map(str::to_owned),
-                c.email().map(str::to_owned),
-            ),
-            (None, Some(ContactKey::Email(e))) => (None, Some(e.to_string())),
-            (None, Some(ContactKey::Name(n))) => (Some(n.to_string()), None),
-            (None, None) => (None, None),
-        };
-        Entry {
-            sync_id: t.sync_id.to_string(),
-            display_name,
-            email,
-            mailbox: self.mailbox(0).to_owned(),
-            target: Target::Hub,
-        }
+        self.hub_entry(t.sync_id, copy, t.key.clone())
     }
 }

@@ -175,7 +175,7 @@ impl Planner<'_, '_> {
             if let Some(at) = public {
                 // The owner un-marked it: collected again from their copy.
                 book.withdrawals_ended
-                    .push(self.withdrawal_entry(r.sync_id, Some(at), None));
+                    .push(self.hub_entry(r.sync_id, Some(at), None));
                 self.ended.insert(s);
             } else if !any && r.since < horizon {
                 // The owner deleted their contact long ago: forgotten.
@@ -278,9 +278,9 @@ impl Planner<'_, '_> {
         pending
     }
 
-    /// A line about a withdrawn contact, in the hub: named after a copy carrying it if one was
-    /// read, else after its remembered key.
-    pub(super) fn withdrawal_entry(
+    /// A line about a contact of the hub (withdrawn, or deleted: a tombstone): named after a copy
+    /// carrying it if one was read, else after its remembered key.
+    pub(super) fn hub_entry(
         &self,
         g: Guid,
         copy: Option<CopyRef>,

@@ -157,19 +157,7 @@ pub(super) async fn prepare(
 
     // The hub folder, anywhere in the tree; created only in a real run (docs/compatibility.md §3
     // FIX).
-    let hub_err = |e: &GraphError| {
-        if e.is_missing_mailbox() {
-            Failure::hub_without_mailbox(t, e)
-        } else {
-            Failure::graph(
-                t,
-                &format!("reading the contact folders of {}", t.hub),
-                e,
-                PERM_CONTACTS,
-            )
-        }
-        .at(Stage::Hub)
-    };
+    let hub_err = |e: &GraphError| hub_failure(t, e);
     let mut hub_folder = client
         .find_contact_folder(&t.hub, HUB_FOLDER)
         .await
@@ -228,19 +216,7 @@ pub(super) async fn read_folders(
         hub_folder_state,
         users,
     } = prep;
-    let hub_err = |e: &GraphError| {
-        if e.is_missing_mailbox() {
-            Failure::hub_without_mailbox(t, e)
-        } else {
-            Failure::graph(
-                t,
-                &format!("reading the contact folders of {}", t.hub),
-                e,
-                PERM_CONTACTS,
-            )
-        }
-        .at(Stage::Hub)
-    };
+    let hub_err = |e: &GraphError| hub_failure(t, e);
     // One read of the hub and of every user's default folder, of the tenant's fields (with
     // `categories` always, for the privacy rules). Users' folders also return Outlook's Private
     // flag in the same listing (`$expand` of PidTagSensitivity, docs/state-and-deletes.md §4): no
@@ -449,6 +425,22 @@ pub(super) fn may_be_mangled(notes: &str) -> bool {
     let bare_tag_line = sync_engine::tags::parse(notes).tags.is_some()
         && sync_engine::tags::user_text(Some(notes)).is_empty();
     !bare_tag_line
+}
+
+/// A failed read of the hub's folders or contacts, in `check`'s words: no mailbox, or Graph's
+/// error with the permission it needs.
+fn hub_failure(t: &TenantConfig, e: &GraphError) -> StageFailure {
+    if e.is_missing_mailbox() {
+        Failure::hub_without_mailbox(t, e)
+    } else {
+        Failure::graph(
+            t,
+            &format!("reading the contact folders of {}", t.hub),
+            e,
+            PERM_CONTACTS,
+        )
+    }
+    .at(Stage::Hub)
 }
 
 #[cfg(test)]
