@@ -127,6 +127,11 @@ pub struct SyncArgs {
     /// default 50m, under GitLab's default job timeout of 60 minutes.
     #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
     pub max_duration: Option<std::time::Duration>,
+    /// Send at most N Graph requests per 10 seconds for this app registration, `$batch` items
+    /// counted (1 to 130000, Graph's documented limit per app and the default). Lower it when
+    /// several jobs share the app registration. Overrides AUTOMATION_SYNCCONTACTS_APP_BUDGET.
+    #[arg(long, value_name = "N", value_parser = config::parse_app_budget)]
+    pub app_requests: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -375,6 +380,9 @@ pub async fn sync_with_report(
     if args.dry_run && !config.dry_run {
         config.dry_run = true;
         config.dry_run_origin = Some("--dry-run".into());
+    }
+    if let Some(n) = args.app_requests {
+        config.app_budget = Some(n);
     }
     trace_effective_config(&config);
     let max_duration = args

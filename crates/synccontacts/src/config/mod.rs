@@ -75,7 +75,7 @@ pub use outputs::{DEFAULT_STATE, MissingFolder, StatePath, check_input_path, che
 pub use problem::{ConfigError, Problem};
 pub use scope::{ScopeRules, UnresolvedTestUserKey, UserScope, is_object_id};
 pub use tenant_fields::TenantOptions;
-pub use values::{check_root_url, parse_duration, parse_flag_str};
+pub use values::{check_root_url, parse_app_budget, parse_duration, parse_flag_str};
 
 /// Both stages: the configuration of a run from `env`, or every problem found. Makes no request;
 /// reads only the files the configuration names.

@@ -76,8 +76,9 @@ pub(super) fn parse_minutes(s: &str) -> Result<std::time::Duration, String> {
     }
 }
 
-/// `AUTOMATION_SYNCCONTACTS_APP_BUDGET`: requests per 10 s, 1 to Graph's 130,000.
-pub(super) fn parse_app_budget(s: &str) -> Result<u32, String> {
+/// `AUTOMATION_SYNCCONTACTS_APP_BUDGET` and `--app-requests`: requests per 10 s, 1 to Graph's
+/// 130,000.
+pub fn parse_app_budget(s: &str) -> Result<u32, String> {
     match s.trim().replace(['_', ','], "").parse::<u32>() {
         Ok(n) if (1..=130_000).contains(&n) => Ok(n),
         _ => Err(format!(
