@@ -17,7 +17,7 @@
 use super::book::{Book, Entry, Held, Removal, Withdrawn};
 use super::decide::{PendingWrite, WriteKey};
 use super::keys::{CopyRef, EmailOrName, KeyedContact, Link, LogicalId};
-use super::privacy::{Report as WReport, WithdrawalCase};
+use super::privacy::{Report as WReport, WithdrawalCase, self_owned};
 use super::{Action, DeleteOptions, Deletes, Planner, brake};
 use crate::memory::{
     ContactKey, Guid, HoldReason, Memory, RETENTION_DAYS, Tombstone, TombstoneStatus, Withdrawal,
@@ -417,10 +417,7 @@ impl Planner<'_, '_> {
                 };
                 // A user's own private contact is never deleted
                 // (docs/state-and-deletes.md §4, I15).
-                if self.links[folder][pos] == Link::Private
-                    && c.created_by()
-                        .is_some_and(|o| o.trim().eq_ignore_ascii_case(mailbox))
-                {
+                if self.links[folder][pos] == Link::Private && self_owned(c, mailbox) {
                     continue;
                 }
                 let at = CopyRef::new(folder, pos);

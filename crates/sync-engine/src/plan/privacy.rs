@@ -78,7 +78,7 @@ impl WithdrawalCase {
 }
 
 /// Whether `c`'s own tag line names `mailbox` as its `CreatedBy`: the user's own contact.
-fn self_owned(c: &KeyedContact<'_>, mailbox: &str) -> bool {
+pub(super) fn self_owned(c: &KeyedContact<'_>, mailbox: &str) -> bool {
     c.created_by()
         .is_some_and(|o| o.trim().eq_ignore_ascii_case(mailbox))
 }
